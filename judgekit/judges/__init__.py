@@ -1,0 +1,1 @@
+"""Automated safety judges. Backends load lazily; see :mod:`judgekit.judges.build`."""

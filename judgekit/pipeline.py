@@ -1,0 +1,134 @@
+"""The pipeline steps behind the CLI verbs; each reads files and writes files.
+
+responses → judge → judgments → flag → flags → stats → figures → report
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from judgekit.errors import InputError
+from judgekit.figures import make_figures
+from judgekit.incoherence import detect
+from judgekit.io import read_table, write_table, write_text_atomic
+from judgekit.judges.build import resolve_judge
+from judgekit.manifest import append_study_run, build_manifest, read_manifest, write_manifest
+from judgekit.report import build_report
+from judgekit.run import JudgeRunSummary, run_judges
+from judgekit.schema import SCHEMAS
+from judgekit.stats.study import StatsSettings, compute_stats
+from judgekit.study import load_study
+
+DEMO_JUDGES = ("keyword-gcg-13", "keyword-gcg-29")
+REPO_DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
+
+
+def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False, progress: bool = True) -> list[JudgeRunSummary]:
+    if not judge_names:
+        raise InputError("name at least one judge with --judge (see `judgekit list`)")
+    judges = [resolve_judge(name) for name in judge_names]
+    study = load_study(study_dir)
+    inputs = study.files()
+    summaries = run_judges(study, judges, replace=replace, progress=progress)
+    append_study_run(
+        study_dir,
+        build_manifest(
+            step="judge",
+            inputs=inputs,
+            judge_specs=[{"judge_id": s.judge_id, "spec_hash": s.spec_hash, "spec": s.spec} for s in summaries],
+            details={"runs": [{k: v for k, v in asdict(s).items() if k != "spec"} for s in summaries]},
+        ),
+    )
+    return summaries
+
+
+def flag_step(study_dir: Path, *, thresholds: dict[str, float] | None = None) -> pd.DataFrame:
+    study = load_study(study_dir)
+    inputs = study.files()
+    flags = detect(study.responses, thresholds=thresholds)
+    study.save("flags", flags)
+    append_study_run(study_dir, build_manifest(step="flag", inputs=inputs, details={"thresholds": thresholds or {}}))
+    return flags
+
+
+def stats_step(study_dir: Path, out_dir: Path, settings: StatsSettings) -> pd.DataFrame:
+    from judgekit import __version__
+
+    study = load_study(study_dir)
+    stats = compute_stats(study, settings, version=__version__)
+    write_table(stats, out_dir / "stats.parquet", SCHEMAS["stats"])
+    write_table(stats, out_dir / "stats.csv", SCHEMAS["stats"])
+    write_manifest(
+        out_dir,
+        build_manifest(
+            step="stats",
+            inputs=study.files(),
+            seeds={"bootstrap": settings.seed},
+            details={"n_boot": settings.n_boot, "level": settings.level, "study": str(study_dir), "simulated": study.metadata.simulated},
+        ),
+    )
+    return stats
+
+
+def read_stats(stats_dir: Path) -> pd.DataFrame:
+    for name in ("stats.parquet", "stats.csv"):
+        if (stats_dir / name).exists():
+            return read_table(stats_dir / name, SCHEMAS["stats"])
+    raise InputError("no stats.parquet or stats.csv (run `judgekit stats` first)", file=stats_dir)
+
+
+def figures_step(stats_dir: Path, out_dir: Path) -> list[Path]:
+    stats = read_stats(stats_dir)
+    written = make_figures(stats, out_dir)
+    inputs = [p for p in (stats_dir / "stats.parquet", stats_dir / "stats.csv") if p.exists()]
+    write_manifest(out_dir, build_manifest(step="figures", inputs=inputs, details={"files": [p.name for p in written]}))
+    return written
+
+
+def report_step(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, settings: StatsSettings) -> Path:
+    """Write ``report.html``; compute stats and figures under ``out_dir`` unless ``stats_dir`` is given."""
+    study = load_study(study_dir)
+    if stats_dir is None:
+        stats_dir = out_dir / "stats"
+        stats_step(study_dir, stats_dir, settings)
+    stats = read_stats(stats_dir)
+    figure_paths = figures_step(stats_dir, out_dir / "figures")
+    manifest = build_manifest(
+        step="report",
+        inputs=study.files() + [p for p in (stats_dir / "stats.parquet",) if p.exists()],
+        details={"stats_manifest": read_manifest(stats_dir / "manifest.json"), "study_manifest": read_manifest(study_dir / "manifest.json")},
+    )
+    html_text = build_report(study, stats, figure_paths, manifest)
+    path = write_text_atomic(out_dir / "report.html", html_text)
+    write_manifest(out_dir, manifest)
+    return path
+
+
+def demo_step(out_dir: Path, settings: StatsSettings, *, progress: bool = True) -> Path:
+    """Run judge → flag → stats → figures → report on a fresh copy of the demo study."""
+    from judgekit.simulate import write_demo_study
+
+    study_dir = out_dir / "study"
+    if study_dir.exists():
+        shutil.rmtree(study_dir)
+    if REPO_DEMO_DIR.is_dir():
+        shutil.copytree(REPO_DEMO_DIR, study_dir)
+    else:
+        write_demo_study(study_dir)
+    judge_step(study_dir, list(DEMO_JUDGES), progress=progress)
+    flag_step(study_dir)
+    return report_step(study_dir, out_dir, stats_dir=None, settings=settings)
+
+
+def describe_registries() -> str:
+    from judgekit.registry import DETECTORS, JUDGES, STATISTICS
+
+    lines = []
+    for registry in (JUDGES, DETECTORS, STATISTICS):
+        lines.append(f"{registry.kind}s:")
+        lines.extend(f"  {e.name:<28} {e.summary}" for e in registry.entries())
+    return "\n".join(lines)

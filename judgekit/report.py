@@ -1,0 +1,202 @@
+"""A self-contained HTML report (no external resources, no scripts).
+
+All study text (prompts, responses, raw judge outputs) is adversarial input:
+it is HTML-escaped, and a Content-Security-Policy forbids scripts and remote
+loads as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from judgekit.schema import PARSE_STATUSES
+from judgekit.stats.study import HUMAN_MAJORITY, human_majority, judge_codes
+from judgekit.study import Study
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+MAX_DISAGREEMENTS = 60
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:70rem;color:#222;line-height:1.4}
+h1{font-size:1.6rem} h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0} th,td{border:1px solid #ccc;padding:.2rem .45rem;text-align:left;vertical-align:top}
+th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.banner{background:#fff3cd;border:2px solid #d39e00;padding:.8rem 1rem;font-weight:600}
+pre,.text{white-space:pre-wrap;word-break:break-word;font-size:.8rem;background:#f8f8f8;padding:.3rem;margin:0;max-height:12rem;overflow:auto}
+img{max-width:min(100%,56rem);border:1px solid #eee} .muted{color:#666;font-size:.85rem}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _table(frame: pd.DataFrame, numeric: set[str] = frozenset()) -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    body = []
+    for row in frame.itertuples(index=False):
+        cells = []
+        for column, value in zip(frame.columns, row, strict=True):
+            css = ' class="num"' if column in numeric else ""
+            cells.append(f"<td{css}>{_e(value)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _num(value: float) -> str:
+    # Adding 0.0 turns a rounded -0.0 into 0.0, so no "-0.000" is printed.
+    return f"{round(float(value), 3) + 0.0:.3f}"
+
+
+def _fmt_ci(row: pd.Series) -> str:
+    if pd.isna(row["estimate"]):
+        return "n/a"
+    if pd.isna(row["ci_low"]):
+        return _num(row["estimate"])
+    return f"{_num(row['estimate'])} [{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
+
+
+def _status_counts(study: Study) -> pd.DataFrame:
+    if study.judgments is None:
+        return pd.DataFrame()
+    counts = study.judgments.pivot_table(index="judge_id", columns="parse_status", values="item_id", aggfunc="count", fill_value=0)
+    counts = counts.reindex(columns=[s for s in PARSE_STATUSES], fill_value=0)
+    counts["not judged"] = len(study.responses) - counts.sum(axis=1)
+    return counts.reset_index()
+
+
+def _agreement_table(stats: pd.DataFrame) -> pd.DataFrame:
+    rows = stats[stats["reference"] == HUMAN_MAJORITY]
+    if rows.empty:
+        return pd.DataFrame()
+    rows = rows.assign(value=rows.apply(_fmt_ci, axis=1), column=rows["statistic"] + " · " + rows["subset"])
+    wide = rows.pivot(index="judge_id", columns="column", values="value")
+    order = [f"{s} · {sub}" for s in ("percent_agreement", "cohen_kappa") for sub in ("all", "coherent", "incoherent")]
+    wide = wide.reindex(columns=[c for c in order if c in wide.columns])
+    n = rows[(rows["subset"] == "all") & (rows["statistic"] == "percent_agreement")].set_index("judge_id")[["n_items", "n_excluded"]]
+    return wide.join(n).reset_index()
+
+
+def _disagreements(study: Study) -> str:
+    if study.judgments is None:
+        return "<p class='muted'>No judgments.</p>"
+    reference = human_majority(study)
+    codes = judge_codes(study)
+    if reference.isna().all():
+        return "<p class='muted'>No human labels, so no disagreements with humans to show.</p>"
+    wrong = codes.ne(reference, axis=0) & codes.notna() & reference.notna().to_numpy()[:, None]
+    n_wrong = wrong.sum(axis=1)
+    picked = n_wrong[n_wrong > 0].sort_values(ascending=False, kind="stable").index[:MAX_DISAGREEMENTS]
+    if len(picked) == 0:
+        return "<p class='muted'>No judge disagrees with the human majority on any item.</p>"
+    flags = _incoherent_flags(study)
+    responses = study.responses.set_index("item_id")
+    judgments = study.judgments.set_index(["item_id", "judge_id"]).sort_index()
+    cards = []
+    for item_id in picked:
+        item = responses.loc[item_id]
+        rows = []
+        for judge_id in codes.columns:
+            if (item_id, judge_id) not in judgments.index:
+                continue
+            j = judgments.loc[(item_id, judge_id)]
+            p = "" if pd.isna(j["p_unsafe"]) else f"{j['p_unsafe']:.3f}"
+            mark = " ✗" if wrong.loc[item_id, judge_id] else ""
+            rows.append(
+                f"<tr><td>{_e(judge_id)}</td><td>{_e(j['label'] if j['label'] is not None else '—')}{mark}</td>"
+                f"<td>{_e(j['parse_status'])}</td><td class='num'>{_e(p)}</td>"
+                f"<td><div class='text'>{_e(j['raw_output'])}</div></td></tr>"
+            )
+        human = {1.0: "unsafe", 0.0: "safe"}.get(reference.loc[item_id], "no majority")
+        meta = ", ".join(f"{c}={item[c]}" for c in ("model", "benchmark", "category") if c in item.index and pd.notna(item[c]))
+        cards.append(
+            f"<h3>{_e(item_id)}</h3><p class='muted'>{_e(meta)} · human majority: <b>{_e(human)}</b> · "
+            f"incoherent flag: {_e(flags.get(item_id, 'not run'))} · judges disagreeing: {int(n_wrong[item_id])}</p>"
+            f"<p><b>Prompt</b></p><div class='text'>{_e(item['prompt'])}</div>"
+            f"<p><b>Response</b></p><div class='text'>{_e(item['response'])}</div>"
+            "<table><thead><tr><th>judge</th><th>label</th><th>status</th><th>p_unsafe</th><th>raw output</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
+    return (f"<p class='muted'>{int((n_wrong > 0).sum())} items where at least one judge disagrees with the human "
+            f"majority; the {len(picked)} with most disagreeing judges are shown.</p>" + "".join(cards))
+
+
+def _incoherent_flags(study: Study) -> dict[str, str]:
+    if study.flags is None:
+        return {}
+    combined = study.flags[study.flags["detector"] == "incoherent"]
+    return {i: ("yes — " + r if f else "no") for i, f, r in zip(combined["item_id"], combined["flagged"], combined["reason"], strict=True)}
+
+
+def _flag_summary(study: Study) -> pd.DataFrame:
+    if study.flags is None:
+        return pd.DataFrame()
+    summary = study.flags.groupby("detector")["flagged"].agg(["sum", "count"]).reset_index()
+    summary.columns = ["detector", "flagged", "checked"]
+    summary["share"] = (summary["flagged"] / summary["checked"]).map("{:.1%}".format)
+    return summary
+
+
+def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], manifest: dict[str, Any]) -> str:
+    """The report as one HTML string."""
+    meta = study.metadata
+    banner = (
+        "<div class='banner'>SIMULATED DATA — this study was generated by judgekit.simulate. "
+        "Its numbers describe the simulator, not any real model or judge.</div>"
+        if meta.simulated
+        else ""
+    )
+    figures = "".join(
+        f"<figure><img alt='{_e(p.stem)}' src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}'>"
+        f"<figcaption class='muted'>{_e(p.stem)}</figcaption></figure>"
+        for p in figure_paths
+        if p.suffix == ".png"
+    )
+    overview = pd.DataFrame(
+        [
+            ("responses", len(study.responses)),
+            ("models", study.responses["model"].nunique() if "model" in study.responses else "n/a"),
+            ("benchmarks", study.responses["benchmark"].nunique() if "benchmark" in study.responses else "n/a"),
+            ("annotators", study.annotations["annotator_id"].nunique() if study.annotations is not None else 0),
+            ("judges", study.judgments["judge_id"].nunique() if study.judgments is not None else 0),
+            ("items without a human majority", int(human_majority(study).isna().sum())),
+        ],
+        columns=["", "count"],
+    )
+    status = _status_counts(study)
+    agreement = _agreement_table(stats)
+    title = meta.name or study.path.name
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
+<title>judgekit report — {_e(title)}</title><style>{STYLE}</style></head>
+<body>
+{banner}
+<h1>judgekit report — {_e(title)}</h1>
+<p class="muted">{_e(meta.description)}</p>
+<h2>Study</h2>{_table(overview, {"count"})}
+<h2>Judgements, failures and exclusions</h2>
+<p class="muted">Failures are counted, never coerced to a label; they are excluded from every statistic and counted in n_excluded.</p>
+{_table(status, set(status.columns) - {"judge_id"}) if not status.empty else "<p class='muted'>No judgments.</p>"}
+<h2>Incoherence flags</h2>
+{_table(_flag_summary(study), {"flagged", "checked", "share"}) if study.flags is not None else "<p class='muted'>Flags not computed.</p>"}
+<h2>Agreement with the human majority</h2>
+<p class="muted">Estimate [95% percentile cluster-bootstrap interval]. n_items / n_excluded refer to the subset "all".</p>
+{_table(agreement, {"n_items", "n_excluded"}) if not agreement.empty else "<p class='muted'>No human labels.</p>"}
+<h2>Figures</h2>{figures or "<p class='muted'>No figures.</p>"}
+<h2>Where judges disagree with humans</h2>{_disagreements(study)}
+<h2>Manifest</h2><pre>{_e(json.dumps(manifest, indent=2, default=str))}</pre>
+</body></html>
+"""
+
+
+def summary_numbers(stats: pd.DataFrame) -> dict[str, float]:
+    """Headline numbers printed by the CLI after a run (kappa per judge on all items)."""
+    rows = stats[(stats["statistic"] == "cohen_kappa") & (stats["subset"] == "all")]
+    return {j: float(v) for j, v in zip(rows["judge_id"], rows["estimate"], strict=True) if np.isfinite(v)}

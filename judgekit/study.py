@@ -1,0 +1,137 @@
+"""A study directory: its tables, their cross-table checks, and updates in place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from judgekit.errors import InputError
+from judgekit.io import read_table, write_table
+from judgekit.schema import (
+    SCHEMAS,
+    TABLE_EXTENSIONS,
+    TABLE_NAMES,
+    StudyMetadata,
+    read_study_metadata,
+)
+
+
+def table_path(study_dir: str | Path, name: str) -> Path | None:
+    """The file holding table ``name`` in ``study_dir``, or None; two formats of one table is an error."""
+    study_dir = Path(study_dir)
+    found = [study_dir / f"{name}{ext}" for ext in TABLE_EXTENSIONS if (study_dir / f"{name}{ext}").exists()]
+    if len(found) > 1:
+        raise InputError(f"table '{name}' is stored twice ({', '.join(p.name for p in found)}); keep one", file=study_dir)
+    return found[0] if found else None
+
+
+@dataclass
+class Study:
+    """The validated tables of one study directory (absent tables are None)."""
+
+    path: Path
+    metadata: StudyMetadata
+    responses: pd.DataFrame
+    annotations: pd.DataFrame | None = None
+    judgments: pd.DataFrame | None = None
+    flags: pd.DataFrame | None = None
+
+    def files(self) -> list[Path]:
+        """The files this study was read from (for hashing into manifests)."""
+        names = [table_path(self.path, n) for n in TABLE_NAMES]
+        meta = self.path / "study.json"
+        return [p for p in names if p is not None] + ([meta] if meta.exists() else [])
+
+    def storage_format(self) -> str:
+        """Extension new tables get: the one the responses table uses."""
+        return table_path(self.path, "responses").suffix
+
+    def save(self, name: str, frame: pd.DataFrame) -> Path:
+        """Replace table ``name`` atomically, keeping its existing format."""
+        existing = table_path(self.path, name)
+        target = existing if existing is not None else self.path / f"{name}{self.storage_format()}"
+        write_table(frame, target, SCHEMAS[name])
+        setattr(self, name, read_table(target, SCHEMAS[name]))
+        return target
+
+
+def load_study(study_dir: str | Path) -> Study:
+    """Read and cross-check every table present in ``study_dir``.
+
+    Raises
+    ------
+    InputError
+        For any problem in any table, naming the file, row and column.
+    """
+    study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        raise InputError("study directory not found", file=study_dir)
+    responses_path = table_path(study_dir, "responses")
+    if responses_path is None:
+        raise InputError(
+            f"no responses table (expected responses{'|'.join(TABLE_EXTENSIONS)})", file=study_dir
+        )
+    metadata = read_study_metadata(study_dir)
+    tables = {"responses": read_table(responses_path, SCHEMAS["responses"])}
+    for name in TABLE_NAMES[1:]:
+        path = table_path(study_dir, name)
+        if path is not None:
+            tables[name] = read_table(path, SCHEMAS[name])
+            _check_known_items(tables[name], tables["responses"], path)
+    if "annotations" in tables:
+        _check_labels(tables["annotations"], metadata, table_path(study_dir, "annotations"))
+    return Study(path=study_dir, metadata=metadata, **tables)
+
+
+def _check_known_items(table: pd.DataFrame, responses: pd.DataFrame, path: Path) -> None:
+    unknown = ~table["item_id"].isin(set(responses["item_id"])).to_numpy()
+    if unknown.any():
+        position = int(np.flatnonzero(unknown)[0])
+        raise InputError(
+            f"item_id {table['item_id'].iloc[position]!r} is not in the responses table",
+            file=path,
+            row=position + 1,
+            column="item_id",
+        )
+
+
+def _check_labels(annotations: pd.DataFrame, metadata: StudyMetadata, path: Path) -> None:
+    allowed = set(metadata.annotation_labels.labels)
+    bad = ~annotations["label"].isin(allowed).to_numpy()
+    if bad.any():
+        position = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"label {annotations['label'].iloc[position]!r} is not in the declared label set "
+            f"{list(metadata.annotation_labels.labels)} (declare labels in study.json)",
+            file=path,
+            row=position + 1,
+            column="label",
+        )
+
+
+def validate_path(path: str | Path) -> str:
+    """Validate a study directory or a single table file; return a one-line summary."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("not found (expected a study directory or a table file)", file=path)
+    if path.is_dir():
+        study = load_study(path)
+        parts = [f"{len(study.responses)} responses"]
+        for name in TABLE_NAMES[1:]:
+            table = getattr(study, name)
+            if table is not None:
+                parts.append(f"{len(table)} {name}")
+        return f"{path}: ok ({', '.join(parts)})"
+    stem = path.name.split(".")[0]
+    if stem not in SCHEMAS:
+        raise InputError(
+            f"cannot tell which table this is; name it {', '.join(TABLE_NAMES)} with a table extension", file=path
+        )
+    table = read_table(path, SCHEMAS[stem])
+    if stem == "annotations":
+        _check_labels(table, read_study_metadata(path.parent), path)
+    return f"{path}: ok ({len(table)} rows)"
+

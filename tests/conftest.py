@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "judgekit.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def small_responses() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "item_id": ["a1", "a2", "a3", "a4", "a5", "a6"],
+            "prompt": ["How do I X?", "How do I Y?", "Tell me Z", "How do I X?", "How do I Y?", "Tell me Z"],
+            "response": [
+                "I'm sorry, but I cannot help with that.",
+                "Sure, here is how: [PLACEHOLDER].",
+                "",
+                "I cannot assist.",
+                "the the the the the the the the the the the the the the the the the the",
+                "Sure. Step 1: [PLACEHOLDER]. Step 2: [PLACEHOLDER].",
+            ],
+            "model": ["base", "base", "base", "ft", "ft", "ft"],
+            "benchmark": ["b1"] * 6,
+        }
+    )
+
+
+def small_annotations() -> pd.DataFrame:
+    labels = {
+        "a1": ["safe", "safe", "safe"],
+        "a2": ["unsafe", "unsafe", "safe"],
+        "a3": ["safe", "safe", "unsafe"],
+        "a4": ["safe", "safe", "safe"],
+        "a5": ["safe", "unsafe", "safe"],
+        "a6": ["unsafe", "unsafe", "unsafe"],
+    }
+    rows = [(item, f"h{k}", label) for item, ls in labels.items() for k, label in enumerate(ls)]
+    return pd.DataFrame(rows, columns=["item_id", "annotator_id", "label"])
+
+
+@pytest.fixture
+def small_study(tmp_path: Path) -> Path:
+    """A six-item study stored as CSV."""
+    study = tmp_path / "study"
+    study.mkdir()
+    small_responses().to_csv(study / "responses.csv", index=False)
+    small_annotations().to_csv(study / "annotations.csv", index=False)
+    return study
+
+
+def write_json(path: Path, obj: object) -> Path:
+    path.write_text(json.dumps(obj), encoding="utf-8")
+    return path

@@ -1,0 +1,166 @@
+"""The CLI as a user meets it: verbs, exit codes, one-line errors, resumable judging."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import run_cli, write_json
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_import_judgekit_stays_light() -> None:
+    code = "import sys, judgekit, judgekit.cli; print(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_help_has_examples_and_exit_codes() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "examples:" in result.stdout and "exit codes" in result.stdout
+
+
+def test_usage_errors_exit_2() -> None:
+    assert_one_line_error(run_cli("stats"), "required")
+    assert_one_line_error(run_cli("nonsense"), "invalid choice")
+    assert_one_line_error(run_cli("stats", "x", "--out", "y", "--n-boot", "0"), "positive integer")
+
+
+def test_list_shows_every_registry() -> None:
+    result = run_cli("list")
+    assert result.returncode == 0
+    for name in ("keyword-gcg-13", "repetition", "incoherent", "cohen_kappa"):
+        assert name in result.stdout
+
+
+def test_validate_ok_and_bad(small_study: Path) -> None:
+    result = run_cli("validate", small_study)
+    assert result.returncode == 0 and "6 responses" in result.stdout
+    (small_study / "annotations.csv").write_text("item_id,annotator_id,label\na1,h1,harmful\n")
+    assert_one_line_error(run_cli("validate", small_study), "annotations.csv", "row 1", "column 'label'", "declared label set")
+
+
+def test_validate_catches_unknown_items_and_duplicate_tables(small_study: Path) -> None:
+    (small_study / "judgments.csv").write_text(
+        "item_id,judge_id,label,p_unsafe,parse_status,raw_output,judge_spec_hash\nzz,j,safe,,ok,,h\n"
+    )
+    assert_one_line_error(run_cli("validate", small_study), "judgments.csv", "row 1", "'zz' is not in the responses")
+    (small_study / "judgments.csv").unlink()
+    (small_study / "responses.jsonl").write_text('{"item_id":"a","prompt":"p","response":"r"}\n')
+    assert_one_line_error(run_cli("validate", small_study), "stored twice")
+
+
+def test_declared_label_set_is_used(small_study: Path) -> None:
+    pd.DataFrame(
+        {"item_id": ["a1", "a2"], "annotator_id": ["h", "h"], "label": ["2_full_refusal", "1_full_compliance"]}
+    ).to_csv(small_study / "annotations.csv", index=False)
+    assert_one_line_error(run_cli("validate", small_study), "not in the declared label set")
+    write_json(
+        small_study / "study.json",
+        {"annotation_labels": {"labels": ["1_full_compliance", "2_full_refusal", "3_partial_refusal"],
+                               "to_binary": {"1_full_compliance": "unsafe", "2_full_refusal": "safe"}}},
+    )
+    assert run_cli("validate", small_study).returncode == 0
+
+
+def test_missing_study_and_non_utf8(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("validate", tmp_path / "nowhere"), "not found")
+    study = tmp_path / "s"
+    study.mkdir()
+    (study / "responses.csv").write_bytes("item_id,prompt,response\nx,caf\xe9,r\n".encode("latin-1"))
+    assert_one_line_error(run_cli("judge", study, "--judge", "keyword-gcg-13"), "row 1", "column 'prompt'", "UTF-8")
+
+
+def test_judge_appends_resumes_and_guards_spec_changes(small_study: Path, tmp_path: Path) -> None:
+    first = run_cli("judge", small_study, "--judge", "keyword-gcg-13", "--no-progress")
+    assert first.returncode == 0, first.stderr
+    assert "judged 6" in first.stdout
+    table = pd.read_csv(small_study / "judgments.csv")
+    assert sorted(table["label"]) == ["safe", "safe", "unsafe", "unsafe", "unsafe", "unsafe"]
+
+    again = run_cli("judge", small_study, "--judge", "keyword-gcg-13", "--no-progress")
+    assert "judged 0, already done 6" in again.stdout
+    assert pd.read_csv(small_study / "judgments.csv").equals(table)
+
+    manifest = json.loads((small_study / "manifest.json").read_text())
+    assert [r["step"] for r in manifest["runs"]] == ["judge", "judge"]
+    assert manifest["runs"][0]["judge_specs"][0]["spec"]["judge_id"] == "keyword-gcg-13"
+    assert all(len(h) == 64 for h in manifest["runs"][0]["inputs"].values())
+
+    spec = json.loads((Path(__file__).parent.parent / "judgekit/judges/presets/keyword-gcg-7.json").read_text())
+    spec["judge_id"] = "keyword-gcg-13"
+    changed = write_json(tmp_path / "changed.json", spec)
+    assert_one_line_error(run_cli("judge", small_study, "--judge", changed), "another spec", "--replace")
+    replaced = run_cli("judge", small_study, "--judge", changed, "--replace", "--no-progress")
+    assert replaced.returncode == 0 and "judged 6" in replaced.stdout
+
+
+def test_flag_stats_figures_report(small_study: Path, tmp_path: Path) -> None:
+    assert run_cli("judge", small_study, "--judge", "keyword-gcg-13", "--no-progress").returncode == 0
+    flagged = run_cli("flag", small_study)
+    assert flagged.returncode == 0 and "flagged 2 of 6" in flagged.stdout
+
+    out = tmp_path / "stats"
+    result = run_cli("stats", small_study, "--out", out, "--n-boot", "200", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    stats = pd.read_parquet(out / "stats.parquet")
+    assert list(stats.columns) == [
+        "statistic", "judge_id", "reference", "subset", "estimate", "ci_low", "ci_high",
+        "n_items", "n_excluded", "method", "signature",
+    ]
+    pd.testing.assert_frame_equal(stats, pd.read_csv(out / "stats.csv", keep_default_na=True), check_dtype=False)
+    row = stats.query("statistic == 'percent_agreement' and judge_id == 'keyword-gcg-13' and subset == 'all'").iloc[0]
+    # Human majorities a1..a6: safe, unsafe, safe, safe, safe, unsafe; judge: safe, unsafe, unsafe, safe, unsafe, unsafe.
+    assert row["estimate"] == pytest.approx(4 / 6) and row["n_items"] == 6 and row["n_excluded"] == 0
+    assert "seed:3" in row["signature"] and "boot:200" in row["signature"]
+    assert json.loads((out / "manifest.json").read_text())["seeds"] == {"bootstrap": 3}
+
+    rerun = tmp_path / "stats2"
+    run_cli("stats", small_study, "--out", rerun, "--n-boot", "200", "--seed", "3")
+    pd.testing.assert_frame_equal(stats, pd.read_parquet(rerun / "stats.parquet"))
+
+    figures = run_cli("figures", out, "--out", tmp_path / "figs")
+    assert figures.returncode == 0 and (tmp_path / "figs" / "agreement_by_coherence.png").stat().st_size > 10_000
+
+    report = run_cli("report", small_study, "--out", tmp_path / "report", "--n-boot", "50")
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "report" / "report.html").exists() and (tmp_path / "report" / "manifest.json").exists()
+
+
+def test_stats_without_annotations_still_reports_rates(small_study: Path, tmp_path: Path) -> None:
+    (small_study / "annotations.csv").unlink()
+    run_cli("judge", small_study, "--judge", "keyword-gcg-7", "--no-progress")
+    result = run_cli("stats", small_study, "--out", tmp_path / "st", "--n-boot", "20")
+    assert result.returncode == 0, result.stderr
+    stats = pd.read_csv(tmp_path / "st" / "stats.csv")
+    assert set(stats["statistic"]) == {"harmful_rate"}
+
+
+def test_corrupt_study_manifest_is_an_input_error_and_nothing_is_written(small_study: Path) -> None:
+    (small_study / "manifest.json").write_text("{broken")
+    assert_one_line_error(run_cli("flag", small_study), "manifest.json", "move it aside")
+
+
+def test_internal_errors_exit_1_with_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from judgekit import cli, pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipeline, "describe_registries", broken)
+    assert cli.main(["list"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["judgekit: internal error: RuntimeError: boom (rerun with --debug for a traceback)"]

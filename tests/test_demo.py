@@ -1,0 +1,72 @@
+"""The bundled SIMULATED demo study: reproducible from its generator, and the whole pipeline runs on it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from conftest import REPO, run_cli
+from judgekit.simulate import INCOHERENT_TYPES, write_demo_study
+from judgekit.study import load_study
+
+DEMO = REPO / "data" / "demo"
+
+
+def test_committed_demo_equals_its_seeded_generator(tmp_path: Path) -> None:
+    write_demo_study(tmp_path / "demo")
+    for name in ("responses.csv", "annotations.csv", "judgments.csv", "study.json", "README.md"):
+        assert (tmp_path / "demo" / name).read_bytes() == (DEMO / name).read_bytes(), name
+
+
+def test_demo_is_labelled_simulated_and_has_the_promised_shape() -> None:
+    study = load_study(DEMO)
+    assert study.metadata.simulated and "SIMULATED" in study.metadata.name
+    assert "SIMULATED" in (DEMO / "README.md").read_text()
+    responses = study.responses
+    assert responses["base_model"].nunique() == 2 and responses["model"].nunique() == 8
+    assert set(responses["finetune_goal"].dropna()) == {"coding", "medical-qa", "persona-style"}
+    assert responses["benchmark"].nunique() == 2 and responses["prompt"].nunique() >= 150
+    assert study.annotations["annotator_id"].nunique() == 3
+    assert study.judgments["judge_id"].str.startswith("sim-").all() and study.judgments["judge_id"].nunique() == 5
+    incoherent = responses["sim_response_type"].isin(INCOHERENT_TYPES)
+    base = responses["finetune_goal"].isna()
+    assert incoherent[~base].mean() > 2 * incoherent[base].mean()
+    # Harmful specifics are always placeholders.
+    compliant = responses[responses["sim_response_type"] == "compliance"]["response"]
+    assert compliant.str.contains("[PLACEHOLDER", regex=False).all()
+    # Humans disagree on some items, more on ambiguous ones.
+    votes = study.annotations.pivot(index="item_id", columns="annotator_id", values="label")
+    split = votes.nunique(axis=1) > 1
+    assert 0.03 < split.mean() < 0.3
+
+
+def test_simulated_judges_are_worse_on_incoherent_responses() -> None:
+    study = load_study(DEMO)
+    truth = study.annotations.groupby("item_id")["label"].agg(lambda s: s.mode().iloc[0])
+    types = study.responses.set_index("item_id")["sim_response_type"]
+    judged = study.judgments.dropna(subset=["label"]).assign(
+        wrong=lambda d: d["label"].to_numpy() != truth.reindex(d["item_id"]).to_numpy(),
+        incoherent=lambda d: types.reindex(d["item_id"]).isin(INCOHERENT_TYPES).to_numpy(),
+    )
+    error = judged.groupby(["judge_id", "incoherent"])["wrong"].mean().unstack()
+    assert (error[True] > error[False]).sum() >= 4, error
+
+
+def test_demo_pipeline_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = run_cli("demo", "--out", out, "--n-boot", "100", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert str((out / "report.html").resolve()) in result.stdout and "SIMULATED" in result.stdout
+    judgments = pd.read_csv(out / "study" / "judgments.csv")
+    assert {"keyword-gcg-13", "keyword-gcg-29"} <= set(judgments["judge_id"])
+    flags = pd.read_csv(out / "study" / "flags.csv")
+    assert flags.groupby("detector").size().eq(1280).all()
+    stats = pd.read_parquet(out / "stats" / "stats.parquet")
+    assert {"all", "coherent", "incoherent"} <= set(stats["subset"])
+    html = (out / "report.html").read_text()
+    assert "SIMULATED DATA" in html and html.count("data:image/png;base64,") == 2
+    for sub in ("stats", "figures", "."):
+        manifest = json.loads((out / sub / "manifest.json").read_text())
+        assert manifest["judgekit_version"] and "git" in manifest

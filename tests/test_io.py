@@ -1,0 +1,205 @@
+"""Tables: exact round trips in every format, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from judgekit import io as jio
+from judgekit.errors import InputError
+from judgekit.io import read_table, write_table
+from judgekit.schema import FLAGS, JUDGMENTS, RESPONSES
+
+FORMATS = (".parquet", ".csv", ".jsonl")
+
+
+def tricky_judgments() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "item_id": ["i1", "i2", "i3", "i4"],
+            "judge_id": ["j", "j", "j", "j"],
+            "label": ["unsafe", None, "safe", None],
+            "p_unsafe": [0.1 + 0.2, np.nan, 1.0, np.nan],
+            "parse_status": ["ok", "unparseable", "ok", "refused_to_judge"],
+            "raw_output": ['say "unsafe", then\nnewline, comma', "", "safe ✓ — ünïcødé", "I can't help"],
+            "judge_spec_hash": ["h"] * 4,
+            "latency_s": [0.5, 1e-9, np.nan, 2.0],
+            "n_input_tokens": pd.array([10, None, 3, 4], dtype="Int64"),
+            "n_output_tokens": pd.array([1, 1, None, 0], dtype="Int64"),
+            "detail": ["", "no verdict", "", "judge refused"],
+        }
+    )
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_judgments_round_trip_exactly(tmp_path: Path, ext: str) -> None:
+    frame = jio.conform_frame(tricky_judgments(), JUDGMENTS)
+    path = write_table(frame, tmp_path / f"judgments{ext}", JUDGMENTS)
+    back = read_table(path, JUDGMENTS)
+    pd.testing.assert_frame_equal(back, frame)
+    assert back["p_unsafe"].iloc[0] == 0.1 + 0.2  # full float precision survives CSV
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_responses_keep_empty_text_and_null_categories(tmp_path: Path, ext: str) -> None:
+    frame = pd.DataFrame(
+        {
+            "item_id": ["x", "y"],
+            "prompt": ["p,1", 'quote " inside'],
+            "response": ["", "line1\r\nline2"],
+            "model": ["m", None],
+            "note": ["extra, kept", "as text"],
+        }
+    )
+    path = write_table(frame, tmp_path / f"responses{ext}", RESPONSES)
+    back = read_table(path, RESPONSES)
+    assert back["response"].tolist() == ["", "line1\r\nline2"]
+    assert back["model"].tolist() == ["m", None]
+    assert back["note"].tolist() == ["extra, kept", "as text"]
+
+
+@pytest.mark.parametrize("ext", (".parquet", ".jsonl"))
+def test_typed_extra_columns_keep_their_type(tmp_path: Path, ext: str) -> None:
+    frame = pd.DataFrame({"item_id": ["x", "y"], "prompt": ["p", "q"], "response": ["r", "s"], "length": [3, 4]})
+    back = read_table(write_table(frame, tmp_path / f"responses{ext}", RESPONSES), RESPONSES)
+    assert back["length"].tolist() == [3, 4]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",))), min_size=1, max_size=5))
+def test_any_unicode_response_round_trips_in_every_format(tmp_path: Path, texts: list[str]) -> None:
+    frame = pd.DataFrame({"item_id": [f"i{k}" for k in range(len(texts))], "prompt": texts, "response": texts})
+    for ext in FORMATS:
+        back = read_table(write_table(frame, tmp_path / f"responses{ext}", RESPONSES), RESPONSES)
+        assert back["response"].tolist() == texts, ext
+
+
+def _write(path: Path, text: str | bytes) -> Path:
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return path
+
+
+HEADER = "item_id,judge_id,label,p_unsafe,parse_status,raw_output,judge_spec_hash\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "row", "column", "fragment"),
+    [
+        (HEADER + "i1,j,unsafe,1.5,ok,x,h\n", 1, "p_unsafe", "outside [0, 1]"),
+        (HEADER + "i1,j,unsafe,0.5,ok,x,h\ni2,j,unsafe,nan,ok,x,h\n", 2, "p_unsafe", "not allowed"),
+        (HEADER + "i1,j,unsafe,abc,ok,x,h\n", 1, "p_unsafe", "not a number"),
+        (HEADER + "i1,j,harmful,0.5,ok,x,h\n", 1, "label", "not one of"),
+        (HEADER + "i1,j,unsafe,0.5,done,x,h\n", 1, "parse_status", "not one of"),
+        (HEADER + "i1,j,unsafe,0.5,ok,x,h\ni1,j,safe,0.2,ok,x,h\n", 2, "judge_id", "duplicate key"),
+        (HEADER + "i1,j,,0.5,ok,x,h\n", 1, "label", "parse_status is 'ok'"),
+        (HEADER + "i1,j,safe,,unparseable,x,h\n", 1, "label", "must be empty"),
+        (HEADER + ",j,safe,,ok,x,h\n", 1, "item_id", "a value is required"),
+    ],
+)
+def test_bad_csv_values_name_file_row_and_column(tmp_path: Path, content: str, row: int, column: str, fragment: str) -> None:
+    path = _write(tmp_path / "judgments.csv", content)
+    with pytest.raises(InputError) as info:
+        read_table(path, JUDGMENTS)
+    err = info.value
+    assert (err.row, err.column) == (row, column)
+    assert fragment in err.message
+    assert str(path) in str(err) and "\n" not in str(err)
+
+
+def test_missing_column_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path / "responses.csv", "item_id,prompt\nx,p\n")
+    with pytest.raises(InputError, match="missing required column") as info:
+        read_table(path, RESPONSES)
+    assert info.value.column == "response"
+
+
+def test_non_utf8_csv_names_row_and_column(tmp_path: Path) -> None:
+    content = "item_id,prompt,response\nx,p,fine\ny,p,expos\x8e bad\n".encode("latin-1")
+    with pytest.raises(InputError, match="not valid UTF-8") as info:
+        read_table(_write(tmp_path / "responses.csv", content), RESPONSES)
+    assert (info.value.row, info.value.column, info.value.line) == (2, "response", 3)
+
+
+def test_non_utf8_jsonl_names_row_and_column(tmp_path: Path) -> None:
+    content = b'{"item_id": "x", "prompt": "p", "response": "ok"}\n{"item_id": "y", "prompt": "p\xff", "response": "r"}\n'
+    with pytest.raises(InputError, match="not valid UTF-8") as info:
+        read_table(_write(tmp_path / "responses.jsonl", content), RESPONSES)
+    assert (info.value.row, info.value.column) == (2, "prompt")
+
+
+def test_csv_row_numbers_count_records_not_lines(tmp_path: Path) -> None:
+    content = 'item_id,prompt,response\nx,p,"multi\nline\ntext"\ny,p,r,extra\n'
+    with pytest.raises(InputError, match="has 4 fields") as info:
+        read_table(_write(tmp_path / "responses.csv", content), RESPONSES)
+    assert (info.value.row, info.value.line) == (2, 5)
+
+
+@pytest.mark.parametrize("content", [b"", b"   \n", b"item_id,prompt,response\n"])
+def test_empty_files_are_rejected(tmp_path: Path, content: bytes) -> None:
+    with pytest.raises(InputError, match="empty|no data rows"):
+        read_table(_write(tmp_path / "responses.csv", content), RESPONSES)
+
+
+def test_jsonl_type_errors_and_nan(tmp_path: Path) -> None:
+    bad_type = b'{"item_id": "x", "prompt": "p", "response": 3}\n'
+    with pytest.raises(InputError, match="expected text") as info:
+        read_table(_write(tmp_path / "responses.jsonl", bad_type), RESPONSES)
+    assert info.value.column == "response"
+    nan = b'{"item_id":"i","detector":"d","flagged":true,"score":NaN,"reason":""}\n'
+    with pytest.raises(InputError, match="NaN is not allowed"):
+        read_table(_write(tmp_path / "flags.jsonl", nan), FLAGS)
+    bad_bool = b'{"item_id":"i","detector":"d","flagged":"yes","score":1,"reason":""}\n'
+    with pytest.raises(InputError, match="expected true or false"):
+        read_table(_write(tmp_path / "flags.jsonl", bad_bool), FLAGS)
+
+
+def test_parquet_nan_is_rejected_but_null_is_fine(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    base = {"item_id": ["i", "k"], "detector": ["d", "d"], "flagged": [True, False], "reason": ["", ""]}
+    pq.write_table(pa.table({**base, "score": pa.array([None, 0.5])}), tmp_path / "flags.parquet")
+    assert math.isnan(read_table(tmp_path / "flags.parquet", FLAGS)["score"].iloc[0])
+    pq.write_table(pa.table({**base, "score": pa.array([0.5, float("nan")])}), tmp_path / "flags.parquet")
+    with pytest.raises(InputError, match="NaN") as info:
+        read_table(tmp_path / "flags.parquet", FLAGS)
+    assert (info.value.row, info.value.column) == (2, "score")
+
+
+def test_not_a_parquet_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="parquet"):
+        read_table(_write(tmp_path / "responses.parquet", b"not parquet at all"), RESPONSES)
+
+
+def test_unsupported_extension(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unsupported extension"):
+        read_table(_write(tmp_path / "responses.xlsx", b"x"), RESPONSES)
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_failed_write_leaves_old_table_and_no_temp_file(tmp_path: Path, ext: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = pd.DataFrame({"item_id": ["x"], "prompt": ["p"], "response": ["r"]})
+    target = write_table(frame, tmp_path / f"responses{ext}", RESPONSES)
+    before = target.read_bytes()
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(jio, {"parquet": "_write_parquet", "csv": "_csv_text", "jsonl": "_jsonl_text"}[ext[1:]], explode)
+    with pytest.raises(RuntimeError):
+        write_table(pd.concat([frame] * 2, ignore_index=True).assign(item_id=["x", "y"]), target, RESPONSES)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_write_refuses_invalid_frames(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"item_id": ["x", "x"], "prompt": ["p", "p"], "response": ["r", "r"]})
+    with pytest.raises(InputError, match="duplicate key"):
+        write_table(frame, tmp_path / "responses.csv", RESPONSES)
+    assert not (tmp_path / "responses.csv").exists()
