@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     def add_stats_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--n-boot", type=_positive_int, default=1000, help="bootstrap resamples (default 1000)")
         p.add_argument("--seed", type=_non_negative_int, default=0, help="bootstrap seed (default 0)")
+        p.add_argument("--ci-method", choices=("bca", "percentile"), default="bca",
+                       help="bootstrap interval (default bca, falls back to percentile when degenerate)")
+        p.add_argument("--bins", type=_positive_int, default=10, help="calibration bins (default 10)")
+        p.add_argument("--incoherent", choices=("include", "exclude", "only"), default="include",
+                       help="exclusion policy for items flagged incoherent (default include)")
 
     p = sub.add_parser("stats", help="compute statistics -> OUT/stats.{parquet,csv}")
     p.add_argument("study", type=Path)
@@ -113,6 +118,11 @@ def _dispatch(args: argparse.Namespace) -> None:
     from judgekit.stats.study import StatsSettings
 
     command = args.command
+    settings = (
+        StatsSettings(n_boot=args.n_boot, seed=args.seed, ci_method=args.ci_method, n_bins=args.bins, incoherent=args.incoherent)
+        if hasattr(args, "n_boot")
+        else None
+    )
     if command == "validate":
         from judgekit.study import validate_path
 
@@ -126,16 +136,16 @@ def _dispatch(args: argparse.Namespace) -> None:
         combined = flags[flags["detector"] == "incoherent"]
         print(f"flagged {int(combined['flagged'].sum())} of {len(combined)} responses as incoherent")
     elif command == "stats":
-        stats = pipeline.stats_step(args.study, args.out, StatsSettings(n_boot=args.n_boot, seed=args.seed))
+        stats = pipeline.stats_step(args.study, args.out, settings)
         print(f"wrote {len(stats)} statistics to {args.out / 'stats.parquet'} and stats.csv")
     elif command == "figures":
         for path in pipeline.figures_step(args.stats_dir, args.out):
             print(path)
     elif command == "report":
-        path = pipeline.report_step(args.study, args.out, stats_dir=args.stats, settings=StatsSettings(n_boot=args.n_boot, seed=args.seed))
+        path = pipeline.report_step(args.study, args.out, stats_dir=args.stats, settings=settings)
         print(f"report: {path}")
     elif command == "demo":
-        path = pipeline.demo_step(args.out, StatsSettings(n_boot=args.n_boot, seed=args.seed), progress=not args.no_progress)
+        path = pipeline.demo_step(args.out, settings, progress=not args.no_progress)
         print(f"demo study (SIMULATED data) judged, flagged and analysed.\nreport: {path.resolve()}")
     elif command == "list":
         print(pipeline.describe_registries())

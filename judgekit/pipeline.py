@@ -59,16 +59,19 @@ def stats_step(study_dir: Path, out_dir: Path, settings: StatsSettings) -> pd.Da
     from judgekit import __version__
 
     study = load_study(study_dir)
-    stats = compute_stats(study, settings, version=__version__)
+    stats, reliability = compute_stats(study, settings, version=__version__)
     write_table(stats, out_dir / "stats.parquet", SCHEMAS["stats"])
     write_table(stats, out_dir / "stats.csv", SCHEMAS["stats"])
+    if not reliability.empty:
+        write_table(reliability, out_dir / "reliability.parquet", SCHEMAS["reliability"])
+        write_table(reliability, out_dir / "reliability.csv", SCHEMAS["reliability"])
     write_manifest(
         out_dir,
         build_manifest(
             step="stats",
             inputs=study.files(),
             seeds={"bootstrap": settings.seed},
-            details={"n_boot": settings.n_boot, "level": settings.level, "study": str(study_dir), "simulated": study.metadata.simulated},
+            details={**asdict(settings), "study": str(study_dir), "simulated": study.metadata.simulated},
         ),
     )
     return stats

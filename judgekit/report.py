@@ -72,14 +72,16 @@ def _status_counts(study: Study) -> pd.DataFrame:
 
 
 def _agreement_table(stats: pd.DataFrame) -> pd.DataFrame:
-    rows = stats[stats["reference"] == HUMAN_MAJORITY]
+    shown = ("accuracy", "cohen_kappa", "gwet_ac1")
+    subsets = ("all", "coherent", "incoherent")
+    rows = stats[(stats["reference"] == HUMAN_MAJORITY) & stats["statistic"].isin(shown) & stats["subset"].isin(subsets)]
     if rows.empty:
         return pd.DataFrame()
     rows = rows.assign(value=rows.apply(_fmt_ci, axis=1), column=rows["statistic"] + " · " + rows["subset"])
     wide = rows.pivot(index="judge_id", columns="column", values="value")
-    order = [f"{s} · {sub}" for s in ("percent_agreement", "cohen_kappa") for sub in ("all", "coherent", "incoherent")]
+    order = [f"{s} · {sub}" for s in shown for sub in subsets]
     wide = wide.reindex(columns=[c for c in order if c in wide.columns])
-    n = rows[(rows["subset"] == "all") & (rows["statistic"] == "percent_agreement")].set_index("judge_id")[["n_items", "n_excluded"]]
+    n = rows[(rows["subset"] == "all") & (rows["statistic"] == "accuracy")].set_index("judge_id")[["n_items", "n_excluded"]]
     return wide.join(n).reset_index()
 
 

@@ -195,7 +195,25 @@ STATS = TableSchema(
     ),
 )
 
-SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (RESPONSES, ANNOTATIONS, JUDGMENTS, FLAGS, STATS)}
+RELIABILITY = TableSchema(
+    name="reliability",
+    key=("judge_id", "subset", "bin"),
+    doc="Reliability-diagram bins per judge (empty bins kept with count 0).",
+    columns=(
+        Column("judge_id", "id", "Judge whose P(unsafe) is binned."),
+        Column("subset", "id", "Subset of items."),
+        Column("bin", "int", "Bin number from 0."),
+        Column("low_edge", "float", "Lower bin edge."),
+        Column("high_edge", "float", "Upper bin edge."),
+        Column("count", "int", "Items in the bin."),
+        Column("mean_p", "float", "Mean P(unsafe) in the bin.", nullable=True),
+        Column("frac_unsafe", "float", "Share the human majority calls unsafe.", nullable=True),
+        Column("ci_low", "float", "Wilson interval of frac_unsafe.", nullable=True),
+        Column("ci_high", "float", "Wilson interval of frac_unsafe.", nullable=True),
+    ),
+)
+
+SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (RESPONSES, ANNOTATIONS, JUDGMENTS, FLAGS, STATS, RELIABILITY)}
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,7 @@ def test_flag_stats_figures_report(small_study: Path, tmp_path: Path) -> None:
         "n_items", "n_excluded", "method", "signature",
     ]
     pd.testing.assert_frame_equal(stats, pd.read_csv(out / "stats.csv", keep_default_na=True), check_dtype=False)
-    row = stats.query("statistic == 'percent_agreement' and judge_id == 'keyword-gcg-13' and subset == 'all'").iloc[0]
+    row = stats.query("statistic == 'accuracy' and judge_id == 'keyword-gcg-13' and subset == 'all'").iloc[0]
     # Human majorities a1..a6: safe, unsafe, safe, safe, safe, unsafe; judge: safe, unsafe, unsafe, safe, unsafe, unsafe.
     assert row["estimate"] == pytest.approx(4 / 6) and row["n_items"] == 6 and row["n_excluded"] == 0
     assert "seed:3" in row["signature"] and "boot:200" in row["signature"]
@@ -146,7 +146,7 @@ def test_stats_without_annotations_still_reports_rates(small_study: Path, tmp_pa
     result = run_cli("stats", small_study, "--out", tmp_path / "st", "--n-boot", "20")
     assert result.returncode == 0, result.stderr
     stats = pd.read_csv(tmp_path / "st" / "stats.csv")
-    assert set(stats["statistic"]) == {"harmful_rate"}
+    assert set(stats["statistic"]) == {"harmful_rate", "variance_share"}  # nothing that needs human labels
 
 
 def test_corrupt_study_manifest_is_an_input_error_and_nothing_is_written(small_study: Path) -> None:

@@ -1,7 +1,59 @@
-"""Statistics: pure functions on arrays (``agreement``, ``resampling``) and the
-study-level driver that turns tables into the long ``stats`` table (``study``)."""
+"""Statistics as pure functions on arrays, each with a References section.
 
-from judgekit.stats.agreement import cohen_kappa, harmful_rate, percent_agreement
-from judgekit.stats.resampling import bootstrap_ci, cluster_sums
+Agreement (:mod:`.agreement`), a judge against a reference
+(:mod:`.classification`), calibration of P(unsafe) (:mod:`.calibration`),
+resampling (:mod:`.resampling`), comparisons and conclusion stability
+(:mod:`.comparison`), bias audits (:mod:`.bias`), and the study-level driver
+that writes the long ``stats`` table (:mod:`.study`).
+"""
 
-__all__ = ["bootstrap_ci", "cluster_sums", "cohen_kappa", "harmful_rate", "percent_agreement"]
+from judgekit.stats.agreement import (
+    bias_index,
+    cohen_kappa,
+    fleiss_kappa,
+    gwet_ac1,
+    item_agreement,
+    krippendorff_alpha,
+    pabak,
+    pairwise_cohen_kappa,
+    percent_agreement,
+    prevalence_index,
+    scott_pi,
+)
+from judgekit.stats.calibration import (
+    brier_decomposition,
+    brier_score,
+    expected_calibration_error,
+    log_loss,
+    maximum_calibration_error,
+    reliability_curve,
+)
+from judgekit.stats.classification import classification_metrics, confusion_matrix, harmful_rate, soft_agreement
+from judgekit.stats.resampling import bootstrap_ci, cluster_sums, wilson_interval
+
+__all__ = [
+    "bias_index",
+    "bootstrap_ci",
+    "brier_decomposition",
+    "brier_score",
+    "classification_metrics",
+    "cluster_sums",
+    "cohen_kappa",
+    "confusion_matrix",
+    "expected_calibration_error",
+    "fleiss_kappa",
+    "gwet_ac1",
+    "harmful_rate",
+    "item_agreement",
+    "krippendorff_alpha",
+    "log_loss",
+    "maximum_calibration_error",
+    "pabak",
+    "pairwise_cohen_kappa",
+    "percent_agreement",
+    "prevalence_index",
+    "reliability_curve",
+    "scott_pi",
+    "soft_agreement",
+    "wilson_interval",
+]

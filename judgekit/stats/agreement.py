@@ -1,24 +1,105 @@
-"""Agreement between raters and rates of unsafe verdicts.
+"""Agreement among raters (judges and/or humans), binary or multi-class, with missing ratings.
 
-Ratings are arrays of shape ``(n_items, n_raters)``; ``NaN`` marks a missing
-rating. Each statistic also has a ``*_from_sums`` form that takes summed
-per-item sufficient statistics, so a bootstrap can resample clusters of items
-without recomputing from raw ratings (the sacrebleu pattern).
+Ratings are arrays of shape ``(n_items, n_raters)`` of category codes, ``NaN``
+for a missing rating. Every coefficient is computed from per-item sufficient
+statistics summed over items (``*_item_sums`` then ``*_from_sums``), so the
+same code gives the point estimate and, through
+:func:`judgekit.stats.resampling.bootstrap_ci`, its cluster-bootstrap interval.
+
+Conventions for missing ratings follow Gwet (2014) as implemented in irrCAC:
+an item enters observed agreement when it has at least two ratings, and
+category prevalences are averaged over items with at least one rating.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+Level = Literal["nominal", "ordinal", "interval"]
+LEVELS = ("nominal", "ordinal", "interval")
 
-def _ratings(ratings: ArrayLike, *, n_raters: int | None = None, name: str = "ratings") -> NDArray[np.float64]:
-    array = np.asarray(ratings, dtype=float)
+
+# ---------------------------------------------------------------- input handling
+
+
+def as_ratings(ratings: ArrayLike, *, n_raters: int | None = None, name: str = "ratings") -> NDArray[np.float64]:
+    """Validate a ratings array of shape (n_items, n_raters)."""
+    try:
+        array = np.asarray(ratings, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"The {name!r} parameter must hold numeric category codes (NaN for missing).") from None
     if array.ndim != 2:
         raise ValueError(f"The {name!r} parameter must have shape (n_items, n_raters). Got shape {array.shape} instead.")
     if n_raters is not None and array.shape[1] != n_raters:
         raise ValueError(f"The {name!r} parameter must have {n_raters} columns (raters). Got {array.shape[1]} instead.")
+    if np.isinf(array).any():
+        raise ValueError(f"The {name!r} parameter must not contain infinite values.")
     return array
+
+
+def categories_of(ratings: NDArray[np.float64], labels: ArrayLike | None = None) -> NDArray[np.float64]:
+    """The category codes: ``labels`` when given (checked to cover the data), else those observed."""
+    observed = np.unique(ratings[~np.isnan(ratings)])
+    if labels is None:
+        return observed
+    declared = np.unique(np.asarray(labels, dtype=float))
+    unknown = np.setdiff1d(observed, declared)
+    if len(unknown):
+        raise ValueError(f"The ratings contain codes {unknown.tolist()} that are not in 'labels' {declared.tolist()}.")
+    return declared
+
+
+def category_counts(ratings: NDArray[np.float64], categories: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Counts n_ik of raters putting item i in category k, shape (n_items, n_categories)."""
+    return (ratings[:, :, None] == categories[None, None, :]).sum(axis=1).astype(float)
+
+
+# ---------------------------------------------------------------- multi-rater: percent agreement, Fleiss, Gwet
+
+
+def multirater_item_sums(counts: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per-item ``[usable, P_i * usable, rated, (n_ik / r_i) * rated for each k]``.
+
+    ``usable`` marks items with >= 2 ratings, ``P_i`` is the share of agreeing
+    rater pairs on item i, ``rated`` marks items with >= 1 rating.
+    """
+    r = counts.sum(axis=1)
+    usable = r >= 2
+    rated = r >= 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pairs = np.where(usable, (counts * (counts - 1)).sum(axis=1) / (r * (r - 1)), 0.0)
+        shares = np.where(rated[:, None], counts / r[:, None], 0.0)
+    return np.column_stack([usable, pairs, rated, shares]).astype(float)
+
+
+def _pa_and_prevalence(sums: NDArray) -> tuple[NDArray, NDArray]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums[..., 1] / sums[..., 0], sums[..., 3:] / sums[..., 2:3]
+
+
+def percent_agreement_from_sums(sums: NDArray) -> NDArray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums[..., 1] / sums[..., 0]
+
+
+def fleiss_kappa_from_sums(sums: NDArray) -> NDArray:
+    p_a, prevalence = _pa_and_prevalence(sums)
+    p_e = (prevalence**2).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isclose(p_e, 1.0), np.nan, (p_a - p_e) / (1 - p_e))
+
+
+def gwet_ac1_from_sums(sums: NDArray) -> NDArray:
+    p_a, prevalence = _pa_and_prevalence(sums)
+    n_categories = prevalence.shape[-1]
+    if n_categories < 2:
+        return np.full(p_a.shape, np.nan)
+    p_e = (prevalence * (1 - prevalence)).sum(axis=-1) / (n_categories - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isclose(p_e, 1.0), np.nan, (p_a - p_e) / (1 - p_e))
 
 
 def percent_agreement(ratings: ArrayLike) -> float:
@@ -36,16 +117,13 @@ def percent_agreement(ratings: ArrayLike) -> float:
 
     Notes
     -----
-    With two raters this is the plain observed agreement :math:`p_o` of Cohen
-    (1960). With more raters each item contributes the share of agreeing pairs
-    among its pairable ratings (Fleiss 1971, :math:`P_i`).
+    With two raters this is the observed agreement :math:`p_o` of Cohen
+    (1960); with more, each item contributes its share of agreeing pairs
+    :math:`P_i` (Fleiss 1971).
 
     References
     ----------
-    .. [1] Cohen, J. (1960). A coefficient of agreement for nominal scales.
-       Educational and Psychological Measurement, 20(1), 37-46.
-       doi:10.1177/001316446002000104
-    .. [2] Fleiss, J. L. (1971). Measuring nominal scale agreement among many
+    .. [1] Fleiss, J. L. (1971). Measuring nominal scale agreement among many
        raters. Psychological Bulletin, 76(5), 378-382. doi:10.1037/h0031619
 
     Examples
@@ -53,16 +131,268 @@ def percent_agreement(ratings: ArrayLike) -> float:
     >>> percent_agreement([[1, 1], [0, 1], [0, 0], [1, float("nan")]])
     0.6666666666666666
     """
-    array = _ratings(ratings)
-    observed = ~np.isnan(array)
-    n_rated = observed.sum(axis=1)
-    usable = n_rated >= 2
-    if not usable.any():
-        return float("nan")
-    categories = np.unique(array[observed])
-    counts = np.stack([(array == c).sum(axis=1) for c in categories], axis=1)[usable]
-    pairs = n_rated[usable] * (n_rated[usable] - 1)
-    return float(np.mean((counts * (counts - 1)).sum(axis=1) / pairs))
+    array = as_ratings(ratings)
+    sums = multirater_item_sums(category_counts(array, categories_of(array))).sum(axis=0)
+    return float(percent_agreement_from_sums(sums))
+
+
+def fleiss_kappa(ratings: ArrayLike, *, labels: ArrayLike | None = None) -> float:
+    """Fleiss' kappa for any number of raters, generalised to missing ratings.
+
+    Parameters
+    ----------
+    ratings : array-like of shape (n_items, n_raters)
+        Category codes; ``NaN`` for a missing rating.
+    labels : array-like, optional
+        All categories of the scale; by default those observed (Fleiss' kappa
+        does not depend on unused categories).
+
+    Returns
+    -------
+    float
+        :math:`(p_a - p_e) / (1 - p_e)` with :math:`p_e = \\sum_k \\pi_k^2`;
+        ``nan`` when :math:`p_e = 1` (everyone used one category).
+
+    Notes
+    -----
+    Equals ``statsmodels.stats.inter_rater.fleiss_kappa`` on complete data and
+    Gwet's generalised Fleiss kappa with missing ratings (both checked in the
+    tests). With two raters it equals Scott's pi.
+
+    References
+    ----------
+    .. [1] Fleiss, J. L. (1971). Measuring nominal scale agreement among many
+       raters. Psychological Bulletin, 76(5), 378-382. doi:10.1037/h0031619
+    .. [2] Gwet, K. L. (2014). Handbook of Inter-Rater Reliability, 4th ed.,
+       chapter 5. Advanced Analytics.
+
+    Examples
+    --------
+    >>> round(fleiss_kappa([[0, 0, 0], [1, 1, 0], [1, 1, 1], [0, 1, 0]]), 4)
+    0.3333
+    """
+    array = as_ratings(ratings)
+    sums = multirater_item_sums(category_counts(array, categories_of(array, labels))).sum(axis=0)
+    return float(fleiss_kappa_from_sums(sums))
+
+
+def gwet_ac1(ratings: ArrayLike, *, labels: ArrayLike | None = None) -> float:
+    """Gwet's first-order agreement coefficient AC1, any number of raters, missing allowed.
+
+    Parameters
+    ----------
+    ratings : array-like of shape (n_items, n_raters)
+        Category codes; ``NaN`` for a missing rating.
+    labels : array-like, optional
+        All categories of the scale. Unlike kappa, AC1 depends on the number
+        of categories q: pass the full label set (e.g. ``[0, 1]`` for
+        safe/unsafe) when some category may be unused.
+
+    Returns
+    -------
+    float
+        :math:`(p_a - p_e)/(1 - p_e)` with
+        :math:`p_e = \\sum_k \\pi_k (1 - \\pi_k) / (q - 1)`.
+
+    Notes
+    -----
+    AC1 stays close to percent agreement when one category dominates, where
+    kappa collapses (the kappa paradox), which is the usual situation for
+    safety verdicts on aligned models.
+
+    References
+    ----------
+    .. [1] Gwet, K. L. (2008). Computing inter-rater reliability and its
+       variance in the presence of high agreement. British Journal of
+       Mathematical and Statistical Psychology, 61(1), 29-48.
+       doi:10.1348/000711006X126600
+
+    Examples
+    --------
+    >>> round(gwet_ac1([[0, 0], [0, 0], [0, 0], [0, 1]]), 4)
+    0.68
+    """
+    array = as_ratings(ratings)
+    sums = multirater_item_sums(category_counts(array, categories_of(array, labels))).sum(axis=0)
+    return float(gwet_ac1_from_sums(sums))
+
+
+def item_agreement(ratings: ArrayLike) -> NDArray[np.float64]:
+    """Per-item share of agreeing rater pairs (``nan`` for items with fewer than two ratings).
+
+    Examples
+    --------
+    >>> item_agreement([[1, 1, 1], [1, 0, 0], [1, float("nan"), float("nan")]]).round(3).tolist()
+    [1.0, 0.333, nan]
+    """
+    array = as_ratings(ratings)
+    sums = multirater_item_sums(category_counts(array, categories_of(array)))
+    return np.where(sums[:, 0] > 0, sums[:, 1], np.nan)
+
+
+# ---------------------------------------------------------------- Krippendorff's alpha
+
+
+def krippendorff_item_sums(counts: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Each item's contribution to the coincidence matrix, flattened: shape (n_items, K*K).
+
+    Only pairable items (>= 2 ratings) contribute:
+    :math:`o_{ck} = \\sum_u (n_{uc} n_{uk} - [c = k] n_{uc}) / (m_u - 1)`.
+    """
+    m = counts.sum(axis=1)
+    pairable = m >= 2
+    outer = counts[:, :, None] * counts[:, None, :]
+    outer -= np.eye(counts.shape[1])[None] * counts[:, :, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        contribution = np.where(pairable[:, None, None], outer / (m - 1)[:, None, None], 0.0)
+    return contribution.reshape(len(counts), -1)
+
+
+def _squared_distances(level: Level, values: NDArray, marginals: NDArray) -> NDArray:
+    n_categories = len(values)
+    if level == "nominal":
+        return np.broadcast_to(1.0 - np.eye(n_categories), (*marginals.shape[:-1], n_categories, n_categories))
+    if level == "interval":
+        delta = (values[:, None] - values[None, :]) ** 2
+        return np.broadcast_to(delta, (*marginals.shape[:-1], n_categories, n_categories))
+    cumulative = np.cumsum(marginals, axis=-1)
+    low = np.minimum.outer(np.arange(n_categories), np.arange(n_categories))
+    high = np.maximum.outer(np.arange(n_categories), np.arange(n_categories))
+    between = cumulative[..., high] - cumulative[..., low] + marginals[..., low]
+    return (between - (marginals[..., :, None] + marginals[..., None, :]) / 2) ** 2
+
+
+def krippendorff_alpha_from_sums(sums: NDArray, *, values: NDArray, level: Level) -> NDArray:
+    """Alpha from a summed, flattened coincidence matrix ``(..., K*K)``."""
+    n_categories = len(values)
+    coincidence = sums.reshape(*sums.shape[:-1], n_categories, n_categories)
+    marginals = coincidence.sum(axis=-1)
+    total = marginals.sum(axis=-1)
+    delta = _squared_distances(level, np.asarray(values, dtype=float), marginals)
+    observed = (coincidence * delta).sum(axis=(-2, -1))
+    expected = (marginals[..., :, None] * marginals[..., None, :] * delta).sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = 1.0 - (total - 1.0) * observed / expected
+    return np.where(expected > 0, alpha, np.nan)
+
+
+def krippendorff_alpha(ratings: ArrayLike, *, level: Level = "nominal") -> float:
+    """Krippendorff's alpha for any number of raters with missing ratings.
+
+    Parameters
+    ----------
+    ratings : array-like of shape (n_items, n_raters)
+        Values (category codes for nominal/ordinal, numbers for interval);
+        ``NaN`` for missing. Note the orientation: items in rows, the transpose
+        of the ``krippendorff`` package's ``reliability_data``.
+    level : {"nominal", "ordinal", "interval"}, default="nominal"
+        Level of measurement. The default is nominal, the right choice for
+        safe/unsafe labels (the ``krippendorff`` package defaults to interval).
+
+    Returns
+    -------
+    float
+        :math:`1 - D_o / D_e`; ``nan`` when no item has two ratings or only
+        one value occurs (no expected disagreement).
+
+    Notes
+    -----
+    Matches ``krippendorff.alpha`` at every level, with missing data (checked
+    on random tables in the tests). Alpha can be zero or negative with very
+    few disagreements when one value dominates; that is correct (Krippendorff
+    2011), not a bug.
+
+    References
+    ----------
+    .. [1] Krippendorff, K. (2011). Computing Krippendorff's alpha-reliability.
+       Annenberg School for Communication, University of Pennsylvania.
+       https://repository.upenn.edu/asc_papers/43
+    .. [2] Hayes, A. F., & Krippendorff, K. (2007). Answering the call for a
+       standard reliability measure for coding data. Communication Methods and
+       Measures, 1(1), 77-89. doi:10.1080/19312450709336664
+
+    Examples
+    --------
+    >>> round(krippendorff_alpha([[0, 0], [1, 1], [0, 1], [1, 1]]), 4)
+    0.5333
+    """
+    if level not in LEVELS:
+        raise ValueError(f"The 'level' parameter of krippendorff_alpha must be one of {LEVELS}. Got {level!r} instead.")
+    array = as_ratings(ratings)
+    values = categories_of(array)
+    sums = krippendorff_item_sums(category_counts(array, values)).sum(axis=0)
+    return float(krippendorff_alpha_from_sums(sums, values=values, level=level))
+
+
+# ---------------------------------------------------------------- two raters: Cohen, Scott, PABAK, indices
+
+
+def two_rater_item_sums(first: ArrayLike, second: ArrayLike, categories: NDArray) -> NDArray[np.float64]:
+    """Per-item ``[both, agree, first==k for k..., second==k for k...]`` (zeros where either is missing)."""
+    a = np.asarray(first, dtype=float)
+    b = np.asarray(second, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"The two raters must be 1-d of equal length. Got {a.shape} and {b.shape} instead.")
+    both = ~(np.isnan(a) | np.isnan(b))
+    first_k = (a[:, None] == categories[None, :]) & both[:, None]
+    second_k = (b[:, None] == categories[None, :]) & both[:, None]
+    return np.column_stack([both, both & (a == b), first_k, second_k]).astype(float)
+
+
+def _two_rater_parts(sums: NDArray) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+    n_categories = (sums.shape[-1] - 2) // 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = sums[..., 0]
+        p_o = sums[..., 1] / n
+        first = sums[..., 2 : 2 + n_categories] / n[..., None]
+        second = sums[..., 2 + n_categories :] / n[..., None]
+    return n, p_o, first, second
+
+
+def cohen_kappa_from_sums(sums: NDArray) -> NDArray:
+    _, p_o, first, second = _two_rater_parts(sums)
+    p_e = (first * second).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isclose(p_e, 1.0), np.nan, (p_o - p_e) / (1 - p_e))
+
+
+def scott_pi_from_sums(sums: NDArray) -> NDArray:
+    _, p_o, first, second = _two_rater_parts(sums)
+    p_e = (((first + second) / 2) ** 2).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isclose(p_e, 1.0), np.nan, (p_o - p_e) / (1 - p_e))
+
+
+def two_rater_agreement_from_sums(sums: NDArray) -> NDArray:
+    return _two_rater_parts(sums)[1]
+
+
+def pabak_from_sums(sums: NDArray) -> NDArray:
+    _, p_o, first, _ = _two_rater_parts(sums)
+    n_categories = first.shape[-1]
+    return (n_categories * p_o - 1) / (n_categories - 1) if n_categories >= 2 else np.full(p_o.shape, np.nan)
+
+
+def prevalence_index_from_sums(sums: NDArray) -> NDArray:
+    """Binary only: (a - d) / n with a = both rate 1, d = both rate 0 (Byrt et al. 1993)."""
+    _, _, first, second = _two_rater_parts(sums)
+    both_one = (first[..., 1] + second[..., 1]) / 2
+    both_zero = (first[..., 0] + second[..., 0]) / 2
+    # With agreement cells a, d and disagreement b, c: first_1 + second_1 = 2a + b + c, so
+    # (first_1 + second_1 - first_0 - second_0) / 2 = a - d.
+    return both_one - both_zero
+
+
+def bias_index_from_sums(sums: NDArray) -> NDArray:
+    """Binary only: (b - c) / n, b = first rates 1 and second 0 (Byrt et al. 1993)."""
+    _, _, first, second = _two_rater_parts(sums)
+    return first[..., 1] - second[..., 1]
+
+
+def _two_rater_sums(ratings: ArrayLike, labels: ArrayLike | None) -> NDArray:
+    array = as_ratings(ratings, n_raters=2)
+    categories = categories_of(array, labels)
+    return two_rater_item_sums(array[:, 0], array[:, 1], categories).sum(axis=0)
 
 
 def cohen_kappa(ratings: ArrayLike, *, labels: ArrayLike | None = None) -> float:
@@ -71,22 +401,24 @@ def cohen_kappa(ratings: ArrayLike, *, labels: ArrayLike | None = None) -> float
     Parameters
     ----------
     ratings : array-like of shape (n_items, 2)
-        Category codes of the two raters; ``NaN`` for a missing rating.
-        Items with a missing rating are left out.
+        Category codes of the two raters; ``NaN`` for missing. Items with a
+        missing rating are left out.
     labels : array-like, optional
         The categories; by default those observed.
 
     Returns
     -------
     float
-        :math:`\\kappa = (p_o - p_e) / (1 - p_e)`; ``nan`` when no item is
-        rated by both or when :math:`p_e = 1` (both raters constant and equal).
+        :math:`(p_o - p_e) / (1 - p_e)`, :math:`p_e = \\sum_k p_{1k} p_{2k}`;
+        ``nan`` when no item is rated by both or :math:`p_e = 1`.
 
     Notes
     -----
-    Matches ``sklearn.metrics.cohen_kappa_score`` on complete data (checked in
-    the tests). With skewed prevalence a high :math:`p_o` can come with a low
-    kappa (the kappa paradox); report percent agreement beside it.
+    Matches ``sklearn.metrics.cohen_kappa_score`` and
+    ``statsmodels.stats.inter_rater.cohens_kappa`` (checked in the tests).
+    With skewed prevalence a high :math:`p_o` can come with a low kappa (the
+    kappa paradox): report percent agreement, PABAK and the prevalence and
+    bias indices beside it.
 
     References
     ----------
@@ -99,72 +431,79 @@ def cohen_kappa(ratings: ArrayLike, *, labels: ArrayLike | None = None) -> float
     >>> round(cohen_kappa([[1, 1], [0, 1], [0, 0], [1, 1]]), 4)
     0.5
     """
-    array = _ratings(ratings, n_raters=2)
-    array = array[~np.isnan(array).any(axis=1)]
-    if len(array) == 0:
-        return float("nan")
-    categories = np.unique(array) if labels is None else np.asarray(labels, dtype=float)
-    first = (array[:, [0]] == categories).mean(axis=0)
-    second = (array[:, [1]] == categories).mean(axis=0)
-    p_o = float(np.mean(array[:, 0] == array[:, 1]))
-    p_e = float(first @ second)
-    if np.isclose(p_e, 1.0):
-        return float("nan")
-    return (p_o - p_e) / (1.0 - p_e)
+    return float(cohen_kappa_from_sums(_two_rater_sums(ratings, labels)))
 
 
-def binary_agreement_sums(judge: ArrayLike, reference: ArrayLike) -> NDArray[np.float64]:
-    """Per-item sufficient statistics for binary agreement.
+def scott_pi(ratings: ArrayLike, *, labels: ArrayLike | None = None) -> float:
+    """Scott's pi between two raters (chance from the pooled category shares).
 
-    Returns an array of shape (n_items, 4): ``[1, agree, judge_unsafe,
-    reference_unsafe]`` for items where both are observed, zeros elsewhere.
-    """
-    j = np.asarray(judge, dtype=float)
-    r = np.asarray(reference, dtype=float)
-    if j.shape != r.shape or j.ndim != 1:
-        raise ValueError(f"judge and reference must be 1-d of equal length. Got {j.shape} and {r.shape} instead.")
-    both = ~(np.isnan(j) | np.isnan(r))
-    j0, r0 = np.where(both, j, 0.0), np.where(both, r, 0.0)
-    return np.stack([both, both & (j0 == r0), j0, r0], axis=1).astype(float)
-
-
-def percent_agreement_from_sums(sums: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``sums[..., :4]`` as from :func:`binary_agreement_sums`, summed over items."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums[..., 1] / sums[..., 0]
-
-
-def cohen_kappa_from_sums(sums: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Binary Cohen's kappa from summed :func:`binary_agreement_sums`; nan where p_e = 1."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        n = sums[..., 0]
-        p_o = sums[..., 1] / n
-        p_judge, p_ref = sums[..., 2] / n, sums[..., 3] / n
-        p_e = p_judge * p_ref + (1 - p_judge) * (1 - p_ref)
-        kappa = (p_o - p_e) / (1 - p_e)
-    return np.where(np.isclose(p_e, 1.0), np.nan, kappa)
-
-
-def harmful_rate(labels: ArrayLike) -> float:
-    """Share of observed verdicts that are unsafe (coded 1); ``nan`` if none observed.
+    References
+    ----------
+    .. [1] Scott, W. A. (1955). Reliability of content analysis: The case of
+       nominal scale coding. Public Opinion Quarterly, 19(3), 321-325.
+       doi:10.1086/266577
 
     Examples
     --------
-    >>> harmful_rate([1, 0, 0, float("nan")])
-    0.3333333333333333
+    >>> round(scott_pi([[1, 1], [0, 1], [0, 0], [1, 1]]), 4)
+    0.4667
     """
-    array = np.asarray(labels, dtype=float)
-    observed = array[~np.isnan(array)]
-    return float(observed.mean()) if len(observed) else float("nan")
+    return float(scott_pi_from_sums(_two_rater_sums(ratings, labels)))
 
 
-def rate_sums(labels: ArrayLike) -> NDArray[np.float64]:
-    """Per-item sufficient statistics for a rate: ``[observed, unsafe]``."""
-    array = np.asarray(labels, dtype=float)
-    observed = ~np.isnan(array)
-    return np.stack([observed, observed & (np.where(observed, array, 0) == 1)], axis=1).astype(float)
+def pabak(ratings: ArrayLike, *, labels: ArrayLike | None = None) -> float:
+    """Prevalence- and bias-adjusted kappa, :math:`(q p_o - 1)/(q - 1)` (``2 p_o - 1`` for binary).
+
+    References
+    ----------
+    .. [1] Byrt, T., Bishop, J., & Carlin, J. B. (1993). Bias, prevalence and
+       kappa. Journal of Clinical Epidemiology, 46(5), 423-429.
+       doi:10.1016/0895-4356(93)90018-V
+
+    Examples
+    --------
+    >>> pabak([[1, 1], [0, 1], [0, 0], [1, 1]])
+    0.5
+    """
+    return float(pabak_from_sums(_two_rater_sums(ratings, labels)))
 
 
-def harmful_rate_from_sums(sums: NDArray[np.float64]) -> NDArray[np.float64]:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums[..., 1] / sums[..., 0]
+def prevalence_index(ratings: ArrayLike) -> float:
+    """Byrt's prevalence index (a - d)/n for binary ratings coded 0/1.
+
+    Examples
+    --------
+    >>> prevalence_index([[1, 1], [1, 1], [0, 0], [1, 0]])
+    0.25
+    """
+    return float(prevalence_index_from_sums(_two_rater_sums(ratings, [0, 1])))
+
+
+def bias_index(ratings: ArrayLike) -> float:
+    """Byrt's bias index (b - c)/n for binary ratings coded 0/1 (b: first says 1, second 0).
+
+    Examples
+    --------
+    >>> bias_index([[1, 1], [1, 1], [0, 0], [1, 0]])
+    0.25
+    """
+    return float(bias_index_from_sums(_two_rater_sums(ratings, [0, 1])))
+
+
+def pairwise_cohen_kappa(ratings: ArrayLike, *, labels: ArrayLike | None = None) -> NDArray[np.float64]:
+    """Matrix of Cohen's kappa for every pair of raters (diagonal 1 where defined).
+
+    Examples
+    --------
+    >>> pairwise_cohen_kappa([[1, 1, 0], [0, 0, 0], [1, 1, 1], [0, 1, 0]]).round(2).tolist()
+    [[1.0, 0.5, 0.5], [0.5, 1.0, 0.2], [0.5, 0.2, 1.0]]
+    """
+    array = as_ratings(ratings)
+    categories = categories_of(array, labels)
+    n_raters = array.shape[1]
+    out = np.eye(n_raters)
+    for i in range(n_raters):
+        for j in range(i + 1, n_raters):
+            sums = two_rater_item_sums(array[:, i], array[:, j], categories).sum(axis=0)
+            out[i, j] = out[j, i] = cohen_kappa_from_sums(sums)
+    return out

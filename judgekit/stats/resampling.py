@@ -1,11 +1,46 @@
-"""Cluster bootstrap over summed sufficient statistics, all resamples at once."""
+"""Cluster bootstrap over summed sufficient statistics, and Wilson intervals.
+
+A statistic is written as a function of per-item sufficient statistics summed
+over items (``from_sums``). Summing them within clusters once turns every
+bootstrap resample into a weighted sum of cluster rows, so all resamples are
+one matrix product: multiplicities ``(n_boot, n_clusters)`` @ sums
+``(n_clusters, k)``. The jackknife that BCa needs is the same trick with one
+cluster left out.
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import ndtr, ndtri
+
+FromSums = Callable[[NDArray[np.float64]], NDArray[np.float64]]
+IntervalMethod = Literal["percentile", "bca"]
+_CHUNK_ELEMENTS = 20_000_000  # bound the (resamples x clusters) block held in memory at once
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Estimate and interval(s); arrays when the statistic has several outputs.
+
+    ``method`` names what was actually used ("bca", "percentile", or
+    "percentile (BCa degenerate: …)"), ``replicates`` holds the bootstrap
+    distribution (n_boot, ...) for callers that need more than an interval.
+    """
+
+    estimate: NDArray[np.float64]
+    low: NDArray[np.float64]
+    high: NDArray[np.float64]
+    method: str
+    replicates: NDArray[np.float64]
+
+    def scalar(self) -> tuple[float, float, float]:
+        return float(self.estimate), float(self.low), float(self.high)
 
 
 def cluster_sums(item_sums: ArrayLike, clusters: ArrayLike) -> NDArray[np.float64]:
@@ -15,74 +50,182 @@ def cluster_sums(item_sums: ArrayLike, clusters: ArrayLike) -> NDArray[np.float6
     ----------
     item_sums : array-like of shape (n_items, k)
     clusters : array-like of shape (n_items,)
-        Cluster label of each item (e.g. ``behavior_id``).
+        Cluster label of each item (e.g. ``behavior_id``); clusters are
+        ordered by their string form.
 
     Returns
     -------
     ndarray of shape (n_clusters, k)
     """
     values = np.asarray(item_sums, dtype=float)
-    _, codes = np.unique(np.asarray(clusters, dtype=object).astype(str), return_inverse=True)
+    if values.ndim != 2:
+        raise ValueError(f"The 'item_sums' parameter must be 2-d (n_items, k). Got shape {values.shape} instead.")
+    labels = np.asarray(clusters, dtype=object).astype(str)
+    if labels.shape != (values.shape[0],):
+        raise ValueError(f"The 'clusters' parameter must have one label per item. Got {labels.shape} for {values.shape[0]} items.")
+    _, codes = np.unique(labels, return_inverse=True)
     out = np.zeros((codes.max() + 1 if len(codes) else 0, values.shape[1]))
     np.add.at(out, codes, values)
     return out
 
 
+def _multiplicities(generator: np.random.Generator, n_clusters: int, n_boot: int) -> NDArray[np.float64]:
+    return generator.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot).astype(float)
+
+
+def bootstrap_replicates(
+    sums: NDArray[np.float64], from_sums: FromSums, *, n_boot: int, rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """Statistic of ``n_boot`` cluster resamples, computed in memory-bounded chunks."""
+    n_clusters = sums.shape[0]
+    chunk = max(1, min(n_boot, _CHUNK_ELEMENTS // max(n_clusters, 1)))
+    parts = []
+    for start in range(0, n_boot, chunk):
+        weights = _multiplicities(rng, n_clusters, min(chunk, n_boot - start))
+        parts.append(np.asarray(from_sums(weights @ sums), dtype=float))
+    return np.concatenate(parts, axis=0)
+
+
+def _validate(n_boot: int, level: float, method: str) -> None:
+    if not isinstance(n_boot, int | np.integer) or isinstance(n_boot, bool) or n_boot < 1:
+        raise ValueError(f"The 'n_boot' parameter must be a positive integer. Got {n_boot!r} instead.")
+    if not 0 < level < 1:
+        raise ValueError(f"The 'level' parameter must be in (0, 1). Got {level!r} instead.")
+    if method not in ("percentile", "bca"):
+        raise ValueError(f"The 'method' parameter must be one of ('percentile', 'bca'). Got {method!r} instead.")
+
+
 def bootstrap_ci(
     sums: ArrayLike,
-    statistic: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+    from_sums: FromSums,
     *,
     n_boot: int = 1000,
     level: float = 0.95,
+    method: IntervalMethod = "percentile",
     rng: np.random.Generator | int | None = None,
-) -> tuple[float, float, float]:
-    """Percentile cluster-bootstrap interval of a statistic of summed sufficient statistics.
-
-    Clusters are drawn with replacement; each resample's statistic is computed
-    from the cluster sums weighted by how often each cluster was drawn, so all
-    ``n_boot`` resamples are one matrix product.
+) -> BootstrapResult:
+    """Cluster-bootstrap interval of a statistic of summed sufficient statistics.
 
     Parameters
     ----------
     sums : array-like of shape (n_clusters, k)
         Per-cluster sums, as from :func:`cluster_sums`.
-    statistic : callable
-        Maps an array ``(..., k)`` of totals to the statistic ``(...)``.
+    from_sums : callable
+        Maps totals of shape ``(..., k)`` to the statistic, shape ``(...)`` or
+        ``(..., m)`` for ``m`` outputs.
     n_boot : int, default=1000
-        Number of resamples (>= 1).
+        Number of resamples.
     level : float, default=0.95
-        Interval coverage, in (0, 1).
+        Interval coverage.
+    method : {"percentile", "bca"}, default="percentile"
+        BCa falls back to percentile when the bootstrap distribution or the
+        jackknife is degenerate (constant statistic, all replicates on one
+        side of the estimate); ``result.method`` says so.
     rng : numpy Generator, int or None
-        Source of randomness; an int is a seed.
+        Source of randomness; an int is a seed (0 is a valid seed).
 
     Returns
     -------
-    (estimate, low, high) : tuple of float
-        ``low``/``high`` are ``nan`` when fewer than two clusters exist or when
-        more than half of the resamples give an undefined statistic.
+    BootstrapResult
+        Interval ends are NaN with fewer than two clusters, or for an output
+        that is undefined in more than half of the resamples.
 
     References
     ----------
-    .. [1] Efron, B., & Tibshirani, R. J. (1993). An Introduction to the
-       Bootstrap. Chapman & Hall. doi:10.1201/9780429246593
-    .. [2] Field, C. A., & Welsh, A. H. (2007). Bootstrapping clustered data.
-       JRSS B, 69(3), 369-390. doi:10.1111/j.1467-9868.2007.00593.x
+    .. [1] Efron, B. (1987). Better bootstrap confidence intervals. JASA,
+       82(397), 171-185. doi:10.1080/01621459.1987.10478410
+    .. [2] Davison, A. C., & Hinkley, D. V. (1997). Bootstrap Methods and their
+       Application, section 3.8 (clustered data). Cambridge University Press.
+       doi:10.1017/CBO9780511802843
     """
-    if not isinstance(n_boot, int | np.integer) or n_boot < 1:
-        raise ValueError(f"The 'n_boot' parameter must be a positive integer. Got {n_boot!r} instead.")
+    _validate(n_boot, level, method)
+    totals = np.asarray(sums, dtype=float)
+    if totals.ndim != 2:
+        raise ValueError(f"The 'sums' parameter must be 2-d (n_clusters, k). Got shape {totals.shape} instead.")
+    estimate = np.asarray(from_sums(totals.sum(axis=0)), dtype=float)
+    nan = np.full(estimate.shape, np.nan)
+    if totals.shape[0] < 2:
+        return BootstrapResult(estimate, nan, nan.copy(), "none (fewer than 2 clusters)", np.empty((0, *estimate.shape)))
+    generator = np.random.default_rng(rng)
+    replicates = bootstrap_replicates(totals, from_sums, n_boot=n_boot, rng=generator)
+    low, high = _percentile_interval(replicates, level)
+    used = "percentile"
+    if method == "bca":
+        bca = _bca_interval(totals, from_sums, estimate, replicates, level)
+        if bca is None:
+            used = "percentile (BCa degenerate: constant statistic or estimate outside the bootstrap distribution)"
+        else:
+            low, high = bca
+            used = "bca"
+    return BootstrapResult(estimate, low, high, used, replicates)
+
+
+def _percentile_interval(replicates: NDArray, level: float) -> tuple[NDArray, NDArray]:
+    finite = np.isfinite(replicates)
+    enough = finite.sum(axis=0) >= replicates.shape[0] / 2
+    tail = (1 - level) / 2 * 100
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN outputs are masked below
+        low, high = np.nanpercentile(np.where(finite, replicates, np.nan), [tail, 100 - tail], axis=0) if finite.any() else (
+            np.full(replicates.shape[1:], np.nan),
+            np.full(replicates.shape[1:], np.nan),
+        )
+    return np.where(enough, low, np.nan), np.where(enough, high, np.nan)
+
+
+def _bca_interval(totals: NDArray, from_sums: FromSums, estimate: NDArray, replicates: NDArray, level: float):
+    """BCa ends, or None when any output is degenerate (then percentile is used for all)."""
+    finite = np.isfinite(replicates)
+    if not finite.all() or not np.all(np.isfinite(estimate)):
+        return None
+    below = (replicates < estimate).mean(axis=0) + 0.5 * (replicates == estimate).mean(axis=0)
+    if np.any((below <= 0) | (below >= 1)):
+        return None
+    z0 = ndtri(below)
+    jackknife = np.asarray(from_sums(totals.sum(axis=0) - totals), dtype=float)  # leave one cluster out
+    if not np.all(np.isfinite(jackknife)):
+        return None
+    deviation = jackknife.mean(axis=0) - jackknife
+    denominator = 6.0 * (deviation**2).sum(axis=0) ** 1.5
+    if np.any(denominator == 0):
+        return None
+    acceleration = (deviation**3).sum(axis=0) / denominator
+    ends = []
+    for alpha in ((1 - level) / 2, 1 - (1 - level) / 2):
+        z = z0 + ndtri(alpha)
+        adjusted = ndtr(z0 + z / (1 - acceleration * z))
+        ends.append(_quantile_per_output(replicates, adjusted))
+    return ends[0], ends[1]
+
+
+def _quantile_per_output(replicates: NDArray, probabilities: NDArray) -> NDArray:
+    flat = replicates.reshape(replicates.shape[0], -1)
+    probs = np.broadcast_to(probabilities, replicates.shape[1:]).reshape(-1)
+    out = np.array([np.quantile(flat[:, j], probs[j]) for j in range(flat.shape[1])])
+    return out.reshape(replicates.shape[1:])
+
+
+def wilson_interval(successes: ArrayLike, trials: ArrayLike, *, level: float = 0.95) -> tuple[NDArray, NDArray]:
+    """Wilson score interval for a binomial proportion (NaN where ``trials`` is 0).
+
+    References
+    ----------
+    .. [1] Wilson, E. B. (1927). Probable inference, the law of succession, and
+       statistical inference. JASA, 22(158), 209-212. doi:10.1080/01621459.1927.10502953
+
+    Examples
+    --------
+    >>> low, high = wilson_interval(81, 263)
+    >>> round(float(low), 4), round(float(high), 4)
+    (0.2553, 0.3662)
+    """
     if not 0 < level < 1:
         raise ValueError(f"The 'level' parameter must be in (0, 1). Got {level!r} instead.")
-    totals = np.asarray(sums, dtype=float)
-    estimate = float(statistic(totals.sum(axis=0)))
-    n_clusters = totals.shape[0]
-    if n_clusters < 2:
-        return estimate, float("nan"), float("nan")
-    generator = np.random.default_rng(rng)
-    weights = generator.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot)
-    replicates = statistic(weights @ totals)
-    finite = replicates[np.isfinite(replicates)]
-    if len(finite) < n_boot / 2:
-        return estimate, float("nan"), float("nan")
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(finite, [tail, 100 - tail])
-    return estimate, float(low), float(high)
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    z = ndtri(1 - (1 - level) / 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return np.where(n > 0, centre - half, np.nan), np.where(n > 0, centre + half, np.nan)

@@ -1,0 +1,483 @@
+"""Calibration of P(unsafe) against a binary reference (1 = unsafe).
+
+Binned statistics use bins fixed from the full sample: equal-width
+(``strategy="uniform"``) or equal-mass (``"quantile"``). Guard models often
+emit tied probabilities, so equal-mass edges can coincide; coinciding edges
+are merged and tied values always share a bin, which is why the effective
+number of bins is reported. Empty bins are kept, with count 0, never
+silently dropped (``sklearn.calibration.calibration_curve`` drops them).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import expit
+
+from judgekit.stats.resampling import wilson_interval
+
+Strategy = Literal["uniform", "quantile"]
+Norm = Literal["l1", "l2"]
+EPS = 1e-15
+
+
+def _checked(y_true: ArrayLike, p_unsafe: ArrayLike) -> tuple[NDArray, NDArray]:
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(p_unsafe, dtype=float)
+    if y.shape != p.shape or y.ndim != 1:
+        raise ValueError(f"y_true and p_unsafe must be 1-d of equal length. Got {y.shape} and {p.shape} instead.")
+    keep = ~(np.isnan(y) | np.isnan(p))
+    y, p = y[keep], p[keep]
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("y_true must be coded 0 (safe) or 1 (unsafe).")
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("p_unsafe must lie in [0, 1].")
+    return y, p
+
+
+def bin_edges(p_unsafe: ArrayLike, *, n_bins: int = 10, strategy: Strategy = "uniform") -> NDArray[np.float64]:
+    """Bin edges on [0, 1]; equal-mass edges come from the sample and are deduplicated."""
+    if not isinstance(n_bins, int | np.integer) or n_bins < 1:
+        raise ValueError(f"The 'n_bins' parameter must be a positive integer. Got {n_bins!r} instead.")
+    if strategy == "uniform":
+        return np.linspace(0.0, 1.0, n_bins + 1)
+    if strategy != "quantile":
+        raise ValueError(f"The 'strategy' parameter must be one of ('uniform', 'quantile'). Got {strategy!r} instead.")
+    p = np.asarray(p_unsafe, dtype=float)
+    p = p[~np.isnan(p)]
+    inner = np.quantile(p, np.linspace(0, 1, n_bins + 1)[1:-1]) if len(p) else np.array([])
+    return np.unique(np.concatenate([[0.0], inner, [1.0]]))
+
+
+def bin_index(p_unsafe: NDArray, edges: NDArray) -> NDArray[np.int64]:
+    """Bin of each probability; bins are [e_k, e_{k+1}) and the last one includes 1."""
+    return np.clip(np.searchsorted(edges, p_unsafe, side="right") - 1, 0, len(edges) - 2)
+
+
+def binned_item_sums(y_true: ArrayLike, p_unsafe: ArrayLike, edges: NDArray) -> NDArray[np.float64]:
+    """Per-item one-hot sums ``[count_b..., sum_p_b..., sum_y_b...]`` over the bins, shape (n, 3B).
+
+    Missing pairs (NaN) contribute zeros.
+    """
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(p_unsafe, dtype=float)
+    keep = ~(np.isnan(y) | np.isnan(p))
+    n_bins = len(edges) - 1
+    one_hot = np.zeros((len(p), n_bins))
+    one_hot[np.flatnonzero(keep), bin_index(p[keep], edges)] = 1.0
+    return np.hstack([one_hot, one_hot * np.where(keep, p, 0)[:, None], one_hot * np.where(keep, y, 0)[:, None]])
+
+
+def _bin_parts(sums: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+    n_bins = sums.shape[-1] // 3
+    return sums[..., :n_bins], sums[..., n_bins : 2 * n_bins], sums[..., 2 * n_bins :]
+
+
+def ece_from_sums(sums: NDArray, *, norm: Norm = "l1", debiased: bool = False) -> NDArray:
+    """ECE from summed :func:`binned_item_sums` (see :func:`expected_calibration_error`)."""
+    counts, sum_p, sum_y = _bin_parts(sums)
+    n = counts.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if norm == "l1":
+            return np.abs(sum_y - sum_p).sum(axis=-1) / n
+        gap = np.where(counts > 0, (sum_y - sum_p) / np.where(counts > 0, counts, 1), 0.0)
+        squared = (counts * gap**2).sum(axis=-1) / n
+        if not debiased:
+            return np.sqrt(squared)
+        frac = np.where(counts > 0, sum_y / np.where(counts > 0, counts, 1), 0.0)
+        correction = np.where(counts > 1, counts * frac * (1 - frac) / np.where(counts > 1, counts - 1, 1), 0.0)
+        return squared - correction.sum(axis=-1) / n
+
+
+def mce_from_sums(sums: NDArray) -> NDArray:
+    counts, sum_p, sum_y = _bin_parts(sums)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.abs(sum_y - sum_p) / counts
+    gap = np.where(counts > 0, gap, -np.inf)
+    worst = gap.max(axis=-1)
+    return np.where(np.isfinite(worst), worst, np.nan)
+
+
+def expected_calibration_error(
+    y_true: ArrayLike,
+    p_unsafe: ArrayLike,
+    *,
+    n_bins: int = 10,
+    strategy: Strategy = "uniform",
+    norm: Norm = "l1",
+    debiased: bool = False,
+) -> float:
+    """Binned expected calibration error of P(unsafe).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_items,)
+        Reference labels, 1 unsafe, 0 safe (NaN pairs are dropped).
+    p_unsafe : array-like of shape (n_items,)
+        Judge probabilities in [0, 1].
+    n_bins : int, default=10
+    strategy : {"uniform", "quantile"}, default="uniform"
+        Equal-width or equal-mass bins (tied probabilities share a bin).
+    norm : {"l1", "l2"}, default="l1"
+        L1: :math:`\\sum_b (n_b/n) |\\bar y_b - \\bar p_b|`. L2: the root of
+        :math:`\\sum_b (n_b/n) (\\bar y_b - \\bar p_b)^2`.
+    debiased : bool, default=False
+        Only with ``norm="l2"``: return the debiased estimate of the *squared*
+        L2 error of Kumar et al. (2019), which subtracts each bin's sampling
+        variance :math:`\\bar y_b (1 - \\bar y_b)/(n_b - 1)`; it can be negative
+        for a well-calibrated judge.
+
+    Returns
+    -------
+    float
+
+    Notes
+    -----
+    Binned ECE is biased upwards on small samples: a perfectly calibrated
+    judge on 100 items reads about 0.09 with 15 bins. Report it with its
+    bootstrap interval and :func:`ece_noise_floor`.
+
+    References
+    ----------
+    .. [1] Naeini, M. P., Cooper, G., & Hauskrecht, M. (2015). Obtaining well
+       calibrated probabilities using Bayesian binning. AAAI.
+       doi:10.1609/aaai.v29i1.9602
+    .. [2] Kumar, A., Liang, P., & Ma, T. (2019). Verified uncertainty
+       calibration. NeurIPS. arXiv:1909.10155
+
+    Examples
+    --------
+    >>> expected_calibration_error([0, 1, 1, 0], [0.1, 0.9, 0.6, 0.4], n_bins=2)
+    0.25
+    """
+    if norm not in ("l1", "l2"):
+        raise ValueError(f"The 'norm' parameter must be one of ('l1', 'l2'). Got {norm!r} instead.")
+    if debiased and norm != "l2":
+        raise ValueError("The 'debiased' option needs norm='l2' (the debiased estimator is for the squared L2 error).")
+    y, p = _checked(y_true, p_unsafe)
+    edges = bin_edges(p, n_bins=n_bins, strategy=strategy)
+    return float(ece_from_sums(binned_item_sums(y, p, edges).sum(axis=0), norm=norm, debiased=debiased))
+
+
+def maximum_calibration_error(y_true: ArrayLike, p_unsafe: ArrayLike, *, n_bins: int = 10, strategy: Strategy = "uniform") -> float:
+    """Largest gap between bin accuracy and bin confidence over non-empty bins.
+
+    References
+    ----------
+    .. [1] Naeini, M. P., Cooper, G., & Hauskrecht, M. (2015). AAAI.
+       doi:10.1609/aaai.v29i1.9602
+
+    Examples
+    --------
+    >>> round(maximum_calibration_error([0, 1, 1, 0], [0.1, 0.9, 0.6, 0.4], n_bins=2), 3)
+    0.25
+    """
+    y, p = _checked(y_true, p_unsafe)
+    edges = bin_edges(p, n_bins=n_bins, strategy=strategy)
+    return float(mce_from_sums(binned_item_sums(y, p, edges).sum(axis=0)))
+
+
+def ece_noise_floor(
+    p_unsafe: ArrayLike, *, n_bins: int = 10, strategy: Strategy = "uniform", n_sim: int = 200,
+    rng: np.random.Generator | int | None = None,
+) -> tuple[float, float]:
+    """ECE a perfectly calibrated judge would show on these probabilities: (mean, 95th percentile).
+
+    Labels are drawn as Bernoulli(p_unsafe) ``n_sim`` times.
+    """
+    p = np.asarray(p_unsafe, dtype=float)
+    p = p[~np.isnan(p)]
+    generator = np.random.default_rng(rng)
+    edges = bin_edges(p, n_bins=n_bins, strategy=strategy)
+    draws = (generator.random((n_sim, len(p))) < p).astype(float)
+    one_hot = binned_item_sums(np.zeros_like(p), p, edges)
+    n_b = len(edges) - 1
+    counts, sum_p = one_hot[:, :n_b].sum(axis=0), one_hot[:, n_b : 2 * n_b].sum(axis=0)
+    sum_y = draws @ one_hot[:, :n_b]
+    sums = np.hstack([np.broadcast_to(counts, sum_y.shape), np.broadcast_to(sum_p, sum_y.shape), sum_y])
+    values = ece_from_sums(sums)
+    return float(values.mean()), float(np.quantile(values, 0.95))
+
+
+def brier_item_sums(y_true: ArrayLike, p_unsafe: ArrayLike) -> NDArray[np.float64]:
+    """Per-item ``[observed, (p - y)^2, log loss]``."""
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(p_unsafe, dtype=float)
+    keep = ~(np.isnan(y) | np.isnan(p))
+    y0, p0 = np.where(keep, y, 0.0), np.clip(np.where(keep, p, 0.5), EPS, 1 - EPS)
+    loss = -(y0 * np.log(p0) + (1 - y0) * np.log(1 - p0))
+    return np.column_stack([keep, np.where(keep, (p0 - y0) ** 2, 0.0), np.where(keep, loss, 0.0)]).astype(float)
+
+
+def brier_from_sums(sums: NDArray) -> NDArray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums[..., 1] / sums[..., 0]
+
+
+def log_loss_from_sums(sums: NDArray) -> NDArray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums[..., 2] / sums[..., 0]
+
+
+def brier_score(y_true: ArrayLike, p_unsafe: ArrayLike) -> float:
+    """Mean squared error of P(unsafe); equals ``sklearn.metrics.brier_score_loss``.
+
+    References
+    ----------
+    .. [1] Brier, G. W. (1950). Verification of forecasts expressed in terms of
+       probability. Monthly Weather Review, 78(1), 1-3.
+       doi:10.1175/1520-0493(1950)078<0001:VOFEIT>2.0.CO;2
+
+    Examples
+    --------
+    >>> round(brier_score([0, 1], [0.2, 0.6]), 4)
+    0.1
+    """
+    y, p = _checked(y_true, p_unsafe)
+    return float(brier_from_sums(brier_item_sums(y, p).sum(axis=0)))
+
+
+def log_loss(y_true: ArrayLike, p_unsafe: ArrayLike) -> float:
+    """Mean negative log-likelihood, probabilities clipped to [1e-15, 1 - 1e-15].
+
+    Examples
+    --------
+    >>> round(log_loss([0, 1], [0.5, 0.5]), 4)
+    0.6931
+    """
+    y, p = _checked(y_true, p_unsafe)
+    return float(log_loss_from_sums(brier_item_sums(y, p).sum(axis=0)))
+
+
+def brier_decomposition(
+    y_true: ArrayLike, p_unsafe: ArrayLike, *, n_bins: int = 10, strategy: Strategy = "uniform"
+) -> dict[str, float]:
+    """Murphy's decomposition: Brier ≈ reliability - resolution + uncertainty.
+
+    Returns ``brier``, ``reliability`` (calibration loss, lower is better),
+    ``resolution`` (higher is better), ``uncertainty`` (of the reference alone)
+    and ``residual`` = brier - (reliability - resolution + uncertainty), the
+    within-bin variance of the probabilities that binning leaves out (zero when
+    probabilities are constant within each bin).
+
+    References
+    ----------
+    .. [1] Murphy, A. H. (1973). A new vector partition of the probability
+       score. Journal of Applied Meteorology, 12(4), 595-600.
+       doi:10.1175/1520-0450(1973)012<0595:ANVPOT>2.0.CO;2
+
+    Examples
+    --------
+    >>> parts = brier_decomposition([0, 0, 1, 1], [0.2, 0.2, 0.7, 0.7], n_bins=5)
+    >>> {k: round(v, 4) for k, v in parts.items()}
+    {'brier': 0.065, 'reliability': 0.065, 'resolution': 0.25, 'uncertainty': 0.25, 'residual': 0.0}
+    """
+    y, p = _checked(y_true, p_unsafe)
+    edges = bin_edges(p, n_bins=n_bins, strategy=strategy)
+    return brier_decomposition_from_sums(binned_item_sums(y, p, edges).sum(axis=0), brier_from_sums(brier_item_sums(y, p).sum(axis=0)))
+
+
+def brier_decomposition_from_sums(binned: NDArray, brier: NDArray | float) -> dict[str, float]:
+    counts, sum_p, sum_y = _bin_parts(binned)
+    n = counts.sum()
+    base = sum_y.sum() / n
+    nonempty = counts > 0
+    mean_p = sum_p[nonempty] / counts[nonempty]
+    mean_y = sum_y[nonempty] / counts[nonempty]
+    reliability = float((counts[nonempty] * (mean_p - mean_y) ** 2).sum() / n)
+    resolution = float((counts[nonempty] * (mean_y - base) ** 2).sum() / n)
+    uncertainty = float(base * (1 - base))
+    brier = float(brier)
+    return {
+        "brier": brier,
+        "reliability": reliability,
+        "resolution": resolution,
+        "uncertainty": uncertainty,
+        "residual": brier - (reliability - resolution + uncertainty),
+    }
+
+
+def reliability_curve(
+    y_true: ArrayLike, p_unsafe: ArrayLike, *, n_bins: int = 10, strategy: Strategy = "uniform", level: float = 0.95
+) -> pd.DataFrame:
+    """Reliability-diagram data: one row per bin, empty bins included.
+
+    Columns: ``bin``, ``low_edge``, ``high_edge``, ``count``, ``mean_p``,
+    ``frac_unsafe``, ``ci_low``, ``ci_high`` (Wilson interval of
+    ``frac_unsafe``; NaN for an empty bin).
+
+    References
+    ----------
+    .. [1] Niculescu-Mizil, A., & Caruana, R. (2005). Predicting good
+       probabilities with supervised learning. ICML. doi:10.1145/1102351.1102430
+
+    Examples
+    --------
+    >>> reliability_curve([0, 1, 1], [0.1, 0.8, 0.9], n_bins=2)["count"].tolist()
+    [1, 2]
+    """
+    y, p = _checked(y_true, p_unsafe)
+    edges = bin_edges(p, n_bins=n_bins, strategy=strategy)
+    counts, sum_p, sum_y = _bin_parts(binned_item_sums(y, p, edges).sum(axis=0))
+    low, high = wilson_interval(sum_y, counts, level=level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame(
+            {
+                "bin": np.arange(len(counts)),
+                "low_edge": edges[:-1],
+                "high_edge": edges[1:],
+                "count": counts.astype(int),
+                "mean_p": np.where(counts > 0, sum_p / counts, np.nan),
+                "frac_unsafe": np.where(counts > 0, sum_y / counts, np.nan),
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
+
+
+# ---------------------------------------------------------------- ranking: AUROC, AUPRC
+
+
+def score_levels(p_unsafe: ArrayLike, *, max_levels: int = 2000) -> NDArray[np.float64]:
+    """Distinct score levels, rounded to 4 decimals when there are more than ``max_levels``."""
+    p = np.asarray(p_unsafe, dtype=float)
+    p = p[~np.isnan(p)]
+    levels = np.unique(p)
+    return np.unique(np.round(p, 4)) if len(levels) > max_levels else levels
+
+
+def ranking_item_sums(y_true: ArrayLike, p_unsafe: ArrayLike, levels: NDArray) -> NDArray[np.float64]:
+    """Per-item one-hot over score levels, positives then negatives: shape (n, 2L)."""
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(p_unsafe, dtype=float)
+    keep = ~(np.isnan(y) | np.isnan(p))
+    index = np.clip(np.searchsorted(levels, np.round(p, 4) if len(levels) and levels.dtype.kind == "f" and not np.isin(p[keep], levels).all() else p), 0, max(len(levels) - 1, 0))
+    out = np.zeros((len(p), 2 * len(levels)))
+    rows = np.flatnonzero(keep)
+    out[rows, index[keep] + np.where(y[keep] == 1, 0, len(levels))] = 1.0
+    return out
+
+
+def auroc_from_sums(sums: NDArray) -> NDArray:
+    """Area under the ROC curve (ties count one half) from level-wise positive/negative counts."""
+    n_levels = sums.shape[-1] // 2
+    pos, neg = sums[..., :n_levels], sums[..., n_levels:]
+    below = np.cumsum(neg, axis=-1) - neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (pos * (below + 0.5 * neg)).sum(axis=-1) / (pos.sum(axis=-1) * neg.sum(axis=-1))
+
+
+def auprc_from_sums(sums: NDArray) -> NDArray:
+    """Average precision (sklearn's step-wise definition, thresholds at the score levels)."""
+    n_levels = sums.shape[-1] // 2
+    pos, neg = sums[..., :n_levels][..., ::-1], sums[..., n_levels:][..., ::-1]
+    tp, fp = np.cumsum(pos, axis=-1), np.cumsum(neg, axis=-1)
+    total = pos.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        return (pos / total * precision).sum(axis=-1)
+
+
+def auroc(y_true: ArrayLike, p_unsafe: ArrayLike) -> float:
+    """Area under the ROC curve of P(unsafe); equals ``sklearn.metrics.roc_auc_score``.
+
+    Examples
+    --------
+    >>> auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    0.75
+    """
+    y, p = _checked(y_true, p_unsafe)
+    levels = np.unique(p)
+    return float(auroc_from_sums(ranking_item_sums(y, p, levels).sum(axis=0)))
+
+
+def auprc(y_true: ArrayLike, p_unsafe: ArrayLike) -> float:
+    """Average precision of P(unsafe); equals ``sklearn.metrics.average_precision_score``.
+
+    Examples
+    --------
+    >>> round(auprc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]), 4)
+    0.8333
+    """
+    y, p = _checked(y_true, p_unsafe)
+    levels = np.unique(p)
+    return float(auprc_from_sums(ranking_item_sums(y, p, levels).sum(axis=0)))
+
+
+# ---------------------------------------------------------------- recalibration, held out
+
+
+Recalibration = Literal["platt", "temperature", "isotonic"]
+
+
+def _logit(p: NDArray) -> NDArray:
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def _fit_predict(method: Recalibration, p_train: NDArray, y_train: NDArray, p_test: NDArray) -> NDArray:
+    if method == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
+        model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p_train, y_train)
+        return model.predict(p_test)
+    if method == "platt":
+        from sklearn.linear_model import LogisticRegression
+
+        if len(np.unique(y_train)) < 2:
+            return np.full(len(p_test), float(y_train.mean()))
+        model = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(p_train)[:, None], y_train)
+        return model.predict_proba(_logit(p_test)[:, None])[:, 1]
+    from scipy.optimize import minimize_scalar
+
+    z = _logit(p_train)
+
+    def loss(log_t: float) -> float:
+        q = np.clip(expit(z / np.exp(log_t)), EPS, 1 - EPS)
+        return float(-(y_train * np.log(q) + (1 - y_train) * np.log(1 - q)).mean())
+
+    temperature = float(np.exp(minimize_scalar(loss, bounds=(-5, 5), method="bounded").x))
+    return expit(_logit(p_test) / temperature)
+
+
+def recalibrate_cv(
+    y_true: ArrayLike,
+    p_unsafe: ArrayLike,
+    *,
+    method: Recalibration = "platt",
+    groups: ArrayLike | None = None,
+    n_splits: int = 5,
+    rng: np.random.Generator | int | None = None,
+) -> NDArray[np.float64]:
+    """Held-out recalibrated probabilities: each item is predicted by a map fitted on other folds.
+
+    Folds keep whole ``groups`` (clusters) together, so items of one behaviour
+    never sit on both sides. Evaluate the returned probabilities with any
+    calibration statistic; they are out-of-sample by construction.
+
+    References
+    ----------
+    .. [1] Platt, J. (1999). Probabilistic outputs for support vector machines.
+    .. [2] Guo, C., Pleiss, G., Sun, Y., & Weinberger, K. Q. (2017). On
+       calibration of modern neural networks. ICML. arXiv:1706.04599
+    .. [3] Zadrozny, B., & Elkan, C. (2002). Transforming classifier scores
+       into accurate multiclass probability estimates. KDD. doi:10.1145/775047.775151
+    """
+    if method not in ("platt", "temperature", "isotonic"):
+        raise ValueError(f"The 'method' parameter must be one of ('platt', 'temperature', 'isotonic'). Got {method!r} instead.")
+    y, p = _checked(y_true, p_unsafe)
+    labels = np.arange(len(y)) if groups is None else np.asarray(groups, dtype=object)[
+        ~(np.isnan(np.asarray(y_true, dtype=float)) | np.isnan(np.asarray(p_unsafe, dtype=float)))
+    ]
+    unique = np.unique(labels.astype(str))
+    generator = np.random.default_rng(rng)
+    fold_of_group = dict(zip(unique, generator.permutation(len(unique)) % max(2, min(n_splits, len(unique))), strict=True))
+    folds = np.array([fold_of_group[str(g)] for g in labels])
+    out = np.empty(len(y))
+    for fold in np.unique(folds):
+        test = folds == fold
+        out[test] = _fit_predict(method, p[~test], y[~test], p[test])
+    return out
