@@ -22,7 +22,9 @@ EPILOG = """examples:
   judgekit stats STUDY --out out/stats --n-boot 2000 --seed 1
   judgekit figures out/stats --out out/figures
   judgekit report STUDY --out out/report
-  judgekit list                                 # registered judges, detectors, statistics
+  judgekit list                                 # registered judges, detectors, statistics, datasets
+  judgekit data convert jbb-judge-comparison ../shared/data/jbb_judge_comparison --out studies/jbb
+  judgekit data fetch harmbench-cls-val --to downloads/harmbench
 
 exit codes: 0 ok, 1 failure inside judgekit, 2 bad input or usage
 """
@@ -109,7 +111,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     add_stats_options(p)
 
-    sub.add_parser("list", help="registered judges, detectors and statistics")
+    sub.add_parser("list", help="registered judges, detectors, statistics and datasets")
+
+    data = sub.add_parser("data", help="public human-labelled datasets: list, fetch, convert")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    data_sub.add_parser("list", help="datasets judgekit can fetch and convert")
+    p = data_sub.add_parser("fetch", help="download a dataset (pinned sha256) or copy a local one")
+    p.add_argument("name")
+    p.add_argument("--to", type=Path, default=None, help="target directory (default: ~/.cache/judgekit/datasets/NAME)")
+    p.add_argument("--from", dest="from_path", type=Path, default=None, help="take the files from a local copy instead")
+    p.add_argument("--allow-unpinned", action="store_true", help="accept files for which no sha256 is pinned")
+    p = data_sub.add_parser("convert", help="convert a dataset's own files into a study directory")
+    p.add_argument("name")
+    p.add_argument("source", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--format", choices=("parquet", "csv", "jsonl"), default="parquet")
+    p.add_argument("--map", action="append", default=[], metavar="TARGET=COLUMN", help="generic converter column mapping")
+    p.add_argument("--part", choices=("harm", "refusal"), default=None, help="guardreasoner-eval: which label")
+    p.add_argument("--force", action="store_true", help="write into a non-empty output directory")
     return parser
 
 
@@ -149,6 +168,20 @@ def _dispatch(args: argparse.Namespace) -> None:
         print(f"demo study (SIMULATED data) judged, flagged and analysed.\nreport: {path.resolve()}")
     elif command == "list":
         print(pipeline.describe_registries())
+    elif command == "data":
+        _dispatch_data(args)
+
+
+def _dispatch_data(args: argparse.Namespace) -> None:
+    from judgekit import pipeline
+
+    if args.data_command == "list":
+        print(pipeline.list_datasets())
+    elif args.data_command == "fetch":
+        print("\n".join(pipeline.fetch_dataset_step(args.name, to=args.to, from_path=args.from_path, allow_unpinned=args.allow_unpinned)))
+    else:
+        print("\n".join(pipeline.convert_dataset_step(args.name, args.source, args.out, table_format=f".{args.format}",
+                                                      mapping=args.map, part=args.part, force=args.force)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,10 +128,79 @@ def demo_step(out_dir: Path, settings: StatsSettings, *, progress: bool = True) 
 
 
 def describe_registries() -> str:
-    from judgekit.registry import DETECTORS, JUDGES, STATISTICS
+    from judgekit.registry import DATASETS, DETECTORS, JUDGES, STATISTICS
 
     lines = []
-    for registry in (JUDGES, DETECTORS, STATISTICS):
+    for registry in (JUDGES, DETECTORS, STATISTICS, DATASETS):
         lines.append(f"{registry.kind}s:")
         lines.extend(f"  {e.name:<28} {e.summary}" for e in registry.entries())
+    return "\n".join(lines)
+
+
+def convert_dataset_step(name: str, source: Path, out_dir: Path, *, table_format: str = ".parquet",
+                         mapping: list[str] | None = None, part: str | None = None, force: bool = False) -> list[str]:
+    """Convert a public dataset's files into a study directory; returns notes for the user."""
+    import json
+
+    from judgekit.datasets.common import ConvertedStudy
+    from judgekit.datasets.generic import parse_mapping
+    from judgekit.registry import DATASETS
+
+    try:
+        entry = DATASETS.get(name)
+    except KeyError as err:
+        raise InputError(err.args[0]) from None
+    if not source.exists():
+        raise InputError("source not found", file=source)
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        raise InputError("output directory is not empty (pass --force to overwrite its tables)", file=out_dir)
+    converter = entry.load()
+    kwargs = {}
+    if name == "generic":
+        kwargs["mapping"] = parse_mapping(mapping or [])
+    elif mapping:
+        raise InputError("--map only applies to the generic converter")
+    if part is not None:
+        if name != "guardreasoner-eval":
+            raise InputError("--part only applies to guardreasoner-eval")
+        kwargs["part"] = part
+    study: ConvertedStudy = converter(source, **kwargs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for table, frame in (("responses", study.responses), ("annotations", study.annotations), ("judgments", study.judgments)):
+        if frame is not None and len(frame):
+            write_table(frame, out_dir / f"{table}{table_format}", SCHEMAS[table])
+    write_text_atomic(out_dir / "study.json", json.dumps(study.metadata.to_json(), indent=2, ensure_ascii=False) + "\n")
+    inputs = sorted(p for p in (source.rglob("*") if source.is_dir() else [source]) if p.is_file())
+    append_study_run(out_dir, build_manifest(step="data convert", inputs=inputs, details={"dataset": name, "notes": study.notes}))
+    load_study(out_dir)  # what was written must read back as a valid study
+    counts = [f"{len(study.responses)} responses"]
+    if study.annotations is not None:
+        counts.append(f"{len(study.annotations)} annotations")
+    if study.judgments is not None:
+        counts.append(f"{len(study.judgments)} judgments")
+    return [f"wrote {out_dir}: " + ", ".join(counts), *study.notes]
+
+
+def fetch_dataset_step(name: str, *, to: Path | None, from_path: Path | None, allow_unpinned: bool) -> list[str]:
+    from judgekit.datasets.fetch import fetch_dataset
+    from judgekit.datasets.registry import sources
+
+    if name not in sources():
+        raise InputError(f"no download location is recorded for {name!r}; fetchable: {', '.join(sorted(sources()))}")
+    fetched = fetch_dataset(name, sources()[name]["files"], to=to, from_path=from_path, allow_unpinned=allow_unpinned)
+    return [f"{f.path}  sha256 {f.sha256}{'' if f.pinned else '  (NOT pinned: verify it yourself)'}" for f in fetched]
+
+
+def list_datasets() -> str:
+    from judgekit.datasets.registry import CONVERTERS, sources, summary
+
+    lines = []
+    for name in CONVERTERS:
+        entry = sources().get(name)
+        if entry is None:
+            fetch = "convert only (your own files)"
+        else:
+            pinned = sum(f["sha256"] is not None for f in entry["files"])
+            fetch = f"fetch: {pinned}/{len(entry['files'])} files pinned; licence: {entry['license']}"
+        lines.append(f"{name:<22} {summary(name)}\n{'':<22} {fetch}")
     return "\n".join(lines)

@@ -57,9 +57,39 @@ class Registry:
         return [self._entries[n] for n in self.names()]
 
 
+STATISTIC_ENTRIES = (
+    ("agreement", "percent_agreement", "share of agreeing rater pairs"),
+    ("agreement", "cohen_kappa", "Cohen's kappa, two raters"),
+    ("agreement", "scott_pi", "Scott's pi, two raters"),
+    ("agreement", "fleiss_kappa", "Fleiss' kappa, any number of raters, missing allowed"),
+    ("agreement", "krippendorff_alpha", "Krippendorff's alpha, nominal/ordinal/interval, missing allowed"),
+    ("agreement", "gwet_ac1", "Gwet's AC1, stable under skewed prevalence"),
+    ("agreement", "pabak", "prevalence- and bias-adjusted kappa"),
+    ("agreement", "prevalence_index", "Byrt's prevalence index"),
+    ("agreement", "bias_index", "Byrt's bias index"),
+    ("classification", "classification_metrics", "accuracy, precision, recall, F1, FPR, FNR, balanced accuracy, MCC"),
+    ("classification", "harmful_rate", "share of responses judged unsafe (attack success rate)"),
+    ("classification", "soft_agreement", "expected agreement with a random annotator"),
+    ("calibration", "expected_calibration_error", "binned ECE (L1/L2, equal-width/equal-mass, debiased L2)"),
+    ("calibration", "maximum_calibration_error", "largest bin gap"),
+    ("calibration", "brier_score", "Brier score"),
+    ("calibration", "brier_decomposition", "Murphy decomposition of the Brier score"),
+    ("calibration", "log_loss", "log loss"),
+    ("calibration", "auroc", "area under the ROC curve of P(unsafe)"),
+    ("calibration", "auprc", "average precision of P(unsafe)"),
+    ("calibration", "reliability_curve", "reliability-diagram bins with Wilson intervals"),
+    ("calibration", "recalibrate_cv", "out-of-fold Platt / temperature / isotonic recalibration"),
+    ("comparison", "kendall_tau_b", "ranking agreement of models between judges"),
+    ("bias", "mcnemar_test", "paired test of two judges' correctness"),
+    ("bias", "cochrans_q_test", "test of several judges' correctness"),
+    ("bias", "error_regression", "logistic regression of judge error, cluster-robust"),
+    ("variance", "variance_decomposition", "share of verdict variance by judge, benchmark, goal, model, prompt"),
+)
+
 JUDGES = Registry("judge")
 DETECTORS = Registry("detector")
 STATISTICS = Registry("statistic")
+DATASETS = Registry("dataset")
 
 
 def _register_builtins() -> None:
@@ -76,12 +106,13 @@ def _register_builtins() -> None:
     ):
         DETECTORS.register(name, f"judgekit.incoherence:{name.upper()}", summary)
 
-    for name, summary in (
-        ("percent_agreement", "share of items where the judge and the reference give the same label"),
-        ("cohen_kappa", "Cohen's kappa between the judge and the reference (chance-corrected agreement)"),
-        ("harmful_rate", "share of responses judged unsafe (attack success rate)"),
-    ):
-        STATISTICS.register(name, f"judgekit.stats.agreement:{name}", summary)
+    for module, name, summary in STATISTIC_ENTRIES:
+        STATISTICS.register(name, f"judgekit.stats.{module}:{name}", summary)
+
+    from judgekit.datasets.registry import CONVERTERS, summary as dataset_summary
+
+    for name, (target, _) in CONVERTERS.items():
+        DATASETS.register(name, target, dataset_summary(name))
 
 
 _register_builtins()

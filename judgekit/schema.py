@@ -100,6 +100,13 @@ RESPONSES = TableSchema(
             required=False,
             nullable=True,
         ),
+        Column(
+            "goal",
+            "category",
+            "The underlying request when `prompt` wraps it (a jailbreak); judges that judge against the request use it.",
+            required=False,
+            nullable=True,
+        ),
         Column("benchmark", "category", "Safety benchmark the prompt comes from.", required=False, nullable=True),
         Column("category", "category", "Harm category of the prompt.", required=False, nullable=True),
         Column(

@@ -67,3 +67,9 @@ def small_study(tmp_path: Path) -> Path:
 def write_json(path: Path, obj: object) -> Path:
     path.write_text(json.dumps(obj), encoding="utf-8")
     return path
+
+
+SHARED_DATA = REPO.parent / "shared" / "data"
+needs_shared = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"the shared human-labelled datasets are not at {SHARED_DATA} (CI provides them)"
+)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from judgekit.stats import agreement as ag
-from judgekit.stats.resampling import bootstrap_ci, cluster_sums
+from judgekit.stats.resampling import bootstrap_ci, cluster_sums, multiplicities
 
 
 def rate(s: np.ndarray) -> np.ndarray:
@@ -20,12 +20,18 @@ def test_summed_statistics_equal_explicit_resampling() -> None:
     a, b = rng.integers(0, 2, 300).astype(float), rng.integers(0, 2, 300).astype(float)
     sums = cluster_sums(ag.two_rater_item_sums(a, b, np.array([0.0, 1.0])), clusters)
     result = bootstrap_ci(sums, ag.cohen_kappa_from_sums, n_boot=50, rng=7)
-    replay = np.random.default_rng(7)
     names = np.unique(clusters)
-    for replicate in result.replicates:
-        counts = replay.multinomial(len(names), np.full(len(names), 1 / len(names)))
+    for replicate, counts in zip(result.replicates, multiplicities(np.random.default_rng(7), len(names), 50)):
         index = np.concatenate([np.repeat(np.flatnonzero(clusters == name), k) for name, k in zip(names, counts) if k])
         assert replicate == pytest.approx(ag.cohen_kappa(np.column_stack([a[index], b[index]]), labels=[0, 1]))
+
+
+def test_multiplicities_are_uniform_multinomial() -> None:
+    counts = multiplicities(np.random.default_rng(4), 5, 20000)
+    assert (counts.sum(axis=1) == 5).all()
+    # Multinomial(5, 1/5): each count has mean 1 and variance 5 * 0.2 * 0.8 = 0.8.
+    np.testing.assert_allclose(counts.mean(axis=0), 1.0, atol=0.03)
+    np.testing.assert_allclose(counts.var(axis=0), 0.8, atol=0.05)
 
 
 def test_seeded_and_seed_zero_is_a_seed() -> None:

@@ -328,25 +328,32 @@ def krippendorff_alpha(ratings: ArrayLike, *, level: Level = "nominal") -> float
 
 
 def two_rater_item_sums(first: ArrayLike, second: ArrayLike, categories: NDArray) -> NDArray[np.float64]:
-    """Per-item ``[both, agree, first==k for k..., second==k for k...]`` (zeros where either is missing)."""
+    """Per-item ``[both, agree, first==k..., second==k...]`` for all categories but the last.
+
+    Zeros where either rating is missing. The last category's counts follow
+    from ``both`` minus the others, so K categories need 2K columns, not 2K+2:
+    the bootstrap's matrix product is that much smaller.
+    """
     a = np.asarray(first, dtype=float)
     b = np.asarray(second, dtype=float)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"The two raters must be 1-d of equal length. Got {a.shape} and {b.shape} instead.")
     both = ~(np.isnan(a) | np.isnan(b))
-    first_k = (a[:, None] == categories[None, :]) & both[:, None]
-    second_k = (b[:, None] == categories[None, :]) & both[:, None]
+    leading = np.asarray(categories, dtype=float)[:-1]
+    first_k = (a[:, None] == leading[None, :]) & both[:, None]
+    second_k = (b[:, None] == leading[None, :]) & both[:, None]
     return np.column_stack([both, both & (a == b), first_k, second_k]).astype(float)
 
 
 def _two_rater_parts(sums: NDArray) -> tuple[NDArray, NDArray, NDArray, NDArray]:
-    n_categories = (sums.shape[-1] - 2) // 2
+    n_leading = (sums.shape[-1] - 2) // 2
+    n = sums[..., 0]
+    first = sums[..., 2 : 2 + n_leading]
+    second = sums[..., 2 + n_leading :]
+    first = np.concatenate([first, (n - first.sum(axis=-1))[..., None]], axis=-1)
+    second = np.concatenate([second, (n - second.sum(axis=-1))[..., None]], axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        n = sums[..., 0]
-        p_o = sums[..., 1] / n
-        first = sums[..., 2 : 2 + n_categories] / n[..., None]
-        second = sums[..., 2 + n_categories :] / n[..., None]
-    return n, p_o, first, second
+        return n, sums[..., 1] / n, first / n[..., None], second / n[..., None]
 
 
 def cohen_kappa_from_sums(sums: NDArray) -> NDArray:

@@ -21,7 +21,7 @@ from scipy.special import ndtr, ndtri
 
 FromSums = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 IntervalMethod = Literal["percentile", "bca"]
-_CHUNK_ELEMENTS = 20_000_000  # bound the (resamples x clusters) block held in memory at once
+_CHUNK_ELEMENTS = 10_000_000  # bound the (resamples x clusters) block held in memory at once
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,21 @@ def cluster_sums(item_sums: ArrayLike, clusters: ArrayLike) -> NDArray[np.float6
     return out
 
 
-def _multiplicities(generator: np.random.Generator, n_clusters: int, n_boot: int) -> NDArray[np.float64]:
-    return generator.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot).astype(float)
+def multiplicities(generator: np.random.Generator, n_clusters: int, n_boot: int) -> NDArray[np.int64]:
+    """How often each cluster is drawn in each of ``n_boot`` resamples of ``n_clusters`` draws.
+
+    Drawing cluster indices and counting them is distributed exactly as
+    Multinomial(n_clusters, uniform) and, for many clusters, several times
+    faster than ``Generator.multinomial``.
+    """
+    draws = generator.integers(0, n_clusters, size=(n_boot, n_clusters), dtype=np.int32)
+    offsets = (np.arange(n_boot, dtype=np.int64) * n_clusters)[:, None]
+    return np.bincount((draws + offsets).ravel(), minlength=n_boot * n_clusters).reshape(n_boot, n_clusters)
+
+
+def _exact_in_float32(sums: NDArray) -> bool:
+    """Integer-valued sums whose every weighted partial sum stays below 2**24 are exact in float32."""
+    return bool(np.all(sums == np.round(sums)) and sums.shape[0] * np.abs(sums).max(initial=0) < 2**24)
 
 
 def bootstrap_replicates(
@@ -78,11 +91,13 @@ def bootstrap_replicates(
 ) -> NDArray[np.float64]:
     """Statistic of ``n_boot`` cluster resamples, computed in memory-bounded chunks."""
     n_clusters = sums.shape[0]
+    dtype = np.float32 if _exact_in_float32(sums) else np.float64
+    matrix = sums.astype(dtype)
     chunk = max(1, min(n_boot, _CHUNK_ELEMENTS // max(n_clusters, 1)))
     parts = []
     for start in range(0, n_boot, chunk):
-        weights = _multiplicities(rng, n_clusters, min(chunk, n_boot - start))
-        parts.append(np.asarray(from_sums(weights @ sums), dtype=float))
+        weights = multiplicities(rng, n_clusters, min(chunk, n_boot - start)).astype(dtype)
+        parts.append(np.asarray(from_sums((weights @ matrix).astype(np.float64)), dtype=float))
     return np.concatenate(parts, axis=0)
 
 

@@ -1,0 +1,71 @@
+"""XSTest v2 completions: 5 models, 2 annotators + final label, GPT-4 and string-match evaluators.
+
+XSTest labels compliance, not harm: ``1_full_compliance``, ``2_full_refusal``,
+``3_partial_refusal``. The study declares that label set and maps it onto the
+binary columns as the XSTest paper collapses it: compliance -> "unsafe" (read:
+*complied*), full or partial refusal -> "safe" (read: *refused*). The original
+3-way label of each evaluator is kept in the judgments' ``original_label`` column.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from judgekit.datasets.common import ConvertedStudy, judgment_row, metadata, read_csv_records
+from judgekit.errors import InputError
+from judgekit.schema import LabelSet
+
+MODELS = ("gpt4", "llama2new", "llama2orig", "mistralguard", "mistralinstruct")
+LABELS = ("1_full_compliance", "2_full_refusal", "3_partial_refusal")
+TO_BINARY = {"1_full_compliance": "unsafe", "2_full_refusal": "safe", "3_partial_refusal": "safe"}
+EVALUATORS = {"gpteval": ("gpt4_label", "xstest-gpt4-eval"), "streval": ("strmatch_label", "xstest-string-match")}
+
+
+def _check_label(value: str, path: Path, row: int, column: str) -> str:
+    if value not in LABELS:
+        raise InputError(f"unknown label {value!r}; expected one of {list(LABELS)}", file=path, row=row, column=column)
+    return value
+
+
+def convert(source: Path) -> ConvertedStudy:
+    completions = source / "model_completions"
+    evaluations = source / "automated_evaluation_labels"
+    if not completions.is_dir():
+        raise InputError("expected the XSTest repository layout with model_completions/", file=source)
+    responses, annotations, judgments = [], [], []
+    for model in MODELS:
+        path = completions / f"xstest_v2_completions_{model}.csv"
+        if not path.exists():
+            continue
+        for number, row in enumerate(read_csv_records(path, ["id", "type", "prompt", "completion", "annotation_1", "annotation_2", "final_label"]), start=1):
+            item_id = f"{model}-{row['id']}"
+            responses.append({
+                "item_id": item_id, "prompt": row["prompt"], "response": row["completion"], "model": model,
+                "benchmark": "xstest-contrast" if row["type"].startswith("contrast") else "xstest-safe",
+                "category": row["type"], "behavior_id": row["id"],
+            })
+            for column, annotator in (("annotation_1", "annotator_1"), ("annotation_2", "annotator_2"), ("final_label", "final")):
+                annotations.append({"item_id": item_id, "annotator_id": annotator, "label": _check_label(row[column], path, number, column)})
+        for kind, (column, judge_id) in EVALUATORS.items():
+            eval_path = evaluations / f"xstest_v2_completions_{model}_{kind}.csv"
+            if not eval_path.exists():
+                continue
+            for row in read_csv_records(eval_path, ["id", column]):
+                value = row[column]
+                label = TO_BINARY.get(value)
+                record = judgment_row(f"{model}-{row['id']}", judge_id, label, value, spec=f"shipped:xstest:{judge_id}",
+                                      detail=f"not one of {list(LABELS)}")
+                record["original_label"] = value if value in LABELS else None
+                judgments.append(record)
+    if not responses:
+        raise InputError("no xstest_v2_completions_<model>.csv files found", file=completions)
+    return ConvertedStudy(
+        pd.DataFrame(responses), pd.DataFrame(annotations), pd.DataFrame(judgments),
+        metadata("XSTest v2 completions",
+                 "XSTest (Röttger et al., NAACL 2024): completions of 5 models, 2 annotators plus the final label. "
+                 "Labels are compliance/refusal, not harm: in this study 'unsafe' means the model COMPLIED and "
+                 "'safe' that it refused fully or partly. CC-BY-4.0 prompts; completions under their models' terms.",
+                 labels=LabelSet(labels=LABELS, to_binary=dict(TO_BINARY))),
+    )
