@@ -107,6 +107,40 @@ def harmful_rate_by_model(stats: pd.DataFrame) -> plt.Figure | None:
     return fig
 
 
+def judge_metric_forest(stats: pd.DataFrame, *, statistics: list[str], subsets: list[str] | None = None,
+                        reference: str = "human_majority", title: str = "") -> plt.Figure | None:
+    """One panel per statistic; one row per judge; one marker per subset; every estimate with its interval."""
+    rows = stats[stats["statistic"].isin(statistics) & (stats["reference"] == reference)]
+    subsets = subsets or ["all"]
+    rows = rows[rows["subset"].isin(subsets)]
+    if rows.empty:
+        return None
+    judges = sorted(rows["judge_id"].unique())
+    with plt.rc_context(PAPER_STYLE):
+        fig, axes = plt.subplots(1, len(statistics), figsize=(DOUBLE_COLUMN_IN, 0.22 * len(judges) + 1.2), sharey=True,
+                                 squeeze=False, layout="constrained")
+        offsets = np.linspace(-0.2, 0.2, len(subsets)) if len(subsets) > 1 else [0.0]
+        for ax, statistic in zip(axes[0], statistics, strict=True):
+            for offset, subset, color, marker in zip(offsets, subsets, OKABE_ITO, "osD^", strict=False):
+                part = rows[(rows["statistic"] == statistic) & (rows["subset"] == subset)].set_index("judge_id").reindex(judges)
+                ax.errorbar(part["estimate"], np.arange(len(judges)) + offset, xerr=_interval_errors(part), fmt=marker,
+                            color=color, markersize=3.5, capsize=2, linewidth=0.9, label=subset)
+            ax.set_title(statistic)
+            ax.set_xlim(-0.02, 1.02)
+        axes[0][0].set_yticks(np.arange(len(judges)), judges)
+        axes[0][0].invert_yaxis()
+        if len(subsets) > 1:
+            handles, labels = axes[0][0].get_legend_handles_labels()
+            fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(subsets), frameon=False)
+        fig.suptitle(title or f"Judges against the {reference.replace('_', ' ')} (95% cluster-bootstrap CI)")
+    return fig
+
+
+def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
+    """Save as PDF and 300-dpi PNG."""
+    return _save(fig, Path(out_dir), name)
+
+
 FIGURES = {
     "agreement_by_coherence": agreement_by_coherence,
     "harmful_rate_by_model": harmful_rate_by_model,
