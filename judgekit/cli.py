@@ -96,9 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     add_stats_options(p)
 
-    p = sub.add_parser("figures", help="draw figures from a stats directory")
+    p = sub.add_parser("figures", help="draw figures and paper tables from a stats directory")
     p.add_argument("stats_dir", type=Path)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--study", type=Path, default=None, help="the study, for figures that read its flags (incoherence scores)")
 
     p = sub.add_parser("report", help="self-contained HTML report -> OUT/report.html")
     p.add_argument("study", type=Path)
@@ -158,7 +159,7 @@ def _dispatch(args: argparse.Namespace) -> None:
         stats = pipeline.stats_step(args.study, args.out, settings)
         print(f"wrote {len(stats)} statistics to {args.out / 'stats.parquet'} and stats.csv")
     elif command == "figures":
-        for path in pipeline.figures_step(args.stats_dir, args.out):
+        for path in pipeline.figures_step(args.stats_dir, args.out, study_dir=args.study):
             print(path)
     elif command == "report":
         path = pipeline.report_step(args.study, args.out, stats_dir=args.stats, settings=settings)

@@ -1,12 +1,28 @@
-"""Paper figures drawn from the ``stats`` table (never recomputed here).
+"""Paper figures drawn from the ``stats`` and ``reliability`` tables and the study's
+``flags`` (never recomputed here).
 
-One style for every figure: Okabe-Ito colour-blind-safe palette, serif-free
-sans fonts at paper sizes, every estimate with its interval. Each figure is
-saved as PDF and 300-dpi PNG.
+One style for every figure: Okabe-Ito colour-blind-safe palette, sans fonts at
+paper sizes, single-column (3.5 in) or double-column (7 in) widths, every
+estimate with its interval. Each figure is saved as PDF and 300-dpi PNG.
+
+=============================  ==============================================
+figure                         reads
+=============================  ==============================================
+agreement_heatmap              cohen_kappa (judge-judge, judge-human), human ceiling
+reliability_diagrams           reliability bins, ece
+finetune_effect_forest         finetune_effect
+conclusion_flip_matrix         finetune_effect (+ sign-flip probability)
+error_by_coherence             accuracy on coherent / incoherent subsets
+variance_decomposition         variance_share
+confusion_matrices             tp / fp / fn / tn
+incoherence_scores             flags table (+ responses' model)
+harmful_rate_by_model          harmful_rate per model x benchmark
+=============================  ==============================================
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -47,31 +63,6 @@ def _interval_errors(frame: pd.DataFrame) -> np.ndarray:
     low = (frame["estimate"] - frame["ci_low"]).clip(lower=0).fillna(0)
     high = (frame["ci_high"] - frame["estimate"]).clip(lower=0).fillna(0)
     return np.vstack([low.to_numpy(), high.to_numpy()])
-
-
-def agreement_by_coherence(stats: pd.DataFrame, *, statistic: str = "cohen_kappa") -> plt.Figure | None:
-    """Judge vs human-majority agreement, one row per judge, split by the incoherence flag."""
-    rows = stats[(stats["statistic"] == statistic) & (stats["reference"] == "human_majority")]
-    if rows.empty:
-        return None
-    subsets = [s for s in ("all", "coherent", "incoherent") if s in set(rows["subset"])]
-    judges = sorted(rows["judge_id"].unique())
-    with plt.rc_context(PAPER_STYLE):
-        fig, ax = plt.subplots(figsize=(SINGLE_COLUMN_IN * 1.4, 0.45 * len(judges) + 1.0))
-        offsets = np.linspace(-0.25, 0.25, len(subsets)) if len(subsets) > 1 else [0.0]
-        for offset, subset, color, marker in zip(offsets, subsets, OKABE_ITO, "osD", strict=False):
-            part = rows[rows["subset"] == subset].set_index("judge_id").reindex(judges)
-            y = np.arange(len(judges)) + offset
-            ax.errorbar(part["estimate"], y, xerr=_interval_errors(part), fmt=marker, color=color,
-                        markersize=4, capsize=2, linewidth=1, label=f"{subset} (n≈{int(part['n_items'].median())})")
-        ax.set_yticks(np.arange(len(judges)), judges)
-        ax.invert_yaxis()
-        ax.axvline(0, color="0.6", linewidth=0.6, zorder=0)
-        label = {"cohen_kappa": "Cohen's κ", "percent_agreement": "percent agreement"}.get(statistic, statistic)
-        ax.set_xlabel(f"{label} with the human majority (95% cluster-bootstrap CI)")
-        ax.set_title("Judge agreement with humans, coherent vs incoherent responses")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=len(subsets), frameon=False)
-    return fig
 
 
 def harmful_rate_by_model(stats: pd.DataFrame) -> plt.Figure | None:
@@ -141,17 +132,318 @@ def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
     return _save(fig, Path(out_dir), name)
 
 
+
+@dataclass
+class FigureInputs:
+    stats: pd.DataFrame
+    reliability: pd.DataFrame | None = None
+    flags: pd.DataFrame | None = None
+    responses: pd.DataFrame | None = None
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{round(float(value), 2) + 0.0:.2f}"
+
+
+def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
+    """Cohen's kappa between every pair of raters (judges and the human majority), interval in each cell."""
+    stats = data.stats
+    kappa = stats[(stats["statistic"] == "cohen_kappa") & (stats["subset"] == "all")]
+    pairs = kappa[kappa["reference"].isin(set(kappa["judge_id"]) | {"human_majority"}) | (kappa["reference"] == "human_majority")]
+    judges = sorted(set(pairs.loc[pairs["reference"] != "majority_of_others", "judge_id"]) - {"human_ceiling"} - set(
+        stats.loc[stats["reference"] == "majority_of_others", "judge_id"]))
+    raters = ["human_majority", *judges]
+    if len(judges) == 0:
+        return None
+    n = len(raters)
+    values = np.full((n, n), np.nan)
+    text = [["" for _ in range(n)] for _ in range(n)]
+    for row in pairs.itertuples(index=False):
+        if row.judge_id in raters and row.reference in raters:
+            i, j = raters.index(row.judge_id), raters.index(row.reference)
+            cell = f"{_fmt(row.estimate)}\n[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]"
+            values[i, j] = values[j, i] = row.estimate
+            text[i][j] = text[j][i] = cell
+    with plt.rc_context(PAPER_STYLE):
+        size = min(DOUBLE_COLUMN_IN, 1.0 + 0.75 * n)
+        fig, ax = plt.subplots(figsize=(size, size * 0.9), layout="constrained")
+        image = ax.imshow(values, cmap="cividis", vmin=-0.2, vmax=1.0)
+        for i in range(n):
+            for j in range(n):
+                if i != j and text[i][j]:
+                    ax.text(j, i, text[i][j], ha="center", va="center", fontsize=5.5,
+                            color="white" if values[i, j] < 0.45 else "black")
+        ax.set_xticks(range(n), raters, rotation=45, ha="right")
+        ax.set_yticks(range(n), raters)
+        ceiling = stats[(stats["judge_id"] == "human_ceiling") & (stats["statistic"] == "cohen_kappa") & (stats["subset"] == "all")]
+        bar = fig.colorbar(image, ax=ax, shrink=0.8, label="Cohen's κ (95% CI in cells)")
+        title = "Agreement between judges and with the human majority"
+        if len(ceiling):
+            c = ceiling.iloc[0]
+            bar.ax.axhline(c.estimate, color="#D55E00", linewidth=2)
+            title += f"\nhuman ceiling κ = {_fmt(c.estimate)} [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}] (orange line)"
+        ax.set_title(title)
+    return fig
+
+
+def reliability_diagrams(data: FigureInputs) -> plt.Figure | None:
+    """One panel per judge with P(unsafe): observed share unsafe per bin with Wilson intervals, counts beneath."""
+    if data.reliability is None or data.reliability.empty:
+        return None
+    curves = data.reliability[data.reliability["subset"] == "all"]
+    judges = sorted(curves["judge_id"].unique())
+    ece = data.stats[(data.stats["statistic"] == "ece") & (data.stats["subset"] == "all")].set_index("judge_id")
+    columns = min(3, len(judges))
+    rows = int(np.ceil(len(judges) / columns))
+    with plt.rc_context(PAPER_STYLE):
+        fig = plt.figure(figsize=(DOUBLE_COLUMN_IN, 2.6 * rows), layout="constrained")
+        grid = fig.add_gridspec(rows * 2, columns, height_ratios=[3, 1] * rows)
+        for k, judge in enumerate(judges):
+            r, c = divmod(k, columns)
+            top = fig.add_subplot(grid[2 * r, c])
+            bottom = fig.add_subplot(grid[2 * r + 1, c], sharex=top)
+            curve = curves[curves["judge_id"] == judge]
+            filled = curve[curve["count"] > 0]
+            centres = (curve["low_edge"] + curve["high_edge"]) / 2
+            top.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, linestyle="--")
+            top.errorbar(filled["mean_p"], filled["frac_unsafe"],
+                         yerr=np.vstack([filled["frac_unsafe"] - filled["ci_low"], filled["ci_high"] - filled["frac_unsafe"]]).clip(min=0),
+                         fmt="o-", color=OKABE_ITO[0], markersize=3, capsize=1.5, linewidth=1)
+            top.set_xlim(0, 1)
+            top.set_ylim(-0.02, 1.02)
+            top.set_ylabel("share unsafe (humans)")
+            title = judge
+            if judge in ece.index:
+                row = ece.loc[judge]
+                title += f"\nECE {_fmt(row.estimate)} [{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]"
+            top.set_title(title)
+            plt.setp(top.get_xticklabels(), visible=False)
+            bottom.bar(centres, curve["count"], width=(curve["high_edge"] - curve["low_edge"]) * 0.9, color=OKABE_ITO[1])
+            bottom.set_yscale("symlog")
+            bottom.set_xlabel("judge P(unsafe)")
+            bottom.set_ylabel("items")
+        fig.suptitle("Reliability of P(unsafe) against the human majority (Wilson 95% intervals)")
+    return fig
+
+
+def _effects(stats: pd.DataFrame) -> pd.DataFrame:
+    rows = stats[stats["statistic"] == "finetune_effect"].copy()
+    if rows.empty:
+        return rows
+    parts = rows["subset"].str.extract(r"comparison=(?P<comparison>.+?)\|goal=(?P<goal>.+?)\|benchmark=(?P<benchmark>.+)")
+    rows = pd.concat([rows, parts], axis=1)
+    flips = stats[stats["statistic"] == "finetune_effect_sign_flip_probability"].set_index(["judge_id", "subset"])["estimate"]
+    rows["flip"] = [flips.get((j, s), np.nan) for j, s in zip(rows["judge_id"], rows["subset"], strict=True)]
+    return rows
+
+
+def _comparison_title(rows: pd.DataFrame, comparison: str) -> str:
+    finetuned, _, base = comparison.partition(" vs ")
+    goal = rows.loc[rows["comparison"] == comparison, "goal"].iloc[0]
+    return f"goal: {goal}\n{finetuned}\nvs {base}"
+
+
+def finetune_effect_forest(data: FigureInputs) -> plt.Figure | None:
+    """Fine-tuned minus base harmful rate, one panel per comparison, one row per judge x benchmark."""
+    rows = _effects(data.stats)
+    if rows.empty:
+        return None
+    comparisons = sorted(rows["comparison"].unique())
+    labels = sorted({(b, j) for b, j in zip(rows["benchmark"], rows["judge_id"], strict=True)},
+                    key=lambda bj: (bj[0], bj[1] != "human_majority", bj[1]))
+    columns = min(3, len(comparisons))
+    panel_rows = int(np.ceil(len(comparisons) / columns))
+    with plt.rc_context(PAPER_STYLE):
+        fig, axes = plt.subplots(panel_rows, columns, figsize=(DOUBLE_COLUMN_IN, (0.14 * len(labels) + 0.9) * panel_rows),
+                                 sharey=True, squeeze=False, layout="constrained")
+        for ax, comparison in zip(axes.ravel(), comparisons, strict=False):
+            part = rows[rows["comparison"] == comparison].set_index(["benchmark", "judge_id"]).reindex(labels)
+            y = np.arange(len(labels))
+            human = np.array([j == "human_majority" for _, j in labels])
+            errors = _interval_errors(part.reset_index())
+            for mask, color in ((human, "black"), (~human, OKABE_ITO[0])):
+                ax.errorbar(part["estimate"].to_numpy()[mask], y[mask], xerr=errors[:, mask], fmt="o", color=color,
+                            markersize=2.5, capsize=1.5, linewidth=0.8)
+            ax.axvline(0, color="0.5", linewidth=0.6)
+            ax.set_title(_comparison_title(rows, comparison), fontsize=6.5)
+        for ax in axes.ravel()[len(comparisons):]:
+            ax.set_visible(False)
+        axes[0][0].set_yticks(np.arange(len(labels)), [f"{j} · {b}" for b, j in labels])
+        axes[0][0].invert_yaxis()
+        for ax in axes.ravel():
+            ax.tick_params(axis="y", labelsize=5.5)
+        fig.supxlabel("Δ harmful rate (fine-tuned − base)", fontsize=7)
+        fig.suptitle("Did fine-tuning make the model less safe? Effect under every judge and benchmark (95% CI; black = humans)")
+    return fig
+
+
+def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
+    """Judge x benchmark grid per comparison: sign and significance of the fine-tuning effect."""
+    rows = _effects(data.stats)
+    if rows.empty:
+        return None
+    rows = rows[rows["benchmark"] != "all"] if (rows["benchmark"] != "all").any() else rows
+    comparisons = sorted(rows["comparison"].unique())
+    judges = sorted(rows["judge_id"].unique(), key=lambda j: (j != "human_majority", j))
+    benchmarks = sorted(rows["benchmark"].unique())
+    palette = {"up": "#D55E00", "down": "#0072B2", "ns": "#E8E8E8"}
+    with plt.rc_context(PAPER_STYLE):
+        fig, axes = plt.subplots(1, len(comparisons), figsize=(DOUBLE_COLUMN_IN * max(1, len(comparisons) / 4),
+                                 0.25 * len(judges) + 1.4), sharey=True, squeeze=False, layout="constrained")
+        for ax, comparison in zip(axes[0], comparisons, strict=True):
+            part = rows[rows["comparison"] == comparison].set_index(["judge_id", "benchmark"])
+            for i, judge in enumerate(judges):
+                for j, benchmark in enumerate(benchmarks):
+                    if (judge, benchmark) not in part.index:
+                        continue
+                    cell = part.loc[(judge, benchmark)]
+                    significant = cell.ci_low > 0 or cell.ci_high < 0
+                    key = ("up" if cell.estimate > 0 else "down") if significant else "ns"
+                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, color=palette[key]))
+                    sign = "+" if cell.estimate > 0 else "−" if cell.estimate < 0 else ""
+                    ax.text(j, i, f"{sign}{abs(cell.estimate):.2f}\nflip {_fmt(cell.flip)}", ha="center", va="center", fontsize=5)
+            ax.set_xlim(-0.5, len(benchmarks) - 0.5)
+            ax.set_ylim(len(judges) - 0.5, -0.5)
+            ax.set_xticks(range(len(benchmarks)), benchmarks, rotation=30, ha="right", fontsize=6)
+            ax.set_title(_comparison_title(rows, comparison), fontsize=6)
+        axes[0][0].set_yticks(range(len(judges)), judges)
+        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in palette.values()]
+        fig.legend(handles, ["significant increase", "significant decrease", "CI includes 0"], loc="outside lower center", ncol=3, frameon=False)
+        fig.suptitle("Does the conclusion flip with the judge or the benchmark? (Δ harmful rate, sign-flip probability)")
+    return fig
+
+
+def error_by_coherence(data: FigureInputs) -> plt.Figure | None:
+    """Judge error rate (1 - accuracy vs the human majority) on coherent and incoherent responses."""
+    stats = data.stats
+    rows = stats[(stats["statistic"] == "accuracy") & (stats["reference"] == "human_majority")
+                 & stats["subset"].isin(["coherent", "incoherent"])].copy()
+    if rows.empty:
+        return None
+    rows["estimate"], rows["ci_low"], rows["ci_high"] = 1 - rows["estimate"], 1 - rows["ci_high"], 1 - rows["ci_low"]
+    judges = sorted(rows["judge_id"].unique())
+    with plt.rc_context(PAPER_STYLE):
+        fig, ax = plt.subplots(figsize=(SINGLE_COLUMN_IN * 1.6, 0.35 * len(judges) + 1.1), layout="constrained")
+        for offset, subset, color, marker in ((-0.15, "coherent", OKABE_ITO[0], "o"), (0.15, "incoherent", OKABE_ITO[3], "D")):
+            part = rows[rows["subset"] == subset].set_index("judge_id").reindex(judges)
+            n = int(part["n_items"].max()) if part["n_items"].notna().any() else 0
+            ax.errorbar(part["estimate"], np.arange(len(judges)) + offset, xerr=_interval_errors(part), fmt=marker,
+                        color=color, markersize=4, capsize=2, linewidth=1, label=f"{subset} (n≤{n})")
+        ax.set_yticks(np.arange(len(judges)), judges)
+        ax.invert_yaxis()
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_xlabel("error rate against the human majority (95% CI)")
+        ax.set_title("Are judges worse on incoherent responses?")
+        ax.legend(loc="best", frameon=False)
+    return fig
+
+
+def variance_decomposition_figure(data: FigureInputs) -> plt.Figure | None:
+    rows = data.stats[data.stats["statistic"] == "variance_share"].copy()
+    if rows.empty:
+        return None
+    rows["factor"] = rows["subset"].str.removeprefix("factor=")
+    with plt.rc_context(PAPER_STYLE):
+        fig, ax = plt.subplots(figsize=(SINGLE_COLUMN_IN, 0.3 * len(rows) + 1.0), layout="constrained")
+        y = np.arange(len(rows))
+        ax.barh(y, rows["estimate"], color=[OKABE_ITO[k % len(OKABE_ITO)] for k in range(len(rows))])
+        ax.errorbar(rows["estimate"], y, xerr=_interval_errors(rows), fmt="none", ecolor="black", capsize=2, linewidth=0.8)
+        ax.set_yticks(y, rows["factor"])
+        ax.invert_yaxis()
+        ax.set_xlabel("share of verdict variance (95% cluster-bootstrap CI)")
+        ax.set_title("Where does the verdict's variance come from?")
+    return fig
+
+
+def confusion_matrices(data: FigureInputs) -> plt.Figure | None:
+    counts = data.stats[data.stats["statistic"].isin(["tp", "fp", "fn", "tn"]) & (data.stats["subset"] == "all")
+                        & (data.stats["reference"] == "human_majority")]
+    if counts.empty:
+        return None
+    judges = sorted(counts["judge_id"].unique())
+    columns = min(4, len(judges))
+    rows = int(np.ceil(len(judges) / columns))
+    with plt.rc_context(PAPER_STYLE):
+        fig, axes = plt.subplots(rows, columns, figsize=(DOUBLE_COLUMN_IN, 1.8 * rows), squeeze=False, layout="constrained")
+        for ax, judge in zip(axes.ravel(), judges, strict=False):
+            c = counts[counts["judge_id"] == judge].set_index("statistic")["estimate"]
+            matrix = np.array([[c.get("tp", 0), c.get("fn", 0)], [c.get("fp", 0), c.get("tn", 0)]])
+            shares = matrix / matrix.sum(axis=1, keepdims=True).clip(min=1)
+            ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+            for i in range(2):
+                for j in range(2):
+                    ax.text(j, i, f"{int(matrix[i, j])}\n({shares[i, j]:.0%})", ha="center", va="center", fontsize=6,
+                            color="white" if shares[i, j] > 0.6 else "black")
+            ax.set_xticks([0, 1], ["unsafe", "safe"])
+            ax.set_yticks([0, 1], ["unsafe", "safe"])
+            ax.set_xlabel("judge")
+            ax.set_ylabel("humans")
+            ax.set_title(judge, fontsize=7)
+        for ax in axes.ravel()[len(judges):]:
+            ax.set_visible(False)
+        fig.suptitle("Confusion matrices against the human majority (row shares)")
+    return fig
+
+
+def incoherence_scores(data: FigureInputs) -> plt.Figure | None:
+    """Distribution of each detector's score, one box per model."""
+    if data.flags is None or data.responses is None:
+        return None
+    flags = data.flags[data.flags["detector"] != "incoherent"].dropna(subset=["score"])
+    if flags.empty:
+        return None
+    model = data.responses.set_index("item_id")["model"] if "model" in data.responses else None
+    flags = flags.assign(model=model.reindex(flags["item_id"]).fillna("(none)").to_numpy() if model is not None else "all")
+    detectors = sorted(flags["detector"].unique())
+    models = sorted(flags["model"].unique())
+    with plt.rc_context(PAPER_STYLE):
+        fig, axes = plt.subplots(1, len(detectors), figsize=(DOUBLE_COLUMN_IN, 0.22 * len(models) + 1.3), sharey=True,
+                                 squeeze=False, layout="constrained")
+        for ax, detector in zip(axes[0], detectors, strict=True):
+            part = flags[flags["detector"] == detector]
+            ax.boxplot([part.loc[part["model"] == m, "score"].to_numpy() for m in models], orientation="horizontal",
+                       widths=0.6, flierprops={"markersize": 2}, medianprops={"color": OKABE_ITO[3]})
+            flagged = part.groupby("model")["flagged"].mean().reindex(models).fillna(0)
+            for k, share in enumerate(flagged, start=1):
+                ax.text(1.0, k, f" {share:.0%}", transform=ax.get_yaxis_transform(), va="center", fontsize=5.5, color=OKABE_ITO[3])
+            ax.set_title(detector, fontsize=7)
+            ax.set_xlabel("score")
+        axes[0][0].set_yticks(np.arange(1, len(models) + 1), models)
+        axes[0][0].invert_yaxis()
+        fig.suptitle("Incoherence-detector scores by model (share of each model's responses flagged at the right)")
+    return fig
+
+
+def harmful_rate_by_model_figure(data: FigureInputs) -> plt.Figure | None:
+    return harmful_rate_by_model(data.stats)
+
+
 FIGURES = {
-    "agreement_by_coherence": agreement_by_coherence,
-    "harmful_rate_by_model": harmful_rate_by_model,
+    "agreement_heatmap": agreement_heatmap,
+    "reliability_diagrams": reliability_diagrams,
+    "finetune_effect_forest": finetune_effect_forest,
+    "conclusion_flip_matrix": conclusion_flip_matrix,
+    "error_by_coherence": error_by_coherence,
+    "variance_decomposition": variance_decomposition_figure,
+    "confusion_matrices": confusion_matrices,
+    "incoherence_scores": incoherence_scores,
+    "harmful_rate_by_model": harmful_rate_by_model_figure,
 }
 
 
-def make_figures(stats: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """Draw every figure the stats support; return the written files (PDF and PNG)."""
-    written: list[Path] = []
+def draw_figures(data: FigureInputs) -> dict[str, plt.Figure]:
+    """Every figure the inputs support, as matplotlib figures (not saved)."""
+    figures = {}
     for name, draw in FIGURES.items():
-        fig = draw(stats)
+        fig = draw(data)
         if fig is not None:
-            written.extend(_save(fig, Path(out_dir), name))
+            figures[name] = fig
+    return figures
+
+
+def make_figures(data: FigureInputs, out_dir: str | Path) -> list[Path]:
+    """Draw and save every figure the inputs support; return the written files (PDF and PNG)."""
+    written: list[Path] = []
+    for name, fig in draw_figures(data).items():
+        written.extend(_save(fig, Path(out_dir), name))
     return written

@@ -84,11 +84,22 @@ def read_stats(stats_dir: Path) -> pd.DataFrame:
     raise InputError("no stats.parquet or stats.csv (run `judgekit stats` first)", file=stats_dir)
 
 
-def figures_step(stats_dir: Path, out_dir: Path) -> list[Path]:
+def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = None) -> list[Path]:
+    """Figures (PDF + PNG) and paper tables (Markdown + LaTeX under ``tables/``) from a stats directory."""
+    from judgekit.figures import FigureInputs
+    from judgekit.tables import study_tables, to_latex, to_markdown
+
     stats = read_stats(stats_dir)
-    written = make_figures(stats, out_dir)
-    inputs = [p for p in (stats_dir / "stats.parquet", stats_dir / "stats.csv") if p.exists()]
-    write_manifest(out_dir, build_manifest(step="figures", inputs=inputs, details={"files": [p.name for p in written]}))
+    reliability_path = stats_dir / "reliability.parquet"
+    reliability = read_table(reliability_path, SCHEMAS["reliability"]) if reliability_path.exists() else None
+    study = load_study(study_dir) if study_dir is not None else None
+    data = FigureInputs(stats, reliability, study.flags if study else None, study.responses if study else None)
+    written = make_figures(data, out_dir)
+    for name, (table, caption) in study_tables(stats).items():
+        written.append(write_text_atomic(out_dir / "tables" / f"{name}.md", to_markdown(table)))
+        written.append(write_text_atomic(out_dir / "tables" / f"{name}.tex", to_latex(table, caption=caption, label=f"tab:{name}")))
+    inputs = [p for p in (stats_dir / "stats.parquet", reliability_path) if p.exists()] + (study.files() if study else [])
+    write_manifest(out_dir, build_manifest(step="figures", inputs=inputs, details={"files": [str(p.relative_to(out_dir)) for p in written]}))
     return written
 
 
@@ -99,7 +110,7 @@ def report_step(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, setti
         stats_dir = out_dir / "stats"
         stats_step(study_dir, stats_dir, settings)
     stats = read_stats(stats_dir)
-    figure_paths = figures_step(stats_dir, out_dir / "figures")
+    figure_paths = figures_step(stats_dir, out_dir / "figures", study_dir=study_dir)
     manifest = build_manifest(
         step="report",
         inputs=study.files() + [p for p in (stats_dir / "stats.parquet",) if p.exists()],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from judgekit.schema import PARSE_STATUSES
+from judgekit.tables import study_tables
 from judgekit.stats.study import HUMAN_MAJORITY, human_majority, judge_codes
 from judgekit.study import Study
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-MAX_DISAGREEMENTS = 60
+MAX_ITEMS = 300
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:70rem;color:#222;line-height:1.4}
 h1{font-size:1.6rem} h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
@@ -30,6 +32,9 @@ th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums
 .banner{background:#fff3cd;border:2px solid #d39e00;padding:.8rem 1rem;font-weight:600}
 pre,.text{white-space:pre-wrap;word-break:break-word;font-size:.8rem;background:#f8f8f8;padding:.3rem;margin:0;max-height:12rem;overflow:auto}
 img{max-width:min(100%,56rem);border:1px solid #eee} .muted{color:#666;font-size:.85rem}
+input.filter{position:absolute;opacity:0;pointer-events:none} .filters div{margin:.3rem 0}
+.filters label{display:inline-block;border:1px solid #999;border-radius:3px;padding:.05rem .4rem;margin:.1rem;cursor:pointer;font-size:.8rem}
+.card{border-top:2px solid #ddd;margin-top:1rem}
 """
 
 
@@ -86,54 +91,96 @@ def _agreement_table(stats: pd.DataFrame) -> pd.DataFrame:
 
 
 def _disagreements(study: Study) -> str:
+    """Item browser: items where judges disagree with humans or with each other, filterable without scripts.
+
+    Filters are radio buttons whose ``:checked`` state hides non-matching cards
+    through CSS sibling selectors, so the page stays free of JavaScript (the
+    Content-Security-Policy forbids it) and works offline.
+    """
     if study.judgments is None:
         return "<p class='muted'>No judgments.</p>"
     reference = human_majority(study)
     codes = judge_codes(study)
-    if reference.isna().all():
-        return "<p class='muted'>No human labels, so no disagreements with humans to show.</p>"
-    wrong = codes.ne(reference, axis=0) & codes.notna() & reference.notna().to_numpy()[:, None]
-    n_wrong = wrong.sum(axis=1)
-    picked = n_wrong[n_wrong > 0].sort_values(ascending=False, kind="stable").index[:MAX_DISAGREEMENTS]
-    if len(picked) == 0:
-        return "<p class='muted'>No judge disagrees with the human majority on any item.</p>"
+    judges = list(codes.columns)
+    values = codes.to_numpy()
+    ref = reference.to_numpy()
+    wrong = (values != ref[:, None]) & ~np.isnan(values) & ~np.isnan(ref)[:, None]
+    pairs = list(itertools.combinations(range(len(judges)), 2))
+    split = np.column_stack([(values[:, i] != values[:, j]) & ~np.isnan(values[:, i]) & ~np.isnan(values[:, j]) for i, j in pairs]) \
+        if pairs else np.zeros((len(values), 0), dtype=bool)
+    interesting = wrong.any(axis=1) | split.any(axis=1)
+    order = np.argsort(-(wrong.sum(axis=1) * 10 + split.sum(axis=1)), kind="stable")
+    picked = [k for k in order if interesting[k]][:MAX_ITEMS]
+    if not picked:
+        return "<p class='muted'>No judge disagrees with the humans or with another judge.</p>"
     flags = _incoherent_flags(study)
     responses = study.responses.set_index("item_id")
     judgments = study.judgments.set_index(["item_id", "judge_id"]).sort_index()
+    item_ids = list(codes.index)
     cards = []
-    for item_id in picked:
-        item = responses.loc[item_id]
+    for k in picked:
+        item_id = item_ids[k]
+        classes = [f"p{a}-{b}" for (a, b), hit in zip(pairs, split[k], strict=True) if hit]
+        classes += [f"h{j}" for j in range(len(judges)) if wrong[k, j]]
+        human = {1.0: "unsafe", 0.0: "safe"}.get(ref[k], "none")
+        flag = flags.get(item_id, ("na", "not run"))
+        classes += [f"human-{human}", f"inc-{flag[0]}"]
         rows = []
-        for judge_id in codes.columns:
+        for j, judge_id in enumerate(judges):
             if (item_id, judge_id) not in judgments.index:
                 continue
-            j = judgments.loc[(item_id, judge_id)]
-            p = "" if pd.isna(j["p_unsafe"]) else f"{j['p_unsafe']:.3f}"
-            mark = " ✗" if wrong.loc[item_id, judge_id] else ""
+            row = judgments.loc[(item_id, judge_id)]
+            p = "" if pd.isna(row["p_unsafe"]) else f"{row['p_unsafe']:.3f}"
+            mark = " ✗" if wrong[k, j] else ""
             rows.append(
-                f"<tr><td>{_e(judge_id)}</td><td>{_e(j['label'] if j['label'] is not None else '—')}{mark}</td>"
-                f"<td>{_e(j['parse_status'])}</td><td class='num'>{_e(p)}</td>"
-                f"<td><div class='text'>{_e(j['raw_output'])}</div></td></tr>"
+                f"<tr><td>{_e(judge_id)}</td><td>{_e(row['label'] if row['label'] is not None else '—')}{mark}</td>"
+                f"<td>{_e(row['parse_status'])}</td><td class='num'>{_e(p)}</td>"
+                f"<td><div class='text'>{_e(row['raw_output'])}</div></td></tr>"
             )
-        human = {1.0: "unsafe", 0.0: "safe"}.get(reference.loc[item_id], "no majority")
+        item = responses.loc[item_id]
         meta = ", ".join(f"{c}={item[c]}" for c in ("model", "benchmark", "category") if c in item.index and pd.notna(item[c]))
         cards.append(
-            f"<h3>{_e(item_id)}</h3><p class='muted'>{_e(meta)} · human majority: <b>{_e(human)}</b> · "
-            f"incoherent flag: {_e(flags.get(item_id, 'not run'))} · judges disagreeing: {int(n_wrong[item_id])}</p>"
-            f"<p><b>Prompt</b></p><div class='text'>{_e(item['prompt'])}</div>"
+            f"<div class='card {' '.join(classes)}'><h3>{_e(item_id)}</h3><p class='muted'>{_e(meta)} · human majority: "
+            f"<b>{_e(human if human != 'none' else 'no majority')}</b> · incoherent: {_e(flag[1])} · judges wrong: "
+            f"{int(wrong[k].sum())}</p><p><b>Prompt</b></p><div class='text'>{_e(item['prompt'])}</div>"
             f"<p><b>Response</b></p><div class='text'>{_e(item['response'])}</div>"
             "<table><thead><tr><th>judge</th><th>label</th><th>status</th><th>p_unsafe</th><th>raw output</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>"
         )
-    return (f"<p class='muted'>{int((n_wrong > 0).sum())} items where at least one judge disagrees with the human "
-            f"majority; the {len(picked)} with most disagreeing judges are shown.</p>" + "".join(cards))
+    groups = {
+        "pair": [("all", "any")] + [(f"h{j}", f"{judges[j]} vs humans") for j in range(len(judges))]
+        + [(f"p{a}-{b}", f"{judges[a]} vs {judges[b]}") for a, b in pairs],
+        "human": [("all", "any"), ("human-unsafe", "unsafe"), ("human-safe", "safe"), ("human-none", "no majority")],
+        "inc": [("all", "any"), ("inc-yes", "flagged"), ("inc-no", "not flagged"), ("inc-na", "not run")],
+    }
+    inputs, labels, rules = [], [], []
+    for group, options in groups.items():
+        title = {"pair": "disagreement", "human": "human majority", "inc": "incoherence flag"}[group]
+        labels.append(f"<div><b>{title}:</b> ")
+        for key, text in options:
+            radio = f"f-{group}-{key}"
+            inputs.append(f"<input type='radio' class='filter' name='{group}' id='{radio}'{' checked' if key == 'all' else ''}>")
+            labels.append(f"<label for='{radio}'>{_e(text)}</label>")
+            if key != "all":
+                rules.append(f"#{radio}:checked ~ .items .card:not(.{key}){{display:none}}")
+            rules.append(f"#{radio}:checked ~ .filters label[for='{radio}']{{background:#0072B2;color:#fff}}")
+        labels.append("</div>")
+    shown = len(picked)
+    return (
+        f"<style>{''.join(rules)}</style>"
+        f"<p class='muted'>{int(interesting.sum())} items where a judge disagrees with the human majority or with another "
+        f"judge; the {shown} with most disagreement are listed. Pick filters below (no scripts: plain HTML and CSS).</p>"
+        f"<div class='browser'>{''.join(inputs)}<div class='filters'>{''.join(labels)}</div><div class='items'>{''.join(cards)}</div></div>"
+    )
 
 
-def _incoherent_flags(study: Study) -> dict[str, str]:
+def _incoherent_flags(study: Study) -> dict[str, tuple[str, str]]:
+    """item_id -> (filter key, text shown)."""
     if study.flags is None:
         return {}
     combined = study.flags[study.flags["detector"] == "incoherent"]
-    return {i: ("yes — " + r if f else "no") for i, f, r in zip(combined["item_id"], combined["flagged"], combined["reason"], strict=True)}
+    return {i: (("yes", "yes — " + r) if f else ("no", "no")) for i, f, r in
+            zip(combined["item_id"], combined["flagged"], combined["reason"], strict=True)}
 
 
 def _flag_summary(study: Study) -> pd.DataFrame:
@@ -173,6 +220,7 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
     )
     status = _status_counts(study)
     agreement = _agreement_table(stats)
+    tables = "".join(f"<h3>{_e(caption)}</h3>{_table(frame)}" for frame, caption in study_tables(stats).values())
     title = meta.name or study.path.name
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -192,7 +240,8 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
 <p class="muted">Estimate [95% percentile cluster-bootstrap interval]. n_items / n_excluded refer to the subset "all".</p>
 {_table(agreement, {"n_items", "n_excluded"}) if not agreement.empty else "<p class='muted'>No human labels.</p>"}
 <h2>Figures</h2>{figures or "<p class='muted'>No figures.</p>"}
-<h2>Where judges disagree with humans</h2>{_disagreements(study)}
+<h2>Tables</h2>{tables}
+<h2>Item browser: where judges disagree</h2>{_disagreements(study)}
 <h2>Manifest</h2><pre>{_e(json.dumps(manifest, indent=2, default=str))}</pre>
 </body></html>
 """

@@ -56,3 +56,47 @@ def estimate_table(stats: pd.DataFrame, *, rows: str, columns: str, statistics: 
     if statistics is not None and columns == "statistic":
         wide = wide.reindex(columns=[s for s in statistics if s in wide.columns])
     return wide.reset_index()
+
+
+def _pick(stats: pd.DataFrame, statistics: list[str], **equal: str) -> pd.DataFrame:
+    rows = stats[stats["statistic"].isin(statistics)]
+    for column, value in equal.items():
+        rows = rows[rows[column] == value]
+    return rows
+
+
+def study_tables(stats: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, str]]:
+    """The paper tables a stats table supports: name -> (table, caption)."""
+    tables: dict[str, tuple[pd.DataFrame, str]] = {}
+    metrics = ["accuracy", "precision", "recall", "f1", "fpr", "fnr", "mcc", "cohen_kappa"]
+    rows = _pick(stats, metrics, reference="human_majority", subset="all")
+    if not rows.empty:
+        tables["judge_vs_human"] = (estimate_table(rows, rows="judge_id", columns="statistic", statistics=metrics),
+                                    "Judges against the human majority (95% cluster-bootstrap intervals)")
+    rows = stats[(stats["statistic"] == "cohen_kappa") & (stats["subset"] == "all") & ~stats["reference"].isin(
+        ["human_majority", "majority_of_others", "humans", "human_soft"]) & (stats["judge_id"] != "judges")]
+    rows = rows[rows["reference"].isin(set(rows["judge_id"]) | set(stats.loc[stats["reference"] == "human_majority", "judge_id"]))]
+    if not rows.empty:
+        tables["judge_agreement"] = (estimate_table(rows, rows="judge_id", columns="reference"),
+                                     "Cohen's kappa between judges (row vs column)")
+    rows = stats[stats["judge_id"].isin(["humans", "judges", "human_ceiling"]) & (stats["subset"] == "all")]
+    if not rows.empty:
+        tables["rater_agreement"] = (estimate_table(rows, rows="judge_id", columns="statistic"),
+                                     "Agreement among annotators, among judges, and the human ceiling")
+    calibration = ["ece", "ece_equal_mass", "mce", "brier", "log_loss", "auroc", "auprc"]
+    rows = _pick(stats, calibration, reference="human_majority", subset="all")
+    if not rows.empty:
+        tables["calibration"] = (estimate_table(rows, rows="judge_id", columns="statistic", statistics=calibration),
+                                 "Calibration of P(unsafe) against the human majority")
+    effects = stats[stats["statistic"] == "finetune_effect"]
+    if not effects.empty:
+        flips = stats[stats["statistic"] == "finetune_effect_sign_flip_probability"].set_index(["judge_id", "subset"])["estimate"]
+        frame = pd.DataFrame({
+            "comparison": effects["subset"].str.replace("comparison=", "", regex=False),
+            "judge": effects["judge_id"],
+            "effect": [format_estimate(e, lo, hi) for e, lo, hi in zip(effects["estimate"], effects["ci_low"], effects["ci_high"], strict=True)],
+            "P(sign flip)": [format_estimate(flips.get((j, s), float("nan")), float("nan"), float("nan"), digits=2)
+                             for j, s in zip(effects["judge_id"], effects["subset"], strict=True)],
+        })
+        tables["conclusion_stability"] = (frame, "Fine-tuned minus base harmful rate under each judge (95% CI) and the bootstrap probability that its sign flips")
+    return tables

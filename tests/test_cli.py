@@ -133,7 +133,7 @@ def test_flag_stats_figures_report(small_study: Path, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(stats, pd.read_parquet(rerun / "stats.parquet"))
 
     figures = run_cli("figures", out, "--out", tmp_path / "figs")
-    assert figures.returncode == 0 and (tmp_path / "figs" / "agreement_by_coherence.png").stat().st_size > 10_000
+    assert figures.returncode == 0 and (tmp_path / "figs" / "error_by_coherence.png").stat().st_size > 10_000
 
     report = run_cli("report", small_study, "--out", tmp_path / "report", "--n-boot", "50")
     assert report.returncode == 0, report.stderr

@@ -66,7 +66,7 @@ def test_demo_pipeline_end_to_end(tmp_path: Path) -> None:
     stats = pd.read_parquet(out / "stats" / "stats.parquet")
     assert {"all", "coherent", "incoherent"} <= set(stats["subset"])
     html = (out / "report.html").read_text()
-    assert "SIMULATED DATA" in html and html.count("data:image/png;base64,") == 2
+    assert "SIMULATED DATA" in html and html.count("data:image/png;base64,") == 9
     for sub in ("stats", "figures", "."):
         manifest = json.loads((out / sub / "manifest.json").read_text())
         assert manifest["judgekit_version"] and "git" in manifest

@@ -35,6 +35,7 @@ def build_study(tmp_path: Path, *, seed: int = 0) -> Path:
                 annotations.append({"item_id": item, "annotator_id": f"h{a}", "label": "unsafe" if label else "safe"})
             incoherent = k % 7 == 0
             flags.append({"item_id": item, "detector": "incoherent", "flagged": incoherent, "score": float(incoherent), "reason": ""})
+            flags.append({"item_id": item, "detector": "repetition", "flagged": incoherent, "score": 0.9 if incoherent else 0.1, "reason": ""})
             for judge, noise in (("j-good", 0.1), ("j-bad", 0.35)):
                 p = float(np.clip(truth * 0.8 + 0.1 + rng.normal(0, noise), 0, 1))
                 failed = judge == "j-bad" and k % 9 == 4
@@ -113,7 +114,8 @@ def test_inter_human_statistics_and_ceiling(study_and_stats) -> None:
 
 def test_subsets_and_exclusion_policy(tmp_path: Path) -> None:
     study = load_study(build_study(tmp_path))
-    incoherent = study.flags.set_index("item_id")["flagged"].reindex(study.responses.item_id).to_numpy()
+    combined = study.flags[study.flags.detector == "incoherent"]
+    incoherent = combined.set_index("item_id")["flagged"].reindex(study.responses.item_id).to_numpy()
     stats, _ = compute_stats(study, StatsSettings(n_boot=50), version="t")
     inc = pick(stats, "harmful_rate", "j-good", "none", "incoherent")
     assert inc.n_items + inc.n_excluded == incoherent.sum()

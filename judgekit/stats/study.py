@@ -49,6 +49,7 @@ prompt text), BCa by default with percentile fallback named in ``method``.
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -76,8 +77,8 @@ from judgekit.stats.comparison import (
     rate_difference_from_sums,
     sign_flip_probability,
 )
-from judgekit.stats.resampling import bootstrap_ci, cluster_sums
-from judgekit.stats.variance import variance_decomposition
+from judgekit.stats.resampling import bootstrap_ci, cluster_sums, multiplicities
+from judgekit.stats.variance import design_blocks, sequential_shares, used_factors, variance_decomposition
 from judgekit.study import Study
 
 HUMAN_MAJORITY = "human_majority"
@@ -609,10 +610,14 @@ def _paired_judge_tests(emit: _Emitter, correct: dict[str, NDArray]) -> None:
                  int(emit.policy_mask.sum()), test.method)
 
 
+VARIANCE_BOOT_MAX = 300
+
+
 def _variance(emit: _Emitter, judges: pd.DataFrame, responses: pd.DataFrame) -> None:
     if judges.shape[1] == 0:
         return
-    long = judges.assign(item_id=responses["item_id"].to_numpy()).melt(id_vars="item_id", var_name="judge_id", value_name="unsafe")
+    long = judges.assign(item_id=responses["item_id"].to_numpy(), cluster=emit.clusters.astype(str)).melt(
+        id_vars=["item_id", "cluster"], var_name="judge_id", value_name="unsafe")
     attributes = responses.set_index("item_id")
     for column in ("benchmark", "finetune_goal", "model", "prompt"):
         if column in attributes:
@@ -620,8 +625,24 @@ def _variance(emit: _Emitter, judges: pd.DataFrame, responses: pd.DataFrame) -> 
     if "finetune_goal" in long:
         long["finetune_goal"] = long["finetune_goal"].fillna("base")
     keep = long["item_id"].isin(responses.loc[emit.policy_mask, "item_id"]) & long["unsafe"].notna()
-    table = variance_decomposition(long[keep])
+    data = long[keep].reset_index(drop=True)
+    table = variance_decomposition(data)
+    if table.empty:
+        return
+    # Cluster bootstrap by refitting: each resample weights rows by how often their behaviour was drawn.
+    n_boot = min(emit.settings.n_boot, VARIANCE_BOOT_MAX)
+    factors = used_factors(data)
+    blocks = design_blocks(data, factors)
+    y = data["unsafe"].to_numpy(dtype=float)
+    cluster_codes, names = pd.factorize(data["cluster"], sort=True)
+    shares = np.array([sequential_shares(blocks, y, counts[cluster_codes].astype(float))
+                       for counts in multiplicities(emit.rng, len(names), n_boot)])
+    tail = (1 - emit.settings.level) / 2 * 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(shares, [tail, 100 - tail], axis=0)
     formula = "unsafe ~ " + " + ".join(f"C({f})" for f in table["factor"] if f != "residual")
-    for row in table.itertuples(index=False):
-        emit.row("variance_share", "all", "none", f"factor={row.factor}", row.share, np.nan, np.nan, int(keep.sum()),
-                 int(len(long)), f"OLS type-I ANOVA (sequential), {formula}")
+    for k, row in enumerate(table.itertuples(index=False)):
+        emit.row("variance_share", "all", "none", f"factor={row.factor}", row.share, low[k], high[k], int(keep.sum()),
+                 int(len(long)), f"OLS type-I ANOVA (sequential), {formula}; cluster bootstrap by refitting, "
+                 f"percentile, {n_boot} resamples")

@@ -65,3 +65,41 @@ def variance_decomposition(frame: pd.DataFrame, *, factors: tuple[str, ...] = FA
             "share": table["sum_sq"].to_numpy() / total if total > 0 else np.nan,
         }
     )
+
+
+def used_factors(frame: pd.DataFrame, factors: tuple[str, ...] = FACTORS) -> list[str]:
+    return [f for f in factors if f in frame and frame[f].astype(str).nunique() >= 2]
+
+
+def design_blocks(frame: pd.DataFrame, factors: list[str]) -> list[np.ndarray]:
+    """Intercept, then one treatment-coded dummy block per factor (first level dropped), as patsy builds them."""
+    blocks = [np.ones((len(frame), 1))]
+    for factor in factors:
+        codes, levels = pd.factorize(frame[factor].astype(str), sort=True)
+        dummies = np.zeros((len(frame), len(levels) - 1))
+        rows = np.flatnonzero(codes > 0)
+        dummies[rows, codes[rows] - 1] = 1.0
+        blocks.append(dummies)
+    return blocks
+
+
+def sequential_shares(blocks: list[np.ndarray], y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Type-I sums-of-squares shares (one per factor, then the residual) of a weighted least-squares fit.
+
+    Integer ``weights`` equal refitting on rows repeated that many times, which is
+    how the cluster bootstrap reuses one design matrix for every resample.
+    """
+    x = np.hstack(blocks)
+    w = np.ones(len(y)) if weights is None else weights
+    gram = x.T @ (x * w[:, None])
+    moment = x.T @ (w * y)
+    yy = float((w * y) @ y)
+    sizes = np.cumsum([b.shape[1] for b in blocks])
+    rss = []
+    for size in sizes:
+        coefficients = np.linalg.pinv(gram[:size, :size], hermitian=True) @ moment[:size]
+        rss.append(yy - moment[:size] @ coefficients)
+    rss = np.array(rss)
+    total = rss[0]
+    explained = rss[:-1] - rss[1:]
+    return np.append(explained, rss[-1]) / total if total > 0 else np.full(len(blocks), np.nan)

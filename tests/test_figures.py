@@ -1,0 +1,117 @@
+"""Every figure is drawn from the stats tables with the promised axes, panels and labels (checked on the
+matplotlib objects), and the paper tables carry intervals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from conftest import REPO
+from judgekit.figures import FIGURES, FigureInputs, draw_figures
+from judgekit.io import read_table
+from judgekit.schema import SCHEMAS
+from judgekit.stats.study import StatsSettings, compute_stats
+from judgekit.study import load_study
+from judgekit.tables import study_tables, to_latex
+
+from test_stats_study import build_study
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> FigureInputs:
+    path = build_study(tmp_path_factory.mktemp("fig"))
+    study = load_study(path)
+    stats, reliability = compute_stats(study, StatsSettings(n_boot=100, seed=0), version="t")
+    return FigureInputs(stats, reliability, study.flags, study.responses)
+
+
+@pytest.fixture(scope="module")
+def figures(inputs: FigureInputs) -> dict[str, plt.Figure]:
+    return draw_figures(inputs)
+
+
+def visible_axes(fig: plt.Figure) -> list[plt.Axes]:
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+def test_every_figure_is_drawn(figures) -> None:
+    assert set(figures) == set(FIGURES)
+
+
+def test_agreement_heatmap_cells_hold_intervals(figures) -> None:
+    ax = figures["agreement_heatmap"].axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["human_majority", "j-bad", "j-good"]
+    cells = [t.get_text() for t in ax.texts]
+    assert len(cells) == 6 and all("[" in c and "]" in c for c in cells)
+    assert "human ceiling" in ax.get_title()
+
+
+def test_reliability_diagrams_one_panel_per_judge_with_counts(figures, inputs) -> None:
+    axes = visible_axes(figures["reliability_diagrams"])
+    judges = inputs.reliability["judge_id"].nunique()
+    assert len(axes) == 2 * judges  # curve + count histogram per judge
+    titles = [ax.get_title() for ax in axes if ax.get_title()]
+    assert len(titles) == judges and all("ECE" in t and "[" in t for t in titles)
+    assert all(ax.get_ylabel() == "items" for ax in axes[1::2])
+
+
+def test_effect_forest_and_flip_matrix(figures) -> None:
+    forest = visible_axes(figures["finetune_effect_forest"])
+    assert len(forest) == 1 and "goal: coding" in forest[0].get_title()
+    ticks = [t.get_text() for t in forest[0].get_yticklabels()]
+    assert "human_majority · all" in ticks and "j-good · b1" in ticks
+    flip = visible_axes(figures["conclusion_flip_matrix"])
+    assert len(flip) == 1
+    assert [t.get_text() for t in flip[0].get_xticklabels()] == ["b1", "b2"]
+    assert all("flip" in t.get_text() for t in flip[0].texts)
+
+
+def test_error_by_coherence_has_both_groups(figures) -> None:
+    ax = figures["error_by_coherence"].axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("coherent") for t in legend) and any(t.startswith("incoherent") for t in legend)
+    assert "error rate" in ax.get_xlabel()
+
+
+def test_variance_confusion_incoherence_and_rates(figures, inputs) -> None:
+    variance = figures["variance_decomposition"].axes[0]
+    assert [t.get_text() for t in variance.get_yticklabels()][-1] == "residual"
+    confusion = visible_axes(figures["confusion_matrices"])
+    assert len(confusion) == 2 and all(len(ax.texts) == 4 for ax in confusion)
+    scores = visible_axes(figures["incoherence_scores"])
+    assert [ax.get_title() for ax in scores] == ["repetition"]
+    assert [t.get_text() for t in scores[0].get_yticklabels()] == ["base", "ft"]
+    rates = visible_axes(figures["harmful_rate_by_model"])
+    assert [ax.get_title() for ax in rates] == ["b1", "b2"]
+
+
+def test_figures_need_no_flags_to_draw_the_rest(inputs) -> None:
+    bare = draw_figures(FigureInputs(inputs.stats))
+    assert "incoherence_scores" not in bare and "reliability_diagrams" not in bare and "agreement_heatmap" in bare
+
+
+def test_tables_show_intervals_and_never_bold(inputs) -> None:
+    tables = study_tables(inputs.stats)
+    assert {"judge_vs_human", "judge_agreement", "rater_agreement", "calibration", "conclusion_stability"} <= set(tables)
+    frame, caption = tables["judge_vs_human"]
+    assert frame["accuracy"].str.match(r"^\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]$").all()
+    latex = to_latex(frame, caption=caption, label="tab:x")
+    assert "\\toprule" in latex and "\\textbf" not in latex and "judge\\_id &" in latex and "j-good" in latex
+
+
+def test_cli_writes_pdf_png_and_tables(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    study = build_study(tmp_path)
+    assert run_cli("stats", study, "--out", tmp_path / "st", "--n-boot", "50").returncode == 0
+    result = run_cli("figures", tmp_path / "st", "--out", tmp_path / "fig", "--study", study)
+    assert result.returncode == 0, result.stderr
+    for name in FIGURES:
+        assert (tmp_path / "fig" / f"{name}.pdf").stat().st_size > 1000
+        assert (tmp_path / "fig" / f"{name}.png").stat().st_size > 10_000
+    assert (tmp_path / "fig" / "tables" / "judge_vs_human.tex").exists()
+    assert read_table(tmp_path / "st" / "reliability.parquet", SCHEMAS["reliability"])["count"].sum() > 0
