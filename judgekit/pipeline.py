@@ -46,12 +46,18 @@ def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False
     return summaries
 
 
-def flag_step(study_dir: Path, *, thresholds: dict[str, float] | None = None) -> pd.DataFrame:
+def flag_step(study_dir: Path, *, thresholds: dict[str, float] | None = None, **options) -> pd.DataFrame:
+    """Run the incoherence detectors (options as :func:`judgekit.incoherence.detect`) into STUDY/flags."""
+    from judgekit.incoherence import COMBINED_DEFAULT, DEFAULT_THRESHOLDS
+
     study = load_study(study_dir)
     inputs = study.files()
-    flags = detect(study.responses, thresholds=thresholds)
+    flags = detect(study.responses, thresholds=thresholds, **options)
     study.save("flags", flags)
-    append_study_run(study_dir, build_manifest(step="flag", inputs=inputs, details={"thresholds": thresholds or {}}))
+    details = {"thresholds": {**DEFAULT_THRESHOLDS, **(thresholds or {})},
+               "combine": list(options.get("combine", COMBINED_DEFAULT)),
+               **{k: v for k, v in options.items() if k != "combine"}}
+    append_study_run(study_dir, build_manifest(step="flag", inputs=inputs, details=details))
     return flags
 
 

