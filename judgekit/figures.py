@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -406,8 +407,11 @@ def incoherence_scores(data: FigureInputs) -> plt.Figure | None:
             flagged = part.groupby("model")["flagged"].mean().reindex(models).fillna(0)
             for k, share in enumerate(flagged, start=1):
                 ax.text(1.0, k, f" {share:.0%}", transform=ax.get_yaxis_transform(), va="center", fontsize=5.5, color=OKABE_ITO[3])
-            ax.set_title(detector, fontsize=7)
+            ax.set_title(detector.replace("_", "\n"), fontsize=6.5)
             ax.set_xlabel("score")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(2))
+            if part["score"].between(0, 1).all():
+                ax.set_xlim(-0.05, 1.05)
         axes[0][0].set_yticks(np.arange(1, len(models) + 1), models)
         axes[0][0].invert_yaxis()
         fig.suptitle("Incoherence-detector scores by model (share of each model's responses flagged at the right)")
