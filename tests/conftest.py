@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -73,3 +74,16 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 needs_shared = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"the shared human-labelled datasets are not at {SHARED_DATA} (CI provides them)"
 )
+
+
+class HtmlElements(HTMLParser):
+    """Every start tag and attribute of an HTML document (to check what a page would run)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs.extend(attrs)

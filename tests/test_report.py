@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 
-from conftest import run_cli
+from conftest import HtmlElements, run_cli
 
 ATTACKS = [
     "<script>alert('xss')</script>",
@@ -15,17 +14,6 @@ ATTACKS = [
     '<a href="javascript:alert(2)">click me</a>',
     "</div></td></table><script>document.title='pwned'</script>",
 ]
-
-
-class _Collector(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[str] = []
-        self.attrs: list[tuple[str, str | None]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-        self.attrs.extend(attrs)
 
 
 def test_hostile_text_is_escaped_everywhere(tmp_path: Path) -> None:
@@ -48,7 +36,7 @@ def test_hostile_text_is_escaped_everywhere(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     html = (tmp_path / "out" / "report.html").read_text()
 
-    parser = _Collector()
+    parser = HtmlElements()
     parser.feed(html)
     assert "script" not in parser.tags and "a" not in parser.tags
     assert not any(name.startswith("on") for name, _ in parser.attrs)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import HtmlElements, run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (`make test` installs it as root)")
@@ -25,17 +24,6 @@ ATTACKS = [
     "</div></td></table><svg onload=\"document.body.setAttribute('data-pwned','1')\"></svg>",
     "<style>body{display:none}</style><iframe src=\"https://example.invalid\"></iframe>",
 ]
-
-
-class _Elements(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[str] = []
-        self.attrs: list[tuple[str, str | None]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-        self.attrs.extend(attrs)
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -68,7 +56,7 @@ def test_hostile_text_runs_nothing_in_a_browser(hostile_report: Path, tmp_path: 
     title = re.search(r"<title>(.*?)</title>", dom, re.S).group(1)
     assert title.startswith("judgekit report") and "PWNED" not in title
     # Inspect the live DOM's elements (text nodes may legitimately contain the attack as inert text).
-    elements = _Elements()
+    elements = HtmlElements()
     elements.feed(dom)
     assert not {"script", "iframe", "svg", "a"} & set(elements.tags)
     assert ("id", "pwned-marker") not in elements.attrs and ("id", "pwned-link") not in elements.attrs
