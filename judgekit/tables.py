@@ -55,7 +55,7 @@ def estimate_table(stats: pd.DataFrame, *, rows: str, columns: str, statistics: 
     wide = cells.pivot(index=rows, columns=columns, values="cell")
     if statistics is not None and columns == "statistic":
         wide = wide.reindex(columns=[s for s in statistics if s in wide.columns])
-    return wide.reset_index()
+    return wide.fillna("—").reset_index()  # a cell with no number says so, not "nan"
 
 
 def _pick(stats: pd.DataFrame, statistics: list[str], **equal: str) -> pd.DataFrame:
