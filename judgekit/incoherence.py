@@ -165,13 +165,30 @@ def _tail_loop_share(words: list[str]) -> tuple[float, int]:
     return best, best_unit
 
 
+_WORD_IDS: dict[str, int] = {}
+
+
+def _word_ids(words: list[str]) -> np.ndarray:
+    """Stable integer ids of words (a process-wide table), so n-grams compare as integers."""
+    ids = _WORD_IDS
+    if len(ids) > 2_000_000:
+        ids.clear()  # ids only need to be consistent within one response
+    get = ids.get
+    out = [get(w) for w in words]
+    if None in out:
+        out = [ids.setdefault(w, len(ids)) if v is None else v for w, v in zip(words, out, strict=True)]
+    return np.array(out, dtype=np.int64)
+
+
 def _repetition(text: str, t: dict[str, float], context: dict[str, Any]) -> Finding:
     words = context["words"]
     n = len(words)
     share = 0.0
     if n >= 12:
-        grams = list(zip(words, words[1:], words[2:], words[3:], strict=False))
-        share = 1.0 - len(set(grams)) / len(grams)
+        ids = _word_ids(words)
+        # A 4-gram as one integer (int64 arithmetic wraps; a collision would merge two distinct 4-grams, vanishingly rare).
+        grams = ((ids[:-3] * 1_000_003 + ids[1:-2]) * 1_000_003 + ids[2:-1]) * 1_000_003 + ids[3:]
+        share = 1.0 - len(np.unique(grams)) / len(grams)
     loop, unit = _tail_loop_share(words) if n >= 9 else (0.0, 0)
     raw = context["raw"]
     ratio = len(zlib.compress(raw, 6)) / len(raw) if len(raw) >= 200 else 1.0
@@ -187,18 +204,16 @@ def _repetition(text: str, t: dict[str, float], context: dict[str, Any]) -> Find
 
 def _gibberish(text: str, t: dict[str, float], context: dict[str, Any]) -> Finding:
     prose = context["prose"]
-    tokens = prose.split()
+    tokens = context["prose_tokens"]
     chars = len(prose) - prose.count(" ") - prose.count("\n")
     if len(tokens) < 5 or chars < 20:
         return Finding(False, 0.0, "")
     wordlike_share = max(0.0, 1.0 - len(_NOT_WORDLIKE.findall(prose)) / chars)
-    symbol_laden = sum(1 for tok in _SYMBOL_CANDIDATE.findall(prose) if _HAS_LATIN.search(tok))
-    odd = len(_VOWELLESS.findall(prose)) + len(_MIXED_ALNUM.findall(prose)) + symbol_laden
-    salad = min(1.0, odd / len(tokens))
+    table = _token_table(context)
+    salad = min(1.0, int(table[:, 3].sum()) / len(tokens))
     non_words = _non_word_share(prose, context)
     order_rate = _word_order_rate(context)[0]
-    code_symbols = sum(1 for tok in _SYMBOLS_ONLY_TOKEN.findall(prose) if not _CODE_SYMBOLS.isdisjoint(tok))
-    symbols = code_symbols / len(tokens)
+    symbols = int(table[:, 4].sum()) / len(tokens)
     index = non_words / 0.05 + order_rate / 0.03 + symbols / 0.03
     if (index > t["salad_index"] or non_words > t["non_word_share"]) and _confidently_not_english(context):
         # The word list and the word-order rules are English: coherent text in another language is not salad.
@@ -228,11 +243,9 @@ def _non_word_share(prose: str, context: dict[str, Any]) -> float:
     """Share of lower-case words outside the English list; 0 for non-Latin or short texts."""
     if not context["latin"]:
         return 0.0
-    words = _LOWER_WORD.findall(prose.lower())
-    if len(words) < 10:
-        return 0.0
-    vocabulary = english_words()
-    return sum(1 for w in words if w not in vocabulary) / len(words)
+    table = _token_table(context)
+    pieces = int(table[:, 1].sum())
+    return int(table[:, 2].sum()) / pieces if pieces >= 10 else 0.0
 
 
 @cache
@@ -243,8 +256,12 @@ def _language_identifier_cached():
 def _confidently_not_english(context: dict[str, Any]) -> bool:
     """Only asked when an English-specific rule would fire, so language ID costs little."""
     if "not_english" not in context:
-        language, confidence = _language_identifier_cached().classify(context["prose"])
-        context["not_english"] = language != "en" and confidence >= 0.9
+        share = _word_order_rate(context)[1]
+        if share is not None and share >= 0.2:
+            context["not_english"] = False  # plenty of English function words: English, no need to ask
+        else:
+            language, confidence = _language_identifier_cached().classify(context["prose"][:600])
+            context["not_english"] = language != "en" and confidence >= 0.9
     return context["not_english"]
 
 
@@ -260,35 +277,85 @@ def _script_noise(text: str, t: dict[str, float], context: dict[str, Any]) -> Fi
     return Finding(False, score, "")
 
 
+# Bits of per-token features, computed once per distinct token and cached: a response's word-order
+# and salad features are then a few numpy operations on its token array instead of Python loops.
+_DET, _FUNC, _PREP, _JOIN, _ENDS, _LOWER_START, _STARTER_UPPER, _COLON, _ALPHA, _FUNC_ALPHA, _DET_END = (1 << k for k in range(11))
+_TOKEN_CACHE: dict[str, int] = {}
+_TOKEN_CACHE_LIMIT = 2_000_000
+
+
+def _token_features(token: str) -> int:
+    """Packed: feature bits | [a-z]{2,} pieces << 12 | pieces outside the English list << 22 | odd << 32 | code << 42."""
+    word = token.strip("\"'()[]*_,;:").lower()
+    bits = 0
+    if word in DETERMINERS:
+        bits |= _DET
+    if word in FUNCTION_WORDS or not word:
+        bits |= _FUNC
+    if word in PREPOSITIONS:
+        bits |= _PREP
+    if word in PREPOSITIONS or word in CONJUNCTIONS:
+        bits |= _JOIN
+    if token[-1] in ".!?" and word.rstrip(".!?") not in ABBREVIATIONS and not token[:-1].replace(".", "").isdigit():
+        bits |= _ENDS
+    if token[0].isalpha() and token[0].islower():
+        bits |= _LOWER_START
+    if token[0].isupper() and word in SENTENCE_STARTERS and word != "i":
+        bits |= _STARTER_UPPER
+    if token[-1] == ":":
+        bits |= _COLON
+    if word.isalpha():
+        bits |= _ALPHA
+        if word in FUNCTION_WORDS:
+            bits |= _FUNC_ALPHA
+    if word.rstrip(".!?") in DETERMINERS:
+        bits |= _DET_END
+    pieces = _LOWER_WORD.findall(token.lower())
+    vocabulary = english_words()
+    odd = len(_VOWELLESS.findall(token)) + len(_MIXED_ALNUM.findall(token)) + bool(_SYMBOL_CANDIDATE.fullmatch(token) and _HAS_LATIN.search(token))
+    code = bool(_SYMBOLS_ONLY_TOKEN.fullmatch(token)) and not _CODE_SYMBOLS.isdisjoint(token)
+    nonword = sum(1 for w in pieces if w not in vocabulary)
+    features = bits | min(len(pieces), 1023) << 12 | min(nonword, 1023) << 22 | min(odd, 1023) << 32 | int(code) << 42
+    if len(_TOKEN_CACHE) < _TOKEN_CACHE_LIMIT:
+        _TOKEN_CACHE[token] = features
+    return features
+
+
+def _token_table(context: dict[str, Any]) -> np.ndarray:
+    """Per token: [feature bits, pieces, non-word pieces, odd, code-symbol], shape (n_tokens, 5)."""
+    if "token_table" not in context:
+        get = _TOKEN_CACHE.get
+        packed = np.array([get(t) or _token_features(t) for t in context["prose_tokens"]], dtype=np.int64)
+        context["token_table"] = np.stack(
+            [packed & 0xFFF, (packed >> 12) & 0x3FF, (packed >> 22) & 0x3FF, (packed >> 32) & 0x3FF, (packed >> 42) & 1], axis=1
+        )
+    return context["token_table"]
+
+
 def _word_order_rate(context: dict[str, Any]) -> tuple[float, float | None, int]:
     """(anomalies per word, function-word share or None, alphabetic words); zeros for non-Latin or short texts."""
     if "word_order" in context:
         return context["word_order"]
-    prose = context["prose"]
     result: tuple[float, float | None, int] = (0.0, None, 0)
-    tokens = prose.split()
-    if context["latin"] and len(tokens) >= 12:
-        lowered = [tok.strip("\"'()[]*_,;:").lower() for tok in tokens]
-        following = lowered[1:]
-        determiner = [w in DETERMINERS for w in lowered]
-        function = [w in FUNCTION_WORDS or not w for w in following]
-        preposition = [w in PREPOSITIONS for w in lowered]
-        joins = [w in PREPOSITIONS or w in CONJUNCTIONS for w in following]
-        ends = [tok[-1] in ".!?" and w.rstrip(".!?") not in ABBREVIATIONS and not tok[:-1].replace(".", "").isdigit()
-                for tok, w in zip(tokens, lowered, strict=True)]
-        first = [tok[0] for tok in tokens[1:]]
-        open_sentence = [not e and tok[-1] not in ":" for e, tok in zip(ends, tokens, strict=True)]
+    table = _token_table(context)
+    if context["latin"] and len(table) >= 12:
+        bits = table[:, 0]
+        first, second = bits[:-1], bits[1:]
+
+        def pairs(flag_first: int, flag_second: int) -> int:
+            """Adjacent tokens where the first has ``flag_first`` and the next ``flag_second``."""
+            return int(np.count_nonzero(((first & flag_first) != 0) & ((second & flag_second) != 0)))
+
         anomalies = (
-            sum(a and b for a, b in zip(determiner, function, strict=False))  # "the of", "a and"
-            + sum(e and c.isalpha() and c.islower() for e, c in zip(ends, first, strict=False))  # ". lowercase"
-            + sum(o and c.isupper() and w in SENTENCE_STARTERS and w != "i"
-                  for o, c, w in zip(open_sentence, first, following, strict=False))  # "word The" mid-sentence
-            + sum(a and b for a, b in zip(preposition, joins, strict=False))  # "of in", "to and"
-            + (lowered[-1].rstrip(".!?") in DETERMINERS)
+            pairs(_DET, _FUNC)  # "the of", "a and"
+            + pairs(_ENDS, _LOWER_START)  # ". lowercase"
+            + int(np.count_nonzero(((first & (_ENDS | _COLON)) == 0) & ((second & _STARTER_UPPER) != 0)))  # "word The"
+            + pairs(_PREP, _JOIN)  # "of in", "to and"
+            + int(bits[-1] & _DET_END != 0)
         )
-        alphabetic = [w for w in lowered if w.isalpha()]
-        share = sum(1 for w in alphabetic if w in FUNCTION_WORDS) / len(alphabetic) if alphabetic else None
-        result = (anomalies / len(tokens), share, len(alphabetic))
+        alphabetic = int(np.count_nonzero(bits & _ALPHA))
+        share = np.count_nonzero(bits & _FUNC_ALPHA) / alphabetic if alphabetic else None
+        result = (anomalies / len(table), share, alphabetic)
     context["word_order"] = result
     return result
 
@@ -343,8 +410,9 @@ def _context(text: str, finish_reason: str | None) -> dict[str, Any]:
     else:
         n_letters = _LETTER.subn("", text)[1]
         latin = n_letters > 0 and _LATIN_LETTER.subn("", prose)[1] >= 0.8 * n_letters
-    return {"words": text.split(), "raw": raw, "prose": prose, "n_letters": n_letters, "latin": latin,
-            "finish_reason": finish_reason}
+    words = text.split()
+    return {"words": words, "prose_tokens": words if prose is text else prose.split(), "raw": raw, "prose": prose,
+            "n_letters": n_letters, "latin": latin, "finish_reason": finish_reason}
 
 
 def heuristic_findings(text: str, *, thresholds: dict[str, float] | None = None,

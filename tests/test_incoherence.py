@@ -173,3 +173,19 @@ def test_combined_rule_is_configurable_and_learnable() -> None:
     big = pd.DataFrame({"item_id": [f"i{k}" for k in range(40)], "prompt": ["p"] * 40, "response": texts})
     model = fit_combined(detect(big, language=False), pd.Series([False] * 20 + [True] * 20, index=big["item_id"]))
     assert model["cv_auroc"] > 0.9 and "word_order" in model["coefficients"]
+
+
+def test_each_word_order_rule_counts() -> None:
+    """Every pair rule contributes on its own (guards the bit arithmetic of the vectorised rules)."""
+    from judgekit.incoherence import _context, _word_order_rate
+
+    cases = {
+        "full stop then lower case": " ".join(["Fine. then"] * 10),
+        "capitalised starter mid-sentence": " ".join(["apples The"] * 10),
+        "preposition then conjunction": " ".join(["apples of and"] * 7),
+        "determiner then function word": " ".join(["apples the of"] * 7),
+    }
+    for name, text in cases.items():
+        rate, _, _ = _word_order_rate(_context(text, None))
+        assert rate >= 0.3, (name, rate)
+    assert _word_order_rate(_context(PROSE, None))[0] < 0.03
