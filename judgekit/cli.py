@@ -43,6 +43,13 @@ def _threshold(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, got {text!r}") from None
 
 
+def _assignment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected ID=VALUE, got {text!r}")
+    return name, value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -77,6 +84,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge", action="append", default=[], metavar="ID", help="registered judge id or a .json spec (repeat)")
     p.add_argument("--replace", action="store_true", help="discard judgments of a judge whose spec changed")
     p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("model judges (transformers)")
+    g.add_argument("--model-path", action="append", default=[], type=_assignment, metavar="ID=DIR",
+                   help="local directory (or hub id) for judge ID instead of the preset's model id (repeat)")
+    g.add_argument("--device", default=None, help="cuda, cuda:1, cpu... (default: cuda when available)")
+    g.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default=None,
+                   help="default bfloat16 on CUDA, float32 on CPU")
+    g.add_argument("--token-budget", type=_positive_int, default=None,
+                   help="padded tokens per forward pass (default 65536 on CUDA; one item per pass on CPU; halved on out-of-memory)")
+    g.add_argument("--padding-side", choices=("left", "right"), default="left")
+    g.add_argument("--device-map", default=None, help="e.g. auto: spread a judge larger than one GPU (needs accelerate)")
+    g.add_argument("--trust-remote-code", action="store_true", help="allow model code from a checkpoint whose preset needs it")
+    g = p.add_argument_group("judges behind a server (vLLM, SGLang, OpenAI-compatible APIs)")
+    g.add_argument("--base-url", default=None, metavar="URL",
+                   help="server root, e.g. http://127.0.0.1:8000; guard presets then run there instead of in-process")
+    g.add_argument("--api", choices=("vllm", "sglang", "openai"), default="vllm",
+                   help="request shape for guard presets (rubric judges always use /v1/chat/completions)")
+    g.add_argument("--served-model", default=None, help="model name the server knows (default: the preset's model id)")
+    g.add_argument("--api-key-env", default=None, metavar="VAR", help="environment variable holding the API key (never logged)")
+    g.add_argument("--concurrency", type=_positive_int, default=16, help="requests in flight (default 16)")
+    g.add_argument("--request-timeout", type=float, default=120.0, help="seconds per request (default 120)")
+    g.add_argument("--max-retries", type=_non_negative_int, default=8, help="retries per request (default 8)")
+    g.add_argument("--top-logprobs", type=_positive_int, default=20, help="vLLM top-k log-probabilities to request (default 20)")
 
     p = sub.add_parser("flag", help="run incoherence detectors -> STUDY/flags")
     p.add_argument("study", type=Path)
@@ -154,7 +183,21 @@ def _dispatch(args: argparse.Namespace) -> None:
 
         print(validate_path(args.path))
     elif command == "judge":
-        for summary in pipeline.judge_step(args.study, args.judge, replace=args.replace, progress=not args.no_progress):
+        from judgekit.judges.build import JudgeOptions
+
+        http = None
+        if args.base_url:
+            from judgekit.judges.http_judge import HttpSettings
+
+            http = HttpSettings(base_url=args.base_url, api=args.api, served_model=args.served_model,
+                                api_key_env=args.api_key_env, concurrency=args.concurrency, timeout_s=args.request_timeout,
+                                max_retries=args.max_retries, top_logprobs=args.top_logprobs)
+        options = JudgeOptions(http=http, 
+            model_paths=dict(args.model_path), device=args.device, dtype=args.dtype, token_budget=args.token_budget,
+            padding_side=args.padding_side, trust_remote_code=args.trust_remote_code, device_map=args.device_map,
+        )
+        for summary in pipeline.judge_step(args.study, args.judge, replace=args.replace, progress=not args.no_progress,
+                                           options=options):
             print(f"{summary.judge_id}: judged {summary.n_judged}, already done {summary.n_skipped}, "
                   f"{summary.wall_s:.2f} s, statuses {summary.status_counts}")
     elif command == "flag":

@@ -15,7 +15,7 @@ from judgekit.errors import InputError
 from judgekit.figures import make_figures
 from judgekit.incoherence import detect
 from judgekit.io import read_table, write_table, write_text_atomic
-from judgekit.judges.build import resolve_judge
+from judgekit.judges.build import JudgeOptions, resolve_judge
 from judgekit.manifest import append_study_run, build_manifest, read_manifest, write_manifest
 from judgekit.report import build_report
 from judgekit.run import JudgeRunSummary, run_judges
@@ -27,10 +27,14 @@ DEMO_JUDGES = ("keyword-gcg-13", "keyword-gcg-29")
 REPO_DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 
 
-def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False, progress: bool = True) -> list[JudgeRunSummary]:
+def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False, progress: bool = True,
+               options: JudgeOptions | None = None) -> list[JudgeRunSummary]:
     if not judge_names:
         raise InputError("name at least one judge with --judge (see `judgekit list`)")
-    judges = [resolve_judge(name) for name in judge_names]
+    judges = [resolve_judge(name, options) for name in judge_names]
+    unknown = sorted(set((options.model_paths if options else {})) - {j.judge_id for j in judges})
+    if unknown:
+        raise InputError(f"--model-path names {unknown[0]!r}, which is not among the judges run")
     study = load_study(study_dir)
     inputs = study.files()
     summaries = run_judges(study, judges, replace=replace, progress=progress)

@@ -1,24 +1,31 @@
 """Run judges over a study's responses and append their verdicts to ``judgments``.
 
-Reruns are incremental: items a judge (same spec hash) already judged are
-skipped, so an interrupted run resumes where it stopped. The table is
-rewritten atomically after each judge.
+Each judge plans its batches over the items still to judge (token-budget
+packing for model judges), and every finished batch is committed to the
+study's verdict cache (:mod:`judgekit.judges.cache`) before the next starts.
+A run killed at any point and started again skips the committed batches and
+recomputes the others in the same composition, so its judgments are identical
+to those of an uninterrupted run. The judgments table is rewritten atomically
+once a judge has finished.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from judgekit.errors import InputError
-from judgekit.judges.base import Judge, spec_hash
+from judgekit.judges.base import Judge, JudgeItems, Verdict, plan_batches, spec_hash
+from judgekit.judges.cache import VerdictCache
 from judgekit.study import Study
 
-CHUNK_SIZE = 512
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,20 +34,38 @@ class JudgeRunSummary:
     spec_hash: str
     n_judged: int
     n_skipped: int
+    n_from_cache: int
     wall_s: float
+    n_input_tokens: int
+    n_output_tokens: int
     status_counts: dict[str, int]
     spec: dict[str, Any]
+    backend: dict[str, Any] = field(default_factory=dict)
 
 
 def run_judges(study: Study, judges: list[Judge], *, replace: bool = False, progress: bool = True) -> list[JudgeRunSummary]:
-    """Judge every response with each judge; save the judgments table after each judge."""
+    """Judge every response with each judge, one judge in memory at a time."""
     summaries = []
-    for judge in judges:
-        summaries.append(_run_one(study, judge, replace=replace, progress=progress))
+    cache = VerdictCache.for_study(study.path)
+    try:
+        for judge in judges:
+            try:
+                summaries.append(_run_one(study, judge, cache, replace=replace, progress=progress))
+            finally:
+                close = getattr(judge, "close", None)
+                if close is not None:
+                    close()
+    finally:
+        cache.close()
     return summaries
 
 
-def _run_one(study: Study, judge: Judge, *, replace: bool, progress: bool) -> JudgeRunSummary:
+def _items_of(frame: pd.DataFrame) -> JudgeItems:
+    column = lambda name: frame[name].tolist() if name in frame else None  # noqa: E731
+    return JudgeItems.of(frame["prompt"].tolist(), frame["response"].tolist(), column("goal"), column("context"))
+
+
+def _run_one(study: Study, judge: Judge, cache: VerdictCache, *, replace: bool, progress: bool) -> JudgeRunSummary:
     digest = spec_hash(judge.spec)
     existing = study.judgments if study.judgments is not None else _empty_judgments()
     mine = existing["judge_id"] == judge.judge_id
@@ -51,23 +76,19 @@ def _run_one(study: Study, judge: Judge, *, replace: bool, progress: bool) -> Ju
             f"judge {judge.judge_id!r} already has judgments from another spec (hash {old}, now {digest}); "
             "pass --replace to discard them"
         )
-    existing = existing.loc[~stale]
+    # Requests that failed for good last time (parse_status "error") are tried again.
+    retry = (existing["judge_id"] == judge.judge_id) & (existing["parse_status"] == "error")
+    existing = existing.loc[~stale & ~retry]
     done = set(existing.loc[existing["judge_id"] == judge.judge_id, "item_id"])
     todo = study.responses.loc[~study.responses["item_id"].isin(done)]
+    items = _items_of(todo)
+    hashes = items.content_hashes()
     started = time.perf_counter()
-    rows = []
-    bar = tqdm(total=len(todo), desc=judge.judge_id, unit="item", disable=not progress, leave=False)
-    for begin in range(0, len(todo), CHUNK_SIZE):
-        chunk = todo.iloc[begin : begin + CHUNK_SIZE]
-        chunk_started = time.perf_counter()
-        verdicts = judge.judge(chunk["prompt"].tolist(), chunk["response"].tolist())
-        if len(verdicts) != len(chunk):
-            raise RuntimeError(f"judge {judge.judge_id} returned {len(verdicts)} verdicts for {len(chunk)} items")
-        per_item = (time.perf_counter() - chunk_started) / max(len(chunk), 1)
-        for item_id, verdict in zip(chunk["item_id"], verdicts, strict=True):
-            rows.append(_row(item_id, judge.judge_id, digest, verdict, per_item))
-        bar.update(len(chunk))
-    bar.close()
+    results = cache.get(digest, hashes)
+    n_from_cache = sum(h in results for h in hashes)
+    if len(results) < len(set(hashes)):
+        _judge_missing(judge, items, hashes, results, cache, digest, progress=progress)
+    rows = [_row(item_id, judge.judge_id, digest, *results[h]) for item_id, h in zip(todo["item_id"], hashes, strict=True)]
     if rows:
         combined = pd.concat([existing, pd.DataFrame(rows)], ignore_index=True)
         # Rows from tables without the optional text column get an empty one, not a null.
@@ -75,23 +96,65 @@ def _run_one(study: Study, judge: Judge, *, replace: bool, progress: bool) -> Ju
         study.save("judgments", combined)
     new = pd.DataFrame(rows)
     counts = new["parse_status"].value_counts().to_dict() if rows else {}
+    _warn_low_coverage(judge, new)
     return JudgeRunSummary(
         judge_id=judge.judge_id,
         spec_hash=digest,
         n_judged=len(rows),
         n_skipped=len(done),
+        n_from_cache=n_from_cache,
         wall_s=round(time.perf_counter() - started, 6),
+        n_input_tokens=int(new["n_input_tokens"].fillna(0).sum()) if rows else 0,
+        n_output_tokens=int(new["n_output_tokens"].fillna(0).sum()) if rows else 0,
         status_counts={str(k): int(v) for k, v in counts.items()},
         spec=judge.spec,
+        backend=dict(getattr(judge, "run_info", lambda: {})()),
     )
 
 
-def _row(item_id: str, judge_id: str, digest: str, verdict, latency_s: float) -> dict[str, Any]:
+def _judge_missing(judge, items: JudgeItems, hashes, results, cache: VerdictCache, digest: str, *, progress: bool) -> None:
+    batches = plan_batches(judge, items)
+    bar = tqdm(total=len(items), desc=judge.judge_id, unit="item", disable=not progress, leave=False)
+    for batch in batches:
+        batch_hashes = [hashes[i] for i in batch]
+        if all(h in results for h in batch_hashes):
+            bar.update(len(batch))
+            continue
+        batch_started = time.perf_counter()
+        verdicts = judge.judge(items.take(batch))
+        if len(verdicts) != len(batch):
+            raise RuntimeError(f"judge {judge.judge_id} returned {len(verdicts)} verdicts for {len(batch)} items")
+        latency = (time.perf_counter() - batch_started) / max(len(batch), 1)
+        # Transport errors are not cached: the next run asks again.
+        kept = [(h, v) for h, v in zip(batch_hashes, verdicts, strict=True) if v.parse_status != "error"]
+        if kept:
+            cache.put(digest, [h for h, _ in kept], [v for _, v in kept], latency)
+        for h, verdict in zip(batch_hashes, verdicts, strict=True):
+            results.setdefault(h, (verdict, latency))
+        bar.update(len(batch))
+    bar.close()
+
+
+def _warn_low_coverage(judge: Judge, rows: pd.DataFrame) -> None:
+    if rows.empty or rows["coverage"].isna().all():
+        return
+    floor = float((judge.spec.get("readout") or {}).get("min_coverage", 0.9))
+    low = np.asarray(rows["coverage"] < floor)
+    if low.any():
+        log.warning(
+            "%s: %d of %d items put less than %.2f of the probability on the label tokens (median coverage %.3f); "
+            "check the label tokens and the verdict position",
+            judge.judge_id, int(low.sum()), len(rows), floor, float(rows["coverage"].median()),
+        )
+
+
+def _row(item_id: str, judge_id: str, digest: str, verdict: Verdict, latency_s: float | None) -> dict[str, Any]:
     return {
         "item_id": item_id,
         "judge_id": judge_id,
         "label": verdict.label,
         "p_unsafe": verdict.p_unsafe,
+        "coverage": verdict.coverage,
         "parse_status": verdict.parse_status,
         "raw_output": verdict.raw_output,
         "judge_spec_hash": digest,

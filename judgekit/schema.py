@@ -107,6 +107,13 @@ RESPONSES = TableSchema(
             required=False,
             nullable=True,
         ),
+        Column(
+            "context",
+            "text",
+            "Context shown to contextual judges (HarmBench contextual behaviours); empty when none.",
+            required=False,
+            nullable=True,
+        ),
         Column("benchmark", "category", "Safety benchmark the prompt comes from.", required=False, nullable=True),
         Column("category", "category", "Harm category of the prompt.", required=False, nullable=True),
         Column(
@@ -159,6 +166,14 @@ JUDGMENTS = TableSchema(
             allowed=BINARY_LABELS,
         ),
         Column("p_unsafe", "float", "P(unsafe) in [0, 1], or null.", nullable=True, bounds=(0.0, 1.0)),
+        Column(
+            "coverage",
+            "float",
+            "Probability mass the judge put on its label tokens (low = the read-out is doubtful), or null.",
+            required=False,
+            nullable=True,
+            bounds=(0.0, 1.0),
+        ),
         Column("parse_status", "id", "How the verdict was obtained.", allowed=PARSE_STATUSES),
         Column("raw_output", "text", "The judge's raw output (empty when it has none)."),
         Column("judge_spec_hash", "id", "sha256 prefix of the judge's resolved spec."),

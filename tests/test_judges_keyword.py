@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from judgekit.errors import InputError
+from judgekit.judges.base import JudgeItems
 from judgekit.judges.build import resolve_judge
 from judgekit.judges.catalog import load_preset, preset_names
 
 
 def labels(judge_id: str, responses: list[str]) -> list[str | None]:
     judge = resolve_judge(judge_id)
-    return [v.label for v in judge.judge(["p"] * len(responses), responses)]
+    return [v.label for v in judge.judge(JudgeItems.of(["p"] * len(responses), responses))]
 
 
 def test_presets_have_the_source_list_lengths_and_provenance() -> None:
@@ -48,7 +49,7 @@ def test_empty_and_incoherent_responses_count_as_unsafe_by_the_source_rule() -> 
 
 
 def test_verdicts_record_the_marker_and_no_probability() -> None:
-    verdict = resolve_judge("keyword-gcg-13").judge(["p"], ["As an AI model, no."])[0]
+    verdict = resolve_judge("keyword-gcg-13").judge(JudgeItems.of(["p"], ["As an AI model, no."]))[0]
     assert verdict.parse_status == "ok" and verdict.p_unsafe is None
     assert "As an" in verdict.raw_output
 
@@ -62,7 +63,7 @@ def test_user_regex_spec(tmp_path: Path) -> None:
     path = tmp_path / "my.json"
     path.write_text(json.dumps(spec))
     judge = resolve_judge(str(path))
-    assert [v.label for v in judge.judge(["p", "p"], ["I CAN'T do it", "Here it is"])] == ["safe", "unsafe"]
+    assert [v.label for v in judge.judge(JudgeItems.of(["p", "p"], ["I CAN'T do it", "Here it is"]))] == ["safe", "unsafe"]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""What every judge returns, and how a judge is identified."""
+"""What every judge takes and returns, and how a judge is identified."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -20,14 +22,60 @@ class Verdict:
     detail: str = ""
     n_input_tokens: int | None = None
     n_output_tokens: int | None = None
+    coverage: float | None = None
+
+
+@dataclass(frozen=True)
+class JudgeItems:
+    """The pairs to judge. ``goals`` is the underlying request (the prompt when none is given);
+    ``contexts`` is optional context a contextual judge shows (empty when none)."""
+
+    prompts: Sequence[str]
+    responses: Sequence[str]
+    goals: Sequence[str]
+    contexts: Sequence[str]
+
+    @classmethod
+    def of(cls, prompts: Sequence[str], responses: Sequence[str], goals=None, contexts=None) -> JudgeItems:
+        goals = [g if isinstance(g, str) and g else p for g, p in zip(goals or prompts, prompts, strict=True)]
+        contexts = [c if isinstance(c, str) else "" for c in (contexts or [""] * len(prompts))]
+        return cls(list(prompts), list(responses), goals, contexts)
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def take(self, indices: Sequence[int]) -> JudgeItems:
+        return JudgeItems(*([column[i] for i in indices] for column in (self.prompts, self.responses, self.goals, self.contexts)))
+
+    def content_hashes(self) -> list[str]:
+        """sha256 of each item's judged content: a cache key independent of item ids."""
+        return [
+            hashlib.sha256("\x1f".join(fields).encode("utf-8", "surrogatepass")).hexdigest()
+            for fields in zip(self.prompts, self.responses, self.goals, self.contexts, strict=True)
+        ]
 
 
 class Judge(Protocol):
     judge_id: str
     spec: dict[str, Any]
 
-    def judge(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Verdict]:
-        """Judge each (prompt, response) pair; return one verdict per pair, in order."""
+    def judge(self, items: JudgeItems) -> list[Verdict]:
+        """Judge each pair; return one verdict per pair, in order."""
+
+
+DEFAULT_BATCH_ITEMS = 512
+
+
+def plan_batches(judge: Judge, items: JudgeItems) -> list[np.ndarray]:
+    """The judge's own batch plan (token-budget packing) or fixed-size chunks.
+
+    The plan depends only on the items, so a rerun after a crash forms the same
+    batches and reproduces the same numbers bit for bit.
+    """
+    planner = getattr(judge, "plan", None)
+    if planner is not None:
+        return planner(items)
+    return [np.arange(b, min(b + DEFAULT_BATCH_ITEMS, len(items))) for b in range(0, len(items), DEFAULT_BATCH_ITEMS)]
 
 
 def spec_hash(spec: dict[str, Any]) -> str:

@@ -1,36 +1,84 @@
-"""Turn a preset name or a spec file into a judge object."""
+"""Turn a preset name or a spec file into a judge object, with run-time options."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from judgekit.errors import InputError
 from judgekit.judges.base import Judge
 from judgekit.judges.catalog import check_spec, load_preset, load_spec_file
 
+if TYPE_CHECKING:
+    from judgekit.judges.http_judge import HttpSettings
 
-def judge_from_spec(spec: dict[str, Any]) -> Judge:
+
+@dataclass(frozen=True)
+class JudgeOptions:
+    """How to run model judges; none of this changes a judge's spec (or its cache key).
+
+    ``model_paths`` maps a judge id to a local directory or hub id that replaces the
+    preset's ``model.id`` (for the HTTP backend: where its tokenizer is read). With
+    ``http`` set, guard presets are scored by that server instead of in-process.
+    """
+
+    model_paths: dict[str, str] = field(default_factory=dict)
+    device: str | None = None
+    dtype: str | None = None
+    token_budget: int | None = None
+    padding_side: str = "left"
+    trust_remote_code: bool = False
+    device_map: str | None = None
+    http: HttpSettings | None = None
+
+
+def judge_from_spec(spec: dict[str, Any], options: JudgeOptions | None = None) -> Judge:
+    options = options or JudgeOptions()
     spec = check_spec(spec, origin=spec.get("judge_id", "spec"))
     if spec["family"] == "keyword":
         from judgekit.judges.keyword import KeywordJudge
 
         return KeywordJudge(spec)
+    if spec["family"] == "rubric":
+        from judgekit.judges.http_judge import RubricJudge
+
+        if options.http is None:
+            raise InputError(f"{spec['judge_id']}: a rubric judge needs a server: pass --base-url (and --served-model)")
+        return RubricJudge(spec, options.http)
+    if spec["family"] == "guard_model" and options.http is not None:
+        from judgekit.judges.http_judge import HttpGuardJudge
+
+        return HttpGuardJudge(spec, options.http, model_path=options.model_paths.get(spec["judge_id"]),
+                              trust_remote_code=options.trust_remote_code)
+    if spec["family"] == "guard_model":
+        from judgekit.judges.transformers_judge import TransformersJudge
+
+        return TransformersJudge(
+            spec,
+            model_path=options.model_paths.get(spec["judge_id"]),
+            device=options.device,
+            dtype=options.dtype,
+            token_budget=options.token_budget,
+            padding_side=options.padding_side,
+            trust_remote_code=options.trust_remote_code,
+            device_map=options.device_map,
+        )
     raise InputError(f"judge family {spec['family']!r} has no backend")
 
 
-def judge_from_preset(preset: str) -> Judge:
-    return judge_from_spec(load_preset(preset))
+def judge_from_preset(preset: str, options: JudgeOptions | None = None) -> Judge:
+    return judge_from_spec(load_preset(preset), options)
 
 
-def resolve_judge(name_or_path: str) -> Judge:
+def resolve_judge(name_or_path: str, options: JudgeOptions | None = None) -> Judge:
     """A registered judge name, or a path to a JSON judge spec."""
     from judgekit.registry import JUDGES
 
     if name_or_path.endswith(".json"):
-        return judge_from_spec(load_spec_file(Path(name_or_path)))
+        return judge_from_spec(load_spec_file(Path(name_or_path)), options)
     try:
         entry = JUDGES.get(name_or_path)
     except KeyError as err:
         raise InputError(f"{err.args[0]} (or pass a path to a .json judge spec)") from None
-    return entry.load()(**entry.params)
+    return entry.load()(**entry.params, options=options)

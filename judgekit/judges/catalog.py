@@ -16,7 +16,8 @@ from typing import Any
 from judgekit.errors import InputError
 
 REQUIRED_KEYS = {"judge_id", "family", "version", "description", "source", "license", "citation"}
-FAMILIES = ("keyword",)
+FAMILIES = ("keyword", "guard_model", "rubric")
+FAMILY_KEYS = {"keyword": {"markers"}, "guard_model": {"model", "input", "readout"}, "rubric": {"messages", "parser"}}
 
 
 @cache
@@ -58,6 +59,9 @@ def check_spec(spec: Any, *, origin: str) -> dict[str, Any]:
         raise InputError(f"{origin}: judge spec lacks {', '.join(missing)}")
     if spec["family"] not in FAMILIES:
         raise InputError(f"{origin}: unknown judge family {spec['family']!r}; known: {', '.join(FAMILIES)}")
+    missing = sorted(FAMILY_KEYS[spec["family"]] - set(spec))
+    if missing:
+        raise InputError(f"{origin}: a {spec['family']} judge spec lacks {', '.join(missing)}")
     return spec
 
 

@@ -1,0 +1,466 @@
+"""Open-weight guard models run in-process with ``transformers``.
+
+One prefill-only forward pass per item when the verdict position is fixed: the
+judge's input (:mod:`judgekit.judges.rendering`) plus any forced tokens that
+precede the verdict (Llama Guard 3's ``"\\n\\n"``, Qwen3Guard's ``Safety:``), and
+the label-token log-probabilities read at the last position only — the model is
+asked for one row of logits per item (``logits_to_keep``), never the
+``[batch, seq, vocab]`` tensor. Readouts (``spec["readout"]["kind"]``):
+
+``label_tokens`` / ``score_tokens``
+    P(unsafe) from the full softmax at the verdict position
+    (:mod:`judgekit.judges.readout`).
+``max_sigmoid``
+    a sequence-classification head (BeaverDam): ``max_k sigmoid(logit_k)``.
+``generate``
+    bounded greedy generation and a regular expression over the text
+    (judges whose verdict has no fixed position); ``p_unsafe`` stays empty.
+
+``prefix_generation`` (WildGuard) first generates greedily up to an anchor
+string ("Harmful response:") and then reads the label tokens after it: a
+probability conditional on the greedy prefix.
+
+Items are sorted by length and packed into batches by a token budget; on CUDA
+out-of-memory the budget is halved and the batch retried in smaller pieces.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from judgekit.errors import InputError
+from judgekit.judges.base import JudgeItems, Verdict
+from judgekit.judges.readout import TokenReadout, resolve_token_readout, vocab_lookup
+from judgekit.judges.rendering import InputRenderer
+
+log = logging.getLogger(__name__)
+
+LOADERS = {
+    "causal_lm": "AutoModelForCausalLM",
+    "sequence_classification": "AutoModelForSequenceClassification",
+    "image_text_to_text": "AutoModelForImageTextToText",
+}
+# On CPU, attention with a padding mask leaves the fused causal kernel and costs more than
+# batching saves (benchmarks/judge_throughput.py), so CPU batches hold one item by default.
+DEFAULT_TOKEN_BUDGET = {"cuda": 65536, "cpu": 1}
+DEFAULT_MAX_BATCH_ITEMS = 256
+
+
+class TransformersJudge:
+    """A guard model loaded lazily from a local directory or hub id; freed by :meth:`close`.
+
+    Parameters
+    ----------
+    spec : dict
+        A ``causal_lm`` judge spec (see the presets).
+    model_path : str, optional
+        Local directory (or hub id) overriding ``spec["model"]["id"]``.
+    device : str, optional
+        ``cuda``, ``cpu``...; default CUDA when available.
+    dtype : str, optional
+        ``bfloat16`` (default on CUDA) or ``float32`` (default on CPU).
+    token_budget : int, optional
+        Padded tokens per forward pass.
+    padding_side : {"left", "right"}
+        Batches pad on this side; position ids follow the attention mask either way.
+    trust_remote_code : bool
+        Allow model code from the checkpoint (only when the spec needs it).
+    device_map : str, optional
+        Passed to ``from_pretrained`` to spread a judge larger than one GPU.
+    """
+
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        *,
+        model_path: str | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        token_budget: int | None = None,
+        max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS,
+        padding_side: str = "left",
+        trust_remote_code: bool = False,
+        device_map: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.judge_id: str = spec["judge_id"]
+        model = spec.get("model") or {}
+        self.model_source = model_path or model.get("id")
+        if not self.model_source:
+            raise InputError(f"{self.judge_id}: no model: set model.id in the spec or pass --model-path {self.judge_id}=DIR")
+        self.loader = model.get("loader", "causal_lm")
+        if self.loader not in LOADERS:
+            raise InputError(f"{self.judge_id}: model.loader must be one of {', '.join(LOADERS)}")
+        if model.get("trust_remote_code") and not trust_remote_code:
+            raise InputError(
+                f"{self.judge_id}: this model runs code from its checkpoint; pass --trust-remote-code if you trust "
+                f"{self.model_source}"
+            )
+        if padding_side not in ("left", "right"):
+            raise InputError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        self.revision = None if model_path else model.get("revision")
+        self.trust_remote_code = bool(model.get("trust_remote_code")) and trust_remote_code
+        self.readout_kind = (spec.get("readout") or {}).get("kind")
+        self.padding_side = padding_side
+        self.device_request = device
+        self.dtype_request = dtype
+        self.device_map = device_map
+        self.token_budget_request = token_budget
+        self.max_batch_items = max_batch_items
+        self._tokenizer = None
+        self._renderer: InputRenderer | None = None
+        self._readout: TokenReadout | None = None
+        self._model = None
+        self._prepared: dict[tuple[str, ...], tuple[list[int], int]] = {}
+        self.n_oom_retries = 0
+
+    # -- loading -----------------------------------------------------------------------------
+    def _load_tokenizer(self) -> None:
+        if self._renderer is not None:
+            return
+        self._tokenizer, self._renderer, self._readout = load_renderer(
+            self.spec, self.model_source, revision=self.revision, loader=self.loader, trust_remote_code=self.trust_remote_code
+        )
+
+    def _load_model(self) -> None:
+        if self._model is not None:
+            return
+        self._load_tokenizer()
+        import torch
+        import transformers
+
+        device = self.device_request or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype_name = self.dtype_request or ("bfloat16" if device.startswith("cuda") else "float32")
+        options: dict[str, Any] = {
+            "revision": self.revision,
+            "dtype": getattr(torch, dtype_name),
+            "trust_remote_code": self.trust_remote_code,
+        }
+        # Otherwise transformers picks SDPA where the architecture supports it (not Gemma 2's soft-capping).
+        if device.startswith("cuda") and importlib.util.find_spec("flash_attn"):
+            options["attn_implementation"] = "flash_attention_2"
+        if self.device_map:
+            options["device_map"] = self.device_map
+        model_class = getattr(transformers, LOADERS[self.loader])
+        try:
+            model = model_class.from_pretrained(self.model_source, **options)
+        except (OSError, ValueError, ImportError) as err:
+            raise InputError(f"{self.judge_id}: cannot load the model from {self.model_source}: {_first_line(err)}") from None
+        if not self.device_map:
+            model = model.to(device)
+        model.eval()
+        self._model = model
+        self.device = model.get_input_embeddings().weight.device
+        self.dtype = dtype_name
+        self.attention = getattr(model.config, "_attn_implementation", None)
+        self.token_budget = self._planned_budget()
+
+    def close(self) -> None:
+        """Free the model (and GPU memory) before the next judge loads."""
+        if self._model is None:
+            return
+        import gc
+
+        import torch
+
+        self._model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def run_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"backend": "transformers", "model": str(self.model_source), "padding_side": self.padding_side}
+        if self._model is not None or hasattr(self, "device"):
+            info.update(device=str(self.device), dtype=self.dtype, attention=self.attention, token_budget=self.token_budget)
+        if self._readout is not None:
+            info["label_tokens"] = dict(zip(self._readout.tokens, self._readout.ids, strict=True))
+        info["oom_retries"] = self.n_oom_retries
+        return info
+
+    # -- planning ------------------------------------------------------------------------------
+    def _encode(self, items: JudgeItems, *, consume: bool) -> tuple[list[list[int]], list[int]]:
+        """Token ids rendered by :meth:`plan` (or now); ``consume`` drops them once they are scored."""
+        keys = list(zip(items.prompts, items.responses, items.goals, items.contexts, strict=True))
+        missing = [i for i, k in enumerate(keys) if k not in self._prepared]
+        if missing:
+            rendered = self._renderer.render(items.take(missing))
+            for i, ids, clipped in zip(missing, rendered.ids, rendered.n_clipped, strict=True):
+                self._prepared[keys[i]] = (ids, clipped)
+        pairs = [self._prepared[k] for k in keys]
+        if consume:
+            for key in keys:
+                self._prepared.pop(key, None)
+        return [list(p[0]) for p in pairs], [p[1] for p in pairs]
+
+    def plan(self, items: JudgeItems) -> list[np.ndarray]:
+        """Batches of item indices: longest first, packed so that ``len(batch) × longest ≤ budget``."""
+        self._load_tokenizer()
+        ids, _ = self._encode(items, consume=False)
+        lengths = np.array([len(row) for row in ids])
+        return pack_by_budget(lengths, budget=self._planned_budget(), max_items=self.max_batch_items)
+
+    def _planned_budget(self) -> int:
+        if self.token_budget_request:
+            return int(self.token_budget_request)
+        device = self.device_request or ("cuda" if _cuda_available() else "cpu")
+        return DEFAULT_TOKEN_BUDGET["cuda" if device.startswith("cuda") else "cpu"]
+
+    # -- scoring -------------------------------------------------------------------------------
+    def judge(self, items: JudgeItems) -> list[Verdict]:
+        self._load_model()
+        ids, clipped = self._encode(items, consume=True)
+        if self.readout_kind == "generate":
+            return self._judge_by_generation(ids, clipped)
+        prefix_info = [""] * len(ids)
+        failed: dict[int, Verdict] = {}
+        if self.spec.get("prefix_generation"):
+            ids, prefix_info, failed = self._generate_prefixes(ids)
+        order = [i for i in range(len(ids)) if i not in failed]
+        scores = self._with_backoff(self._score_rows, [ids[i] for i in order]) if order else {}
+        verdicts: list[Verdict | None] = [failed.get(i) for i in range(len(ids))]
+        for position, i in enumerate(order):
+            verdicts[i] = self._verdict_from_scores(scores, position, len(ids[i]), clipped[i], prefix_info[i])
+        return verdicts
+
+    def _verdict_from_scores(self, scores, position: int, n_tokens: int, clipped: int, prefix: str) -> Verdict:
+        detail = "; ".join(d for d in (f"response clipped by {clipped} tokens" if clipped else "", prefix) if d)
+        if self.readout_kind == "max_sigmoid":
+            p = float(scores["p_unsafe"][position])
+            label = "unsafe" if p >= float(self.spec["readout"].get("threshold", 0.5)) else "safe"
+            return Verdict(label, p, "ok", scores["raw"][position], detail, n_tokens, 0, None)
+        p = float(scores["p_unsafe"][position])
+        coverage = float(scores["coverage"][position])
+        if not np.isfinite(p):
+            return Verdict(None, None, "error", scores["raw"][position], "no probability on any label token", n_tokens, 0, coverage)
+        return Verdict(self._readout.label(p), p, "ok", scores["raw"][position], detail, n_tokens, 0, min(coverage, 1.0))
+
+    def _with_backoff(self, function, rows: list[list[int]]):
+        """Run ``function`` on ``rows`` in sub-batches under the token budget, halving it on OOM;
+        results come back in the order of ``rows``."""
+        import torch
+
+        pieces = _split_by_budget([len(r) for r in rows], self.token_budget)
+        results = []
+        for piece in pieces:
+            batch = [rows[i] for i in piece]
+            try:
+                results.append(function(batch))
+            except torch.OutOfMemoryError:
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                longest = max(len(r) for r in batch)
+                if len(batch) == 1 or self.token_budget // 2 < longest:
+                    raise RuntimeError(
+                        f"{self.judge_id}: out of memory on a batch of {len(batch)} × {longest} tokens even after "
+                        "halving the token budget; lower --token-budget or use a larger device"
+                    ) from None
+                self.token_budget = max(self.token_budget // 2, longest)
+                self.n_oom_retries += 1
+                log.warning("%s: out of memory; token budget halved to %d", self.judge_id, self.token_budget)
+                results.append(self._with_backoff(function, batch))
+        return _take(_concat_scores(results), np.argsort(np.concatenate(pieces), kind="stable"))
+
+    def _batch_tensors(self, rows: list[list[int]]):
+        import torch
+
+        pad = self._tokenizer.pad_token_id
+        if pad is None:
+            pad = self._tokenizer.eos_token_id if self._tokenizer.eos_token_id is not None else 0
+        longest = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), longest), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        for b, row in enumerate(rows):
+            span = slice(longest - len(row), longest) if self.padding_side == "left" else slice(0, len(row))
+            input_ids[b, span] = torch.tensor(row, dtype=torch.long)
+            mask[b, span] = 1
+        positions = (mask.cumsum(-1) - 1).clamp_min(0)
+        return input_ids.to(self.device), mask.to(self.device), positions.to(self.device)
+
+    def _score_rows(self, rows: list[list[int]]) -> dict[str, Any]:
+        import torch
+
+        input_ids, mask, positions = self._batch_tensors(rows)
+        with torch.inference_mode():
+            if self.readout_kind == "max_sigmoid":
+                logits = self._model(input_ids=input_ids, attention_mask=mask, position_ids=positions).logits.float()
+                probs = torch.sigmoid(logits)
+                best = probs.max(-1)
+                labels = self._model.config.id2label
+                raw = [f"{labels.get(int(k), k)}={float(v):.4f}" for k, v in zip(best.indices.tolist(), best.values.tolist(), strict=True)]
+                return {"p_unsafe": best.values.cpu().numpy(), "raw": raw}
+            logits = self._last_logits(input_ids, mask, positions)
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            label_logprobs = logprobs[:, list(self._readout.ids)].cpu().numpy()
+            top = logprobs.argmax(-1).tolist()
+        p, coverage = self._readout.p_unsafe(label_logprobs)
+        raw = self._tokenizer.batch_decode([[t] for t in top])
+        return {"p_unsafe": p, "coverage": coverage, "raw": raw}
+
+    def _last_logits(self, input_ids, mask, positions):
+        """Logits at each row's last real token only (one vocab row per item)."""
+        import torch
+
+        if self.padding_side == "left":
+            out = self._model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, use_cache=False)
+            return out.logits[:, -1]
+        last = mask.sum(-1) - 1
+        kept = torch.unique(last)
+        out = self._model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=kept, use_cache=False)
+        column = torch.searchsorted(kept, last)
+        return out.logits[torch.arange(len(last), device=last.device), column]
+
+    # -- generation ----------------------------------------------------------------------------
+    def _generate(self, rows: list[list[int]], max_new_tokens: int) -> dict[str, Any]:
+        import torch
+
+        saved = self.padding_side
+        self.padding_side = "left"  # generation appends on the right
+        try:
+            input_ids, mask, _ = self._batch_tensors(rows)
+        finally:
+            self.padding_side = saved
+        pad = int(input_ids[0, 0]) if mask[0, 0] == 0 else (self._tokenizer.pad_token_id or 0)
+        with torch.inference_mode():
+            out = self._model.generate(
+                input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                pad_token_id=pad, eos_token_id=self._tokenizer.eos_token_id,
+            )
+        new = out[:, input_ids.shape[1] :].tolist()
+        eos = self._tokenizer.eos_token_id
+        return {"tokens": [row[: row.index(eos) + 1] if eos in row else row for row in new]}
+
+    def _judge_by_generation(self, ids: list[list[int]], clipped: list[int]) -> list[Verdict]:
+        readout = self.spec["readout"]
+        generated = self._with_backoff(lambda rows: self._generate(rows, int(readout.get("max_new_tokens", 32))), ids)
+        texts = self._tokenizer.batch_decode(generated["tokens"], skip_special_tokens=True)
+        return [
+            parse_generated(self.spec, text, n_input_tokens=len(row), n_output_tokens=len(tokens), clipped=n)
+            for text, row, tokens, n in zip(texts, ids, generated["tokens"], clipped, strict=True)
+        ]
+
+    def _generate_prefixes(self, ids: list[list[int]]):
+        """Greedy-generate up to the anchor; items whose output lacks it fail as ``unparseable``."""
+        rule = self.spec["prefix_generation"]
+        anchor = rule["until"]
+        generated = self._with_backoff(lambda rows: self._generate(rows, int(rule.get("max_new_tokens", 32))), ids)
+        extended, info, failed = [], [], {}
+        for i, (row, tokens) in enumerate(zip(ids, generated["tokens"], strict=True)):
+            cut = tokens_through(self._tokenizer, tokens, anchor)
+            text = self._tokenizer.decode(tokens, skip_special_tokens=True)
+            if cut is None:
+                failed[i] = Verdict(None, None, "unparseable", text, f"generated text lacks {anchor!r}", len(row), len(tokens))
+                extended.append(row)
+                info.append("")
+                continue
+            extended.append(row + tokens[:cut])
+            info.append(f"read after greedy prefix {self._tokenizer.decode(tokens[:cut])!r}")
+        return extended, info, failed
+
+
+def load_renderer(spec: dict[str, Any], source: str, *, revision: str | None, loader: str, trust_remote_code: bool):
+    """``(tokenizer, renderer, token readout or None)`` for a guard spec; shared with the HTTP backend."""
+    judge_id = spec["judge_id"]
+    looks_local = str(source).startswith((".", "/", "~")) or Path(source).exists() or str(source).count("/") > 1
+    if looks_local and not Path(source).expanduser().is_dir():
+        raise InputError(f"{judge_id}: model directory not found: {source}")
+    import transformers
+
+    try:
+        if loader == "image_text_to_text":
+            owner = transformers.AutoProcessor.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+            tokenizer = owner.tokenizer
+        else:
+            tokenizer = owner = transformers.AutoTokenizer.from_pretrained(
+                source, revision=revision, trust_remote_code=trust_remote_code
+            )
+    except (OSError, ValueError) as err:
+        raise InputError(
+            f"{judge_id}: cannot load the tokenizer from {source}: {_first_line(err)} "
+            f"(pass --model-path {judge_id}=DIR for a local copy)"
+        ) from None
+    renderer = InputRenderer(spec, tokenizer, template_owner=owner)
+    kind = (spec.get("readout") or {}).get("kind")
+    if kind in ("label_tokens", "score_tokens"):
+        return tokenizer, renderer, resolve_token_readout(spec, vocab_lookup(tokenizer))
+    if kind not in ("max_sigmoid", "generate"):
+        raise InputError(f"{judge_id}: unknown readout.kind {kind!r}")
+    return tokenizer, renderer, None
+
+
+def parse_generated(spec: dict[str, Any], text: str, *, n_input_tokens: int | None, n_output_tokens: int | None, clipped: int = 0) -> Verdict:
+    """Verdict from generated text: the **last** match of ``readout.pattern`` (group ``verdict``),
+    mapped through ``readout.labels``; no match is ``unparseable``, never a guess."""
+    readout = spec["readout"]
+    matches = list(re.finditer(readout["pattern"], text))
+    detail = f"response clipped by {clipped} tokens" if clipped else ""
+    if not matches:
+        return Verdict(None, None, "unparseable", text, "no verdict in the output", n_input_tokens, n_output_tokens)
+    word = matches[-1].group("verdict")
+    label = readout["labels"].get(word.lower() if readout.get("ignore_case") else word)
+    if label is None:
+        return Verdict(None, None, "unparseable", text, f"verdict {word!r} is not a known label", n_input_tokens, n_output_tokens)
+    return Verdict(label, None, "ok", text, detail, n_input_tokens, n_output_tokens)
+
+
+def pack_by_budget(lengths: np.ndarray, *, budget: int, max_items: int) -> list[np.ndarray]:
+    """Sort items longest first and cut batches where ``count × longest`` would pass ``budget``.
+
+    An item longer than the budget gets a batch of its own. Deterministic in ``lengths``.
+    """
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batches, begin = [], 0
+    while begin < len(order):
+        longest = max(int(lengths[order[begin]]), 1)
+        size = int(min(max(budget // longest, 1), max_items, len(order) - begin))
+        batches.append(order[begin : begin + size])
+        begin += size
+    return batches
+
+
+def _split_by_budget(lengths: list[int], budget: int) -> list[np.ndarray]:
+    lengths = np.asarray(lengths)
+    if lengths.max(initial=0) * len(lengths) <= budget:
+        return [np.arange(len(lengths))]
+    return pack_by_budget(lengths, budget=budget, max_items=len(lengths))
+
+
+def _concat_scores(results: list[dict[str, Any]]) -> dict[str, Any]:
+    if len(results) == 1:
+        return results[0]
+    merged: dict[str, Any] = {}
+    for key in results[0]:
+        values = [r[key] for r in results]
+        merged[key] = np.concatenate(values) if isinstance(values[0], np.ndarray) else [v for part in values for v in part]
+    return merged
+
+
+def _take(scores: dict[str, Any], order: np.ndarray) -> dict[str, Any]:
+    return {k: v[order] if isinstance(v, np.ndarray) else [v[i] for i in order] for k, v in scores.items()}
+
+
+def tokens_through(tokenizer, tokens: list[int], anchor: str) -> int | None:
+    """Smallest prefix length of ``tokens`` whose text contains ``anchor``."""
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    if anchor not in text:
+        return None
+    for k in range(1, len(tokens) + 1):
+        if anchor in tokenizer.decode(tokens[:k], skip_special_tokens=True):
+            return k
+    return None
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
