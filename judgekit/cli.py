@@ -200,6 +200,9 @@ def _dispatch(args: argparse.Namespace) -> None:
                                            options=options):
             print(f"{summary.judge_id}: judged {summary.n_judged}, already done {summary.n_skipped}, "
                   f"{summary.wall_s:.2f} s, statuses {summary.status_counts}")
+            if summary.status_counts.get("error"):
+                print(f"{summary.judge_id}: {summary.status_counts['error']} items failed (see the detail column); "
+                      "rerun the same command to retry them")
     elif command == "flag":
         options = {"language": not args.no_language, "embedding_model": args.embedding_model, "fluency_model": args.fluency_model}
         if args.combine:
@@ -246,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"judgekit: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into head, less...: not an error of ours
+        sys.stderr.close()
+        return EXIT_OK
     except KeyboardInterrupt:
         print("judgekit: interrupted; finished work is saved, rerun to resume", file=sys.stderr)
         return EXIT_FAILURE

@@ -32,15 +32,22 @@ def embed(texts: list[str], *, model_path: str, batch_size: int = 64) -> np.ndar
     import torch
 
     tokenizer, model = _encoder(resolve_embedding_model(model_path))
+    # Batches of similar length waste little on padding; the rows are put back in input order.
+    order = np.argsort([len(t) for t in texts], kind="stable")
     out = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start : start + batch_size], padding=True, truncation=True, max_length=256, return_tensors="pt")
+            chunk = [texts[i] for i in order[start : start + batch_size]]
+            batch = tokenizer(chunk, padding=True, truncation=True, max_length=256, return_tensors="pt")
             hidden = model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0))
+    if not out:
+        return np.zeros((0, 0))
+    vectors = np.empty((len(texts), out[0].shape[1]), dtype=out[0].dtype)
+    vectors[order] = np.concatenate(out)
+    return vectors
 
 
 @cache

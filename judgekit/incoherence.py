@@ -165,19 +165,11 @@ def _tail_loop_share(words: list[str]) -> tuple[float, int]:
     return best, best_unit
 
 
-_WORD_IDS: dict[str, int] = {}
-
-
-def _word_ids(words: list[str]) -> np.ndarray:
-    """Stable integer ids of words (a process-wide table), so n-grams compare as integers."""
-    ids = _WORD_IDS
-    if len(ids) > 2_000_000:
-        ids.clear()  # ids only need to be consistent within one response
-    get = ids.get
-    out = [get(w) for w in words]
-    if None in out:
-        out = [ids.setdefault(w, len(ids)) if v is None else v for w, v in zip(words, out, strict=True)]
-    return np.array(out, dtype=np.int64)
+def _word_ids(context: dict[str, Any]) -> np.ndarray:
+    """Integer ids of the response's words (see :func:`_token_ids`), computed once per response."""
+    if "word_ids" not in context:
+        context["word_ids"] = _token_ids(context["words"])
+    return context["word_ids"]
 
 
 def _repetition(text: str, t: dict[str, float], context: dict[str, Any]) -> Finding:
@@ -185,7 +177,7 @@ def _repetition(text: str, t: dict[str, float], context: dict[str, Any]) -> Find
     n = len(words)
     share = 0.0
     if n >= 12:
-        ids = _word_ids(words)
+        ids = _word_ids(context)
         # A 4-gram as one integer (int64 arithmetic wraps; a collision would merge two distinct 4-grams, vanishingly rare).
         grams = ((ids[:-3] * 1_000_003 + ids[1:-2]) * 1_000_003 + ids[2:-1]) * 1_000_003 + ids[3:]
         share = 1.0 - len(np.unique(grams)) / len(grams)
@@ -280,8 +272,48 @@ def _script_noise(text: str, t: dict[str, float], context: dict[str, Any]) -> Fi
 # Bits of per-token features, computed once per distinct token and cached: a response's word-order
 # and salad features are then a few numpy operations on its token array instead of Python loops.
 _DET, _FUNC, _PREP, _JOIN, _ENDS, _LOWER_START, _STARTER_UPPER, _COLON, _ALPHA, _FUNC_ALPHA, _DET_END = (1 << k for k in range(11))
-_TOKEN_CACHE: dict[str, int] = {}
-_TOKEN_CACHE_LIMIT = 2_000_000
+_TOKEN_LIMIT = 2_000_000
+
+
+class _TokenVocabulary:
+    """Process-wide token -> id table with each token's packed features in a parallel array.
+
+    One dictionary lookup per token gives both the id (for n-gram comparison) and, by
+    array indexing, the features (for the word-order and salad rules). Ids only need to
+    be consistent within one response, so the table is simply reset when it grows large.
+    """
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.features = np.zeros(1 << 16, dtype=np.int64)
+
+    def ids(self, tokens: list[str]) -> np.ndarray:
+        get = self.index.get
+        out = [get(t, -1) for t in tokens]
+        if -1 in out:
+            if len(self.index) > _TOKEN_LIMIT:
+                self.__init__()
+                return self.ids(tokens)
+            out = [self._add(t) if v == -1 else v for t, v in zip(tokens, out, strict=True)]
+        return np.array(out, dtype=np.int64)
+
+    def _add(self, token: str) -> int:
+        found = self.index.get(token)
+        if found is not None:
+            return found
+        new = len(self.index)
+        if new == len(self.features):
+            self.features = np.concatenate([self.features, np.zeros_like(self.features)])
+        self.features[new] = _token_features(token)
+        self.index[token] = new
+        return new
+
+
+_VOCABULARY = _TokenVocabulary()
+
+
+def _token_ids(tokens: list[str]) -> np.ndarray:
+    return _VOCABULARY.ids(tokens)
 
 
 def _token_features(token: str) -> int:
@@ -315,17 +347,15 @@ def _token_features(token: str) -> int:
     odd = len(_VOWELLESS.findall(token)) + len(_MIXED_ALNUM.findall(token)) + bool(_SYMBOL_CANDIDATE.fullmatch(token) and _HAS_LATIN.search(token))
     code = bool(_SYMBOLS_ONLY_TOKEN.fullmatch(token)) and not _CODE_SYMBOLS.isdisjoint(token)
     nonword = sum(1 for w in pieces if w not in vocabulary)
-    features = bits | min(len(pieces), 1023) << 12 | min(nonword, 1023) << 22 | min(odd, 1023) << 32 | int(code) << 42
-    if len(_TOKEN_CACHE) < _TOKEN_CACHE_LIMIT:
-        _TOKEN_CACHE[token] = features
-    return features
+    return bits | min(len(pieces), 1023) << 12 | min(nonword, 1023) << 22 | min(odd, 1023) << 32 | int(code) << 42
 
 
 def _token_table(context: dict[str, Any]) -> np.ndarray:
     """Per token: [feature bits, pieces, non-word pieces, odd, code-symbol], shape (n_tokens, 5)."""
     if "token_table" not in context:
-        get = _TOKEN_CACHE.get
-        packed = np.array([get(t) or _token_features(t) for t in context["prose_tokens"]], dtype=np.int64)
+        tokens = context["prose_tokens"]
+        ids = _word_ids(context) if tokens is context["words"] else _token_ids(tokens)
+        packed = _VOCABULARY.features[ids]
         context["token_table"] = np.stack(
             [packed & 0xFFF, (packed >> 12) & 0x3FF, (packed >> 22) & 0x3FF, (packed >> 32) & 0x3FF, (packed >> 42) & 1], axis=1
         )

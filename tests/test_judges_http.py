@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("torch")
-pytest.importorskip("httpx")
+pytest.importorskip("aiohttp")
 
 from judgekit.errors import InputError  # noqa: E402
 from judgekit.judges.base import JudgeItems  # noqa: E402

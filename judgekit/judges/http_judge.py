@@ -19,7 +19,7 @@ the generated text and ``p_unsafe`` stays empty. Rubric judges
 (``family="rubric"``) send chat messages to ``/v1/chat/completions`` (any
 OpenAI-compatible API) and parse the answer (:mod:`judgekit.judges.parsing`).
 
-Requests run concurrently (``asyncio`` + ``httpx``) under a semaphore, with a
+Requests run concurrently (``asyncio`` + ``aiohttp``) under a semaphore, with a
 per-request timeout and retries with exponential backoff and jitter on 429,
 5xx, timeouts, connection errors and malformed JSON, honouring ``Retry-After``.
 An item that still fails becomes an ``error`` row (retried on the next run),
@@ -98,18 +98,19 @@ class RequestLog:
     overhead_s: float = 0.0
 
     def summary(self) -> dict[str, Any]:
-        lat = np.array(self.latencies_s) if self.latencies_s else np.array([np.nan])
+        lat = np.array(self.latencies_s)
+        p50, p95 = (float(np.percentile(lat, 50)), float(np.percentile(lat, 95))) if lat.size else (None, None)
         return {
             "requests": self.n_requests, "attempts": self.n_attempts, "failed": self.n_failed,
             "retries_by_cause": dict(self.retries_by_cause), "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
-            "latency_p50_s": float(np.nanpercentile(lat, 50)), "latency_p95_s": float(np.nanpercentile(lat, 95)),
+            "latency_p50_s": p50, "latency_p95_s": p95,
             "client_overhead_per_request_ms": 1000 * self.overhead_s / max(self.n_requests, 1),
         }
 
 
 class HttpClient:
-    """One ``httpx.AsyncClient`` per batch; retries and backoff per request."""
+    """Retries and backoff around one ``aiohttp`` session (connection pool) per batch."""
 
     def __init__(self, settings: HttpSettings, log: RequestLog) -> None:
         self.settings = settings
@@ -128,14 +129,12 @@ class HttpClient:
         ceiling = min(self.settings.backoff_max_s, self.settings.backoff_s * 2**attempt)
         return ceiling * (0.5 + 0.5 * self._rng.random())
 
-    def _retry(self, cause: str) -> None:
-        self.log.retries_by_cause[cause] = self.log.retries_by_cause.get(cause, 0) + 1
-
-    async def post(self, client, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        import httpx
+    async def post(self, session, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        import aiohttp
 
         url = self.settings.base_url.rstrip("/") + path
         body = json.dumps(payload).encode()
+        timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
         self.log.n_requests += 1
         last = "no attempt"
         for attempt in range(self.settings.max_retries + 1):
@@ -143,27 +142,29 @@ class HttpClient:
             retry_after = None
             started = time.perf_counter()
             try:
-                response = await client.post(url, content=body, headers=self._headers, timeout=self.settings.timeout_s)
-            except httpx.TimeoutException:
+                async with session.post(url, data=body, headers=self._headers, timeout=timeout) as response:
+                    raw = await response.read()
+                    status = response.status
+                    retry_after = response.headers.get("Retry-After")
+            except asyncio.TimeoutError:
                 last, cause = f"timed out after {self.settings.timeout_s} s", "timeout"
-            except httpx.TransportError as err:
+            except aiohttp.ClientError as err:
                 last, cause = f"connection error: {type(err).__name__}", "connection"
             else:
                 self.log.latencies_s.append(time.perf_counter() - started)
-                if response.status_code in RETRY_STATUSES:
-                    last, cause = f"HTTP {response.status_code}", f"http_{response.status_code}"
-                    retry_after = response.headers.get("Retry-After")
-                elif response.status_code >= 400:
-                    raise HttpFailure(f"HTTP {response.status_code}: {response.text[:200]}")
+                if status in RETRY_STATUSES:
+                    last, cause = f"HTTP {status}", f"http_{status}"
+                elif status >= 400:
+                    raise HttpFailure(f"HTTP {status}: {raw[:200].decode('utf-8', 'replace')}")
                 else:
                     try:
-                        return response.json()
+                        return json.loads(raw)
                     except ValueError:
-                        last, cause = "malformed JSON in the response", "malformed"
+                        last, cause, retry_after = "malformed JSON in the response", "malformed", None
             if attempt == self.settings.max_retries:
                 break
-            self._retry(cause)
-            await asyncio.sleep(self._delay(attempt, retry_after))
+            self.log.retries_by_cause[cause] = self.log.retries_by_cause.get(cause, 0) + 1
+            await asyncio.sleep(self._delay(attempt, retry_after if cause.startswith("http_") else None))
         raise HttpFailure(f"{last} (after {self.settings.max_retries + 1} attempts)")
 
 
@@ -186,23 +187,28 @@ class _HttpJudgeBase:
         return asyncio.run(self._judge_all(items))
 
     async def _judge_all(self, items: JudgeItems) -> list[Verdict]:
-        import httpx
+        import aiohttp
 
-        limits = httpx.Limits(max_connections=self.settings.concurrency, max_keepalive_connections=self.settings.concurrency)
         gate = asyncio.Semaphore(self.settings.concurrency)
         prepared = self._prepare(items)
-        async with httpx.AsyncClient(limits=limits) as client:
+        connector = aiohttp.TCPConnector(limit=self.settings.concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
             http = HttpClient(self.settings, self.log)
 
-            async def one(k: int) -> Verdict:
+            async def one(k: int):
                 async with gate:
                     try:
-                        return await self._judge_one(http, client, prepared[k])
+                        return await self._judge_one(http, session, prepared[k])
                     except HttpFailure as err:
                         self.log.n_failed += 1
                         return Verdict(None, None, "error", "", f"request failed: {err}")
 
-            return list(await asyncio.gather(*(one(k) for k in range(len(items)))))
+            answers = await asyncio.gather(*(one(k) for k in range(len(items))))
+        return self._timed(self._finish, list(answers))
+
+    def _finish(self, answers: list[Any]) -> list[Verdict]:
+        """Turn what the requests returned into verdicts (all at once, where that is cheaper)."""
+        return answers
 
     def run_info(self) -> dict[str, Any]:
         return {**self.settings.describe(), **self.log.summary()}
@@ -243,17 +249,17 @@ class HttpGuardJudge(_HttpJudgeBase):
         rendered = self._timed(self.renderer.render, items)
         return list(zip(rendered.ids, rendered.n_clipped, strict=True))
 
-    async def _complete(self, http: HttpClient, client, ids: list[int], max_tokens: int) -> tuple[str, list[int], dict[int, float]]:
+    async def _complete(self, http: HttpClient, session, ids: list[int], max_tokens: int) -> tuple[str, list[int], dict[int, float]]:
         """Generated text, generated ids, and log-probabilities at the first generated position."""
         wanted = list(self.readout.ids) if self.readout is not None else []
         if self.settings.api == "sglang":
             payload = {"input_ids": ids, "sampling_params": {"max_new_tokens": max_tokens, "temperature": 0},
                        "return_logprob": True, "token_ids_logprob": wanted or None}
-            answer = await http.post(client, "/generate", payload)
+            answer = await http.post(session, "/generate", payload)
             return self._timed(self._read_sglang, answer)
         payload = {"model": self.served_model, "prompt": ids, "max_tokens": max_tokens, "temperature": 0,
                    "logprobs": self.settings.top_logprobs, "return_tokens_as_token_ids": True}
-        answer = await http.post(client, "/v1/completions", payload)
+        answer = await http.post(session, "/v1/completions", payload)
         return self._timed(self._read_vllm, answer)
 
     def _read_vllm(self, answer: dict[str, Any]) -> tuple[str, list[int], dict[int, float]]:
@@ -278,41 +284,61 @@ class HttpGuardJudge(_HttpJudgeBase):
         self.log.prompt_tokens += int(usage.get("prompt_tokens") or 0)
         self.log.completion_tokens += int(usage.get("completion_tokens") or 0)
 
-    async def _judge_one(self, http: HttpClient, client, prepared: tuple[list[int], int]) -> Verdict:
+    async def _judge_one(self, http: HttpClient, session, prepared: tuple[list[int], int]) -> Verdict:
         from judgekit.judges.transformers_judge import parse_generated, tokens_through
 
         ids, clipped = prepared
         readout = self.spec["readout"]
         if readout["kind"] == "generate":
-            text, out, _ = await self._complete(http, client, ids, int(readout.get("max_new_tokens", 32)))
+            text, out, _ = await self._complete(http, session, ids, int(readout.get("max_new_tokens", 32)))
             return parse_generated(self.spec, text, n_input_tokens=len(ids), n_output_tokens=len(out), clipped=clipped)
         prefix_note = ""
         rule = self.spec.get("prefix_generation")
         if rule:
-            text, out, _ = await self._complete(http, client, ids, int(rule.get("max_new_tokens", 32)))
+            text, out, _ = await self._complete(http, session, ids, int(rule.get("max_new_tokens", 32)))
             cut = tokens_through(self.tokenizer, out, rule["until"])
             if cut is None:
                 return Verdict(None, None, "unparseable", text, f"generated text lacks {rule['until']!r}", len(ids), len(out))
             ids = ids + out[:cut]
             prefix_note = f"read after greedy prefix {self.tokenizer.decode(out[:cut])!r}"
-        text, out, logprobs = await self._complete(http, client, ids, 1)
-        return self._timed(self._verdict, text, logprobs, len(ids), clipped, prefix_note)
+        text, _, logprobs = await self._complete(http, session, ids, 1)
+        return _Scored(text, logprobs, len(ids), clipped, prefix_note)
 
-    def _verdict(self, text: str, logprobs: dict[int, float], n_tokens: int, clipped: int, note: str) -> Verdict:
-        row = np.array([[logprobs.get(i, -math.inf) for i in self.readout.ids]])
-        detail = "; ".join(d for d in (f"response clipped by {clipped} tokens" if clipped else "", note) if d)
-        if np.isfinite(row).any():
-            p, coverage = self.readout.p_unsafe(row)
-            return Verdict(self.readout.label(float(p[0])), float(p[0]), "ok", text, detail, n_tokens, 1,
-                           min(float(coverage[0]), 1.0))
+    def _finish(self, answers: list[Any]) -> list[Verdict]:
+        scored = [k for k, a in enumerate(answers) if isinstance(a, _Scored)]
+        if not scored:
+            return answers
+        matrix = np.array([[answers[k].logprobs.get(i, -math.inf) for i in self.readout.ids] for k in scored])
+        p, coverage = self.readout.p_unsafe(matrix)
+        verdicts = list(answers)
+        for row, k in enumerate(scored):
+            verdicts[k] = self._verdict(answers[k], float(p[row]), float(coverage[row]))
+        return verdicts
+
+    def _verdict(self, scored: _Scored, p: float, coverage: float) -> Verdict:
+        detail = "; ".join(d for d in (f"response clipped by {scored.clipped} tokens" if scored.clipped else "", scored.note) if d)
+        if np.isfinite(p):
+            return Verdict(self.readout.label(p), p, "ok", scored.text, detail, scored.n_tokens, 1, min(coverage, 1.0))
         # No label token among the returned log-probabilities: read the generated token's text.
         words = {self.tokenizer.decode([i]).strip(): ("unsafe" if c in self.readout.unsafe_cols else "safe")
                  for c, i in enumerate(self.readout.ids)}
-        label = words.get(text.strip())
+        label = words.get(scored.text.strip())
         if label is None or self.readout.kind != "label_tokens":
-            return Verdict(None, None, "unparseable", text, "no label token in the log-probabilities or the text", n_tokens, 1)
-        return Verdict(label, None, "ok", text, "; ".join(d for d in (detail, "label read from text: no log-probabilities") if d),
-                       n_tokens, 1)
+            return Verdict(None, None, "unparseable", scored.text, "no label token in the log-probabilities or the text",
+                           scored.n_tokens, 1)
+        note = "label read from text: no log-probabilities"
+        return Verdict(label, None, "ok", scored.text, "; ".join(d for d in (detail, note) if d), scored.n_tokens, 1)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """A guard answer awaiting the (vectorised) log-probability read-out."""
+
+    text: str
+    logprobs: dict[int, float]
+    n_tokens: int
+    clipped: int
+    note: str
 
 
 class RubricJudge(_HttpJudgeBase):
@@ -343,12 +369,12 @@ class RubricJudge(_HttpJudgeBase):
             for p, r, g, c in zip(items.prompts, items.responses, items.goals, items.contexts, strict=True)
         ]
 
-    async def _judge_one(self, http: HttpClient, client, messages: list[dict[str, str]]) -> Verdict:
+    async def _judge_one(self, http: HttpClient, session, messages: list[dict[str, str]]) -> Verdict:
         payload: dict[str, Any] = {"model": self.served_model, "messages": messages, "temperature": 0,
                                    "max_tokens": int(self.spec.get("max_tokens", 512))}
         if self.first_token_words:
             payload.update(logprobs=True, top_logprobs=self.settings.top_logprobs)
-        answer = await http.post(client, "/v1/chat/completions", payload)
+        answer = await http.post(session, "/v1/chat/completions", payload)
         return self._timed(self._verdict, answer)
 
     def _verdict(self, answer: dict[str, Any]) -> Verdict:

@@ -279,6 +279,9 @@ class TransformersJudge:
             span = slice(longest - len(row), longest) if self.padding_side == "left" else slice(0, len(row))
             input_ids[b, span] = torch.tensor(row, dtype=torch.long)
             mask[b, span] = 1
+        if bool(mask.all()):
+            # No padding: let the model take its unmasked causal path (a faster attention kernel on CPU).
+            return input_ids.to(self.device), None, None
         positions = (mask.cumsum(-1) - 1).clamp_min(0)
         return input_ids.to(self.device), mask.to(self.device), positions.to(self.device)
 
@@ -306,7 +309,7 @@ class TransformersJudge:
         """Logits at each row's last real token only (one vocab row per item)."""
         import torch
 
-        if self.padding_side == "left":
+        if self.padding_side == "left" or mask is None:
             out = self._model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, use_cache=False)
             return out.logits[:, -1]
         last = mask.sum(-1) - 1
@@ -325,7 +328,9 @@ class TransformersJudge:
             input_ids, mask, _ = self._batch_tensors(rows)
         finally:
             self.padding_side = saved
-        pad = int(input_ids[0, 0]) if mask[0, 0] == 0 else (self._tokenizer.pad_token_id or 0)
+        if mask is None:
+            mask = torch.ones_like(input_ids)
+        pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else (self._tokenizer.eos_token_id or 0)
         with torch.inference_mode():
             out = self._model.generate(
                 input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
