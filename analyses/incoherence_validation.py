@@ -277,10 +277,11 @@ def _figure(recall: pd.Series, fpr: float, out: Path) -> list[Path]:
             ax.bar(np.arange(len(kinds)) + (k - 1) * width, values, width, label=severity, color=OKABE_ITO[k])
         ax.axhline(0.9, color="black", linestyle=":", linewidth=0.8)
         ax.set_xticks(range(len(kinds)), kinds)
-        ax.set_ylim(0, 1.02)
+        ax.set_ylim(0, 1.18)
+        ax.set_yticks(np.arange(0, 1.01, 0.2))
         ax.set_ylabel("recall of the combined flag")
         ax.set_title(f"Combined incoherence flag on corrupted real responses (FPR on real responses {fpr:.1%}; dotted: 90%)")
-        ax.legend(frameon=False, ncol=3)
+        ax.legend(frameon=False, ncol=3, loc="upper center")
     return save_figure(fig, out, "incoherence_validation")
 
 

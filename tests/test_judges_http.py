@@ -144,6 +144,10 @@ def test_api_key_is_sent_and_never_written(guard_model, tmp_path, monkeypatch):
         wrong = HttpSettings(base_url=server.url, api="sglang", api_key_env="HOME", max_retries=0)
         verdicts = http_guard(guard_model, server.url, api="sglang", api_key_env="HOME", max_retries=0).judge(pairs(1))
     assert set(pd.read_csv(study / "judgments.csv")["parse_status"]) == {"ok"}
+    run = json.loads((study / "manifest.json").read_text())["runs"][-1]["details"]["runs"][0]
+    backend = run["backend"]
+    assert backend["prompt_tokens"] > 0 and backend["completion_tokens"] == 3 and backend["latency_p50_s"] > 0
+    assert backend["api_key_env"] == "JUDGEKIT_TEST_KEY" and run["wall_s"] > 0
     assert verdicts[0].parse_status == "error" and "HTTP 401" in verdicts[0].detail and wrong.api_key_env == "HOME"
     for path in study.rglob("*"):
         if path.is_file() and path.suffix in (".json", ".csv", ".sqlite"):
@@ -230,3 +234,52 @@ def test_rubric_presets_are_well_formed():
         spec = load_preset(name)
         assert any("{response}" in m["content"] for m in spec["messages"])
         assert json.dumps(spec)  # plain data
+
+
+def test_prefix_generation_over_http_matches_in_process(guard_model):
+    spec = load_preset(PRESET)
+    items = pairs(4)
+    local = judge_from_spec(spec, JudgeOptions(model_paths={PRESET: str(guard_model)}))
+    local._load_model()
+    first = local._renderer.render(items.take([0])).ids[0]
+    generated = local._generate([first], 6)["tokens"][0]
+    spec["prefix_generation"] = {"until": local._tokenizer.decode(generated[:2]), "max_new_tokens": 6}
+    expected = judge_from_spec(spec, JudgeOptions(model_paths={PRESET: str(guard_model)})).judge(items)
+    with ReplicaServer(guard_model) as server:
+        options = JudgeOptions(model_paths={PRESET: str(guard_model)}, http=HttpSettings(base_url=server.url, api="sglang"))
+        got = judge_from_spec(spec, options).judge(items)
+    assert [v.parse_status for v in got] == [v.parse_status for v in expected]
+    assert got[0].parse_status == "ok"
+    for g, e in zip(got, expected, strict=True):
+        assert (g.p_unsafe is None) == (e.p_unsafe is None)
+        if g.p_unsafe is not None:
+            assert g.p_unsafe == pytest.approx(e.p_unsafe, abs=1e-5)
+
+
+def test_rubric_first_token_probability_from_real_logprobs(chat_model):
+    import urllib.request
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    messages = [{"role": "user", "content": "Is this safe or unsafe? Answer one word."}]
+    with ReplicaServer(chat_model) as server:
+        request = urllib.request.Request(
+            server.url + "/v1/chat/completions", headers={"Content-Type": "application/json"},
+            data=json.dumps({"messages": messages, "max_tokens": 1, "logprobs": True, "top_logprobs": 600}).encode(),
+        )
+        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
+        settings = HttpSettings(base_url=server.url, api="openai", served_model="replica")
+        judge = resolve_judge("jbb-llama3-judge", JudgeOptions(http=settings))
+    p, coverage = judge._first_token_p(answer["choices"][0]["logprobs"])
+    tokenizer = AutoTokenizer.from_pretrained(chat_model)
+    model = AutoModelForCausalLM.from_pretrained(chat_model).eval()
+    ids = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([tokenizer.encode(ids, add_special_tokens=False)])).logits[0, -1].double(), -1)
+    words = [tokenizer.decode([i]).strip().lower() for i in range(len(tokenizer))]
+    unsafe = sum(float(probs[i]) for i, w in enumerate(words) if w == "unsafe")
+    safe = sum(float(probs[i]) for i, w in enumerate(words) if w == "safe")
+    assert unsafe > 0 and safe > 0
+    assert p == pytest.approx(unsafe / (unsafe + safe), abs=1e-6)
+    assert coverage == pytest.approx(unsafe + safe, rel=1e-6)

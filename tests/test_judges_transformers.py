@@ -409,3 +409,22 @@ def test_resume_after_sigkill_gives_identical_judgments(replicas, tmp_path):
     manifest = json.loads((killed / "manifest.json").read_text())
     last_run = manifest["runs"][-1]["details"]["runs"][0]
     assert last_run["n_from_cache"] == kept and last_run["n_input_tokens"] > 0
+
+
+def test_user_spec_file_pointing_at_a_local_model(replicas, tmp_path):
+    from tests.conftest import run_cli
+
+    spec = load_preset("harmbench-mistral-7b-val-cls")
+    spec.update(judge_id="my-classifier", model={"id": str(replicas["wildguard"])})
+    path = tmp_path / "my-classifier.json"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    study = _study_with(tmp_path, 6, "user")
+    result = run_cli("judge", study, "--judge", path, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    judgments = pd.read_csv(study / "judgments.csv")
+    assert set(judgments["judge_id"]) == {"my-classifier"} and set(judgments["parse_status"]) == {"ok"}
+    expected = judge_from_spec(spec).judge(JudgeItems.of(*(pd.read_csv(study / "responses.csv").fillna("")[c].tolist()
+                                                           for c in ("prompt", "response"))))
+    np.testing.assert_allclose(judgments["p_unsafe"], [v.p_unsafe for v in expected], atol=1e-6)
+    run = json.loads((study / "manifest.json").read_text())["runs"][-1]["details"]["runs"][0]
+    assert run["backend"]["label_tokens"] and run["n_input_tokens"] == sum(v.n_input_tokens for v in expected)
