@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-retries", type=_non_negative_int, default=8, help="retries per request (default 8)")
     g.add_argument("--top-logprobs", type=_positive_int, default=20, help="vLLM top-k log-probabilities to request (default 20)")
 
+    p = sub.add_parser("inspect-judge", help="check a guard model's read-out on hand-written pairs (judges.md §12)")
+    p.add_argument("judge", metavar="ID", help="a guard preset or a .json spec")
+    p.add_argument("--model-path", default=None, metavar="DIR", help="local directory (or hub id) of the model")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default=None)
+    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the full report as JSON")
+
     p = sub.add_parser("flag", help="run incoherence detectors -> STUDY/flags")
     p.add_argument("study", type=Path)
     p.add_argument("--threshold", action="append", default=[], type=_threshold, metavar="NAME=VALUE")
@@ -203,6 +210,9 @@ def _dispatch(args: argparse.Namespace) -> None:
             if summary.status_counts.get("error"):
                 print(f"{summary.judge_id}: {summary.status_counts['error']} items failed (see the detail column); "
                       "rerun the same command to retry them")
+    elif command == "inspect-judge":
+        print(pipeline.inspect_judge_step(args.judge, model_path=args.model_path, device=args.device, dtype=args.dtype,
+                                          json_path=args.json))
     elif command == "flag":
         options = {"language": not args.no_language, "embedding_model": args.embedding_model, "fluency_model": args.fluency_model}
         if args.combine:

@@ -5,6 +5,8 @@ responses → judge → judgments → flag → flags → stats → figures → r
 
 from __future__ import annotations
 
+import json
+
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -32,7 +34,7 @@ def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False
     if not judge_names:
         raise InputError("name at least one judge with --judge (see `judgekit list`)")
     judges = [resolve_judge(name, options) for name in judge_names]
-    unknown = sorted(set((options.model_paths if options else {})) - {j.judge_id for j in judges})
+    unknown = sorted(set(options.model_paths if options else {}) - {j.judge_id for j in judges})
     if unknown:
         raise InputError(f"--model-path names {unknown[0]!r}, which is not among the judges run")
     study = load_study(study_dir)
@@ -48,6 +50,23 @@ def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False
         ),
     )
     return summaries
+
+
+def inspect_judge_step(name: str, *, model_path: str | None = None, device: str | None = None, dtype: str | None = None,
+                       json_path: Path | None = None) -> str:
+    """Run :func:`judgekit.judges.inspection.inspect_judge` on a guard preset or spec; return the text report."""
+    from judgekit.judges.inspection import format_report, inspect_judge
+    from judgekit.judges.transformers_judge import TransformersJudge
+
+    probe = resolve_judge(name)
+    options = JudgeOptions(model_paths={probe.judge_id: model_path} if model_path else {}, device=device, dtype=dtype)
+    judge = resolve_judge(name, options)
+    if not isinstance(judge, TransformersJudge):
+        raise InputError(f"{name} is not a guard model; inspect-judge checks the transformers read-out")
+    report = inspect_judge(judge)
+    if json_path is not None:
+        write_text_atomic(Path(json_path), json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return format_report(report)
 
 
 def flag_step(study_dir: Path, *, thresholds: dict[str, float] | None = None, **options) -> pd.DataFrame:

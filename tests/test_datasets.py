@@ -9,7 +9,6 @@ import shutil
 import threading
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA, needs_shared, run_cli

@@ -6,10 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import pandas as pd
 import pytest
 
-from conftest import REPO
 from judgekit.figures import FIGURES, FigureInputs, draw_figures
 from judgekit.io import read_table
 from judgekit.schema import SCHEMAS

@@ -428,3 +428,22 @@ def test_user_spec_file_pointing_at_a_local_model(replicas, tmp_path):
     np.testing.assert_allclose(judgments["p_unsafe"], [v.p_unsafe for v in expected], atol=1e-6)
     run = json.loads((study / "manifest.json").read_text())["runs"][-1]["details"]["runs"][0]
     assert run["backend"]["label_tokens"] and run["n_input_tokens"] == sum(v.n_input_tokens for v in expected)
+
+
+def test_inspect_judge_reports_the_read_out(replicas, tmp_path):
+    from tests.conftest import run_cli
+
+    out = tmp_path / "inspect.json"
+    result = run_cli("inspect-judge", "llama-guard-3-8b", "--model-path", replicas["llama_guard_3"], "--json", out)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert len(report["checks"]) == 6
+    direct = guard("llama-guard-3-8b", replicas["llama_guard_3"]).judge(
+        JudgeItems.of([c["prompt"] for c in report["checks"]], [c["response"] for c in report["checks"]]))
+    for check, verdict in zip(report["checks"], direct, strict=True):
+        assert check["bos_count"] == 1
+        assert check["p_unsafe"] == pytest.approx(verdict.p_unsafe, abs=1e-5)
+        assert len(check["top_next_tokens"]) == 10 and check["continuation_starts_with_forced_text"] in (True, False)
+    assert max(report["max_abs_diff_vs_batch_size_1"].values()) < 1e-5
+    assert "P(unsafe)" in result.stdout and "top next tokens" in result.stdout
+    assert run_cli("inspect-judge", "keyword-gcg-7").returncode == 2

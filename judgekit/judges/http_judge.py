@@ -146,7 +146,7 @@ class HttpClient:
                     raw = await response.read()
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 last, cause = f"timed out after {self.settings.timeout_s} s", "timeout"
             except aiohttp.ClientError as err:
                 last, cause = f"connection error: {type(err).__name__}", "connection"

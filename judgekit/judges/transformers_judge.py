@@ -211,6 +211,42 @@ class TransformersJudge:
         device = self.device_request or ("cuda" if _cuda_available() else "cpu")
         return DEFAULT_TOKEN_BUDGET["cuda" if device.startswith("cuda") else "cpu"]
 
+    # -- inspection (judgekit inspect-judge) ----------------------------------------------------
+    @property
+    def tokenizer(self):
+        self._load_tokenizer()
+        return self._tokenizer
+
+    @property
+    def readout(self) -> TokenReadout | None:
+        self._load_tokenizer()
+        return self._readout
+
+    @property
+    def forced_ids(self) -> list[int]:
+        self._load_tokenizer()
+        return list(self._renderer.forced_ids)
+
+    def rendered_ids(self, items: JudgeItems) -> list[list[int]]:
+        """The exact input ids each item is scored from (forced suffix included)."""
+        self._load_tokenizer()
+        return self._renderer.render(items).ids
+
+    def top_next_tokens(self, ids: list[int], k: int = 10) -> list[tuple[str, float]]:
+        """The ``k`` most probable next tokens after ``ids`` (one unpadded forward pass)."""
+        import torch
+
+        self._load_model()
+        with torch.inference_mode():
+            logits = self._model(input_ids=torch.tensor([ids], device=self.device), logits_to_keep=1, use_cache=False).logits[0, -1]
+            values, indices = torch.softmax(logits.float(), -1).topk(k)
+        return [(self._tokenizer.decode([i]), float(v)) for i, v in zip(indices.tolist(), values.tolist(), strict=True)]
+
+    def greedy_text(self, ids: list[int], max_new_tokens: int) -> str:
+        self._load_model()
+        tokens = self._generate([ids], max_new_tokens)["tokens"][0]
+        return self._tokenizer.decode(tokens, skip_special_tokens=False)
+
     # -- scoring -------------------------------------------------------------------------------
     def judge(self, items: JudgeItems) -> list[Verdict]:
         self._load_model()

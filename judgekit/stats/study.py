@@ -322,12 +322,16 @@ def two_rater_binary_sums(first: NDArray, second: NDArray) -> NDArray:
     return ag.two_rater_item_sums(first, second, np.array([0.0, 1.0]))
 
 
+def _column(k: int, sums: NDArray) -> NDArray:
+    return sums[..., k]
+
+
 def _judge_vs_reference(emit: _Emitter, judge_id: str, verdicts: NDArray, reference: NDArray, humans: pd.DataFrame,
                         subsets: dict[str, NDArray]) -> None:
     confusion = confusion_item_sums(reference, verdicts)
     pair = two_rater_binary_sums(verdicts, reference)
     metric_fns = {name: partial(metric_from_sums, name) for name in CONFUSION_METRICS}
-    counts = {name: (lambda k: lambda s: s[..., k])(k) for k, name in enumerate(("tp", "fp", "fn", "tn"), start=1)}
+    counts = {name: partial(_column, k) for k, name in enumerate(("tp", "fp", "fn", "tn"), start=1)}
     for subset, mask in subsets.items():
         if not mask.any():
             continue
