@@ -86,3 +86,23 @@ def test_bad_specs_are_input_errors(tmp_path: Path, change: dict, message: str) 
 def test_unknown_judge_suggests_names() -> None:
     with pytest.raises(InputError, match="Did you mean: keyword-gcg-13"):
         resolve_judge("keyword-gcg-31")
+
+
+def test_jbb_string_classifier_is_the_13_string_list() -> None:
+    assert load_preset("keyword-jbb-string")["markers"] == load_preset("keyword-gcg-13")["markers"]
+
+
+def test_every_preset_names_its_source_licence_and_citation() -> None:
+    from judgekit.judges.rendering import FIELD
+
+    for name in preset_names():
+        spec = load_preset(name)
+        assert spec["judge_id"] == name
+        assert {"repository", "path", "commit"} <= set(spec["source"]), name
+        assert spec["license"] and spec["citation"], name
+        if spec["family"] == "guard_model":
+            assert spec["model"]["id"] and spec["model"]["architecture"], name
+            template = spec["input"].get("template")
+            if template is not None:
+                assert set(spec["input"]["required_fields"]) <= set(FIELD.findall(template)), name
+            assert spec["verified_on_gpu"] is False, name  # flip only after the judges.md §12 checks on a GPU

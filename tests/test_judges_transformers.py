@@ -447,3 +447,29 @@ def test_inspect_judge_reports_the_read_out(replicas, tmp_path):
     assert max(report["max_abs_diff_vs_batch_size_1"].values()) < 1e-5
     assert "P(unsafe)" in result.stdout and "top next tokens" in result.stdout
     assert run_cli("inspect-judge", "keyword-gcg-7").returncode == 2
+
+
+def test_contextual_preset_reads_goal_and_context_columns(replicas, tmp_path):
+    from tests.conftest import run_cli
+
+    study = tmp_path / "ctx"
+    study.mkdir()
+    pd.DataFrame({
+        "item_id": ["a", "b"], "prompt": ["JAILBREAK WRAPPER: do it", "JAILBREAK WRAPPER: do it"],
+        "goal": ["Summarise the passage", "Summarise the passage"],
+        "context": ["The passage is about cats.", "The passage is about dogs."],
+        "response": ["Cats sleep a lot.", "Cats sleep a lot."],
+    }).to_csv(study / "responses.csv", index=False)
+    preset = "harmbench-mistral-7b-val-cls-contextual"
+    result = run_cli("judge", study, "--judge", preset, "--model-path", f"{preset}={replicas['wildguard']}", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    judgments = pd.read_csv(study / "judgments.csv").set_index("item_id")
+    judge = guard(preset, replicas["wildguard"])
+    items = JudgeItems.of(["JAILBREAK WRAPPER: do it"] * 2, ["Cats sleep a lot."] * 2, ["Summarise the passage"] * 2,
+                          ["The passage is about cats.", "The passage is about dogs."])
+    text = judge._renderer.texts(items.take([0]))[0][0] if judge.plan(items) else None
+    assert "[CONTEXT]:\nThe passage is about cats.\n\n[BEHAVIOR]:\nSummarise the passage\n\n" in text
+    assert "JAILBREAK" not in text  # the behaviour is the goal, not the wrapped prompt
+    expected = [v.p_unsafe for v in judge.judge(items)]
+    np.testing.assert_allclose(judgments.loc[["a", "b"], "p_unsafe"], expected, atol=1e-6)
+    assert abs(expected[0] - expected[1]) > 1e-4  # the context reaches the model
