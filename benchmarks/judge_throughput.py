@@ -1,7 +1,7 @@
 """Guard-model scoring throughput: peers' generate() loops vs judgekit's packed prefill.
 
     python benchmarks/judge_throughput.py                  # CPU: small Llama shape
-    python benchmarks/judge_throughput.py --shape llama-3.1-8b --n 2000   # GPU: Llama Guard 3 8B shape
+    python benchmarks/judge_throughput.py --shape llama-3.1-8b --n 500    # GPU: Llama Guard 3 8B shape (~16 GB of bf16 weights written to a temp dir)
 
 A random-weight ``LlamaForCausalLM`` with the chosen shape and a tokenizer trained on
 the fly (Llama-Guard-3-like chat template) score N items with a realistic length mix
@@ -93,7 +93,8 @@ def main() -> None:
     items = make_items(args.n, rng)
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = train_tokenizer(bos="<|begin_of_text|>", chat_template=LLAMA_GUARD_3_LIKE)
-        build_causal_lm("LlamaForCausalLM", tokenizer, tmp, shape=shape, vocab_size=vocab, init_std=0.02)
+        build_causal_lm("LlamaForCausalLM", tokenizer, tmp, shape=shape, vocab_size=vocab, init_std=0.02,
+                        dtype=torch.bfloat16 if device == "cuda" else None)
         spec = load_preset("llama-guard-3-8b")
         judge = judge_from_spec(spec, JudgeOptions(model_paths={spec["judge_id"]: tmp}, token_budget=args.token_budget))
         judge.plan(items.take(range(4)))

@@ -102,8 +102,9 @@ def train_tokenizer(*, bos: str | None, eos: str = "</s>", chat_template: str | 
 
 
 def build_causal_lm(architecture: str, tokenizer: Any, directory: str | Path, *, shape: Shape = Shape(), seed: int = 0,
-                    init_std: float = 0.3, **config_overrides: Any) -> Path:
-    """Save a random-weight ``architecture`` (e.g. ``LlamaForCausalLM``) and ``tokenizer`` to ``directory``."""
+                    init_std: float = 0.3, dtype: Any = None, **config_overrides: Any) -> Path:
+    """Save a random-weight ``architecture`` (e.g. ``LlamaForCausalLM``) and ``tokenizer`` to ``directory``
+    (in ``dtype`` when given: bf16 halves the files of a full-size shape)."""
     import torch
     import transformers
 
@@ -126,6 +127,8 @@ def build_causal_lm(architecture: str, tokenizer: Any, directory: str | Path, *,
     fields.update(config_overrides)
     torch.manual_seed(seed)
     model = model_class(config_class(**fields)).eval()
+    if dtype is not None:
+        model = model.to(dtype)
     directory = Path(directory)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
