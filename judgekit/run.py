@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from judgekit.errors import InputError
 from judgekit.judges.base import Judge, JudgeItems, Verdict, plan_batches, spec_hash
 from judgekit.judges.cache import VerdictCache
+from judgekit.judges.readout import DEFAULT_MIN_COVERAGE
 from judgekit.study import Study
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def _judge_missing(judge, items: JudgeItems, hashes, results, cache: VerdictCach
 def _warn_low_coverage(judge: Judge, rows: pd.DataFrame) -> None:
     if rows.empty or rows["coverage"].isna().all():
         return
-    floor = float((judge.spec.get("readout") or {}).get("min_coverage", 0.9))
+    floor = float((judge.spec.get("readout") or {}).get("min_coverage", DEFAULT_MIN_COVERAGE))
     low = np.asarray(rows["coverage"] < floor)
     if low.any():
         log.warning(

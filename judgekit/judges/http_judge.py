@@ -43,6 +43,7 @@ import numpy as np
 from judgekit.errors import InputError
 from judgekit.judges.base import JudgeItems, Verdict
 from judgekit.judges.parsing import check_parser, parse_output
+from judgekit.judges.readout import verdict_detail
 from judgekit.judges.rendering import fill_fields
 
 APIS = ("vllm", "sglang", "openai")
@@ -213,6 +214,10 @@ class _HttpJudgeBase:
     def run_info(self) -> dict[str, Any]:
         return {**self.settings.describe(), **self.log.summary()}
 
+    def _count_usage(self, prompt_tokens: Any, completion_tokens: Any) -> None:
+        self.log.prompt_tokens += int(prompt_tokens or 0)
+        self.log.completion_tokens += int(completion_tokens or 0)
+
     def _timed(self, function, *args):
         started = time.perf_counter()
         try:
@@ -244,6 +249,7 @@ class HttpGuardJudge(_HttpJudgeBase):
             spec, model_path or model["id"], revision=None if model_path else model.get("revision"),
             loader=model.get("loader", "causal_lm"), trust_remote_code=trust_remote_code and bool(model.get("trust_remote_code")),
         )
+        self.label_texts = self.readout.label_texts(self.tokenizer.decode) if self.readout is not None else {}
 
     def _prepare(self, items: JudgeItems) -> list[tuple[list[int], int]]:
         rendered = self._timed(self.renderer.render, items)
@@ -264,7 +270,8 @@ class HttpGuardJudge(_HttpJudgeBase):
 
     def _read_vllm(self, answer: dict[str, Any]) -> tuple[str, list[int], dict[int, float]]:
         choice = answer["choices"][0]
-        self._count_usage(answer.get("usage") or {})
+        usage = answer.get("usage") or {}
+        self._count_usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
         logprobs = choice.get("logprobs") or {}
         tokens = [_token_id(t) for t in logprobs.get("tokens") or []]
         top = (logprobs.get("top_logprobs") or [{}])[0] or {}
@@ -274,15 +281,10 @@ class HttpGuardJudge(_HttpJudgeBase):
 
     def _read_sglang(self, answer: dict[str, Any]) -> tuple[str, list[int], dict[int, float]]:
         meta = answer.get("meta_info") or {}
-        self.log.prompt_tokens += int(meta.get("prompt_tokens") or 0)
-        self.log.completion_tokens += int(meta.get("completion_tokens") or 0)
+        self._count_usage(meta.get("prompt_tokens"), meta.get("completion_tokens"))
         ids = answer.get("output_ids") or [entry[1] for entry in meta.get("output_token_logprobs") or []]
         first = (meta.get("output_token_ids_logprobs") or [[]])[0] or []
         return answer.get("text") or "", list(ids), {int(entry[1]): float(entry[0]) for entry in first}
-
-    def _count_usage(self, usage: dict[str, Any]) -> None:
-        self.log.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        self.log.completion_tokens += int(usage.get("completion_tokens") or 0)
 
     async def _judge_one(self, http: HttpClient, session, prepared: tuple[list[int], int]) -> Verdict:
         from judgekit.judges.transformers_judge import parse_generated, tokens_through
@@ -316,18 +318,16 @@ class HttpGuardJudge(_HttpJudgeBase):
         return verdicts
 
     def _verdict(self, scored: _Scored, p: float, coverage: float) -> Verdict:
-        detail = "; ".join(d for d in (f"response clipped by {scored.clipped} tokens" if scored.clipped else "", scored.note) if d)
+        detail = verdict_detail(scored.clipped, scored.note)
         if np.isfinite(p):
             return Verdict(self.readout.label(p), p, "ok", scored.text, detail, scored.n_tokens, 1, min(coverage, 1.0))
         # No label token among the returned log-probabilities: read the generated token's text.
-        words = {self.tokenizer.decode([i]).strip(): ("unsafe" if c in self.readout.unsafe_cols else "safe")
-                 for c, i in enumerate(self.readout.ids)}
-        label = words.get(scored.text.strip())
+        label = self.label_texts.get(scored.text.strip())
         if label is None or self.readout.kind != "label_tokens":
             return Verdict(None, None, "unparseable", scored.text, "no label token in the log-probabilities or the text",
                            scored.n_tokens, 1)
-        note = "label read from text: no log-probabilities"
-        return Verdict(label, None, "ok", scored.text, "; ".join(d for d in (detail, note) if d), scored.n_tokens, 1)
+        return Verdict(label, None, "ok", scored.text, verdict_detail(scored.clipped, scored.note, "label read from text: no log-probabilities"),
+                       scored.n_tokens, 1)
 
 
 @dataclass(frozen=True)
@@ -380,8 +380,7 @@ class RubricJudge(_HttpJudgeBase):
     def _verdict(self, answer: dict[str, Any]) -> Verdict:
         choice = answer["choices"][0]
         usage = answer.get("usage") or {}
-        self.log.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        self.log.completion_tokens += int(usage.get("completion_tokens") or 0)
+        self._count_usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
         text = (choice.get("message") or {}).get("content") or ""
         n_in, n_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
         parsed = parse_output(text, self.spec["parser"])

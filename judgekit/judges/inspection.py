@@ -62,10 +62,12 @@ def inspect_judge(judge: TransformersJudge, *, pairs=CHECK_PAIRS, generate_token
             "agrees": None if named is None or verdict.label is None else named == verdict.label,
         })
     parity = {}
+    own_side = judge.padding_side
     for side in ("left", "right"):
         judge.padding_side = side
         packed = [v.p_unsafe for v in judge.judge(items)]
         parity[side] = float(np.nanmax(np.abs(np.array(packed, dtype=float) - np.array([v.p_unsafe for v in single], dtype=float))))
+    judge.padding_side = own_side
     return {"judge_id": judge.judge_id, "backend": judge.run_info(), "checks": checks,
             "max_abs_diff_vs_batch_size_1": parity}
 
@@ -74,11 +76,7 @@ def _label_words(judge: TransformersJudge) -> dict[str, str]:
     readout = judge.readout
     if readout is None or readout.kind != "label_tokens":
         return {}
-    words = {}
-    for column, token_id in enumerate(readout.ids):
-        word = judge.tokenizer.decode([token_id]).strip().lower()
-        words[word] = "unsafe" if column in readout.unsafe_cols else "safe"
-    return words
+    return {text.lower(): label for text, label in readout.label_texts(judge.tokenizer.decode).items()}
 
 
 def _first_label_word(text: str, words: dict[str, str]) -> str | None:

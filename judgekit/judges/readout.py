@@ -66,6 +66,10 @@ class TokenReadout:
     def label(self, p_unsafe: float) -> str:
         return "unsafe" if p_unsafe >= self.threshold else "safe"
 
+    def label_texts(self, decode: Callable[[list[int]], str]) -> dict[str, str]:
+        """``decoded label token (stripped) -> unsafe/safe``, to read a verdict from generated text."""
+        return {decode([i]).strip(): ("unsafe" if c in self.unsafe_cols else "safe") for c, i in enumerate(self.ids)}
+
 
 def _logsumexp(values: np.ndarray) -> np.ndarray:
     peak = np.max(values, axis=1)
@@ -138,6 +142,11 @@ def _unique(pairs: list[tuple[str, int]]) -> tuple[tuple[int, ...], tuple[str, .
             ids.append(token_id)
             tokens.append(token)
     return tuple(ids), tuple(tokens)
+
+
+def verdict_detail(clipped: int, *notes: str) -> str:
+    """The ``detail`` of a successful verdict: how much of the response was clipped, and any notes."""
+    return "; ".join(d for d in (f"response clipped by {clipped} tokens" if clipped else "", *notes) if d)
 
 
 def vocab_lookup(tokenizer: Any) -> Callable[[str], int | None]:

@@ -36,7 +36,7 @@ import numpy as np
 
 from judgekit.errors import InputError
 from judgekit.judges.base import JudgeItems, Verdict
-from judgekit.judges.readout import TokenReadout, resolve_token_readout, vocab_lookup
+from judgekit.judges.readout import DEFAULT_THRESHOLD, TokenReadout, resolve_token_readout, verdict_detail, vocab_lookup
 from judgekit.judges.rendering import InputRenderer
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class TransformersJudge:
         if consume:
             for key in keys:
                 self._prepared.pop(key, None)
-        return [list(p[0]) for p in pairs], [p[1] for p in pairs]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
 
     def plan(self, items: JudgeItems) -> list[np.ndarray]:
         """Batches of item indices: longest first, packed so that ``len(batch) × longest ≤ budget``."""
@@ -265,10 +265,10 @@ class TransformersJudge:
         return verdicts
 
     def _verdict_from_scores(self, scores, position: int, n_tokens: int, clipped: int, prefix: str) -> Verdict:
-        detail = "; ".join(d for d in (f"response clipped by {clipped} tokens" if clipped else "", prefix) if d)
+        detail = verdict_detail(clipped, prefix)
         if self.readout_kind == "max_sigmoid":
             p = float(scores["p_unsafe"][position])
-            label = "unsafe" if p >= float(self.spec["readout"].get("threshold", 0.5)) else "safe"
+            label = "unsafe" if p >= float(self.spec["readout"].get("threshold", DEFAULT_THRESHOLD)) else "safe"
             return Verdict(label, p, "ok", scores["raw"][position], detail, n_tokens, 0, None)
         p = float(scores["p_unsafe"][position])
         coverage = float(scores["coverage"][position])
@@ -302,17 +302,25 @@ class TransformersJudge:
                 results.append(self._with_backoff(function, batch))
         return _take(_concat_scores(results), np.argsort(np.concatenate(pieces), kind="stable"))
 
-    def _batch_tensors(self, rows: list[list[int]]):
+    def _pad_id(self) -> int:
+        """The tokenizer's pad token, else EOS, else 0 (padding is masked out either way)."""
+        for candidate in (self._tokenizer.pad_token_id, self._tokenizer.eos_token_id):
+            if candidate is not None:
+                return candidate
+        return 0
+
+    def _batch_tensors(self, rows: list[list[int]], side: str | None = None):
+        """Padded ids on ``side`` (default: the judge's padding side); mask and positions are None without padding."""
         import torch
 
-        pad = self._tokenizer.pad_token_id
-        if pad is None:
-            pad = self._tokenizer.eos_token_id if self._tokenizer.eos_token_id is not None else 0
+        side = side or self.padding_side
+
+        pad = self._pad_id()
         longest = max(len(r) for r in rows)
         input_ids = torch.full((len(rows), longest), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), longest), dtype=torch.long)
         for b, row in enumerate(rows):
-            span = slice(longest - len(row), longest) if self.padding_side == "left" else slice(0, len(row))
+            span = slice(longest - len(row), longest) if side == "left" else slice(0, len(row))
             input_ids[b, span] = torch.tensor(row, dtype=torch.long)
             mask[b, span] = 1
         if bool(mask.all()):
@@ -358,15 +366,10 @@ class TransformersJudge:
     def _generate(self, rows: list[list[int]], max_new_tokens: int) -> dict[str, Any]:
         import torch
 
-        saved = self.padding_side
-        self.padding_side = "left"  # generation appends on the right
-        try:
-            input_ids, mask, _ = self._batch_tensors(rows)
-        finally:
-            self.padding_side = saved
+        input_ids, mask, _ = self._batch_tensors(rows, side="left")  # generation appends on the right
         if mask is None:
             mask = torch.ones_like(input_ids)
-        pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else (self._tokenizer.eos_token_id or 0)
+        pad = self._pad_id()
         with torch.inference_mode():
             out = self._model.generate(
                 input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
@@ -439,7 +442,7 @@ def parse_generated(spec: dict[str, Any], text: str, *, n_input_tokens: int | No
     mapped through ``readout.labels``; no match is ``unparseable``, never a guess."""
     readout = spec["readout"]
     matches = list(re.finditer(readout["pattern"], text))
-    detail = f"response clipped by {clipped} tokens" if clipped else ""
+    detail = verdict_detail(clipped)
     if not matches:
         return Verdict(None, None, "unparseable", text, "no verdict in the output", n_input_tokens, n_output_tokens)
     word = matches[-1].group("verdict")
