@@ -1,7 +1,7 @@
 """Incoherence detectors: a score, a flag and a human-readable reason per response.
 
-Heuristic detectors (CPU, no model, vectorised through compiled regular
-expressions and set operations; see ``benchmarks/incoherence.py``):
+Heuristic detectors (CPU, no model; column-wide over batches of responses, see
+:mod:`judgekit.textstats` and ``benchmarks/incoherence.py``):
 
 ==============  ===============================================================
 empty           empty, whitespace-only or punctuation-only
@@ -34,7 +34,6 @@ with :func:`fit_combined`.
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -44,11 +43,13 @@ import numpy as np
 import pandas as pd
 
 from judgekit.errors import InputError
+from judgekit.textstats import BATCH_RESPONSES, FENCE, LETTER, TextStats, batches, text_stats
 
 HEURISTIC_DETECTORS = ("empty", "repetition", "gibberish", "script_noise", "word_order", "truncation")
 MODEL_DETECTORS = ("language_mismatch", "off_topic", "fluency")
 COMBINED_DEFAULT = ("empty", "repetition", "gibberish", "script_noise", "word_order")
 MAX_CHARS = 20_000  # longer responses are judged on their first 20,000 characters (a 1 MB response must not stall a run)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
     # repetition: flag when any holds
@@ -88,336 +89,184 @@ class Finding:
     reason: str
 
 
-# ---------------------------------------------------------------- shared tokenisation
+@dataclass(frozen=True)
+class DetectorColumns:
+    """One detector's output for a batch of responses: flags, scores (NaN: no score) and reasons."""
 
-_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
-_FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
-_NOISE = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ue000-\uf8ff]")
-_NOT_WORDLIKE = re.compile(r"[^\w\s.,;:!?'\"()\[\]{}\-–—/%$&*#@<>=+`~|\\^…’“”«»‘¿¡·•]")
-_VOWELLESS = re.compile(r"\b[b-df-hj-np-tv-xz]{3,}\b")
-_MIXED_ALNUM = re.compile(r"\b(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z\d]{3,}\b")
-_SYMBOL_CANDIDATE = re.compile(r"\S*[#@{}\[\]<>|\\~^]\S*")
-_HAS_LATIN = re.compile(r"[A-Za-z]")
-_SYMBOLS_ONLY_TOKEN = re.compile(r"(?<!\S)[^\w\s]{2,}(?!\S)")
-_CODE_SYMBOLS = frozenset("[]{}<>|\\$_=;")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_LOWER_WORD = re.compile(r"[a-z]{2,}")
-_TERMINAL = re.compile(r"""[.!?…:;)\]}"'`*>\u3002\uff01\uff1f]\s*$""")
-_SCRIPTS = {
-    "latin": "A-Za-z\u00c0-\u024f",
-    "cyrillic": "\u0400-\u04ff",
-    "greek": "\u0370-\u03ff",
-    "arabic": "\u0600-\u06ff",
-    "hebrew": "\u0590-\u05ff",
-    "devanagari": "\u0900-\u097f",
-    "thai": "\u0e00-\u0e7f",
-    "hangul": "\uac00-\ud7af",
-}
-_SWITCH = re.compile("|".join(
-    f"[{a}][{b}]" for name_a, a in _SCRIPTS.items() for name_b, b in _SCRIPTS.items()
-    if name_a != name_b and "hangul" not in (name_a, name_b)
-))
-_LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")
-_LETTER = re.compile(r"[^\W\d_]")
+    flagged: np.ndarray
+    score: np.ndarray
+    reason: list[str]
 
-DETERMINERS = frozenset("the a an this these those my your his its our their every each".split())
-FUNCTION_WORDS = DETERMINERS | frozenset(
-    """of to in for on with at by from into onto upon about over under between through during without within
-    and or but nor so yet if because although though while whereas than as is are was were be been being am do
-    does did have has had will would shall should can could may might must not no""".split()
-)
-PREPOSITIONS = frozenset("of to in for on with at by from into onto upon about over under between through during".split())
-CONJUNCTIONS = frozenset("and or but nor".split())
-SENTENCE_STARTERS = frozenset("the this it i a an in for to if when you we they there these however but and".split())
-ABBREVIATIONS = frozenset("e.g i.e etc vs mr mrs ms dr st no fig approx cf al inc ltd co jr sr".split())
+    @classmethod
+    def build(cls, flagged: np.ndarray, score: np.ndarray, explain: Callable[[int], str]) -> DetectorColumns:
+        """Reasons are formatted only for the rows ``explain`` is asked about: the flagged ones."""
+        reason = [""] * len(flagged)
+        for row in np.flatnonzero(flagged).tolist():
+            reason[row] = explain(row)
+        return cls(np.asarray(flagged, dtype=bool), np.asarray(score, dtype=float), reason)
+
+    @classmethod
+    def from_findings(cls, findings: Sequence[Finding]) -> DetectorColumns:
+        return cls(np.array([f.flagged for f in findings], dtype=bool),
+                   np.array([np.nan if f.score is None else f.score for f in findings], dtype=float),
+                   [f.reason for f in findings])
+
+    @classmethod
+    def concat(cls, parts: Sequence[DetectorColumns]) -> DetectorColumns:
+        return cls(np.concatenate([p.flagged for p in parts]), np.concatenate([p.score for p in parts]),
+                   [r for p in parts for r in p.reason])
+
+    def finding(self, row: int) -> Finding:
+        score = self.score[row]
+        return Finding(bool(self.flagged[row]), None if np.isnan(score) else float(score), self.reason[row])
 
 
-def _words(text: str) -> list[str]:
-    return text.split()
+class _Batch:
+    """A batch's text statistics, finish reasons, and language ID asked only where an English rule would fire."""
+
+    def __init__(self, texts: list[str], finish_reasons: Sequence[Any]) -> None:
+        self.stats = text_stats(texts)
+        self.at_length_limit = np.array([reason == "length" for reason in finish_reasons], dtype=bool)
+        self.word_order_rate, self.function_share, self.alphabetic = word_order_rates(self.stats)
+        self._not_english: dict[int, bool] = {}
+
+    def confidently_not_english(self, row: int) -> bool:
+        """The word list and word-order rules are English: coherent text in another language is not salad."""
+        if row not in self._not_english:
+            share = self.function_share[row]
+            if share >= 0.2:  # plenty of English function words: English, no need to ask (NaN compares False)
+                self._not_english[row] = False
+            else:
+                language, confidence = _language_identifier_cached().classify(self.stats.prose[row][:600])
+                self._not_english[row] = language != "en" and confidence >= 0.9
+        return self._not_english[row]
+
+    def not_english_rows(self, suspicious: np.ndarray) -> np.ndarray:
+        """Of the ``suspicious`` rows, those confidently in another language."""
+        out = np.zeros(len(suspicious), dtype=bool)
+        for row in np.flatnonzero(suspicious).tolist():
+            out[row] = self.confidently_not_english(row)
+        return out
+
+
+def word_order_rates(stats: TextStats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(anomalies per token, function-word share of alphabetic tokens (NaN: none), alphabetic tokens).
+
+    Only Latin-script texts of >= 12 prose tokens are rated; others get (0, NaN, 0).
+    """
+    rated = stats.latin & (stats.n_prose_tokens >= 12)
+    tokens = np.maximum(stats.n_prose_tokens, 1)
+    rate = np.where(rated, stats.word_order_anomalies / tokens, 0.0)
+    alphabetic = np.where(rated, stats.alphabetic_tokens, 0)
+    share = np.where(alphabetic > 0, stats.function_tokens / np.maximum(alphabetic, 1), np.nan)
+    return rate, share, alphabetic
 
 
 # ---------------------------------------------------------------- heuristic detectors
 
 
-def _empty(text: str, t: dict[str, float], context: dict[str, Any]) -> Finding:
-    stripped = text.strip()
-    if not stripped:
-        return Finding(True, 1.0, "empty or whitespace-only response")
-    if not any(ch.isalnum() for ch in stripped):
-        return Finding(True, 1.0, "punctuation-only response")
-    return Finding(False, 0.0, "")
+def _empty(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
+    s = batch.stats
+    flagged = s.empty | ~s.has_alnum
+    return DetectorColumns.build(flagged, flagged.astype(float), lambda row: (
+        "empty or whitespace-only response" if s.empty[row] else "punctuation-only response"))
 
 
-def _tail_loop_share(words: list[str]) -> tuple[float, int]:
-    """Share of words in a run of >= 3 repeats of a 1-40 word unit that ends the text, and that unit's length."""
-    n = len(words)
-    best, best_unit = 0.0, 0
-    for unit in range(1, min(40, n // 3) + 1):
-        tail = words[n - unit:]
-        if words[n - 2 * unit : n - unit] != tail or words[n - 3 * unit : n - 2 * unit] != tail:
-            continue
-        start = n - 3 * unit
-        while start - unit >= 0 and words[start - unit : start] == tail:
-            start -= unit
-        share = (n - start) / n
-        if share > best:
-            best, best_unit = share, unit
-    return best, best_unit
+def _repetition(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
+    s = batch.stats
+    share, loop, ratio = s.repeated_ngram_share, s.tail_loop_share, s.compression_ratio
+    score = np.maximum(np.maximum(share, loop), np.where(np.isnan(ratio), 0.0, 1.0 - ratio))
+    by_loop = loop >= t["tail_loop_share"]
+    by_share = share > t["repeated_ngram_share"]
+    by_ratio = ratio < t["compression_ratio"]  # NaN (short text) compares False
+
+    def explain(row: int) -> str:
+        if by_loop[row]:
+            return f"the last {loop[row]:.0%} of the words loop over a {s.tail_loop_unit[row]}-word unit"
+        if by_share[row]:
+            return f"{share[row]:.0%} of word 4-grams repeat earlier ones"
+        return f"text compresses to {ratio[row]:.0%} of its size (repetitive)"
+
+    return DetectorColumns.build(by_loop | by_share | by_ratio, score, explain)
 
 
-def _word_ids(context: dict[str, Any]) -> np.ndarray:
-    """Integer ids of the response's words (see :func:`_token_ids`), computed once per response."""
-    if "word_ids" not in context:
-        context["word_ids"] = _token_ids(context["words"])
-    return context["word_ids"]
-
-
-def _repetition(text: str, t: dict[str, float], context: dict[str, Any]) -> Finding:
-    words = context["words"]
-    n = len(words)
-    share = 0.0
-    if n >= 12:
-        ids = _word_ids(context)
-        # A 4-gram as one integer (int64 arithmetic wraps; a collision would merge two distinct 4-grams, vanishingly rare).
-        grams = ((ids[:-3] * 1_000_003 + ids[1:-2]) * 1_000_003 + ids[2:-1]) * 1_000_003 + ids[3:]
-        share = 1.0 - len(np.unique(grams)) / len(grams)
-    loop, unit = _tail_loop_share(words) if n >= 9 else (0.0, 0)
-    raw = context["raw"]
-    ratio = len(zlib.compress(raw, 6)) / len(raw) if len(raw) >= 200 else 1.0
-    score = max(share, loop, 1.0 - ratio if len(raw) >= 200 else 0.0)
-    if loop >= t["tail_loop_share"]:
-        return Finding(True, score, f"the last {loop:.0%} of the words loop over a {unit}-word unit")
-    if share > t["repeated_ngram_share"]:
-        return Finding(True, score, f"{share:.0%} of word 4-grams repeat earlier ones")
-    if ratio < t["compression_ratio"]:
-        return Finding(True, score, f"text compresses to {ratio:.0%} of its size (repetitive)")
-    return Finding(False, score, "")
-
-
-def _gibberish(text: str, t: dict[str, float], context: dict[str, Any]) -> Finding:
-    prose = context["prose"]
-    tokens = context["prose_tokens"]
-    chars = len(prose) - prose.count(" ") - prose.count("\n")
-    if len(tokens) < 5 or chars < 20:
-        return Finding(False, 0.0, "")
-    wordlike_share = max(0.0, 1.0 - len(_NOT_WORDLIKE.findall(prose)) / chars)
-    table = _token_table(context)
-    salad = min(1.0, int(table[:, 3].sum()) / len(tokens))
-    non_words = _non_word_share(prose, context)
-    order_rate = _word_order_rate(context)[0]
-    symbols = int(table[:, 4].sum()) / len(tokens)
+def _gibberish(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
+    s = batch.stats
+    tokens = np.maximum(s.n_prose_tokens, 1)
+    rated = (s.n_prose_tokens >= 5) & (s.prose_chars >= 20)
+    wordlike = np.maximum(0.0, 1.0 - s.not_wordlike_chars / np.maximum(s.prose_chars, 1))
+    salad = np.minimum(1.0, s.odd_tokens / tokens)
+    non_words = np.where(s.latin & (s.word_pieces >= 10), s.non_word_pieces / np.maximum(s.word_pieces, 1), 0.0)
+    order_rate = batch.word_order_rate.copy()
+    symbols = s.code_tokens / tokens
     index = non_words / 0.05 + order_rate / 0.03 + symbols / 0.03
-    if (index > t["salad_index"] or non_words > t["non_word_share"]) and _confidently_not_english(context):
-        # The word list and the word-order rules are English: coherent text in another language is not salad.
-        non_words, order_rate, index = 0.0, 0.0, symbols / 0.03
-    score = max(salad, 1.0 - wordlike_share, non_words, min(1.0, index / (2 * t["salad_index"])))
-    if index > t["salad_index"]:
-        return Finding(True, score, f"salad index {index:.1f}: {non_words:.0%} non-words, {order_rate:.1%} word-order "
-                                    f"anomalies, {symbols:.0%} code-symbol tokens (token salad)")
-    if non_words > t["non_word_share"]:
-        return Finding(True, score, f"{non_words:.0%} of words are not among the 100,000 commonest English words (token salad)")
-    if wordlike_share < t["min_wordlike_char_share"]:
-        return Finding(True, score, f"only {wordlike_share:.0%} of characters are letters, digits or punctuation")
-    if salad > t["salad_score"]:
-        return Finding(True, score, f"{salad:.0%} of tokens are vowel-less, letter-digit mixed or symbol-laden (token salad)")
-    return Finding(False, score, "")
+    foreign = batch.not_english_rows(rated & ((index > t["salad_index"]) | (non_words > t["non_word_share"])))
+    non_words[foreign], order_rate[foreign], index[foreign] = 0.0, 0.0, symbols[foreign] / 0.03
+    score = np.maximum.reduce([salad, 1.0 - wordlike, non_words, np.minimum(1.0, index / (2 * t["salad_index"]))])
+    by_index = index > t["salad_index"]
+    by_non_words = non_words > t["non_word_share"]
+    by_chars = wordlike < t["min_wordlike_char_share"]
+    by_salad = salad > t["salad_score"]
+
+    def explain(row: int) -> str:
+        if by_index[row]:
+            return (f"salad index {index[row]:.1f}: {non_words[row]:.0%} non-words, {order_rate[row]:.1%} word-order "
+                    f"anomalies, {symbols[row]:.0%} code-symbol tokens (token salad)")
+        if by_non_words[row]:
+            return f"{non_words[row]:.0%} of words are not among the 100,000 commonest English words (token salad)"
+        if by_chars[row]:
+            return f"only {wordlike[row]:.0%} of characters are letters, digits or punctuation"
+        return f"{salad[row]:.0%} of tokens are vowel-less, letter-digit mixed or symbol-laden (token salad)"
+
+    flagged = rated & (by_index | by_non_words | by_chars | by_salad)
+    return DetectorColumns.build(flagged, np.where(rated, score, 0.0), explain)
 
 
-@cache
-def english_words() -> frozenset[str]:
-    """The 100,000 commonest English words (wordfreq's bundled lists, read with msgpack, no pickle)."""
-    import wordfreq
+def _script_noise(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
+    s = batch.stats
+    letters = np.maximum(s.n_letters, 1)
+    switches = s.script_switches * 100 / letters
+    noise = s.noise_chars * 100 / np.maximum(s.text_chars, 1)
+    by_switches = (letters >= 20) & (switches > t["script_switches_per_100"])
+    by_noise = noise > t["noise_chars_per_100"]
 
-    return frozenset(wordfreq.top_n_list("en", 100_000))
+    def explain(row: int) -> str:
+        if by_switches[row]:
+            return f"{switches[row]:.1f} script switches inside words per 100 letters (mixed-script noise)"
+        return f"{noise[row]:.1f} replacement/control characters per 100 characters (byte noise)"
 
-
-def _non_word_share(prose: str, context: dict[str, Any]) -> float:
-    """Share of lower-case words outside the English list; 0 for non-Latin or short texts."""
-    if not context["latin"]:
-        return 0.0
-    table = _token_table(context)
-    pieces = int(table[:, 1].sum())
-    return int(table[:, 2].sum()) / pieces if pieces >= 10 else 0.0
-
-
-@cache
-def _language_identifier_cached():
-    return _language_identifier()
+    return DetectorColumns.build(by_switches | by_noise, np.maximum(switches / 10, noise / 5), explain)
 
 
-def _confidently_not_english(context: dict[str, Any]) -> bool:
-    """Only asked when an English-specific rule would fire, so language ID costs little."""
-    if "not_english" not in context:
-        share = _word_order_rate(context)[1]
-        if share is not None and share >= 0.2:
-            context["not_english"] = False  # plenty of English function words: English, no need to ask
-        else:
-            language, confidence = _language_identifier_cached().classify(context["prose"][:600])
-            context["not_english"] = language != "en" and confidence >= 0.9
-    return context["not_english"]
+def _word_order(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
+    rate, share, alphabetic = batch.word_order_rate, batch.function_share, batch.alphabetic
+    rated = ~np.isnan(share)
+    wide = alphabetic >= 20
+    by_rate = rated & (rate > t["word_order_anomalies"])
+    by_share = rated & wide & (share < t["min_function_word_share"])
+    rated &= ~batch.not_english_rows(by_rate | by_share)
+    score = np.where(wide, np.fmax(rate, (t["min_function_word_share"] - share) * 2), rate)
+
+    def explain(row: int) -> str:
+        if by_rate[row]:
+            return f"{rate[row]:.1%} of words break English word order (shuffled or salad text)"
+        return f"only {share[row]:.0%} of words are function words (word salad)"
+
+    return DetectorColumns.build(rated & (by_rate | by_share), np.where(rated, score, np.nan), explain)
 
 
-def _script_noise(text: str, t: dict[str, float], context: dict[str, Any]) -> Finding:
-    letters = max(context["n_letters"], 1)
-    switches = 0.0 if text.isascii() else _SWITCH.subn("", text)[1] * 100 / letters
-    noise = _NOISE.subn("", text)[1] * 100 / max(len(text), 1) if _NOISE.search(text) else 0.0
-    score = max(switches / 10, noise / 5)
-    if letters >= 20 and switches > t["script_switches_per_100"]:
-        return Finding(True, score, f"{switches:.1f} script switches inside words per 100 letters (mixed-script noise)")
-    if noise > t["noise_chars_per_100"]:
-        return Finding(True, score, f"{noise:.1f} replacement/control characters per 100 characters (byte noise)")
-    return Finding(False, score, "")
+def _truncation(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
+    s = batch.stats
+    at_limit = batch.at_length_limit | ((t["length_limit_words"] > 0) & (s.n_words >= t["length_limit_words"]))
+    flagged = at_limit & ~s.ends_cleanly & ~s.empty
+    score = np.where(s.empty, np.nan, np.where(flagged, 1.0, np.where(s.ends_cleanly, 0.0, 0.5)))
+    columns = DetectorColumns.build(flagged, score, lambda row: "stops mid-sentence at the length limit")
+    for row in np.flatnonzero(~flagged & ~s.ends_cleanly & ~s.empty).tolist():
+        columns.reason[row] = "ends without final punctuation (not at a length limit)"
+    return columns
 
 
-# Bits of per-token features, computed once per distinct token and cached: a response's word-order
-# and salad features are then a few numpy operations on its token array instead of Python loops.
-_DET, _FUNC, _PREP, _JOIN, _ENDS, _LOWER_START, _STARTER_UPPER, _COLON, _ALPHA, _FUNC_ALPHA, _DET_END = (1 << k for k in range(11))
-_TOKEN_LIMIT = 2_000_000
-
-
-class _TokenVocabulary:
-    """Process-wide token -> id table with each token's packed features in a parallel array.
-
-    One dictionary lookup per token gives both the id (for n-gram comparison) and, by
-    array indexing, the features (for the word-order and salad rules). Ids only need to
-    be consistent within one response, so the table is simply reset when it grows large.
-    """
-
-    def __init__(self) -> None:
-        self.index: dict[str, int] = {}
-        self.features = np.zeros(1 << 16, dtype=np.int64)
-
-    def ids(self, tokens: list[str]) -> np.ndarray:
-        get = self.index.get
-        out = [get(t, -1) for t in tokens]
-        if -1 in out:
-            if len(self.index) > _TOKEN_LIMIT:
-                self.__init__()
-                return self.ids(tokens)
-            out = [self._add(t) if v == -1 else v for t, v in zip(tokens, out, strict=True)]
-        return np.array(out, dtype=np.int64)
-
-    def _add(self, token: str) -> int:
-        found = self.index.get(token)
-        if found is not None:
-            return found
-        new = len(self.index)
-        if new == len(self.features):
-            self.features = np.concatenate([self.features, np.zeros_like(self.features)])
-        self.features[new] = _token_features(token)
-        self.index[token] = new
-        return new
-
-
-_VOCABULARY = _TokenVocabulary()
-
-
-def _token_ids(tokens: list[str]) -> np.ndarray:
-    return _VOCABULARY.ids(tokens)
-
-
-def _token_features(token: str) -> int:
-    """Packed: feature bits | [a-z]{2,} pieces << 12 | pieces outside the English list << 22 | odd << 32 | code << 42."""
-    word = token.strip("\"'()[]*_,;:").lower()
-    bits = 0
-    if word in DETERMINERS:
-        bits |= _DET
-    if word in FUNCTION_WORDS or not word:
-        bits |= _FUNC
-    if word in PREPOSITIONS:
-        bits |= _PREP
-    if word in PREPOSITIONS or word in CONJUNCTIONS:
-        bits |= _JOIN
-    if token[-1] in ".!?" and word.rstrip(".!?") not in ABBREVIATIONS and not token[:-1].replace(".", "").isdigit():
-        bits |= _ENDS
-    if token[0].isalpha() and token[0].islower():
-        bits |= _LOWER_START
-    if token[0].isupper() and word in SENTENCE_STARTERS and word != "i":
-        bits |= _STARTER_UPPER
-    if token[-1] == ":":
-        bits |= _COLON
-    if word.isalpha():
-        bits |= _ALPHA
-        if word in FUNCTION_WORDS:
-            bits |= _FUNC_ALPHA
-    if word.rstrip(".!?") in DETERMINERS:
-        bits |= _DET_END
-    pieces = _LOWER_WORD.findall(token.lower())
-    vocabulary = english_words()
-    odd = len(_VOWELLESS.findall(token)) + len(_MIXED_ALNUM.findall(token)) + bool(_SYMBOL_CANDIDATE.fullmatch(token) and _HAS_LATIN.search(token))
-    code = bool(_SYMBOLS_ONLY_TOKEN.fullmatch(token)) and not _CODE_SYMBOLS.isdisjoint(token)
-    nonword = sum(1 for w in pieces if w not in vocabulary)
-    return bits | min(len(pieces), 1023) << 12 | min(nonword, 1023) << 22 | min(odd, 1023) << 32 | int(code) << 42
-
-
-def _token_table(context: dict[str, Any]) -> np.ndarray:
-    """Per token: [feature bits, pieces, non-word pieces, odd, code-symbol], shape (n_tokens, 5)."""
-    if "token_table" not in context:
-        tokens = context["prose_tokens"]
-        ids = _word_ids(context) if tokens is context["words"] else _token_ids(tokens)
-        packed = _VOCABULARY.features[ids]
-        context["token_table"] = np.stack(
-            [packed & 0xFFF, (packed >> 12) & 0x3FF, (packed >> 22) & 0x3FF, (packed >> 32) & 0x3FF, (packed >> 42) & 1], axis=1
-        )
-    return context["token_table"]
-
-
-def _word_order_rate(context: dict[str, Any]) -> tuple[float, float | None, int]:
-    """(anomalies per word, function-word share or None, alphabetic words); zeros for non-Latin or short texts."""
-    if "word_order" in context:
-        return context["word_order"]
-    result: tuple[float, float | None, int] = (0.0, None, 0)
-    table = _token_table(context)
-    if context["latin"] and len(table) >= 12:
-        bits = table[:, 0]
-        first, second = bits[:-1], bits[1:]
-
-        def pairs(flag_first: int, flag_second: int) -> int:
-            """Adjacent tokens where the first has ``flag_first`` and the next ``flag_second``."""
-            return int(np.count_nonzero(((first & flag_first) != 0) & ((second & flag_second) != 0)))
-
-        anomalies = (
-            pairs(_DET, _FUNC)  # "the of", "a and"
-            + pairs(_ENDS, _LOWER_START)  # ". lowercase"
-            + int(np.count_nonzero(((first & (_ENDS | _COLON)) == 0) & ((second & _STARTER_UPPER) != 0)))  # "word The"
-            + pairs(_PREP, _JOIN)  # "of in", "to and"
-            + int(bits[-1] & _DET_END != 0)
-        )
-        alphabetic = int(np.count_nonzero(bits & _ALPHA))
-        share = np.count_nonzero(bits & _FUNC_ALPHA) / alphabetic if alphabetic else None
-        result = (anomalies / len(table), share, alphabetic)
-    context["word_order"] = result
-    return result
-
-
-def _word_order(text: str, t: dict[str, float], context: dict[str, Any]) -> Finding:
-    rate, function_share, n_alphabetic = _word_order_rate(context)
-    if function_share is None:
-        return Finding(False, None, "")
-    suspicious = rate > t["word_order_anomalies"] or (n_alphabetic >= 20 and function_share < t["min_function_word_share"])
-    if suspicious and _confidently_not_english(context):
-        return Finding(False, None, "")
-    score = max(rate, (t["min_function_word_share"] - function_share) * 2) if n_alphabetic >= 20 else rate
-    if rate > t["word_order_anomalies"]:
-        return Finding(True, score, f"{rate:.1%} of words break English word order (shuffled or salad text)")
-    if n_alphabetic >= 20 and function_share < t["min_function_word_share"]:
-        return Finding(True, score, f"only {function_share:.0%} of words are function words (word salad)")
-    return Finding(False, score, "")
-
-
-def _truncation(text: str, t: dict[str, float], context: dict[str, Any]) -> Finding:
-    at_limit = context.get("finish_reason") == "length" or (
-        t["length_limit_words"] > 0 and len(context["words"]) >= t["length_limit_words"])
-    if not text.strip():
-        return Finding(False, None, "")
-    open_fence = text.count("```") % 2 == 1
-    ends_cleanly = bool(_TERMINAL.search(text)) and not open_fence
-    if at_limit and not ends_cleanly:
-        return Finding(True, 1.0, "stops mid-sentence at the length limit")
-    return Finding(False, 0.0 if ends_cleanly else 0.5, "" if ends_cleanly else "ends without final punctuation (not at a length limit)")
-
-
-HEURISTICS: dict[str, Callable[[str, dict[str, float], dict[str, Any]], Finding]] = {
+HEURISTICS: dict[str, Callable[[_Batch, dict[str, float]], DetectorColumns]] = {
     "empty": _empty,
     "repetition": _repetition,
     "gibberish": _gibberish,
@@ -427,39 +276,35 @@ HEURISTICS: dict[str, Callable[[str, dict[str, float], dict[str, Any]], Finding]
 }
 
 
-_ASCII_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
-
-
-def _context(text: str, finish_reason: str | None) -> dict[str, Any]:
-    prose = _FENCE.sub(" ", text) if "```" in text else text
-    raw = text.encode("utf-8", errors="replace")
-    if text.isascii():
-        # bytes.translate counts ASCII letters in C, far faster than a Unicode regex over every character
-        n_letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
-        latin = n_letters > 0
-    else:
-        n_letters = _LETTER.subn("", text)[1]
-        latin = n_letters > 0 and _LATIN_LETTER.subn("", prose)[1] >= 0.8 * n_letters
-    words = text.split()
-    return {"words": words, "prose_tokens": words if prose is text else prose.split(), "raw": raw, "prose": prose,
-            "n_letters": n_letters, "latin": latin, "finish_reason": finish_reason}
+def heuristic_columns(texts: list[str], finish_reasons: Sequence[Any], thresholds: dict[str, float], *,
+                      batch_size: int = BATCH_RESPONSES) -> dict[str, DetectorColumns]:
+    """Every heuristic detector on cleaned texts, ``batch_size`` responses at a time (see :mod:`judgekit.textstats`)."""
+    parts: dict[str, list[DetectorColumns]] = {name: [] for name in HEURISTICS}
+    for rows in batches(texts, max_responses=batch_size):
+        batch = _Batch(texts[rows], finish_reasons[rows])
+        for name, detector in HEURISTICS.items():
+            parts[name].append(detector(batch, thresholds))
+    return {name: DetectorColumns.concat(columns) for name, columns in parts.items()}
 
 
 def heuristic_findings(text: str, *, thresholds: dict[str, float] | None = None,
                        finish_reason: str | None = None) -> dict[str, Finding]:
     """Every heuristic detector on one response."""
-    settings = _settings(thresholds)
-    text = _clean(text)
-    context = _context(text, finish_reason)
-    return {name: detector(text, settings, context) for name, detector in HEURISTICS.items()}
+    columns = heuristic_columns([_clean(text)], [finish_reason], _settings(thresholds))
+    return {name: column.finding(0) for name, column in columns.items()}
 
 
 def _clean(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    text = str(value)[:MAX_CHARS]
-    # Lone surrogates (invalid Unicode that slipped through) become U+FFFD, which script_noise counts.
-    return text.encode("utf-8", errors="replace").decode("utf-8") if _SURROGATE.search(text) else text
+    if not isinstance(value, str):
+        if value is None or pd.isna(value):
+            return ""
+        value = str(value)
+    text = value[:MAX_CHARS]
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (invalid Unicode that slipped through): U+FFFD, counted as byte noise
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def _settings(thresholds: dict[str, float] | None) -> dict[str, float]:
@@ -469,6 +314,11 @@ def _settings(thresholds: dict[str, float] | None) -> dict[str, float]:
         raise InputError(f"unknown thresholds {unknown}; known: {sorted(settings)}")
     settings.update(thresholds or {})
     return settings
+
+
+@cache
+def _language_identifier_cached():
+    return _language_identifier()
 
 
 # ---------------------------------------------------------------- model-based detectors
@@ -485,8 +335,8 @@ def language_mismatch(prompts: Sequence[str], responses: Sequence[str], threshol
     identifier = _language_identifier()
     out = []
     for prompt, response in zip(prompts, responses, strict=True):
-        prose = _FENCE.sub(" ", response)
-        if len(_LETTER.findall(prompt)) < thresholds["language_prompt_min_letters"]:
+        prose = FENCE.sub(" ", response)
+        if len(LETTER.findall(prompt)) < thresholds["language_prompt_min_letters"]:
             out.append(Finding(False, None, ""))
             continue
         p_lang, p_conf = identifier.classify(prompt)
@@ -494,7 +344,7 @@ def language_mismatch(prompts: Sequence[str], responses: Sequence[str], threshol
         segments = [prose, prose[int(len(prose) * 0.6):]]
         finding = Finding(False, 0.0, "")
         for segment in segments:
-            if len(_LETTER.findall(segment)) < thresholds["language_min_letters"]:
+            if len(LETTER.findall(segment)) < thresholds["language_min_letters"]:
                 continue
             r_lang, r_conf = identifier.classify(segment)
             if r_lang != p_lang and r_conf >= thresholds["language_confidence"] and p_conf >= 0.5:
@@ -559,31 +409,33 @@ def detect(
     texts = [_clean(v) for v in responses["response"]]
     prompts = [_clean(v) for v in responses["prompt"]] if "prompt" in responses else [""] * len(texts)
     finish = responses["finish_reason"].tolist() if "finish_reason" in responses else [None] * len(texts)
-    per_detector: dict[str, list[Finding]] = {name: [] for name in HEURISTIC_DETECTORS}
-    for text, reason in zip(texts, finish, strict=True):
-        context = _context(text, reason)
-        for name, detector in HEURISTICS.items():
-            per_detector[name].append(detector(text, settings, context))
+    per_detector = heuristic_columns(texts, finish, settings)
     if language:
-        per_detector["language_mismatch"] = language_mismatch(prompts, texts, settings)
+        per_detector["language_mismatch"] = DetectorColumns.from_findings(language_mismatch(prompts, texts, settings))
     if embedding_model:
-        per_detector["off_topic"] = off_topic(prompts, texts, settings, model_path=embedding_model)
+        per_detector["off_topic"] = DetectorColumns.from_findings(off_topic(prompts, texts, settings, model_path=embedding_model))
     if fluency_model:
-        per_detector["fluency"] = fluency(texts, settings, model_path=fluency_model)
+        per_detector["fluency"] = DetectorColumns.from_findings(fluency(texts, settings, model_path=fluency_model))
     missing = [name for name in combine if name not in per_detector]
     if missing:
         raise InputError(f"the combined rule needs detectors that were not run: {missing}")
-    rows = []
-    item_ids = responses["item_id"].tolist()
-    for k, item_id in enumerate(item_ids):
-        fired = []
-        for name, findings in per_detector.items():
-            finding = findings[k]
-            rows.append((item_id, name, finding.flagged, finding.score, finding.reason))
-            if finding.flagged and name in combine:
-                fired.append(f"{name}: {finding.reason}")
-        rows.append((item_id, "incoherent", bool(fired), float(len(fired)), "; ".join(fired)))
-    return pd.DataFrame(rows, columns=["item_id", "detector", "flagged", "score", "reason"])
+    per_detector["incoherent"] = _combined({name: c for name, c in per_detector.items() if name in combine}, len(texts))
+    names = list(per_detector)
+    columns = list(per_detector.values())
+    return pd.DataFrame({
+        "item_id": np.repeat(responses["item_id"].to_numpy(dtype=object), len(names)),
+        "detector": np.tile(np.array(names, dtype=object), len(texts)),
+        "flagged": np.stack([c.flagged for c in columns], axis=1).ravel(),
+        "score": np.stack([c.score for c in columns], axis=1).ravel(),
+        "reason": [reason for row in zip(*(c.reason for c in columns), strict=True) for reason in row],
+    })
+
+
+def _combined(members: dict[str, DetectorColumns], n: int) -> DetectorColumns:
+    """Fires when any member fires; score = how many fired; reason lists each with its own reason."""
+    fired = np.stack([c.flagged for c in members.values()], axis=1) if members else np.zeros((n, 0), dtype=bool)
+    return DetectorColumns.build(fired.any(axis=1), fired.sum(axis=1).astype(float), lambda row: "; ".join(
+        f"{name}: {c.reason[row]}" for name, c in members.items() if c.flagged[row]))
 
 
 def fit_combined(flags: pd.DataFrame, labels: pd.Series, *, rng: int = 0) -> dict[str, Any]:
@@ -593,8 +445,8 @@ def fit_combined(flags: pd.DataFrame, labels: pd.Series, *, rng: int = 0) -> dic
     user can replace the rule with a model when they have labelled items.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_predict
     from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import cross_val_predict
 
     wide = flags[flags["detector"] != "incoherent"].pivot(index="item_id", columns="detector", values="score").fillna(0.0)
     y = labels.reindex(wide.index)

@@ -177,7 +177,8 @@ def test_combined_rule_is_configurable_and_learnable() -> None:
 
 def test_each_word_order_rule_counts() -> None:
     """Every pair rule contributes on its own (guards the bit arithmetic of the vectorised rules)."""
-    from judgekit.incoherence import _context, _word_order_rate
+    from judgekit.incoherence import word_order_rates
+    from judgekit.textstats import text_stats
 
     cases = {
         "full stop then lower case": " ".join(["Fine. then"] * 10),
@@ -186,6 +187,87 @@ def test_each_word_order_rule_counts() -> None:
         "determiner then function word": " ".join(["apples the of"] * 7),
     }
     for name, text in cases.items():
-        rate, _, _ = _word_order_rate(_context(text, None))
+        rate = word_order_rates(text_stats([text]))[0][0]
         assert rate >= 0.3, (name, rate)
-    assert _word_order_rate(_context(PROSE, None))[0] < 0.03
+    assert word_order_rates(text_stats([PROSE]))[0][0] < 0.03
+
+
+def mixed_responses(n: int, rng: np.random.Generator) -> list[str]:
+    """Coherent, looping, shuffled, fenced, non-ASCII, empty and noisy texts, in random order and lengths."""
+    words = PROSE.split()
+    kinds = [
+        lambda: " ".join(words[: int(rng.integers(1, len(words)))]),
+        lambda: " ".join(words[:20] + words[3:8] * int(rng.integers(2, 12))),
+        lambda: " ".join(rng.permutation(words).tolist()),
+        lambda: "Try this:\n```python\nprint('the the the the the')\n```\n" + PROSE,
+        lambda: "Я не могу помочь с этим. " * int(rng.integers(1, 4)) + "wоrld Ѳ tЕxt",
+        lambda: ["", "  ", "?!", "No."][int(rng.integers(0, 4))],
+        lambda: PROSE + "\ufffd\x07" * int(rng.integers(0, 6)),
+        lambda: "a b " * int(rng.integers(1, 30)),
+    ]
+    return [kinds[int(rng.integers(0, len(kinds)))]() for _ in range(n)]
+
+
+def test_batching_never_changes_a_response_s_findings() -> None:
+    """Column-wide statistics must not leak across responses: any batch size and order gives the same rows."""
+    from judgekit.incoherence import DEFAULT_THRESHOLDS, heuristic_columns
+
+    rng = np.random.default_rng(7)
+    texts = mixed_responses(300, rng)
+    finish = [None if k % 3 else "length" for k in range(len(texts))]
+
+    def rows(columns: dict, k: int) -> list[tuple]:
+        return [(name, bool(c.flagged[k]), None if np.isnan(c.score[k]) else round(float(c.score[k]), 12), c.reason[k])
+                for name, c in columns.items()]
+
+    one_batch = heuristic_columns(texts, finish, DEFAULT_THRESHOLDS)
+    for size in (1, 7):
+        small = heuristic_columns(texts, finish, DEFAULT_THRESHOLDS, batch_size=size)
+        assert all(rows(small, k) == rows(one_batch, k) for k in range(len(texts))), size
+    order = rng.permutation(len(texts))
+    shuffled = heuristic_columns([texts[k] for k in order], [finish[k] for k in order], DEFAULT_THRESHOLDS)
+    assert all(rows(shuffled, j) == rows(one_batch, int(k)) for j, k in enumerate(order))
+    flagged = {name for name, c in one_batch.items() if c.flagged.any()}
+    assert flagged == {"empty", "repetition", "gibberish", "script_noise", "word_order", "truncation"}
+
+
+def test_a_loop_across_two_responses_is_not_a_loop() -> None:
+    from judgekit.incoherence import DEFAULT_THRESHOLDS, heuristic_columns
+
+    texts = [PROSE + " go on now", "go on now go on now " + PROSE]
+    columns = heuristic_columns(texts, [None, None], DEFAULT_THRESHOLDS)
+    assert columns["repetition"].score.tolist() == [
+        heuristic_findings(texts[0])["repetition"].score, heuristic_findings(texts[1])["repetition"].score]
+    assert not columns["repetition"].flagged.any()
+
+
+def test_vocabulary_reset_between_batches_keeps_results(monkeypatch) -> None:
+    import judgekit.textstats as textstats
+    from judgekit.incoherence import DEFAULT_THRESHOLDS, heuristic_columns
+
+    texts = mixed_responses(60, np.random.default_rng(3))
+    expected = heuristic_columns(texts, [None] * 60, DEFAULT_THRESHOLDS)
+    monkeypatch.setattr(textstats, "_TOKEN_LIMIT", 5)
+    monkeypatch.setattr(textstats, "_VOCABULARY", textstats._TokenVocabulary())
+    reset = heuristic_columns(texts, [None] * 60, DEFAULT_THRESHOLDS, batch_size=4)
+    for name in expected:
+        assert reset[name].flagged.tolist() == expected[name].flagged.tolist()
+        np.testing.assert_array_equal(reset[name].score, expected[name].score)
+    assert len(textstats._VOCABULARY.index) < 200  # it was reset along the way
+
+
+def test_ascii_byte_tables_count_what_the_regular_expressions_count() -> None:
+    """ASCII texts are counted with bytes.translate; the counts must equal the Unicode path's regexes."""
+    from judgekit.textstats import _NOISE, _NOT_WORDLIKE, text_stats
+
+    ascii_text = "".join(chr(c) for c in range(128)) * 3 + " plain words, (and) [brackets] {x}!"
+    stats = text_stats([ascii_text])
+    assert stats.is_ascii[0]
+    assert stats.not_wordlike_chars[0] == len(_NOT_WORDLIKE.findall(ascii_text))
+    assert stats.noise_chars[0] == len(_NOISE.findall(ascii_text))
+    assert stats.n_letters[0] == sum(ch.isalpha() for ch in ascii_text)
+    assert stats.has_alnum[0] and not text_stats(["?! -- ..."]).has_alnum[0]
+
+
+def test_lone_surrogates_count_as_byte_noise() -> None:
+    assert heuristic_findings("a perfectly ordinary reply " + "\udcff" * 6)["script_noise"].flagged
