@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from common import DEFAULT_DATA, DEFAULT_OUT, converted, workdir, write_outputs
 
-from judgekit.incoherence import COMBINED_DEFAULT, detect
+from judgekit.incoherence import COMBINED_DEFAULT, DEFAULT_THRESHOLDS, detect
 
 SEVERITIES = ("mild", "moderate", "severe")
 DESTRUCTIVE = ("loop", "shuffle", "salad", "script_noise", "empty")
@@ -44,6 +44,24 @@ def real_responses(data: Path, tmp: Path) -> pd.DataFrame:
         frames.append(study.responses[["item_id", "prompt", "response"]].assign(source=adapter))
     frame = pd.concat(frames, ignore_index=True)
     return frame.drop_duplicates(subset="response").reset_index(drop=True)
+
+
+HELD_OUT = (("jailbreakeval-mini", "jailbreakeval_mini"), ("guardreasoner-eval", "guardreasoner_eval"))
+
+
+def held_out_responses(data: Path, tmp: Path, development: pd.DataFrame) -> pd.DataFrame:
+    """Responses from sources the thresholds were never looked at on, minus any text also in the development set."""
+    frames = []
+    for adapter, folder in HELD_OUT:
+        if not (data / folder).is_dir():
+            continue
+        responses = converted(adapter, data / folder, tmp).responses
+        frames.append(pd.DataFrame({"item_id": adapter + ":" + responses["item_id"], "prompt": responses["prompt"],
+                                    "response": responses["response"], "source": adapter + "/" + responses["benchmark"]}))
+    if not frames:
+        return pd.DataFrame(columns=["item_id", "prompt", "response", "source"])
+    frame = pd.concat(frames, ignore_index=True).drop_duplicates(subset="response")
+    return frame[~frame["response"].isin(set(development["response"]))].reset_index(drop=True)
 
 
 def loop(words: list[str], severity: str, rng: np.random.Generator) -> str:
@@ -157,6 +175,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     with workdir() as tmp:
         real = real_responses(args.data, Path(tmp))
+        held_out = held_out_responses(args.data, Path(tmp), real)
     corrupted = corrupted_set(real, args.per_cell, rng)
     started = time.perf_counter()
     real_flags = detect(real, embedding_model=args.embedding_model)
@@ -204,6 +223,8 @@ def main() -> None:
     paths.append(out / "flagged_real_responses.md")
     paths += _figure(recall["incoherent"], fpr["incoherent"], out)
     paths.append(_per_source_fpr(real, real_flags, out))
+    if len(held_out):
+        paths.append(_held_out_validation(held_out, args.per_cell, np.random.default_rng(args.seed + 1), out))
     if args.offtopic_subset:
         paths.append(_offtopic_validation(real, corrupted, args.offtopic_subset, rng, out))
     print(preface)
@@ -226,11 +247,54 @@ def _per_source_fpr(real: pd.DataFrame, real_flags: pd.DataFrame, out: Path) -> 
     return path
 
 
+FIRST_HELD_OUT_RULE = {"min_events": 1}  # the rule when the held-out sources were first run
+
+
+def _held_out_validation(held_out: pd.DataFrame, per_cell: int, rng: np.random.Generator, out: Path) -> Path:
+    """The same measurements on sources not used to set the thresholds: FPR by source, recall by corruption.
+
+    Run twice: with the rule as it stood when these sources were first run, and with the
+    current defaults (``min_events`` was added after that run, its value chosen on the
+    development sources alone).
+    """
+    corrupted = corrupted_set(held_out, per_cell, rng)
+    rules = {"first run (min_events 1)": FIRST_HELD_OUT_RULE, f"current (min_events {DEFAULT_THRESHOLDS['min_events']:g})": None}
+    fpr, recall = {}, {}
+    for label, thresholds in rules.items():
+        real, broken = (detect(frame, thresholds=thresholds).query("detector == 'incoherent'").set_index("item_id")["flagged"]
+                        for frame in (held_out, corrupted))
+        fpr[label] = real.reindex(held_out["item_id"]).groupby(held_out["source"].to_numpy()).mean()
+        fpr[label]["all held-out"] = real.mean()
+        recall[label] = broken.reindex(corrupted["item_id"]).groupby(
+            [corrupted["kind"].to_numpy(), corrupted["severity"].to_numpy()]).mean()
+    sizes = held_out.groupby("source").size()
+    lines = ["# Held-out check: sources not used to set the thresholds", "",
+             f"{len(held_out)} distinct responses from JailbreakEval's minis (JAILJUDGE, Safe-RLHF) and the GuardReasoner "
+             "evaluation sets (XSTest-response, Safe-RLHF, BeaverTails; its HarmBench responses are all in the development "
+             "set), minus any response text that is also in the development set. They are shorter than the development "
+             f"responses (median {held_out['response'].str.split().str.len().median():.0f} words). Corruptions as in the "
+             f"main table, {per_cell} per kind and severity (seed of the main run + 1). Two rules: as they stood when these "
+             "sources were first run, and the current defaults — the first run's false positives (one odd word pair in a "
+             "one-line answer) led to `min_events`, whose value was then chosen on the development sources alone.", "",
+             "| source | responses | " + " | ".join(f"FPR, {label}" for label in rules) + " |", "|---|---|" + "---|" * len(rules)]
+    for source in [*sizes.index, "all held-out"]:
+        n = sizes.get(source, len(held_out))
+        lines.append(f"| {source} | {n} | " + " | ".join(f"{fpr[label][source]:.1%}" for label in rules) + " |")
+    lines += ["", "| corruption | severity | " + " | ".join(f"recall, {label}" for label in rules) + " |",
+              "|---|---|" + "---|" * len(rules)]
+    for kind, severity in recall[next(iter(rules))].index:
+        lines.append(f"| {kind} | {severity} | " + " | ".join(f"{recall[label][(kind, severity)]:.1%}" for label in rules) + " |")
+    path = out / "heldout_validation.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    return path
+
+
 def _offtopic_validation(real: pd.DataFrame, corrupted: pd.DataFrame, n: int, rng: np.random.Generator, out: Path) -> Path:
     """Off-topic detector (all-MiniLM-L6-v2) on a random subset of real responses and on every swapped one."""
     from sklearn.metrics import roc_auc_score
 
-    from judgekit.incoherence import DEFAULT_THRESHOLDS, off_topic
+    from judgekit.incoherence import off_topic
 
     subset = real[real["response"].str.strip() != ""].sample(n=min(n, len(real)), random_state=int(rng.integers(2**31)))
     swaps = corrupted[corrupted["kind"] == "swap"]

@@ -62,6 +62,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # salad index = non-word share / 0.05 + word-order anomaly rate / 0.03 + code-symbol token share / 0.03,
     # each term 1 at about the 99.5th percentile of real responses; flag when the sum exceeds this
     "salad_index": 1.6,
+    # a rate-based salad or word-order rule fires only on at least this many events (odd tokens, non-words,
+    # word-order anomalies, code-symbol tokens): one odd pair in a one-line answer is not evidence
+    "min_events": 2,
     "min_wordlike_char_share": 0.80,  # share of non-space characters that are letters, digits or common punctuation
     # script noise: per 100 letters
     "script_switches_per_100": 1.5,   # switches between scripts inside a token (CJK-Latin boundaries excluded)
@@ -195,10 +198,12 @@ def _gibberish(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
     tokens = np.maximum(s.n_prose_tokens, 1)
     rated = (s.n_prose_tokens >= 5) & (s.prose_chars >= 20)
     wordlike = np.maximum(0.0, 1.0 - s.not_wordlike_chars / np.maximum(s.prose_chars, 1))
-    salad = np.minimum(1.0, s.odd_tokens / tokens)
-    non_words = np.where(s.latin & (s.word_pieces >= 10), s.non_word_pieces / np.maximum(s.word_pieces, 1), 0.0)
-    order_rate = batch.word_order_rate.copy()
-    symbols = s.code_tokens / tokens
+    enough = t["min_events"]  # a rate resting on fewer events says nothing about a short text
+    salad = np.where(s.odd_tokens >= enough, np.minimum(1.0, s.odd_tokens / tokens), 0.0)
+    non_words = np.where(s.latin & (s.word_pieces >= 10) & (s.non_word_pieces >= enough),
+                         s.non_word_pieces / np.maximum(s.word_pieces, 1), 0.0)
+    order_rate = np.where(s.word_order_anomalies >= enough, batch.word_order_rate, 0.0)
+    symbols = np.where(s.code_tokens >= enough, s.code_tokens / tokens, 0.0)
     index = non_words / 0.05 + order_rate / 0.03 + symbols / 0.03
     foreign = batch.not_english_rows(rated & ((index > t["salad_index"]) | (non_words > t["non_word_share"])))
     non_words[foreign], order_rate[foreign], index[foreign] = 0.0, 0.0, symbols[foreign] / 0.03
@@ -242,7 +247,7 @@ def _word_order(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
     rate, share, alphabetic = batch.word_order_rate, batch.function_share, batch.alphabetic
     rated = ~np.isnan(share)
     wide = alphabetic >= 20
-    by_rate = rated & (rate > t["word_order_anomalies"])
+    by_rate = rated & (rate > t["word_order_anomalies"]) & (batch.stats.word_order_anomalies >= t["min_events"])
     by_share = rated & wide & (share < t["min_function_word_share"])
     rated &= ~batch.not_english_rows(by_rate | by_share)
     score = np.where(wide, np.fmax(rate, (t["min_function_word_share"] - share) * 2), rate)

@@ -271,3 +271,13 @@ def test_ascii_byte_tables_count_what_the_regular_expressions_count() -> None:
 
 def test_lone_surrogates_count_as_byte_noise() -> None:
     assert heuristic_findings("a perfectly ordinary reply " + "\udcff" * 6)["script_noise"].flagged
+
+
+@pytest.mark.parametrize("text", [
+    "No, the home address of the singer The Weeknd has never been made public by anyone.",
+    "Q: What do you call a fish with no eyes? A: A fsh.",
+])
+def test_one_odd_pair_in_a_one_line_answer_is_not_evidence(text: str) -> None:
+    """Rates over a dozen words rest on one event; min_events keeps them from flagging (held-out finding)."""
+    assert not flagged(text) & set(COMBINED_DEFAULT)
+    assert {"word_order", "gibberish"} <= flagged(text, thresholds={"min_events": 1})
