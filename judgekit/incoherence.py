@@ -140,7 +140,7 @@ class _Batch:
             if share >= 0.2:  # plenty of English function words: English, no need to ask (NaN compares False)
                 self._not_english[row] = False
             else:
-                language, confidence = _language_identifier_cached().classify(self.stats.prose[row][:600])
+                language, confidence = _language_identifier().classify(self.stats.prose[row][:600])
                 self._not_english[row] = language != "en" and confidence >= 0.9
         return self._not_english[row]
 
@@ -321,15 +321,12 @@ def _settings(thresholds: dict[str, float] | None) -> dict[str, float]:
     return settings
 
 
-@cache
-def _language_identifier_cached():
-    return _language_identifier()
-
-
 # ---------------------------------------------------------------- model-based detectors
 
 
+@cache
 def _language_identifier():
+    """One py3langid identifier per process (classify keeps no state between calls)."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
@@ -412,7 +409,8 @@ def detect(
     if unknown:
         raise InputError(f"cannot combine unknown detectors {unknown}")
     texts = [_clean(v) for v in responses["response"]]
-    prompts = [_clean(v) for v in responses["prompt"]] if "prompt" in responses else [""] * len(texts)
+    needs_prompts = language or embedding_model
+    prompts = [_clean(v) for v in responses["prompt"]] if needs_prompts and "prompt" in responses else [""] * len(texts)
     finish = responses["finish_reason"].tolist() if "finish_reason" in responses else [None] * len(texts)
     per_detector = heuristic_columns(texts, finish, settings)
     if language:

@@ -173,13 +173,11 @@ class TextStats:
     code blocks blanked out; the salad and word-order counts are over its tokens.
     """
 
-    texts: list[str]
     prose: list[str]
     n_words: np.ndarray                # whitespace tokens of the whole text
     n_prose_tokens: np.ndarray
     n_letters: np.ndarray              # Unicode letters
     latin: np.ndarray                  # has letters, >= 80% of them Latin (in the prose)
-    is_ascii: np.ndarray
     empty: np.ndarray                  # nothing but whitespace
     has_alnum: np.ndarray
     ends_cleanly: np.ndarray           # ends with terminal punctuation, outside an open code fence
@@ -242,8 +240,7 @@ def text_stats(texts: list[str]) -> TextStats:
         else:
             text_prose = text
         prose.append(text_prose)
-        is_ascii = text.isascii()
-        if is_ascii:
+        if text.isascii():
             n_letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
             latin = n_letters > 0
             has_alnum = len(raw.translate(None, _ASCII_ALNUM)) < len(raw)
@@ -259,7 +256,7 @@ def text_stats(texts: list[str]) -> TextStats:
             not_wordlike = _NOT_WORDLIKE.subn("", text_prose)[1]
             switches = _SWITCH.subn("", text)[1]
         counts.append((
-            len(words), n_letters, latin, is_ascii, not stripped, has_alnum,
+            len(words), n_letters, latin, not stripped, has_alnum,
             bool(stripped) and stripped[-1] in _TERMINAL_CHARS and (not fenced or text.count("```") % 2 == 0),
             len(text), len(zlib.compress(raw, 6)) / len(raw) if len(raw) >= MIN_BYTES_COMPRESSION else nan,
             len(text_prose) - text_prose.count(" ") - text_prose.count("\n"), not_wordlike, noise, switches,
@@ -271,7 +268,7 @@ def text_stats(texts: list[str]) -> TextStats:
     prose_ids, n_prose = _prose_ids(ids, n_words, fenced_prose_tokens)
     loop_share, loop_unit = _tail_loops(ids, n_words, texts)
     return TextStats(
-        texts=texts, prose=prose, n_words=n_words, n_prose_tokens=n_prose, **columns,
+        prose=prose, n_words=n_words, n_prose_tokens=n_prose, **columns,
         repeated_ngram_share=_repeated_ngram_share(ids, n_words),
         tail_loop_share=loop_share, tail_loop_unit=loop_unit,
         **_token_sums(prose_ids, n_prose),
@@ -279,7 +276,7 @@ def text_stats(texts: list[str]) -> TextStats:
 
 
 _COUNT_COLUMNS = {
-    "n_words": np.int64, "n_letters": np.int64, "latin": bool, "is_ascii": bool, "empty": bool, "has_alnum": bool,
+    "n_words": np.int64, "n_letters": np.int64, "latin": bool, "empty": bool, "has_alnum": bool,
     "ends_cleanly": bool, "text_chars": np.int64, "compression_ratio": float, "prose_chars": np.int64,
     "not_wordlike_chars": np.int64, "noise_chars": np.int64, "script_switches": np.int64,
 }
