@@ -40,3 +40,7 @@ class InputError(Exception):
             where.append(f"column '{self.column}'")
         prefix = ": ".join(where)
         return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class StepFailed(Exception):
+    """A step ran to its end but its work failed (exit code 1), e.g. every item of a judge ended in ``error``."""

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -87,21 +91,72 @@ def build_manifest(
     }
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null: bare ``NaN`` would make the manifest invalid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 def write_manifest(out_dir: str | Path, manifest: dict[str, Any]) -> Path:
-    return write_text_atomic(Path(out_dir) / MANIFEST_NAME, json.dumps(manifest, indent=2, default=str) + "\n")
+    return write_text_atomic(Path(out_dir) / MANIFEST_NAME, json.dumps(_finite(manifest), indent=2, default=str, allow_nan=False) + "\n")
+
+
+def _read_study_runs(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    try:
+        runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        runs = None
+    if not isinstance(runs, list) or not all(isinstance(run, dict) for run in runs):
+        raise InputError("is not a judgekit study manifest; move it aside so provenance is not lost", file=path)
+    return runs
+
+
+def _write_study_runs(path: Path, runs: list[dict[str, Any]]) -> Path:
+    text = json.dumps(_finite({"manifest_version": MANIFEST_VERSION, "runs": runs}), indent=2, default=str,
+                      allow_nan=False)
+    return write_text_atomic(path, text + "\n")
 
 
 def append_study_run(study_dir: str | Path, manifest: dict[str, Any]) -> Path:
-    """Steps that update a study in place (judge, flag) append their run to the study's manifest."""
+    """Append a finished run to the study's manifest (steps that write a study all at once: ``data convert``)."""
     path = Path(study_dir) / MANIFEST_NAME
-    runs: list[dict[str, Any]] = []
-    if path.exists():
-        try:
-            runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-            raise InputError("is not a judgekit study manifest; move it aside so provenance is not lost", file=path) from None
-    runs.append(manifest)
-    return write_text_atomic(path, json.dumps({"manifest_version": MANIFEST_VERSION, "runs": runs}, indent=2, default=str) + "\n")
+    return _write_study_runs(path, [*_read_study_runs(path), {**manifest, "status": "finished"}])
+
+
+@contextmanager
+def recorded_study_run(study_dir: str | Path, manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Record a step that updates a study in place (judge, flag) before and after its work.
+
+    The run is written as ``started`` before any work, so a malformed manifest
+    stops the step before it changes anything and a killed run still leaves its
+    record; it becomes ``finished`` (with what the caller added to the yielded
+    ``details``) or ``failed`` with the error.
+    """
+    path = Path(study_dir) / MANIFEST_NAME
+    run_id = uuid.uuid4().hex
+    _write_study_runs(path, [*_read_study_runs(path), {**manifest, "run_id": run_id, "status": "started"}])
+    details: dict[str, Any] = {}
+    try:
+        yield details
+    except BaseException as err:
+        _finish_study_run(path, run_id, {"status": "failed", "error": f"{type(err).__name__}: {err}"})
+        raise
+    _finish_study_run(path, run_id, {"status": "finished", **details})
+
+
+def _finish_study_run(path: Path, run_id: str, update: dict[str, Any]) -> None:
+    runs = _read_study_runs(path)
+    for run in runs:
+        if run.get("run_id") == run_id:
+            run.update(update)
+    _write_study_runs(path, runs)
 
 
 def read_manifest(path: str | Path) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from judgekit.errors import InputError
-from judgekit.io import read_table, write_table
+from judgekit.io import conform_frame, read_table, write_table
 from judgekit.schema import (
     SCHEMAS,
     TABLE_EXTENSIONS,
@@ -22,9 +22,12 @@ from judgekit.schema import (
 def table_path(study_dir: str | Path, name: str) -> Path | None:
     """The file holding table ``name`` in ``study_dir``, or None; two formats of one table is an error."""
     study_dir = Path(study_dir)
-    found = [study_dir / f"{name}{ext}" for ext in TABLE_EXTENSIONS if (study_dir / f"{name}{ext}").exists()]
+    candidates = (study_dir / f"{name}{ext}" for ext in TABLE_EXTENSIONS)
+    found = [p for p in candidates if p.exists() or p.is_symlink()]
     if len(found) > 1:
         raise InputError(f"table '{name}' is stored twice ({', '.join(p.name for p in found)}); keep one", file=study_dir)
+    if found and not found[0].exists():
+        raise InputError("is a symbolic link to a file that does not exist", file=found[0])
     return found[0] if found else None
 
 
@@ -53,9 +56,19 @@ class Study:
         """Replace table ``name`` atomically, keeping its existing format."""
         existing = table_path(self.path, name)
         target = existing if existing is not None else self.path / f"{name}{self.storage_format()}"
-        write_table(frame, target, SCHEMAS[name])
-        setattr(self, name, read_table(target, SCHEMAS[name]))
+        # Round trips are exact in every format (tests/test_io.py), so the conformed frame is what a re-read gives.
+        conformed = conform_frame(frame, SCHEMAS[name], target)
+        write_table(conformed, target)
+        setattr(self, name, conformed)
         return target
+
+
+def existing_study_dir(study_dir: str | Path) -> Path:
+    """``study_dir`` as a Path, after checking it is a directory (before a step locks or writes anything)."""
+    study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        raise InputError("study directory not found" if not study_dir.exists() else "is not a directory", file=study_dir)
+    return study_dir
 
 
 def load_study(study_dir: str | Path) -> Study:
@@ -66,9 +79,7 @@ def load_study(study_dir: str | Path) -> Study:
     InputError
         For any problem in any table, naming the file, row and column.
     """
-    study_dir = Path(study_dir)
-    if not study_dir.is_dir():
-        raise InputError("study directory not found", file=study_dir)
+    study_dir = existing_study_dir(study_dir)
     responses_path = table_path(study_dir, "responses")
     if responses_path is None:
         raise InputError(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -12,8 +14,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the real CLI in a subprocess, as a user would."""
+def run_cli_process(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess, as a user would (for what only a process shows: imports, signals)."""
     return subprocess.run(
         [sys.executable, "-m", "judgekit.cli", *map(str, args)],
         capture_output=True,
@@ -21,6 +23,29 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         cwd=cwd,
         timeout=600,
     )
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """Run the CLI's ``main`` in this process (no interpreter start-up, no re-import of matplotlib per call).
+
+    Same arguments, exit code, stdout and stderr as :func:`run_cli_process`; ``sys.argv`` is set as a
+    process would see it, because manifests record the command line.
+    """
+    from judgekit.cli import main
+
+    argv = [str(a) for a in args]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved_argv = sys.argv
+    sys.argv = ["judgekit", *argv]
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = main(argv)
+            except SystemExit as exit_:  # argparse: usage errors and --help
+                code = exit_.code if isinstance(exit_.code, int) else 0
+    finally:
+        sys.argv = saved_argv
+    return subprocess.CompletedProcess(["judgekit", *argv], code, stdout.getvalue(), stderr.getvalue())
 
 
 def small_responses() -> pd.DataFrame:

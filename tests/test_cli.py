@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import run_cli, write_json
+from conftest import run_cli, run_cli_process, write_json
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -28,13 +28,13 @@ def test_import_judgekit_stays_light() -> None:
 
 
 def test_help_has_examples_and_exit_codes() -> None:
-    result = run_cli("--help")
+    result = run_cli_process("--help")
     assert result.returncode == 0
     assert "examples:" in result.stdout and "exit codes" in result.stdout
 
 
 def test_usage_errors_exit_2() -> None:
-    assert_one_line_error(run_cli("stats"), "required")
+    assert_one_line_error(run_cli_process("stats"), "required")
     assert_one_line_error(run_cli("nonsense"), "invalid choice")
     assert_one_line_error(run_cli("stats", "x", "--out", "y", "--n-boot", "0"), "positive integer")
 

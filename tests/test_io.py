@@ -191,7 +191,7 @@ def test_failed_write_leaves_old_table_and_no_temp_file(tmp_path: Path, ext: str
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(jio, {"parquet": "_write_parquet", "csv": "_csv_text", "jsonl": "_jsonl_text"}[ext[1:]], explode)
+    monkeypatch.setattr(jio, {"parquet": "_write_parquet", "csv": "_write_csv", "jsonl": "_jsonl_text"}[ext[1:]], explode)
     with pytest.raises(RuntimeError):
         write_table(pd.concat([frame] * 2, ignore_index=True).assign(item_id=["x", "y"]), target, RESPONSES)
     assert target.read_bytes() == before
@@ -203,3 +203,32 @@ def test_write_refuses_invalid_frames(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="duplicate key"):
         write_table(frame, tmp_path / "responses.csv", RESPONSES)
     assert not (tmp_path / "responses.csv").exists()
+
+
+def test_large_csv_fast_path_reads_exactly_what_the_python_reader_reads(tmp_path: Path) -> None:
+    """Files over 1 MB are parsed by Arrow; every tricky cell must come back as the exact reader gives it."""
+    rng = np.random.default_rng(5)
+    pieces = ['"', ",", "\r", "\n", "\r\n", "é", "🙂", " ", "", "x", '""', "\t", "'", "NaN", "null", "\u2028"]
+    cells = ["".join(rng.choice(pieces, size=rng.integers(0, 12))) for _ in range(40_000)]
+    frame = pd.DataFrame({"item_id": [f"i{k}" for k in range(len(cells))], "prompt": cells[::-1], "response": cells,
+                          "category": [c if c.strip() else None for c in cells]})
+    path = write_table(frame, tmp_path / "responses.csv", RESPONSES)
+    assert path.stat().st_size > jio._ARROW_CSV_MIN_CHARS
+    text = path.read_text(encoding="utf-8")
+    arrow = jio._read_csv_arrow(path, text)
+    assert arrow is not None  # the fast path was taken
+    records, _ = jio._csv_records(text)
+    exact = pd.DataFrame([r for r in records[1:] if r != []], columns=records[0], dtype=object)
+    pd.testing.assert_frame_equal(arrow, exact)
+    pd.testing.assert_frame_equal(read_table(path, RESPONSES), jio.conform_frame(frame, RESPONSES))
+
+
+def test_large_malformed_csv_still_names_row_and_line(tmp_path: Path) -> None:
+    good = "".join(f"i{k},p,{'r' * 40}\n" for k in range(40_000))
+    path = tmp_path / "responses.csv"
+    path.write_text("item_id,prompt,response\n" + good + "bad,row\n" + good.replace("i", "j"), encoding="utf-8")
+    with pytest.raises(InputError, match=r"row 40001 \(line 40002\).*2 fields"):
+        read_table(path, RESPONSES)
+    path.write_text("item_id,prompt,response\n" + good + 'i7,"two\nlines",r\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"row 40001 \(line 40002\): column 'item_id': duplicate key"):
+        read_table(path, RESPONSES)

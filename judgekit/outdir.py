@@ -1,0 +1,141 @@
+"""Output directories: checked before any work, committed as one set, verified when read.
+
+A step that writes an output directory (``stats``, ``figures``, ``report``)
+first calls :func:`check_output_dir`, so a bad ``--out`` fails before any
+computation. It then writes every file into a staging directory beside the
+target and :func:`commit_output_dir` moves the set into place, the manifest
+last; the manifest lists the sha256 of every file it commits. Readers call
+:func:`verify_output_dir`: a directory whose files do not match its manifest
+(a step killed while committing, a file edited by hand, a file from another
+run) is refused with one line instead of being read as a mixture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from judgekit.errors import InputError
+from judgekit.manifest import MANIFEST_NAME, sha256_file, write_manifest
+
+FILES_KEY = "files"
+
+
+def check_output_dir(out_dir: str | Path, *, studies: Iterable[str | Path] = ()) -> Path:
+    """Refuse an ``--out`` that cannot hold a fresh output set, before any work.
+
+    Parameters
+    ----------
+    out_dir : path
+        The requested output directory (may not exist yet).
+    studies : iterable of paths
+        Study directories the step reads: ``out_dir`` may be neither one of
+        them nor inside one (it would overwrite the study's manifest and
+        history). Above a study is fine: a commit replaces only the entries
+        of its own set.
+
+    Raises
+    ------
+    InputError
+        ``out_dir`` is a file, is or lies in a study, or is not writable.
+    """
+    out_dir = Path(out_dir)
+    target = out_dir.resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("--out exists and is not a directory", file=out_dir)
+    for study in studies:
+        study_path = Path(study).resolve()
+        if target == study_path or study_path in target.parents:
+            raise InputError(f"--out must not be the study directory or lie inside it ({study}); choose another folder",
+                             file=out_dir)
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--out is not writable ({existing} does not accept new files)", file=out_dir)
+    return out_dir
+
+
+@contextmanager
+def staged_output_dir(out_dir: str | Path, manifest: dict) -> Iterator[Path]:
+    """Yield a staging directory; on success commit everything written there into ``out_dir``.
+
+    ``manifest`` is written last, with the sha256 of every committed file
+    added under ``files``. On failure the staging directory is removed and
+    ``out_dir`` is left as it was.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    try:
+        yield staging
+        commit_output_dir(staging, out_dir, manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def commit_output_dir(staging: Path, out_dir: Path, manifest: dict) -> None:
+    """Move the files of ``staging`` into ``out_dir`` (replacing same-named entries), then write the manifest."""
+    files = sorted(p for p in staging.rglob("*") if p.is_file())
+    manifest = {**manifest, FILES_KEY: {str(p.relative_to(staging)): sha256_file(p) for p in files}}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stale = set(_listed_files(out_dir)) - set(manifest[FILES_KEY])
+    # The old manifest goes first: from here until the new one lands, readers refuse the directory.
+    (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
+    for name in stale:  # files of the previous set that this set does not have must not be read with it
+        (out_dir / name).unlink(missing_ok=True)
+    for entry in sorted(staging.iterdir()):
+        _replace_entry(entry, out_dir / entry.name)
+    write_manifest(out_dir, manifest)
+
+
+def _listed_files(out_dir: Path) -> list[str]:
+    try:
+        listed = json.loads((out_dir / MANIFEST_NAME).read_text(encoding="utf-8")).get(FILES_KEY, {})
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return []
+    return [name for name in listed if isinstance(name, str) and ".." not in Path(name).parts]
+
+
+def _replace_entry(source: Path, target: Path) -> None:
+    if target.is_dir() and not target.is_symlink():
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, aside / target.name)
+        os.replace(source, target)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(source, target)
+
+
+def verify_output_dir(out_dir: str | Path, *, required: Iterable[str] = ()) -> dict:
+    """Check that ``out_dir`` holds one committed output set; return its manifest.
+
+    Raises
+    ------
+    InputError
+        No manifest, a listed file missing or changed, or a required file absent.
+    """
+    out_dir = Path(out_dir)
+    manifest_path = out_dir / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise InputError("has no manifest.json: not a finished judgekit output (was the step killed?); rerun it",
+                         file=out_dir)
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError("is not valid JSON; rerun the step that wrote this folder", file=manifest_path) from None
+    listed = manifest.get(FILES_KEY) if isinstance(manifest, dict) else None
+    if not isinstance(listed, dict):
+        raise InputError("lists no files (written by an older judgekit?); rerun the step", file=manifest_path)
+    for name in required:
+        if name not in listed:
+            raise InputError(f"the output set has no {name}; rerun the step", file=out_dir)
+    for name, digest in listed.items():
+        path = out_dir / name
+        if not path.is_file() or sha256_file(path) != digest:
+            raise InputError(f"{name} does not match manifest.json (changed, or from another run); rerun the step",
+                             file=out_dir)
+    return manifest
