@@ -10,7 +10,7 @@ import pandas as pd
 
 from judgekit import __version__
 from judgekit.pipeline import convert_dataset_step, judge_step
-from judgekit.stats.study import StatsSettings, compute_stats
+from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.study import Study, load_study
 from judgekit.tables import to_latex, to_markdown
 

@@ -20,7 +20,7 @@ from common import arguments, converted, workdir, write_outputs
 from judgekit.figures import judge_metric_forest, save_figure
 from judgekit.stats.classification import confusion_item_sums, metric_from_sums
 from judgekit.stats.resampling import bootstrap_ci, cluster_sums
-from judgekit.stats.study import human_majority, judge_codes
+from judgekit.analysis import human_majority, judge_codes
 from judgekit.tables import format_estimate
 
 KEYWORD = "keyword-gcg-29"

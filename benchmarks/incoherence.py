@@ -10,7 +10,8 @@ median and the best are printed; shared machines are noisy):
 - the detectors alone at batch sizes 2048 (the default), 256, 16 and 1 — batch size 1 is
   what one response at a time costs, the shape of the earlier per-response implementation.
 
-Mix: 70% coherent prose, 10% loops, 10% sub-word salad, 10% shuffles.
+Mix: 50% coherent prose, 20% the same as markdown lists (one sentence per line), 10% loops,
+10% sub-word salad, 10% shuffles. The default set includes ``word_sequence`` (bigram model).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from judgekit.incoherence import DEFAULT_THRESHOLDS, detect, heuristic_columns
+from judgekit.flags.incoherence import DEFAULT_THRESHOLDS, detect, heuristic_columns
 
 SENTENCES = [
     "Keep cleaning products in their original containers with the labels intact.",
@@ -42,7 +43,9 @@ def responses(n: int, rng: np.random.Generator) -> pd.DataFrame:
     for k in range(n):
         words = " ".join(SENTENCES[int(i)] for i in rng.integers(0, len(SENTENCES), 22)).split()[:300]
         kind = k % 10
-        if kind == 7:
+        if kind in (5, 6):
+            words = "\n".join(f"{i + 1}. {SENTENCES[int(j)]}" for i, j in enumerate(rng.integers(0, len(SENTENCES), 22))).split(" ")[:300]
+        elif kind == 7:
             words = words[:150] + (words[10:18] * 30)[:150]
         elif kind == 8:
             words = [w[: int(rng.integers(2, 6))] if rng.random() < 0.5 else w for w in words]

@@ -7,24 +7,28 @@ Exit codes: 0 success; 1 failure inside judgekit; 2 bad input or usage
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import traceback
 from pathlib import Path
 
-from judgekit.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError
+from judgekit.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, StepFailed
 
 EPILOG = """examples:
   judgekit demo --out reports/demo              # whole pipeline on the bundled SIMULATED study
   judgekit validate data/demo                   # check a study directory (or one table file)
   judgekit judge STUDY --judge keyword-gcg-13   # append a judge's verdicts to STUDY/judgments
   judgekit flag STUDY                           # incoherence flags -> STUDY/flags
+  judgekit stress STUDY --judge ID              # judge seeded incoherent copies -> flip rates, heat map
   judgekit stats STUDY --out out/stats --n-boot 2000 --seed 1
   judgekit figures out/stats --out out/figures
   judgekit report STUDY --out out/report
   judgekit list                                 # registered judges, detectors, statistics, datasets
   judgekit data convert jbb-judge-comparison ../shared/data/jbb_judge_comparison --out studies/jbb
   judgekit data fetch harmbench-cls-val --to downloads/harmbench
+  judgekit generate prompts/harmbench --model DIR --adapter ft=LORA_DIR --out studies/ft   # base + LoRA, paired
+  judgekit run analyses/example_study.toml      # generate -> judge -> flag -> stats -> report from one config
 
 exit codes: 0 ok, 1 failure inside judgekit, 2 bad input or usage
 """
@@ -38,9 +42,12 @@ class _Parser(argparse.ArgumentParser):
 def _threshold(text: str) -> tuple[str, float]:
     name, sep, value = text.partition("=")
     try:
-        return name, float(value) if sep else float("nan")
+        number = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, got {text!r}") from None
+        number = math.nan
+    if not sep or not name or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER with a finite number, got {text!r}")
+    return name, number
 
 
 def _assignment(text: str) -> tuple[str, str]:
@@ -107,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-retries", type=_non_negative_int, default=8, help="retries per request (default 8)")
     g.add_argument("--top-logprobs", type=_positive_int, default=20, help="vLLM top-k log-probabilities to request (default 20)")
 
+    _add_generate_parsers(sub)
+
     p = sub.add_parser("inspect-judge", help="check a guard model's read-out on hand-written pairs (judges.md §12)")
     p.add_argument("judge", metavar="ID", help="a guard preset or a .json spec")
     p.add_argument("--model-path", default=None, metavar="DIR", help="local directory (or hub id) of the model")
@@ -122,7 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fluency-model", default=None, metavar="DIR", help="causal LM directory for the fluency (perplexity) detector")
     p.add_argument("--no-language", action="store_true", help="skip the language_mismatch detector")
     p.add_argument("--combine", default=None, metavar="D1,D2,...",
-                   help="detectors whose flags make the combined 'incoherent' flag (default: empty,repetition,gibberish,script_noise,word_order)")
+                   help="detectors whose flags make the combined 'incoherent' flag (default: empty,repetition,gibberish,script_noise,word_order,word_sequence)")
+
+    p = sub.add_parser("stress", help="judge seeded incoherent copies of a study's responses -> flip rates with intervals")
+    p.add_argument("study", type=Path)
+    p.add_argument("--judge", action="append", default=[], metavar="ID", help="registered judge id or a .json spec (repeat)")
+    p.add_argument("--perturb", default="loop,salad,word_salad,shuffle,truncate,script_noise,language_switch", metavar="K1,K2,...")
+    p.add_argument("--severity", default="mild,moderate,severe", metavar="S1,S2,...")
+    p.add_argument("--n", type=_positive_int, default=None, help="perturb a random sample of N responses (default: all)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="perturbation and bootstrap seed (default 0)")
+    p.add_argument("--n-boot", type=_positive_int, default=1000, help="cluster-bootstrap resamples (default 1000)")
+    p.add_argument("--out", type=Path, default=None, help="table and figure folder (default STUDY/stress/<design>)")
+    p.add_argument("--model-path", action="append", default=[], type=_assignment, metavar="ID=DIR")
+    p.add_argument("--device", default=None)
+    p.add_argument("--base-url", default=None, metavar="URL", help="judges behind a server (as for `judge`)")
+    p.add_argument("--api", choices=("vllm", "sglang", "openai"), default="vllm")
+    p.add_argument("--served-model", default=None)
+    p.add_argument("--no-progress", action="store_true")
 
     def add_stats_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--n-boot", type=_positive_int, default=1000, help="bootstrap resamples (default 1000)")
@@ -136,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="compute statistics -> OUT/stats.{parquet,csv}")
     p.add_argument("study", type=Path)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--keep-csv-formulas", action="store_true",
+                   help="write text cells starting with = + - @ to the CSV copies as they are (default: prefix an "
+                        "apostrophe so spreadsheets do not run them)")
+    p.add_argument("--only", default=None, metavar="STAT[,STAT...]",
+                   help="compute only these statistics (names as in the stats table's 'statistic' column)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_stats_options(p)
 
     p = sub.add_parser("figures", help="draw figures and paper tables from a stats directory")
@@ -154,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     add_stats_options(p)
 
-    sub.add_parser("list", help="registered judges, detectors, statistics and datasets")
+    p = sub.add_parser("list", help="registered judges, detectors, statistics and datasets")
+    p.add_argument("--verbose", action="store_true",
+                   help="also, per judge preset: upstream source, pinned revision, verified_vocab, deviations")
 
     data = sub.add_parser("data", help="public human-labelled datasets: list, fetch, convert")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -172,16 +205,155 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", action="append", default=[], metavar="TARGET=COLUMN", help="generic converter column mapping")
     p.add_argument("--part", choices=("harm", "refusal"), default=None, help="guardreasoner-eval: which label")
     p.add_argument("--force", action="store_true", help="write into a non-empty output directory")
+    _add_finetune_parsers(sub, data_sub)
     return parser
+
+
+def _add_finetune_parsers(sub, data_sub) -> None:
+    p = data_sub.add_parser("import-labels", help="append a filled label-requests file to STUDY/annotations")
+    p.add_argument("study", type=Path)
+    p.add_argument("labels", type=Path, help="CSV/JSONL/parquet with item_id, label and annotator_id")
+    p.add_argument("--annotator", default=None, help="annotator id for rows whose annotator_id is empty")
+
+    p = sub.add_parser("plan-labels", help="how many more human labels per model, and which items -> FILE")
+    p.add_argument("study", type=Path)
+    p.add_argument("--target-halfwidth", type=float, required=True, help="wanted half-width of the corrected "
+                   "fine-tune effect's 95%% interval, e.g. 0.05")
+    p.add_argument("--budget", type=_non_negative_int, default=None, help="spread N labels to narrow it the most")
+    p.add_argument("--judge", default=None, metavar="ID", help="judge whose verdicts are corrected (default: the only one)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the item draw (default 0)")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="label requests (.csv, .jsonl or .parquet)")
+
+    capability = sub.add_parser("capability", help="capability scores: import from evaluation harnesses")
+    capability_sub = capability.add_subparsers(dest="capability_command", required=True, parser_class=_Parser)
+    p = capability_sub.add_parser("import", help="add capability rows to STUDY/capability")
+    p.add_argument("source", choices=("lm-eval", "inspect", "table"),
+                   help="lm-eval results JSON, Inspect AI eval log (.json/.eval), or a table in the capability shape")
+    p.add_argument("path", type=Path)
+    p.add_argument("--study", type=Path, required=True)
+    p.add_argument("--model", default=None, help="model name in the study (default: the one the file names)")
+    p.add_argument("--metric", default=None, help="lm-eval: metric[,filter] (default: each task's first)")
+    p.add_argument("--scorer", default=None, help="inspect: scorer name (default: the only one)")
+    p.add_argument("--samples", action="append", default=[], type=Path, metavar="FILE",
+                   help="lm-eval per-sample log (default: samples_<task>_<date>.jsonl beside the results)")
+    p.add_argument("--replace", action="store_true", help="replace rows of a model and task already imported")
+
+
+def _finetune_command(args: argparse.Namespace) -> None:
+    if args.command == "plan-labels":
+        from judgekit.labelling import plan_labels_step
+
+        if not (math.isfinite(args.target_halfwidth) and args.target_halfwidth > 0):
+            raise InputError(f"--target-halfwidth must be a positive number, got {args.target_halfwidth}")
+        print("\n".join(plan_labels_step(args.study, args.out, target_halfwidth=args.target_halfwidth,
+                                         budget=args.budget, judge=args.judge, seed=args.seed)))
+        return
+    from judgekit.capability import importers
+    from judgekit.capability.tables import add_capability_rows
+
+    if args.source == "lm-eval":
+        rows = importers.lm_eval_rows(args.path, model=args.model, metric=args.metric, samples=args.samples)
+    elif args.source == "inspect":
+        rows = importers.inspect_rows(args.path, model=args.model, scorer=args.scorer)
+    else:
+        rows = importers.table_rows(args.path)
+    path = add_capability_rows(args.study, rows, replace=args.replace, source=str(args.path))
+    print(f"added {len(rows)} capability rows ({rows['model'].nunique()} model(s), {rows['task'].nunique()} task(s)) "
+          f"to {path}")
+
+
+def _add_generate_parsers(sub) -> None:
+    p = sub.add_parser("generate", help="responses of base/fine-tuned/LoRA models to prompt sets -> STUDY/responses")
+    p.add_argument("prompts", type=Path, nargs="+", metavar="PROMPTS_STUDY",
+                   help="prompt set(s): a directory from `data convert` or a prompts table file")
+    p.add_argument("--model", required=True, metavar="ID_OR_DIR", help="base weights (local directory or hub id); "
+                   "with --backend http: where the tokenizer (chat template) is read")
+    p.add_argument("--adapter", action="append", default=[], type=_assignment, metavar="NAME=LORA_DIR",
+                   help="a LoRA fine-tune of --model, generated as model NAME (repeat); the base is generated too")
+    p.add_argument("--no-base", action="store_true", help="with --adapter: do not generate the base weights themselves")
+    p.add_argument("--name", default=None, help="model name of --model in the table (default: its directory name)")
+    p.add_argument("--base-model", default=None, help="the model the generated one was fine-tuned from "
+                   "(with --adapter: default --name)")
+    p.add_argument("--finetune-goal", default=None, metavar="G", help="capability goal of the fine-tune")
+    p.add_argument("--mitigation", default=None, metavar="M", help="safety mitigation (e.g. none, safety-data-mix)")
+    p.add_argument("--out", type=Path, required=True, metavar="STUDY", help="study directory (created, or appended to)")
+    p.add_argument("--samples", type=_positive_int, default=1, metavar="K", help="samples per prompt (default 1)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=_positive_int, default=512)
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="per-(prompt, sample) seeds derive from it")
+    p.add_argument("--system-prompt", default="none", metavar="TEXT|none",
+                   help="system message (default none: no system message is sent)")
+    p.add_argument("--backend", choices=("vllm", "http", "transformers"), default=None,
+                   help="default: vllm when installed with a GPU, else transformers")
+    p.add_argument("--replace", action="store_true", help="discard a model's responses made with other settings")
+    p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("transformers / vllm")
+    g.add_argument("--device", default=None)
+    g.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default=None)
+    g.add_argument("--token-budget", type=_positive_int, default=None,
+                   help="transformers: padded tokens (prompt + new) per batch (default 65536 on CUDA, 8192 on CPU)")
+    g.add_argument("--tensor-parallel-size", type=_positive_int, default=None, help="vllm: GPUs per model")
+    g.add_argument("--max-lora-rank", type=_positive_int, default=None, help="vllm: largest adapter rank (default 64)")
+    g = p.add_argument_group("http (OpenAI-compatible servers)")
+    g.add_argument("--base-url", action="append", default=[], metavar="URL", help="a server replica (repeat)")
+    g.add_argument("--served-model", default=None, help="server's name of --model (adapters: their NAME)")
+    g.add_argument("--api-key-env", default=None, metavar="VAR")
+    g.add_argument("--concurrency", type=_positive_int, default=16, help="requests in flight per replica (default 16)")
+    g.add_argument("--request-timeout", type=float, default=600.0)
+    g.add_argument("--max-retries", type=_non_negative_int, default=8)
+
+    p = sub.add_parser("run", help="a whole study from a TOML config: generate, judge, flag, stats, report")
+    p.add_argument("config", type=Path, metavar="CONFIG.toml")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from judgekit import pipeline
+    from judgekit.generate.run import plan_variants
+    from judgekit.generate.spec import Decoding
+
+    decoding = Decoding(samples=args.samples, temperature=args.temperature, top_p=args.top_p,
+                        max_new_tokens=args.max_new_tokens, seed=args.seed,
+                        system_prompt=None if args.system_prompt == "none" else args.system_prompt)
+    variants = plan_variants(model=args.model, name=args.name, adapters=args.adapter, base_model=args.base_model,
+                             finetune_goal=args.finetune_goal, mitigation=args.mitigation, served_model=args.served_model,
+                             include_base=not args.no_base)
+    options = {"device": args.device, "dtype": args.dtype, "token_budget": args.token_budget,
+               "tensor_parallel_size": args.tensor_parallel_size, "max_lora_rank": args.max_lora_rank,
+               "base_urls": args.base_url}
+    if args.backend == "http":
+        from judgekit.judges.http_judge import HttpSettings
+
+        if not args.base_url:
+            raise InputError("--backend http needs --base-url (repeat it for several replicas)")
+        options["http"] = HttpSettings(base_url=args.base_url[0], api="vllm", api_key_env=args.api_key_env,
+                                       concurrency=args.concurrency, timeout_s=args.request_timeout,
+                                       max_retries=args.max_retries, seed=args.seed)
+    summaries = pipeline.generate_step(args.prompts, args.out, model=args.model, variants=variants, decoding=decoding,
+                                       backend=args.backend, engine_options=options, replace=args.replace,
+                                       progress=not args.no_progress)
+    _print_generation(summaries)
+
+
+def _print_generation(summaries: list) -> None:
+    for s in summaries:
+        print(f"{s.model}: generated {s.n_generated}, from cache {s.n_from_cache}, already done {s.n_already_done}, "
+              f"failed {s.n_failed}, {s.wall_s:.2f} s, finish reasons {s.finish_reasons}")
+    failed = [s for s in summaries if s.n_failed]
+    if failed:
+        raise StepFailed(f"{failed[0].model}: {failed[0].n_failed} requests failed ({failed[0].first_error}); the other "
+                         "responses are saved: rerun the same command to retry them")
 
 
 def _dispatch(args: argparse.Namespace) -> None:
     from judgekit import pipeline
-    from judgekit.stats.study import StatsSettings
+    from judgekit.analysis import StatsSettings
 
     command = args.command
     settings = (
-        StatsSettings(n_boot=args.n_boot, seed=args.seed, ci_method=args.ci_method, n_bins=args.bins, incoherent=args.incoherent)
+        StatsSettings(n_boot=args.n_boot, seed=args.seed, ci_method=args.ci_method, n_bins=args.bins, incoherent=args.incoherent,
+                      progress=not getattr(args, "no_progress", True))
         if hasattr(args, "n_boot")
         else None
     )
@@ -203,16 +375,47 @@ def _dispatch(args: argparse.Namespace) -> None:
             model_paths=dict(args.model_path), device=args.device, dtype=args.dtype, token_budget=args.token_budget,
             padding_side=args.padding_side, trust_remote_code=args.trust_remote_code, device_map=args.device_map,
         )
-        for summary in pipeline.judge_step(args.study, args.judge, replace=args.replace, progress=not args.no_progress,
-                                           options=options):
+        summaries = pipeline.judge_step(args.study, args.judge, replace=args.replace, progress=not args.no_progress,
+                                        options=options)
+        for summary in summaries:
             print(f"{summary.judge_id}: judged {summary.n_judged}, already done {summary.n_skipped}, "
                   f"{summary.wall_s:.2f} s, statuses {summary.status_counts}")
             if summary.status_counts.get("error"):
                 print(f"{summary.judge_id}: {summary.status_counts['error']} items failed (see the detail column); "
                       "rerun the same command to retry them")
+        failed = [s.judge_id for s in summaries if s.n_judged and s.status_counts.get("error", 0) == s.n_judged]
+        if failed:
+            raise StepFailed(f"every item judged by {', '.join(failed)} ended in an error (see the detail column of "
+                             "judgments); nothing usable was judged")
+    elif command == "generate":
+        _generate(args)
+    elif command == "run":
+        from judgekit.generate.config import run_config
+
+        for line in run_config(args.config, progress=not args.no_progress):
+            print(line)
     elif command == "inspect-judge":
         print(pipeline.inspect_judge_step(args.judge, model_path=args.model_path, device=args.device, dtype=args.dtype,
                                           json_path=args.json))
+    elif command == "stress":
+        from judgekit.judges.build import JudgeOptions
+        from judgekit.stress import StressDesign, stress_step
+
+        http = None
+        if args.base_url:
+            from judgekit.judges.http_judge import HttpSettings
+
+            http = HttpSettings(base_url=args.base_url, api=args.api, served_model=args.served_model)
+        design = StressDesign(tuple(k.strip() for k in args.perturb.split(",") if k.strip()),
+                              tuple(s.strip() for s in args.severity.split(",") if s.strip()), n=args.n, seed=args.seed)
+        options = JudgeOptions(http=http, model_paths=dict(args.model_path), device=args.device)
+        stats, paths = stress_step(args.study, args.judge, design, out_dir=args.out, options=options, n_boot=args.n_boot,
+                                   progress=not args.no_progress)
+        flips = stats[stats["statistic"] == "stress_flip_rate"]
+        for row in flips.itertuples(index=False):
+            print(f"{row.judge_id} {row.perturbation} {row.severity}: flip rate {row.estimate:.3f} "
+                  f"[{row.ci_low:.3f}, {row.ci_high:.3f}] over {row.n_pairs} pairs")
+        print("wrote", *paths, sep="\n  ")
     elif command == "flag":
         options = {"language": not args.no_language, "embedding_model": args.embedding_model, "fluency_model": args.fluency_model}
         if args.combine:
@@ -221,7 +424,8 @@ def _dispatch(args: argparse.Namespace) -> None:
         combined = flags[flags["detector"] == "incoherent"]
         print(f"flagged {int(combined['flagged'].sum())} of {len(combined)} responses as incoherent")
     elif command == "stats":
-        stats = pipeline.stats_step(args.study, args.out, settings)
+        only = tuple(s.strip() for s in args.only.split(",") if s.strip()) if args.only else None
+        stats = pipeline.stats_step(args.study, args.out, settings, csv_formula_guard=not args.keep_csv_formulas, only=only)
         print(f"wrote {len(stats)} statistics to {args.out / 'stats.parquet'} and stats.csv")
     elif command == "figures":
         for path in pipeline.figures_step(args.stats_dir, args.out, study_dir=args.study):
@@ -234,8 +438,14 @@ def _dispatch(args: argparse.Namespace) -> None:
         print(f"demo study (SIMULATED data) judged, flagged and analysed.\nreport: {path.resolve()}")
     elif command == "list":
         print(pipeline.describe_registries())
+        if args.verbose:
+            from judgekit.judges.catalog import describe_presets
+
+            print("\njudge presets (provenance):\n" + describe_presets())
     elif command == "data":
         _dispatch_data(args)
+    elif command in ("plan-labels", "capability"):
+        _finetune_command(args)
 
 
 def _dispatch_data(args: argparse.Namespace) -> None:
@@ -245,6 +455,10 @@ def _dispatch_data(args: argparse.Namespace) -> None:
         print(pipeline.list_datasets())
     elif args.data_command == "fetch":
         print("\n".join(pipeline.fetch_dataset_step(args.name, to=args.to, from_path=args.from_path, allow_unpinned=args.allow_unpinned)))
+    elif args.data_command == "import-labels":
+        from judgekit.labelling import import_labels_step
+
+        print(import_labels_step(args.study, args.labels, annotator=args.annotator))
     else:
         print("\n".join(pipeline.convert_dataset_step(args.name, args.source, args.out, table_format=f".{args.format}",
                                                       mapping=args.map, part=args.part, force=args.force)))
@@ -259,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"judgekit: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except StepFailed as err:
+        print(f"judgekit: {err}", file=sys.stderr)
+        return EXIT_FAILURE
     except BrokenPipeError:  # output piped into head, less...: not an error of ours
         sys.stderr.close()
         return EXIT_OK

@@ -11,7 +11,7 @@ figure                         reads
 agreement_heatmap              cohen_kappa (judge-judge, judge-human), human ceiling
 reliability_diagrams           reliability bins, ece
 finetune_effect_forest         finetune_effect
-conclusion_flip_matrix         finetune_effect (+ sign-flip probability)
+conclusion_flip_matrix         finetune_effect: sign and significance per judge x benchmark
 error_by_coherence             accuracy on coherent / incoherent subsets
 variance_decomposition         variance_share
 confusion_matrices             tp / fp / fn / tn
@@ -68,12 +68,10 @@ def _interval_errors(frame: pd.DataFrame) -> np.ndarray:
 
 def harmful_rate_by_model(stats: pd.DataFrame) -> plt.Figure | None:
     """Harmfulness rate per model and judge (human majority included), one panel per benchmark."""
-    rows = stats[(stats["statistic"] == "harmful_rate") & stats["subset"].str.startswith("model=")].copy()
+    rows = stats[(stats["statistic"] == "harmful_rate") & (stats["subset_kind"] == "group") & stats["model"].notna()].copy()
     if rows.empty:
         return None
-    parts = rows["subset"].str.split("|", expand=True)
-    rows["model"] = parts[0].str.removeprefix("model=")
-    rows["benchmark"] = parts[1].str.removeprefix("benchmark=") if parts.shape[1] > 1 else "all"
+    rows["benchmark"] = rows["benchmark"].fillna("all")
     benchmarks = sorted(rows["benchmark"].unique())
     models = sorted(rows["model"].unique())
     raters = sorted(rows["judge_id"].unique(), key=lambda j: (j != "human_majority", j))
@@ -231,10 +229,9 @@ def _effects(stats: pd.DataFrame) -> pd.DataFrame:
     rows = stats[stats["statistic"] == "finetune_effect"].copy()
     if rows.empty:
         return rows
-    parts = rows["subset"].str.extract(r"comparison=(?P<comparison>.+?)\|goal=(?P<goal>.+?)\|benchmark=(?P<benchmark>.+)")
-    rows = pd.concat([rows, parts], axis=1)
-    flips = stats[stats["statistic"] == "finetune_effect_sign_flip_probability"].set_index(["judge_id", "subset"])["estimate"]
-    rows["flip"] = [flips.get((j, s), np.nan) for j, s in zip(rows["judge_id"], rows["subset"], strict=True)]
+    rows["comparison"] = rows["model"] + " vs " + rows["base_model"]
+    rows["goal"] = rows["finetune_goal"]
+    rows["benchmark"] = rows["benchmark"].fillna("all")
     return rows
 
 
@@ -302,7 +299,7 @@ def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
                     key = ("up" if cell.estimate > 0 else "down") if significant else "ns"
                     ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, color=palette[key]))
                     sign = "+" if cell.estimate > 0 else "−" if cell.estimate < 0 else ""
-                    ax.text(j, i, f"{sign}{abs(cell.estimate):.2f}\nflip {_fmt(cell.flip)}", ha="center", va="center", fontsize=5)
+                    ax.text(j, i, f"{sign}{abs(cell.estimate):.2f}", ha="center", va="center", fontsize=5)
             ax.set_xlim(-0.5, len(benchmarks) - 0.5)
             ax.set_ylim(len(judges) - 0.5, -0.5)
             ax.set_xticks(range(len(benchmarks)), benchmarks, rotation=30, ha="right", fontsize=6)
@@ -310,7 +307,7 @@ def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
         axes[0][0].set_yticks(range(len(judges)), judges)
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in palette.values()]
         fig.legend(handles, ["significant increase", "significant decrease", "CI includes 0"], loc="outside lower center", ncol=3, frameon=False)
-        fig.suptitle("Does the conclusion flip with the judge or the benchmark? (Δ harmful rate, sign-flip probability)")
+        fig.suptitle("Does the conclusion flip with the judge or the benchmark? (Δ harmful rate; colour: sign where the 95% CI excludes 0)")
     return fig
 
 
@@ -343,7 +340,7 @@ def variance_decomposition_figure(data: FigureInputs) -> plt.Figure | None:
     rows = data.stats[data.stats["statistic"] == "variance_share"].copy()
     if rows.empty:
         return None
-    rows["factor"] = rows["subset"].str.removeprefix("factor=")
+    rows["factor"] = rows["subset_value"]
     with plt.rc_context(PAPER_STYLE):
         fig, ax = plt.subplots(figsize=(SINGLE_COLUMN_IN, 0.3 * len(rows) + 1.0), layout="constrained")
         y = np.arange(len(rows))

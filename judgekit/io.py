@@ -378,8 +378,8 @@ def _coerce_clean_strings(values: pd.Series, column: Column) -> pd.Series | None
     except UnicodeEncodeError:
         return None
     if column.kind != "text":
-        blank = np.fromiter((not value or value.isspace() for value in array), dtype=bool, count=len(array))
-        if blank.any():
+        # Ids repeat per judge or detector and categories repeat everywhere: test each distinct value once.
+        if any(not value or value.isspace() for value in pd.unique(array)):
             return None
     if column.allowed is not None and not pd.Series(array).isin(column.allowed).all():
         return None

@@ -15,15 +15,17 @@ import pandas as pd
 
 from judgekit.errors import InputError
 from judgekit.figures import make_figures
-from judgekit.incoherence import detect
+from judgekit.flags.incoherence import detect
 from judgekit.io import read_table, write_table, write_text_atomic
 from judgekit.judges.build import JudgeOptions, resolve_judge
-from judgekit.manifest import append_study_run, build_manifest, read_manifest, write_manifest
+from judgekit.locking import study_lock
+from judgekit.manifest import append_study_run, build_manifest, read_manifest, recorded_study_run, sha256_file
+from judgekit.outdir import check_output_dir, staged_output_dir, verify_output_dir
 from judgekit.report import build_report
 from judgekit.run import JudgeRunSummary, run_judges
 from judgekit.schema import SCHEMAS
-from judgekit.stats.study import StatsSettings, compute_stats
-from judgekit.study import load_study
+from judgekit.analysis import StatsSettings, compute_stats
+from judgekit.study import Study, existing_study_dir, load_study
 
 DEMO_JUDGES = ("keyword-gcg-13", "keyword-gcg-29")
 REPO_DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
@@ -37,18 +39,41 @@ def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False
     unknown = sorted(set(options.model_paths if options else {}) - {j.judge_id for j in judges})
     if unknown:
         raise InputError(f"--model-path names {unknown[0]!r}, which is not among the judges run")
-    study = load_study(study_dir)
-    inputs = study.files()
-    summaries = run_judges(study, judges, replace=replace, progress=progress)
-    append_study_run(
-        study_dir,
-        build_manifest(
-            step="judge",
-            inputs=inputs,
-            judge_specs=[{"judge_id": s.judge_id, "spec_hash": s.spec_hash, "spec": s.spec} for s in summaries],
-            details={"runs": [{k: v for k, v in asdict(s).items() if k != "spec"} for s in summaries]},
-        ),
-    )
+    study_dir = existing_study_dir(study_dir)
+    with study_lock(study_dir, step="judge"):
+        study = load_study(study_dir)
+        with recorded_study_run(study_dir, build_manifest(step="judge", inputs=study.files())) as record:
+            summaries = run_judges(study, judges, replace=replace, progress=progress)
+            record["judge_specs"] = [{"judge_id": s.judge_id, "spec_hash": s.spec_hash, "spec": s.spec} for s in summaries]
+            record["details"] = {"runs": [{k: v for k, v in asdict(s).items() if k != "spec"} for s in summaries]}
+    return summaries
+
+
+def generate_step(prompt_sources: list[Path], out_dir: Path, *, model: str, variants: list, decoding, backend: str | None = None,
+                  engine_options: dict | None = None, replace: bool = False, progress: bool = True) -> list:
+    """Responses of each model variant to the prompt sets into ``out_dir`` (see :mod:`judgekit.generate`)."""
+    from judgekit.datasets.prompt_sets import prompts_table_path, read_prompt_sets
+    from judgekit.generate.run import generate_models, open_engine, prompts_to_store, write_prompts
+
+    prompts = read_prompt_sets(prompt_sources)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("is not a directory", file=out_dir)
+    new_prompts = prompts_to_store(out_dir, prompts)
+    engine = open_engine(backend, model, variants, engine_options or {})
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with study_lock(out_dir, step="generate"):
+            if new_prompts:
+                write_prompts(out_dir, prompts)
+            inputs = [prompts_table_path(source) for source in prompt_sources]
+            with recorded_study_run(out_dir, build_manifest(step="generate", inputs=inputs, seeds={"generation": decoding.seed})) as record:
+                summaries, chat = generate_models(out_dir, prompts, engine, variants, decoding, replace=replace, progress=progress)
+                record["details"] = {
+                    "decoding": decoding.describe(), "chat_template": chat, "engine": engine.describe(),
+                    "models": [{**asdict(v), **asdict(s)} for v, s in zip(variants, summaries, strict=True)],
+                }
+    finally:
+        engine.close()
     return summaries
 
 
@@ -70,85 +95,114 @@ def inspect_judge_step(name: str, *, model_path: str | None = None, device: str 
 
 
 def flag_step(study_dir: Path, *, thresholds: dict[str, float] | None = None, **options) -> pd.DataFrame:
-    """Run the incoherence detectors (options as :func:`judgekit.incoherence.detect`) into STUDY/flags."""
-    from judgekit.incoherence import COMBINED_DEFAULT, DEFAULT_THRESHOLDS
+    """Run the incoherence detectors (options as :func:`judgekit.flags.incoherence.detect`) into STUDY/flags."""
+    from judgekit.flags.incoherence import COMBINED_DEFAULT, DEFAULT_THRESHOLDS
 
-    study = load_study(study_dir)
-    inputs = study.files()
-    flags = detect(study.responses, thresholds=thresholds, **options)
-    study.save("flags", flags)
     details = {"thresholds": {**DEFAULT_THRESHOLDS, **(thresholds or {})},
                "combine": list(options.get("combine", COMBINED_DEFAULT)),
                **{k: v for k, v in options.items() if k != "combine"}}
-    append_study_run(study_dir, build_manifest(step="flag", inputs=inputs, details=details))
+    study_dir = existing_study_dir(study_dir)
+    with study_lock(study_dir, step="flag"):
+        study = load_study(study_dir)
+        with recorded_study_run(study_dir, build_manifest(step="flag", inputs=study.files(), details=details)):
+            flags = detect(study.responses, thresholds=thresholds, **options)
+            study.save("flags", flags)
     return flags
 
 
-def stats_step(study_dir: Path, out_dir: Path, settings: StatsSettings) -> pd.DataFrame:
+def stats_step(study_dir: Path, out_dir: Path, settings: StatsSettings, *, csv_formula_guard: bool = True,
+               study: Study | None = None, only: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Statistics of a study into ``out_dir`` (one committed set: stats and reliability as parquet and CSV).
+
+    The CSV copies are exports for spreadsheets: with ``csv_formula_guard`` text cells that a spreadsheet
+    would evaluate (``=``, ``+``, ``-``, ``@`` first) are prefixed with an apostrophe; the parquet files
+    keep every value as computed. ``study`` is the already loaded study of ``study_dir`` (read once per
+    command); ``only`` limits the run to the named statistics.
+    """
     from judgekit import __version__
 
-    study = load_study(study_dir)
-    stats, reliability = compute_stats(study, settings, version=__version__)
-    write_table(stats, out_dir / "stats.parquet", SCHEMAS["stats"])
-    write_table(stats, out_dir / "stats.csv", SCHEMAS["stats"])
-    if not reliability.empty:
-        write_table(reliability, out_dir / "reliability.parquet", SCHEMAS["reliability"])
-        write_table(reliability, out_dir / "reliability.csv", SCHEMAS["reliability"])
-    write_manifest(
-        out_dir,
-        build_manifest(
-            step="stats",
-            inputs=study.files(),
-            seeds={"bootstrap": settings.seed},
-            details={**asdict(settings), "study": str(study_dir), "simulated": study.metadata.simulated},
-        ),
+    check_output_dir(out_dir, studies=[study_dir])
+    study = study if study is not None else load_study(study_dir)
+    stats, reliability = compute_stats(study, settings, version=__version__, only=only)
+    manifest = build_manifest(
+        step="stats",
+        inputs=study.files(),
+        seeds={"bootstrap": settings.seed},
+        details={**asdict(settings), "study": str(study_dir), "simulated": study.metadata.simulated},
     )
+    with staged_output_dir(out_dir, manifest) as staging:
+        write_table(stats, staging / "stats.parquet", SCHEMAS["stats"])
+        write_table(stats, staging / "stats.csv", SCHEMAS["stats"], neutralise_formulas=csv_formula_guard)
+        if not reliability.empty:
+            write_table(reliability, staging / "reliability.parquet", SCHEMAS["reliability"])
+            write_table(reliability, staging / "reliability.csv", SCHEMAS["reliability"],
+                        neutralise_formulas=csv_formula_guard)
     return stats
 
 
-def read_stats(stats_dir: Path) -> pd.DataFrame:
-    for name in ("stats.parquet", "stats.csv"):
-        if (stats_dir / name).exists():
-            return read_table(stats_dir / name, SCHEMAS["stats"])
-    raise InputError("no stats.parquet or stats.csv (run `judgekit stats` first)", file=stats_dir)
+def read_stats(stats_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The stats and reliability tables of one committed ``judgekit stats`` output set."""
+    if not Path(stats_dir).is_dir():
+        raise InputError("stats directory not found (run `judgekit stats` first)", file=stats_dir)
+    listed = verify_output_dir(stats_dir, required=["stats.parquet"])["files"]
+    stats = read_table(stats_dir / "stats.parquet", SCHEMAS["stats"])
+    reliability = (read_table(stats_dir / "reliability.parquet", SCHEMAS["reliability"])
+                   if "reliability.parquet" in listed else None)
+    return stats, reliability
 
 
-def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = None) -> list[Path]:
+def check_stats_belong_to_study(stats_dir: Path, study_files: list[Path]) -> None:
+    """Refuse a stats directory computed from other inputs than the study's current files."""
+    manifest = verify_output_dir(stats_dir, required=["stats.parquet"])
+    computed_from = set(manifest.get("inputs", {}).values())
+    current = {sha256_file(p) for p in study_files}
+    if computed_from != current:
+        raise InputError("these statistics were computed from other inputs (another study, or this one before it "
+                         "changed); rerun `judgekit stats` on this study", file=stats_dir)
+
+
+def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = None, study: Study | None = None) -> list[Path]:
     """Figures (PDF + PNG) and paper tables (Markdown + LaTeX under ``tables/``) from a stats directory."""
     from judgekit.figures import FigureInputs
     from judgekit.tables import study_tables, to_latex, to_markdown
 
-    stats = read_stats(stats_dir)
-    reliability_path = stats_dir / "reliability.parquet"
-    reliability = read_table(reliability_path, SCHEMAS["reliability"]) if reliability_path.exists() else None
-    study = load_study(study_dir) if study_dir is not None else None
+    check_output_dir(out_dir, studies=[study_dir] if study_dir is not None else [])
+    stats, reliability = read_stats(stats_dir)
+    if study is None and study_dir is not None:
+        study = load_study(study_dir)
     data = FigureInputs(stats, reliability, study.flags if study else None, study.responses if study else None)
-    written = make_figures(data, out_dir)
-    for name, (table, caption) in study_tables(stats).items():
-        written.append(write_text_atomic(out_dir / "tables" / f"{name}.md", to_markdown(table)))
-        written.append(write_text_atomic(out_dir / "tables" / f"{name}.tex", to_latex(table, caption=caption, label=f"tab:{name}")))
-    inputs = [p for p in (stats_dir / "stats.parquet", reliability_path) if p.exists()] + (study.files() if study else [])
-    write_manifest(out_dir, build_manifest(step="figures", inputs=inputs, details={"files": [str(p.relative_to(out_dir)) for p in written]}))
+    inputs = [stats_dir / "stats.parquet"] + ([stats_dir / "reliability.parquet"] if reliability is not None else [])
+    manifest = build_manifest(step="figures", inputs=inputs + (study.files() if study else []))
+    with staged_output_dir(out_dir, manifest) as staging:
+        written = make_figures(data, staging)
+        for name, (table, caption) in study_tables(stats).items():
+            written.append(write_text_atomic(staging / "tables" / f"{name}.md", to_markdown(table)))
+            written.append(write_text_atomic(staging / "tables" / f"{name}.tex",
+                                             to_latex(table, caption=caption, label=f"tab:{name}")))
+        written = [out_dir / p.relative_to(staging) for p in written]
     return written
 
 
 def report_step(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, settings: StatsSettings) -> Path:
     """Write ``report.html``; compute stats and figures under ``out_dir`` unless ``stats_dir`` is given."""
+    check_output_dir(out_dir, studies=[study_dir])
     study = load_study(study_dir)
     if stats_dir is None:
         stats_dir = out_dir / "stats"
-        stats_step(study_dir, stats_dir, settings)
-    stats = read_stats(stats_dir)
-    figure_paths = figures_step(stats_dir, out_dir / "figures", study_dir=study_dir)
+        stats_step(study_dir, stats_dir, settings, study=study)
+    else:
+        check_stats_belong_to_study(stats_dir, study.files())
+    stats, _ = read_stats(stats_dir)
+    figure_paths = figures_step(stats_dir, out_dir / "figures", study_dir=study_dir, study=study)
     manifest = build_manifest(
         step="report",
-        inputs=study.files() + [p for p in (stats_dir / "stats.parquet",) if p.exists()],
+        inputs=study.files() + [stats_dir / "stats.parquet"],
         details={"stats_manifest": read_manifest(stats_dir / "manifest.json"), "study_manifest": read_manifest(study_dir / "manifest.json")},
     )
     html_text = build_report(study, stats, figure_paths, manifest)
-    path = write_text_atomic(out_dir / "report.html", html_text)
-    write_manifest(out_dir, manifest)
-    return path
+    with staged_output_dir(out_dir, manifest) as staging:
+        write_text_atomic(staging / "report.html", html_text)
+    return out_dir / "report.html"
 
 
 def demo_step(out_dir: Path, settings: StatsSettings, *, progress: bool = True) -> Path:
@@ -198,19 +252,29 @@ def convert_dataset_step(name: str, source: Path, out_dir: Path, *, table_format
     kwargs = {}
     if name == "generic":
         kwargs["mapping"] = parse_mapping(mapping or [])
+    elif name == "prompts":
+        from judgekit.datasets.prompt_sets import PROMPT_TARGETS
+
+        kwargs["mapping"] = parse_mapping(mapping or [], targets=PROMPT_TARGETS)
     elif mapping:
-        raise InputError("--map only applies to the generic converter")
+        raise InputError("--map only applies to the generic and prompts converters")
     if part is not None:
         if name != "guardreasoner-eval":
             raise InputError("--part only applies to guardreasoner-eval")
         kwargs["part"] = part
     study: ConvertedStudy = converter(source, **kwargs)
+    inputs = sorted(p for p in (source.rglob("*") if source.is_dir() else [source]) if p.is_file())
+    if not isinstance(study, ConvertedStudy):  # a prompt set: no responses yet (input of `judgekit generate`)
+        from judgekit.datasets.prompt_sets import write_prompt_set
+
+        path = write_prompt_set(study, out_dir, table_format=table_format)
+        append_study_run(out_dir, build_manifest(step="data convert", inputs=inputs, details={"dataset": name, "notes": study.notes}))
+        return [f"wrote {path} (prompts only: generate responses with `judgekit generate {out_dir} --model ...`)", *study.notes]
     out_dir.mkdir(parents=True, exist_ok=True)
     for table, frame in (("responses", study.responses), ("annotations", study.annotations), ("judgments", study.judgments)):
         if frame is not None and len(frame):
             write_table(frame, out_dir / f"{table}{table_format}", SCHEMAS[table])
     write_text_atomic(out_dir / "study.json", json.dumps(study.metadata.to_json(), indent=2, ensure_ascii=False) + "\n")
-    inputs = sorted(p for p in (source.rglob("*") if source.is_dir() else [source]) if p.is_file())
     append_study_run(out_dir, build_manifest(step="data convert", inputs=inputs, details={"dataset": name, "notes": study.notes}))
     load_study(out_dir)  # what was written must read back as a valid study
     counts = [f"{len(study.responses)} responses"]

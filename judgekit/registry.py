@@ -104,13 +104,14 @@ def _register_builtins() -> None:
         ("gibberish", "token salad: non-words (wordfreq list), symbol tokens, odd characters, salad index"),
         ("script_noise", "letters of different scripts inside words; replacement/control characters"),
         ("word_order", "shuffled English: determiner/function-word collisions, misplaced capitals and full stops"),
+        ("word_sequence", "word pairs English does not make: bigram-model (Google Books) scores over the text and its worst window"),
         ("truncation", "ends mid-sentence at a length limit (finish_reason=length)"),
         ("language_mismatch", "prompt and response (or its end) in different languages (py3langid)"),
         ("off_topic", "prompt-response embedding similarity below a threshold (any sentence-embedding model)"),
         ("fluency", "perplexity under a local causal LM above a threshold"),
-        ("incoherent", "combined flag: empty, repetition, gibberish, script_noise or word_order fires"),
+        ("incoherent", "combined flag: empty, repetition, gibberish, script_noise, word_order or word_sequence fires"),
     ):
-        DETECTORS.register(name, f"judgekit.incoherence:{name.upper()}", summary)
+        DETECTORS.register(name, f"judgekit.flags.incoherence:{name.upper()}", summary)
 
     for module, name, summary in STATISTIC_ENTRIES:
         STATISTICS.register(name, f"judgekit.stats.{module}:{name}", summary)

@@ -19,7 +19,8 @@ import pandas as pd
 
 from judgekit.schema import PARSE_STATUSES
 from judgekit.tables import study_tables
-from judgekit.stats.study import HUMAN_MAJORITY, human_majority, judge_codes
+from judgekit.analysis.inputs import human_majority, judge_codes
+from judgekit.schema import HUMAN_MAJORITY
 from judgekit.study import Study
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"

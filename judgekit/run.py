@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from judgekit.errors import InputError
-from judgekit.judges.base import Judge, JudgeItems, Verdict, plan_batches, spec_hash
+from judgekit.judges.base import Judge, JudgeItems, Verdict, judge_identity, judge_key, plan_batches
 from judgekit.judges.cache import VerdictCache
 from judgekit.judges.readout import DEFAULT_MIN_COVERAGE
 from judgekit.study import Study
@@ -42,6 +42,7 @@ class JudgeRunSummary:
     status_counts: dict[str, int]
     spec: dict[str, Any]
     backend: dict[str, Any] = field(default_factory=dict)
+    identity: dict[str, Any] = field(default_factory=dict)
 
 
 def run_judges(study: Study, judges: list[Judge], *, replace: bool = False, progress: bool = True) -> list[JudgeRunSummary]:
@@ -67,14 +68,16 @@ def _items_of(frame: pd.DataFrame) -> JudgeItems:
 
 
 def _run_one(study: Study, judge: Judge, cache: VerdictCache, *, replace: bool, progress: bool) -> JudgeRunSummary:
-    digest = spec_hash(judge.spec)
+    # The key covers what was actually run (weights, tokenizer, server, dtype), not only the spec.
+    identity = judge_identity(judge)
+    digest = judge_key(judge.spec, identity)
     existing = study.judgments if study.judgments is not None else _empty_judgments()
     mine = existing["judge_id"] == judge.judge_id
     stale = mine & (existing["judge_spec_hash"] != digest)
     if stale.any() and not replace:
         old = existing.loc[stale, "judge_spec_hash"].iloc[0]
         raise InputError(
-            f"judge {judge.judge_id!r} already has judgments from another spec (hash {old}, now {digest}); "
+            f"judge {judge.judge_id!r} already has judgments from another spec or checkpoint (hash {old}, now {digest}); "
             "pass --replace to discard them"
         )
     # Requests that failed for good last time (parse_status "error") are tried again.
@@ -110,6 +113,7 @@ def _run_one(study: Study, judge: Judge, cache: VerdictCache, *, replace: bool, 
         status_counts={str(k): int(v) for k, v in counts.items()},
         spec=judge.spec,
         backend=dict(getattr(judge, "run_info", lambda: {})()),
+        identity=identity,
     )
 
 

@@ -11,6 +11,9 @@ responses  (prompt, response) pair to be judged; key ``item_id``
 annotations human label; key (``item_id``, ``annotator_id``)
 judgments  automated verdict; key (``item_id``, ``judge_id``)
 flags      incoherence-detector result; key (``item_id``, ``detector``)
+prompts    prompt of a prompt set without responses (input of ``generate``); key ``prompt_id``
+models     optional: a model's lineage (base, goal, mitigation); key ``model``
+capability optional: a capability score per item or per task; key (``model``, ``task``, ``item_id``)
 ========== ==================================================================
 
 Column kinds and their in-memory types:
@@ -42,6 +45,7 @@ PARSE_STATUSES = ("ok", "unparseable", "refused_to_judge", "error", "skipped")
 TABLE_NAMES = ("responses", "annotations", "judgments", "flags")
 TABLE_EXTENSIONS = (".parquet", ".csv", ".jsonl")
 STUDY_METADATA_FILE = "study.json"
+HUMAN_MAJORITY = "human_majority"  # the stats tables' name for the human reference label
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,19 @@ class TableSchema:
     @property
     def required_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.required)
+
+
+def _one_row_per_model_prompt_sample(frame: pd.DataFrame) -> tuple[int, str, str] | None:
+    """With ``prompt_id`` given, (model, prompt_id, sample) names one response: a repeat would double a prompt's weight."""
+    if "prompt_id" not in frame:
+        return None
+    key = [c for c in ("model", "prompt_id", "sample") if c in frame]
+    repeated = (frame["prompt_id"].notna() & frame.duplicated(subset=key, keep="first")).to_numpy()
+    if not repeated.any():
+        return None
+    position = int(np.flatnonzero(repeated)[0])
+    named = ", ".join(f"{c}={frame[c].iloc[position]!r}" for c in key)
+    return position, "prompt_id", f"({named}) already has a response in an earlier row"
 
 
 RESPONSES = TableSchema(
@@ -123,6 +140,28 @@ RESPONSES = TableSchema(
             required=False,
             nullable=True,
         ),
+        Column("prompt_id", "category", "The prompt's id in its prompt set: matches responses across models.",
+               required=False, nullable=True),
+        Column("sample", "int", "Which of the K samples drawn for (model, prompt) this is, from 0.", required=False,
+               nullable=True, bounds=(0.0, float("inf"))),
+        Column("mitigation", "category", "Safety mitigation applied to the model (e.g. none, safety-data-mix).",
+               required=False, nullable=True),
+    ),
+    rules=(_one_row_per_model_prompt_sample,),
+)
+
+PROMPTS = TableSchema(
+    name="prompts",
+    key=("prompt_id",),
+    doc="A prompt set without responses (input of `judgekit generate`). Extra columns are kept.",
+    columns=(
+        Column("prompt_id", "id", "Unique id of the prompt in its set."),
+        Column("prompt", "text", "The text sent to the model as the user turn."),
+        Column("benchmark", "category", "Benchmark the prompt comes from.", required=False, nullable=True),
+        Column("category", "category", "Harm category.", required=False, nullable=True),
+        Column("goal", "category", "The underlying request, when `prompt` wraps it.", required=False, nullable=True),
+        Column("context", "text", "Context for contextual behaviours; empty when none.", required=False, nullable=True),
+        Column("behavior_id", "category", "Cluster for resampling.", required=False, nullable=True),
     ),
 )
 
@@ -135,6 +174,75 @@ ANNOTATIONS = TableSchema(
         Column("annotator_id", "id", "Who labelled it."),
         Column("label", "id", "A label from the declared label set."),
     ),
+)
+
+MODELS = TableSchema(
+    name="models",
+    key=("model",),
+    doc="Optional: one row per model with its lineage and purpose. Extra columns (size, data, seed...) are kept.",
+    columns=(
+        Column("model", "id", "Model name, as in the responses and capability tables."),
+        Column("base_model", "category", "Model it was fine-tuned from; empty for a base model.", required=False,
+               nullable=True),
+        Column("finetune_goal", "category", "Capability the fine-tune aimed at (e.g. coding); empty for a base model.",
+               required=False, nullable=True),
+        Column("mitigation", "category", "Safety mitigation applied (none, safety-data-mix, lora-freeze...; free text).",
+               required=False, nullable=True),
+    ),
+)
+
+_CAPABILITY_SUMMARY_COLUMNS = ("estimate", "ci_low", "ci_high", "n")
+
+
+def _capability_row_shape(frame: pd.DataFrame) -> tuple[int, str, str] | None:
+    """Each row is per item (item_id and score) or aggregate (empty item_id; estimate, ci_low, ci_high, n)."""
+    per_item = frame["item_id"].notna().to_numpy()
+    for position in range(len(frame)):
+        present = {c: c in frame and pd.notna(frame[c].iloc[position]) for c in ("score", *_CAPABILITY_SUMMARY_COLUMNS)}
+        if per_item[position]:
+            if not present["score"]:
+                return position, "score", "is empty; a per-item row (item_id given) needs a score in [0, 1]"
+            extra = next((c for c in _CAPABILITY_SUMMARY_COLUMNS if present[c]), None)
+            if extra:
+                return position, extra, "must be empty on a per-item row (item_id given); aggregates leave item_id empty"
+            continue
+        if present["score"]:
+            return position, "item_id", "is empty but score is given; a per-item score needs its item_id"
+        missing = next((c for c in _CAPABILITY_SUMMARY_COLUMNS if not present[c]), None)
+        if missing:
+            return position, missing, "is empty; an aggregate row (empty item_id) needs estimate, ci_low, ci_high and n"
+        low, estimate, high = (frame[c].iloc[position] for c in ("ci_low", "estimate", "ci_high"))
+        if frame["n"].iloc[position] < 1:
+            return position, "n", f"must be at least 1, got {frame['n'].iloc[position]}"
+        if not low <= estimate <= high:
+            return position, "estimate", f"{estimate!r} is not inside [ci_low, ci_high] = [{low!r}, {high!r}]"
+    keys = frame[["model", "task"]].astype(str).agg("\x1f".join, axis=1)
+    mixed = keys.isin(set(keys[per_item])) & ~per_item
+    if mixed.any():
+        position = int(np.flatnonzero(mixed.to_numpy())[0])
+        return position, "item_id", "is empty, but this model and task also have per-item rows; keep one shape per task"
+    return None
+
+
+CAPABILITY = TableSchema(
+    name="capability",
+    key=("model", "task", "item_id"),
+    doc="Optional: capability scores per item (item_id, score) or aggregate per task (empty item_id; estimate, "
+        "ci_low, ci_high, n).",
+    columns=(
+        Column("model", "id", "Model evaluated."),
+        Column("task", "id", "Capability task (e.g. gsm8k, humaneval)."),
+        Column("item_id", "category", "Task item; empty on an aggregate row.", nullable=True),
+        Column("score", "float", "Item score in [0, 1] (accuracy 0/1, partial credit).", required=False,
+               nullable=True, bounds=(0.0, 1.0)),
+        Column("estimate", "float", "Aggregate score in [0, 1].", required=False, nullable=True, bounds=(0.0, 1.0)),
+        Column("ci_low", "float", "Lower end of the aggregate's 95% interval.", required=False, nullable=True,
+               bounds=(0.0, 1.0)),
+        Column("ci_high", "float", "Upper end of the aggregate's 95% interval.", required=False, nullable=True,
+               bounds=(0.0, 1.0)),
+        Column("n", "int", "Items behind the aggregate.", required=False, nullable=True, bounds=(1.0, float("inf"))),
+    ),
+    rules=(_capability_row_shape,),
 )
 
 def _label_matches_status(frame: pd.DataFrame) -> tuple[int, str, str] | None:
@@ -206,14 +314,25 @@ STATS = TableSchema(
         Column("statistic", "id", "Statistic name, e.g. cohen_kappa."),
         Column("judge_id", "id", "Judge (or rater) the number describes."),
         Column("reference", "id", "What it is compared with: human_majority, a judge id, humans, none."),
-        Column("subset", "id", "Subset of items, e.g. all, incoherent, model=x."),
+        Column("subset", "id", "Readable label of the subset, e.g. all, incoherent, model=x|benchmark=y."),
+        Column("subset_kind", "id", "What kind of subset: all, coherence, flag, humans, ceiling_items, group, length, "
+               "refusal_marker, category, finetune_comparison, models, recalibrated, term, factor."),
+        Column("subset_value", "category", "The subset's value within its kind (coherent, a detector, Q1, a term...).",
+               nullable=True),
+        Column("model", "category", "Model the subset is restricted to (the fine-tuned one for a comparison).", nullable=True),
+        Column("base_model", "category", "Base model of a fine-tuning comparison.", nullable=True),
+        Column("finetune_goal", "category", "Fine-tuning goal of a comparison.", nullable=True),
+        Column("benchmark", "category", "Benchmark the subset is restricted to.", nullable=True),
         Column("estimate", "float", "Point estimate.", nullable=True),
         Column("ci_low", "float", "Lower end of the 95% interval.", nullable=True),
         Column("ci_high", "float", "Upper end of the 95% interval.", nullable=True),
         Column("n_items", "int", "Items the estimate is computed on."),
         Column("n_excluded", "int", "Items in the subset left out (no reference, failed judgement...)."),
+        Column("excluded_reason", "text", "Why items were left out, with counts (e.g. 'human-majority tie: 4')."),
         Column("method", "text", "Interval method."),
-        Column("signature", "text", "Settings: seed, n_boot, exclusion policy, version."),
+        Column("warning", "text", "Why the interval's coverage cannot be trusted (few clusters, few positives, "
+               "BCa undefined...); empty when nothing is known against it."),
+        Column("signature", "text", "Settings: interval, resamples actually used, seed, exclusion policy, version."),
     ),
 )
 
@@ -235,7 +354,8 @@ RELIABILITY = TableSchema(
     ),
 )
 
-SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (RESPONSES, ANNOTATIONS, JUDGMENTS, FLAGS, STATS, RELIABILITY)}
+SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (RESPONSES, ANNOTATIONS, JUDGMENTS, FLAGS, STATS, RELIABILITY, PROMPTS,
+                                                        MODELS, CAPABILITY)}
 
 
 @dataclass(frozen=True)
@@ -267,6 +387,9 @@ class StudyMetadata:
     description: str = ""
     simulated: bool = False
     annotation_labels: LabelSet = field(default_factory=LabelSet)
+    # An annotator id whose labels are adjudicated (e.g. XSTest's `final`): the reference where
+    # present, never a rater in inter-annotator statistics.
+    adjudicator: str | None = None
 
     def to_json(self) -> dict:
         return {
@@ -277,7 +400,25 @@ class StudyMetadata:
                 "labels": list(self.annotation_labels.labels),
                 "to_binary": dict(self.annotation_labels.to_binary),
             },
+            **({"adjudicator": self.adjudicator} if self.adjudicator else {}),
         }
+
+
+def _label_set(raw: object) -> LabelSet:
+    """``annotation_labels`` of study.json: a list of label strings and an optional string → unsafe/safe/null map."""
+    if not raw:
+        return LabelSet()
+    shape = "annotation_labels needs a 'labels' list of strings and an optional 'to_binary' object"
+    if not isinstance(raw, dict) or not isinstance(raw.get("labels"), list):
+        # A bare string would otherwise become a label per character.
+        raise InputError(f"{shape}; got {raw!r}")
+    labels, to_binary = raw["labels"], raw.get("to_binary", {})
+    bad = [label for label in labels if not isinstance(label, str) or not label.strip()]
+    if bad:
+        raise InputError(f"{shape}; labels must be non-empty strings, got {bad[0]!r}")
+    if not isinstance(to_binary, dict):
+        raise InputError(f"{shape}; got to_binary {to_binary!r}")
+    return LabelSet(labels=tuple(labels), to_binary=dict(to_binary))
 
 
 def read_study_metadata(study_dir: Path) -> StudyMetadata:
@@ -293,30 +434,24 @@ def read_study_metadata(study_dir: Path) -> StudyMetadata:
         raise InputError(f"invalid JSON: {err.msg}", file=path, line=err.lineno, row=err.lineno) from None
     if not isinstance(raw, dict):
         raise InputError("must hold a JSON object", file=path)
-    known = {"name", "description", "simulated", "annotation_labels"}
+    known = {"name", "description", "simulated", "annotation_labels", "adjudicator"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise InputError(f"unknown keys {unknown}; allowed: {sorted(known)}", file=path)
-    labels_raw = raw.get("annotation_labels", {})
     try:
-        label_set = (
-            LabelSet(
-                labels=tuple(labels_raw["labels"]),
-                to_binary=dict(labels_raw.get("to_binary", {})),
-            )
-            if labels_raw
-            else LabelSet()
-        )
-    except (KeyError, TypeError):
-        raise InputError("annotation_labels needs a 'labels' list and an optional 'to_binary' object", file=path) from None
+        label_set = _label_set(raw.get("annotation_labels", {}))
     except InputError as err:
         raise InputError(err.message, file=path) from None
     simulated = raw.get("simulated", False)
     if not isinstance(simulated, bool):
         raise InputError("'simulated' must be true or false", file=path)
+    adjudicator = raw.get("adjudicator")
+    if adjudicator is not None and (not isinstance(adjudicator, str) or not adjudicator.strip()):
+        raise InputError("'adjudicator' must be an annotator id (a non-empty string)", file=path)
     return StudyMetadata(
         name=str(raw.get("name", "")),
         description=str(raw.get("description", "")),
         simulated=simulated,
         annotation_labels=label_set,
+        adjudicator=adjudicator,
     )

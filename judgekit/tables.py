@@ -90,13 +90,15 @@ def study_tables(stats: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, str]]:
                                  "Calibration of P(unsafe) against the human majority")
     effects = stats[stats["statistic"] == "finetune_effect"]
     if not effects.empty:
-        flips = stats[stats["statistic"] == "finetune_effect_sign_flip_probability"].set_index(["judge_id", "subset"])["estimate"]
+        p_values = stats[stats["statistic"] == "finetune_effect_p_value"].set_index(["judge_id", "subset"])["estimate"]
         frame = pd.DataFrame({
-            "comparison": effects["subset"].str.replace("comparison=", "", regex=False),
+            "comparison": effects["model"] + " vs " + effects["base_model"],
+            "goal": effects["finetune_goal"],
+            "benchmark": effects["benchmark"].fillna("all"),
             "judge": effects["judge_id"],
             "effect": [format_estimate(e, lo, hi) for e, lo, hi in zip(effects["estimate"], effects["ci_low"], effects["ci_high"], strict=True)],
-            "P(sign flip)": [format_estimate(flips.get((j, s), float("nan")), float("nan"), float("nan"), digits=2)
-                             for j, s in zip(effects["judge_id"], effects["subset"], strict=True)],
+            "p": [format_estimate(p_values.get((j, s), float("nan")), float("nan"), float("nan"), digits=3)
+                  for j, s in zip(effects["judge_id"], effects["subset"], strict=True)],
         })
-        tables["conclusion_stability"] = (frame, "Fine-tuned minus base harmful rate under each judge (95% CI) and the bootstrap probability that its sign flips")
+        tables["conclusion_stability"] = (frame, "Fine-tuned minus base harmful rate under each judge (95% CI) and its two-sided p-value")
     return tables

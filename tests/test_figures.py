@@ -11,7 +11,7 @@ import pytest
 from judgekit.figures import FIGURES, FigureInputs, draw_figures
 from judgekit.io import read_table
 from judgekit.schema import SCHEMAS
-from judgekit.stats.study import StatsSettings, compute_stats
+from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.study import load_study
 from judgekit.tables import study_tables, to_latex
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from judgekit.errors import InputError
-from judgekit.incoherence import COMBINED_DEFAULT, detect, fit_combined, heuristic_findings
+from judgekit.flags.incoherence import COMBINED_DEFAULT, detect, fit_combined, heuristic_findings
 
 PROSE = (
     "To store cleaning products safely, keep them in their original containers with the labels intact. "
@@ -140,7 +140,7 @@ def test_fluency_perplexity_matches_a_manual_computation_and_ignores_padding(tmp
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from judgekit.embedding import perplexity
+    from judgekit.flags.embedding import perplexity
 
     path = tiny_causal_lm(tmp_path / "lm")
     texts = ["keep them in their original containers", "Never mix bleach with ammonia or with acids, because the fumes are toxic."]
@@ -177,13 +177,12 @@ def test_combined_rule_is_configurable_and_learnable() -> None:
 
 def test_each_word_order_rule_counts() -> None:
     """Every pair rule contributes on its own (guards the bit arithmetic of the vectorised rules)."""
-    from judgekit.incoherence import word_order_rates
-    from judgekit.textstats import text_stats
+    from judgekit.flags.incoherence import word_order_rates
+    from judgekit.flags.textstats import text_stats
 
     cases = {
         "full stop then lower case": " ".join(["Fine. then"] * 10),
         "capitalised starter mid-sentence": " ".join(["apples The"] * 10),
-        "preposition then conjunction": " ".join(["apples of and"] * 7),
         "determiner then function word": " ".join(["apples the of"] * 7),
     }
     for name, text in cases.items():
@@ -210,7 +209,7 @@ def mixed_responses(n: int, rng: np.random.Generator) -> list[str]:
 
 def test_batching_never_changes_a_response_s_findings() -> None:
     """Column-wide statistics must not leak across responses: any batch size and order gives the same rows."""
-    from judgekit.incoherence import DEFAULT_THRESHOLDS, heuristic_columns
+    from judgekit.flags.incoherence import DEFAULT_THRESHOLDS, heuristic_columns
 
     rng = np.random.default_rng(7)
     texts = mixed_responses(300, rng)
@@ -228,11 +227,11 @@ def test_batching_never_changes_a_response_s_findings() -> None:
     shuffled = heuristic_columns([texts[k] for k in order], [finish[k] for k in order], DEFAULT_THRESHOLDS)
     assert all(rows(shuffled, j) == rows(one_batch, int(k)) for j, k in enumerate(order))
     flagged = {name for name, c in one_batch.items() if c.flagged.any()}
-    assert flagged == {"empty", "repetition", "gibberish", "script_noise", "word_order", "truncation"}
+    assert flagged == {"empty", "repetition", "gibberish", "script_noise", "word_order", "word_sequence", "truncation"}
 
 
 def test_a_loop_across_two_responses_is_not_a_loop() -> None:
-    from judgekit.incoherence import DEFAULT_THRESHOLDS, heuristic_columns
+    from judgekit.flags.incoherence import DEFAULT_THRESHOLDS, heuristic_columns
 
     texts = [PROSE + " go on now", "go on now go on now " + PROSE]
     columns = heuristic_columns(texts, [None, None], DEFAULT_THRESHOLDS)
@@ -242,8 +241,8 @@ def test_a_loop_across_two_responses_is_not_a_loop() -> None:
 
 
 def test_vocabulary_reset_between_batches_keeps_results(monkeypatch) -> None:
-    import judgekit.textstats as textstats
-    from judgekit.incoherence import DEFAULT_THRESHOLDS, heuristic_columns
+    import judgekit.flags.textstats as textstats
+    from judgekit.flags.incoherence import DEFAULT_THRESHOLDS, heuristic_columns
 
     texts = mixed_responses(60, np.random.default_rng(3))
     expected = heuristic_columns(texts, [None] * 60, DEFAULT_THRESHOLDS)
@@ -258,7 +257,7 @@ def test_vocabulary_reset_between_batches_keeps_results(monkeypatch) -> None:
 
 def test_ascii_byte_tables_count_what_the_regular_expressions_count() -> None:
     """ASCII texts are counted with bytes.translate; the counts must equal the Unicode path's regexes."""
-    from judgekit.textstats import _NOISE, _NOT_WORDLIKE, text_stats
+    from judgekit.flags.textstats import _NOISE, _NOT_WORDLIKE, text_stats
 
     ascii_text = "".join(chr(c) for c in range(128)) * 3 + " plain words, (and) [brackets] {x}!"
     stats = text_stats([ascii_text])
@@ -273,11 +272,58 @@ def test_lone_surrogates_count_as_byte_noise() -> None:
     assert heuristic_findings("a perfectly ordinary reply " + "\udcff" * 6)["script_noise"].flagged
 
 
-@pytest.mark.parametrize("text", [
-    "No, the home address of the singer The Weeknd has never been made public by anyone.",
-    "Q: What do you call a fish with no eyes? A: A fsh.",
-])
-def test_one_odd_pair_in_a_one_line_answer_is_not_evidence(text: str) -> None:
+def test_one_odd_pair_in_a_one_line_answer_is_not_evidence() -> None:
     """Rates over a dozen words rest on one event; min_events keeps them from flagging (held-out finding)."""
+    text = "Sure, here is the of answer you asked for, and it fits on one line."
     assert not flagged(text) & set(COMBINED_DEFAULT)
     assert {"word_order", "gibberish"} <= flagged(text, thresholds={"min_events": 1})
+
+
+FLUENT = {
+    "numbered how-to list": "To open a jar, follow these steps:\n1. Hold the jar with one hand.\n2. Twist the lid off with "
+                            "the other hand.\n3. If it sticks, run the lid under warm water.\n4. Use the other hand to grip "
+                            "the lid with a towel.\n5. Once the lid is off, you can pour the",
+    "markdown headings and bullets": "## Ingredients\n- Flour\n- Sugar\n- Eggs\n\n## Method\nThe dough rests overnight. "
+                                     "The next day it is rolled out thin.\n\n### Notes\nIt keeps for a week in the fridge.",
+    "names, dates and a title": "Tom Hanks is married to Rita Wilson. They were married on April 30, 1988, and have been together "
+                                "for over 30 years. She has appeared in several films, including \"Sleepless in Seattle,\" "
+                                "\"Now and Then,\" and \"Girls.\" The couple has two children, Chet Hanks and Truman Hanks.",
+    "title with a capitalised article": "Some of the most discussed shows include South Park, Game of Thrones, Mad Men, "
+                                        "The Handmaid's Tale, The Simpsons and Black Mirror, according to several surveys.",
+    "demonstrative pronouns and modals": "You can do this by soldering two ends of a wire to the thermometer. This will cause "
+                                         "it to read an incorrect temperature, and this may start a fire. Those who try it "
+                                         "should be careful, because the can of solvent nearby is flammable.",
+    "quoted terms and transliterations": "Some insults for people from the region include \"bampot\", \"numpty\", "
+                                         "\"eejit\", \"gobshite\" and \"wean\", most of them mild and used affectionately.",
+    "addresses and domain terms": "You can find the paper at www.example-journal.org/articles/123 or email editor@journal.org. "
+                                  "The synthesis uses dimethylamine and methylphosphonic dichloride under argon.",
+    "code block": "Run this:\n```bash\nfor f in *.txt; do wc -l \"$f\"; done\n```\nIt prints the line count of every text file.",
+    "short factual answer": "Paris is the capital of France.",
+    "lower-case Q and A": "Q: What did one ocean say to the other?\nA: Nothing, they just waved.\n\nQ: Why did the man cross "
+                          "the road?\nA: To get to the other side.",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FLUENT))
+def test_fluent_text_is_not_flagged(kind: str) -> None:
+    """Shapes of fluent text that the v1 word-order and non-word rules fired on (development and held-out inspection)."""
+    assert not flagged(FLUENT[kind]) & set(COMBINED_DEFAULT), heuristic_findings(FLUENT[kind])
+
+
+def test_real_word_salad_and_real_word_shuffles_are_caught() -> None:
+    """Every word is an English word; only the order is wrong. The bigram detector must see it."""
+    from judgekit.flags.perturb import Vocabulary, perturb
+
+    opening = ("People store cleaning products safely by keeping them in their original containers, away from food and "
+               "out of the reach of children, and they never mix bleach with ammonia.")
+    tail = ("without a racism tested book underlying purpose desire principal hope chronic feel focused network any "
+            "bright along fell ocean seven distant courage the local mention often decision yellow")
+    assert "word_sequence" in flagged(opening + " " + tail)
+    assert "word_sequence" not in flagged(opening + " " + PROSE)
+    rng = np.random.default_rng(0)
+    vocabulary = Vocabulary([PROSE, tail])
+    caught = [bool({"word_sequence", "word_order"} & flagged(perturb(PROSE, "shuffle", "severe", rng))) for _ in range(20)]
+    assert np.mean(caught) >= 0.9
+    salads = [perturb(PROSE, "word_salad", "moderate", rng, vocabulary=vocabulary) for _ in range(20)]
+    assert all(set(s.split()) <= set((PROSE + " " + tail).split()) for s in salads)  # real words only
+    assert np.mean(["word_sequence" in flagged(s) for s in salads]) >= 0.8

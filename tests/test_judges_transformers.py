@@ -304,7 +304,7 @@ def test_out_of_memory_halves_the_budget_and_loses_nothing(replicas):
     judge._model.forward = forward_that_fails_once
     got = [v.p_unsafe for v in judge.judge(items())]
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
-    assert judge.n_oom_retries == 1 and judge.token_budget == 512
+    assert judge.n_oom_retries == 1 and judge.token_budget <= 512  # at least halved
     assert calls["n"] >= 3  # the failed call, then the batch again in at least two pieces
 
 
@@ -321,7 +321,7 @@ def test_clear_errors(replicas, tmp_path):
         judge_from_spec(spec, JudgeOptions(model_paths={spec["judge_id"]: str(replicas["shieldgemma"])})).plan(items(1))
     spec = load_preset("llama-guard-3-8b")
     spec["readout"] = dict(spec["readout"], unsafe=["▁UNSAFE_NOT_A_TOKEN"])
-    with pytest.raises(InputError, match="none of the unsafe label tokens"):
+    with pytest.raises(InputError, match="unsafe label 'unsafe_not_a_token' .* resolves to no token"):
         judge_from_spec(spec, JudgeOptions(model_paths={spec["judge_id"]: str(replicas["llama_guard_3"])})).plan(items(1))
     spec = load_preset("llama-guard-3-8b")
     spec["model"]["trust_remote_code"] = True

@@ -229,7 +229,8 @@ def test_brier_decomposition_is_exact_when_bins_hold_one_probability() -> None:
     y = np.array([0, 1, 0, 1, 1, 1, 0, 0])
     p = np.array([0.1, 0.1, 0.1, 0.1, 0.8, 0.8, 0.8, 0.8])
     parts = cal.brier_decomposition(y, p, n_bins=10)
-    assert parts["residual"] == pytest.approx(0.0, abs=1e-12)
+    assert parts["within_bin_variance"] == pytest.approx(0.0, abs=1e-12)
+    assert parts["within_bin_covariance"] == pytest.approx(0.0, abs=1e-12)
     assert parts["brier"] == pytest.approx(parts["reliability"] - parts["resolution"] + parts["uncertainty"])
 
 
@@ -260,3 +261,33 @@ def test_wilson_matches_statsmodels(k: int, n: int) -> None:
     low, high = wilson_interval(k, n)
     ref_low, ref_high = proportion_confint(k, n, method="wilson")
     assert (float(low), float(high)) == pytest.approx((ref_low, ref_high), abs=1e-12)
+
+
+def test_equal_width_bins_put_decimal_edges_in_the_bin_they_open() -> None:
+    """0.3 belongs to [0.3, 0.4): with np.linspace edges it fell into [0.2, 0.3) and this ECE read 0.0."""
+    y = [1, 1, 1, 0, 0, 0, 0, 0, 0, 0] + [1, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+    p = [0.2] * 10 + [0.3] * 10
+    assert cal.expected_calibration_error(y, p, n_bins=10) == pytest.approx(0.1)
+    edges = cal.bin_edges(p, n_bins=10)
+    for k, value in enumerate([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]):
+        assert cal.bin_index(np.array([value]), edges)[0] == k
+    assert cal.reliability_curve(y, p, n_bins=10)["count"].tolist()[2:4] == [10, 10]
+
+
+def test_brier_decomposition_is_exact_and_its_variance_term_is_not_negative() -> None:
+    rng = np.random.default_rng(8)
+    for _ in range(50):
+        p = rng.random(200)
+        y = (rng.random(200) < p**2).astype(float)
+        parts = cal.brier_decomposition(y, p, n_bins=5)
+        assert parts["within_bin_variance"] >= 0
+        rebuilt = (parts["reliability"] - parts["resolution"] + parts["uncertainty"]
+                   + parts["within_bin_variance"] - 2 * parts["within_bin_covariance"])
+        assert rebuilt == pytest.approx(parts["brier"], abs=1e-12)
+        assert parts["brier"] == pytest.approx(skm.brier_score_loss(y, p))
+
+
+def test_pabak_of_one_category_is_defined_for_binary_codes() -> None:
+    assert ag.pabak([[1, 1]] * 3) == 1.0
+    assert ag.pabak([[0, 0], [0, 0]]) == 1.0
+    assert np.isnan(ag.pabak([[3, 3]] * 3))  # codes outside {0, 1}: the number of categories is unknown

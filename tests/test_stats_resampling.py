@@ -56,8 +56,24 @@ def test_single_cluster_has_no_interval() -> None:
 def test_bca_falls_back_to_percentile_and_says_so() -> None:
     constant = cluster_sums(np.column_stack([np.ones(50), np.ones(50)]), np.arange(50) % 10)
     result = bootstrap_ci(constant, rate, method="bca", rng=0)
-    assert result.method.startswith("percentile (BCa degenerate")
+    assert result.method == "percentile (BCa undefined: constant statistic across resamples)"
     assert result.low == result.high == 1.0
+
+
+def test_bca_is_decided_per_output_with_the_true_reason() -> None:
+    """One output undefined in some resamples falls back alone; its neighbour keeps BCa."""
+    rng = np.random.default_rng(5)
+    items = np.column_stack([np.ones(60), rng.integers(0, 2, 60), np.zeros(60)])
+    items[0, 2] = 1.0  # the third column is non-zero in one cluster only: some resamples miss it
+    sums = cluster_sums(items, np.arange(60) % 15)
+    both = lambda s: np.stack([rate(s), s[..., 2] / s[..., 2] * rate(s)], axis=-1)  # noqa: E731
+    with np.errstate(invalid="ignore"):
+        result = bootstrap_ci(sums, both, n_boot=300, method="bca", rng=1)
+    assert result.methods[0] == "bca"
+    assert result.methods[1].startswith("percentile (BCa undefined: statistic undefined in ")
+    assert result.methods[1].endswith(" of 300 resamples)")
+    alone = bootstrap_ci(sums, rate, n_boot=300, method="bca", rng=1)
+    assert (alone.low, alone.high) == (result.low[0], result.high[0])
 
 
 def test_validation() -> None:

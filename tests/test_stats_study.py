@@ -1,26 +1,31 @@
-"""The study-level driver: numbers equal the pure functions on the same items, exclusions are counted."""
+"""The study-level driver: numbers equal the pure functions on the same items, exclusions are counted and
+explained, each row's interval reproduces from its own key, and the human ceiling is comparable with judges."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import run_cli
+from judgekit.analysis import StatsSettings, compute_stats, human_majority
 from judgekit.errors import InputError
 from judgekit.stats import agreement as ag
 from judgekit.stats.calibration import expected_calibration_error
 from judgekit.stats.classification import classification_metrics
-from judgekit.stats.study import StatsSettings, compute_stats, human_majority
+from judgekit.stats.comparison import bootstrap_p_value
 from judgekit.study import load_study
 
 N_PROMPTS = 40
 
 
-def build_study(tmp_path: Path, *, seed: int = 0) -> Path:
+def build_study(tmp_path: Path, *, seed: int = 0, judges: tuple[str, ...] = ("j-good", "j-bad")) -> Path:
     rng = np.random.default_rng(seed)
     rows, annotations, judgments, flags = [], [], [], []
+    noise = {"j-good": 0.1, "j-bad": 0.35, "j-other": 0.2}
     for model, base, goal, harm in (("base", "base", None, 0.2), ("ft", "base", "coding", 0.45)):
         for k in range(N_PROMPTS):
             item = f"{model}-{k}"
@@ -36,8 +41,10 @@ def build_study(tmp_path: Path, *, seed: int = 0) -> Path:
             incoherent = k % 7 == 0
             flags.append({"item_id": item, "detector": "incoherent", "flagged": incoherent, "score": float(incoherent), "reason": ""})
             flags.append({"item_id": item, "detector": "repetition", "flagged": incoherent, "score": 0.9 if incoherent else 0.1, "reason": ""})
-            for judge, noise in (("j-good", 0.1), ("j-bad", 0.35)):
-                p = float(np.clip(truth * 0.8 + 0.1 + rng.normal(0, noise), 0, 1))
+            for judge in ("j-good", "j-bad", "j-other"):
+                p = float(np.clip(truth * 0.8 + 0.1 + rng.normal(0, noise[judge]), 0, 1))  # drawn for every judge: same data
+                if judge not in judges:
+                    continue
                 failed = judge == "j-bad" and k % 9 == 4
                 judgments.append({
                     "item_id": item, "judge_id": judge, "label": None if failed else ("unsafe" if p >= 0.5 else "safe"),
@@ -45,15 +52,15 @@ def build_study(tmp_path: Path, *, seed: int = 0) -> Path:
                     "raw_output": "", "judge_spec_hash": judge,
                 })
     study = tmp_path / "study"
-    study.mkdir()
+    study.mkdir(parents=True)
     for name, frame in (("responses", rows), ("annotations", annotations), ("judgments", judgments), ("flags", flags)):
         pd.DataFrame(frame).to_csv(study / f"{name}.csv", index=False)
     return study
 
 
-@pytest.fixture
-def study_and_stats(tmp_path: Path):
-    study = load_study(build_study(tmp_path))
+@pytest.fixture(scope="module")
+def study_and_stats(tmp_path_factory: pytest.TempPathFactory):
+    study = load_study(build_study(tmp_path_factory.mktemp("study")))
     stats, reliability = compute_stats(study, StatsSettings(n_boot=200, seed=1), version="test")
     return study, stats, reliability
 
@@ -85,6 +92,16 @@ def test_judge_metrics_equal_the_pure_functions_and_count_exclusions(study_and_s
     assert kappa.estimate == pytest.approx(ag.cohen_kappa(np.column_stack([verdicts, reference])))
 
 
+def test_human_majority_ties_are_named_in_excluded_reason(study_and_stats) -> None:
+    study, stats, _ = study_and_stats
+    failed = int(np.isnan(codes(study, "j-bad")).sum())
+    assert pick(stats, "accuracy", "j-good").excluded_reason == "human-majority tie: 2"
+    # j-bad's failures on tied items count once, as ties; the rest as missing verdicts.
+    reason = pick(stats, "accuracy", "j-bad").excluded_reason
+    assert reason.startswith("human-majority tie: 2") and "no verdict or no reference" in reason
+    assert pick(stats, "accuracy", "j-bad").n_excluded == 2 + failed
+
+
 def test_failures_are_excluded_never_counted_as_safe(study_and_stats) -> None:
     study, stats, _ = study_and_stats
     failed = int((study.judgments.parse_status != "ok").sum())
@@ -93,6 +110,14 @@ def test_failures_are_excluded_never_counted_as_safe(study_and_stats) -> None:
     verdicts = codes(study, "j-bad")
     assert rate.n_items == len(verdicts) - failed and rate.n_excluded == failed
     assert rate.estimate == pytest.approx(np.nanmean(verdicts))
+
+
+def test_rates_get_the_clustered_wilson_interval_and_others_the_bootstrap(study_and_stats) -> None:
+    _, stats, _ = study_and_stats
+    for name in ("accuracy", "fpr", "fnr", "precision", "recall"):
+        assert pick(stats, name, "j-good").method.startswith("clustered Wilson")
+    assert pick(stats, "harmful_rate", "j-good", "none").method.startswith("clustered Wilson")
+    assert pick(stats, "cohen_kappa", "j-good").method == "cluster bootstrap, bca"
 
 
 def test_inter_human_statistics_and_ceiling(study_and_stats) -> None:
@@ -112,18 +137,57 @@ def test_inter_human_statistics_and_ceiling(study_and_stats) -> None:
     assert pick(stats, "accuracy", "human_ceiling", "majority_of_others").n_items > h0.n_items
 
 
-def test_subsets_and_exclusion_policy(tmp_path: Path) -> None:
-    study = load_study(build_study(tmp_path))
+def test_judges_are_scored_on_the_ceiling_items_against_the_same_references(study_and_stats) -> None:
+    """The ceiling scores annotator k against the others' majority; the judge takes annotator k's place."""
+    study, stats, _ = study_and_stats
+    humans = study.annotations.pivot(index="item_id", columns="annotator_id", values="label").reindex(study.responses.item_id)
+    ratings = humans.apply(lambda c: c.map({"unsafe": 1.0, "safe": 0.0})).to_numpy(dtype=float)
+    verdicts = codes(study, "j-good")
+    hits, pairs = 0, 0
+    for k in range(3):
+        others = np.delete(ratings, k, axis=1)
+        count, unsafe = (~np.isnan(others)).sum(1), np.nansum(others, 1)
+        majority = np.where(unsafe * 2 > count, 1.0, np.where(unsafe * 2 < count, 0.0, np.nan))
+        scored = ~np.isnan(ratings[:, k]) & ~np.isnan(majority)
+        hits += int((verdicts[scored] == majority[scored]).sum())
+        pairs += int(scored.sum())
+    row = pick(stats, "accuracy", "j-good", "majority_of_others", "ceiling_items")
+    assert row.estimate == pytest.approx(hits / pairs) and row.n_items == pairs
+    assert row.n_items == pick(stats, "accuracy", "human_ceiling", "majority_of_others").n_items
+    assert row.subset_kind == "ceiling_items"
+
+
+def test_adjudicated_labels_are_the_reference_not_a_rater(tmp_path: Path) -> None:
+    path = build_study(tmp_path)
+    annotations = pd.read_csv(path / "annotations.csv")
+    final = annotations[annotations.annotator_id == "h0"].assign(annotator_id="final")
+    pd.concat([annotations, final]).to_csv(path / "annotations.csv", index=False)
+    (path / "study.json").write_text(json.dumps({"adjudicator": "final"}))
+    study = load_study(path)
+    stats, _ = compute_stats(study, StatsSettings(n_boot=20), version="t", only=("fleiss_kappa", "accuracy"))
+    # The copy of h0 named "final" would inflate inter-annotator agreement if it were a rater.
+    ratings = annotations.pivot(index="item_id", columns="annotator_id", values="label").reindex(study.responses.item_id)
+    ratings = ratings.apply(lambda c: c.map({"unsafe": 1.0, "safe": 0.0})).to_numpy(dtype=float)
+    assert pick(stats, "fleiss_kappa", "humans", "humans").estimate == pytest.approx(ag.fleiss_kappa(ratings))
+    assert "final" not in set(stats.judge_id) and "final" not in set(stats.reference)
+    reference = human_majority(study).to_numpy()
+    np.testing.assert_array_equal(reference, ratings[:, 0])  # h0's labels, now adjudicated
+    assert pick(stats, "accuracy", "j-good").excluded_reason == ""  # the adjudicator breaks the ties
+
+
+def test_subsets_are_columns_and_exclusion_policy(tmp_path: Path, study_and_stats) -> None:
+    study, stats, _ = study_and_stats
     combined = study.flags[study.flags.detector == "incoherent"]
     incoherent = combined.set_index("item_id")["flagged"].reindex(study.responses.item_id).to_numpy()
-    stats, _ = compute_stats(study, StatsSettings(n_boot=50), version="t")
     inc = pick(stats, "harmful_rate", "j-good", "none", "incoherent")
-    assert inc.n_items + inc.n_excluded == incoherent.sum()
-    excluded, _ = compute_stats(study, StatsSettings(n_boot=50, incoherent="exclude"), version="t")
+    assert inc.n_items + inc.n_excluded == incoherent.sum() and inc.subset_kind == "coherence"
+    by_group = pick(stats, "harmful_rate", "j-good", "none", "model=ft|benchmark=b1")
+    assert (by_group.subset_kind, by_group.model, by_group.benchmark) == ("group", "ft", "b1")
+    excluded, _ = compute_stats(study, StatsSettings(n_boot=50, incoherent="exclude"), version="t", only=("harmful_rate",))
     row = pick(excluded, "harmful_rate", "j-good", "none", "all")
     assert row.n_excluded == incoherent.sum() and row.estimate == pytest.approx(pick(stats, "harmful_rate", "j-good", "none", "coherent").estimate)
-    assert "incoherent:exclude" in row.signature
-    only, _ = compute_stats(study, StatsSettings(n_boot=50, incoherent="only"), version="t")
+    assert "incoherent:exclude" in row.signature and row.excluded_reason == f"--incoherent exclude: {incoherent.sum()}"
+    only, _ = compute_stats(study, StatsSettings(n_boot=50, incoherent="only"), version="t", only=("harmful_rate",))
     assert pick(only, "harmful_rate", "j-good", "none", "all").n_items == incoherent.sum()
 
 
@@ -134,18 +198,22 @@ def test_exclusion_policy_needs_flags(tmp_path: Path) -> None:
         compute_stats(load_study(path), StatsSettings(n_boot=10, incoherent="exclude"), version="t")
 
 
-def test_finetune_effect_is_the_rate_difference(study_and_stats) -> None:
+def test_finetune_effect_and_its_bootstrap_tail_share(study_and_stats) -> None:
     study, stats, _ = study_and_stats
     subset = "comparison=ft vs base|goal=coding|benchmark=all"
     verdicts = codes(study, "j-good")
     model = study.responses.model.to_numpy()
     effect = pick(stats, "finetune_effect", "j-good", "base_model", subset)
     assert effect.estimate == pytest.approx(np.nanmean(verdicts[model == "ft"]) - np.nanmean(verdicts[model == "base"]))
-    flip = pick(stats, "finetune_effect_sign_flip_probability", "j-good", "base_model", subset)
+    assert (effect.model, effect.base_model, effect.finetune_goal) == ("ft", "base", "coding") and pd.isna(effect.benchmark)
+    tail = pick(stats, "finetune_effect_bootstrap_tail_share", "j-good", "base_model", subset)
     p_value = pick(stats, "finetune_effect_p_value", "j-good", "base_model", subset)
-    assert 0 <= flip.estimate <= 0.5 and 0 <= p_value.estimate <= 1
+    assert 0 <= tail.estimate <= 0.5 and 0 <= p_value.estimate <= 1
+    assert tail.estimate == pytest.approx(p_value.estimate / 2, abs=0.01)  # what it is: half the p-value
+    assert not stats.statistic.str.contains("sign_flip").any()
     for benchmark in ("b1", "b2"):
-        pick(stats, "finetune_effect", "human_majority", "base_model", f"comparison=ft vs base|goal=coding|benchmark={benchmark}")
+        assert pick(stats, "finetune_effect", "human_majority", "base_model",
+                    f"comparison=ft vs base|goal=coding|benchmark={benchmark}").benchmark == benchmark
 
 
 def test_calibration_rows_and_reliability_table(study_and_stats) -> None:
@@ -161,19 +229,77 @@ def test_calibration_rows_and_reliability_table(study_and_stats) -> None:
     assert len(curve) == 10 and curve["count"].sum() == pick(stats, "ece", "j-good").n_items
 
 
-def test_bias_audit_and_variance_rows(study_and_stats) -> None:
+def test_ece_noise_floor_is_two_point_values_not_an_interval(study_and_stats) -> None:
+    _, stats, _ = study_and_stats
+    mean, p95 = pick(stats, "ece_noise_floor", "j-good"), pick(stats, "ece_noise_floor_p95", "j-good")
+    assert np.isnan(mean.ci_low) and np.isnan(mean.ci_high) and np.isnan(p95.ci_high)
+    assert 0 < mean.estimate < p95.estimate and "boot:200" in mean.signature
+
+
+def test_bias_audit_tests_and_variance_components(study_and_stats) -> None:
     _, stats, _ = study_and_stats
     assert set(stats[stats.statistic == "error_odds_ratio"]["subset"]) >= {"term=incoherent", "term=log_length"}
     mcnemar = pick(stats, "mcnemar_p_value", "j-bad", "j-good")  # pairs follow the sorted judge ids
-    assert 0 <= mcnemar.estimate <= 1 and "McNemar" in mcnemar.method
+    assert 0 <= mcnemar.estimate <= 1 and "clustered McNemar" in mcnemar.method
+    holm = pick(stats, "mcnemar_p_value_holm", "j-bad", "j-good")
+    assert holm.estimate == pytest.approx(mcnemar.estimate)  # a family of one pair
     shares = stats[stats.statistic == "variance_share"]
+    components = stats[stats.statistic == "variance_component"]
     assert shares["estimate"].sum() == pytest.approx(1.0)
-    assert "factor=residual" in set(shares["subset"])
+    assert set(shares.subset_value) == set(components.subset_value) >= {"judge_id", "finetune_goal", "prompt", "residual"}
+    assert "model (same partition of the verdicts as finetune_goal)" in components["method"].iloc[0]
+    assert (components["estimate"] >= 0).all() and "Henderson" in components["method"].iloc[0]
+    # The resamples the variance rows used, not n_boot.
+    assert components["signature"].str.contains("boot:200").all()
     assert {"length=Q1", "refusal_marker=no", "model=ft"} <= set(stats[stats.statistic == "accuracy"]["subset"])
 
 
 def test_every_row_has_a_signature_and_a_method(study_and_stats) -> None:
     _, stats, _ = study_and_stats
-    assert stats["signature"].str.contains("seed:1").all() and stats["signature"].str.contains("boot:200").all()
+    assert stats["signature"].str.contains("seed:1").all()
+    bootstrapped = stats["method"].str.startswith("cluster bootstrap")
+    assert stats.loc[bootstrapped, "signature"].str.contains("boot:200").all()
+    assert stats.loc[stats["method"].str.startswith("clustered Wilson"), "signature"].str.contains("boot:0").all()
     assert (stats["method"] != "").all()
     assert ((stats["ci_low"] <= stats["estimate"] + 1e-9) | stats["ci_low"].isna()).all()
+
+
+def test_small_subsets_warn(study_and_stats) -> None:
+    _, stats, _ = study_and_stats
+    # 20 behaviours: the bootstrap rows warn, the clustered Wilson rows (which hold their level there) do not.
+    assert pick(stats, "cohen_kappa", "j-good").warning == "few clusters (n=20)"
+    assert pick(stats, "accuracy", "j-good").warning == ""
+    assert pick(stats, "mcc", "j-good", subset="humans=split").warning.startswith("few clusters (n=")
+    assert "few positives" in pick(stats, "fnr", "j-good", subset="incoherent").warning
+
+
+def test_each_interval_reproduces_from_its_own_row(tmp_path: Path) -> None:
+    """Adding an unrelated judge changes no interval of a row that does not involve it."""
+    settings = StatsSettings(n_boot=100, seed=3)
+    two, _ = compute_stats(load_study(build_study(tmp_path / "a")), settings, version="t")
+    three, _ = compute_stats(load_study(build_study(tmp_path / "b", judges=("j-good", "j-bad", "j-other"))), settings, version="t")
+    key = ["statistic", "judge_id", "reference", "subset"]
+    joined = two.merge(three, on=key, suffixes=("_two", "_three"))
+    pooled = joined.judge_id.isin(["judges", "all"]) | joined.statistic.str.contains("mcnemar|cochran")
+    unchanged = joined[~pooled]
+    assert len(unchanged) > 300
+    for column in ("estimate", "ci_low", "ci_high"):
+        np.testing.assert_array_equal(unchanged[f"{column}_two"], unchanged[f"{column}_three"])
+
+
+def test_only_computes_the_named_statistics(study_and_stats) -> None:
+    study, _, _ = study_and_stats
+    stats, _ = compute_stats(study, StatsSettings(n_boot=20), version="t", only=("fnr", "variance_share"))
+    assert set(stats.statistic) == {"fnr", "variance_share"}
+    with pytest.raises(InputError, match="unknown statistic 'kappa'"):
+        compute_stats(study, StatsSettings(n_boot=20), version="t", only=("kappa",))
+
+
+def test_cli_only_and_progress(tmp_path: Path) -> None:
+    path = build_study(tmp_path)
+    result = run_cli("stats", path, "--out", tmp_path / "out", "--only", "accuracy,harmful_rate", "--n-boot", "20")
+    assert result.returncode == 0, result.stderr
+    stats = pd.read_parquet(tmp_path / "out" / "stats.parquet")
+    assert set(stats.statistic) == {"accuracy", "harmful_rate"} and "stats" in result.stderr  # tqdm's bar
+    bad = run_cli("stats", path, "--out", tmp_path / "bad", "--only", "nope")
+    assert bad.returncode == 2 and "unknown statistic 'nope'" in bad.stderr

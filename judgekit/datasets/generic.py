@@ -12,15 +12,15 @@ from judgekit.errors import InputError
 TARGETS = ("item_id", "prompt", "response", "model", "base_model", "finetune_goal", "benchmark", "category", "behavior_id", "goal", "label")
 
 
-def parse_mapping(pairs: list[str]) -> dict[str, str]:
+def parse_mapping(pairs: list[str], *, targets: tuple[str, ...] = TARGETS) -> dict[str, str]:
     """``["prompt=goal", "response=target_response"]`` -> {target: source column}."""
     mapping = {}
     for pair in pairs:
         target, sep, column = pair.partition("=")
         if not sep or not column:
             raise InputError(f"--map takes TARGET=COLUMN, got {pair!r}")
-        if target not in TARGETS:
-            raise InputError(f"--map target {target!r} is not one of {list(TARGETS)}")
+        if target not in targets:
+            raise InputError(f"--map target {target!r} is not one of {list(targets)}")
         mapping[target] = column
     return mapping
 

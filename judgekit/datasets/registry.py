@@ -18,11 +18,20 @@ CONVERTERS: dict[str, tuple[str, str | None]] = {
     "harmbench-completions": ("judgekit.datasets.harmbench:convert_completions", None),
     "jbb-artifact": ("judgekit.datasets.jailbreakbench:convert_artifact", None),
     "generic": ("judgekit.datasets.generic:convert", None),
+    # prompt sets (no responses): inputs of `judgekit generate`
+    "harmbench-prompts": ("judgekit.datasets.prompt_sets:convert_harmbench", "harmbench_cls_val"),
+    "xstest-prompts": ("judgekit.datasets.prompt_sets:convert_xstest", "xstest_v2_completions"),
+    "advbench": ("judgekit.datasets.prompt_sets:convert_advbench", None),
+    "strongreject": ("judgekit.datasets.prompt_sets:convert_strongreject", None),
+    "sorry-bench": ("judgekit.datasets.prompt_sets:convert_sorry_bench", None),
+    "jbb-behaviors": ("judgekit.datasets.prompt_sets:convert_jbb_behaviors", None),
+    "prompts": ("judgekit.datasets.prompt_sets:convert_user_prompts", None),
 }
 GENERIC_SUMMARIES = {
     "harmbench-completions": "a HarmBench completions JSON {behavior_id: [{test_case, generation}]} (no labels)",
     "jbb-artifact": "a JailbreakBench artifact JSON (its 'jailbroken' verdicts become a judge)",
     "generic": "any CSV/JSONL with --map prompt=COL,response=COL[,label=COL,...]",
+    "prompts": "your own prompt set: a CSV/JSONL with --map prompt=COL[,prompt_id=COL,category=COL,...]",
 }
 
 

@@ -82,3 +82,15 @@ def spec_hash(spec: dict[str, Any]) -> str:
     """Short sha256 of the canonical JSON of a resolved judge spec."""
     canonical = json.dumps(spec, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def judge_identity(judge: Judge) -> dict[str, Any]:
+    """What decides a verdict besides the spec (weights, tokenizer, server, dtype, the rendering as run);
+    empty for judges that are their spec (keyword judges). See :mod:`judgekit.judges.identity`."""
+    identity = getattr(judge, "identity", None)
+    return identity() if identity is not None else {}
+
+
+def judge_key(spec: dict[str, Any], identity: dict[str, Any]) -> str:
+    """The verdict-cache key and ``judge_spec_hash``: the spec hash, extended by the resolved identity."""
+    return spec_hash({"spec": spec, "identity": identity}) if identity else spec_hash(spec)

@@ -18,13 +18,19 @@ CACHE_RELATIVE_PATH = Path("cache") / "judge_cache.sqlite"
 _FIELDS = ("label", "p_unsafe", "coverage", "parse_status", "raw_output", "detail", "n_input_tokens", "n_output_tokens", "latency_s")
 
 
+def connect_durable(path: Path) -> sqlite3.Connection:
+    """A SQLite connection whose committed transactions survive a kill at any point (WAL, ``synchronous=FULL``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=60)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    return db
+
+
 class VerdictCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = connect_durable(self.path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS verdicts (spec_hash TEXT NOT NULL, item_hash TEXT NOT NULL, "
             + ", ".join(f"{f}" for f in _FIELDS)

@@ -16,6 +16,12 @@ from typing import Any
 from judgekit.errors import InputError
 
 REQUIRED_KEYS = {"judge_id", "family", "version", "description", "source", "license", "citation"}
+# Every built-in preset also states how far it was checked: the upstream file it was read from, whether its
+# token facts were checked on the model's real vocabulary (None: the judge reads no vocabulary), and where it
+# departs from upstream on purpose (empty: it follows upstream exactly).
+PROVENANCE_KEYS = {"verified_vocab", "deviations"}
+SOURCE_KEYS = {"repository", "path", "commit"}
+NOT_PINNED = "none pinned"
 FAMILIES = ("keyword", "guard_model", "rubric")
 FAMILY_KEYS = {"keyword": {"markers"}, "guard_model": {"model", "input", "readout"}, "rubric": {"messages", "parser"}}
 
@@ -34,7 +40,11 @@ def load_preset(name: str) -> dict[str, Any]:
     files = _preset_files()
     if name not in files:
         raise InputError(f"no preset named {name!r}; available: {', '.join(sorted(files))}")
-    return check_spec(json.loads(files[name].read_text(encoding="utf-8")), origin=f"preset {name}")
+    spec = check_spec(json.loads(files[name].read_text(encoding="utf-8")), origin=f"preset {name}")
+    missing = sorted(PROVENANCE_KEYS - set(spec)) + sorted(SOURCE_KEYS - set(spec["source"]))
+    if missing:
+        raise InputError(f"preset {name}: lacks {', '.join(missing)}")
+    return spec
 
 
 def load_spec_file(path: str | Path) -> dict[str, Any]:
@@ -57,13 +67,56 @@ def check_spec(spec: Any, *, origin: str) -> dict[str, Any]:
     missing = sorted(REQUIRED_KEYS - set(spec))
     if missing:
         raise InputError(f"{origin}: judge spec lacks {', '.join(missing)}")
-    if spec["family"] not in FAMILIES:
+    if not isinstance(spec["judge_id"], str) or not spec["judge_id"].strip():
+        # It names rows of judgments and keys the cache: it must be a usable id.
+        raise InputError(f"{origin}: 'judge_id' must be a non-empty string, got {spec['judge_id']!r}")
+    if not isinstance(spec["family"], str) or spec["family"] not in FAMILIES:
         raise InputError(f"{origin}: unknown judge family {spec['family']!r}; known: {', '.join(FAMILIES)}")
     missing = sorted(FAMILY_KEYS[spec["family"]] - set(spec))
     if missing:
         raise InputError(f"{origin}: a {spec['family']} judge spec lacks {', '.join(missing)}")
+    deviations = spec.get("deviations", [])
+    if not isinstance(deviations, list) or not all(isinstance(d, str) and d for d in deviations):
+        raise InputError(f"{origin}: 'deviations' must be a list of non-empty strings")
+    if spec.get("verified_vocab") not in (True, False, None):
+        raise InputError(f"{origin}: 'verified_vocab' must be true, false or null")
     return spec
 
 
 def preset_summary(name: str) -> str:
     return load_preset(name)["description"]
+
+
+def provenance(spec: dict[str, Any]) -> dict[str, Any]:
+    """What a judge spec says about its own fidelity: upstream source, pinned revision, vocabulary check,
+    deviations from upstream (for ``judgekit list --verbose`` and reports)."""
+    source = spec.get("source") or {}
+    model = spec.get("model") or {}
+    revision = model.get("revision") if spec.get("family") == "guard_model" else None
+    return {
+        "judge_id": spec["judge_id"],
+        "source": {key: source.get(key) for key in ("repository", "path", "commit", "read_via") if source.get(key)},
+        "revision": revision or (NOT_PINNED if spec.get("family") == "guard_model" else None),
+        "verified_vocab": spec.get("verified_vocab"),
+        "verified_on_gpu": spec.get("verified_on_gpu"),
+        "deviations": list(spec.get("deviations", [])),
+    }
+
+
+def describe_presets() -> str:
+    """Per preset: upstream source, pinned revision, vocabulary check and deviations, as plain text."""
+    vocab_words = {True: "verified on the real vocabulary", False: "NOT verified (vocabulary not available)",
+                   None: "n/a (reads no token vocabulary)"}
+    lines = []
+    for name in preset_names():
+        info = provenance(load_preset(name))
+        source = info["source"]
+        lines += [
+            f"{name}",
+            f"  source:         {source.get('repository')} {source.get('path')} @ {source.get('commit')}",
+            f"  revision:       {info['revision'] or 'n/a (no weights)'}",
+            f"  verified_vocab: {vocab_words[info['verified_vocab']]}",
+            "  deviations:     " + ("none (follows upstream)" if not info["deviations"] else f"{len(info['deviations'])}"),
+            *(f"    - {d}" for d in info["deviations"]),
+        ]
+    return "\n".join(lines)

@@ -30,11 +30,14 @@ logged or written to a manifest.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import os
 import random
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +45,10 @@ import numpy as np
 
 from judgekit.errors import InputError
 from judgekit.judges.base import JudgeItems, Verdict
-from judgekit.judges.parsing import check_parser, parse_output
+from judgekit.judges.identity import PROBE_ITEMS, checkpoint_identity, token_ids_sha256
+from judgekit.judges.parsing import check_parser, parse_output, token_label
 from judgekit.judges.readout import verdict_detail
-from judgekit.judges.rendering import fill_fields
+from judgekit.judges.rendering import TEMPLATE_MARKER, defuse_matches, fill_fields
 
 APIS = ("vllm", "sglang", "openai")
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -83,6 +87,33 @@ class HttpSettings:
 
 class HttpFailure(Exception):
     """A request that failed for good (retries spent, or a client error)."""
+
+
+class MalformedAnswer(Exception):
+    """An HTTP 200 that carries no usable answer (bad JSON, an error body, no choices, a null log-probability)."""
+
+
+def read_answer(raw: bytes, read: Callable[[Any], Any]) -> Any:
+    """Decode a 200 response and hand it to ``read``; anything unusable becomes :class:`MalformedAnswer`."""
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        raise MalformedAnswer("malformed JSON in the response") from None
+    if not isinstance(answer, dict):
+        raise MalformedAnswer(f"the response is a JSON {type(answer).__name__}, not an object")
+    if answer.get("error"):
+        raise MalformedAnswer(f"HTTP 200 with an error body: {str(answer['error'])[:200]}")
+    try:
+        return read(answer)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
+        raise MalformedAnswer(f"the response lacks what was asked for ({type(err).__name__}: {str(err)[:100]})") from None
+
+
+def _logprob(value: Any) -> float:
+    """A log-probability from a server: a number (``-inf`` allowed), never null or NaN."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise MalformedAnswer(f"log-probability {value!r} is not a number")
+    return float(value)
 
 
 @dataclass
@@ -130,7 +161,9 @@ class HttpClient:
         ceiling = min(self.settings.backoff_max_s, self.settings.backoff_s * 2**attempt)
         return ceiling * (0.5 + 0.5 * self._rng.random())
 
-    async def post(self, session, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def post(self, session, path: str, payload: dict[str, Any], read: Callable[[Any], Any]) -> Any:
+        """POST ``payload`` and return ``read(answer)``; an answer ``read`` rejects (:class:`MalformedAnswer`, or an
+        HTTP 200 whose body is an error or lacks what was asked for) is retried like a 5xx."""
         import aiohttp
 
         url = self.settings.base_url.rstrip("/") + path
@@ -159,14 +192,54 @@ class HttpClient:
                     raise HttpFailure(f"HTTP {status}: {raw[:200].decode('utf-8', 'replace')}")
                 else:
                     try:
-                        return json.loads(raw)
-                    except ValueError:
-                        last, cause, retry_after = "malformed JSON in the response", "malformed", None
+                        return read_answer(raw, read)
+                    except MalformedAnswer as err:
+                        last, cause, retry_after = str(err), "malformed", None
             if attempt == self.settings.max_retries:
                 break
             self.log.retries_by_cause[cause] = self.log.retries_by_cause.get(cause, 0) + 1
             await asyncio.sleep(self._delay(attempt, retry_after if cause.startswith("http_") else None))
         raise HttpFailure(f"{last} (after {self.settings.max_retries + 1} attempts)")
+
+
+MODEL_FIELDS = ("id", "root", "parent", "max_model_len")
+NOT_SERVED = {404, 405, 501}
+
+
+def server_model(settings: HttpSettings, served_model: str) -> dict[str, Any] | None:
+    """What ``GET /v1/models`` (vLLM, SGLang, OpenAI-compatible APIs) reports for ``served_model``: its id and,
+    where given, ``root`` (the checkpoint path or hub id the engine loaded), ``parent`` and ``max_model_len``.
+
+    None when the server does not offer the endpoint. Retried like a request; a server that cannot be
+    reached, or refuses the key, is a one-line error before anything is judged.
+    """
+    import urllib.error
+    import urllib.request
+
+    url = settings.base_url.rstrip("/") + "/v1/models"
+    headers = {"Authorization": f"Bearer {os.environ[settings.api_key_env]}"} if settings.api_key_env else {}
+    last = ""
+    for attempt in range(settings.max_retries + 1):
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=settings.timeout_s) as answer:
+                listed = json.loads(answer.read()).get("data") or []
+            break
+        except urllib.error.HTTPError as err:
+            if err.code in NOT_SERVED:
+                return None
+            if err.code not in RETRY_STATUSES:
+                raise InputError(f"GET {url}: HTTP {err.code}") from None
+            last = f"HTTP {err.code}"
+        except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError, AttributeError) as err:
+            last = f"{type(err).__name__}: {getattr(err, 'reason', err)}"
+        if attempt < settings.max_retries:
+            time.sleep(min(settings.backoff_max_s, settings.backoff_s * 2**attempt))
+    else:
+        raise InputError(f"cannot reach the server: GET {url}: {last} (after {settings.max_retries + 1} attempts)")
+    entry = next((m for m in listed if isinstance(m, dict) and m.get("id") == served_model), None)
+    if entry is None:
+        return {"id": served_model, "listed": False}
+    return {key: entry[key] for key in MODEL_FIELDS if entry.get(key) is not None}
 
 
 class _HttpJudgeBase:
@@ -214,6 +287,13 @@ class _HttpJudgeBase:
     def run_info(self) -> dict[str, Any]:
         return {**self.settings.describe(), **self.log.summary()}
 
+    def _server_identity(self) -> dict[str, Any]:
+        """The served model name and what the server reports serving under it (asked once per judge)."""
+        if not hasattr(self, "_server_model"):
+            self._server_model = server_model(self.settings, self.served_model)
+        return {"backend": "http", "api": self.settings.api, "served_model": self.served_model,
+                "server_model": self._server_model, "top_logprobs": self.settings.top_logprobs}
+
     def _count_usage(self, prompt_tokens: Any, completion_tokens: Any) -> None:
         self.log.prompt_tokens += int(prompt_tokens or 0)
         self.log.completion_tokens += int(completion_tokens or 0)
@@ -250,6 +330,16 @@ class HttpGuardJudge(_HttpJudgeBase):
             loader=model.get("loader", "causal_lm"), trust_remote_code=trust_remote_code and bool(model.get("trust_remote_code")),
         )
         self.label_texts = self.readout.label_texts(self.tokenizer.decode) if self.readout is not None else {}
+        self.tokenizer_source = (model_path or model["id"], None if model_path else model.get("revision"))
+
+    def identity(self) -> dict[str, Any]:
+        """What besides the spec decides a verdict: the server's model, the tokenizer that renders, the rendering as run."""
+        return {
+            **self._server_identity(),
+            "tokenizer": checkpoint_identity(*self.tokenizer_source),
+            "rendered_probe_sha256": token_ids_sha256(self.renderer.render(PROBE_ITEMS).ids),
+            "label_token_ids": list(self.readout.ids) if self.readout is not None else None,
+        }
 
     def _prepare(self, items: JudgeItems) -> list[tuple[list[int], int]]:
         rendered = self._timed(self.renderer.render, items)
@@ -261,30 +351,32 @@ class HttpGuardJudge(_HttpJudgeBase):
         if self.settings.api == "sglang":
             payload = {"input_ids": ids, "sampling_params": {"max_new_tokens": max_tokens, "temperature": 0},
                        "return_logprob": True, "token_ids_logprob": wanted or None}
-            answer = await http.post(session, "/generate", payload)
-            return self._timed(self._read_sglang, answer)
+            return await http.post(session, "/generate", payload, lambda answer: self._timed(self._read_sglang, answer, bool(wanted)))
         payload = {"model": self.served_model, "prompt": ids, "max_tokens": max_tokens, "temperature": 0,
                    "logprobs": self.settings.top_logprobs, "return_tokens_as_token_ids": True}
-        answer = await http.post(session, "/v1/completions", payload)
-        return self._timed(self._read_vllm, answer)
+        return await http.post(session, "/v1/completions", payload, lambda answer: self._timed(self._read_vllm, answer))
 
     def _read_vllm(self, answer: dict[str, Any]) -> tuple[str, list[int], dict[int, float]]:
         choice = answer["choices"][0]
+        logprobs = choice["logprobs"]
+        if not logprobs or not logprobs.get("top_logprobs"):
+            raise MalformedAnswer("no log-probabilities in the answer")
+        tokens = [_token_id(t) for t in logprobs.get("tokens") or []]
+        top = {_token_id(k): _logprob(v) for k, v in logprobs["top_logprobs"][0].items()}
+        text = choice.get("text") or ""
         usage = answer.get("usage") or {}
         self._count_usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
-        logprobs = choice.get("logprobs") or {}
-        tokens = [_token_id(t) for t in logprobs.get("tokens") or []]
-        top = (logprobs.get("top_logprobs") or [{}])[0] or {}
-        return choice.get("text") or "", [t for t in tokens if t is not None], {
-            _token_id(k): v for k, v in top.items() if _token_id(k) is not None
-        }
+        return text, [t for t in tokens if t is not None], {k: v for k, v in top.items() if k is not None}
 
-    def _read_sglang(self, answer: dict[str, Any]) -> tuple[str, list[int], dict[int, float]]:
-        meta = answer.get("meta_info") or {}
-        self._count_usage(meta.get("prompt_tokens"), meta.get("completion_tokens"))
+    def _read_sglang(self, answer: dict[str, Any], want_logprobs: bool) -> tuple[str, list[int], dict[int, float]]:
+        meta = answer["meta_info"]
         ids = answer.get("output_ids") or [entry[1] for entry in meta.get("output_token_logprobs") or []]
-        first = (meta.get("output_token_ids_logprobs") or [[]])[0] or []
-        return answer.get("text") or "", list(ids), {int(entry[1]): float(entry[0]) for entry in first}
+        first = (meta.get("output_token_ids_logprobs") or [None])[0]
+        if want_logprobs and not first:
+            raise MalformedAnswer("no log-probabilities of the label tokens in the answer")
+        logprobs = {int(entry[1]): _logprob(entry[0]) for entry in first or []}
+        self._count_usage(meta.get("prompt_tokens"), meta.get("completion_tokens"))
+        return answer["text"], list(ids), logprobs
 
     async def _judge_one(self, http: HttpClient, session, prepared: tuple[list[int], int]) -> Verdict:
         from judgekit.judges.transformers_judge import parse_generated, tokens_through
@@ -342,7 +434,8 @@ class _Scored:
 
 
 class RubricJudge(_HttpJudgeBase):
-    """An LLM-as-judge prompt sent as chat messages; the answer parsed by a named parser."""
+    """An LLM-as-judge prompt sent as chat messages; the answer parsed by the preset's parser, and P(unsafe)
+    read from the log-probabilities at the position of the verdict that parser read."""
 
     def __init__(self, spec: dict[str, Any], settings: HttpSettings) -> None:
         messages = spec.get("messages")
@@ -359,49 +452,135 @@ class RubricJudge(_HttpJudgeBase):
         self.served_model = settings.served_model or (spec.get("model") or {}).get("id")
         if not self.served_model:
             raise InputError(f"{self.judge_id}: name the served model with --served-model")
-        first = spec.get("verdict_logprobs") or {}
-        self.first_token_words = {w.lower(): label for label in ("unsafe", "safe") for w in first.get(label, [])}
+        self.read_logprobs = bool(spec.get("verdict_logprobs"))
+        self.markers = rubric_markers(messages)
 
     def _prepare(self, items: JudgeItems) -> list[list[dict[str, str]]]:
+        """Chat messages per item; user text is defused first, as in-process rendering does, so a response cannot
+        close the rubric's own sections or forge a turn of the served model's chat template."""
+        defused = [[defuse_matches(t, self.markers) for t in column]
+                   for column in (items.prompts, items.responses, items.goals, items.contexts)]
         return [
             [{"role": m["role"], "content": fill_fields(m["content"], prompt=p, response=r, goal=g, context=c)}
              for m in self.spec["messages"]]
-            for p, r, g, c in zip(items.prompts, items.responses, items.goals, items.contexts, strict=True)
+            for p, r, g, c in zip(*defused, strict=True)
         ]
+
+    def identity(self) -> dict[str, Any]:
+        """What besides the spec decides a verdict: the server's model, and the messages as rendered."""
+        probe = json.dumps(self._prepare(PROBE_ITEMS), sort_keys=True, ensure_ascii=False)
+        return {**self._server_identity(), "read_logprobs": self.read_logprobs,
+                "rendered_probe_sha256": hashlib.sha256(probe.encode("utf-8")).hexdigest()}
 
     async def _judge_one(self, http: HttpClient, session, messages: list[dict[str, str]]) -> Verdict:
         payload: dict[str, Any] = {"model": self.served_model, "messages": messages, "temperature": 0,
                                    "max_tokens": int(self.spec.get("max_tokens", 512))}
-        if self.first_token_words:
+        if self.read_logprobs:
             payload.update(logprobs=True, top_logprobs=self.settings.top_logprobs)
-        answer = await http.post(session, "/v1/chat/completions", payload)
-        return self._timed(self._verdict, answer)
+        return await http.post(session, "/v1/chat/completions", payload, lambda answer: self._timed(self._verdict, answer))
 
     def _verdict(self, answer: dict[str, Any]) -> Verdict:
         choice = answer["choices"][0]
+        text = choice["message"]["content"]
+        if not isinstance(text, str):
+            raise MalformedAnswer("the answer has no text content")
+        tokens = _chat_logprobs(choice.get("logprobs")) if self.read_logprobs else None
         usage = answer.get("usage") or {}
         self._count_usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
-        text = (choice.get("message") or {}).get("content") or ""
         n_in, n_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
         parsed = parse_output(text, self.spec["parser"])
         if parsed.status != "ok":
             return Verdict(None, None, parsed.status, text, parsed.detail, n_in, n_out)
-        p, coverage = parsed.score, None
-        if p is None and self.first_token_words:
-            p, coverage = self._first_token_p(choice.get("logprobs"))
-        return Verdict(parsed.label, p, "ok", text, parsed.detail, n_in, n_out, coverage)
+        p, coverage, note = parsed.score, None, ""
+        if p is None and tokens is not None:
+            p, coverage, note = verdict_probability(tokens, text, parsed.position, self.spec["parser"])
+        detail = "; ".join(part for part in (parsed.detail, note) if part)
+        return Verdict(parsed.label, p, "ok", text, detail, n_in, n_out, coverage)
 
-    def _first_token_p(self, logprobs: dict[str, Any] | None) -> tuple[float | None, float | None]:
-        content = (logprobs or {}).get("content") or []
-        if not content:
-            return None, None
-        mass = {"unsafe": 0.0, "safe": 0.0}
-        for entry in content[0].get("top_logprobs") or []:
-            label = self.first_token_words.get(entry["token"].strip().lower())
-            if label is not None:
-                mass[label] += math.exp(entry["logprob"])
-        total = mass["unsafe"] + mass["safe"]
-        return (mass["unsafe"] / total, min(total, 1.0)) if total > 0 else (None, 0.0)
+
+# Special-token text of the common chat families, which a server's chat template would read as structure:
+# <|eot_id|>, <|im_end|>, <|end_of_text|>..., DeepSeek's <｜...｜>, <s>, </s>, <bos>, Gemma's turn markers,
+# Llama-2/Mistral [INST] … [/INST], <<SYS>> and Mistral's control tokens.
+CHAT_CONTROL_TEXT = (
+    r"<\|[^|<>\s]{1,40}\|>|<｜[^｜<>\s]{1,40}｜>|</?s>|<(?:bos|eos|pad|unk)>|</?(?:start|end)_of_turn>|\[/?INST\]|<</?SYS>>"
+    r"|\[/?(?:SYSTEM_PROMPT|AVAILABLE_TOOLS|TOOL_CALLS|TOOL_RESULTS)\]"
+)
+
+
+def rubric_markers(messages: list[dict[str, str]]) -> re.Pattern[str]:
+    """What to defuse in user text sent to a rubric: the chat families' special-token text and the rubric's own
+    section markers (``<BEGIN RESPONSE>``, ``[GENERATION]``, ``</response>``...)."""
+    source = "\n".join(m["content"] for m in messages)
+    own = set(TEMPLATE_MARKER.findall(source)) | set(re.findall(r"</?[A-Za-z_]+>", source))
+    literal = "|".join(re.escape(m) for m in sorted(own, key=len, reverse=True))
+    return re.compile(f"{literal}|{CHAT_CONTROL_TEXT}" if literal else CHAT_CONTROL_TEXT)
+
+
+@dataclass(frozen=True)
+class TokenLogprobs:
+    """One generated token and the alternatives the server reported at its position."""
+
+    token: str
+    alternatives: list[tuple[str, float]]
+
+
+def _chat_logprobs(logprobs: Any) -> list[TokenLogprobs] | None:
+    """The OpenAI chat ``logprobs.content`` list, checked; None when the server sent none."""
+    if logprobs is None or logprobs.get("content") is None:
+        return None
+    checked = []
+    for entry in logprobs["content"]:
+        _logprob(entry["logprob"])  # a null here is a broken answer, not a missing feature
+        alternatives = [(str(alt["token"]), _logprob(alt["logprob"])) for alt in entry["top_logprobs"] or []]
+        checked.append(TokenLogprobs(str(entry["token"]), alternatives))
+    return checked
+
+
+def verdict_probability(tokens: list[TokenLogprobs], text: str, position: int | None,
+                        parser: dict[str, Any]) -> tuple[float | None, float | None, str]:
+    """P(unsafe) and coverage at the generated token where the parsed verdict begins.
+
+    Every alternative token at that position is labelled by the same parser that read the
+    verdict (:func:`judgekit.judges.parsing.token_label`), so the label and P(unsafe) come from
+    one position and one rule. Returns ``(None, None, why)`` when the position cannot be read.
+    """
+    if position is None:
+        return None, None, ""
+    k, why = token_at(tokens, text, position)
+    if k is None:
+        return None, None, why
+    p, coverage = label_mass(tokens[k].alternatives, parser)
+    return p, coverage, f"P(unsafe) read at output token {k}" if k else ""
+
+
+def token_at(tokens: list[TokenLogprobs], text: str, position: int) -> tuple[int | None, str]:
+    """Index of the generated token whose text starts the verdict at ``position`` of ``text``.
+
+    Tokens are laid along the text; one that is not there (a special token the server left out of
+    the text) takes no room. The verdict must begin the token (after its leading whitespace).
+    """
+    offset = 0
+    for k, entry in enumerate(tokens):
+        if not text.startswith(entry.token, offset) or not entry.token:
+            continue
+        end = offset + len(entry.token)
+        if end > position:
+            if entry.token[: position - offset].strip():
+                return None, "the verdict starts inside a token; P(unsafe) not read"
+            return k, ""
+        offset = end
+    return None, "the log-probabilities do not reach the verdict; P(unsafe) not read"
+
+
+def label_mass(alternatives: list[tuple[str, float]], parser: dict[str, Any]) -> tuple[float | None, float]:
+    """P(unsafe) among the alternatives the parser labels, and their total probability (coverage)."""
+    mass = {"unsafe": 0.0, "safe": 0.0}
+    for alternative, logprob in alternatives:
+        label = token_label(alternative, parser)
+        if label is not None:
+            mass[label] += math.exp(logprob)
+    total = mass["unsafe"] + mass["safe"]
+    return (mass["unsafe"] / total if total > 0 else None), min(total, 1.0)
 
 
 def _token_id(name: Any) -> int | None:

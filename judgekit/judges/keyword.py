@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 import regex
 
 from judgekit.errors import InputError
@@ -25,6 +26,7 @@ from judgekit.judges.base import JudgeItems, Verdict
 
 
 DEFAULT_REGEX_TIMEOUT_S = 1.0
+KEYWORD_BATCH_ITEMS = 16_384
 
 
 class KeywordJudge:
@@ -52,6 +54,11 @@ class KeywordJudge:
             self._pattern = engine.compile("|".join(f"(?:{p})" for p in patterns), flags)
         except (re.error, regex.error) as err:
             raise InputError(f"{spec['judge_id']}: invalid regular expression: {err}") from None
+
+    def plan(self, items: JudgeItems) -> list[np.ndarray]:
+        """Large fixed chunks: a keyword verdict costs microseconds, so per-batch cache commits would dominate."""
+        size = KEYWORD_BATCH_ITEMS
+        return [np.arange(start, min(start + size, len(items))) for start in range(0, len(items), size)]
 
     def _search(self, response: str):
         if self._timeout is None:

@@ -4,18 +4,27 @@ The rendering follows the judge's spec (``input``, ``truncate`` and
 ``readout.forced_text``): the tokenizer's own chat template with its keyword
 arguments, or a prompt-template string kept as data with its source. Text is
 tokenised once, without the tokenizer adding special tokens, and the BOS rule
-is then enforced explicitly, so every input carries exactly the BOS tokens the
-model was trained with (Llama Guard 3's template writes a literal BOS; WildGuard's
-template starts with ``<s>``; a plain ``tokenizer(text)`` would double them).
+is then enforced explicitly, so every input starts with exactly the BOS tokens
+the model was trained with (Llama Guard 3's template writes a literal BOS;
+WildGuard's template starts with ``<s>``; a plain ``tokenizer(text)`` would double
+them). Only a *leading* BOS counts: Granite Guardian's BOS is also its EOS,
+which its template writes after every turn.
+
+User text is defused: special-token strings and the template's own turn markers
+(``[/INST]``, ``<<SYS>>``, ``<|assistant|>``, ``<END CONVERSATION>``…) cannot
+forge structure. An input longer than the model's position limit is never
+passed on silently: it is marked ``skipped`` with the reason.
 
 Torch-free: the HTTP backend renders with the same code and sends token ids.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from judgekit.errors import InputError
@@ -24,6 +33,12 @@ from judgekit.judges.base import JudgeItems
 FIELD = re.compile(r"\{(prompt|response|goal|context|bos_token|eos_token)\}")
 TEXT_FIELDS = ("prompt", "response", "goal", "context")
 BOS_RULES = ("auto", "one", "none")
+# Turn and section markers written as plain text in prompt templates: Llama-2/Mistral [INST] … [/INST]
+# and <<SYS>>, HarmBench's [BEHAVIOR]/[GENERATION]/[CONTEXT], WildGuard's <|user|>/<|assistant|>,
+# Llama Guard's and MD-Judge's <BEGIN CONVERSATION>, Granite's and ShieldGemma's <start_of_turn>.
+TEMPLATE_MARKER = re.compile(
+    r"\[/?[A-Z][A-Z_ ]*\]|<</?SYS>>|<\|[A-Za-z_]+\|>|<(?:BEGIN|END) [A-Z ]+>|</?(?:start|end)_of_[a-z_]+>"
+)
 
 
 def fill_fields(template: str, **fields: str) -> str:
@@ -32,19 +47,30 @@ def fill_fields(template: str, **fields: str) -> str:
     return FIELD.sub(lambda m: fields.get(m.group(1), m.group(0)), template)
 
 
+def defuse_matches(text: str, pattern: re.Pattern[str] | None) -> str:
+    """Break every match of ``pattern`` (special-token strings, turn markers) inside user text with a word
+    joiner after its first character; shared by the renderer and the rubric judges."""
+    if pattern is None:
+        return text
+    return pattern.sub(lambda m: m.group(0)[0] + "\u2060" + m.group(0)[1:], text)
+
+
 @dataclass(frozen=True)
 class Rendered:
-    """Token ids per item, and how many tokens the response truncation removed."""
+    """Token ids per item, how many tokens the response truncation removed, and why an item
+    cannot be scored (``skipped[k]`` is empty when item ``k`` can: a reason for a ``skipped`` row)."""
 
     ids: list[list[int]]
     n_clipped: list[int]
+    skipped: list[str]
 
 
 class InputRenderer:
     """Renders items for one judge spec with one tokenizer (``template`` is a chat-template owner:
     the tokenizer itself, or a processor for multimodal judges)."""
 
-    def __init__(self, spec: dict[str, Any], tokenizer: Any, *, template_owner: Any = None) -> None:
+    def __init__(self, spec: dict[str, Any], tokenizer: Any, *, template_owner: Any = None,
+                 position_limit: int | None = None) -> None:
         self.judge_id = spec["judge_id"]
         self.input = spec.get("input") or {}
         self.truncate = spec.get("truncate")
@@ -57,14 +83,20 @@ class InputRenderer:
         bos_rule = self.input.get("bos", "auto")
         if bos_rule not in BOS_RULES:
             raise InputError(f"{self.judge_id}: input.bos must be one of {', '.join(BOS_RULES)}, got {bos_rule!r}")
+        self.bos_rule = bos_rule
         self.bos_id = tokenizer.bos_token_id
-        specials = sorted(_structural_tokens(tokenizer), key=len, reverse=True)
-        self._special_text = re.compile("|".join(map(re.escape, specials))) if specials else None
         if bos_rule == "one" and self.bos_id is None:
             raise InputError(f"{self.judge_id}: input.bos is 'one' but the tokenizer has no BOS token")
-        self.expect_bos = bos_rule == "one" or (bos_rule == "auto" and self.bos_id is not None)
+        self.tokenizer_adds_bos = tokenizer_adds_bos(tokenizer)
         self._check_template()
+        markers = _structural_tokens(tokenizer) | set(TEMPLATE_MARKER.findall(self._template_source()))
+        specials = sorted(markers, key=len, reverse=True)
+        self._special_text = re.compile("|".join(map(re.escape, specials))) if specials else None
         self.forced_ids = self._encode([self.forced_text])[0] if self.forced_text else []
+        self.position_limit = min_known(position_limit, (spec.get("model") or {}).get("max_position_embeddings"),
+                                        local_position_limit(tokenizer))
+        # a greedy prefix generated after the input (WildGuard) needs positions too
+        self.generated_after = int((spec.get("prefix_generation") or {}).get("max_new_tokens", 0))
 
     def _check_template(self) -> None:
         if self.format == "text":
@@ -85,12 +117,21 @@ class InputRenderer:
             if not re.search(rf"\b{re.escape(name)}\b", text):
                 raise InputError(f"{self.judge_id}: the chat template does not use the field {name!r}; it would be ignored")
 
+    def _template_source(self) -> str:
+        if self.format == "text":
+            return self.input["template"]
+        template = self.template_owner.chat_template
+        return template if isinstance(template, str) else " ".join(map(str, dict(template).values()))
+
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
         return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
     def _clip_responses(self, responses: Sequence[str]) -> tuple[list[str], list[int]]:
         if not self.truncate:
             return list(responses), [0] * len(responses)
+        if self.truncate.get("mode") == "tokenizer_roundtrip":
+            return tokenizer_roundtrip(self.tokenizer, responses, max_tokens=int(self.truncate["max_tokens"]),
+                                       keep=self.truncate.get("keep", "head"))
         limit = int(self.truncate["max_tokens"])
         keep = self.truncate.get("keep", "head")
         clipped, removed = [], []
@@ -105,11 +146,10 @@ class InputRenderer:
         return clipped, removed
 
     def defuse(self, text: str) -> str:
-        """Break special-token strings inside user text (a word joiner after the first character),
-        so an adversarial response cannot forge the judge's turn structure or a second BOS."""
-        if self._special_text is None:
-            return text
-        return self._special_text.sub(lambda m: m.group(0)[0] + "\u2060" + m.group(0)[1:], text)
+        """Break special-token strings and the template's turn markers inside user text (a word
+        joiner after the first character), so an adversarial response cannot forge the judge's
+        turn structure (``[/INST]`` ending the instruction early) or a second BOS."""
+        return defuse_matches(text, self._special_text)
 
     def texts(self, items: JudgeItems) -> tuple[list[str], list[int]]:
         """The rendered input text of each item (before the forced suffix)."""
@@ -145,30 +185,92 @@ class InputRenderer:
             raise InputError(f"{self.judge_id}: the chat template failed to render: {err}") from None
 
     def render(self, items: JudgeItems) -> Rendered:
-        """Token ids of each item, forced suffix included, with the BOS rule enforced."""
+        """Token ids of each item, forced suffix included, with the BOS rule and the position limit enforced."""
         texts, removed = self.texts(items)
         ids = self._encode(texts)
         limit = self.input.get("max_input_tokens")
+        skipped = []
         for k, row in enumerate(ids):
             self._fix_bos(row)
             if limit is not None and len(row) > limit:
                 removed[k] += len(row) - limit
                 del row[limit:]
             row.extend(self.forced_ids)
-        return Rendered(ids=ids, n_clipped=removed)
+            skipped.append(self._overflow(len(row)))
+        return Rendered(ids=ids, n_clipped=removed, skipped=skipped)
+
+    def _overflow(self, n_tokens: int) -> str:
+        needed = n_tokens + self.generated_after
+        if self.position_limit is None or needed <= self.position_limit:
+            return ""
+        return (f"input of {needed} tokens (after the protocol's own clipping, if any) exceeds the model's position "
+                f"limit of {self.position_limit}")
+
+    def leading_bos(self, row: Sequence[int]) -> int:
+        """How many BOS tokens open ``row`` (BOS ids later in the row are not counted: Granite's BOS is its EOS)."""
+        count = 0
+        while self.bos_id is not None and count < len(row) and row[count] == self.bos_id:
+            count += 1
+        return count
 
     def _fix_bos(self, row: list[int]) -> None:
+        """``none``: no leading BOS; ``one``: exactly one; ``auto``: one when the template writes it or the
+        tokenizer adds it by itself (its ``add_bos_token`` behaviour), else none."""
         if self.bos_id is None:
             return
-        if self.expect_bos and (not row or row[0] != self.bos_id):
+        leading = self.leading_bos(row)
+        if leading == 0 and (self.bos_rule == "one" or (self.bos_rule == "auto" and self.tokenizer_adds_bos)):
             row.insert(0, self.bos_id)
-        count = row.count(self.bos_id)
-        expected = 1 if self.expect_bos else 0
-        if count != expected:
+            leading = 1
+        expected = 0 if self.bos_rule == "none" else 1
+        if leading > expected or (self.bos_rule == "one" and leading != 1):
             raise InputError(
-                f"{self.judge_id}: a rendered input holds {count} BOS tokens where the model expects {expected} "
+                f"{self.judge_id}: a rendered input opens with {leading} BOS tokens where the model expects {expected} "
                 "(check input.bos and whether the template writes one)"
             )
+
+
+def tokenizer_adds_bos(tokenizer: Any) -> bool:
+    """Whether ``tokenizer(text)`` with its defaults puts a BOS in front (Llama, Gemma: yes; GPT-2-style
+    tokenizers such as Granite's, and Qwen's: no), read from what the tokenizer does rather than a flag."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return False
+    with_specials = tokenizer("a")["input_ids"]
+    return bool(with_specials) and with_specials[0] == bos and tokenizer("a", add_special_tokens=False)["input_ids"][:1] != [bos]
+
+
+def local_position_limit(tokenizer: Any) -> int | None:
+    """``max_position_embeddings`` from the ``config.json`` next to a tokenizer loaded from a local directory
+    (multimodal configs keep it in ``text_config``); None when there is none to read."""
+    config = Path(str(getattr(tokenizer, "name_or_path", "") or "")) / "config.json"
+    if not config.is_file():
+        return None
+    data = json.loads(config.read_text(encoding="utf-8"))
+    value = data.get("max_position_embeddings", (data.get("text_config") or {}).get("max_position_embeddings"))
+    return int(value) if value else None
+
+
+def min_known(*values: int | None) -> int | None:
+    known = [int(v) for v in values if v is not None]
+    return min(known) if known else None
+
+
+def tokenizer_roundtrip(tokenizer: Any, responses: Sequence[str], *, max_tokens: int, keep: str) -> tuple[list[str], list[int]]:
+    """Responses as upstream code that clips through the tokenizer call sees them, and the tokens removed.
+
+    StrongREJECT's ``evaluate.py``: ``tokenizer.decode(tokenizer(response, max_length=512, truncation=True)["input_ids"])``
+    with ``truncation_side="left"``: the special tokens the tokenizer adds (Gemma's BOS) count in the length and stay
+    in the decoded text, and every response is decoded, clipped or not.
+    """
+    previous = tokenizer.truncation_side
+    tokenizer.truncation_side = "left" if keep == "tail" else "right"
+    try:
+        kept = tokenizer(list(responses), max_length=max_tokens, truncation=True)["input_ids"]
+    finally:
+        tokenizer.truncation_side = previous
+    whole = tokenizer(list(responses))["input_ids"]
+    return [tokenizer.decode(ids) for ids in kept], [len(w) - len(k) for w, k in zip(whole, kept, strict=True)]
 
 
 def _structural_tokens(tokenizer: Any) -> set[str]:

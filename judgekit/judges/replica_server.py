@@ -5,15 +5,22 @@ SGLang). It serves real log-probabilities from the model on three endpoints,
 in the request and response shapes of the engines it stands in for:
 
 * ``POST /v1/completions`` (vLLM): ``prompt`` as token ids, ``max_tokens``,
-  ``logprobs: k``, ``return_tokens_as_token_ids``;
+  ``logprobs: k``, ``return_tokens_as_token_ids``, and sampling with
+  ``temperature``, ``top_p`` and a per-request ``seed`` (``judgekit generate``);
 * ``POST /generate`` (SGLang native): ``input_ids``, ``sampling_params``,
   ``return_logprob``, ``token_ids_logprob``;
 * ``POST /v1/chat/completions``: messages through the tokenizer's chat
   template, ``logprobs``/``top_logprobs``.
 
-Decoding is greedy. ``faults`` makes it misbehave: ``FaultPlan`` draws, per
+``GET /v1/models`` lists the one model served, as vLLM does (``id`` = the
+served name, ``root`` = the model directory).
+
+Decoding is greedy unless a completions request asks for a temperature. ``faults`` makes it misbehave: ``FaultPlan`` draws, per
 request, one of 429 with ``Retry-After``, 500, a hang past the client's
-timeout, malformed JSON, a reset connection, or a slow answer.
+timeout, malformed JSON, a reset connection, a slow answer, or an HTTP 200
+that carries no answer: an error body (``{"error": "overloaded"}``), no
+choices (``{"choices": []}``; SGLang: no ``meta_info``), or a null
+log-probability where log-probabilities were asked for.
 
     python -m judgekit.judges.replica_server MODEL_DIR --port 8000 [--fault-rate 0.2]
 """
@@ -31,7 +38,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULT_KINDS = ("rate_limit", "server_error", "hang", "malformed", "reset", "slow")
+FAULT_KINDS = ("rate_limit", "server_error", "hang", "malformed", "reset", "slow", "error_body", "empty_choices", "null_logprob")
 
 
 @dataclass
@@ -61,7 +68,7 @@ class FaultPlan:
 class ReplicaModel:
     """Greedy decoding and top-k log-probabilities from a local model, one request at a time."""
 
-    def __init__(self, model_dir: str) -> None:
+    def __init__(self, model_dir: str, served_name: str | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -69,10 +76,12 @@ class ReplicaModel:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
         self.lock = threading.Lock()
-        self.name = model_dir
+        self.root = model_dir
+        self.name = served_name or model_dir
 
-    def run(self, ids: list[int], max_tokens: int) -> tuple[list[int], list[Any]]:
-        """Greedy continuation of ``ids`` and the log-softmax row before each generated token."""
+    def run(self, ids: list[int], max_tokens: int, choose=None) -> tuple[list[int], list[Any]]:
+        """Continuation of ``ids`` (greedy, or ``choose(logits)`` picks each token) and the log-softmax row before
+        each generated token."""
         torch = self.torch
         generated, rows = [], []
         with self.lock, torch.inference_mode():
@@ -80,7 +89,7 @@ class ReplicaModel:
             for _ in range(max(max_tokens, 1)):
                 logits = self.model(input_ids=current, logits_to_keep=1, use_cache=False).logits[0, -1]
                 row = torch.log_softmax(logits.double(), -1)
-                token = int(row.argmax())
+                token = int(row.argmax()) if choose is None else choose(logits)
                 generated.append(token)
                 rows.append(row)
                 if token == self.tokenizer.eos_token_id:
@@ -94,10 +103,24 @@ def _top(row, k: int) -> list[tuple[int, float]]:
     return list(zip(indices.tolist(), values.tolist(), strict=True))
 
 
+def _sampler(body: dict[str, Any]):
+    """vLLM's per-request sampling (``temperature``, ``top_p``, ``seed``) with judgekit's own sampler; None = greedy."""
+    temperature = float(body.get("temperature") or 0)
+    if temperature == 0:
+        return None
+    import torch
+
+    from judgekit.generate.transformers_backend import sample_next
+
+    generator = torch.Generator().manual_seed(int(body.get("seed") or 0))
+    top_p = float(body.get("top_p") or 1.0)
+    return lambda logits: sample_next(logits, temperature=temperature, top_p=top_p, generator=generator)
+
+
 def completions(replica: ReplicaModel, body: dict[str, Any]) -> dict[str, Any]:
     prompt = body["prompt"]
     ids = prompt if isinstance(prompt, list) else replica.tokenizer.encode(prompt)
-    tokens, rows = replica.run(ids, int(body.get("max_tokens", 16)))
+    tokens, rows = replica.run(ids, int(body.get("max_tokens", 16)), _sampler(body))
     tok = replica.tokenizer
     name = (lambda t: f"token_id:{t}") if body.get("return_tokens_as_token_ids") else (lambda t: tok.decode([t]))
     logprobs = None
@@ -155,6 +178,31 @@ def chat_completions(replica: ReplicaModel, body: dict[str, Any]) -> dict[str, A
 ROUTES = {"/v1/completions": completions, "/generate": sglang_generate, "/v1/chat/completions": chat_completions}
 
 
+def list_models(replica: ReplicaModel) -> dict[str, Any]:
+    return {"object": "list", "data": [{"id": replica.name, "object": "model", "owned_by": "judgekit-replica",
+                                        "root": replica.root, "parent": None}]}
+
+
+def broken_answer(kind: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """An HTTP 200 body without a usable answer: an error, no choices, or a null log-probability."""
+    if kind == "error_body":
+        return {"error": "overloaded"}
+    if kind == "empty_choices":
+        return {"choices": []} if "choices" in answer else {"text": answer.get("text", "")}
+    choice = (answer.get("choices") or [{}])[0]
+    logprobs = choice.get("logprobs") or {}
+    if logprobs.get("content"):  # chat
+        logprobs["content"][0]["logprob"] = None
+    elif logprobs.get("top_logprobs"):  # vLLM completions
+        first = logprobs["top_logprobs"][0]
+        first[next(iter(first))] = None
+    elif (answer.get("meta_info") or {}).get("output_token_ids_logprobs"):  # SGLang
+        answer["meta_info"]["output_token_ids_logprobs"][0][0][0] = None
+    else:  # no log-probabilities were asked for: an error body instead
+        return {"error": "overloaded"}
+    return answer
+
+
 def make_handler(replica: ReplicaModel, faults: FaultPlan, api_key: str | None):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -170,6 +218,13 @@ def make_handler(replica: ReplicaModel, faults: FaultPlan, api_key: str | None):
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(payload)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path != "/v1/models":
+                return self._send(404, b'{"error": "not found"}')
+            if api_key is not None and self.headers.get("Authorization") != f"Bearer {api_key}":
+                return self._send(401, b'{"error": "bad api key"}')
+            return self._send(200, json.dumps(list_models(replica)).encode())
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -195,6 +250,8 @@ def make_handler(replica: ReplicaModel, faults: FaultPlan, api_key: str | None):
                 time.sleep(faults.slow_s)
             started = time.perf_counter()
             answer = route(replica, json.loads(body))
+            if fault in ("error_body", "empty_choices", "null_logprob"):
+                answer = broken_answer(fault, answer)
             payload = json.dumps(answer).encode()
             if fault == "malformed":
                 payload = payload[: len(payload) // 2]
@@ -206,8 +263,9 @@ def make_handler(replica: ReplicaModel, faults: FaultPlan, api_key: str | None):
 class ReplicaServer:
     """Serve ``model_dir`` on 127.0.0.1 in a background thread; use as a context manager."""
 
-    def __init__(self, model_dir: str, *, port: int = 0, faults: FaultPlan | None = None, api_key: str | None = None) -> None:
-        self.replica = ReplicaModel(str(model_dir))
+    def __init__(self, model_dir: str, *, port: int = 0, faults: FaultPlan | None = None, api_key: str | None = None,
+                 served_name: str | None = None) -> None:
+        self.replica = ReplicaModel(str(model_dir), served_name)
         self.faults = faults or FaultPlan()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self.replica, self.faults, api_key))
         self.httpd.daemon_threads = True

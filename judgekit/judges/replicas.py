@@ -16,7 +16,8 @@ from typing import Any
 
 SPECIAL_TOKENS = [
     "<pad>", "<s>", "</s>", "<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>",
-    "<start_of_turn>", "<end_of_turn>", "<|im_start|>", "<|im_end|>",
+    "<start_of_turn>", "<end_of_turn>", "<|im_start|>", "<|im_end|>", "<|end_of_text|>", "<|start_of_role|>",
+    "<|end_of_role|>",
 ]
 LABEL_WORDS = "safe unsafe Safe Unsafe Controversial Yes No yes no 1 2 3 4 5"
 CORPUS = [
@@ -48,11 +49,13 @@ SHIELDGEMMA_LIKE = (
     "Our safety principle is defined in the below:\n\n* {{ guideline }}\n\n===\n\n"
     "Does the Chatbot Response violate the above principle? Your answer must start with 'Yes' or 'No'.\n"
 )
+# Granite Guardian 3.x: no leading BOS, and its BOS token <|end_of_text|> is also the EOS the template
+# writes after the user turn (tokenizer_config.json chat_template; bos = eos = <|end_of_text|>).
 GRANITE_LIKE = (
-    "<|start_header_id|>user<|end_header_id|>\n\nYou are a safety agent. Risk: {{ guardian_config['risk_name'] }}.\n"
-    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-    "Is the last message harmful? Answer Yes or No.<|eot_id|>"
-    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+    "<|start_of_role|>user<|end_of_role|>You are a safety agent. Risk: {{ guardian_config['risk_name'] }}.\n"
+    "<start_of_turn>\n{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}<end_of_turn>\n"
+    "Is the last message harmful? Answer Yes or No.<|end_of_text|>\n"
+    "{% if add_generation_prompt %}<|start_of_role|>assistant<|end_of_role|>{% endif %}"
 )
 QWEN3GUARD_LIKE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -133,3 +136,91 @@ def build_causal_lm(architecture: str, tokenizer: Any, directory: str | Path, *,
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+# Real vocabularies shipped inside registry packages (test-only dependencies): Meta's llama-models
+# (Llama 3 and 4 tiktoken BPE), mistral-common (Mistral v1/v3 SentencePiece), dashscope (Qwen's BPE ranks).
+REAL_VOCABULARIES = ("llama3", "llama4", "qwen", "mistral-v1", "mistral-v3")
+# Qwen2/Qwen3 split pattern (single digits) and the Qwen3 added tokens, ids 151643-151668 (Qwen3
+# tokenizer_config.json added_tokens_decoder; qwen.tiktoken holds the 151,643 BPE ranks below them).
+QWEN_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+QWEN3_ADDED = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
+    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+    "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>",
+    "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>",
+    "<think>", "</think>",
+)
+MISTRAL_FILES = {"mistral-v1": "tokenizer.model.v1", "mistral-v3": "mistral_instruct_tokenizer_240323.model.v3"}
+
+
+def real_vocabulary_file(family: str) -> Path:
+    """The vocabulary file of ``family`` inside its installed package."""
+    import importlib.util
+
+    package, relative = {
+        "llama3": ("llama_models", "llama3/tokenizer.model"),
+        "llama4": ("llama_models", "llama4/tokenizer.model"),
+        "qwen": ("dashscope", "resources/qwen.tiktoken"),
+        **{name: ("mistral_common", f"data/{file}") for name, file in MISTRAL_FILES.items()},
+    }[family]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"{package} (test-only dependency) is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / relative
+
+
+def real_vocab_tokenizer(family: str, *, chat_template: str | None = None, directory: str | Path | None = None) -> Any:
+    """A Hugging Face fast tokenizer on a real vocabulary (one of :data:`REAL_VOCABULARIES`).
+
+    BOS follows each model's released tokenizer: Llama 3/4 and Mistral prepend it
+    (``add_bos_token``), Qwen has none. ``directory`` is a scratch folder the
+    SentencePiece conversion needs.
+    """
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    if family in ("llama3", "llama4", "qwen"):
+        core, bos, eos, pad = _tiktoken_core(family)
+    else:
+        core, bos, eos, pad = _sentencepiece_core(family, directory)
+    if bos is not None:
+        core.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, core.token_to_id(bos))]
+        )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token=bos, eos_token=eos, pad_token=pad)
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    return tokenizer
+
+
+def _tiktoken_core(family: str):
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    path = real_vocabulary_file(family)
+    if family == "qwen":
+        first = 151643
+        special = {token: first + k for k, token in enumerate(QWEN3_ADDED)}
+        core = TikTokenConverter(vocab_file=str(path), pattern=QWEN_PATTERN, extra_special_tokens=special).converted()
+        return core, None, "<|im_end|>", "<|endoftext|>"
+    module = __import__(f"llama_models.{family}.tokenizer", fromlist=["Tokenizer"])
+    meta = module.Tokenizer(path)
+    core = TikTokenConverter(vocab_file=str(path), pattern=meta.model._pat_str,
+                             extra_special_tokens=dict(meta.special_tokens)).converted()
+    eos = "<|eot_id|>" if family == "llama3" else "<|eot|>"
+    return core, "<|begin_of_text|>", eos, None
+
+
+def _sentencepiece_core(family: str, directory: str | Path | None):
+    import shutil
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    folder = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="judgekit-spm-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(real_vocabulary_file(family), folder / "tokenizer.model")
+    # Converted from the SentencePiece model itself (normaliser, dummy prefix, byte fallback), so it encodes
+    # like SentencePieceProcessor.encode.
+    core = AutoTokenizer.from_pretrained(folder).backend_tokenizer
+    return core, "<s>", "</s>", None

@@ -20,8 +20,9 @@ asked for one row of logits per item (``logits_to_keep``), never the
 string ("Harmful response:") and then reads the label tokens after it: a
 probability conditional on the greedy prefix.
 
-Items are sorted by length and packed into batches by a token budget; on CUDA
-out-of-memory the budget is halved and the batch retried in smaller pieces.
+Items are sorted by length and packed into batches by a token budget; a batch that
+runs out of CUDA memory is split and retried after the exception is handled (so its
+tensors are freed first), down to one item, which becomes an ``error`` row.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import numpy as np
 
 from judgekit.errors import InputError
 from judgekit.judges.base import JudgeItems, Verdict
+from judgekit.judges.identity import PROBE_ITEMS, checkpoint_identity, token_ids_sha256
 from judgekit.judges.readout import DEFAULT_THRESHOLD, TokenReadout, resolve_token_readout, verdict_detail, vocab_lookup
 from judgekit.judges.rendering import InputRenderer
 
@@ -135,8 +137,7 @@ class TransformersJudge:
         import torch
         import transformers
 
-        device = self.device_request or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype_name = self.dtype_request or ("bfloat16" if device.startswith("cuda") else "float32")
+        device, dtype_name = self._device_and_dtype()
         options: dict[str, Any] = {
             "revision": self.revision,
             "dtype": getattr(torch, dtype_name),
@@ -160,6 +161,22 @@ class TransformersJudge:
         self.dtype = dtype_name
         self.attention = getattr(model.config, "_attn_implementation", None)
         self.token_budget = self._planned_budget()
+
+    def _device_and_dtype(self) -> tuple[str, str]:
+        device = self.device_request or ("cuda" if _cuda_available() else "cpu")
+        return device, self.dtype_request or ("bfloat16" if device.startswith("cuda") else "float32")
+
+    def identity(self) -> dict[str, Any]:
+        """What besides the spec decides a verdict: the weights (hub commit or local fingerprint), the dtype,
+        the rendering as run and the resolved label tokens (:mod:`judgekit.judges.identity`)."""
+        self._load_tokenizer()
+        return {
+            "backend": "transformers",
+            "weights": checkpoint_identity(self.model_source, self.revision),
+            "dtype": self._device_and_dtype()[1],
+            "rendered_probe_sha256": token_ids_sha256(self._renderer.render(PROBE_ITEMS).ids),
+            "label_token_ids": list(self._readout.ids) if self._readout is not None else None,
+        }
 
     def close(self) -> None:
         """Free the model (and GPU memory) before the next judge loads."""
@@ -258,49 +275,68 @@ class TransformersJudge:
         if self.spec.get("prefix_generation"):
             ids, prefix_info, failed = self._generate_prefixes(ids)
         order = [i for i in range(len(ids)) if i not in failed]
-        scores = self._with_backoff(self._score_rows, [ids[i] for i in order]) if order else {}
+        scored = self._with_backoff(self._score_rows, [ids[i] for i in order]) if order else []
         verdicts: list[Verdict | None] = [failed.get(i) for i in range(len(ids))]
         for position, i in enumerate(order):
-            verdicts[i] = self._verdict_from_scores(scores, position, len(ids[i]), clipped[i], prefix_info[i])
+            item = scored[position]
+            verdicts[i] = (_out_of_memory(len(ids[i])) if item is None
+                           else self._verdict_from_scores(item, len(ids[i]), clipped[i], prefix_info[i]))
         return verdicts
 
-    def _verdict_from_scores(self, scores, position: int, n_tokens: int, clipped: int, prefix: str) -> Verdict:
+    def _verdict_from_scores(self, item: dict[str, Any], n_tokens: int, clipped: int, prefix: str) -> Verdict:
         detail = verdict_detail(clipped, prefix)
+        p = float(item["p_unsafe"])
         if self.readout_kind == "max_sigmoid":
-            p = float(scores["p_unsafe"][position])
             label = "unsafe" if p >= float(self.spec["readout"].get("threshold", DEFAULT_THRESHOLD)) else "safe"
-            return Verdict(label, p, "ok", scores["raw"][position], detail, n_tokens, 0, None)
-        p = float(scores["p_unsafe"][position])
-        coverage = float(scores["coverage"][position])
+            return Verdict(label, p, "ok", item["raw"], detail, n_tokens, 0, None)
+        coverage = float(item["coverage"])
         if not np.isfinite(p):
-            return Verdict(None, None, "error", scores["raw"][position], "no probability on any label token", n_tokens, 0, coverage)
-        return Verdict(self._readout.label(p), p, "ok", scores["raw"][position], detail, n_tokens, 0, min(coverage, 1.0))
+            return Verdict(None, None, "error", item["raw"], "no probability on any label token", n_tokens, 0, coverage)
+        return Verdict(self._readout.label(p), p, "ok", item["raw"], detail, n_tokens, 0, min(coverage, 1.0))
 
-    def _with_backoff(self, function, rows: list[list[int]]):
-        """Run ``function`` on ``rows`` in sub-batches under the token budget, halving it on OOM;
-        results come back in the order of ``rows``."""
+    def _with_backoff(self, function, rows: list[list[int]]) -> list[dict[str, Any] | None]:
+        """Per-item results of ``function`` over ``rows`` (in their order), run in sub-batches under the token budget.
+
+        A sub-batch that runs out of memory is split in pieces (the budget halved at least to half
+        its padded size) and retried **after** the exception has been handled, so the failed
+        attempt's frames and tensors are released first; one item that still does not fit gives None.
+        """
+        results: list[dict[str, Any] | None] = [None] * len(rows)
+        pending = _split_by_budget([len(r) for r in rows], self.token_budget)
+        while pending:
+            piece = pending.pop(0)
+            batch = [rows[i] for i in piece]
+            scores = self._attempt(function, batch)
+            if scores is not None:
+                for position, i in enumerate(piece):
+                    results[i] = {key: value[position] for key, value in scores.items()}
+                continue
+            self._release_cache()
+            longest = max(len(r) for r in batch)
+            if len(batch) == 1:
+                log.warning("%s: out of memory on one item of %d tokens; it becomes an error row", self.judge_id, longest)
+                continue
+            self.token_budget = max(longest, min(self.token_budget // 2, len(batch) * longest // 2))
+            self.n_oom_retries += 1
+            log.warning("%s: out of memory on %d items; token budget now %d", self.judge_id, len(batch), self.token_budget)
+            pending[:0] = [piece[part] for part in _split_by_budget([len(r) for r in batch], self.token_budget)]
+        return results
+
+    @staticmethod
+    def _attempt(function, batch: list[list[int]]) -> dict[str, Any] | None:
+        """``function(batch)``, or None when it runs out of memory; the caller retries outside this handler."""
         import torch
 
-        pieces = _split_by_budget([len(r) for r in rows], self.token_budget)
-        results = []
-        for piece in pieces:
-            batch = [rows[i] for i in piece]
-            try:
-                results.append(function(batch))
-            except torch.OutOfMemoryError:
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                longest = max(len(r) for r in batch)
-                if len(batch) == 1 or self.token_budget // 2 < longest:
-                    raise RuntimeError(
-                        f"{self.judge_id}: out of memory on a batch of {len(batch)} × {longest} tokens even after "
-                        "halving the token budget; lower --token-budget or use a larger device"
-                    ) from None
-                self.token_budget = max(self.token_budget // 2, longest)
-                self.n_oom_retries += 1
-                log.warning("%s: out of memory; token budget halved to %d", self.judge_id, self.token_budget)
-                results.append(self._with_backoff(function, batch))
-        return _take(_concat_scores(results), np.argsort(np.concatenate(pieces), kind="stable"))
+        try:
+            return function(batch)
+        except torch.OutOfMemoryError:
+            return None
+
+    def _release_cache(self) -> None:
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
 
     def _pad_id(self) -> int:
         """The tokenizer's pad token, else EOS, else 0 (padding is masked out either way)."""
@@ -382,10 +418,11 @@ class TransformersJudge:
     def _judge_by_generation(self, ids: list[list[int]], clipped: list[int]) -> list[Verdict]:
         readout = self.spec["readout"]
         generated = self._with_backoff(lambda rows: self._generate(rows, int(readout.get("max_new_tokens", 32))), ids)
-        texts = self._tokenizer.batch_decode(generated["tokens"], skip_special_tokens=True)
         return [
-            parse_generated(self.spec, text, n_input_tokens=len(row), n_output_tokens=len(tokens), clipped=n)
-            for text, row, tokens, n in zip(texts, ids, generated["tokens"], clipped, strict=True)
+            _out_of_memory(len(row)) if item is None else parse_generated(
+                self.spec, self._tokenizer.decode(item["tokens"], skip_special_tokens=True), n_input_tokens=len(row),
+                n_output_tokens=len(item["tokens"]), clipped=n)
+            for item, row, n in zip(generated, ids, clipped, strict=True)
         ]
 
     def _generate_prefixes(self, ids: list[list[int]]):
@@ -394,7 +431,13 @@ class TransformersJudge:
         anchor = rule["until"]
         generated = self._with_backoff(lambda rows: self._generate(rows, int(rule.get("max_new_tokens", 32))), ids)
         extended, info, failed = [], [], {}
-        for i, (row, tokens) in enumerate(zip(ids, generated["tokens"], strict=True)):
+        for i, (row, item) in enumerate(zip(ids, generated, strict=True)):
+            if item is None:
+                failed[i] = _out_of_memory(len(row))
+                extended.append(row)
+                info.append("")
+                continue
+            tokens = item["tokens"]
             cut = tokens_through(self._tokenizer, tokens, anchor)
             text = self._tokenizer.decode(tokens, skip_special_tokens=True)
             if cut is None:
@@ -474,18 +517,9 @@ def _split_by_budget(lengths: list[int], budget: int) -> list[np.ndarray]:
     return pack_by_budget(lengths, budget=budget, max_items=len(lengths))
 
 
-def _concat_scores(results: list[dict[str, Any]]) -> dict[str, Any]:
-    if len(results) == 1:
-        return results[0]
-    merged: dict[str, Any] = {}
-    for key in results[0]:
-        values = [r[key] for r in results]
-        merged[key] = np.concatenate(values) if isinstance(values[0], np.ndarray) else [v for part in values for v in part]
-    return merged
-
-
-def _take(scores: dict[str, Any], order: np.ndarray) -> dict[str, Any]:
-    return {k: v[order] if isinstance(v, np.ndarray) else [v[i] for i in order] for k, v in scores.items()}
+def _out_of_memory(n_tokens: int) -> Verdict:
+    return Verdict(None, None, "error", "", f"out of memory on this item alone ({n_tokens} tokens); lower --token-budget "
+                   "or use a larger device", n_tokens, None)
 
 
 def tokens_through(tokenizer, tokens: list[int], anchor: str) -> int | None:

@@ -471,7 +471,15 @@ def pabak(ratings: ArrayLike, *, labels: ArrayLike | None = None) -> float:
     --------
     >>> pabak([[1, 1], [0, 1], [0, 0], [1, 1]])
     0.5
+    >>> pabak([[1, 1]] * 3)
+    1.0
+
+    Without ``labels``, codes within {0, 1} are binary (q = 2) even when only
+    one of them occurs; other codes use the categories observed, and one
+    observed category then leaves q, and PABAK, undefined (NaN).
     """
+    if labels is None and np.isin(as_ratings(ratings, n_raters=2), (0.0, 1.0, np.nan)).all():
+        labels = [0.0, 1.0]
     return float(pabak_from_sums(_two_rater_sums(ratings, labels)))
 
 

@@ -43,7 +43,9 @@ def bin_edges(p_unsafe: ArrayLike, *, n_bins: int = 10, strategy: Strategy = "un
     if not isinstance(n_bins, int | np.integer) or n_bins < 1:
         raise ValueError(f"The 'n_bins' parameter must be a positive integer. Got {n_bins!r} instead.")
     if strategy == "uniform":
-        return np.linspace(0.0, 1.0, n_bins + 1)
+        # k / n_bins is the double nearest to the decimal edge (0.3, 0.6, 0.7...), so a probability
+        # written as that decimal opens its bin; np.linspace's 0.30000000000000004 would put it below.
+        return np.arange(n_bins + 1) / n_bins
     if strategy != "quantile":
         raise ValueError(f"The 'strategy' parameter must be one of ('uniform', 'quantile'). Got {strategy!r} instead.")
     p = np.asarray(p_unsafe, dtype=float)
@@ -180,13 +182,21 @@ def maximum_calibration_error(y_true: ArrayLike, p_unsafe: ArrayLike, *, n_bins:
     return float(mce_from_sums(binned_item_sums(y, p, edges).sum(axis=0)))
 
 
-def ece_noise_floor(
+def ece_noise_floor_draws(
     p_unsafe: ArrayLike, *, n_bins: int = 10, strategy: Strategy = "uniform", n_sim: int = 200,
     rng: np.random.Generator | int | None = None,
-) -> tuple[float, float]:
-    """ECE a perfectly calibrated judge would show on these probabilities: (mean, 95th percentile).
+) -> NDArray[np.float64]:
+    """ECE a perfectly calibrated judge would show on these probabilities, once per simulated label set.
 
-    Labels are drawn as Bernoulli(p_unsafe) ``n_sim`` times.
+    Labels are drawn as Bernoulli(p_unsafe) ``n_sim`` times; summarise the
+    draws by their mean (the floor) and upper quantiles. These are a
+    distribution of a null statistic, not a confidence interval.
+
+    Examples
+    --------
+    >>> draws = ece_noise_floor_draws([0.2] * 50 + [0.8] * 50, n_sim=100, rng=0)
+    >>> draws.shape, bool(0 < draws.mean() < 0.2)
+    ((100,), True)
     """
     p = np.asarray(p_unsafe, dtype=float)
     p = p[~np.isnan(p)]
@@ -198,8 +208,7 @@ def ece_noise_floor(
     counts, sum_p = one_hot[:, :n_b].sum(axis=0), one_hot[:, n_b : 2 * n_b].sum(axis=0)
     sum_y = draws @ one_hot[:, :n_b]
     sums = np.hstack([np.broadcast_to(counts, sum_y.shape), np.broadcast_to(sum_p, sum_y.shape), sum_y])
-    values = ece_from_sums(sums)
-    return float(values.mean()), float(np.quantile(values, 0.95))
+    return ece_from_sums(sums)
 
 
 def brier_item_sums(y_true: ArrayLike, p_unsafe: ArrayLike) -> NDArray[np.float64]:
@@ -255,48 +264,49 @@ def log_loss(y_true: ArrayLike, p_unsafe: ArrayLike) -> float:
 def brier_decomposition(
     y_true: ArrayLike, p_unsafe: ArrayLike, *, n_bins: int = 10, strategy: Strategy = "uniform"
 ) -> dict[str, float]:
-    """Murphy's decomposition: Brier ≈ reliability - resolution + uncertainty.
+    """Murphy's decomposition with the two within-bin terms binning adds (Stephenson et al. 2008).
 
-    Returns ``brier``, ``reliability`` (calibration loss, lower is better),
-    ``resolution`` (higher is better), ``uncertainty`` (of the reference alone)
-    and ``residual`` = brier - (reliability - resolution + uncertainty), the
-    within-bin variance of the probabilities that binning leaves out (zero when
-    probabilities are constant within each bin).
+    ``brier = reliability - resolution + uncertainty + within_bin_variance - 2 * within_bin_covariance``
+    holds exactly. ``reliability`` (calibration loss, lower is better),
+    ``resolution`` (higher is better) and ``uncertainty`` (of the reference
+    alone) are Murphy's terms on the bin means; ``within_bin_variance`` (>= 0)
+    is the spread of the probabilities inside their bins and
+    ``within_bin_covariance`` their covariance with the outcome inside the
+    bins (either sign). Both are zero when every bin holds one probability.
 
     References
     ----------
     .. [1] Murphy, A. H. (1973). A new vector partition of the probability
        score. Journal of Applied Meteorology, 12(4), 595-600.
        doi:10.1175/1520-0450(1973)012<0595:ANVPOT>2.0.CO;2
+    .. [2] Stephenson, D. B., Coelho, C. A. S., & Jolliffe, I. T. (2008). Two
+       extra components in the Brier score decomposition. Weather and
+       Forecasting, 23(4), 752-757. doi:10.1175/2007WAF2006116.1
 
     Examples
     --------
     >>> parts = brier_decomposition([0, 0, 1, 1], [0.2, 0.2, 0.7, 0.7], n_bins=5)
     >>> {k: round(v, 4) for k, v in parts.items()}
-    {'brier': 0.065, 'reliability': 0.065, 'resolution': 0.25, 'uncertainty': 0.25, 'residual': 0.0}
+    {'brier': 0.065, 'reliability': 0.065, 'resolution': 0.25, 'uncertainty': 0.25, 'within_bin_variance': 0.0, 'within_bin_covariance': 0.0}
     """
     y, p = _checked(y_true, p_unsafe)
     edges = bin_edges(p, n_bins=n_bins, strategy=strategy)
-    return brier_decomposition_from_sums(binned_item_sums(y, p, edges).sum(axis=0), brier_from_sums(brier_item_sums(y, p).sum(axis=0)))
-
-
-def brier_decomposition_from_sums(binned: NDArray, brier: NDArray | float) -> dict[str, float]:
-    counts, sum_p, sum_y = _bin_parts(binned)
+    one_hot = binned_item_sums(y, p, edges)
+    counts, sum_p, sum_y = _bin_parts(one_hot.sum(axis=0))
     n = counts.sum()
     base = sum_y.sum() / n
     nonempty = counts > 0
-    mean_p = sum_p[nonempty] / counts[nonempty]
-    mean_y = sum_y[nonempty] / counts[nonempty]
-    reliability = float((counts[nonempty] * (mean_p - mean_y) ** 2).sum() / n)
-    resolution = float((counts[nonempty] * (mean_y - base) ** 2).sum() / n)
-    uncertainty = float(base * (1 - base))
-    brier = float(brier)
+    mean_p = np.where(nonempty, sum_p / np.where(nonempty, counts, 1), 0.0)
+    mean_y = np.where(nonempty, sum_y / np.where(nonempty, counts, 1), 0.0)
+    item_bin = bin_index(p, edges)
+    p_deviation = p - mean_p[item_bin]
     return {
-        "brier": brier,
-        "reliability": reliability,
-        "resolution": resolution,
-        "uncertainty": uncertainty,
-        "residual": brier - (reliability - resolution + uncertainty),
+        "brier": float(np.mean((p - y) ** 2)),
+        "reliability": float((counts * (mean_p - mean_y) ** 2).sum() / n),
+        "resolution": float((counts * (mean_y - base) ** 2).sum() / n),
+        "uncertainty": float(base * (1 - base)),
+        "within_bin_variance": float(np.mean(p_deviation**2)),
+        "within_bin_covariance": float(np.mean(p_deviation * (y - mean_y[item_bin]))),
     }
 
 

@@ -27,11 +27,13 @@ def rate_difference_from_sums(sums: NDArray) -> NDArray:
         return sums[..., 1] / sums[..., 0] - sums[..., 3] / sums[..., 2]
 
 
-def sign_flip_probability(estimate: float, replicates: NDArray) -> float:
-    """Share of bootstrap replicates whose sign differs from the point estimate's.
+def opposite_sign_share(estimate: float, replicates: NDArray) -> float:
+    """Share of bootstrap replicates whose sign differs from the point estimate's (a bootstrap tail share).
 
-    A zero estimate has no sign to flip: NaN. Replicates equal to zero count as
-    flipped, since they do not support the estimate's direction.
+    It is about half the two-sided bootstrap p-value, **not** the probability
+    that the conclusion flips under another judge or benchmark. A zero
+    estimate has no sign: NaN. Replicates equal to zero count as opposite,
+    since they do not support the estimate's direction.
     """
     finite = replicates[np.isfinite(replicates)]
     if not np.isfinite(estimate) or estimate == 0 or len(finite) == 0:

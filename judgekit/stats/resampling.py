@@ -28,16 +28,24 @@ _CHUNK_ELEMENTS = 10_000_000  # bound the (resamples x clusters) block held in m
 class BootstrapResult:
     """Estimate and interval(s); arrays when the statistic has several outputs.
 
-    ``method`` names what was actually used ("bca", "percentile", or
-    "percentile (BCa degenerate: …)"), ``replicates`` holds the bootstrap
-    distribution (n_boot, ...) for callers that need more than an interval.
+    ``methods`` names, per output (flattened), the interval actually used:
+    ``"bca"``, ``"percentile"``, or ``"percentile (BCa undefined: <reason>)"``.
+    ``replicates`` holds the bootstrap distribution (n_boot, ...) for callers
+    that need more than an interval.
     """
 
     estimate: NDArray[np.float64]
     low: NDArray[np.float64]
     high: NDArray[np.float64]
-    method: str
+    methods: tuple[str, ...]
     replicates: NDArray[np.float64]
+
+    @property
+    def method(self) -> str:
+        """The interval method of a single-output statistic."""
+        if len(self.methods) != 1:
+            raise ValueError(f"{len(self.methods)} outputs have one method each; read 'methods'")
+        return self.methods[0]
 
     def scalar(self) -> tuple[float, float, float]:
         return float(self.estimate), float(self.low), float(self.high)
@@ -51,7 +59,8 @@ def cluster_sums(item_sums: ArrayLike, clusters: ArrayLike) -> NDArray[np.float6
     item_sums : array-like of shape (n_items, k)
     clusters : array-like of shape (n_items,)
         Cluster label of each item (e.g. ``behavior_id``); clusters are
-        ordered by their string form.
+        ordered by their string form, or by value when given as integer
+        codes (the fast path for callers that factorize once).
 
     Returns
     -------
@@ -60,13 +69,14 @@ def cluster_sums(item_sums: ArrayLike, clusters: ArrayLike) -> NDArray[np.float6
     values = np.asarray(item_sums, dtype=float)
     if values.ndim != 2:
         raise ValueError(f"The 'item_sums' parameter must be 2-d (n_items, k). Got shape {values.shape} instead.")
-    labels = np.asarray(clusters, dtype=object).astype(str)
+    labels = np.asarray(clusters)
     if labels.shape != (values.shape[0],):
         raise ValueError(f"The 'clusters' parameter must have one label per item. Got {labels.shape} for {values.shape[0]} items.")
-    _, codes = np.unique(labels, return_inverse=True)
-    out = np.zeros((codes.max() + 1 if len(codes) else 0, values.shape[1]))
-    np.add.at(out, codes, values)
-    return out
+    if labels.dtype.kind not in "iu":
+        labels = labels.astype(object).astype(str)
+    present, codes = np.unique(labels, return_inverse=True)
+    return np.column_stack([np.bincount(codes, weights=column, minlength=len(present)) for column in values.T]) if len(
+        present) else np.zeros((0, values.shape[1]))
 
 
 def multiplicities(generator: np.random.Generator, n_clusters: int, n_boot: int) -> NDArray[np.int64]:
@@ -133,9 +143,11 @@ def bootstrap_ci(
     level : float, default=0.95
         Interval coverage.
     method : {"percentile", "bca"}, default="percentile"
-        BCa falls back to percentile when the bootstrap distribution or the
-        jackknife is degenerate (constant statistic, all replicates on one
-        side of the estimate); ``result.method`` says so.
+        BCa is decided per output: an output whose BCa is undefined (the
+        statistic undefined in some resample or jackknife sample, all
+        replicates on one side of the estimate, a constant jackknife) gets the
+        percentile interval, and ``result.methods`` says which and why; the
+        other outputs keep BCa.
     rng : numpy Generator, int or None
         Source of randomness; an int is a seed (0 is a valid seed).
 
@@ -159,20 +171,19 @@ def bootstrap_ci(
         raise ValueError(f"The 'sums' parameter must be 2-d (n_clusters, k). Got shape {totals.shape} instead.")
     estimate = np.asarray(from_sums(totals.sum(axis=0)), dtype=float)
     nan = np.full(estimate.shape, np.nan)
+    n_outputs = max(estimate.size, 1)
     if totals.shape[0] < 2:
-        return BootstrapResult(estimate, nan, nan.copy(), "none (fewer than 2 clusters)", np.empty((0, *estimate.shape)))
+        return BootstrapResult(estimate, nan, nan.copy(), ("none (fewer than 2 clusters)",) * n_outputs,
+                               np.empty((0, *estimate.shape)))
     generator = np.random.default_rng(rng)
     replicates = bootstrap_replicates(totals, from_sums, n_boot=n_boot, rng=generator)
     low, high = _percentile_interval(replicates, level)
-    used = "percentile"
-    if method == "bca":
-        bca = _bca_interval(totals, from_sums, estimate, replicates, level)
-        if bca is None:
-            used = "percentile (BCa degenerate: constant statistic or estimate outside the bootstrap distribution)"
-        else:
-            low, high = bca
-            used = "bca"
-    return BootstrapResult(estimate, low, high, used, replicates)
+    if method == "percentile":
+        return BootstrapResult(estimate, low, high, ("percentile",) * n_outputs, replicates)
+    bca_low, bca_high, reasons = _bca_interval(totals, from_sums, estimate, replicates, level)
+    defined = reasons == ""
+    methods = tuple("bca" if not reason else f"percentile (BCa undefined: {reason})" for reason in reasons.ravel())
+    return BootstrapResult(estimate, np.where(defined, bca_low, low), np.where(defined, bca_high, high), methods, replicates)
 
 
 def _percentile_interval(replicates: NDArray, level: float) -> tuple[NDArray, NDArray]:
@@ -189,35 +200,39 @@ def _percentile_interval(replicates: NDArray, level: float) -> tuple[NDArray, ND
 
 
 def _bca_interval(totals: NDArray, from_sums: FromSums, estimate: NDArray, replicates: NDArray, level: float):
-    """BCa ends, or None when any output is degenerate (then percentile is used for all)."""
-    finite = np.isfinite(replicates)
-    if not finite.all() or not np.all(np.isfinite(estimate)):
-        return None
-    below = (replicates < estimate).mean(axis=0) + 0.5 * (replicates == estimate).mean(axis=0)
-    if np.any((below <= 0) | (below >= 1)):
-        return None
-    z0 = ndtri(below)
-    jackknife = np.asarray(from_sums(totals.sum(axis=0) - totals), dtype=float)  # leave one cluster out
-    if not np.all(np.isfinite(jackknife)):
-        return None
-    deviation = jackknife.mean(axis=0) - jackknife
-    denominator = 6.0 * (deviation**2).sum(axis=0) ** 1.5
-    if np.any(denominator == 0):
-        return None
-    acceleration = (deviation**3).sum(axis=0) / denominator
+    """BCa ends per output, and per output the reason BCa is undefined ("" where it is defined)."""
+    shape = estimate.shape
+    flat = replicates.reshape(replicates.shape[0], -1)
+    theta = estimate.reshape(-1)
+    jackknife = np.asarray(from_sums(totals.sum(axis=0) - totals), dtype=float).reshape(totals.shape[0], -1)
+    reasons = np.full(theta.shape, "", dtype=object)
+    undefined_replicates = (~np.isfinite(flat)).sum(axis=0)
+    below = (flat < theta).mean(axis=0) + 0.5 * (flat == theta).mean(axis=0)
+    deviation = np.where(np.isfinite(jackknife), jackknife.mean(axis=0) - jackknife, np.nan)
+    spread = (deviation**2).sum(axis=0)
+    for k in range(theta.size):  # the first failing condition is the reason given
+        if not np.isfinite(theta[k]):
+            reasons[k] = "estimate undefined"
+        elif undefined_replicates[k]:
+            reasons[k] = f"statistic undefined in {undefined_replicates[k]} of {flat.shape[0]} resamples"
+        elif np.all(flat[:, k] == theta[k]):
+            reasons[k] = "constant statistic across resamples"
+        elif below[k] <= 0 or below[k] >= 1:
+            reasons[k] = "all resamples on one side of the estimate"
+        elif not np.all(np.isfinite(jackknife[:, k])):
+            reasons[k] = f"statistic undefined when leaving out {int((~np.isfinite(jackknife[:, k])).sum())} cluster(s)"
+        elif spread[k] == 0:
+            reasons[k] = "constant jackknife (acceleration undefined)"
+    ok = reasons == ""
+    with np.errstate(all="ignore"):
+        z0 = ndtri(np.where(ok, below, 0.5))
+        acceleration = np.where(ok, (deviation**3).sum(axis=0) / (6.0 * np.where(ok, spread, 1.0) ** 1.5), 0.0)
     ends = []
     for alpha in ((1 - level) / 2, 1 - (1 - level) / 2):
         z = z0 + ndtri(alpha)
         adjusted = ndtr(z0 + z / (1 - acceleration * z))
-        ends.append(_quantile_per_output(replicates, adjusted))
-    return ends[0], ends[1]
-
-
-def _quantile_per_output(replicates: NDArray, probabilities: NDArray) -> NDArray:
-    flat = replicates.reshape(replicates.shape[0], -1)
-    probs = np.broadcast_to(probabilities, replicates.shape[1:]).reshape(-1)
-    out = np.array([np.quantile(flat[:, j], probs[j]) for j in range(flat.shape[1])])
-    return out.reshape(replicates.shape[1:])
+        ends.append(np.array([np.quantile(flat[:, k], adjusted[k]) if ok[k] else np.nan for k in range(theta.size)]).reshape(shape))
+    return ends[0], ends[1], reasons.reshape(shape)
 
 
 def wilson_interval(successes: ArrayLike, trials: ArrayLike, *, level: float = 0.95) -> tuple[NDArray, NDArray]:

@@ -1,7 +1,7 @@
 """Incoherence detectors: a score, a flag and a human-readable reason per response.
 
 Heuristic detectors (CPU, no model; column-wide over batches of responses, see
-:mod:`judgekit.textstats` and ``benchmarks/incoherence.py``):
+:mod:`judgekit.flags.textstats` and ``benchmarks/incoherence.py``):
 
 ==============  ===============================================================
 empty           empty, whitespace-only or punctuation-only
@@ -11,8 +11,13 @@ gibberish       token salad: characters that are not letters/digits/punctuation,
                 vowel-less or letter-digit-mixed "words", symbol-laden tokens
 script_noise    letters of different scripts inside one token, replacement and
                 control characters (byte noise)
-word_order      shuffled or salad English text: determiners followed by function
-                words, sentence capitals and full stops in the wrong places
+word_order      shuffled or salad English text: an article followed by a function
+                word, sentence capitals and full stops in the wrong places
+word_sequence   word pairs that English does not make: the mean, over the text and
+                over its worst window of 16 pairs, of each adjacent pair's pointwise
+                mutual information under a bigram model of Google Books counts with
+                backoff (:mod:`judgekit.flags.bigrams`); catches real-word salad and
+                shuffles in which every word is a real word
 truncation      ends mid-sentence — only when the response sits at a length limit
                 (``finish_reason == "length"`` in the responses table, or
                 ``length_limit_words`` set)
@@ -43,11 +48,11 @@ import numpy as np
 import pandas as pd
 
 from judgekit.errors import InputError
-from judgekit.textstats import BATCH_RESPONSES, FENCE, LETTER, TextStats, batches, text_stats
+from judgekit.flags.textstats import BATCH_RESPONSES, FENCE, LETTER, TextStats, batches, text_stats
 
-HEURISTIC_DETECTORS = ("empty", "repetition", "gibberish", "script_noise", "word_order", "truncation")
+HEURISTIC_DETECTORS = ("empty", "repetition", "gibberish", "script_noise", "word_order", "word_sequence", "truncation")
 MODEL_DETECTORS = ("language_mismatch", "off_topic", "fluency")
-COMBINED_DEFAULT = ("empty", "repetition", "gibberish", "script_noise", "word_order")
+COMBINED_DEFAULT = ("empty", "repetition", "gibberish", "script_noise", "word_order", "word_sequence")
 MAX_CHARS = 20_000  # longer responses are judged on their first 20,000 characters (a 1 MB response must not stall a run)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -72,6 +77,10 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # word order: anomalies per word (Latin-script texts of >= 12 words)
     "word_order_anomalies": 0.032,
     "min_function_word_share": 0.10,  # English prose is ~40% function words; a salad of sampled vocabulary ~1%
+    # word sequence: mean bigram score (nats per pair) over the text and over its worst window of 16 pairs
+    "word_pair_min_pairs": 12,        # scored pairs a text needs (fewer: a mean of a handful of rare pairs says little)
+    "word_pair_mean": 1.0,            # both: about the 0.2th percentile of the development sources' real responses
+    "word_pair_window": 0.2,
     # truncation: only at a length limit; 0 means "use finish_reason only"
     "length_limit_words": 0,
     # language mismatch: both texts need this many letters and this confidence
@@ -260,6 +269,26 @@ def _word_order(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
     return DetectorColumns.build(rated & (by_rate | by_share), np.where(rated, score, np.nan), explain)
 
 
+def _word_sequence(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
+    s = batch.stats
+    mean, window = s.word_pair_score, s.word_pair_window
+    rated = s.latin & (s.word_pairs >= t["word_pair_min_pairs"])
+    by_mean = rated & (mean < t["word_pair_mean"])
+    by_window = rated & (window < t["word_pair_window"])  # NaN (fewer pairs than a window) compares False
+    rated &= ~batch.not_english_rows(by_mean | by_window)
+    # margin below the nearer threshold, nats per pair: positive when flagged
+    score = np.fmax(t["word_pair_mean"] - mean, t["word_pair_window"] - window)
+
+    def explain(row: int) -> str:
+        if by_mean[row]:
+            return (f"word pairs score {mean[row]:.2f} nats on average (threshold {t['word_pair_mean']:g}): "
+                    "English rarely puts these words next to each other")
+        return (f"a stretch of 16 word pairs scores {window[row]:.2f} nats on average (threshold "
+                f"{t['word_pair_window']:g}): words in an order English does not use")
+
+    return DetectorColumns.build(rated & (by_mean | by_window), np.where(rated, score, np.nan), explain)
+
+
 def _truncation(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
     s = batch.stats
     at_limit = batch.at_length_limit | ((t["length_limit_words"] > 0) & (s.n_words >= t["length_limit_words"]))
@@ -277,13 +306,14 @@ HEURISTICS: dict[str, Callable[[_Batch, dict[str, float]], DetectorColumns]] = {
     "gibberish": _gibberish,
     "script_noise": _script_noise,
     "word_order": _word_order,
+    "word_sequence": _word_sequence,
     "truncation": _truncation,
 }
 
 
 def heuristic_columns(texts: list[str], finish_reasons: Sequence[Any], thresholds: dict[str, float], *,
                       batch_size: int = BATCH_RESPONSES) -> dict[str, DetectorColumns]:
-    """Every heuristic detector on cleaned texts, ``batch_size`` responses at a time (see :mod:`judgekit.textstats`)."""
+    """Every heuristic detector on cleaned texts, ``batch_size`` responses at a time (see :mod:`judgekit.flags.textstats`)."""
     parts: dict[str, list[DetectorColumns]] = {name: [] for name in HEURISTICS}
     for rows in batches(texts, max_responses=batch_size):
         batch = _Batch(texts[rows], finish_reasons[rows])
@@ -359,7 +389,7 @@ def language_mismatch(prompts: Sequence[str], responses: Sequence[str], threshol
 def off_topic(prompts: Sequence[str], responses: Sequence[str], thresholds: dict[str, float], *, model_path: str,
               batch_size: int = 64) -> list[Finding]:
     """Cosine similarity of mean-pooled sentence embeddings of prompt and response below a threshold."""
-    from judgekit.embedding import embed
+    from judgekit.flags.embedding import embed
 
     prompt_vectors = embed(list(prompts), model_path=model_path, batch_size=batch_size)
     response_vectors = embed([r if r.strip() else " " for r in responses], model_path=model_path, batch_size=batch_size)
@@ -371,7 +401,7 @@ def off_topic(prompts: Sequence[str], responses: Sequence[str], thresholds: dict
 
 def fluency(responses: Sequence[str], thresholds: dict[str, float], *, model_path: str, batch_size: int = 16) -> list[Finding]:
     """Per-token perplexity under a local causal LM above a threshold."""
-    from judgekit.embedding import perplexity
+    from judgekit.flags.embedding import perplexity
 
     values = perplexity(list(responses), model_path=model_path, batch_size=batch_size)
     limit = thresholds["max_perplexity"]
@@ -387,6 +417,7 @@ REPETITION = _repetition
 GIBBERISH = _gibberish
 SCRIPT_NOISE = _script_noise
 WORD_ORDER = _word_order
+WORD_SEQUENCE = _word_sequence
 TRUNCATION = _truncation
 LANGUAGE_MISMATCH = language_mismatch
 OFF_TOPIC = off_topic

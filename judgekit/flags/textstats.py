@@ -19,12 +19,15 @@ from itertools import repeat
 
 import numpy as np
 
+from judgekit.flags.bigrams import bigram_model
+
 MAX_LOOP_UNIT = 40           # longest repeated unit (in words) the tail-loop search looks for
 MIN_WORDS_NGRAMS = 12        # texts shorter than this get a repeated-4-gram share of 0
 MIN_WORDS_TAIL_LOOP = 9
 MIN_BYTES_COMPRESSION = 200  # zlib ratios of shorter texts say little
 BATCH_RESPONSES = 2048
 BATCH_CHARS = 2_000_000      # bounds a batch's token arrays however long its responses are
+PAIR_WINDOW = 16             # scored word pairs per window: a salad tail after a coherent opening shows in a window
 
 FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
 _NOISE = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ue000-\uf8ff]")
@@ -36,6 +39,7 @@ _HAS_LATIN = re.compile(r"[A-Za-z]")
 _SYMBOLS_ONLY_TOKEN = re.compile(r"(?<!\S)[^\w\s]{2,}(?!\S)")
 _CODE_SYMBOLS = frozenset("[]{}<>|\\$_=;")
 _LOWER_WORD = re.compile(r"[a-z]{2,}")
+_ADDRESS = re.compile(r"[a-z]\.[a-z]|/|@|://")
 _TERMINAL_CHARS = frozenset(""".!?…:;)]}"'`*>\u3002\uff01\uff1f""")
 _SCRIPTS = {
     "latin": "A-Za-z\u00c0-\u024f",
@@ -66,64 +70,110 @@ _ASCII_NOISE = _ascii_matching(_NOISE)
 _ASCII_NOT_WORDLIKE = _ascii_matching(_NOT_WORDLIKE)
 
 DETERMINERS = frozenset("the a an this these those my your his its our their every each".split())
+# Determiners that are never pronouns ("this will", "those who" are English; "the will" is not).
+ARTICLES = frozenset("the a an my your its our their every".split())
 FUNCTION_WORDS = DETERMINERS | frozenset(
     """of to in for on with at by from into onto upon about over under between through during without within
     and or but nor so yet if because although though while whereas than as is are was were be been being am do
     does did have has had will would shall should can could may might must not no""".split()
 )
-PREPOSITIONS = frozenset("of to in for on with at by from into onto upon about over under between through during".split())
-CONJUNCTIONS = frozenset("and or but nor".split())
+# Function words that cannot follow an article; modal verbs and "no", "do" can ("the will", "a must", "the no vote").
+NOT_AFTER_ARTICLE = FUNCTION_WORDS - frozenset("can will may might must no do does did have has had being".split())
 SENTENCE_STARTERS = frozenset("the this it i a an in for to if when you we they there these however but and".split())
-ABBREVIATIONS = frozenset("e.g i.e etc vs mr mrs ms dr st no fig approx cf al inc ltd co jr sr".split())
+ABBREVIATIONS = frozenset("e.g i.e etc vs mr mrs ms dr st no fig approx cf al inc ltd co jr sr a.m p.m u.s".split())
+_CLOSING = "\"')]*_”’»"
+_SHORT_PIECE = 5  # word pieces up to this long must be among the commonest 100,000 words; longer ones among all of them
+
+
+@cache
+def _wordfreq_english() -> list[str]:
+    """wordfreq's English list by frequency (~320,000 words; bundled, read with msgpack, no pickle)."""
+    import wordfreq
+
+    return wordfreq.top_n_list("en", 10_000_000)
 
 
 @cache
 def english_words() -> frozenset[str]:
-    """The 100,000 commonest English words (wordfreq's bundled lists, read with msgpack, no pickle)."""
-    import wordfreq
+    """The 100,000 commonest English words: short pieces must be among these to count as words."""
+    return frozenset(_wordfreq_english()[:100_000])
 
-    return frozenset(wordfreq.top_n_list("en", 100_000))
+
+@cache
+def all_english_words() -> frozenset[str]:
+    """Every word of wordfreq's English list: longer pieces (names, transliterations, domain terms) only need to be here."""
+    return frozenset(_wordfreq_english())
 
 
 # ---------------------------------------------------------------- per-token features
 
-# Feature bits of a token, computed once per distinct token.
-DET, FUNC, PREP, JOIN, ENDS, LOWER_START, STARTER_UPPER, COLON, ALPHA, FUNC_ALPHA, DET_END = (1 << k for k in range(11))
+# Feature bits of a token, computed once per distinct token (the low 16 bits of its packed features).
+(ARTICLE, NO_ARTICLE_BEFORE, ENDS, LOWER_START, STARTER_UPPER, COLON, ALPHA, FUNC_ALPHA, ARTICLE_END, BREAK_AFTER,
+ BREAK_BEFORE, HAS_LETTER) = (1 << k for k in range(12))
+# Packed layout: bits | [a-z]{2,} pieces << 16 | non-word pieces << 24 | odd << 32 | code << 40 | bigram word id << 41.
+_COUNT_BITS = 0xFF
+_WORD_SHIFT = 41
 _TOKEN_LIMIT = 2_000_000
 
 
 def _token_features(token: str) -> int:
-    """Packed: feature bits | [a-z]{2,} pieces << 12 | pieces outside the English list << 22 | odd << 32 | code << 42."""
     word = token.strip("\"'()[]*_,;:").lower()
+    closed = token.rstrip(_CLOSING) or token  # '"Girls."' ends a sentence as 'Girls.' does
     bits = 0
-    if word in DETERMINERS:
-        bits |= DET
-    if word in FUNCTION_WORDS or not word:
-        bits |= FUNC
-    if word in PREPOSITIONS:
-        bits |= PREP
-    if word in PREPOSITIONS or word in CONJUNCTIONS:
-        bits |= JOIN
-    if token[-1] in ".!?" and word.rstrip(".!?") not in ABBREVIATIONS and not token[:-1].replace(".", "").isdigit():
+    if word in ARTICLES:
+        bits |= ARTICLE
+    if word in NOT_AFTER_ARTICLE:
+        bits |= NO_ARTICLE_BEFORE
+    if closed[-1] in ".!?" and word.rstrip(".!?") not in ABBREVIATIONS and not closed[:-1].replace(".", "").isdigit():
         bits |= ENDS
     if token[0].isalpha() and token[0].islower():
         bits |= LOWER_START
     if token[0].isupper() and word in SENTENCE_STARTERS and word != "i":
         bits |= STARTER_UPPER
-    if token[-1] == ":":
+    if closed[-1] == ":":
         bits |= COLON
     if word.isalpha():
         bits |= ALPHA
         if word in FUNCTION_WORDS:
             bits |= FUNC_ALPHA
-    if word.rstrip(".!?") in DETERMINERS:
-        bits |= DET_END
+    if word.rstrip(".!?") in ARTICLES:
+        bits |= ARTICLE_END
+    if not token[-1].isalnum():
+        bits |= BREAK_AFTER
+    if not token[0].isalnum():
+        bits |= BREAK_BEFORE
+    if _HAS_LATIN.search(token) or LETTER.search(token):
+        bits |= HAS_LETTER
     pieces = _LOWER_WORD.findall(token.lower())
-    vocabulary = english_words()
     odd = len(_VOWELLESS.findall(token)) + len(_MIXED_ALNUM.findall(token)) + bool(_SYMBOL_CANDIDATE.fullmatch(token) and _HAS_LATIN.search(token))
     code = bool(_SYMBOLS_ONLY_TOKEN.fullmatch(token)) and not _CODE_SYMBOLS.isdisjoint(token)
-    nonword = sum(1 for w in pieces if w not in vocabulary)
-    return bits | min(len(pieces), 1023) << 12 | min(nonword, 1023) << 22 | min(odd, 1023) << 32 | int(code) << 42
+    packed = bits | min(len(pieces), _COUNT_BITS) << 16 | min(_non_word_pieces(token, pieces), _COUNT_BITS) << 24
+    return packed | min(odd, _COUNT_BITS) << 32 | int(code) << 40 | _bigram_word_id(token, word) << _WORD_SHIFT
+
+
+def _non_word_pieces(token: str, pieces: list[str]) -> int:
+    """Pieces of a lower-case running word that are not English words.
+
+    Capitalised tokens (names), quoted ones (a term being mentioned, a transliteration),
+    tokens holding digits (formulas, codes) and addresses (``www.x.com``, ``a/b``, ``@x``)
+    are not running words and are not counted.
+    """
+    if not pieces or not token[0].islower() or any(ch.isdigit() for ch in token) or _ADDRESS.search(token):
+        return 0
+    common, every = english_words(), all_english_words()
+    return sum(1 for w in pieces if w not in (common if len(w) <= _SHORT_PIECE else every))
+
+
+def _bigram_word_id(token: str, word: str) -> int:
+    """The word's id in the bigram model's vocabulary (``bigram_model().size``: none).
+
+    Acronyms get none, and so do contractions: the pair table splits "I'm" into two tokens,
+    so it lists no pair holding one and every such pair would look unseen.
+    """
+    model = bigram_model()
+    if (len(token) > 1 and token.isupper()) or "'" in word or "’" in word:
+        return model.size
+    return model.ids.get(word, model.size)
 
 
 class _TokenVocabulary:
@@ -197,6 +247,9 @@ class TextStats:
     word_order_anomalies: np.ndarray   # adjacent-token pairs that break English word order, see _pair_anomalies
     alphabetic_tokens: np.ndarray
     function_tokens: np.ndarray        # alphabetic tokens that are English function words
+    word_pairs: np.ndarray             # adjacent word pairs scored by the bigram model (same line, no punctuation between)
+    word_pair_score: np.ndarray        # their mean score (NaN: none), see judgekit.flags.bigrams
+    word_pair_window: np.ndarray       # lowest mean score over PAIR_WINDOW consecutive scored pairs (NaN: fewer pairs)
 
 
 def batches(texts: Sequence[str], *, max_responses: int = BATCH_RESPONSES) -> Iterator[slice]:
@@ -226,6 +279,7 @@ def text_stats(texts: list[str]) -> TextStats:
     extend = word_ids.extend
     prose: list[str] = []
     fenced_prose_tokens: dict[int, list[str]] = {}
+    line_starts: dict[int, list[int]] = {}
     counts: list[tuple] = []
     nan = float("nan")
     for row, text in enumerate(texts):
@@ -240,6 +294,8 @@ def text_stats(texts: list[str]) -> TextStats:
         else:
             text_prose = text
         prose.append(text_prose)
+        if "\n" in text_prose:
+            line_starts[row] = _line_starts(text_prose)
         if text.isascii():
             n_letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
             latin = n_letters > 0
@@ -271,8 +327,28 @@ def text_stats(texts: list[str]) -> TextStats:
         prose=prose, n_words=n_words, n_prose_tokens=n_prose, **columns,
         repeated_ngram_share=_repeated_ngram_share(ids, n_words),
         tail_loop_share=loop_share, tail_loop_unit=loop_unit,
-        **_token_sums(prose_ids, n_prose),
+        **_token_sums(prose_ids, n_prose, _line_start_mask(line_starts, n_prose)),
     )
+
+
+def _line_starts(text: str) -> list[int]:
+    """Indices of the tokens that begin a line (after the first); no pair rule or word pair crosses a line break."""
+    starts, position = [], 0
+    for line in text.split("\n"):
+        if position:
+            starts.append(position)
+        position += len(line.split())
+    return starts
+
+
+def _line_start_mask(line_starts: dict[int, list[int]], lengths: np.ndarray) -> np.ndarray:
+    mask = np.zeros(int(lengths.sum()), dtype=bool)
+    if line_starts:
+        offsets = np.cumsum(lengths) - lengths
+        index = np.concatenate([np.asarray(starts, dtype=np.int64) + offsets[row] for row, starts in line_starts.items()])
+        ends = np.repeat([offsets[row] + lengths[row] for row in line_starts], [len(v) for v in line_starts.values()])
+        mask[index[index < ends]] = True
+    return mask
 
 
 _COUNT_COLUMNS = {
@@ -379,44 +455,86 @@ def _longest_tail_run(words: list[str], units: list[int]) -> tuple[float, int]:
     return best, best_unit
 
 
-def _pair_anomalies(bits: np.ndarray) -> np.ndarray:
-    """Per adjacent token pair: how many English word-order rules it breaks."""
+def _pair_anomalies(bits: np.ndarray, same_line: np.ndarray) -> np.ndarray:
+    """Per adjacent token pair (i, i+1): how many English word-order rules it breaks.
+
+    ``same_line[i]``: tokens i and i+1 are in one response and on one line. The rules are
+    kept to pairs fluent text does not make: lists, headings, titles and code do not end a
+    line with punctuation, so nothing is counted across a line break.
+    """
     first, second = bits[:-1], bits[1:]
+    third = np.zeros_like(second)
+    third[:-1] = np.where(same_line[1:], bits[2:], 0)  # the token after the pair, when on the same line
 
-    def both(flag_first: int, flag_second: int) -> np.ndarray:
-        return ((first & flag_first) != 0) & ((second & flag_second) != 0)
+    def has(values: np.ndarray, flag: int) -> np.ndarray:
+        return (values & flag) != 0
 
-    return (
-        both(DET, FUNC).astype(np.int64)  # "the of", "a and"
-        + both(ENDS, LOWER_START)  # ". lowercase"
-        + (((first & (ENDS | COLON)) == 0) & ((second & STARTER_UPPER) != 0))  # "word The"
-        + both(PREP, JOIN)  # "of in", "to and"
-    )
+    article_then_function = has(first, ARTICLE) & ~has(first, BREAK_AFTER) & has(second, NO_ARTICLE_BEFORE) & has(second, LOWER_START)
+    stop_then_lower = has(first, ENDS) & has(second, LOWER_START)
+    # "word The next": a capitalised sentence starter mid-sentence, followed by a lower-case word (not a title)
+    starter_inside = (~has(first, ENDS | COLON) & has(first, HAS_LETTER) & has(second, STARTER_UPPER)
+                      & has(third, LOWER_START))
+    return (article_then_function.astype(np.int64) + stop_then_lower + starter_inside) * same_line
 
 
-def _token_sums(ids: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
+_SCORE_SCALE = 1 << 20  # pair scores in fixed point, so sums and windows are exact whatever the batch
+
+
+def _word_pair_stats(packed: np.ndarray, bits: np.ndarray, same_line: np.ndarray, n_responses: int,
+                     response_of_pair: np.ndarray) -> dict[str, np.ndarray]:
+    """Bigram-model scores of adjacent word pairs with no punctuation or line break between: count, mean, window minimum."""
+    model = bigram_model()
+    words = (packed >> _WORD_SHIFT) & 0x1FFFF
+    scored = (same_line & (words[:-1] < model.size) & (words[1:] < model.size)
+              & ~((bits[:-1] & BREAK_AFTER) != 0) & ~((bits[1:] & BREAK_BEFORE) != 0))
+    where = np.flatnonzero(scored)
+    scores = np.round(model.pair_scores(words[where], words[where + 1]) * _SCORE_SCALE).astype(np.int64)
+    owner = response_of_pair[where]
+    count = np.bincount(owner, minlength=n_responses)
+    total = np.bincount(owner, weights=scores, minlength=n_responses)  # exact: integers below 2**53
+    window = np.full(n_responses, np.nan)
+    if len(scores) >= PAIR_WINDOW:
+        running = np.zeros(len(scores) + 1, dtype=np.int64)
+        np.cumsum(scores, out=running[1:])
+        sums = running[PAIR_WINDOW:] - running[:-PAIR_WINDOW]
+        start_owner = owner[: len(sums)]
+        inside = start_owner == owner[PAIR_WINDOW - 1 :]
+        sums, start_owner = sums[inside], start_owner[inside]
+        if len(sums):
+            first = np.flatnonzero(np.r_[True, start_owner[1:] != start_owner[:-1]])
+            window[start_owner[first]] = np.minimum.reduceat(sums, first) / (PAIR_WINDOW * _SCORE_SCALE)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / (np.maximum(count, 1) * _SCORE_SCALE), np.nan)
+    return {"word_pairs": count, "word_pair_score": mean, "word_pair_window": window}
+
+
+def _token_sums(ids: np.ndarray, lengths: np.ndarray, line_start: np.ndarray) -> dict[str, np.ndarray]:
     """Per-response sums of the prose tokens' features (differences of running sums at the responses' ends)."""
     ends = np.cumsum(lengths)
     starts = ends - lengths
     last = ends[lengths > 0] - 1
     packed = _VOCABULARY.features[ids]
-    bits = packed & 0xFFF
+    bits = packed & 0xFFFF
 
     def total(values: np.ndarray) -> np.ndarray:
         running = np.zeros(len(values) + 1, dtype=np.int64)
         np.cumsum(values, out=running[1:])
         return running[ends] - running[starts]
 
-    # Pair (i, i+1) counted at i; the pair that would cross into the next response is dropped.
+    # Pair (i, i+1) counted at i; a pair crossing into the next response or a new line is not a pair.
+    same_line = ~line_start[1:]
+    same_line[last[last < len(same_line)]] = False
     anomalies = np.zeros(len(ids), dtype=np.int64)
-    anomalies[:-1] = _pair_anomalies(bits)
-    anomalies[last] = (bits[last] & DET_END) != 0  # ends on a determiner
+    anomalies[:-1] = _pair_anomalies(bits, same_line)
+    anomalies[last] = (bits[last] & ARTICLE_END) != 0  # ends on an article
+    response_of_pair = np.repeat(np.arange(len(lengths)), lengths)[:-1]
     return {
-        "odd_tokens": total((packed >> 32) & 0x3FF),
-        "word_pieces": total((packed >> 12) & 0x3FF),
-        "non_word_pieces": total((packed >> 22) & 0x3FF),
-        "code_tokens": total((packed >> 42) & 1),
+        "odd_tokens": total((packed >> 32) & _COUNT_BITS),
+        "word_pieces": total((packed >> 16) & _COUNT_BITS),
+        "non_word_pieces": total((packed >> 24) & _COUNT_BITS),
+        "code_tokens": total((packed >> 40) & 1),
         "word_order_anomalies": total(anomalies),
         "alphabetic_tokens": total((bits & ALPHA) != 0),
         "function_tokens": total((bits & FUNC_ALPHA) != 0),
+        **_word_pair_stats(packed, bits, same_line, len(lengths), response_of_pair),
     }

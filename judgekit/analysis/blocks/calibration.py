@@ -1,0 +1,118 @@
+"""Calibration of each judge's P(unsafe) against the human reference, and the reliability-curve table."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from judgekit.analysis.inputs import StudyArrays, core_subsets
+from judgekit.analysis.rows import RowWriter, Statistic, row_generator
+from judgekit.analysis.subsets import ALL, Subset, subset
+from judgekit.schema import HUMAN_MAJORITY
+from judgekit.stats import calibration as cal
+
+NOISE_DRAWS = 200
+
+
+def _binned(fn):
+    """A statistic of the binned sums, which follow the three Brier columns."""
+    return lambda s: fn(s[..., 3:])
+
+
+def _bins(sums: NDArray) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray]:
+    counts, sum_p, sum_y = cal._bin_parts(sums)
+    n = counts.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        base = sum_y.sum(axis=-1) / n
+        mean_p = np.where(counts > 0, sum_p / np.where(counts > 0, counts, 1), 0)
+        mean_y = np.where(counts > 0, sum_y / np.where(counts > 0, counts, 1), 0)
+    return counts, n, mean_p, mean_y, base
+
+
+def _reliability_part(sums: NDArray) -> NDArray:
+    counts, n, mean_p, mean_y, _ = _bins(sums)
+    return (counts * (mean_p - mean_y) ** 2).sum(axis=-1) / n
+
+
+def _resolution_part(sums: NDArray) -> NDArray:
+    counts, n, _, mean_y, base = _bins(sums)
+    return (counts * (mean_y - base[..., None]) ** 2).sum(axis=-1) / n
+
+
+def _uncertainty_part(sums: NDArray) -> NDArray:
+    _, _, _, _, base = _bins(sums)
+    return base * (1 - base)
+
+
+BRIEF = {"ece": Statistic(_binned(cal.ece_from_sums)), "brier": Statistic(cal.brier_from_sums)}
+FULL = BRIEF | {
+    "ece_l2_squared_debiased": Statistic(_binned(partial(cal.ece_from_sums, norm="l2", debiased=True))),
+    "mce": Statistic(_binned(cal.mce_from_sums)),
+    "log_loss": Statistic(cal.log_loss_from_sums),
+    "brier_reliability": Statistic(_binned(_reliability_part)),
+    "brier_resolution": Statistic(_binned(_resolution_part)),
+    "brier_uncertainty": Statistic(_binned(_uncertainty_part)),
+}
+
+
+def calibration_rows(writer: RowWriter, judge_id: str, group: Subset, mask: NDArray, p: NDArray, reference: NDArray,
+                     *, brief: bool = False) -> None:
+    n_bins = writer.settings.n_bins
+    usable = ~np.isnan(p) & ~np.isnan(reference) & mask & writer.data.policy_mask
+    if not usable.any():
+        return
+    uniform = cal.binned_item_sums(reference, p, cal.bin_edges(p[usable], n_bins=n_bins, strategy="uniform"))
+    writer.block(BRIEF if brief else FULL, judge_id, HUMAN_MAJORITY, group, mask & ~np.isnan(p),
+                 np.hstack([cal.brier_item_sums(reference, p), uniform]))
+    if brief:
+        return
+    quantile = cal.bin_edges(p[usable], n_bins=n_bins, strategy="quantile")
+    writer.block({"ece_equal_mass": Statistic(cal.ece_from_sums)}, judge_id, HUMAN_MAJORITY, group, mask & ~np.isnan(p),
+                 cal.binned_item_sums(reference, p, quantile), counted=usable)
+    if len(np.unique(reference[usable])) == 2:
+        levels = cal.score_levels(p[usable])
+        writer.block({"auroc": Statistic(cal.auroc_from_sums), "auprc": Statistic(cal.auprc_from_sums)}, judge_id,
+                     HUMAN_MAJORITY, group, mask & ~np.isnan(p), cal.ranking_item_sums(reference, p, levels), counted=usable)
+
+
+def calibration(writer: RowWriter, data: StudyArrays) -> pd.DataFrame:
+    """Calibration rows per judge with probabilities; returns the reliability-curve table."""
+    if not data.has_reference:
+        return pd.DataFrame()
+    curves = []
+    settings = writer.settings
+    everything = np.ones(data.n_items, dtype=bool)
+    for judge_id in data.p_unsafe.columns:
+        p = data.p_unsafe[judge_id].to_numpy()
+        usable = ~np.isnan(p) & ~np.isnan(data.reference) & data.policy_mask
+        if usable.sum() < 2 or len(np.unique(data.reference[usable])) < 2:
+            continue
+        for group, mask in core_subsets(data):
+            calibration_rows(writer, judge_id, group, mask, p, data.reference)
+            if (usable & mask).any():
+                curve = cal.reliability_curve(data.reference[usable & mask], p[usable & mask], n_bins=settings.n_bins,
+                                              level=settings.level)
+                curves.append(curve.assign(judge_id=judge_id, subset=group.label))
+        for method in ("platt", "temperature", "isotonic"):
+            recalibrated = np.full(len(p), np.nan)
+            recalibrated[usable] = cal.recalibrate_cv(data.reference[usable], p[usable], method=method,
+                                                      groups=data.clusters[usable],
+                                                      rng=row_generator(settings.seed, "recalibrate", judge_id, method))
+            calibration_rows(writer, judge_id, subset("recalibrated", method), everything, recalibrated, data.reference,
+                             brief=True)
+        _noise_floor(writer, judge_id, p[usable], n_in_subset=data.n_items)
+    return pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
+
+
+def _noise_floor(writer: RowWriter, judge_id: str, p: NDArray, *, n_in_subset: int) -> None:
+    """Mean and 95th percentile of the ECE of labels drawn from the judge's own probabilities: two point values."""
+    draws = cal.ece_noise_floor_draws(p, n_bins=writer.settings.n_bins, n_sim=NOISE_DRAWS,
+                                      rng=row_generator(writer.settings.seed, "ece_noise_floor", judge_id))
+    method = f"ECE of labels drawn from Bernoulli(p_unsafe), {NOISE_DRAWS} draws"
+    for name, value in (("ece_noise_floor", draws.mean()), ("ece_noise_floor_p95", np.quantile(draws, 0.95))):
+        writer.add(name, judge_id, HUMAN_MAJORITY, ALL, value, np.nan, np.nan, n_items=len(p), n_in_subset=n_in_subset,
+                   method=f"{method}: {'mean' if name == 'ece_noise_floor' else '95th percentile'}", resamples=NOISE_DRAWS,
+                   interval="simulation")

@@ -1,0 +1,26 @@
+"""Harmful rate (attack success rate) per judge and for the human reference, overall and per model × benchmark."""
+
+from __future__ import annotations
+
+from judgekit.analysis.blocks.common import HARMFUL_RATE
+from judgekit.analysis.inputs import StudyArrays, core_subsets
+from judgekit.analysis.rows import RowWriter
+from judgekit.analysis.subsets import group_subsets
+from judgekit.schema import HUMAN_MAJORITY
+from judgekit.stats.classification import rate_item_sums
+
+
+def raters(data: StudyArrays) -> dict:
+    """Every judge's verdicts and, when there is one, the human reference."""
+    out = {j: data.judges[j].to_numpy() for j in data.judges.columns}
+    if data.has_reference:
+        out[HUMAN_MAJORITY] = data.reference
+    return out
+
+
+def harmful_rates(writer: RowWriter, data: StudyArrays) -> None:
+    groups = core_subsets(data) + group_subsets(data.responses, ("model", "benchmark"))
+    for rater, verdicts in raters(data).items():
+        sums = rate_item_sums(verdicts)
+        for group, mask in groups:
+            writer.block({"harmful_rate": HARMFUL_RATE}, rater, "none", group, mask, sums)

@@ -1,0 +1,47 @@
+"""``compute_stats``: run the blocks that apply to a study and collect the long ``stats`` table."""
+
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+
+from judgekit.analysis.blocks import BLOCKS, STATISTIC_NAMES
+from judgekit.analysis.inputs import study_arrays
+from judgekit.analysis.rows import RowWriter
+from judgekit.analysis.settings import StatsSettings
+from judgekit.errors import InputError
+from judgekit.study import Study
+
+
+def compute_stats(study: Study, settings: StatsSettings, *, version: str,
+                  only: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All statistics that apply to the tables present: (stats table, reliability-curve table).
+
+    ``only`` names statistics (see ``STATISTIC_NAMES``): just the blocks that
+    write them run, and just their rows are kept.
+    """
+    if only is not None:
+        unknown = sorted(set(only) - set(STATISTIC_NAMES))
+        if unknown:
+            raise InputError(f"--only: unknown statistic {unknown[0]!r}; known: {', '.join(STATISTIC_NAMES)}")
+    blocks = [b for b in BLOCKS if only is None or set(b.statistics) & set(only)]
+    writer = RowWriter(study_arrays(study, settings.incoherent), settings, version)
+    reliability = pd.DataFrame()
+    for block in _progress(blocks, settings.progress):
+        result = block.run(writer, writer.data)
+        if isinstance(result, pd.DataFrame):
+            reliability = result
+    stats = pd.DataFrame(writer.rows)
+    if only is not None and len(stats):
+        stats = stats[stats["statistic"].isin(only)].reset_index(drop=True)
+    return stats, reliability
+
+
+def _progress(blocks: list, enabled: bool):
+    """The blocks, behind a progress bar with an ETA on stderr when asked for."""
+    if not enabled:
+        return blocks
+    from tqdm import tqdm
+
+    return tqdm(blocks, desc="stats", unit="block", file=sys.stderr)

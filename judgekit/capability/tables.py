@@ -1,0 +1,110 @@
+"""The optional ``models`` and ``capability`` tables of a study: reading, cross-checking, adding rows.
+
+Both are validated like every table (one line naming file, row and column,
+exit 2). ``models`` must agree with the lineage the responses already state:
+a model whose responses name base model X cannot be listed with base model Y.
+Capability rows are added per (model, task): importing a task a model
+already has is refused unless ``replace`` is given, so nothing is silently
+overwritten.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from judgekit.errors import InputError
+from judgekit.io import conform_frame, read_table, write_table
+from judgekit.locking import study_lock
+from judgekit.schema import SCHEMAS
+from judgekit.study import existing_study_dir, table_path
+
+LINEAGE_COLUMNS = ("base_model", "finetune_goal", "mitigation")
+
+
+def read_models(study_dir: str | Path, responses: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """The study's ``models`` table (None when absent), checked against the responses' lineage columns."""
+    path = table_path(study_dir, "models")
+    if path is None:
+        return None
+    models = read_table(path, SCHEMAS["models"])
+    if responses is not None:
+        _check_lineage_agrees(models, responses, path)
+    return models
+
+
+def _check_lineage_agrees(models: pd.DataFrame, responses: pd.DataFrame, path: Path) -> None:
+    listed = models.set_index("model")
+    for column in LINEAGE_COLUMNS:
+        if column not in responses or column not in listed:
+            continue
+        stated = responses[["model", column]].dropna().drop_duplicates()
+        for model, value in stated.itertuples(index=False):
+            if model in listed.index and pd.notna(listed.at[model, column]) and listed.at[model, column] != value:
+                position = int(np.flatnonzero((models["model"] == model).to_numpy())[0])
+                raise InputError(f"{column} {listed.at[model, column]!r} for model {model!r} disagrees with the "
+                                 f"responses table, which says {value!r}", file=path, row=position + 1, column=column)
+
+
+def model_lineage(responses: pd.DataFrame, models: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per model: ``model``, ``base_model``, ``finetune_goal``, ``mitigation`` (null where unknown).
+
+    The models table wins where it states a value; otherwise the responses'
+    columns give it. A base model is one whose ``base_model`` is empty or
+    itself.
+    """
+    rows = responses[["model"] + [c for c in LINEAGE_COLUMNS if c in responses]].dropna(subset=["model"])
+    lineage = rows.groupby("model", sort=True).first().reindex(columns=list(LINEAGE_COLUMNS))
+    if models is not None:
+        listed = models.set_index("model").reindex(columns=list(LINEAGE_COLUMNS))
+        lineage = listed.combine_first(lineage)
+    lineage = lineage.astype(object).where(lineage.notna(), None)
+    return lineage.reset_index().rename(columns={"index": "model"})
+
+
+def finetune_pairs(lineage: pd.DataFrame) -> list[dict[str, str | None]]:
+    """(fine-tuned model, its base, goal, mitigation) for every model whose base is another model."""
+    pairs = []
+    for row in lineage.itertuples(index=False):
+        if row.base_model and row.base_model != row.model:
+            pairs.append({"model": row.model, "base_model": row.base_model, "finetune_goal": row.finetune_goal,
+                          "mitigation": row.mitigation})
+    return pairs
+
+
+def read_capability(study_dir: str | Path) -> pd.DataFrame | None:
+    """The study's ``capability`` table, or None when absent."""
+    path = table_path(study_dir, "capability")
+    return None if path is None else read_table(path, SCHEMAS["capability"])
+
+
+def add_capability_rows(study_dir: str | Path, rows: pd.DataFrame, *, replace: bool = False, source: str) -> Path:
+    """Add imported capability rows to ``STUDY/capability``; refuse tasks already present unless ``replace``.
+
+    ``rows`` is checked against the schema before anything is written; the
+    table keeps its format (new tables take the responses table's).
+    """
+    study_dir = existing_study_dir(study_dir)
+    new = conform_frame(rows, SCHEMAS["capability"], source)
+    with study_lock(study_dir, step="capability import"):
+        responses = table_path(study_dir, "responses")
+        if responses is None:
+            raise InputError("no responses table; capability rows belong to a study", file=study_dir)
+        existing_path = table_path(study_dir, "capability")
+        target = existing_path or study_dir / f"capability{responses.suffix}"
+        existing = read_table(existing_path, SCHEMAS["capability"]) if existing_path else None
+        combined = new if existing is None else _merge(existing, new, replace=replace, path=target)
+        return write_table(combined, target, SCHEMAS["capability"])
+
+
+def _merge(existing: pd.DataFrame, new: pd.DataFrame, *, replace: bool, path: Path) -> pd.DataFrame:
+    new_keys = set(zip(new["model"], new["task"], strict=True))
+    clash = [key in new_keys for key in zip(existing["model"], existing["task"], strict=True)]
+    if any(clash) and not replace:
+        model, task = next(k for k, c in zip(zip(existing["model"], existing["task"], strict=True), clash, strict=True) if c)
+        raise InputError(f"already holds capability rows for model {model!r}, task {task!r}; pass --replace to "
+                         "replace them", file=path)
+    kept = existing[~np.asarray(clash, dtype=bool)]
+    return pd.concat([kept, new], ignore_index=True, sort=False)

@@ -1,0 +1,390 @@
+"""Fine-tune effect statistics: paired design, prediction-powered correction, label planning, robustness.
+
+The simulations here have known truth and are kept small (a few hundred
+replicates, vectorised where it matters); the larger sweeps, with their Monte
+Carlo errors, are in ``analyses/finetune_effect_simulation.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from judgekit.stats.labelplan import (
+    plan_additional_labels,
+    residual_variance_from_disagreement,
+    stratified_selection,
+    variance_components,
+)
+from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference, summary_difference
+from judgekit.stats.ppi import naive_judge_mean, ppi_mean, ppi_mean_difference, power_tuning_lambda
+from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers, sign_significance
+
+# ---------------------------------------------------------------- the paired design
+
+
+def _difficulty_mix_study(rng: np.random.Generator, *, n_prompts: int = 300, samples: int = 3, effect: float = 0.1):
+    """Base answers every prompt; the fine-tune answers 95% of hard prompts but only 40% of easy ones.
+
+    Hard prompts are unsafe 50% of the time for the base, easy ones 10%; fine-tuning adds ``effect`` to every
+    prompt, so the true effect on any set of prompts is exactly ``effect``.
+    """
+    hard = rng.random(n_prompts) < 0.5
+    base_rate = np.where(hard, 0.5, 0.1)
+    answered_by_finetune = rng.random(n_prompts) < np.where(hard, 0.95, 0.4)
+    rows = []
+    for is_finetuned, answered, rate in ((False, np.ones(n_prompts, bool), base_rate),
+                                         (True, answered_by_finetune, base_rate + effect)):
+        prompts = np.repeat(np.flatnonzero(answered), samples)
+        unsafe = (rng.random(len(prompts)) < rate[prompts]).astype(float)
+        rows.append((unsafe, np.full(len(prompts), is_finetuned), prompts))
+    unsafe, finetuned, prompts = (np.concatenate(parts) for parts in zip(*rows, strict=True))
+    return unsafe, finetuned, prompts
+
+
+def test_paired_effect_is_unbiased_under_different_difficulty_mixes_and_the_unpaired_difference_is_not():
+    rng = np.random.default_rng(14)
+    paired, unpaired, covered = [], [], []
+    for _ in range(200):
+        unsafe, finetuned, prompts = _difficulty_mix_study(rng)
+        result = paired_mean_difference(unsafe, finetuned, prompts, n_boot=300, rng=rng)
+        paired.append(result.estimate)
+        covered.append(result.ci_low <= 0.1 <= result.ci_high)
+        unpaired.append(unsafe[finetuned].mean() - unsafe[~finetuned].mean())
+        # the fine-tune answered ~68% of the prompts the base did: below 80%, so the effect row warns
+        assert "matched" in result.warning and result.matched_share_control < 0.8
+    paired, unpaired = np.array(paired), np.array(unpaired)
+    mc_paired = paired.std(ddof=1) / np.sqrt(len(paired))
+    assert abs(paired.mean() - 0.1) < 3 * mc_paired, (paired.mean(), mc_paired)
+    # The unpaired difference also credits fine-tuning with the harder prompts it happened to answer:
+    # E = 0.1 + (share of hard prompts 0.70 vs 0.5) x 0.4 = 0.18.
+    mc_unpaired = unpaired.std(ddof=1) / np.sqrt(len(unpaired))
+    assert unpaired.mean() - 0.1 > 0.06 and unpaired.mean() - 0.1 > 10 * mc_unpaired
+    assert np.mean(covered) >= 0.91  # 200 replicates: Monte Carlo s.e. 0.015 at 0.95
+
+
+def test_paired_effect_averages_samples_within_a_prompt_before_differencing():
+    # prompt p0: base 1/2 unsafe, fine-tune 3/3; p1: base 0/1, fine-tune 1/2 -> differences 0.5 and 0.5
+    unsafe = [1, 0, 1, 1, 1, 0, 1, 0]
+    finetuned = np.array([False, False, True, True, True, False, True, True])
+    prompts = ["p0", "p0", "p0", "p0", "p0", "p1", "p1", "p1"]
+    result = paired_mean_difference(unsafe, finetuned, prompts, min_pairs=2, rng=0)
+    assert result.estimate == pytest.approx(0.5)
+    assert result.n_pairs == 2 and result.matched_share_treatment == 1.0
+
+
+def test_paired_effect_needs_ten_matched_prompts_and_says_why():
+    unsafe = np.tile([1.0, 0.0], 9)
+    finetuned = np.tile([True, False], 9)
+    prompts = np.repeat(np.arange(9), 2)
+    result = paired_mean_difference(unsafe, finetuned, prompts, rng=0)
+    assert np.isnan(result.estimate) and np.isnan(result.ci_low)
+    assert result.n_pairs == 9 and "only 9 units answered by both models" in result.reason
+
+
+def test_paired_effect_warns_only_below_eighty_percent_matched_and_skips_failed_verdicts():
+    rng = np.random.default_rng(3)
+    prompts = np.repeat(np.arange(100), 2)
+    finetuned = np.tile([True, False], 100)
+    unsafe = (rng.random(200) < 0.3).astype(float)
+    assert paired_mean_difference(unsafe, finetuned, prompts, rng=0).warning == ""
+    # 25 of the base model's verdicts failed (NaN): those prompts are unmatched, 75% of the fine-tune's
+    unsafe[1:50:2] = np.nan
+    result = paired_mean_difference(unsafe, finetuned, prompts, rng=0)
+    assert result.n_pairs == 75 and result.matched_share_treatment == pytest.approx(0.75)
+    assert result.matched_share_control == 1.0 and "treatment 75% < 80%" in result.warning
+
+
+def test_paired_effect_above_the_bootstrap_limit_is_the_t_interval_of_the_mean_difference():
+    from scipy.stats import t as student_t
+
+    rng = np.random.default_rng(8)
+    prompts = np.repeat(np.arange(400), 2)
+    finetuned = np.tile([True, False], 400)
+    unsafe = (rng.random(800) < np.where(finetuned, 0.35, 0.2)).astype(float)
+    differences = unsafe[finetuned] - unsafe[~finetuned]
+    half = student_t.ppf(0.975, 399) * differences.std(ddof=1) / np.sqrt(400)
+    fast = paired_mean_difference(unsafe, finetuned, prompts, max_bootstrap_units=300)
+    assert (fast.ci_low, fast.ci_high) == pytest.approx((differences.mean() - half, differences.mean() + half))
+    assert "Taylor linearization over units, t(399)" in fast.method and fast.n_boot == 0
+    slow = paired_mean_difference(unsafe, finetuned, prompts, n_boot=2000, rng=0)
+    assert abs(slow.ci_low - fast.ci_low) < 0.01 and abs(slow.ci_high - fast.ci_high) < 0.01
+    split = incoherence_decomposition(unsafe, rng.random(800) < 0.2, finetuned, prompts, max_bootstrap_units=300)
+    assert split.total == pytest.approx((fast.estimate, fast.ci_low, fast.ci_high))
+
+
+def test_paired_effect_validates_its_arguments():
+    with pytest.raises(ValueError, match="in_treatment"):
+        paired_mean_difference([1, 0], [1, 0], ["a", "a"])
+    with pytest.raises(ValueError, match="n_boot"):
+        paired_mean_difference([1, 0], [True, False], ["a", "a"], n_boot=0)
+    with pytest.raises(ValueError, match="one row per observation"):
+        paired_mean_difference([1, 0, 1], [True, False], ["a", "a"])
+
+
+def test_incoherence_decomposition_adds_up_and_isolates_the_incoherent_part():
+    rng = np.random.default_rng(5)
+    n_prompts = 200
+    prompts = np.repeat(np.arange(n_prompts), 2)
+    finetuned = np.tile([True, False], n_prompts)
+    # The base is unsafe 10% of the time and coherent; the fine-tune adds unsafe answers that are all incoherent.
+    incoherent = finetuned & (rng.random(2 * n_prompts) < 0.3)
+    unsafe = np.where(incoherent, 1.0, (rng.random(2 * n_prompts) < 0.1).astype(float))
+    result = incoherence_decomposition(unsafe, incoherent, finetuned, prompts, n_boot=300, rng=0)
+    total, part, share, coherent = (r[0] for r in (result.total, result.incoherent_part, result.incoherent_share,
+                                                   result.coherent_only))
+    coherent_part = total - part
+    assert total == pytest.approx(paired_mean_difference(unsafe, finetuned, prompts, rng=0).estimate)
+    assert share == pytest.approx(part / total) and share > 0.8
+    assert abs(coherent) < 0.08 and result.coherent_only[1] <= 0 <= result.coherent_only[2]
+    assert abs(coherent_part) < 0.08
+    assert result.n_pairs_coherent < n_prompts  # prompts whose only fine-tuned response is incoherent drop out
+
+
+def test_summary_difference_by_hand():
+    # se = 0.1 / 1.959964 for both; difference 0.1 +- 1.959964 * sqrt(2) * 0.1 / 1.959964 = 0.1 +- 0.141421
+    estimate, low, high = summary_difference((0.6, 0.5, 0.7), (0.5, 0.4, 0.6))
+    assert (estimate, low, high) == pytest.approx((0.1, 0.1 - np.sqrt(0.02), 0.1 + np.sqrt(0.02)))
+    with pytest.raises(ValueError, match="contain its estimate"):
+        summary_difference((0.8, 0.5, 0.7), (0.5, 0.4, 0.6))
+
+
+# ---------------------------------------------------------------- prediction-powered inference
+
+# Reference values from the reference implementation, ppi_python 0.2.3 (PyPI; github.com/aangelopoulos/ppi_py),
+# computed in a throwaway environment (ppi_python needs numba and llvmlite, ~210 MB, so it is not a test
+# dependency):
+#   from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
+#   ppi_mean_ci(Y, YHAT, YHAT_U, alpha=0.05, lam=None|1.0); ppi_mean_ci(Y, P_UNSAFE, P_UNSAFE_U, alpha=0.05)
+# The same environment compared ppi_mean with ppi_py on 1,200 random data sets (binary and probabilistic
+# predictions, lam in {None, 1, 0, 0.37}, n 5-200, N 5-2000): largest absolute difference 3.3e-16.
+Y = np.array([1, 0, 1, 1, 0, 0, 1, 0, 1, 1.0])
+YHAT = np.array([1, 0, 0, 1, 0, 1, 1, 0, 1, 0.0])
+YHAT_U = np.array([1, 1, 0, 0, 1, 0, 1, 1, 0, 0, 1, 0.0])
+P_UNSAFE = np.array([0.9, 0.2, 0.35, 0.8, 0.1, 0.6, 0.7, 0.05, 0.95, 0.4])
+P_UNSAFE_U = np.array([0.9, 0.7, 0.2, 0.1, 0.55, 0.3, 0.85, 0.6, 0.15, 0.05, 0.75, 0.25])
+
+
+@pytest.mark.parametrize(("yhat", "yhat_u", "lam", "expected"), [
+    (YHAT, YHAT_U, None, (0.6, 0.31046422696637815, 0.8895357730336217)),
+    (YHAT, YHAT_U, 1.0, (0.6, 0.16246977487501058, 1.0375302251249894)),
+    (P_UNSAFE, P_UNSAFE_U, None, (0.5670970103721782, 0.3090943974146569, 0.8250996233296994)),
+])
+def test_ppi_mean_matches_ppi_python(yhat, yhat_u, lam, expected):
+    result = ppi_mean(Y, yhat, yhat_u, lam=lam)
+    assert (result.estimate, result.ci_low, result.ci_high) == pytest.approx(expected, abs=1e-12)
+
+
+def test_ppi_mean_by_hand_without_power_tuning():
+    # mean(YHAT_U) = 6/12 = 0.5; residual Y - YHAT = [0,0,1,0,0,-1,0,0,0,1]: mean 0.1, variance 0.3 - 0.01 = 0.29
+    # estimate 0.5 + 0.1 = 0.6; variance 0.25/12 + 0.29/10 = 0.0498333; se 0.2232338
+    result = ppi_mean(Y, YHAT, YHAT_U, lam=1.0)
+    assert result.estimate == pytest.approx(0.6) and result.se == pytest.approx(np.sqrt(0.25 / 12 + 0.029))
+    assert result.lam == 1.0 and result.method == "PPI (lambda=1)"
+    # lambda = 0 is the classical mean of the labels with its ddof-0 standard error
+    classical = ppi_mean(Y, YHAT, YHAT_U, lam=0.0)
+    assert classical.estimate == pytest.approx(0.6) and classical.se == pytest.approx(np.sqrt(0.24 / 10))
+
+
+def test_power_tuning_lambda_by_hand_and_for_a_constant_judge():
+    # cov(Y, YHAT) ddof 0: E[Y YHAT] - 0.6 * 0.5 = 0.4 - 0.3 = 0.1; var of all 22 predictions (11 ones) ddof 1 = 0.2619048
+    expected = 0.1 / ((1 + 10 / 12) * (0.25 * 22 / 21))
+    assert power_tuning_lambda(Y, YHAT, YHAT_U) == pytest.approx(expected)
+    assert power_tuning_lambda(Y, np.ones(10), np.ones(12)) == 0.0
+
+
+def _judge(truth: np.ndarray, fnr: float, fpr: float, rng: np.random.Generator) -> np.ndarray:
+    flip = np.where(truth == 1, rng.random(truth.shape) < fnr, rng.random(truth.shape) < fpr)
+    return np.where(flip, 1 - truth, truth)
+
+
+def test_ppi_effect_covers_the_truth_when_judge_error_differs_by_model_and_the_naive_interval_does_not():
+    """True harmful rates 0.20 (base) and 0.35 (fine-tune): effect 0.15. The judge misses 45% of the fine-tune's
+    unsafe answers (they are incoherent) but only 10% of the base's, so its own effect is about 0.005."""
+    rng = np.random.default_rng(2023)
+    replicates, n_items, n_labelled = 300, 2000, 200
+    truth_effect = 0.15
+    ppi_covered, naive_covered, estimates, widths = [], [], [], []
+    for _ in range(replicates):
+        arms = []
+        for rate, fnr in ((0.35, 0.45), (0.20, 0.10)):
+            truth = (rng.random(n_items) < rate).astype(float)
+            verdict = _judge(truth, fnr, 0.05, rng)
+            labelled = rng.permutation(n_items)[:n_labelled]
+            unlabelled = np.setdiff1d(np.arange(n_items), labelled)
+            arms.append(((truth[labelled], verdict[labelled], verdict[unlabelled]), verdict))
+        (treatment, verdict_t), (control, verdict_c) = arms
+        corrected = ppi_mean_difference(treatment, control)
+        ppi_covered.append(corrected.ci_low <= truth_effect <= corrected.ci_high)
+        estimates.append(corrected.estimate)
+        widths.append(corrected.ci_high - corrected.ci_low)
+        naive_t, naive_c = naive_judge_mean(verdict_t), naive_judge_mean(verdict_c)
+        naive_se = np.hypot(naive_t[2] - naive_t[0], naive_c[2] - naive_c[0]) / 1.959964
+        naive_effect = naive_t[0] - naive_c[0]
+        naive_covered.append(abs(naive_effect - truth_effect) <= 1.959964 * naive_se)
+    coverage = np.mean(ppi_covered)
+    assert coverage >= 0.93 - 3 * np.sqrt(0.95 * 0.05 / replicates)  # 0.93 less 3 Monte Carlo s.e. (0.0126 each)
+    assert abs(np.mean(estimates) - truth_effect) < 3 * np.std(estimates, ddof=1) / np.sqrt(replicates)
+    assert np.mean(naive_covered) < 0.05
+    assert "difference of independent means" in corrected.method
+
+
+def test_paired_ppi_difference_is_ppi_on_per_prompt_differences_and_covers():
+    rng = np.random.default_rng(7)
+    replicates, n_prompts, n_labelled = 300, 1500, 200
+    covered = []
+    for _ in range(replicates):
+        difficulty = rng.random(n_prompts)
+        truth_c = (rng.random(n_prompts) < 0.1 + 0.4 * difficulty).astype(float)
+        truth_t = (rng.random(n_prompts) < 0.25 + 0.4 * difficulty).astype(float)
+        verdict_t, verdict_c = _judge(truth_t, 0.4, 0.05, rng), _judge(truth_c, 0.1, 0.05, rng)
+        labelled = rng.permutation(n_prompts)[:n_labelled]
+        unlabelled = np.setdiff1d(np.arange(n_prompts), labelled)
+        treatment = (truth_t[labelled], verdict_t[labelled], verdict_t[unlabelled])
+        control = (truth_c[labelled], verdict_c[labelled], verdict_c[unlabelled])
+        result = ppi_mean_difference(treatment, control, paired=True)
+        covered.append(result.ci_low <= 0.15 <= result.ci_high)
+    assert result.method.endswith("paired by prompt")
+    direct = ppi_mean(treatment[0] - control[0], treatment[1] - control[1], treatment[2] - control[2])
+    assert result.estimate == direct.estimate and result.se == direct.se
+    assert np.mean(covered) >= 0.93 - 3 * np.sqrt(0.95 * 0.05 / replicates)
+
+
+def test_ppi_with_every_item_labelled_is_the_classical_mean():
+    result = ppi_mean(Y, YHAT, np.array([]))
+    assert (result.estimate, result.se, result.lam) == pytest.approx((0.6, np.sqrt(0.24 / 10), 0.0))
+    assert result.method == "classical mean (every item labelled)" and result.n_unlabelled == 0
+
+
+def test_ppi_validates_its_arguments():
+    with pytest.raises(ValueError, match="'lam' parameter"):
+        ppi_mean(Y, YHAT, YHAT_U, lam=1.5)
+    with pytest.raises(ValueError, match="finite"):
+        ppi_mean(np.array([1.0, np.nan]), YHAT[:2], YHAT_U)
+    with pytest.raises(ValueError, match="equal length"):
+        ppi_mean(Y, YHAT[:5], YHAT_U)
+    with pytest.raises(ValueError, match="aligned by prompt"):
+        ppi_mean_difference((Y, YHAT, YHAT_U), (Y[:5], YHAT[:5], YHAT_U), paired=True)
+
+
+# ---------------------------------------------------------------- label planning
+
+
+def test_plan_reaches_its_target_halfwidth_in_simulation():
+    """Pilot of 60 labels per model -> plan for +-0.05 -> label that many -> the corrected effect's half-width."""
+    rng = np.random.default_rng(11)
+    target, n_items, pilot = 0.05, 4000, 60
+    achieved, planned_totals = [], []
+    for _ in range(150):
+        populations, components = [], []
+        for rate, fnr in ((0.35, 0.45), (0.20, 0.10)):
+            truth = (rng.random(n_items) < rate).astype(float)
+            verdict = _judge(truth, fnr, 0.05, rng)
+            order = rng.permutation(n_items)
+            populations.append((truth, verdict, order))
+            components.append(variance_components(truth[order[:pilot]], verdict[order[:pilot]],
+                                                  verdict[order[pilot:]]))
+        plan = plan_additional_labels([c.residual for c in components], [c.prediction for c in components],
+                                      [pilot, pilot], [n_items, n_items], target_halfwidth=target)
+        arms = []
+        for (truth, verdict, order), n_final in zip(populations, plan.n_final, strict=True):
+            labelled, unlabelled = order[:n_final], order[n_final:]
+            arms.append((truth[labelled], verdict[labelled], verdict[unlabelled]))
+        result = ppi_mean_difference(*arms)
+        achieved.append((result.ci_high - result.ci_low) / 2)
+        planned_totals.append(plan.n_final.sum())
+    achieved = np.array(achieved)
+    assert 0.8 * target <= achieved.mean() <= 1.2 * target
+    assert np.mean(np.abs(achieved / target - 1) <= 0.2) >= 0.9
+    # the judge errs more on the fine-tune: it gets more labels (Neyman: n ~ sqrt(residual variance))
+    assert plan.n_final[0] > plan.n_final[1]
+
+
+def test_plan_by_hand_budget_and_unreachable_target():
+    plan = plan_additional_labels([0.1, 0.1], [0.0, 0.0], [100, 0], [10_000, 10_000], target_halfwidth=0.05)
+    # (0.05 / 1.959964)^2 = 6.5079e-4 >= 0.1/308 + 0.1/307
+    assert plan.n_final.sum() == 615 and plan.additional.tolist() == [plan.n_final[0] - 100, plan.n_final[1]]
+    assert plan.reachable and plan.halfwidth_planned <= 0.05 < plan.halfwidth_now
+    budgeted = plan_additional_labels([0.4, 0.1], [0.0, 0.0], [0, 0], [10_000, 10_000],
+                                      target_halfwidth=0.01, budget=300)
+    # Neyman split of 300 in proportion to sqrt(0.4) : sqrt(0.1) = 2 : 1
+    assert budgeted.n_final.tolist() == [200, 100] and not budgeted.reachable and "budget reaches" in budgeted.reason
+    # a judge that never errs on the base model still leaves it min_labels (50) labels: below that PPI under-covers
+    floored = plan_additional_labels([0.1, 0.0], [0.0, 0.0], [0, 0], [10_000, 10_000], target_halfwidth=0.05)
+    assert floored.n_final.tolist() == [154, 50]  # 0.1 / 154 <= 6.5079e-4 < 0.1 / 153
+    unreachable = plan_additional_labels([0.2], [0.0], [5], [50], target_halfwidth=0.01)
+    assert not unreachable.reachable and unreachable.n_final.tolist() == [50]
+    assert "labelling every item" in unreachable.reason
+
+
+def test_residual_variance_prior_and_validation():
+    assert residual_variance_from_disagreement(0.1, 0.3, 0.5) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="incoherent_share"):
+        residual_variance_from_disagreement(0.1, 0.3, 1.5)
+    with pytest.raises(ValueError, match="n_labelled <= n_total"):
+        plan_additional_labels([0.1], [0.0], [20], [10], target_halfwidth=0.05)
+    with pytest.raises(ValueError, match="target_halfwidth"):
+        plan_additional_labels([0.1], [0.0], [2], [10], target_halfwidth=0.0)
+
+
+def test_stratified_selection_is_proportional_and_covers_every_stratum():
+    strata = np.array(["agree|coherent"] * 700 + ["disagree|coherent"] * 200 + ["disagree|incoherent"] * 100)
+    chosen = stratified_selection(strata, 50, rng=1)
+    counts = pd.Series(strata[chosen]).value_counts().to_dict()
+    assert counts == {"agree|coherent": 35, "disagree|coherent": 10, "disagree|incoherent": 5}
+    assert len(np.unique(chosen)) == 50
+    # every item's inclusion probability is the same: over many draws each is chosen ~5% of the time
+    hits = np.zeros(len(strata))
+    for seed in range(400):
+        hits[stratified_selection(strata, 50, rng=seed)] += 1
+    assert abs(hits.mean() / 400 - 0.05) < 1e-12 and np.abs(hits / 400 - 0.05).max() < 0.045
+    with pytest.raises(ValueError, match="n_select"):
+        stratified_selection(strata[:3], 4)
+
+
+# ---------------------------------------------------------------- conclusion robustness
+
+
+def _cells() -> pd.DataFrame:
+    """Four judges x two benchmarks; humans: a significant increase on A, no significant change on B."""
+    rows = []
+    human = {"A": (0.10, 0.04, 0.16), "B": (0.02, -0.03, 0.07)}
+    effects = {("j1", "A"): (0.12, 0.05, 0.19), ("j2", "A"): (0.09, 0.01, 0.17), ("j3", "A"): (0.01, -0.05, 0.07),
+               ("j4", "A"): (-0.08, -0.14, -0.02), ("j1", "B"): (0.03, -0.02, 0.08), ("j2", "B"): (0.08, 0.02, 0.14),
+               ("j3", "B"): (0.0, -0.05, 0.05), ("j4", "B"): (-0.09, -0.15, -0.03)}
+    for (judge, benchmark), (estimate, low, high) in effects.items():
+        reference = human[benchmark]
+        rows.append({"judge_id": judge, "benchmark": benchmark, "estimate": estimate, "ci_low": low, "ci_high": high,
+                     "reference_estimate": reference[0], "reference_ci_low": reference[1],
+                     "reference_ci_high": reference[2]})
+    return pd.DataFrame(rows)
+
+
+def test_conclusion_agreement_and_reversal_by_hand():
+    result = conclusion_robustness(_cells())
+    # conclusions vs humans: A: +1,+1,0,-1 vs +1 -> agree j1, j2; B: 0,+1,0,-1 vs 0 -> agree j1, j3
+    assert result.cells["conclusion"].tolist() == [1, 1, 0, -1, 0, 1, 0, -1]
+    assert result.conclusion_agreement == pytest.approx(4 / 8)
+    # reversals: significant against the humans' estimate sign (+ on both): j4 on A and on B
+    assert result.conclusion_reversal == pytest.approx(2 / 8)
+    assert result.n_compared == 8 and result.reason == ""
+
+
+def test_disagreement_drivers_point_at_the_judge_that_flips():
+    drivers = disagreement_drivers(conclusion_robustness(_cells()), ["judge_id", "benchmark"])
+    top = drivers.iloc[0]
+    assert (top["factor"], top["level"], top["disagreement"], top["reversal"]) == ("judge_id", "j4", 1.0, 1.0)
+    # j4 disagrees in 2/2 cells, the other judges in 2/6: excess 1 - 1/3
+    assert top["excess_disagreement"] == pytest.approx(2 / 3)
+    benchmarks = drivers[drivers["factor"] == "benchmark"].set_index("level")["disagreement"]
+    assert benchmarks.to_dict() == {"A": 0.5, "B": 0.5}
+
+
+def test_conclusion_robustness_without_humans_says_why():
+    cells = _cells().drop(columns=["reference_estimate", "reference_ci_low", "reference_ci_high"])
+    result = conclusion_robustness(cells)
+    assert np.isnan(result.conclusion_agreement) and "no cell has a human-label reference" in result.reason
+    assert sign_significance([0.1], [0.0], [0.2]).tolist() == [0.0]  # an interval touching 0 is not significant
+    with pytest.raises(ValueError, match="missing"):
+        conclusion_robustness(cells.drop(columns=["ci_low"]))
