@@ -17,7 +17,7 @@ import time
 import numpy as np
 from sklearn.metrics import cohen_kappa_score
 
-from judgekit.stats.agreement import binary_agreement_sums, cohen_kappa_from_sums
+from judgekit.stats.agreement import cohen_kappa_from_sums, two_rater_item_sums
 from judgekit.stats.resampling import cluster_sums
 
 
@@ -32,7 +32,7 @@ def loop_sklearn(judge, human, clusters, weights):
 
 
 def vectorised(judge, human, clusters, weights):
-    sums = cluster_sums(binary_agreement_sums(judge, human), clusters)
+    sums = cluster_sums(two_rater_item_sums(judge, human, np.array([0.0, 1.0])), clusters)
     return cohen_kappa_from_sums(weights @ sums)
 
 

@@ -37,7 +37,7 @@ SENTENCES = (
 
 def make_study(directory: Path, rows: int, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
-    prompts = np.array([f"Request {k}: explain how someone might do task {k % 97} without being noticed." for k in range(5000)])
+    prompts = np.array([f"Request {k}: how to do task {k % 97}?" for k in range(5000)])
     pool = np.array([" ".join(rng.choice(SENTENCES, size=rng.integers(1, 3))) for _ in range(20_000)])
     index = np.arange(rows)
     frame = pd.DataFrame({

@@ -13,6 +13,13 @@
    ``cohen_kappa_score`` on one pair, again timed on a few resamples and
    multiplied out.
 
+3. ``judgekit stats`` with default settings on a study: the JailbreakBench
+   judge comparison (``--jbb DIR``, a converted study) and a synthetic study
+   of ``--items`` responses (10 models in two base families, 2 benchmarks,
+   10 judges with P(unsafe), 3 annotators), timed after imports, with peak
+   memory. The times of the previous driver (judgekit.stats.study, removed)
+   are the ones recorded in BENCHMARKS.md.
+
 Run with one BLAS thread (OPENBLAS_NUM_THREADS=1 / OMP_NUM_THREADS=1) for the
 one-core figures.
 """
@@ -22,14 +29,51 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import time
+from pathlib import Path
 
 import krippendorff
 import numpy as np
+import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
+from judgekit.analysis import StatsSettings, compute_stats
+from judgekit.schema import StudyMetadata
 from judgekit.stats import agreement as ag
+from judgekit.study import Study, load_study
 from judgekit.stats.resampling import bootstrap_replicates, cluster_sums, multiplicities
+
+
+def synthetic(n_items=100_000, n_judges=10, seed=0):
+    rng = np.random.default_rng(seed)
+    n_prompts = n_items // 10
+    prompt = np.arange(n_items) % n_prompts
+    model_index = np.arange(n_items) // n_prompts  # 10 models: 2 base + 8 fine-tunes
+    models = np.array([f"m{k}" for k in range(10)])
+    base = np.where(model_index < 5, "m0", "m5")
+    goal = np.where(np.isin(model_index, [0, 5]), None, np.array(["coding", "medical", "persona", "math", "x"] * 2)[model_index])
+    truth = rng.random(n_items) < 0.2 + 0.02 * model_index
+    responses = pd.DataFrame({"item_id": [f"i{k}" for k in range(n_items)], "prompt": [f"p{k}" for k in prompt],
+                              "response": np.where(truth, "Sure, here is how", "I cannot help with that"),
+                              "model": models[model_index], "base_model": base, "finetune_goal": goal,
+                              "benchmark": np.where(prompt % 2 == 0, "b1", "b2"), "behavior_id": [f"b{k}" for k in prompt]})
+    ann = pd.DataFrame({"item_id": np.tile(responses.item_id, 3), "annotator_id": np.repeat(["h0", "h1", "h2"], n_items),
+                        "label": np.where(np.tile(truth, 3) ^ (rng.random(3 * n_items) < 0.1), "unsafe", "safe")})
+    rows = []
+    for j in range(n_judges):
+        p = np.clip(truth * 0.7 + 0.15 + rng.normal(0, 0.2, n_items), 0, 1)
+        rows.append(pd.DataFrame({"item_id": responses.item_id, "judge_id": f"j{j}", "label": np.where(p >= 0.5, "unsafe", "safe"),
+                                  "p_unsafe": p, "parse_status": "ok", "raw_output": "", "judge_spec_hash": "h"}))
+    return Study(Path("synthetic"), StudyMetadata(name="synthetic"), responses, ann, pd.concat(rows, ignore_index=True))
+
+
+def study_case(study: Study, label: str) -> None:
+    started = time.perf_counter()
+    stats, _ = compute_stats(study, StatsSettings(progress=True), version="bench")
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    print(f"judgekit stats, {label}: {time.perf_counter() - started:.1f} s after imports, {len(stats)} rows, "
+          f"peak RSS so far {peak_gb:.2f} GB")
 
 
 def krippendorff_case(reference_resamples: int) -> None:
@@ -104,12 +148,20 @@ def pairwise_kappa_case(reference_resamples: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference-resamples", type=int, default=100)
+    parser.add_argument("--jbb", type=Path, default=None, help="a converted JailbreakBench study directory")
+    parser.add_argument("--items", type=int, default=100_000, help="items of the synthetic study (0: skip)")
+    parser.add_argument("--only-study", action="store_true", help="run only the study cases")
     args = parser.parse_args()
     threads = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, BLAS threads {threads}, python {platform.python_version()}, "
           f"numpy {np.__version__}")
-    krippendorff_case(args.reference_resamples)
-    pairwise_kappa_case(min(args.reference_resamples, 20))
+    if args.jbb is not None:
+        study_case(load_study(args.jbb), f"JailbreakBench study {args.jbb}")
+    if args.items:
+        study_case(synthetic(args.items), f"synthetic study of {args.items:,} items x 10 judges")
+    if not args.only_study:
+        krippendorff_case(args.reference_resamples)
+        pairwise_kappa_case(min(args.reference_resamples, 20))
 
 
 if __name__ == "__main__":

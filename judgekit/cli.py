@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--severity", default="mild,moderate,severe", metavar="S1,S2,...")
     p.add_argument("--n", type=_positive_int, default=None, help="perturb a random sample of N responses (default: all)")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="perturbation and bootstrap seed (default 0)")
-    p.add_argument("--n-boot", type=_positive_int, default=1000, help="cluster-bootstrap resamples (default 1000)")
+    p.add_argument("--n-boot", dest="stress_n_boot", type=_positive_int, default=1000, help="cluster-bootstrap resamples (default 1000)")
     p.add_argument("--out", type=Path, default=None, help="table and figure folder (default STUDY/stress/<design>)")
     p.add_argument("--model-path", action="append", default=[], type=_assignment, metavar="ID=DIR")
     p.add_argument("--device", default=None)
@@ -409,7 +409,7 @@ def _dispatch(args: argparse.Namespace) -> None:
         design = StressDesign(tuple(k.strip() for k in args.perturb.split(",") if k.strip()),
                               tuple(s.strip() for s in args.severity.split(",") if s.strip()), n=args.n, seed=args.seed)
         options = JudgeOptions(http=http, model_paths=dict(args.model_path), device=args.device)
-        stats, paths = stress_step(args.study, args.judge, design, out_dir=args.out, options=options, n_boot=args.n_boot,
+        stats, paths = stress_step(args.study, args.judge, design, out_dir=args.out, options=options, n_boot=args.stress_n_boot,
                                    progress=not args.no_progress)
         flips = stats[stats["statistic"] == "stress_flip_rate"]
         for row in flips.itertuples(index=False):

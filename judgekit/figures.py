@@ -48,6 +48,8 @@ PAPER_STYLE = {
     "axes.spines.right": False,
     "axes.prop_cycle": matplotlib.cycler(color=OKABE_ITO),
     "pdf.fonttype": 42,
+    # Judge ids, model names and categories are user text: "$x$" must print as typed, never as TeX math.
+    "text.parse_math": False,
 }
 
 
@@ -149,8 +151,8 @@ def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
     stats = data.stats
     kappa = stats[(stats["statistic"] == "cohen_kappa") & (stats["subset"] == "all")]
     pairs = kappa[kappa["reference"].isin(set(kappa["judge_id"]) | {"human_majority"}) | (kappa["reference"] == "human_majority")]
-    judges = sorted(set(pairs.loc[pairs["reference"] != "majority_of_others", "judge_id"]) - {"human_ceiling"} - set(
-        stats.loc[stats["reference"] == "majority_of_others", "judge_id"]))
+    annotators = stats.loc[(stats["reference"] == "majority_of_others") & (stats["subset_kind"] != "ceiling_items"), "judge_id"]
+    judges = sorted(set(pairs.loc[pairs["reference"] != "majority_of_others", "judge_id"]) - {"human_ceiling"} - set(annotators))
     raters = ["human_majority", *judges]
     if len(judges) == 0:
         return None
@@ -229,16 +231,16 @@ def _effects(stats: pd.DataFrame) -> pd.DataFrame:
     rows = stats[stats["statistic"] == "finetune_effect"].copy()
     if rows.empty:
         return rows
-    rows["comparison"] = rows["model"] + " vs " + rows["base_model"]
-    rows["goal"] = rows["finetune_goal"]
+    rows["goal"] = rows["finetune_goal"].fillna("")
+    # One fine-tuned model may serve several goals: each (model, base, goal) is its own comparison.
+    rows["comparison"] = rows["model"] + " vs " + rows["base_model"] + "\x1f" + rows["goal"]
     rows["benchmark"] = rows["benchmark"].fillna("all")
     return rows
 
 
 def _comparison_title(rows: pd.DataFrame, comparison: str) -> str:
-    finetuned, _, base = comparison.partition(" vs ")
-    goal = rows.loc[rows["comparison"] == comparison, "goal"].iloc[0]
-    return f"goal: {goal}\n{finetuned}\nvs {base}"
+    row = rows.loc[rows["comparison"] == comparison].iloc[0]
+    return f"goal: {row['goal']}\n{row['model']}\nvs {row['base_model']}"
 
 
 def finetune_effect_forest(data: FigureInputs) -> plt.Figure | None:

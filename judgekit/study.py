@@ -129,6 +129,10 @@ def validate_path(path: str | Path) -> str:
     if not path.exists():
         raise InputError("not found (expected a study directory or a table file)", file=path)
     if path.is_dir():
+        prompts = table_path(path, "prompts")
+        if prompts is not None and table_path(path, "responses") is None:
+            # A prompt set (input of `judgekit generate`): no responses yet.
+            return f"{path}: ok (prompt set, {len(read_table(prompts, SCHEMAS['prompts']))} prompts)"
         study = load_study(path)
         parts = [f"{len(study.responses)} responses"]
         for name in TABLE_NAMES[1:]:

@@ -3,7 +3,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import signal
+import sqlite3
 import subprocess
+import time
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -46,6 +49,24 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     finally:
         sys.argv = saved_argv
     return subprocess.CompletedProcess(["judgekit", *argv], code, stdout.getvalue(), stderr.getvalue())
+
+
+def kill_after_commits(process: subprocess.Popen, cache: Path, table: str, *, at_least: int, timeout_s: float) -> None:
+    """SIGKILL ``process`` once its SQLite cache holds ``at_least`` rows of ``table`` (a kill half-way through)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        if cache.exists():
+            try:
+                with sqlite3.connect(cache, timeout=1) as db:
+                    committed = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            except sqlite3.OperationalError:
+                committed = 0
+            if committed >= at_least:
+                process.send_signal(signal.SIGKILL)
+                break
+        time.sleep(0.005)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed half-way"
 
 
 def small_responses() -> pd.DataFrame:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -118,14 +119,19 @@ def test_flag_stats_figures_report(small_study: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     stats = pd.read_parquet(out / "stats.parquet")
     assert list(stats.columns) == [
-        "statistic", "judge_id", "reference", "subset", "estimate", "ci_low", "ci_high",
-        "n_items", "n_excluded", "method", "signature",
+        "statistic", "judge_id", "reference", "subset", "subset_kind", "subset_value", "model", "base_model",
+        "finetune_goal", "benchmark", "estimate", "ci_low", "ci_high", "n_items", "n_excluded", "excluded_reason",
+        "method", "warning", "signature",
     ]
-    pd.testing.assert_frame_equal(stats, pd.read_csv(out / "stats.csv", keep_default_na=True), check_dtype=False)
+    # CSV cannot tell an empty text cell from a null one; compare both as missing.
+    same = lambda frame: frame.replace("", np.nan).fillna(np.nan)  # noqa: E731
+    pd.testing.assert_frame_equal(same(stats), same(pd.read_csv(out / "stats.csv", keep_default_na=True)), check_dtype=False)
     row = stats.query("statistic == 'accuracy' and judge_id == 'keyword-gcg-13' and subset == 'all'").iloc[0]
     # Human majorities a1..a6: safe, unsafe, safe, safe, safe, unsafe; judge: safe, unsafe, unsafe, safe, unsafe, unsafe.
     assert row["estimate"] == pytest.approx(4 / 6) and row["n_items"] == 6 and row["n_excluded"] == 0
-    assert "seed:3" in row["signature"] and "boot:200" in row["signature"]
+    assert "seed:3" in row["signature"] and "boot:0" in row["signature"]  # accuracy: clustered Wilson, no resamples
+    kappa = stats.query("statistic == 'cohen_kappa' and judge_id == 'keyword-gcg-13' and subset == 'all'").iloc[0]
+    assert "boot:200" in kappa["signature"]
     assert json.loads((out / "manifest.json").read_text())["seeds"] == {"bootstrap": 3}
 
     rerun = tmp_path / "stats2"
@@ -146,7 +152,7 @@ def test_stats_without_annotations_still_reports_rates(small_study: Path, tmp_pa
     result = run_cli("stats", small_study, "--out", tmp_path / "st", "--n-boot", "20")
     assert result.returncode == 0, result.stderr
     stats = pd.read_csv(tmp_path / "st" / "stats.csv")
-    assert set(stats["statistic"]) == {"harmful_rate", "variance_share"}  # nothing that needs human labels
+    assert set(stats["statistic"]) == {"harmful_rate", "variance_component", "variance_share"}  # nothing that needs human labels
 
 
 def test_corrupt_study_manifest_is_an_input_error_and_nothing_is_written(small_study: Path) -> None:

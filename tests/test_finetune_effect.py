@@ -388,3 +388,113 @@ def test_conclusion_robustness_without_humans_says_why():
     assert sign_significance([0.1], [0.0], [0.2]).tolist() == [0.0]  # an interval touching 0 is not significant
     with pytest.raises(ValueError, match="missing"):
         conclusion_robustness(cells.drop(columns=["ci_low"]))
+
+
+# ---------------------------------------------------------------- the driver block
+
+
+def _study_with_finetune(folder, *, n_prompts: int = 120, shared: int | None = None, mitigation: bool = False):
+    """base and ft on the same prompts (ft answers the first ``shared``); judge j1 misses ft's incoherent unsafe answers."""
+    rng = np.random.default_rng(1)
+    folder.mkdir()
+    responses, judgments, annotations, flags = [], [], [], []
+    models = [("base", None, "none"), ("ft", "coding", "none")] + ([("ft-mix", "coding", "safety-data-mix")] if mitigation else [])
+    for model, goal, mitigation_name in models:
+        for p in range(n_prompts if model == "base" or shared is None else shared):
+            item = f"{model}-{p}"
+            incoherent = model != "base" and rng.random() < 0.3
+            truth = rng.random() < (0.15 if model == "base" else 0.3 + 0.3 * incoherent)
+            responses.append({"item_id": item, "prompt": f"prompt {p}", "response": "r", "model": model,
+                              "base_model": "base", "finetune_goal": goal, "mitigation": mitigation_name,
+                              "benchmark": "hb" if p % 2 else "jbb", "prompt_id": f"p{p}"})
+            for judge, fnr in (("j1", 0.6 if incoherent else 0.1), ("j2", 0.2)):
+                verdict = truth if rng.random() > (fnr if truth else 0.05) else not truth
+                judgments.append({"item_id": item, "judge_id": judge, "label": "unsafe" if verdict else "safe",
+                                  "p_unsafe": None, "parse_status": "ok", "raw_output": "", "judge_spec_hash": "h"})
+            if p < 40:
+                annotations.append({"item_id": item, "annotator_id": "a", "label": "unsafe" if truth else "safe"})
+            flags.append({"item_id": item, "detector": "incoherent", "flagged": bool(incoherent), "score": None,
+                          "reason": ""})
+    for name, rows in (("responses", responses), ("judgments", judgments), ("annotations", annotations),
+                       ("flags", flags)):
+        pd.DataFrame(rows).to_csv(folder / f"{name}.csv", index=False)
+    return folder
+
+
+FINETUNE_STATISTICS = ("finetune_effect_paired", "finetune_effect_coherent_only", "finetune_effect_incoherent_share",
+                       "harmful_rate_corrected", "finetune_effect_corrected", "conclusion_agreement",
+                       "conclusion_reversal", "conclusion_disagreement")
+
+
+def test_driver_writes_the_finetune_rows(tmp_path):
+    from judgekit.analysis import StatsSettings, compute_stats
+    from judgekit.study import load_study
+
+    study = load_study(_study_with_finetune(tmp_path / "s"))
+    stats, _ = compute_stats(study, StatsSettings(n_boot=200), version="test", only=FINETUNE_STATISTICS)
+    assert set(FINETUNE_STATISTICS) <= set(stats["statistic"])
+    pooled = stats[stats["subset"] == "comparison=ft vs base|goal=coding|benchmark=all"].set_index(
+        ["statistic", "judge_id"])
+    paired = pooled.loc[("finetune_effect_paired", "j1")]
+    assert paired["n_items"] == 120 and "matched prompts: 120 (100% of the fine-tune's" in paired["method"]
+    assert paired["warning"] == "" and paired["model"] == "ft" and paired["base_model"] == "base"
+    corrected = pooled.loc[("finetune_effect_corrected", "j1")]
+    assert "paired by prompt" in corrected["method"] and corrected["reference"] == "human_majority"
+    # the same number by hand: PPI++ on per-prompt differences, the 40 labelled prompts against the other 80
+    responses, judgments = (pd.read_csv(tmp_path / "s" / f"{t}.csv") for t in ("responses", "judgments"))
+    labels = pd.read_csv(tmp_path / "s" / "annotations.csv").set_index("item_id")["label"].eq("unsafe")
+    verdict = judgments[judgments["judge_id"] == "j1"].set_index("item_id")["label"].eq("unsafe")
+    wide = responses.assign(f=responses["item_id"].map(verdict).astype(float),
+                            y=responses["item_id"].map(labels).astype(float)).pivot(index="prompt_id", columns="model")
+    lab = wide[("y", "ft")].notna().to_numpy()
+    arms = [(wide[("y", m)].to_numpy()[lab], wide[("f", m)].to_numpy()[lab], wide[("f", m)].to_numpy()[~lab])
+            for m in ("ft", "base")]
+    by_hand = ppi_mean_difference(*arms, paired=True)
+    assert (corrected["estimate"], corrected["ci_low"], corrected["ci_high"]) == pytest.approx(
+        (by_hand.estimate, by_hand.ci_low, by_hand.ci_high))
+    # simulated truth: 0.3 + 0.3 x 0.3 incoherent - 0.15 = 0.24
+    assert corrected["ci_low"] <= 0.24 <= corrected["ci_high"]
+    rates = stats[stats["statistic"] == "harmful_rate_corrected"]
+    assert set(rates["model"]) == {"ft", "base"}
+    agreement = stats[stats["statistic"] == "conclusion_agreement"].iloc[0]
+    assert 0 <= agreement["estimate"] <= 1 and np.isnan(agreement["ci_low"]) and "cells" in agreement["method"]
+
+
+def test_driver_finetune_rows_warn_on_partial_matching_and_refuse_below_ten_prompts(tmp_path):
+    from judgekit.analysis import StatsSettings, compute_stats
+    from judgekit.study import load_study
+
+    partial = load_study(_study_with_finetune(tmp_path / "partial", shared=80))
+    stats, _ = compute_stats(partial, StatsSettings(n_boot=100), version="test", only=("finetune_effect_paired",))
+    row = stats[(stats["judge_id"] == "j1") & (stats["benchmark"].isna())].iloc[0]
+    assert row["n_items"] == 80 and "control 67% < 80%" in row["warning"]
+    few = load_study(_study_with_finetune(tmp_path / "few", shared=9))
+    stats, _ = compute_stats(few, StatsSettings(n_boot=100), version="test", only=("finetune_effect_paired",))
+    row = stats[(stats["judge_id"] == "j1") & (stats["benchmark"].isna())].iloc[0]
+    assert np.isnan(row["estimate"]) and "only 9 units answered by both models" in row["warning"]
+
+
+def test_mitigations_are_compared_at_the_same_goal(tmp_path):
+    from judgekit.analysis import StatsSettings, compute_stats
+    from judgekit.study import load_study
+
+    study = load_study(_study_with_finetune(tmp_path / "s", mitigation=True))
+    stats, _ = compute_stats(study, StatsSettings(n_boot=100), version="test", only=("finetune_effect_paired",))
+    mitigation = stats[stats["subset_kind"] == "mitigation_comparison"]
+    assert set(mitigation["subset_value"]) == {"ft-mix vs ft"} and set(mitigation["model"]) == {"ft-mix"}
+
+
+def test_capability_rows_and_gain_come_from_the_capability_table(tmp_path):
+    from judgekit.analysis import StatsSettings, compute_stats
+    from judgekit.study import load_study
+
+    folder = _study_with_finetune(tmp_path / "s")
+    scores = [f"{model},humaneval,{i},{float(i < cut)}" for model, cut in (("base", 20), ("ft", 30)) for i in range(50)]
+    (folder / "capability.csv").write_text("model,task,item_id,score\n" + "\n".join(scores) + "\n")
+    stats, _ = compute_stats(load_study(folder), StatsSettings(n_boot=200), version="test",
+                             only=("capability", "capability_gain"))
+    levels = stats[stats["statistic"] == "capability"].set_index("model")["estimate"]
+    assert levels.to_dict() == {"base": 0.4, "ft": 0.6}
+    gain = stats[stats["statistic"] == "capability_gain"].iloc[0]
+    assert (gain["model"], gain["base_model"]) == ("ft", "base") and gain["estimate"] == pytest.approx(0.2)
+    assert "paired by item_id" in gain["method"] and gain["ci_low"] > 0

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +25,7 @@ from judgekit.errors import InputError  # noqa: E402
 from judgekit.generate.run import plan_variants  # noqa: E402
 from judgekit.generate.spec import ChatRenderer, Decoding, GenerationRequest, sample_seed  # noqa: E402
 from judgekit.judges.replicas import QWEN3GUARD_LIKE, build_causal_lm, train_tokenizer  # noqa: E402
-from tests.conftest import REPO, SHARED_DATA, needs_shared, run_cli  # noqa: E402
+from tests.conftest import REPO, SHARED_DATA, kill_after_commits, needs_shared, run_cli  # noqa: E402
 
 NO_SYSTEM_TEMPLATE = (
     "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
@@ -281,20 +279,7 @@ def test_resume_after_sigkill_gives_identical_responses(chat_model, tmp_path):
 
     process = _generate_cli(prompts, tmp_path / "killed", chat_model)
     cache = tmp_path / "killed" / "cache" / "generation_cache.sqlite"
-    deadline = time.monotonic() + 200
-    while time.monotonic() < deadline and process.poll() is None:
-        if cache.exists():
-            try:
-                with sqlite3.connect(cache, timeout=1) as db:
-                    committed = db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
-            except sqlite3.OperationalError:
-                committed = 0
-            if committed >= 4:
-                process.send_signal(signal.SIGKILL)
-                break
-        time.sleep(0.005)
-    process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed half-way"
+    kill_after_commits(process, cache, "generations", at_least=4, timeout_s=200)
     assert not (tmp_path / "killed" / "responses.parquet").exists()
     with sqlite3.connect(cache) as db:
         kept = db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]

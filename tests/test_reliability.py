@@ -344,3 +344,14 @@ def test_every_step_completes_on_a_study_validate_accepts(tmp_path: Path, name: 
         assert code == 0, f"{args[0]}: {err}"
     assert (tmp_path / "out" / "report.html").stat().st_size > 1000
     verify_output_dir(tmp_path / "out" / "stats", required=["stats.parquet"])
+
+
+def test_validate_accepts_a_prompt_set_directory(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    pd.DataFrame({"prompt_id": ["p1", "p2"], "prompt": ["a", "b"]}).to_csv(prompts / "prompts.csv", index=False)
+    code, out, err = cli("validate", prompts)
+    assert code == 0 and "2 prompts" in out, err
+    (prompts / "prompts.csv").write_text("prompt_id,prompt\np1,a\np1,b\n")
+    code, _, err = cli("validate", prompts)
+    assert code == 2 and "row 2" in err

@@ -44,4 +44,4 @@ def _progress(blocks: list, enabled: bool):
         return blocks
     from tqdm import tqdm
 
-    return tqdm(blocks, desc="stats", unit="block", file=sys.stderr)
+    return tqdm(blocks, desc="stats", unit="block", file=sys.stderr, disable=None)  # None: only on a terminal

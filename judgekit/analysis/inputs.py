@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -107,6 +108,7 @@ class StudyArrays:
     clusters: NDArray[np.int64]
     cluster_name: str
     policy_mask: NDArray
+    study_dir: Path | None = None  # where blocks read the optional models and capability tables
 
     @property
     def has_reference(self) -> bool:
@@ -129,7 +131,7 @@ def study_arrays(study: Study, policy: str) -> StudyArrays:
     p_unsafe = judge_matrix(study, "p_unsafe") if study.judgments is not None else pd.DataFrame(index=responses["item_id"])
     return StudyArrays(responses, human_codes(study), reference, tied, judges, p_unsafe, flags,
                        pd.factorize(clusters.astype(str), sort=True)[0].astype(np.int64), cluster_name,
-                       _policy_mask(flags, policy))
+                       _policy_mask(flags, policy), study.path)
 
 
 def _flag_table(study: Study) -> pd.DataFrame:

@@ -32,7 +32,7 @@ class StatsSettings:
     max_bootstrap_clusters: int = 2000
     variance_resamples: int = 200
     min_clusters: int = 30
-    min_class_items: int = 10
+    min_class_items: int = 15
     progress: bool = False
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ binary columns as the XSTest paper collapses it: compliance -> "unsafe" (read:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -61,11 +62,13 @@ def convert(source: Path) -> ConvertedStudy:
                 judgments.append(record)
     if not responses:
         raise InputError("no xstest_v2_completions_<model>.csv files found", file=completions)
+    # `final` is XSTest's adjudicated label: the reference where present, never a third rater (as a rater it
+    # agreed with the majority by construction and pushed the human ceiling to 1.000).
     return ConvertedStudy(
         pd.DataFrame(responses), pd.DataFrame(annotations), pd.DataFrame(judgments),
-        metadata("XSTest v2 completions",
+        replace(metadata("XSTest v2 completions",
                  "XSTest (Röttger et al., NAACL 2024): completions of 5 models, 2 annotators plus the final label. "
                  "Labels are compliance/refusal, not harm: in this study 'unsafe' means the model COMPLIED and "
                  "'safe' that it refused fully or partly. CC-BY-4.0 prompts; completions under their models' terms.",
-                 labels=LabelSet(labels=LABELS, to_binary=dict(TO_BINARY))),
+                 labels=LabelSet(labels=LABELS, to_binary=dict(TO_BINARY))), adjudicator="final"),
     )

@@ -341,9 +341,9 @@ class HttpGuardJudge(_HttpJudgeBase):
             "label_token_ids": list(self.readout.ids) if self.readout is not None else None,
         }
 
-    def _prepare(self, items: JudgeItems) -> list[tuple[list[int], int]]:
+    def _prepare(self, items: JudgeItems) -> list[tuple[list[int], int, str]]:
         rendered = self._timed(self.renderer.render, items)
-        return list(zip(rendered.ids, rendered.n_clipped, strict=True))
+        return list(zip(rendered.ids, rendered.n_clipped, rendered.skipped, strict=True))
 
     async def _complete(self, http: HttpClient, session, ids: list[int], max_tokens: int) -> tuple[str, list[int], dict[int, float]]:
         """Generated text, generated ids, and log-probabilities at the first generated position."""
@@ -378,10 +378,12 @@ class HttpGuardJudge(_HttpJudgeBase):
         self._count_usage(meta.get("prompt_tokens"), meta.get("completion_tokens"))
         return answer["text"], list(ids), logprobs
 
-    async def _judge_one(self, http: HttpClient, session, prepared: tuple[list[int], int]) -> Verdict:
-        from judgekit.judges.transformers_judge import parse_generated, tokens_through
+    async def _judge_one(self, http: HttpClient, session, prepared: tuple[list[int], int, str]) -> Verdict:
+        from judgekit.judges.transformers_judge import parse_generated, skipped_verdict, tokens_through
 
-        ids, clipped = prepared
+        ids, clipped, skipped = prepared
+        if skipped:
+            return skipped_verdict(skipped, len(ids))
         readout = self.spec["readout"]
         if readout["kind"] == "generate":
             text, out, _ = await self._complete(http, session, ids, int(readout.get("max_new_tokens", 32)))

@@ -4,7 +4,7 @@
 ``../shared/docs/judges.md`` §12 on a loaded model (run it on a GPU for the
 real checkpoints; it works on CPU for small ones):
 
-1. the rendered input's first and last token ids, and its BOS count;
+1. the rendered input's first and last token ids, and its leading BOS count;
 2. the ten most probable tokens at the verdict position, and the probability
    mass on the label tokens (coverage);
 3. the model's own greedy continuation (without the forced tokens): it should
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from judgekit.judges.base import JudgeItems
+from judgekit.judges.rendering import leading_count
 from judgekit.judges.transformers_judge import TransformersJudge
 
 CHECK_PAIRS = (
@@ -51,7 +52,7 @@ def inspect_judge(judge: TransformersJudge, *, pairs=CHECK_PAIRS, generate_token
         checks.append({
             "prompt": items.prompts[k], "response": items.responses[k],
             "n_tokens": len(row),
-            "bos_count": row.count(tokenizer.bos_token_id) if tokenizer.bos_token_id is not None else None,
+            "bos_count": leading_count(row, tokenizer.bos_token_id) if tokenizer.bos_token_id is not None else None,
             "first_tokens": [tokenizer.decode([t]) for t in row[:10]],
             "last_tokens": [tokenizer.decode([t]) for t in row[-10:]],
             "top_next_tokens": judge.top_next_tokens(row),
@@ -68,7 +69,9 @@ def inspect_judge(judge: TransformersJudge, *, pairs=CHECK_PAIRS, generate_token
         packed = [v.p_unsafe for v in judge.judge(items)]
         parity[side] = float(np.nanmax(np.abs(np.array(packed, dtype=float) - np.array([v.p_unsafe for v in single], dtype=float))))
     judge.padding_side = own_side
+    readout = judge.readout
     return {"judge_id": judge.judge_id, "backend": judge.run_info(), "checks": checks,
+            "label_resolution": list(readout.resolution) if readout is not None else [],
             "max_abs_diff_vs_batch_size_1": parity}
 
 
@@ -91,6 +94,7 @@ def format_report(report: dict[str, Any]) -> str:
     """The report as plain text for the terminal."""
     lines = [f"judge {report['judge_id']}  ({report['backend'].get('model')}, {report['backend'].get('device')}, "
              f"{report['backend'].get('dtype')}); label tokens {report['backend'].get('label_tokens')}"]
+    lines += [f"  {note}" for note in report.get("label_resolution", [])]
     for k, check in enumerate(report["checks"], start=1):
         p = "—" if check["p_unsafe"] is None else f"{check['p_unsafe']:.3f}"
         cov = "—" if check["coverage"] is None else f"{check['coverage']:.3f}"

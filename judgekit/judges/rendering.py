@@ -208,10 +208,7 @@ class InputRenderer:
 
     def leading_bos(self, row: Sequence[int]) -> int:
         """How many BOS tokens open ``row`` (BOS ids later in the row are not counted: Granite's BOS is its EOS)."""
-        count = 0
-        while self.bos_id is not None and count < len(row) and row[count] == self.bos_id:
-            count += 1
-        return count
+        return leading_count(row, self.bos_id)
 
     def _fix_bos(self, row: list[int]) -> None:
         """``none``: no leading BOS; ``one``: exactly one; ``auto``: one when the template writes it or the
@@ -228,6 +225,14 @@ class InputRenderer:
                 f"{self.judge_id}: a rendered input opens with {leading} BOS tokens where the model expects {expected} "
                 "(check input.bos and whether the template writes one)"
             )
+
+
+def leading_count(row: Sequence[int], token_id: int | None) -> int:
+    """How many times ``token_id`` repeats at the start of ``row``."""
+    count = 0
+    while token_id is not None and count < len(row) and row[count] == token_id:
+        count += 1
+    return count
 
 
 def tokenizer_adds_bos(tokenizer: Any) -> bool:

@@ -201,24 +201,25 @@ class TransformersJudge:
         return info
 
     # -- planning ------------------------------------------------------------------------------
-    def _encode(self, items: JudgeItems, *, consume: bool) -> tuple[list[list[int]], list[int]]:
-        """Token ids rendered by :meth:`plan` (or now); ``consume`` drops them once they are scored."""
+    def _encode(self, items: JudgeItems, *, consume: bool) -> tuple[list[list[int]], list[int], list[str]]:
+        """Token ids rendered by :meth:`plan` (or now), tokens clipped, and why an item cannot be scored
+        (empty when it can); ``consume`` drops them once they are scored."""
         keys = list(zip(items.prompts, items.responses, items.goals, items.contexts, strict=True))
         missing = [i for i, k in enumerate(keys) if k not in self._prepared]
         if missing:
             rendered = self._renderer.render(items.take(missing))
-            for i, ids, clipped in zip(missing, rendered.ids, rendered.n_clipped, strict=True):
-                self._prepared[keys[i]] = (ids, clipped)
-        pairs = [self._prepared[k] for k in keys]
+            for i, ids, clipped, skipped in zip(missing, rendered.ids, rendered.n_clipped, rendered.skipped, strict=True):
+                self._prepared[keys[i]] = (ids, clipped, skipped)
+        rows = [self._prepared[k] for k in keys]
         if consume:
             for key in keys:
                 self._prepared.pop(key, None)
-        return [p[0] for p in pairs], [p[1] for p in pairs]
+        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
     def plan(self, items: JudgeItems) -> list[np.ndarray]:
         """Batches of item indices: longest first, packed so that ``len(batch) × longest ≤ budget``."""
         self._load_tokenizer()
-        ids, _ = self._encode(items, consume=False)
+        ids, _, _ = self._encode(items, consume=False)
         lengths = np.array([len(row) for row in ids])
         return pack_by_budget(lengths, budget=self._planned_budget(), max_items=self.max_batch_items)
 
@@ -267,7 +268,16 @@ class TransformersJudge:
     # -- scoring -------------------------------------------------------------------------------
     def judge(self, items: JudgeItems) -> list[Verdict]:
         self._load_model()
-        ids, clipped = self._encode(items, consume=True)
+        ids, clipped, skipped = self._encode(items, consume=True)
+        runnable = [i for i, reason in enumerate(skipped) if not reason]
+        verdicts = [skipped_verdict(reason, len(row)) if reason else None for reason, row in zip(skipped, ids, strict=True)]
+        if runnable:
+            for i, verdict in zip(runnable, self._judge_rows([ids[i] for i in runnable], [clipped[i] for i in runnable]),
+                                  strict=True):
+                verdicts[i] = verdict
+        return verdicts
+
+    def _judge_rows(self, ids: list[list[int]], clipped: list[int]) -> list[Verdict]:
         if self.readout_kind == "generate":
             return self._judge_by_generation(ids, clipped)
         prefix_info = [""] * len(ids)
@@ -515,6 +525,11 @@ def _split_by_budget(lengths: list[int], budget: int) -> list[np.ndarray]:
     if lengths.max(initial=0) * len(lengths) <= budget:
         return [np.arange(len(lengths))]
     return pack_by_budget(lengths, budget=budget, max_items=len(lengths))
+
+
+def skipped_verdict(reason: str, n_tokens: int) -> Verdict:
+    """An item the renderer marked as not scorable (over the model's position limit): a ``skipped`` row."""
+    return Verdict(None, None, "skipped", "", reason, n_tokens, None)
 
 
 def _out_of_memory(n_tokens: int) -> Verdict:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from judgekit.analysis.blocks.bias import bias_audit
 from judgekit.analysis.blocks.calibration import calibration
 from judgekit.analysis.blocks.conclusions import finetune_effects
+from judgekit.analysis.blocks.finetune import capability_rows, paired_comparisons
 from judgekit.analysis.blocks.humans import human_agreement, human_ceiling
 from judgekit.analysis.blocks.judges import judges_vs_judges, judges_vs_reference
 from judgekit.analysis.blocks.rates import harmful_rates
@@ -50,6 +51,11 @@ BLOCKS = (
     Block("harmful_rates", harmful_rates, ("harmful_rate",)),
     Block("finetune_effects", finetune_effects,
           ("finetune_effect", "finetune_effect_p_value", "finetune_effect_bootstrap_tail_share", "ranking_kendall_tau")),
+    Block("paired_comparisons", paired_comparisons,
+          ("finetune_effect_paired", "finetune_effect_coherent_only", "finetune_effect_incoherent_share",
+           "harmful_rate_corrected", "finetune_effect_corrected", "conclusion_agreement", "conclusion_reversal",
+           "conclusion_disagreement")),
+    Block("capability", capability_rows, ("capability", "capability_gain")),
     Block("bias_audit", bias_audit,
           ("accuracy", "error_odds_ratio", "error_odds_ratio_p_value", "mcnemar_p_value", "mcnemar_p_value_holm",
            "accuracy_difference", "cochran_q", "cochran_q_p_value")),

@@ -33,7 +33,9 @@ def refusal_marker(responses: pd.DataFrame) -> NDArray:
 
 def _splits(responses: pd.DataFrame) -> list[tuple[Subset, NDArray]]:
     length = responses["response"].str.len().to_numpy()
-    quartile = pd.qcut(pd.Series(length).rank(method="first"), 4, labels=["Q1", "Q2", "Q3", "Q4"]).astype(str).to_numpy()
+    # Quartiles of the length rank; defined for any number of responses (qcut needs four distinct edges).
+    rank = pd.Series(length).rank(method="first").to_numpy()
+    quartile = np.array(["Q1", "Q2", "Q3", "Q4"])[((rank - 1) * 4 // max(len(rank), 1)).astype(int)]
     refusal = refusal_marker(responses)
     splits = [(subset("length", q), quartile == q) for q in ("Q1", "Q2", "Q3", "Q4")]
     splits += [(subset("refusal_marker", v), refusal == v) for v in ("yes", "no")]

@@ -1,0 +1,308 @@
+"""Did fine-tuning change safety: the paired, judge-corrected, robustness and capability rows (issue 14).
+
+For every fine-tuned model whose base is in the study (lineage from the
+responses' ``base_model``/``finetune_goal`` columns and the optional
+``models`` table), and at each (base, goal) every mitigated model against the
+others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
+
+* ``finetune_effect_paired`` — per judge and for the human reference: the
+  within-prompt paired difference of harmful rates on the prompts both models
+  answered (``prompt_id``, else the prompt text), samples averaged within a
+  prompt, cluster bootstrap over prompts (t interval above
+  ``max_bootstrap_clusters`` prompts); ``n_items`` = matched prompts, the
+  method gives the matched shares, the warning says when under 80% of either
+  model's prompts matched, and with fewer than 10 the row has no estimate
+  and the warning says why;
+* ``finetune_effect_coherent_only`` and ``finetune_effect_incoherent_share`` —
+  the paired effect on coherent responses alone, and the share of the effect
+  carried by unsafe incoherent responses (needs the flags table);
+* ``harmful_rate_corrected`` (per model) and ``finetune_effect_corrected`` —
+  per judge, prediction-powered (PPI++) estimates: the judge's verdicts on all
+  items corrected by its errors on that model's human-labelled items, so a
+  judge that errs more on fine-tuned outputs is corrected more there; the
+  method says whether the difference is paired by prompt or of independent
+  means;
+* ``conclusion_agreement`` / ``conclusion_reversal`` — over every judge ×
+  benchmark × incoherence policy cell, the share reaching the humans'
+  sign × significance conclusion and the share significantly reversing it;
+  ``conclusion_disagreement`` per judge, benchmark and policy says which
+  choices drive the disagreement (estimate = disagreement share at that
+  level, method = its excess over the other levels);
+* ``capability`` per model and task and ``capability_gain`` of each
+  fine-tune over its base, from the optional ``capability`` table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from judgekit.analysis.blocks.conclusions import benchmark_scopes
+from judgekit.analysis.blocks.rates import raters
+from judgekit.analysis.inputs import StudyArrays
+from judgekit.analysis.rows import RowWriter, row_generator
+from judgekit.analysis.subsets import Subset
+from judgekit.capability.gain import capability_gain, capability_summary
+from judgekit.capability.tables import finetune_pairs, model_lineage, read_capability, read_models
+from judgekit.schema import HUMAN_MAJORITY
+from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
+from judgekit.stats.ppi import PPIEstimate, ppi_mean, ppi_mean_difference
+from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers
+
+# Below this many human-labelled items of a model its corrected rate is not reported.
+MIN_LABELLED = 10
+# Below this many the normal PPI interval can under-cover (0.88-0.97 at 30 labelled prompts, 0.96-0.99 at 60,
+# on XSTest: analyses/results/finetune_effect_xstest/); the row warns.
+FEW_LABELLED = 50
+POLICIES = ("include", "exclude", "only")
+
+
+def prompt_keys(responses: pd.DataFrame) -> NDArray:
+    """The key matching responses across models: ``prompt_id`` where given, else the prompt text."""
+    text = responses["prompt"].astype(str).to_numpy()
+    if "prompt_id" not in responses:
+        return text
+    ids = responses["prompt_id"]
+    return np.where(ids.notna().to_numpy(), "id:" + ids.astype(str).to_numpy(), "text:" + text)
+
+
+def _incoherent(data: StudyArrays) -> NDArray | None:
+    if "incoherent" not in data.flags:
+        return None
+    return data.flags["incoherent"].fillna(False).to_numpy(dtype=bool)
+
+
+def _policy_masks(data: StudyArrays) -> dict[str, NDArray]:
+    incoherent = _incoherent(data)
+    everything = np.ones(data.n_items, dtype=bool)
+    if incoherent is None:
+        return {"include": everything}
+    return {"include": everything, "exclude": ~incoherent, "only": incoherent}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``treated`` minus ``control``: a fine-tune against its base, or one mitigation against another."""
+
+    treated: str
+    control: str
+    base_model: str
+    goal: str | None
+    kind: str  # finetune_comparison or mitigation_comparison
+
+    def subset(self, suffix: str, **columns: str) -> Subset:
+        return Subset(f"comparison={self.treated} vs {self.control}|goal={self.goal}|{suffix}", self.kind,
+                      f"{self.treated} vs {self.control}",
+                      {"model": self.treated, "base_model": self.base_model, "finetune_goal": self.goal} | columns)
+
+
+def comparisons(lineage: pd.DataFrame, present: set[str]) -> list[Comparison]:
+    """Every fine-tune against its base, and at each (base, goal) every mitigated model against the others.
+
+    ``lineage`` is :func:`judgekit.capability.tables.model_lineage`; only
+    models with responses (``present``) are compared. In a mitigation
+    comparison the control is the model whose mitigation is ``none`` when
+    there is one, else the alphabetically first.
+    """
+    out = [Comparison(p["model"], p["base_model"], p["base_model"], p["finetune_goal"], "finetune_comparison")
+           for p in finetune_pairs(lineage) if {p["model"], p["base_model"]} <= present]
+    mitigated = lineage[lineage["model"].isin(present)].dropna(subset=["base_model", "finetune_goal", "mitigation"])
+    for (base, goal), group in mitigated.groupby(["base_model", "finetune_goal"], sort=True):
+        ordered = sorted(group.itertuples(index=False), key=lambda r: (r.mitigation != "none", r.model))
+        for i, control in enumerate(ordered):
+            for treated in ordered[i + 1:]:
+                if treated.mitigation != control.mitigation:
+                    out.append(Comparison(treated.model, control.model, base, goal, "mitigation_comparison"))
+    return out
+
+
+def capability_rows(writer: RowWriter, data: StudyArrays) -> None:
+    """``capability`` per model and task, and ``capability_gain`` of each fine-tune over its base."""
+    capability = read_capability(data.study_dir) if data.study_dir is not None else None
+    if capability is None:
+        return
+    for row in capability_summary(capability).itertuples(index=False):
+        group = Subset(f"model={row.model}|task={row.task}", "capability", row.task, {"model": row.model})
+        writer.add("capability", "none", "none", group, row.estimate, row.ci_low, row.ci_high, n_items=row.n,
+                   n_in_subset=row.n, method=row.method)
+    lineage = model_lineage(data.responses, read_models(data.study_dir, data.responses))
+    rng = row_generator(writer.settings.seed, "capability_gain")
+    gains = capability_gain(capability, finetune_pairs(lineage), n_boot=writer.settings.n_boot, rng=rng)
+    for row in gains.itertuples(index=False):
+        group = Subset(f"comparison={row.model} vs {row.base_model}|goal={row.finetune_goal}|task={row.task}",
+                       "finetune_comparison", f"{row.model} vs {row.base_model}",
+                       {"model": row.model, "base_model": row.base_model, "finetune_goal": row.finetune_goal})
+        writer.add("capability_gain", "none", "base_model", group, row.estimate, row.ci_low, row.ci_high,
+                   n_items=row.n_items, n_in_subset=row.n_items, method=f"task {row.task}: {row.method}",
+                   warning=row.warning)
+
+
+def paired_comparisons(writer: RowWriter, data: StudyArrays) -> None:
+    responses = data.responses
+    if "model" not in responses:
+        return
+    models = read_models(data.study_dir, responses) if data.study_dir is not None else None
+    keys = pd.factorize(prompt_keys(responses))[0]  # integer codes: matching by code is faster than by text
+    for comparison in comparisons(model_lineage(responses, models), set(responses["model"].dropna())):
+        treated = (responses["model"] == comparison.treated).to_numpy()
+        control = (responses["model"] == comparison.control).to_numpy()
+        cells = []
+        for benchmark, in_scope in benchmark_scopes(responses):
+            scope = in_scope & (treated | control)
+            group = comparison.subset(f"benchmark={benchmark or 'all'}", **({"benchmark": benchmark} if benchmark else {}))
+            _paired_rows(writer, data, group, scope & data.policy_mask, treated, keys)
+            _corrected_rows(writer, data, comparison, group, scope & data.policy_mask, treated, control, keys)
+            cells += _cells(writer, data, group, scope, treated, keys, benchmark)
+        _robustness_rows(writer, comparison, cells)
+
+
+def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDArray, treated: NDArray,
+                 keys: NDArray) -> None:
+    settings = writer.settings
+    incoherent = _incoherent(data)
+    for rater, verdicts in raters(data).items():
+        rng = row_generator(settings.seed, "finetune_effect_paired", str(rater), group.label)
+        result = paired_mean_difference(verdicts[mask], treated[mask], keys[mask], n_boot=settings.n_boot,
+                                        level=settings.level, max_bootstrap_units=settings.max_bootstrap_clusters,
+                                        rng=rng)
+        shares = (f"matched prompts: {result.n_pairs} ({result.matched_share_treatment:.0%} of the fine-tune's, "
+                  f"{result.matched_share_control:.0%} of the base's)")
+        writer.add("finetune_effect_paired", rater, "base_model", group, result.estimate, result.ci_low,
+                   result.ci_high, n_items=result.n_pairs, n_in_subset=result.n_pairs,
+                   method=f"{result.method}; {shares}", warning=result.reason or result.warning,
+                   resamples=result.n_boot, interval="bootstrap-percentile" if result.n_boot else "linearized")
+        if incoherent is None or result.reason:
+            continue
+        rng = row_generator(settings.seed, "finetune_effect_incoherence", str(rater), group.label)
+        split = incoherence_decomposition(verdicts[mask], incoherent[mask], treated[mask], keys[mask],
+                                          n_boot=settings.n_boot, level=settings.level,
+                                          max_bootstrap_units=settings.max_bootstrap_clusters, rng=rng)
+        for name, value, n_pairs, note in (
+                ("finetune_effect_coherent_only", split.coherent_only, split.n_pairs_coherent,
+                 "paired effect on coherent responses only (prompts with a coherent response from both models)"),
+                ("finetune_effect_incoherent_share", split.incoherent_share, split.n_pairs,
+                 "share of the paired effect carried by unsafe incoherent responses")):
+            writer.add(name, rater, "base_model", group, *value, n_items=n_pairs, n_in_subset=split.n_pairs,
+                       method=f"{note}; {split.method}", warning=split.warning, resamples=settings.n_boot,
+                       interval="bootstrap-percentile")
+
+
+def _ppi_inputs(reference: NDArray, verdicts: NDArray, mask: NDArray) -> tuple[NDArray, NDArray, NDArray] | None:
+    usable = mask & ~np.isnan(verdicts)
+    labelled = usable & ~np.isnan(reference)
+    if labelled.sum() < MIN_LABELLED:
+        return None
+    return reference[labelled], verdicts[labelled], verdicts[usable & np.isnan(reference)]
+
+
+def _paired_ppi_inputs(reference, verdicts, mask, treated, keys):
+    """Per-prompt arrays of both models when their labelled prompts coincide; None otherwise."""
+    frame = pd.DataFrame({"key": keys[mask], "treated": treated[mask], "y": reference[mask], "f": verdicts[mask]})
+    frame = frame[frame["f"].notna()]
+    if frame.groupby(["key", "treated"]).size().max() != 1:
+        return None  # several samples per prompt: per-item PPI, not per prompt
+    wide = frame.pivot(index="key", columns="treated", values=["y", "f"]).dropna(subset=[("f", True), ("f", False)])
+    labelled = wide[("y", True)].notna() | wide[("y", False)].notna()
+    both = wide[("y", True)].notna() & wide[("y", False)].notna()
+    if not (labelled == both).all() or both.sum() < MIN_LABELLED:
+        return None
+    unlabelled = ~labelled
+    return tuple((wide.loc[both, ("y", arm)].to_numpy(), wide.loc[both, ("f", arm)].to_numpy(),
+                  wide.loc[unlabelled, ("f", arm)].to_numpy()) for arm in (True, False))
+
+
+def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, group: Subset, mask: NDArray,
+                    treated: NDArray, control: NDArray, keys: NDArray) -> None:
+    if not data.has_reference:
+        return
+    for judge_id in data.judges.columns:
+        verdicts = data.judges[judge_id].to_numpy()
+        arms = []
+        for model, in_model in ((comparison.treated, treated), (comparison.control, control)):
+            inputs = _ppi_inputs(data.reference, verdicts, mask & in_model)
+            model_group = Subset(f"{group.label}|rate_of={model}", group.kind, model,
+                                 group.columns | {"model": model})
+            if inputs is None:
+                writer.add("harmful_rate_corrected", judge_id, HUMAN_MAJORITY, model_group, np.nan, np.nan, np.nan,
+                           n_items=0, n_in_subset=int((mask & in_model).sum()), method="PPI++",
+                           warning=f"fewer than {MIN_LABELLED} human-labelled items of {model}: no corrected rate")
+                arms.append(None)
+                continue
+            result = ppi_mean(*inputs, level=writer.settings.level)
+            _ppi_row(writer, "harmful_rate_corrected", judge_id, model_group, result, int((mask & in_model).sum()))
+            arms.append(inputs)
+        if None in arms:
+            continue
+        paired = _paired_ppi_inputs(data.reference, verdicts, mask, treated, keys)
+        effect = (ppi_mean_difference(*paired, paired=True, level=writer.settings.level) if paired is not None
+                  else ppi_mean_difference(*arms, level=writer.settings.level))
+        _ppi_row(writer, "finetune_effect_corrected", judge_id, group, effect, int(mask.sum()))
+
+
+def _ppi_warning(result: PPIEstimate) -> str:
+    if result.se == 0:
+        return "labelled residuals are constant: zero-width interval, not a certainty"
+    if result.n_labelled < FEW_LABELLED:
+        return f"few labelled items (n={result.n_labelled}): the normal interval may under-cover"
+    return ""
+
+
+def _ppi_row(writer: RowWriter, name: str, judge_id: str, group: Subset, result: PPIEstimate, n_in_subset: int) -> None:
+    n_items = result.n_labelled + result.n_unlabelled
+    writer.add(name, judge_id, HUMAN_MAJORITY, group, result.estimate, result.ci_low, result.ci_high,
+               n_items=n_items, n_in_subset=max(n_in_subset, n_items), warning=_ppi_warning(result),
+               method=f"{result.method}; {result.n_labelled} labelled, {result.n_unlabelled} judge-only, normal interval",
+               interval="ppi")
+
+
+def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, treated: NDArray, keys: NDArray,
+           benchmark: str | None) -> list[dict]:
+    """Specification cells: every judge × incoherence policy on this benchmark, with the humans' effect beside."""
+    if benchmark is None and "benchmark" in data.responses:
+        return []  # cells are per benchmark; the pooled scope would count every benchmark twice
+    settings = writer.settings
+    cells = []
+    for policy, in_policy in _policy_masks(data).items():
+        mask = scope & in_policy
+        effects = {}
+        for rater, verdicts in raters(data).items():
+            rng = row_generator(settings.seed, "conclusion_cell", str(rater), group.label, policy)
+            effects[rater] = paired_mean_difference(verdicts[mask], treated[mask], keys[mask], n_boot=settings.n_boot,
+                                                    level=settings.level,
+                                                    max_bootstrap_units=settings.max_bootstrap_clusters, rng=rng)
+        human = effects.pop(HUMAN_MAJORITY, None)
+        for judge_id, result in effects.items():
+            cells.append({"judge_id": judge_id, "benchmark": benchmark or "all", "incoherence_policy": policy,
+                          "estimate": result.estimate, "ci_low": result.ci_low, "ci_high": result.ci_high,
+                          "reference_estimate": human.estimate if human else np.nan,
+                          "reference_ci_low": human.ci_low if human else np.nan,
+                          "reference_ci_high": human.ci_high if human else np.nan})
+    return cells
+
+
+def _robustness_rows(writer: RowWriter, comparison: Comparison, cells: list[dict]) -> None:
+    if not cells:
+        return
+    robustness = conclusion_robustness(pd.DataFrame(cells))
+    group = comparison.subset("cells=judge x benchmark x incoherence policy")
+    note = (f"over {robustness.n_cells} judge x benchmark x incoherence-policy cells ({robustness.n_compared} with a "
+            "human reference); sign x significance of the paired effect; a share of the study's choices, no interval")
+    for name, value in (("conclusion_agreement", robustness.conclusion_agreement),
+                        ("conclusion_reversal", robustness.conclusion_reversal)):
+        writer.add(name, "all", HUMAN_MAJORITY, group, value, np.nan, np.nan, n_items=robustness.n_compared,
+                   n_in_subset=robustness.n_cells, method=note, warning=robustness.reason)
+    if robustness.n_compared == 0:
+        return
+    factors = [f for f in ("judge_id", "benchmark", "incoherence_policy") if pd.DataFrame(cells)[f].nunique() > 1]
+    for row in disagreement_drivers(robustness, factors).itertuples(index=False):
+        level_columns = {"benchmark": row.level} if row.factor == "benchmark" else {}
+        level_group = Subset(f"{group.label}|{row.factor}={row.level}", group.kind, f"{row.factor}={row.level}",
+                             group.columns | level_columns)
+        writer.add("conclusion_disagreement", row.level if row.factor == "judge_id" else "all",
+                   HUMAN_MAJORITY, level_group, row.disagreement, np.nan, np.nan, n_items=row.n_cells,
+                   n_in_subset=row.n_cells,
+                   method=f"share of this {row.factor}'s cells not reaching the humans' conclusion; "
+                          f"{row.excess_disagreement:+.2f} against the other levels; reversal share {row.reversal:.2f}")
