@@ -193,6 +193,23 @@ def _flag_summary(study: Study) -> pd.DataFrame:
     return summary
 
 
+def shareable_manifest(manifest: Any) -> Any:
+    """The manifest as a report may show it: no platform string, and absolute paths cut to their file name.
+
+    A report is pasted and shared; the machine's layout and home folder are not part of the result. The
+    full manifest stays in ``manifest.json`` beside the report.
+    """
+    if isinstance(manifest, dict):
+        return {_shareable_path(key): shareable_manifest(value) for key, value in manifest.items() if key != "platform"}
+    if isinstance(manifest, list):
+        return [shareable_manifest(value) for value in manifest]
+    return _shareable_path(manifest) if isinstance(manifest, str) else manifest
+
+
+def _shareable_path(text: str) -> str:
+    return Path(text).name if Path(text).is_absolute() else text
+
+
 def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], manifest: dict[str, Any]) -> str:
     """The report as one HTML string."""
     meta = study.metadata
@@ -243,7 +260,7 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
 <h2>Figures</h2>{figures or "<p class='muted'>No figures.</p>"}
 <h2>Tables</h2>{tables}
 <h2>Item browser: where judges disagree</h2>{_disagreements(study)}
-<h2>Manifest</h2><pre>{_e(json.dumps(manifest, indent=2, default=str))}</pre>
+<h2>Manifest</h2><pre>{_e(json.dumps(shareable_manifest(manifest), indent=2, default=str))}</pre>
 </body></html>
 """
 

@@ -355,3 +355,24 @@ def test_validate_accepts_a_prompt_set_directory(tmp_path: Path) -> None:
     (prompts / "prompts.csv").write_text("prompt_id,prompt\np1,a\np1,b\n")
     code, _, err = cli("validate", prompts)
     assert code == 2 and "row 2" in err
+
+
+def test_report_shows_no_absolute_paths_or_platform(small_study: Path, tmp_path: Path) -> None:
+    import platform
+
+    assert cli("judge", small_study, "--judge", "keyword-gcg-13", "--no-progress")[0] == 0
+    assert cli("report", small_study, "--out", tmp_path / "out", "--n-boot", "20")[0] == 0
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert str(tmp_path) not in html and platform.platform() not in html
+    assert "responses.csv" in html  # the inputs are still named
+
+
+def test_markdown_tables_escape_pipes_and_line_breaks() -> None:
+    from judgekit.tables import to_markdown
+
+    text = to_markdown(pd.DataFrame({"judge | id": ["a|b", "two\nlines"], "x": [1, 2]}))
+    lines = text.strip().split("\n")
+    import re
+
+    assert len(lines) == 4  # header, rule, two rows: no row broken by its line break
+    assert all(len(re.split(r"(?<!\\)\|", line)) == 4 for line in lines)  # two cells each: pipes escaped
