@@ -88,10 +88,12 @@ def _run_one(study: Study, judge: Judge, cache: VerdictCache, *, replace: bool, 
     items = _items_of(todo)
     hashes = items.content_hashes()
     started = time.perf_counter()
-    results = cache.get(digest, hashes)
+    # Judges that answer in microseconds (keyword matchers) are recomputed on resume: caching costs them more.
+    verdict_cache = cache if getattr(judge, "worth_caching", True) else None
+    results = verdict_cache.get(digest, hashes) if verdict_cache is not None else {}
     n_from_cache = sum(h in results for h in hashes)
     if len(results) < len(set(hashes)):
-        _judge_missing(judge, items, hashes, results, cache, digest, progress=progress)
+        _judge_missing(judge, items, hashes, results, verdict_cache, digest, progress=progress)
     rows = [_row(item_id, judge.judge_id, digest, *results[h]) for item_id, h in zip(todo["item_id"], hashes, strict=True)]
     if rows:
         combined = pd.concat([existing, pd.DataFrame(rows)], ignore_index=True)
@@ -117,7 +119,8 @@ def _run_one(study: Study, judge: Judge, cache: VerdictCache, *, replace: bool, 
     )
 
 
-def _judge_missing(judge, items: JudgeItems, hashes, results, cache: VerdictCache, digest: str, *, progress: bool) -> None:
+def _judge_missing(judge, items: JudgeItems, hashes, results, cache: VerdictCache | None, digest: str, *,
+                   progress: bool) -> None:
     batches = plan_batches(judge, items)
     bar = tqdm(total=len(items), desc=judge.judge_id, unit="item", disable=not progress, leave=False)
     for batch in batches:
@@ -132,7 +135,7 @@ def _judge_missing(judge, items: JudgeItems, hashes, results, cache: VerdictCach
         latency = (time.perf_counter() - batch_started) / max(len(batch), 1)
         # Transport errors are not cached: the next run asks again.
         kept = [(h, v) for h, v in zip(batch_hashes, verdicts, strict=True) if v.parse_status != "error"]
-        if kept:
+        if kept and cache is not None:
             cache.put(digest, [h for h, _ in kept], [v for _, v in kept], latency)
         for h, verdict in zip(batch_hashes, verdicts, strict=True):
             results.setdefault(h, (verdict, latency))

@@ -55,8 +55,11 @@ class KeywordJudge:
         except (re.error, regex.error) as err:
             raise InputError(f"{spec['judge_id']}: invalid regular expression: {err}") from None
 
+    # A verdict costs microseconds: recomputing on resume is cheaper than a cache round trip (judgekit.run).
+    worth_caching = False
+
     def plan(self, items: JudgeItems) -> list[np.ndarray]:
-        """Large fixed chunks: a keyword verdict costs microseconds, so per-batch cache commits would dominate."""
+        """Large fixed chunks: per-batch overhead would dominate verdicts that cost microseconds."""
         size = KEYWORD_BATCH_ITEMS
         return [np.arange(start, min(start + size, len(items))) for start in range(0, len(items), size)]
 
