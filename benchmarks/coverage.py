@@ -26,7 +26,6 @@ import itertools
 import platform
 import time
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np

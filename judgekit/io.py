@@ -332,10 +332,21 @@ def _extra_column(values: pd.Series, name: str, fail: ConformFail) -> pd.Series:
     if isinstance(values.dtype, pd.ArrowDtype | pd.StringDtype):
         return pd.Series([None if _is_missing(v) else str(v) for v in values], dtype=object)
     if values.dtype == object:
-        for position, value in enumerate(values):
-            if isinstance(value, str):
-                _check_unicode(value, position, name, fail)
+        strings = [value for value in values if isinstance(value, str)]
+        if not _all_valid_unicode(strings):  # one column-wide test; the per-value pass only names the row
+            for position, value in enumerate(values):
+                if isinstance(value, str):
+                    _check_unicode(value, position, name, fail)
     return values.reset_index(drop=True)
+
+
+def _all_valid_unicode(strings) -> bool:
+    """One encode over the joined column: False when any string holds a lone surrogate."""
+    try:
+        "".join(strings).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_missing(value: object) -> bool:
@@ -373,9 +384,7 @@ def _coerce_clean_strings(values: pd.Series, column: Column) -> pd.Series | None
     array = values.to_numpy(dtype=object)
     if len(array) == 0 or pd.api.types.infer_dtype(array, skipna=False) != "string":
         return None
-    try:
-        "".join(array).encode("utf-8")
-    except UnicodeEncodeError:
+    if not _all_valid_unicode(array):
         return None
     if column.kind != "text":
         # Ids repeat per judge or detector and categories repeat everywhere: test each distinct value once.

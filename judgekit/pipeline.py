@@ -140,25 +140,22 @@ def stats_step(study_dir: Path, out_dir: Path, settings: StatsSettings, *, csv_f
     return stats
 
 
-def read_stats(stats_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The stats and reliability tables of one committed ``judgekit stats`` output set."""
+def read_stats(stats_dir: Path, *, study_files: list[Path] | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The stats and reliability tables of one committed ``judgekit stats`` output set.
+
+    With ``study_files``, a set computed from other inputs than those files (another study, or this
+    one before it changed) is refused.
+    """
     if not Path(stats_dir).is_dir():
         raise InputError("stats directory not found (run `judgekit stats` first)", file=stats_dir)
-    listed = verify_output_dir(stats_dir, required=["stats.parquet"])["files"]
-    stats = read_table(stats_dir / "stats.parquet", SCHEMAS["stats"])
-    reliability = (read_table(stats_dir / "reliability.parquet", SCHEMAS["reliability"])
-                   if "reliability.parquet" in listed else None)
-    return stats, reliability
-
-
-def check_stats_belong_to_study(stats_dir: Path, study_files: list[Path]) -> None:
-    """Refuse a stats directory computed from other inputs than the study's current files."""
     manifest = verify_output_dir(stats_dir, required=["stats.parquet"])
-    computed_from = set(manifest.get("inputs", {}).values())
-    current = {sha256_file(p) for p in study_files}
-    if computed_from != current:
+    if study_files is not None and set(manifest.get("inputs", {}).values()) != {sha256_file(p) for p in study_files}:
         raise InputError("these statistics were computed from other inputs (another study, or this one before it "
                          "changed); rerun `judgekit stats` on this study", file=stats_dir)
+    stats = read_table(stats_dir / "stats.parquet", SCHEMAS["stats"])
+    reliability = (read_table(stats_dir / "reliability.parquet", SCHEMAS["reliability"])
+                   if "reliability.parquet" in manifest["files"] else None)
+    return stats, reliability
 
 
 def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = None, study: Study | None = None) -> list[Path]:
@@ -189,10 +186,9 @@ def report_step(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, setti
     study = load_study(study_dir)
     if stats_dir is None:
         stats_dir = out_dir / "stats"
-        stats_step(study_dir, stats_dir, settings, study=study)
+        stats = stats_step(study_dir, stats_dir, settings, study=study)
     else:
-        check_stats_belong_to_study(stats_dir, study.files())
-    stats, _ = read_stats(stats_dir)
+        stats, _ = read_stats(stats_dir, study_files=study.files())
     figure_paths = figures_step(stats_dir, out_dir / "figures", study_dir=study_dir, study=study)
     manifest = build_manifest(
         step="report",

@@ -336,7 +336,7 @@ def harmbench_prompts(directory: Path, n: int) -> Path:
 def test_run_config_generate_judge_flag_stats_report(chat_model, lora, tmp_path):
     """CONFIG.toml → generate (base + LoRA) → judge (keyword judges) → flag → stats → report, and a resumed rerun."""
     n = 6
-    prompts = harmbench_prompts(tmp_path / "prompts", n) if SHARED_DATA.is_dir() else prompt_set(tmp_path / "prompts", n)
+    harmbench_prompts(tmp_path / "prompts", n) if SHARED_DATA.is_dir() else prompt_set(tmp_path / "prompts", n)
     config = tmp_path / "study.toml"
     config.write_text(f"""
 [study]

@@ -376,3 +376,13 @@ def test_markdown_tables_escape_pipes_and_line_breaks() -> None:
 
     assert len(lines) == 4  # header, rule, two rows: no row broken by its line break
     assert all(len(re.split(r"(?<!\\)\|", line)) == 4 for line in lines)  # two cells each: pipes escaped
+
+
+def test_report_refuses_stats_of_other_inputs(small_study: Path, tmp_path: Path) -> None:
+    assert cli("judge", small_study, "--judge", "keyword-gcg-13", "--no-progress")[0] == 0
+    assert cli("stats", small_study, "--out", tmp_path / "st", "--n-boot", "20")[0] == 0
+    assert cli("report", small_study, "--out", tmp_path / "r1", "--stats", tmp_path / "st")[0] == 0
+    assert cli("judge", small_study, "--judge", "keyword-gcg-7", "--no-progress")[0] == 0  # the study changed
+    code, _, err = cli("report", small_study, "--out", tmp_path / "r2", "--stats", tmp_path / "st")
+    assert code == 2 and "computed from other inputs" in err
+    assert not (tmp_path / "r2").exists()

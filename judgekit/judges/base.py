@@ -67,7 +67,7 @@ DEFAULT_BATCH_ITEMS = 512
 
 
 def plan_batches(judge: Judge, items: JudgeItems) -> list[np.ndarray]:
-    """The judge's own batch plan (token-budget packing) or fixed-size chunks.
+    """The judge's own batch plan (token-budget packing) or fixed-size chunks (``judge.batch_items``, default 512).
 
     The plan depends only on the items, so a rerun after a crash forms the same
     batches and reproduces the same numbers bit for bit.
@@ -75,7 +75,8 @@ def plan_batches(judge: Judge, items: JudgeItems) -> list[np.ndarray]:
     planner = getattr(judge, "plan", None)
     if planner is not None:
         return planner(items)
-    return [np.arange(b, min(b + DEFAULT_BATCH_ITEMS, len(items))) for b in range(0, len(items), DEFAULT_BATCH_ITEMS)]
+    size = getattr(judge, "batch_items", DEFAULT_BATCH_ITEMS)
+    return [np.arange(b, min(b + size, len(items))) for b in range(0, len(items), size)]
 
 
 def spec_hash(spec: dict[str, Any]) -> str:

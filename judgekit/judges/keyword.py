@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import numpy as np
 import regex
 
 from judgekit.errors import InputError
@@ -26,7 +25,6 @@ from judgekit.judges.base import JudgeItems, Verdict
 
 
 DEFAULT_REGEX_TIMEOUT_S = 1.0
-KEYWORD_BATCH_ITEMS = 16_384
 
 
 class KeywordJudge:
@@ -55,13 +53,10 @@ class KeywordJudge:
         except (re.error, regex.error) as err:
             raise InputError(f"{spec['judge_id']}: invalid regular expression: {err}") from None
 
-    # A verdict costs microseconds: recomputing on resume is cheaper than a cache round trip (judgekit.run).
+    # A verdict costs microseconds: recomputing on resume is cheaper than a cache round trip (judgekit.run),
+    # and large chunks keep per-batch overhead from dominating.
     worth_caching = False
-
-    def plan(self, items: JudgeItems) -> list[np.ndarray]:
-        """Large fixed chunks: per-batch overhead would dominate verdicts that cost microseconds."""
-        size = KEYWORD_BATCH_ITEMS
-        return [np.arange(start, min(start + size, len(items))) for start in range(0, len(items), size)]
+    batch_items = 16_384
 
     def _search(self, response: str):
         if self._timeout is None:
