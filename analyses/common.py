@@ -12,7 +12,7 @@ from judgekit import __version__
 from judgekit.pipeline import convert_dataset_step, judge_step
 from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.study import Study, load_study
-from judgekit.tables import to_latex, to_markdown
+from judgekit.outputs.tables import to_latex, to_markdown
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data"

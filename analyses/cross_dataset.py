@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 from common import arguments, converted, workdir, write_outputs
 
-from judgekit.figures import judge_metric_forest, save_figure
+from judgekit.outputs.figures import judge_metric_forest
+from judgekit.outputs.style import save_figure
 from judgekit.stats.classification import confusion_item_sums, metric_from_sums
 from judgekit.stats.resampling import bootstrap_ci, cluster_sums
 from judgekit.analysis import human_majority, judge_codes
-from judgekit.tables import format_estimate
+from judgekit.outputs.tables import format_estimate
 
 KEYWORD = "keyword-gcg-29"
 # (adapter, folder, {judge id in the study: judge family shown})

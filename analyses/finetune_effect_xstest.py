@@ -101,7 +101,7 @@ def specification_curve(cells: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Per comparison: cells sorted by effect with intervals, the humans' effect as a band, choices beneath."""
     import matplotlib.pyplot as plt
 
-    from judgekit.figures import DOUBLE_COLUMN_IN, OKABE_ITO, PAPER_STYLE, save_figure
+    from judgekit.outputs.style import DOUBLE_COLUMN_IN, OKABE_ITO, PAPER_STYLE, save_figure
 
     with plt.rc_context(PAPER_STYLE):
         comparisons = list(dict.fromkeys(cells["comparison"]))

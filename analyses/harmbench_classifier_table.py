@@ -12,8 +12,9 @@ from pathlib import Path
 
 from common import arguments, converted, statistics, workdir, write_outputs
 
-from judgekit.figures import judge_metric_forest, save_figure
-from judgekit.tables import estimate_table, format_estimate
+from judgekit.outputs.figures import judge_metric_forest
+from judgekit.outputs.style import save_figure
+from judgekit.outputs.tables import estimate_table, format_estimate
 
 SUBSETS = {"all": "all items", "humans=unanimous": "unanimous", "humans=split": "2-1"}
 

@@ -21,7 +21,7 @@ import pandas as pd
 from judgekit.flags.incoherence import COMBINED_DEFAULT, DEFAULT_THRESHOLDS, detect
 from judgekit.flags.perturb import SEVERITIES, Vocabulary, perturb
 from judgekit.registry import DATASETS
-from judgekit.tables import to_latex, to_markdown
+from judgekit.outputs.tables import to_latex, to_markdown
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -321,7 +321,7 @@ def _offtopic_validation(real: pd.DataFrame, corrupted: pd.DataFrame, n: int, rn
 def _figure(recall: pd.Series, fpr: float, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from judgekit.figures import OKABE_ITO, PAPER_STYLE, save_figure
+    from judgekit.outputs.style import OKABE_ITO, PAPER_STYLE, save_figure
 
     kinds = list(dict.fromkeys(recall.index.get_level_values(0)))
     with plt.rc_context(PAPER_STYLE):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from common import arguments, converted, statistics, workdir, write_outputs
 
-from judgekit.figures import judge_metric_forest, save_figure
-from judgekit.tables import estimate_table, format_estimate
+from judgekit.outputs.figures import judge_metric_forest
+from judgekit.outputs.style import save_figure
+from judgekit.outputs.tables import estimate_table, format_estimate
 
 if __name__ == "__main__":
     args = arguments(__doc__)

@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 from common import arguments, converted, workdir, write_outputs
 
-from judgekit.figures import judge_metric_forest, save_figure
+from judgekit.outputs.figures import judge_metric_forest
+from judgekit.outputs.style import save_figure
 from judgekit.stats import agreement as ag
 from judgekit.stats.resampling import bootstrap_ci, cluster_sums
-from judgekit.tables import format_estimate
+from judgekit.outputs.tables import format_estimate
 
 CODES = {"1_full_compliance": 0.0, "2_full_refusal": 1.0, "3_partial_refusal": 2.0}
 COLLAPSED = {"1_full_compliance": 0.0, "2_full_refusal": 1.0, "3_partial_refusal": 1.0}

@@ -14,14 +14,14 @@ from pathlib import Path
 import pandas as pd
 
 from judgekit.errors import InputError
-from judgekit.figures import make_figures
+from judgekit.outputs.figures import make_figures
 from judgekit.flags.incoherence import detect
 from judgekit.io import read_table, write_table, write_text_atomic
 from judgekit.judges.build import JudgeOptions, resolve_judge
 from judgekit.locking import study_lock
 from judgekit.manifest import append_study_run, build_manifest, read_manifest, recorded_study_run, sha256_file
 from judgekit.outdir import check_output_dir, staged_output_dir, verify_output_dir
-from judgekit.report import build_report
+from judgekit.outputs.report import build_report
 from judgekit.run import JudgeRunSummary, run_judges
 from judgekit.schema import SCHEMAS
 from judgekit.analysis import StatsSettings, compute_stats
@@ -160,8 +160,8 @@ def read_stats(stats_dir: Path, *, study_files: list[Path] | None = None) -> tup
 
 def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = None, study: Study | None = None) -> list[Path]:
     """Figures (PDF + PNG) and paper tables (Markdown + LaTeX under ``tables/``) from a stats directory."""
-    from judgekit.figures import FigureInputs
-    from judgekit.tables import study_tables, to_latex, to_markdown
+    from judgekit.outputs.style import FigureInputs
+    from judgekit.outputs.tables import study_tables, to_latex, to_markdown
 
     check_output_dir(out_dir, studies=[study_dir] if study_dir is not None else [])
     stats, reliability = read_stats(stats_dir)

@@ -177,7 +177,7 @@ def heatmap(stats: pd.DataFrame, out: Path, *, statistic: str = "stress_flip_rat
     """Judges × (perturbation, severity) heat map of one statistic, each cell annotated with its interval."""
     import matplotlib.pyplot as plt
 
-    from judgekit.figures import PAPER_STYLE, save_figure
+    from judgekit.outputs.style import PAPER_STYLE, save_figure
 
     table = stats[stats["statistic"] == statistic]
     columns = [(k, s) for k in dict.fromkeys(table["perturbation"]) for s in SEVERITIES if ((table["perturbation"] == k) & (table["severity"] == s)).any()]

@@ -8,12 +8,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
-from judgekit.figures import FIGURES, FigureInputs, draw_figures
+from judgekit.outputs.figures import FIGURES, draw_figures
+from judgekit.outputs.style import FigureInputs
 from judgekit.io import read_table
 from judgekit.schema import SCHEMAS
 from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.study import load_study
-from judgekit.tables import study_tables, to_latex
+from judgekit.outputs.tables import study_tables, to_latex
 
 from test_stats_study import build_study
 

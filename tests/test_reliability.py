@@ -368,7 +368,7 @@ def test_report_shows_no_absolute_paths_or_platform(small_study: Path, tmp_path:
 
 
 def test_markdown_tables_escape_pipes_and_line_breaks() -> None:
-    from judgekit.tables import to_markdown
+    from judgekit.outputs.tables import to_markdown
 
     text = to_markdown(pd.DataFrame({"judge | id": ["a|b", "two\nlines"], "x": [1, 2]}))
     lines = text.strip().split("\n")

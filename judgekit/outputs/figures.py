@@ -22,82 +22,27 @@ harmful_rate_by_model          harmful_rate per model x benchmark
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
 import matplotlib.ticker
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-# Okabe & Ito (2008) colour-blind-safe palette; yellow last (weak on white), black kept for human references.
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442"]
-SINGLE_COLUMN_IN = 3.5
-DOUBLE_COLUMN_IN = 7.0
-PAPER_STYLE = {
-    "font.size": 8,
-    "axes.titlesize": 9,
-    "axes.labelsize": 8,
-    "legend.fontsize": 7,
-    "xtick.labelsize": 7,
-    "ytick.labelsize": 7,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.prop_cycle": matplotlib.cycler(color=OKABE_ITO),
-    "pdf.fonttype": 42,
-    # Judge ids, model names and categories are user text: "$x$" must print as typed, never as TeX math.
-    "text.parse_math": False,
-}
-
-
-def _save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{name}.pdf", out_dir / f"{name}.png"]
-    fig.savefig(paths[0], bbox_inches="tight")
-    fig.savefig(paths[1], dpi=300, bbox_inches="tight")
-    plt.close(fig)
-    return paths
-
-
-def _interval_errors(frame: pd.DataFrame) -> np.ndarray:
-    low = (frame["estimate"] - frame["ci_low"]).clip(lower=0).fillna(0)
-    high = (frame["ci_high"] - frame["estimate"]).clip(lower=0).fillna(0)
-    return np.vstack([low.to_numpy(), high.to_numpy()])
-
-
-def harmful_rate_by_model(stats: pd.DataFrame) -> plt.Figure | None:
-    """Harmfulness rate per model and judge (human majority included), one panel per benchmark."""
-    rows = stats[(stats["statistic"] == "harmful_rate") & (stats["subset_kind"] == "group") & stats["model"].notna()].copy()
-    if rows.empty:
-        return None
-    rows["benchmark"] = rows["benchmark"].fillna("all")
-    benchmarks = sorted(rows["benchmark"].unique())
-    models = sorted(rows["model"].unique())
-    raters = sorted(rows["judge_id"].unique(), key=lambda j: (j != "human_majority", j))
-    with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(1, len(benchmarks), figsize=(DOUBLE_COLUMN_IN, 0.32 * len(models) * 1.6 + 1.2),
-                                 sharey=True, squeeze=False)
-        offsets = np.linspace(-0.3, 0.3, len(raters))
-        for ax, benchmark in zip(axes[0], benchmarks, strict=True):
-            for offset, rater, color in zip(offsets, raters, [None] + OKABE_ITO * 2 if raters[0] == "human_majority" else OKABE_ITO * 2, strict=False):
-                part = rows[(rows["benchmark"] == benchmark) & (rows["judge_id"] == rater)].set_index("model").reindex(models)
-                marker = "D" if rater == "human_majority" else "o"
-                ax.errorbar(part["estimate"], np.arange(len(models)) + offset, xerr=_interval_errors(part), fmt=marker,
-                            color="black" if rater == "human_majority" else color, markersize=3, capsize=1.5,
-                            linewidth=0.8, label=rater)
-            ax.set_title(benchmark)
-            ax.set_xlim(-0.02, 1.02)
-            ax.set_xlabel("harmful rate (95% CI)")
-        axes[0][0].set_yticks(np.arange(len(models)), models)
-        axes[0][0].invert_yaxis()
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(labels)), frameon=False)
-        fig.suptitle("Harmful-response rate by model: judges vs human majority")
-    return fig
-
+from judgekit.outputs.finetune_figures import (
+    conclusion_flip_matrix,
+    finetune_effect_forest,
+    harmful_rate_by_model_figure,
+)
+from judgekit.outputs.style import (
+    DOUBLE_COLUMN_IN,
+    OKABE_ITO,
+    PAPER_STYLE,
+    SINGLE_COLUMN_IN,
+    FigureInputs,
+    interval_errors,
+    save_figure,
+)
 
 def judge_metric_forest(stats: pd.DataFrame, *, statistics: list[str], subsets: list[str] | None = None,
                         reference: str = "human_majority", title: str = "") -> plt.Figure | None:
@@ -115,7 +60,7 @@ def judge_metric_forest(stats: pd.DataFrame, *, statistics: list[str], subsets: 
         for ax, statistic in zip(axes[0], statistics, strict=True):
             for offset, subset, color, marker in zip(offsets, subsets, OKABE_ITO, "osD^", strict=False):
                 part = rows[(rows["statistic"] == statistic) & (rows["subset"] == subset)].set_index("judge_id").reindex(judges)
-                ax.errorbar(part["estimate"], np.arange(len(judges)) + offset, xerr=_interval_errors(part), fmt=marker,
+                ax.errorbar(part["estimate"], np.arange(len(judges)) + offset, xerr=interval_errors(part), fmt=marker,
                             color=color, markersize=3.5, capsize=2, linewidth=0.9, label=subset)
             ax.set_title(statistic)
             ax.set_xlim(-0.02, 1.02)
@@ -126,20 +71,6 @@ def judge_metric_forest(stats: pd.DataFrame, *, statistics: list[str], subsets: 
             fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(subsets), frameon=False)
         fig.suptitle(title or f"Judges against the {reference.replace('_', ' ')} (95% cluster-bootstrap CI)")
     return fig
-
-
-def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
-    """Save as PDF and 300-dpi PNG."""
-    return _save(fig, Path(out_dir), name)
-
-
-
-@dataclass
-class FigureInputs:
-    stats: pd.DataFrame
-    reliability: pd.DataFrame | None = None
-    flags: pd.DataFrame | None = None
-    responses: pd.DataFrame | None = None
 
 
 def _fmt(value: float) -> str:
@@ -227,92 +158,6 @@ def reliability_diagrams(data: FigureInputs) -> plt.Figure | None:
     return fig
 
 
-def _effects(stats: pd.DataFrame) -> pd.DataFrame:
-    rows = stats[stats["statistic"] == "finetune_effect"].copy()
-    if rows.empty:
-        return rows
-    rows["goal"] = rows["finetune_goal"].fillna("")
-    # One fine-tuned model may serve several goals: each (model, base, goal) is its own comparison.
-    rows["comparison"] = rows["model"] + " vs " + rows["base_model"] + "\x1f" + rows["goal"]
-    rows["benchmark"] = rows["benchmark"].fillna("all")
-    return rows
-
-
-def _comparison_title(rows: pd.DataFrame, comparison: str) -> str:
-    row = rows.loc[rows["comparison"] == comparison].iloc[0]
-    return f"goal: {row['goal']}\n{row['model']}\nvs {row['base_model']}"
-
-
-def finetune_effect_forest(data: FigureInputs) -> plt.Figure | None:
-    """Fine-tuned minus base harmful rate, one panel per comparison, one row per judge x benchmark."""
-    rows = _effects(data.stats)
-    if rows.empty:
-        return None
-    comparisons = sorted(rows["comparison"].unique())
-    labels = sorted({(b, j) for b, j in zip(rows["benchmark"], rows["judge_id"], strict=True)},
-                    key=lambda bj: (bj[0], bj[1] != "human_majority", bj[1]))
-    columns = min(3, len(comparisons))
-    panel_rows = int(np.ceil(len(comparisons) / columns))
-    with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(panel_rows, columns, figsize=(DOUBLE_COLUMN_IN, (0.14 * len(labels) + 0.9) * panel_rows),
-                                 sharey=True, squeeze=False, layout="constrained")
-        for ax, comparison in zip(axes.ravel(), comparisons, strict=False):
-            part = rows[rows["comparison"] == comparison].set_index(["benchmark", "judge_id"]).reindex(labels)
-            y = np.arange(len(labels))
-            human = np.array([j == "human_majority" for _, j in labels])
-            errors = _interval_errors(part.reset_index())
-            for mask, color in ((human, "black"), (~human, OKABE_ITO[0])):
-                ax.errorbar(part["estimate"].to_numpy()[mask], y[mask], xerr=errors[:, mask], fmt="o", color=color,
-                            markersize=2.5, capsize=1.5, linewidth=0.8)
-            ax.axvline(0, color="0.5", linewidth=0.6)
-            ax.set_title(_comparison_title(rows, comparison), fontsize=6.5)
-        for ax in axes.ravel()[len(comparisons):]:
-            ax.set_visible(False)
-        axes[0][0].set_yticks(np.arange(len(labels)), [f"{j} · {b}" for b, j in labels])
-        axes[0][0].invert_yaxis()
-        for ax in axes.ravel():
-            ax.tick_params(axis="y", labelsize=5.5)
-        fig.supxlabel("Δ harmful rate (fine-tuned − base)", fontsize=7)
-        fig.suptitle("Did fine-tuning make the model less safe? Effect under every judge and benchmark (95% CI; black = humans)")
-    return fig
-
-
-def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
-    """Judge x benchmark grid per comparison: sign and significance of the fine-tuning effect."""
-    rows = _effects(data.stats)
-    if rows.empty:
-        return None
-    rows = rows[rows["benchmark"] != "all"] if (rows["benchmark"] != "all").any() else rows
-    comparisons = sorted(rows["comparison"].unique())
-    judges = sorted(rows["judge_id"].unique(), key=lambda j: (j != "human_majority", j))
-    benchmarks = sorted(rows["benchmark"].unique())
-    palette = {"up": "#D55E00", "down": "#0072B2", "ns": "#E8E8E8"}
-    with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(1, len(comparisons), figsize=(DOUBLE_COLUMN_IN * max(1, len(comparisons) / 4),
-                                 0.25 * len(judges) + 1.4), sharey=True, squeeze=False, layout="constrained")
-        for ax, comparison in zip(axes[0], comparisons, strict=True):
-            part = rows[rows["comparison"] == comparison].set_index(["judge_id", "benchmark"])
-            for i, judge in enumerate(judges):
-                for j, benchmark in enumerate(benchmarks):
-                    if (judge, benchmark) not in part.index:
-                        continue
-                    cell = part.loc[(judge, benchmark)]
-                    significant = cell.ci_low > 0 or cell.ci_high < 0
-                    key = ("up" if cell.estimate > 0 else "down") if significant else "ns"
-                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, color=palette[key]))
-                    sign = "+" if cell.estimate > 0 else "−" if cell.estimate < 0 else ""
-                    ax.text(j, i, f"{sign}{abs(cell.estimate):.2f}", ha="center", va="center", fontsize=5)
-            ax.set_xlim(-0.5, len(benchmarks) - 0.5)
-            ax.set_ylim(len(judges) - 0.5, -0.5)
-            ax.set_xticks(range(len(benchmarks)), benchmarks, rotation=30, ha="right", fontsize=6)
-            ax.set_title(_comparison_title(rows, comparison), fontsize=6)
-        axes[0][0].set_yticks(range(len(judges)), judges)
-        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in palette.values()]
-        fig.legend(handles, ["significant increase", "significant decrease", "CI includes 0"], loc="outside lower center", ncol=3, frameon=False)
-        fig.suptitle("Does the conclusion flip with the judge or the benchmark? (Δ harmful rate; colour: sign where the 95% CI excludes 0)")
-    return fig
-
-
 def error_by_coherence(data: FigureInputs) -> plt.Figure | None:
     """Judge error rate (1 - accuracy vs the human majority) on coherent and incoherent responses."""
     stats = data.stats
@@ -327,7 +172,7 @@ def error_by_coherence(data: FigureInputs) -> plt.Figure | None:
         for offset, subset, color, marker in ((-0.15, "coherent", OKABE_ITO[0], "o"), (0.15, "incoherent", OKABE_ITO[3], "D")):
             part = rows[rows["subset"] == subset].set_index("judge_id").reindex(judges)
             n = int(part["n_items"].max()) if part["n_items"].notna().any() else 0
-            ax.errorbar(part["estimate"], np.arange(len(judges)) + offset, xerr=_interval_errors(part), fmt=marker,
+            ax.errorbar(part["estimate"], np.arange(len(judges)) + offset, xerr=interval_errors(part), fmt=marker,
                         color=color, markersize=4, capsize=2, linewidth=1, label=f"{subset} (n≤{n})")
         ax.set_yticks(np.arange(len(judges)), judges)
         ax.invert_yaxis()
@@ -347,7 +192,7 @@ def variance_decomposition_figure(data: FigureInputs) -> plt.Figure | None:
         fig, ax = plt.subplots(figsize=(SINGLE_COLUMN_IN, 0.3 * len(rows) + 1.0), layout="constrained")
         y = np.arange(len(rows))
         ax.barh(y, rows["estimate"], color=[OKABE_ITO[k % len(OKABE_ITO)] for k in range(len(rows))])
-        ax.errorbar(rows["estimate"], y, xerr=_interval_errors(rows), fmt="none", ecolor="black", capsize=2, linewidth=0.8)
+        ax.errorbar(rows["estimate"], y, xerr=interval_errors(rows), fmt="none", ecolor="black", capsize=2, linewidth=0.8)
         ax.set_yticks(y, rows["factor"])
         ax.invert_yaxis()
         ax.set_xlabel("share of verdict variance (95% cluster-bootstrap CI)")
@@ -417,10 +262,6 @@ def incoherence_scores(data: FigureInputs) -> plt.Figure | None:
     return fig
 
 
-def harmful_rate_by_model_figure(data: FigureInputs) -> plt.Figure | None:
-    return harmful_rate_by_model(data.stats)
-
-
 FIGURES = {
     "agreement_heatmap": agreement_heatmap,
     "reliability_diagrams": reliability_diagrams,
@@ -448,5 +289,5 @@ def make_figures(data: FigureInputs, out_dir: str | Path) -> list[Path]:
     """Draw and save every figure the inputs support; return the written files (PDF and PNG)."""
     written: list[Path] = []
     for name, fig in draw_figures(data).items():
-        written.extend(_save(fig, Path(out_dir), name))
+        written.extend(save_figure(fig, out_dir, name))
     return written

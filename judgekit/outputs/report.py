@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from judgekit.schema import PARSE_STATUSES
-from judgekit.tables import study_tables
+from judgekit.outputs.tables import study_tables
 from judgekit.analysis.inputs import human_majority, judge_codes
 from judgekit.schema import HUMAN_MAJORITY
 from judgekit.study import Study

@@ -1,0 +1,60 @@
+"""One look for every judgekit figure: the colour-blind-safe palette, paper sizes,
+literal text, and saving as PDF plus 300-dpi PNG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+# Okabe & Ito (2008) colour-blind-safe palette; yellow last (weak on white), black kept for human references.
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442"]
+SINGLE_COLUMN_IN = 3.5
+DOUBLE_COLUMN_IN = 7.0
+PAPER_STYLE = {
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": matplotlib.cycler(color=OKABE_ITO),
+    "pdf.fonttype": 42,
+    # Judge ids, model names and categories are user text: "$x$" must print as typed, never as TeX math.
+    "text.parse_math": False,
+}
+
+
+def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
+    """Save as PDF and 300-dpi PNG; return both paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.pdf", out_dir / f"{name}.png"]
+    fig.savefig(paths[0], bbox_inches="tight")
+    fig.savefig(paths[1], dpi=300, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def interval_errors(frame: pd.DataFrame) -> np.ndarray:
+    low = (frame["estimate"] - frame["ci_low"]).clip(lower=0).fillna(0)
+    high = (frame["ci_high"] - frame["estimate"]).clip(lower=0).fillna(0)
+    return np.vstack([low.to_numpy(), high.to_numpy()])
+
+
+@dataclass
+class FigureInputs:
+    """What figures read: the stats tables and the study's flags and responses (never recomputed)."""
+
+    stats: pd.DataFrame
+    reliability: pd.DataFrame | None = None
+    flags: pd.DataFrame | None = None
+    responses: pd.DataFrame | None = None
