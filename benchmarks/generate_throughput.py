@@ -30,7 +30,7 @@ import torch
 
 from judgekit.generate.spec import ChatRenderer, Decoding, ModelVariant, build_requests
 from judgekit.generate.transformers_backend import TransformersGenerator
-from judgekit.judges.replicas import QWEN3GUARD_LIKE, Shape, build_causal_lm, train_tokenizer
+from judgekit.testing.replicas import QWEN3GUARD_LIKE, Shape, build_causal_lm, train_tokenizer
 
 SHAPES = {
     "small": Shape(hidden_size=256, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,

@@ -2,7 +2,7 @@
 
     python benchmarks/http_judge.py [--n 600]
 
-The server (``judgekit.judges.replica_server``, a random-weight tiny Llama with a
+The server (``judgekit.testing.replica_server``, a random-weight tiny Llama with a
 Llama-Guard-3-like template) runs in its own process, so the client's CPU time is
 judgekit's alone. For each concurrency the script reports requests/s, the client's
 CPU time per request (rendering, JSON, aiohttp, asyncio, parsing: everything judgekit
@@ -27,7 +27,7 @@ from judgekit.judges.base import JudgeItems
 from judgekit.judges.build import JudgeOptions, judge_from_spec
 from judgekit.judges.catalog import load_preset
 from judgekit.judges.http_judge import HttpSettings
-from judgekit.judges.replicas import LLAMA_GUARD_3_LIKE, build_causal_lm, train_tokenizer
+from judgekit.testing.replicas import LLAMA_GUARD_3_LIKE, build_causal_lm, train_tokenizer
 
 PRESET = "llama-guard-3-8b"
 
@@ -61,7 +61,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as model_dir:
         build_causal_lm("LlamaForCausalLM", train_tokenizer(bos="<|begin_of_text|>", chat_template=LLAMA_GUARD_3_LIKE), model_dir)
         url = f"http://127.0.0.1:{args.port}"
-        server = subprocess.Popen([sys.executable, "-m", "judgekit.judges.replica_server", model_dir, "--port", str(args.port)],
+        server = subprocess.Popen([sys.executable, "-m", "judgekit.testing.replica_server", model_dir, "--port", str(args.port)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             wait_ready(url, server)

@@ -34,7 +34,7 @@ import torch
 from judgekit.judges.base import JudgeItems
 from judgekit.judges.build import JudgeOptions, judge_from_spec
 from judgekit.judges.catalog import load_preset
-from judgekit.judges.replicas import LLAMA_GUARD_3_LIKE, Shape, build_causal_lm, train_tokenizer
+from judgekit.testing.replicas import LLAMA_GUARD_3_LIKE, Shape, build_causal_lm, train_tokenizer
 
 SHAPES = {
     "small": (Shape(hidden_size=256, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,

@@ -24,7 +24,7 @@ from judgekit.datasets.prompt_sets import HARMBENCH_CONTEXT_FORMAT, convert_harm
 from judgekit.errors import InputError  # noqa: E402
 from judgekit.generate.run import plan_variants  # noqa: E402
 from judgekit.generate.spec import ChatRenderer, Decoding, GenerationRequest, sample_seed  # noqa: E402
-from judgekit.judges.replicas import QWEN3GUARD_LIKE, build_causal_lm, train_tokenizer  # noqa: E402
+from judgekit.testing.replicas import QWEN3GUARD_LIKE, build_causal_lm, train_tokenizer  # noqa: E402
 from tests.conftest import REPO, SHARED_DATA, kill_after_commits, needs_shared, run_cli  # noqa: E402
 
 NO_SYSTEM_TEMPLATE = (
@@ -299,7 +299,7 @@ def test_resume_after_sigkill_gives_identical_responses(chat_model, tmp_path):
 def test_http_replicas_with_faults_lose_and_duplicate_nothing(chat_model, tmp_path):
     pytest.importorskip("aiohttp")
     from judgekit.judges.http_judge import HttpSettings
-    from judgekit.judges.replica_server import FaultPlan, ReplicaServer
+    from judgekit.testing.replica_server import FaultPlan, ReplicaServer
 
     prompts = prompt_set(tmp_path / "prompts", 8)
     common = {"name": "m", "samples": 2, "temperature": 1.0, "max_new_tokens": 6, "seed": 3}
@@ -435,7 +435,7 @@ def test_requests_that_fail_for_good_are_not_rows_and_the_rerun_fills_them(chat_
     import socket
 
     from judgekit.judges.http_judge import HttpSettings
-    from judgekit.judges.replica_server import ReplicaServer
+    from judgekit.testing.replica_server import ReplicaServer
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))

@@ -22,7 +22,7 @@ from judgekit.judges.base import JudgeItems, judge_identity, judge_key  # noqa: 
 from judgekit.judges.build import JudgeOptions, judge_from_spec, resolve_judge  # noqa: E402
 from judgekit.judges.catalog import load_preset  # noqa: E402
 from judgekit.judges.identity import directory_fingerprint, hub_commit  # noqa: E402
-from judgekit.judges.replicas import LLAMA_GUARD_3_LIKE, QWEN3GUARD_LIKE, build_causal_lm, train_tokenizer  # noqa: E402
+from judgekit.testing.replicas import LLAMA_GUARD_3_LIKE, QWEN3GUARD_LIKE, build_causal_lm, train_tokenizer  # noqa: E402
 from judgekit.run import run_judges  # noqa: E402
 from judgekit.study import load_study  # noqa: E402
 
@@ -158,7 +158,7 @@ def test_hub_snapshot_commit_is_the_identity(tmp_path, monkeypatch):
 def test_rubric_against_another_served_model_gets_no_old_verdicts(checkpoints, tmp_path):
     pytest.importorskip("aiohttp")
     from judgekit.judges.http_judge import HttpSettings
-    from judgekit.judges.replica_server import ReplicaServer
+    from judgekit.testing.replica_server import ReplicaServer
 
     study = _study(tmp_path, n=4)
 

@@ -1,6 +1,6 @@
 """The HTTP backend against a real local server serving a random-weight replica, with faults.
 
-The server (:mod:`judgekit.judges.replica_server`) computes real log-probabilities
+The server (:mod:`judgekit.testing.replica_server`) computes real log-probabilities
 with the model; the in-process transformers engine on the same model and preset
 is the reference for P(unsafe).
 """
@@ -24,8 +24,8 @@ from judgekit.judges.build import JudgeOptions, judge_from_spec, resolve_judge  
 from judgekit.judges.catalog import load_preset  # noqa: E402
 from judgekit.judges.http_judge import HttpSettings, _chat_logprobs, label_mass  # noqa: E402
 from judgekit.judges.parsing import parse_output  # noqa: E402
-from judgekit.judges.replica_server import FaultPlan, ReplicaServer  # noqa: E402
-from judgekit.judges.replicas import LLAMA_GUARD_3_LIKE, QWEN3GUARD_LIKE, build_causal_lm, train_tokenizer  # noqa: E402
+from judgekit.testing.replica_server import FaultPlan, ReplicaServer  # noqa: E402
+from judgekit.testing.replicas import LLAMA_GUARD_3_LIKE, QWEN3GUARD_LIKE, build_causal_lm, train_tokenizer  # noqa: E402
 from judgekit.pipeline import judge_step  # noqa: E402
 
 PRESET = "llama-guard-3-8b"

@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 from judgekit.judges.base import JudgeItems  # noqa: E402
 from judgekit.judges.build import JudgeOptions, judge_from_spec  # noqa: E402
 from judgekit.judges.catalog import load_preset  # noqa: E402
-from judgekit.judges.replicas import LLAMA_GUARD_3_LIKE, build_causal_lm, train_tokenizer  # noqa: E402
+from judgekit.testing.replicas import LLAMA_GUARD_3_LIKE, build_causal_lm, train_tokenizer  # noqa: E402
 from judgekit.run import run_judges  # noqa: E402
 from judgekit.study import load_study  # noqa: E402
 
@@ -96,8 +96,8 @@ def test_an_item_that_does_not_fit_alone_is_an_error_row_retried_next_run(model_
 
 def test_input_over_the_position_limit_is_a_skipped_row_in_process_and_over_http(tmp_path):
     from judgekit.judges.http_judge import HttpSettings
-    from judgekit.judges.replica_server import ReplicaServer
-    from judgekit.judges.replicas import Shape
+    from judgekit.testing.replica_server import ReplicaServer
+    from judgekit.testing.replicas import Shape
 
     tokenizer = train_tokenizer(bos="<|begin_of_text|>", chat_template=LLAMA_GUARD_3_LIKE)
     short = build_causal_lm("LlamaForCausalLM", tokenizer, tmp_path / "short", shape=Shape(max_position_embeddings=160))

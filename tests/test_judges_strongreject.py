@@ -28,7 +28,7 @@ torch = pytest.importorskip("torch")
 from judgekit.judges.base import JudgeItems  # noqa: E402
 from judgekit.judges.build import JudgeOptions, judge_from_spec  # noqa: E402
 from judgekit.judges.catalog import load_preset  # noqa: E402
-from judgekit.judges.replicas import CORPUS, build_causal_lm, train_tokenizer  # noqa: E402
+from judgekit.testing.replicas import CORPUS, build_causal_lm, train_tokenizer  # noqa: E402
 
 # strong_reject/eval_files/judge_templates.json "strongreject_finetuned", from a verbatim public copy.
 UPSTREAM_TEMPLATE = (

@@ -26,7 +26,7 @@ from judgekit.errors import InputError  # noqa: E402
 from judgekit.judges.base import JudgeItems  # noqa: E402
 from judgekit.judges.build import JudgeOptions, judge_from_spec  # noqa: E402
 from judgekit.judges.catalog import load_preset  # noqa: E402
-from judgekit.judges.replicas import (  # noqa: E402
+from judgekit.testing.replicas import (  # noqa: E402
     GRANITE_LIKE,
     LLAMA_GUARD_3_LIKE,
     QWEN3GUARD_LIKE,

@@ -38,7 +38,7 @@ from judgekit.judges.build import JudgeOptions, judge_from_spec  # noqa: E402
 from judgekit.judges.catalog import load_preset, preset_names  # noqa: E402
 from judgekit.judges.readout import resolve_token_readout, vocab_lookup  # noqa: E402
 from judgekit.judges.rendering import InputRenderer  # noqa: E402
-from judgekit.judges.replicas import (  # noqa: E402
+from judgekit.testing.replicas import (  # noqa: E402
     GRANITE_LIKE,
     QWEN3_ADDED,
     QWEN_PATTERN,

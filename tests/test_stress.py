@@ -127,8 +127,8 @@ def test_model_judges_run_through_stress(tmp_path, family) -> None:
     pytest.importorskip("torch")
     from judgekit.judges.build import JudgeOptions
     from judgekit.judges.http_judge import HttpSettings
-    from judgekit.judges.replica_server import ReplicaServer
-    from judgekit.judges.replicas import LLAMA_GUARD_3_LIKE, QWEN3GUARD_LIKE, build_causal_lm, train_tokenizer
+    from judgekit.testing.replica_server import ReplicaServer
+    from judgekit.testing.replicas import LLAMA_GUARD_3_LIKE, QWEN3GUARD_LIKE, build_causal_lm, train_tokenizer
 
     study = write_study(tmp_path / "study", n=4)
     design = StressDesign(("word_salad",), ("moderate",))

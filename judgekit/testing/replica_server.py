@@ -22,7 +22,7 @@ that carries no answer: an error body (``{"error": "overloaded"}``), no
 choices (``{"choices": []}``; SGLang: no ``meta_info``), or a null
 log-probability where log-probabilities were asked for.
 
-    python -m judgekit.judges.replica_server MODEL_DIR --port 8000 [--fault-rate 0.2]
+    python -m judgekit.testing.replica_server MODEL_DIR --port 8000 [--fault-rate 0.2]
 """
 
 from __future__ import annotations
