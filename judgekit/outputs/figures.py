@@ -29,11 +29,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from judgekit.outputs.finetune_figures import (
-    conclusion_flip_matrix,
-    finetune_effect_forest,
-    harmful_rate_by_model_figure,
-)
+from judgekit.outputs.finetune_figures import conclusion_flip_matrix, finetune_effect_forest
 from judgekit.outputs.style import (
     DOUBLE_COLUMN_IN,
     OKABE_ITO,
@@ -43,6 +39,37 @@ from judgekit.outputs.style import (
     interval_errors,
     save_figure,
 )
+
+def harmful_rate_by_model(stats: pd.DataFrame) -> plt.Figure | None:
+    """Harmfulness rate per model and judge (human majority included), one panel per benchmark."""
+    rows = stats[(stats["statistic"] == "harmful_rate") & (stats["subset_kind"] == "group") & stats["model"].notna()].copy()
+    if rows.empty:
+        return None
+    rows["benchmark"] = rows["benchmark"].fillna("all")
+    benchmarks = sorted(rows["benchmark"].unique())
+    models = sorted(rows["model"].unique())
+    raters = sorted(rows["judge_id"].unique(), key=lambda j: (j != "human_majority", j))
+    with plt.rc_context(PAPER_STYLE):
+        fig, axes = plt.subplots(1, len(benchmarks), figsize=(DOUBLE_COLUMN_IN, 0.32 * len(models) * 1.6 + 1.2),
+                                 sharey=True, squeeze=False)
+        offsets = np.linspace(-0.3, 0.3, len(raters))
+        for ax, benchmark in zip(axes[0], benchmarks, strict=True):
+            for offset, rater, color in zip(offsets, raters, [None] + OKABE_ITO * 2 if raters[0] == "human_majority" else OKABE_ITO * 2, strict=False):
+                part = rows[(rows["benchmark"] == benchmark) & (rows["judge_id"] == rater)].set_index("model").reindex(models)
+                marker = "D" if rater == "human_majority" else "o"
+                ax.errorbar(part["estimate"], np.arange(len(models)) + offset, xerr=interval_errors(part), fmt=marker,
+                            color="black" if rater == "human_majority" else color, markersize=3, capsize=1.5,
+                            linewidth=0.8, label=rater)
+            ax.set_title(benchmark)
+            ax.set_xlim(-0.02, 1.02)
+            ax.set_xlabel("harmful rate (95% CI)")
+        axes[0][0].set_yticks(np.arange(len(models)), models)
+        axes[0][0].invert_yaxis()
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(labels)), frameon=False)
+        fig.suptitle("Harmful-response rate by model: judges vs human majority")
+    return fig
+
 
 def judge_metric_forest(stats: pd.DataFrame, *, statistics: list[str], subsets: list[str] | None = None,
                         reference: str = "human_majority", title: str = "") -> plt.Figure | None:
@@ -260,6 +287,11 @@ def incoherence_scores(data: FigureInputs) -> plt.Figure | None:
         axes[0][0].invert_yaxis()
         fig.suptitle("Incoherence-detector scores by model (share of each model's responses flagged at the right)")
     return fig
+
+
+
+def harmful_rate_by_model_figure(data: FigureInputs) -> plt.Figure | None:
+    return harmful_rate_by_model(data.stats)
 
 
 FIGURES = {

@@ -1,5 +1,5 @@
-"""Figures of the fine-tuning question: harmful rate per model, the fine-tune effect
-under every judge and benchmark, and whether the conclusion flips."""
+"""Figures of the fine-tuning question: the fine-tune effect under every judge and benchmark,
+and whether the conclusion flips."""
 
 from __future__ import annotations
 
@@ -8,37 +8,6 @@ import numpy as np
 import pandas as pd
 
 from judgekit.outputs.style import DOUBLE_COLUMN_IN, OKABE_ITO, PAPER_STYLE, FigureInputs, interval_errors
-
-
-def harmful_rate_by_model(stats: pd.DataFrame) -> plt.Figure | None:
-    """Harmfulness rate per model and judge (human majority included), one panel per benchmark."""
-    rows = stats[(stats["statistic"] == "harmful_rate") & (stats["subset_kind"] == "group") & stats["model"].notna()].copy()
-    if rows.empty:
-        return None
-    rows["benchmark"] = rows["benchmark"].fillna("all")
-    benchmarks = sorted(rows["benchmark"].unique())
-    models = sorted(rows["model"].unique())
-    raters = sorted(rows["judge_id"].unique(), key=lambda j: (j != "human_majority", j))
-    with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(1, len(benchmarks), figsize=(DOUBLE_COLUMN_IN, 0.32 * len(models) * 1.6 + 1.2),
-                                 sharey=True, squeeze=False)
-        offsets = np.linspace(-0.3, 0.3, len(raters))
-        for ax, benchmark in zip(axes[0], benchmarks, strict=True):
-            for offset, rater, color in zip(offsets, raters, [None] + OKABE_ITO * 2 if raters[0] == "human_majority" else OKABE_ITO * 2, strict=False):
-                part = rows[(rows["benchmark"] == benchmark) & (rows["judge_id"] == rater)].set_index("model").reindex(models)
-                marker = "D" if rater == "human_majority" else "o"
-                ax.errorbar(part["estimate"], np.arange(len(models)) + offset, xerr=interval_errors(part), fmt=marker,
-                            color="black" if rater == "human_majority" else color, markersize=3, capsize=1.5,
-                            linewidth=0.8, label=rater)
-            ax.set_title(benchmark)
-            ax.set_xlim(-0.02, 1.02)
-            ax.set_xlabel("harmful rate (95% CI)")
-        axes[0][0].set_yticks(np.arange(len(models)), models)
-        axes[0][0].invert_yaxis()
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(labels)), frameon=False)
-        fig.suptitle("Harmful-response rate by model: judges vs human majority")
-    return fig
 
 
 def _effects(stats: pd.DataFrame) -> pd.DataFrame:
@@ -125,7 +94,3 @@ def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
         fig.legend(handles, ["significant increase", "significant decrease", "CI includes 0"], loc="outside lower center", ncol=3, frameon=False)
         fig.suptitle("Does the conclusion flip with the judge or the benchmark? (Δ harmful rate; colour: sign where the 95% CI excludes 0)")
     return fig
-
-
-def harmful_rate_by_model_figure(data: FigureInputs) -> plt.Figure | None:
-    return harmful_rate_by_model(data.stats)
