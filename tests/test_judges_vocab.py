@@ -37,7 +37,7 @@ from judgekit.judges.base import JudgeItems  # noqa: E402
 from judgekit.judges.build import JudgeOptions, judge_from_spec  # noqa: E402
 from judgekit.judges.catalog import load_preset, preset_names  # noqa: E402
 from judgekit.judges.readout import resolve_token_readout, vocab_lookup  # noqa: E402
-from judgekit.judges.rendering import InputRenderer  # noqa: E402
+from judgekit.judges.rendering import InputRenderer, fill_fields  # noqa: E402
 from judgekit.testing.replicas import (  # noqa: E402
     GRANITE_LIKE,
     QWEN3_ADDED,
@@ -56,7 +56,7 @@ TINY = Shape(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_key
 # preset -> (vocabulary, chat template data file or None, architecture for the random-weight parity model or None)
 REAL_VOCAB_PRESETS = {
     "llama-guard-2-8b": ("llama3", None, None),
-    "llama-guard-3-8b": ("llama3", None, None),
+    "llama-guard-3-8b": ("llama3", "llama-guard-3-8b.jinja", None),
     "llama-guard-3-1b": ("llama3", "llama-guard-3-11b-vision.jinja", "LlamaForCausalLM"),
     "llama-guard-4-12b": ("llama4", None, None),
     "wildguard": ("mistral-v3", None, None),
@@ -297,6 +297,7 @@ def test_rendering_on_the_real_vocabulary(preset):
     expected_bos = 0 if tokenizer.bos_token_id is None else 1
     for row, text in zip(rendered.ids, texts, strict=True):
         assert renderer.leading_bos(row) == expected_bos
+        assert tokenizer.bos_token_id is None or row.count(tokenizer.bos_token_id) == expected_bos  # no BOS later on
         assert row[len(row) - len(forced):] == forced  # the verdict is read right after the forced text
         body = row[expected_bos: len(row) - len(forced)]
         if family != "mistral-v3":  # v3's control tokens ([INST]) are special in HF's conversion, text to sentencepiece
@@ -305,6 +306,50 @@ def test_rendering_on_the_real_vocabulary(preset):
     if spec["readout"].get("forced_text") == "Safety:":
         assert texts[0].endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
         assert forced == reference_encoder("qwen")("Safety:")
+
+
+def test_llama_guard_3_8b_space_before_the_bos_is_dropped():
+    """The 8B template (tokenizer_config.json, kept as data) opens with ' <|begin_of_text|>': tokenised as upstream's
+    apply_chat_template(tokenize=True) does, that is [220, 128000, ...]; judgekit's input must open with the one BOS."""
+    tokenizer = tokenizer_for("llama3", "llama-guard-3-8b.jinja")
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]
+    upstream_text = tokenizer.apply_chat_template(messages, tokenize=False)
+    assert upstream_text.startswith(" <|begin_of_text|><|start_header_id|>user")
+    assert tokenizer(upstream_text, add_special_tokens=False)["input_ids"][:2] == [220, 128000]
+    row = InputRenderer(load_preset("llama-guard-3-8b"), tokenizer).render(items(1)).ids[0]
+    assert row[:2] == [128000, 128006] and row.count(128000) == 1
+    assert row[-1:] == [271]  # the forced '\n\n' after the assistant header
+
+
+def test_llama_guard_3_8b_template_is_the_8b_one():
+    """What distinguishes the 8B template from the 1B / 11B-Vision one kept beside it: S14 listed, string content,
+    no categories kwargs (Llama Guard 3 8B card: 14 categories)."""
+    text = tokenizer_for("llama3", "llama-guard-3-8b.jinja").apply_chat_template(
+        [{"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}], tokenize=False)
+    assert "S14: Code Interpreter Abuse.\n<END UNSAFE CONTENT CATEGORIES>" in text
+    assert "\n\nUser: U\n\nAgent: A\n\n<END CONVERSATION>" in text and "ONLY THE LAST Agent message" in text
+    assert text.endswith("categories.<|eot_id|><|start_header_id|>assistant<|end_header_id|>")
+
+
+@pytest.mark.parametrize("preset", ["harmbench-mistral-7b-val-cls", "harmbench-mistral-7b-val-cls-contextual"])
+def test_harmbench_clip_is_evaluate_completions_round_trip(preset):
+    """HarmBench's evaluate_completions.py (fork Bob-cheng/HB_RedTeam @ f201bdd6) clips every generation with
+    ``tokenizer.decode(tokenizer.encode(g, max_length=512, truncation=True), skip_special_tokens=True)``, right
+    truncation: the BOS counts in the 512, and even short generations come back through the tokenizer."""
+    tokenizer = tokenizer_for("mistral-v1")
+    spec = load_preset(preset)
+    long = " ".join(f"step{k} mix the powder" for k in range(400))
+    odd = "  Sure,\n\n  here:  two  spaces "
+    generations = [long, odd, RESPONSES[0]]
+
+    def upstream(generation: str) -> str:
+        ids = tokenizer.encode(generation, max_length=512, truncation=True)
+        return tokenizer.decode(ids, skip_special_tokens=True)
+
+    texts, removed = InputRenderer(spec, tokenizer).texts(JudgeItems.of(["goal"] * 3, generations))
+    expected = [fill_fields(spec["input"]["template"], goal="goal", response=upstream(g), context="") for g in generations]
+    assert texts == expected
+    assert len(tokenizer.encode(upstream(long), add_special_tokens=False)) == 511 and removed[0] > 0 == removed[1]
 
 
 def test_qwen3guard_template_data_reproduces_the_quoted_prompt():
@@ -345,20 +390,3 @@ def test_templates_are_package_data_with_their_source():
     for name, source in sources.items():
         assert {"repository", "path", "commit"} <= set(source["upstream"]) and source["read_via"] and source["license"], name
         assert re.search(r"\{%|\{\{", (folder / name).read_text(encoding="utf-8")), name
-
-
-def test_every_preset_states_its_provenance():
-    from judgekit.judges.catalog import describe_presets, provenance
-
-    for name in preset_names():
-        spec = load_preset(name)
-        info = provenance(spec)
-        assert {"repository", "path", "commit"} <= set(info["source"]), name
-        assert isinstance(spec["deviations"], list), name
-        if spec["family"] == "guard_model":
-            assert spec["verified_vocab"] in (True, False), name
-            assert info["revision"] == "none pinned" or re.fullmatch(r"[0-9a-f]{40}", info["revision"]), name
-        else:
-            assert spec["verified_vocab"] is None, name  # keyword and rubric judges read no token vocabulary
-    text = describe_presets()
-    assert text.count("verified_vocab:") == len(preset_names()) and "deviations:" in text and "revision:" in text

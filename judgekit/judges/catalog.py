@@ -21,7 +21,8 @@ REQUIRED_KEYS = {"judge_id", "family", "version", "description", "source", "lice
 # departs from upstream on purpose (empty: it follows upstream exactly).
 PROVENANCE_KEYS = {"verified_vocab", "deviations"}
 SOURCE_KEYS = {"repository", "path", "commit"}
-NOT_PINNED = "none pinned"
+# Why a guard model has no pinned revision: hub commits cannot be read from here, and none is known from a stored source.
+NOT_PINNED = "unpinned: no hub access"
 FAMILIES = ("keyword", "guard_model", "rubric")
 FAMILY_KEYS = {"keyword": {"markers"}, "guard_model": {"model", "input", "readout"}, "rubric": {"messages", "parser"}}
 
@@ -92,11 +93,13 @@ def provenance(spec: dict[str, Any]) -> dict[str, Any]:
     deviations from upstream (for ``judgekit list --verbose`` and reports)."""
     source = spec.get("source") or {}
     model = spec.get("model") or {}
-    revision = model.get("revision") if spec.get("family") == "guard_model" else None
+    weights = spec.get("family") == "guard_model"
+    revision = model.get("revision") if weights else None
     return {
         "judge_id": spec["judge_id"],
         "source": {key: source.get(key) for key in ("repository", "path", "commit", "read_via") if source.get(key)},
-        "revision": revision or (NOT_PINNED if spec.get("family") == "guard_model" else None),
+        "revision": revision or (NOT_PINNED if weights else None),
+        "revision_source": model.get("revision_source") if revision else None,
         "verified_vocab": spec.get("verified_vocab"),
         "verified_on_gpu": spec.get("verified_on_gpu"),
         "deviations": list(spec.get("deviations", [])),
@@ -104,19 +107,23 @@ def provenance(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe_presets() -> str:
-    """Per preset: upstream source, pinned revision, vocabulary check and deviations, as plain text."""
+    """Per preset: upstream source (the preset's ``source``), pinned revision (``model.revision``), vocabulary check
+    and deviations, as plain text."""
     vocab_words = {True: "verified on the real vocabulary", False: "NOT verified (vocabulary not available)",
                    None: "n/a (reads no token vocabulary)"}
     lines = []
     for name in preset_names():
         info = provenance(load_preset(name))
         source = info["source"]
+        revision = info["revision"] or "n/a (no weights)"
+        if info["revision_source"]:
+            revision += f" (from {info['revision_source']})"
         lines += [
             f"{name}",
-            f"  source:         {source.get('repository')} {source.get('path')} @ {source.get('commit')}",
-            f"  revision:       {info['revision'] or 'n/a (no weights)'}",
-            f"  verified_vocab: {vocab_words[info['verified_vocab']]}",
-            "  deviations:     " + ("none (follows upstream)" if not info["deviations"] else f"{len(info['deviations'])}"),
+            f"  upstream:        {source.get('repository')} {source.get('path')} @ {source.get('commit')}",
+            f"  pinned revision: {revision}",
+            f"  verified_vocab:  {vocab_words[info['verified_vocab']]}",
+            "  deviations:      " + ("none (follows upstream)" if not info["deviations"] else f"{len(info['deviations'])}"),
             *(f"    - {d}" for d in info["deviations"]),
         ]
     return "\n".join(lines)

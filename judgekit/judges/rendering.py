@@ -131,7 +131,8 @@ class InputRenderer:
             return list(responses), [0] * len(responses)
         if self.truncate.get("mode") == "tokenizer_roundtrip":
             return tokenizer_roundtrip(self.tokenizer, responses, max_tokens=int(self.truncate["max_tokens"]),
-                                       keep=self.truncate.get("keep", "head"))
+                                       keep=self.truncate.get("keep", "head"),
+                                       skip_special_tokens=bool(self.truncate.get("skip_special_tokens", False)))
         limit = int(self.truncate["max_tokens"])
         keep = self.truncate.get("keep", "head")
         clipped, removed = [], []
@@ -175,7 +176,7 @@ class InputRenderer:
         if parts:
             messages = [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}]} for m in messages]
         try:
-            return self.template_owner.apply_chat_template(
+            text = self.template_owner.apply_chat_template(
                 messages,
                 tokenize=False,
                 add_generation_prompt=self.input.get("add_generation_prompt", False),
@@ -183,6 +184,7 @@ class InputRenderer:
             )
         except Exception as err:  # jinja raises its own errors (e.g. raise_exception in a template)
             raise InputError(f"{self.judge_id}: the chat template failed to render: {err}") from None
+        return drop_space_before_bos(text, self.tokenizer.bos_token)
 
     def render(self, items: JudgeItems) -> Rendered:
         """Token ids of each item, forced suffix included, with the BOS rule and the position limit enforced."""
@@ -227,6 +229,19 @@ class InputRenderer:
             )
 
 
+def drop_space_before_bos(text: str, bos_token: str | None) -> str:
+    """``text`` without the whitespace a template writes in front of its literal BOS.
+
+    Llama Guard 3 8B's ``tokenizer_config.json`` template opens with ``" <|begin_of_text|>"``: tokenised, the space
+    becomes a token (Llama 3: 220) in front of the BOS, and a tokenizer that adds its own BOS would put a second one
+    before that. Meta's reference prompt format, and the 1B and 11B-Vision templates, open with the BOS itself.
+    """
+    stripped = text.lstrip()
+    if bos_token and stripped != text and stripped.startswith(bos_token):
+        return stripped
+    return text
+
+
 def leading_count(row: Sequence[int], token_id: int | None) -> int:
     """How many times ``token_id`` repeats at the start of ``row``."""
     count = 0
@@ -261,12 +276,15 @@ def min_known(*values: int | None) -> int | None:
     return min(known) if known else None
 
 
-def tokenizer_roundtrip(tokenizer: Any, responses: Sequence[str], *, max_tokens: int, keep: str) -> tuple[list[str], list[int]]:
+def tokenizer_roundtrip(tokenizer: Any, responses: Sequence[str], *, max_tokens: int, keep: str,
+                        skip_special_tokens: bool = False) -> tuple[list[str], list[int]]:
     """Responses as upstream code that clips through the tokenizer call sees them, and the tokens removed.
 
     StrongREJECT's ``evaluate.py``: ``tokenizer.decode(tokenizer(response, max_length=512, truncation=True)["input_ids"])``
     with ``truncation_side="left"``: the special tokens the tokenizer adds (Gemma's BOS) count in the length and stay
-    in the decoded text, and every response is decoded, clipped or not.
+    in the decoded text, and every response is decoded, clipped or not. HarmBench's ``evaluate_completions.py``:
+    ``tokenizer.decode(tokenizer.encode(generation, max_length=512, truncation=True), skip_special_tokens=True)`` with
+    ``truncation_side="right"``: the BOS counts in the 512 but is dropped from the text (``skip_special_tokens``).
     """
     previous = tokenizer.truncation_side
     tokenizer.truncation_side = "left" if keep == "tail" else "right"
@@ -275,7 +293,8 @@ def tokenizer_roundtrip(tokenizer: Any, responses: Sequence[str], *, max_tokens:
     finally:
         tokenizer.truncation_side = previous
     whole = tokenizer(list(responses))["input_ids"]
-    return [tokenizer.decode(ids) for ids in kept], [len(w) - len(k) for w, k in zip(whole, kept, strict=True)]
+    texts = [tokenizer.decode(ids, skip_special_tokens=skip_special_tokens) for ids in kept]
+    return texts, [len(w) - len(k) for w, k in zip(whole, kept, strict=True)]
 
 
 def _structural_tokens(tokenizer: Any) -> set[str]:
