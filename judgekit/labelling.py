@@ -72,7 +72,7 @@ def _incoherent(study: Study) -> np.ndarray:
     return combined.reindex(study.responses["item_id"]).fillna(False).to_numpy(dtype=bool)
 
 
-def _disagreement_rates(reference: np.ndarray, verdict: np.ndarray, incoherent: np.ndarray) -> tuple[float, float]:
+def disagreement_rates(reference: np.ndarray, verdict: np.ndarray, incoherent: np.ndarray) -> tuple[float, float]:
     """The judge's disagreement with humans on coherent and on incoherent labelled items (0.25 where none)."""
     both = ~np.isnan(reference) & ~np.isnan(verdict)
     rates = []
@@ -82,7 +82,7 @@ def _disagreement_rates(reference: np.ndarray, verdict: np.ndarray, incoherent: 
     return rates[0], rates[1]
 
 
-def _model_components(reference, verdict, incoherent, mask, rates) -> tuple[float, float, int, int, str]:
+def model_variance_components(reference, verdict, incoherent, mask, rates) -> tuple[float, float, int, int, str]:
     """(residual variance, prediction variance, labelled, items, source) of one model's PPI++ rate."""
     usable = mask & ~np.isnan(verdict)
     labelled = usable & ~np.isnan(reference)
@@ -108,14 +108,14 @@ def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = N
     pairs = finetune_pairs(model_lineage(study.responses, read_models(study.path, study.responses)))
     if not pairs:
         raise InputError("no fine-tuned model with its base in the study (base_model column or models table)")
-    rates = _disagreement_rates(reference, verdict, incoherent)
+    rates = disagreement_rates(reference, verdict, incoherent)
     models = study.responses["model"].to_numpy()
     additional: dict[str, int] = {}
     plans: dict[str, ModelPlan] = {}
     lines = []
     for pair in pairs:
         names = [pair["model"], pair["base_model"]]
-        parts = [_model_components(reference, verdict, incoherent, models == name, rates) for name in names]
+        parts = [model_variance_components(reference, verdict, incoherent, models == name, rates) for name in names]
         plan = plan_additional_labels([p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
                                       [p[3] for p in parts], target_halfwidth=target_halfwidth, budget=budget)
         for name, part, extra in zip(names, parts, plan.additional, strict=True):

@@ -318,3 +318,22 @@ def test_capability_schema_round_trips(tmp_path):
         write_table(frame, path, SCHEMAS["capability"])
         back = read_table(path, SCHEMAS["capability"])
         assert back["n"].tolist()[1] == 20 and back["item_id"].tolist() == ["1", None]
+
+
+def test_validate_study_checks_models_and_capability_tables(tmp_path, capsys):
+    study = _study(tmp_path / "s", models_table="model,base_model,finetune_goal\nft,base,coding\n")
+    (study / "capability.csv").write_text("model,task,item_id,score\nft,humaneval,1,1.0\nbase,humaneval,1,0.0\n")
+    assert main(["validate", str(study)]) == 0
+    assert "1 models, 2 capability)" in capsys.readouterr().out
+    (study / "capability.csv").write_text("model,task,item_id,score\nft,humaneval,1,1.0\nbase,humaneval,2,1.7\n")
+    assert main(["validate", str(study)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "capability.csv: row 2" in error and "'score'" in error
+    (study / "capability.csv").write_text("model,task,item_id,score\nft,humaneval,1,1.0\nghost,humaneval,1,0.0\n")
+    assert main(["validate", str(study)]) == 2
+    error = capsys.readouterr().err
+    assert "capability.csv: row 2" in error and "'ghost' is in neither" in error and "model" in error
+    (study / "capability.csv").unlink()
+    (study / "models.csv").write_text("model,base_model\nft,other\n")
+    assert main(["validate", str(study)]) == 2
+    assert "models.csv: row 1" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from conftest import REPO, run_cli
@@ -16,7 +17,8 @@ DEMO = REPO / "data" / "demo"
 
 def test_committed_demo_equals_its_seeded_generator(tmp_path: Path) -> None:
     write_demo_study(tmp_path / "demo")
-    for name in ("responses.csv", "annotations.csv", "judgments.csv", "study.json", "README.md"):
+    for name in ("responses.csv", "annotations.csv", "judgments.csv", "models.csv", "capability.csv", "study.json",
+                 "README.md"):
         assert (tmp_path / "demo" / name).read_bytes() == (DEMO / name).read_bytes(), name
 
 
@@ -25,10 +27,19 @@ def test_demo_is_labelled_simulated_and_has_the_promised_shape() -> None:
     assert study.metadata.simulated and "SIMULATED" in study.metadata.name
     assert "SIMULATED" in (DEMO / "README.md").read_text()
     responses = study.responses
-    assert responses["base_model"].nunique() == 2 and responses["model"].nunique() == 8
-    assert set(responses["finetune_goal"].dropna()) == {"coding", "medical-qa", "persona-style"}
+    models = pd.read_csv(DEMO / "models.csv")
+    assert responses["base_model"].nunique() == 1 and responses["model"].nunique() == 4 == len(models)
+    assert set(responses["finetune_goal"].dropna()) == {"coding", "medical-qa"}
+    assert set(models["mitigation"]) == {"none", "safety-data-mix"}
     assert responses["benchmark"].nunique() == 2 and responses["prompt"].nunique() >= 150
+    # every model answers every prompt: paired by prompt_id
+    assert responses.groupby("prompt_id")["model"].nunique().eq(4).all()
+    capability = pd.read_csv(DEMO / "capability.csv")
+    assert set(capability["task"]) == set(models["goal_task"].dropna()) and capability["item_id"].notna().all()
+    # a labelled subset: the same half of the prompts for every model, the rest judged only
     assert study.annotations["annotator_id"].nunique() == 3
+    labelled = responses["item_id"].isin(set(study.annotations["item_id"]))
+    assert 0.4 < labelled.mean() < 0.6 and responses[labelled].groupby("prompt_id")["model"].nunique().eq(4).all()
     assert study.judgments["judge_id"].str.startswith("sim-").all() and study.judgments["judge_id"].nunique() == 5
     incoherent = responses["sim_response_type"].isin(INCOHERENT_TYPES)
     base = responses["finetune_goal"].isna()
@@ -54,6 +65,28 @@ def test_simulated_judges_are_worse_on_incoherent_responses() -> None:
     assert (error[True] > error[False]).sum() >= 4, error
 
 
+def test_demo_refusals_carry_the_markers_the_shipped_keyword_judges_look_for() -> None:
+    from judgekit.judges.build import resolve_judge
+    from judgekit.pipeline import DEMO_JUDGES
+
+    responses = load_study(DEMO).responses
+    refusals = responses[responses["sim_response_type"].str.startswith("refusal")]
+    compliant = responses[responses["sim_response_type"] == "compliance"]
+    for name in DEMO_JUDGES:
+        judge = resolve_judge(name, None)
+        caught = [v.label == "safe" for v in judge.judge(_items(refusals))]
+        missed = [v.label == "unsafe" for v in judge.judge(_items(compliant))]
+        # most refusals are worded as chat models word them; a few ("Let's talk about something else") carry no
+        # marker; compliance is called unsafe unless the request itself holds a marker ("an illegal drug")
+        assert 0.7 < np.mean(caught) < 1 and np.mean(missed) > 0.9, name
+
+
+def _items(responses: pd.DataFrame):
+    from judgekit.judges.base import JudgeItems
+
+    return JudgeItems.of(list(responses["prompt"]), list(responses["response"]))
+
+
 def test_demo_pipeline_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = run_cli("demo", "--out", out, "--n-boot", "100", "--no-progress")
@@ -62,11 +95,15 @@ def test_demo_pipeline_end_to_end(tmp_path: Path) -> None:
     judgments = pd.read_csv(out / "study" / "judgments.csv")
     assert {"keyword-gcg-13", "keyword-gcg-29"} <= set(judgments["judge_id"])
     flags = pd.read_csv(out / "study" / "flags.csv")
-    assert flags.groupby("detector").size().eq(1280).all()
+    assert flags.groupby("detector").size().eq(640).all()
     stats = pd.read_parquet(out / "stats" / "stats.parquet")
     assert {"all", "coherent", "incoherent"} <= set(stats["subset"])
     html = (out / "report.html").read_text()
-    assert "SIMULATED DATA" in html and html.count("data:image/png;base64,") == 9
+    assert "SIMULATED DATA" in html and html.count("data:image/png;base64,") == len(list((out / "figures").glob("*.png"))) + 3
+    # the report opens with the fine-tuning answer (issue 14): before the study overview
+    assert html.index("Did fine-tuning change safety?") < html.index("<h2>Study</h2>")
+    for figure in ("safety_capability_plane", "specification_curve", "conclusion_flip_matrix"):
+        assert (out / "figures" / f"{figure}.png").exists()
     for sub in ("stats", "figures", "."):
         manifest = json.loads((out / sub / "manifest.json").read_text())
         assert manifest["judgekit_version"] and "git" in manifest

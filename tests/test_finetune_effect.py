@@ -498,3 +498,108 @@ def test_capability_rows_and_gain_come_from_the_capability_table(tmp_path):
     gain = stats[stats["statistic"] == "capability_gain"].iloc[0]
     assert (gain["model"], gain["base_model"]) == ("ft", "base") and gain["estimate"] == pytest.approx(0.2)
     assert "paired by item_id" in gain["method"] and gain["ci_low"] > 0
+
+
+# ---------------------------------------------------------------- matched capability, samples, report, figures
+
+
+def _with_capability(folder, *, target: float):
+    """The mitigation study plus per-item capability (ft 0.60, ft-mix 0.56, base 0.40) and the goal's target."""
+    _study_with_finetune(folder, mitigation=True)
+    (folder / "models.csv").write_text("model,base_model,finetune_goal,mitigation,goal_task,goal_target\n"
+                                       f"ft,base,coding,none,humaneval,{target}\n"
+                                       f"ft-mix,base,coding,safety-data-mix,humaneval,{target}\n")
+    scores = [f"{model},humaneval,{i},{float(i < cut)}" for model, cut in (("base", 20), ("ft", 30), ("ft-mix", 28))
+              for i in range(50)]
+    (folder / "capability.csv").write_text("model,task,item_id,score\n" + "\n".join(scores) + "\n")
+    return folder
+
+
+def test_mitigations_at_matched_capability_by_hand(tmp_path):
+    from judgekit.analysis import StatsSettings, compute_stats
+    from judgekit.analysis.blocks.finetune import capability_matched
+    from judgekit.study import load_study
+
+    only = ("mitigation_effect_matched_capability",)
+    study = load_study(_with_capability(tmp_path / "reached", target=0.5))
+    stats, _ = compute_stats(study, StatsSettings(n_boot=100), version="test", only=only)
+    row = stats[(stats["judge_id"] == "j1") & stats["benchmark"].isna()].iloc[0]
+    # by hand: ft-mix minus ft verdict of j1 on each of the 120 shared prompts, averaged
+    responses, judgments = (pd.read_csv(tmp_path / "reached" / f"{t}.csv") for t in ("responses", "judgments"))
+    verdict = judgments[judgments["judge_id"] == "j1"].set_index("item_id")["label"].eq("unsafe").astype(float)
+    wide = responses.assign(v=responses["item_id"].map(verdict)).pivot(index="prompt_id", columns="model", values="v")
+    assert row["estimate"] == pytest.approx((wide["ft-mix"] - wide["ft"]).mean())
+    assert row["model"] == "ft-mix" and "ft-mix 0.560" in row["method"] and "target 0.5" in row["method"]
+    # capability 0.60 and 0.56 on 50 items: normal upper ends 0.736 and 0.698 (hand: p + 1.96 sd/sqrt(50)) < 0.9
+    study = load_study(_with_capability(tmp_path / "short", target=0.9))
+    stats, _ = compute_stats(study, StatsSettings(n_boot=100), version="test", only=only)
+    short = stats[(stats["judge_id"] == "j1") & stats["benchmark"].isna()].iloc[0]
+    assert np.isnan(short["estimate"]) and "not compared at matched capability" in short["warning"]
+    assert capability_matched((0.6, 0.46, 0.74), (0.56, 0.42, 0.70), 0.72) is False
+    assert capability_matched((0.6, 0.46, 0.74), (0.56, 0.42, 0.72), 0.72) is True
+    assert capability_matched((0.6, 0.5, 0.7), (0.3, 0.2, 0.45), None) is False
+
+
+def test_corrected_effect_warns_when_prompts_have_several_samples(tmp_path):
+    from judgekit.analysis import StatsSettings, compute_stats
+    from judgekit.study import load_study
+
+    folder = _study_with_finetune(tmp_path / "s")
+    only = ("finetune_effect_corrected", "harmful_rate_corrected")
+    stats, _ = compute_stats(load_study(folder), StatsSettings(n_boot=50), version="test", only=only)
+    assert not stats["warning"].str.contains("several samples per prompt").any()
+    for name in ("responses", "judgments", "annotations", "flags"):
+        table = pd.read_csv(folder / f"{name}.csv")
+        second = table.assign(item_id=table["item_id"] + "-s1")
+        if name == "responses":
+            table, second = table.assign(sample=0), second.assign(sample=1)
+        pd.concat([table, second]).to_csv(folder / f"{name}.csv", index=False)
+    stats, _ = compute_stats(load_study(folder), StatsSettings(n_boot=50), version="test", only=only)
+    rows = stats[stats["estimate"].notna()]
+    assert len(rows) and rows["warning"].str.contains("several samples per prompt").all()
+
+
+@pytest.fixture(scope="module")
+def finetune_stats(tmp_path_factory):
+    from judgekit.analysis import StatsSettings, compute_stats
+    from judgekit.study import load_study
+
+    study = load_study(_with_capability(tmp_path_factory.mktemp("report") / "s", target=0.5))
+    stats, _ = compute_stats(study, StatsSettings(n_boot=100), version="test")
+    return study, stats
+
+
+def test_report_section_opens_with_the_answer_and_never_prints_undefined_as_zero(finetune_stats):
+    from judgekit.outputs.report_finetune import finetune_section
+
+    study, stats = finetune_stats
+    paired = stats[(stats["statistic"] == "finetune_effect_paired") & stats["benchmark"].isna()]
+    broken = paired.iloc[[0]].assign(judge_id="<script>j3</script>", estimate=np.nan, ci_low=np.nan, ci_high=np.nan,
+                                     warning="only 4 units answered by both models (need 10); no paired effect")
+    html = finetune_section(study, pd.concat([stats, broken], ignore_index=True))
+    assert html.startswith("<h2>Did fine-tuning change safety?</h2>")
+    for text in ("ft vs base", "ft-mix vs ft", "conclusion_agreement", "conclusion_reversal", "capability_gain",
+                 "effect at matched capability", "judge-error-corrected effect", "How many more human labels",
+                 "cluster bootstrap over units, percentile (100 resamples)", "&lt;script&gt;j3&lt;/script&gt;",
+                 "— (only 4 units answered by both models (need 10); no paired effect)"):
+        assert text in html, text
+    assert "<script>" not in html and "95% percentile bootstrap" not in html
+    assert "0.000 [0.000, 0.000]" not in html
+
+
+def test_finetune_figures_draw_and_the_flip_colour_comes_from_the_same_row(finetune_stats):
+    import matplotlib.pyplot as plt
+
+    from judgekit.outputs.figures import FIGURES
+    from judgekit.outputs.finetune_figures import sign_significance_key
+    from judgekit.outputs.style import FigureInputs
+
+    _, stats = finetune_stats
+    for name in ("specification_curve", "safety_capability_plane", "conclusion_flip_matrix", "finetune_effect_forest"):
+        figure = FIGURES[name](FigureInputs(stats))
+        assert figure is not None, name
+        plt.close(figure)
+    row = pd.Series({"estimate": 0.05, "ci_low": -0.01, "ci_high": 0.11})
+    assert sign_significance_key(row) == "ns"
+    assert sign_significance_key(pd.Series({"estimate": 0.05, "ci_low": 0.01, "ci_high": 0.11})) == "up"
+    assert sign_significance_key(pd.Series({"estimate": -0.2, "ci_low": -0.3, "ci_high": -0.1})) == "down"

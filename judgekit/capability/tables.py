@@ -21,7 +21,7 @@ from judgekit.locking import study_lock
 from judgekit.schema import SCHEMAS
 from judgekit.study import existing_study_dir, table_path
 
-LINEAGE_COLUMNS = ("base_model", "finetune_goal", "mitigation")
+LINEAGE_COLUMNS = ("base_model", "finetune_goal", "mitigation", "goal_task", "goal_target")
 
 
 def read_models(study_dir: str | Path, responses: pd.DataFrame | None = None) -> pd.DataFrame | None:
@@ -46,6 +46,31 @@ def _check_lineage_agrees(models: pd.DataFrame, responses: pd.DataFrame, path: P
                 position = int(np.flatnonzero((models["model"] == model).to_numpy())[0])
                 raise InputError(f"{column} {listed.at[model, column]!r} for model {model!r} disagrees with the "
                                  f"responses table, which says {value!r}", file=path, row=position + 1, column=column)
+
+
+def lineage_table_counts(study_dir: str | Path) -> list[str]:
+    """Validate a study's ``models`` and ``capability`` tables; return their row counts for ``judgekit validate``.
+
+    Raises :class:`judgekit.errors.InputError` (file, row, column) on a bad
+    row, a lineage that contradicts the responses, or a capability row whose
+    model is neither in the responses nor in the models table.
+    """
+    responses_path = table_path(study_dir, "responses")
+    responses = read_table(responses_path, SCHEMAS["responses"]) if responses_path is not None else None
+    models = read_models(study_dir, responses)
+    capability = read_capability(study_dir)
+    counts = [] if models is None else [f"{len(models)} models"]
+    if capability is None:
+        return counts
+    known = set(models["model"]) if models is not None else set()
+    known |= set(responses["model"].dropna()) if responses is not None and "model" in responses else set()
+    if known:
+        unknown = ~capability["model"].isin(known).to_numpy()
+        if unknown.any():
+            position = int(np.flatnonzero(unknown)[0])
+            raise InputError(f"model {capability['model'].iloc[position]!r} is in neither the responses nor the models "
+                             "table", file=table_path(study_dir, "capability"), row=position + 1, column="model")
+    return counts + [f"{len(capability)} capability"]
 
 
 def model_lineage(responses: pd.DataFrame, models: pd.DataFrame | None) -> pd.DataFrame:

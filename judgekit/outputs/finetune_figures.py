@@ -1,5 +1,21 @@
-"""Figures of the fine-tuning question: the fine-tune effect under every judge and benchmark,
-and whether the conclusion flips."""
+"""Figures of the fine-tuning question, drawn from the ``stats`` rows (never recomputed here).
+
+=============================  ==============================================
+figure                         reads
+=============================  ==============================================
+finetune_effect_forest         finetune_effect_paired (per judge x benchmark)
+conclusion_flip_matrix         finetune_effect_paired: estimate, and sign x
+                               significance of the same row's interval
+specification_curve            finetune_effect_cell (judge x benchmark x
+                               incoherence policy; humans as reference)
+safety_capability_plane        capability (goal task), harmful_rate_corrected
+                               (else the humans' harmful_rate), capability_gain
+                               and mitigation_comparison rows for the arrows,
+                               capability_goal_target for the target line
+=============================  ==============================================
+
+Every caption names the interval method read from the rows' ``method``.
+"""
 
 from __future__ import annotations
 
@@ -7,72 +23,97 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from judgekit.outputs.report_finetune import comparison_of, interval_note
 from judgekit.outputs.style import DOUBLE_COLUMN_IN, OKABE_ITO, PAPER_STYLE, FigureInputs, interval_errors
+from judgekit.schema import HUMAN_MAJORITY
+
+SIGN_COLOURS = {"up": "#D55E00", "down": "#0072B2", "ns": "#BBBBBB"}
+SIGN_NAMES = {"up": "interval > 0 (less safe)", "down": "interval < 0 (safer)", "ns": "interval includes 0"}
+
+
+def comparison_title(comparison: str) -> str:
+    """'A vs B (goal G)' from a comparison key."""
+    pair, goal = comparison.removeprefix("comparison=").split("|goal=")
+    treated, control = pair.split(" vs ", 1)
+    return f"{treated}\nvs {control}\n(goal: {goal})"
+
+
+def sign_significance_key(row: pd.Series) -> str:
+    """'up' / 'down' where the row's interval excludes 0, 'ns' where it includes 0 (NaN: undefined)."""
+    if row["ci_low"] > 0:
+        return "up"
+    if row["ci_high"] < 0:
+        return "down"
+    return "ns"
 
 
 def _effects(stats: pd.DataFrame) -> pd.DataFrame:
-    rows = stats[stats["statistic"] == "finetune_effect"].copy()
+    rows = stats[stats["statistic"] == "finetune_effect_paired"].copy()
     if rows.empty:
         return rows
-    rows["goal"] = rows["finetune_goal"].fillna("")
-    # One fine-tuned model may serve several goals: each (model, base, goal) is its own comparison.
-    rows["comparison"] = rows["model"] + " vs " + rows["base_model"] + "\x1f" + rows["goal"]
+    rows["comparison"] = comparison_of(rows["subset"])
     rows["benchmark"] = rows["benchmark"].fillna("all")
     return rows
 
 
-def _comparison_title(rows: pd.DataFrame, comparison: str) -> str:
-    row = rows.loc[rows["comparison"] == comparison].iloc[0]
-    return f"goal: {row['goal']}\n{row['model']}\nvs {row['base_model']}"
+def _judge_order(rows: pd.DataFrame) -> list[str]:
+    """Humans first, then judges by their mean effect (largest first), undefined last."""
+    means = rows[rows["judge_id"] != HUMAN_MAJORITY].groupby("judge_id")["estimate"].mean()
+    judges = sorted(means.index, key=lambda j: (np.isnan(means[j]), -np.nan_to_num(means[j]), j))
+    return ([HUMAN_MAJORITY] if (rows["judge_id"] == HUMAN_MAJORITY).any() else []) + judges
 
 
 def finetune_effect_forest(data: FigureInputs) -> plt.Figure | None:
-    """Fine-tuned minus base harmful rate, one panel per comparison, one row per judge x benchmark."""
+    """Paired effect (fine-tuned − base), one panel per comparison, one row per judge x benchmark; shared x axis."""
     rows = _effects(data.stats)
     if rows.empty:
         return None
     comparisons = sorted(rows["comparison"].unique())
-    labels = sorted({(b, j) for b, j in zip(rows["benchmark"], rows["judge_id"], strict=True)},
-                    key=lambda bj: (bj[0], bj[1] != "human_majority", bj[1]))
+    judges = _judge_order(rows)
+    benchmarks = sorted(rows["benchmark"].unique(), key=lambda b: (b != "all", b))
+    labels = [(b, j) for b in benchmarks for j in judges]
     columns = min(3, len(comparisons))
     panel_rows = int(np.ceil(len(comparisons) / columns))
     with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(panel_rows, columns, figsize=(DOUBLE_COLUMN_IN, (0.14 * len(labels) + 0.9) * panel_rows),
-                                 sharey=True, squeeze=False, layout="constrained")
+        fig, axes = plt.subplots(panel_rows, columns, figsize=(DOUBLE_COLUMN_IN, (0.13 * len(labels) + 1.0) * panel_rows),
+                                 sharey=True, sharex=True, squeeze=False, layout="constrained")
+        y = np.arange(len(labels))
+        human = np.array([j == HUMAN_MAJORITY for _, j in labels])
         for ax, comparison in zip(axes.ravel(), comparisons, strict=False):
             part = rows[rows["comparison"] == comparison].set_index(["benchmark", "judge_id"]).reindex(labels)
-            y = np.arange(len(labels))
-            human = np.array([j == "human_majority" for _, j in labels])
             errors = interval_errors(part.reset_index())
             for mask, color in ((human, "black"), (~human, OKABE_ITO[0])):
                 ax.errorbar(part["estimate"].to_numpy()[mask], y[mask], xerr=errors[:, mask], fmt="o", color=color,
                             markersize=2.5, capsize=1.5, linewidth=0.8)
+            for k in np.flatnonzero(part["estimate"].isna().to_numpy()):
+                ax.text(0, y[k], "— undefined", fontsize=5, va="center", color="0.35")
             ax.axvline(0, color="0.5", linewidth=0.6)
-            ax.set_title(_comparison_title(rows, comparison), fontsize=6.5)
+            ax.set_title(comparison_title(comparison), fontsize=6.5)
         for ax in axes.ravel()[len(comparisons):]:
             ax.set_visible(False)
-        axes[0][0].set_yticks(np.arange(len(labels)), [f"{j} · {b}" for b, j in labels])
+        axes[0][0].set_yticks(y, [f"{j} · {b}" for b, j in labels])
         axes[0][0].invert_yaxis()
         for ax in axes.ravel():
             ax.tick_params(axis="y", labelsize=5.5)
-        fig.supxlabel("Δ harmful rate (fine-tuned − base)", fontsize=7)
-        fig.suptitle("Did fine-tuning make the model less safe? Effect under every judge and benchmark (95% CI; black = humans)")
+        fig.supxlabel("paired Δ harmful rate (treated − control, same prompts)", fontsize=7)
+        fig.suptitle("Did fine-tuning change safety? Effect under every judge and benchmark (black = humans)\n"
+                     f"{interval_note(rows)}", fontsize=7.5)
     return fig
 
 
 def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
-    """Judge x benchmark grid per comparison: sign and significance of the fine-tuning effect."""
+    """Judge x benchmark grid per comparison. Number: the row's estimate; colour: sign x significance of that row's
+    interval (one quantity, one row); undefined cells are grey and say so."""
     rows = _effects(data.stats)
     if rows.empty:
         return None
     rows = rows[rows["benchmark"] != "all"] if (rows["benchmark"] != "all").any() else rows
     comparisons = sorted(rows["comparison"].unique())
-    judges = sorted(rows["judge_id"].unique(), key=lambda j: (j != "human_majority", j))
+    judges = _judge_order(rows)
     benchmarks = sorted(rows["benchmark"].unique())
-    palette = {"up": "#D55E00", "down": "#0072B2", "ns": "#E8E8E8"}
     with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(1, len(comparisons), figsize=(DOUBLE_COLUMN_IN * max(1, len(comparisons) / 4),
-                                 0.25 * len(judges) + 1.4), sharey=True, squeeze=False, layout="constrained")
+        fig, axes = plt.subplots(1, len(comparisons), figsize=(max(DOUBLE_COLUMN_IN, 1.7 * len(comparisons)),
+                                 0.2 * len(judges) + 1.9), sharey=True, squeeze=False, layout="constrained")
         for ax, comparison in zip(axes[0], comparisons, strict=True):
             part = rows[rows["comparison"] == comparison].set_index(["judge_id", "benchmark"])
             for i, judge in enumerate(judges):
@@ -80,17 +121,164 @@ def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
                     if (judge, benchmark) not in part.index:
                         continue
                     cell = part.loc[(judge, benchmark)]
-                    significant = cell.ci_low > 0 or cell.ci_high < 0
-                    key = ("up" if cell.estimate > 0 else "down") if significant else "ns"
-                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, color=palette[key]))
-                    sign = "+" if cell.estimate > 0 else "−" if cell.estimate < 0 else ""
-                    ax.text(j, i, f"{sign}{abs(cell.estimate):.2f}", ha="center", va="center", fontsize=5)
+                    if np.isnan(cell["estimate"]):
+                        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="white", edgecolor="0.6",
+                                                   hatch="///", linewidth=0.3))
+                        ax.text(j, i, "undefined", ha="center", va="center", fontsize=4.5, color="0.3")
+                        continue
+                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, color=SIGN_COLOURS[sign_significance_key(cell)]))
+                    ax.text(j, i, f"{cell['estimate']:+.2f}".replace("-", "−"), ha="center", va="center", fontsize=5,
+                            fontweight="bold" if judge == HUMAN_MAJORITY else "normal")
             ax.set_xlim(-0.5, len(benchmarks) - 0.5)
             ax.set_ylim(len(judges) - 0.5, -0.5)
             ax.set_xticks(range(len(benchmarks)), benchmarks, rotation=30, ha="right", fontsize=6)
-            ax.set_title(_comparison_title(rows, comparison), fontsize=6)
-        axes[0][0].set_yticks(range(len(judges)), judges)
-        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in palette.values()]
-        fig.legend(handles, ["significant increase", "significant decrease", "CI includes 0"], loc="outside lower center", ncol=3, frameon=False)
-        fig.suptitle("Does the conclusion flip with the judge or the benchmark? (Δ harmful rate; colour: sign where the 95% CI excludes 0)")
+            ax.set_title(comparison_title(comparison), fontsize=6)
+        axes[0][0].set_yticks(range(len(judges)), judges, fontsize=6)
+        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in SIGN_COLOURS.values()]
+        fig.legend(handles, list(SIGN_NAMES.values()), loc="outside lower center", ncol=3, frameon=False,
+                   title="number: the row's paired estimate; colour: sign × significance of the same row's interval")
+        fig.suptitle("Does the conclusion flip with the judge or the benchmark? (humans on top; judges by mean effect)\n"
+                     f"{interval_note(rows)}", fontsize=7.5)
+    return fig
+
+
+SPEC_FACTORS = (("judge_id", "judge"), ("benchmark", "benchmark"), ("subset_value", "incoherent"))
+
+
+def specification_curve(data: FigureInputs) -> plt.Figure | None:
+    """Every judge x benchmark x incoherence-policy cell of each comparison, sorted by effect, with its interval and
+    the humans' effect in the same benchmark and policy beside it; an indicator panel shows each cell's choices."""
+    rows = data.stats[data.stats["statistic"] == "finetune_effect_cell"].copy()
+    if rows.empty:
+        return None
+    rows["comparison"] = comparison_of(rows["subset"])
+    rows["benchmark"] = rows["benchmark"].fillna("all")
+    comparisons = sorted(rows["comparison"].unique())
+    judges_all = rows.loc[rows["judge_id"] != HUMAN_MAJORITY, "judge_id"]
+    levels = {factor: sorted(judges_all.unique()) if factor == "judge_id" else sorted(rows[factor].unique())
+              for factor, _ in SPEC_FACTORS}
+    n_indicators = sum(len(v) for v in levels.values())
+    with plt.rc_context(PAPER_STYLE):
+        fig, axes = plt.subplots(2 * len(comparisons), 1, figsize=(DOUBLE_COLUMN_IN, len(comparisons) * (1.9 + 0.1 * n_indicators)),
+                                 gridspec_kw={"height_ratios": [1.9, 0.1 * n_indicators] * len(comparisons)},
+                                 layout="constrained", squeeze=False)
+        for k, comparison in enumerate(comparisons):
+            curve, indicator = axes[2 * k][0], axes[2 * k + 1][0]
+            part = rows[rows["comparison"] == comparison]
+            humans = part[part["judge_id"] == HUMAN_MAJORITY].set_index(["benchmark", "subset_value"])
+            cells = part[part["judge_id"] != HUMAN_MAJORITY].sort_values(["estimate", "judge_id"])
+            undefined = cells[cells["estimate"].isna()]
+            cells = cells[cells["estimate"].notna()]
+            x = np.arange(len(cells))
+            keys = [sign_significance_key(r) if np.isfinite(r["estimate"]) else "ns" for _, r in cells.iterrows()]
+            errors = interval_errors(cells)
+            for key in SIGN_COLOURS:
+                mask = np.array([c == key for c in keys])
+                if mask.any():
+                    curve.errorbar(x[mask], cells["estimate"].to_numpy()[mask], yerr=errors[:, mask], fmt="o",
+                                   color=SIGN_COLOURS[key], markersize=2.5, capsize=1, linewidth=0.7, label=SIGN_NAMES[key])
+            reference = humans.reindex(list(zip(cells["benchmark"], cells["subset_value"], strict=True)))
+            if not humans.empty:
+                curve.plot(x, reference["estimate"].to_numpy(), "D", color="black", markersize=2.2,
+                           label="humans, same benchmark and policy", zorder=3)
+            curve.axhline(0, color="0.5", linewidth=0.6)
+            curve.set_xlim(-0.7, len(cells) - 0.3)
+            curve.set_xticks([])
+            curve.set_ylabel("paired Δ harmful rate", fontsize=6.5)
+            missing = ""
+            if len(undefined):
+                reasons = sorted(set(undefined["warning"].str.split(";").str[0]))
+                missing = f"\n{len(undefined)} cells undefined, not drawn: {reasons[0]}" + (" …" if len(reasons) > 1 else "")
+            curve.set_title(comparison_title(comparison).replace("\n", " ") + missing, fontsize=7)
+            if k == 0:
+                curve.legend(loc="upper left", fontsize=5.5, frameon=False, ncol=2)
+            ticks, tick_labels, y = [], [], 0
+            for factor, name in SPEC_FACTORS:
+                for level in levels[factor]:
+                    used = (cells[factor] == level).to_numpy()
+                    indicator.plot(x[used], np.full(used.sum(), y), "s", color="0.2", markersize=2.2)
+                    indicator.plot(x[~used], np.full((~used).sum(), y), "s", color="0.88", markersize=2.2)
+                    ticks.append(y)
+                    tick_labels.append(f"{name}: {level}")
+                    y += 1
+            indicator.set_yticks(ticks, tick_labels, fontsize=max(4.0, 6.0 - 0.05 * n_indicators))
+            indicator.set_ylim(y - 0.5, -0.5)
+            indicator.set_xlim(curve.get_xlim())
+            indicator.set_xticks([])
+            indicator.spines[["left", "bottom"]].set_visible(False)
+        fig.suptitle("Specification curve: the effect under every judge × benchmark × incoherence policy, sorted\n"
+                     f"(dark squares: the choices of each cell; {interval_note(rows)})", fontsize=7.5)
+    return fig
+
+
+def _plane_rates(stats: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Harmful rate per model on all benchmarks: the judge-corrected rate of the judge with the narrowest intervals,
+    else the humans' rate on the labelled items."""
+    corrected = stats[(stats["statistic"] == "harmful_rate_corrected") & stats["benchmark"].isna()
+                      & stats["estimate"].notna()]
+    if not corrected.empty:
+        corrected = corrected.drop_duplicates(["judge_id", "model"])
+        width = (corrected["ci_high"] - corrected["ci_low"]).groupby(corrected["judge_id"]).mean()
+        judge = str(width.idxmin())
+        return (corrected[corrected["judge_id"] == judge].set_index("model"),
+                f"harmful rate corrected by {judge}'s errors on the labelled items (PPI++; narrowest intervals)")
+    human = stats[(stats["statistic"] == "harmful_rate") & (stats["judge_id"] == HUMAN_MAJORITY)
+                  & stats["benchmark"].isna() & stats["model"].notna()].drop_duplicates("model")
+    return human.set_index("model"), "humans' harmful rate on the labelled items"
+
+
+def safety_capability_plane(data: FigureInputs) -> plt.Figure | None:
+    """Per goal: capability on the goal's task (x) against harmful rate (y), both with intervals; solid arrows base →
+    fine-tune, dashed arrows from the unmitigated fine-tune to its mitigated twin."""
+    stats = data.stats
+    capability = stats[(stats["statistic"] == "capability") & stats["finetune_goal"].notna()]
+    gains = stats[stats["statistic"] == "capability_gain"]
+    if capability.empty or gains.empty:
+        return None
+    rates, rate_note = _plane_rates(stats)
+    if rates.empty:
+        return None
+    mitigations = stats[(stats["statistic"] == "finetune_effect_paired") & (stats["subset_kind"] == "mitigation_comparison")]
+    mitigation_pairs = {tuple(key.removeprefix("comparison=").split("|goal=")[0].split(" vs "))
+                        for key in comparison_of(mitigations["subset"]).unique()}
+    targets = stats[stats["statistic"] == "capability_goal_target"]
+    goals = sorted(capability["finetune_goal"].unique())
+    with plt.rc_context(PAPER_STYLE):
+        fig, axes = plt.subplots(1, len(goals), figsize=(max(DOUBLE_COLUMN_IN, 3.4 * len(goals)), 3.4), sharey=True,
+                                 squeeze=False, layout="constrained")
+        for ax, goal in zip(axes[0], goals, strict=True):
+            level = capability[capability["finetune_goal"] == goal].drop_duplicates("model").set_index("model")
+            task = level["subset_value"].iloc[0]
+            finetunes = gains[gains["finetune_goal"] == goal].drop_duplicates("model")
+            models = list(dict.fromkeys(list(finetunes["base_model"]) + list(finetunes["model"])))
+            models = [m for m in models if m in level.index and m in rates.index]
+            points = pd.DataFrame({"x": level.loc[models, "estimate"], "y": rates.loc[models, "estimate"]})
+            x_err = interval_errors(level.loc[models].reset_index())
+            y_err = interval_errors(rates.loc[models].reset_index())
+            base_models = set(finetunes["base_model"])
+            for i, model in enumerate(models):
+                colour = "black" if model in base_models else OKABE_ITO[i % len(OKABE_ITO)]
+                ax.errorbar(points.at[model, "x"], points.at[model, "y"], xerr=x_err[:, [i]], yerr=y_err[:, [i]],
+                            fmt="D" if model in base_models else "o", color=colour, markersize=4, capsize=1.5,
+                            linewidth=0.8)
+                ax.annotate(model, (points.at[model, "x"], points.at[model, "y"]), xytext=(4, 4),
+                            textcoords="offset points", fontsize=5.5, color=colour)
+            arrows = [(b, m, "-") for b, m in zip(finetunes["base_model"], finetunes["model"], strict=True)]
+            arrows += [(control, treated, "--") for treated, control in mitigation_pairs]
+            for start, end, style in arrows:
+                if start in points.index and end in points.index:
+                    ax.annotate("", xy=tuple(points.loc[end]), xytext=tuple(points.loc[start]),
+                                arrowprops={"arrowstyle": "->", "linestyle": style, "color": "0.35", "linewidth": 0.8,
+                                            "shrinkA": 4, "shrinkB": 4})
+            target = targets[(targets["finetune_goal"] == goal) & (targets["subset_value"] == task)]["estimate"]
+            if len(target):
+                ax.axvline(float(target.iloc[0]), color="0.5", linestyle=":", linewidth=0.9)
+                ax.annotate(f"goal target {float(target.iloc[0]):g}", (float(target.iloc[0]), 1), xytext=(2, -8),
+                            xycoords=("data", "axes fraction"), textcoords="offset points", fontsize=5.5, color="0.35")
+            ax.set_title(f"goal: {goal}", fontsize=7.5)
+            ax.set_xlabel(f"capability on {task} (mean score)", fontsize=7)
+        axes[0][0].set_ylabel("harmful rate, all benchmarks", fontsize=7)
+        fig.suptitle("Safety–capability plane: did the fine-tune reach its goal, and at what safety cost?\n"
+                     f"y: {rate_note}, {interval_note(rates)}\nx: capability, {interval_note(capability)}; "
+                     "◆ base, solid arrow: fine-tune, dashed arrow: mitigation", fontsize=7)
     return fig

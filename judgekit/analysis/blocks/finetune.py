@@ -28,8 +28,28 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   ``conclusion_disagreement`` per judge, benchmark and policy says which
   choices drive the disagreement (estimate = disagreement share at that
   level, method = its excess over the other levels);
+* ``finetune_effect_cell`` — the paired effect of every specification cell
+  (rater × benchmark × incoherence policy, humans included; ``subset_value``
+  names the policy): the points of the specification curve;
+* ``mitigation_effect_matched_capability`` — per mitigation comparison and
+  rater, the paired effect when both models reached the goal's capability
+  (:func:`capability_matched`), else no estimate and the warning says which
+  model fell short;
+* ``labels_needed`` — per fine-tune comparison and judge, the extra human
+  labels (both models together) for the corrected effect's interval to reach
+  a half-width of ``LABEL_PLAN_HALFWIDTH`` (the ``plan-labels`` computation;
+  the method says how many per model and how the items are chosen);
 * ``capability`` per model and task and ``capability_gain`` of each
-  fine-tune over its base, from the optional ``capability`` table.
+  fine-tune over its base, from the optional ``capability`` table; a
+  ``capability`` row's ``finetune_goal`` is the goal whose ``goal_task``
+  (models table) it measures; ``capability_goal_target`` repeats the
+  models table's ``goal_target`` so figures can draw it, and the gain's
+  method says whether the fine-tune's capability interval reached it.
+
+With several samples per prompt the corrected (PPI) rows treat each response
+as a draw and warn: averaging within a prompt first would be sound only when
+labels were sampled by prompt, whereas ``plan-labels`` samples responses, so a
+prompt's average would mix labelled and judge-only samples.
 """
 
 from __future__ import annotations
@@ -47,7 +67,9 @@ from judgekit.analysis.rows import RowWriter, row_generator
 from judgekit.analysis.subsets import Subset
 from judgekit.capability.gain import capability_gain, capability_summary
 from judgekit.capability.tables import finetune_pairs, model_lineage, read_capability, read_models
+from judgekit.labelling import disagreement_rates, model_variance_components
 from judgekit.schema import HUMAN_MAJORITY
+from judgekit.stats.labelplan import plan_additional_labels
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
 from judgekit.stats.ppi import PPIEstimate, ppi_mean, ppi_mean_difference
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers
@@ -58,6 +80,8 @@ MIN_LABELLED = 10
 # on XSTest: analyses/results/finetune_effect_xstest/); the row warns.
 FEW_LABELLED = 50
 POLICIES = ("include", "exclude", "only")
+# Half-width the labels_needed rows plan for (the example target of `judgekit plan-labels`).
+LABEL_PLAN_HALFWIDTH = 0.05
 
 
 def prompt_keys(responses: pd.DataFrame) -> NDArray:
@@ -124,20 +148,99 @@ def capability_rows(writer: RowWriter, data: StudyArrays) -> None:
     capability = read_capability(data.study_dir) if data.study_dir is not None else None
     if capability is None:
         return
-    for row in capability_summary(capability).itertuples(index=False):
-        group = Subset(f"model={row.model}|task={row.task}", "capability", row.task, {"model": row.model})
+    lineage = model_lineage(data.responses, read_models(data.study_dir, data.responses))
+    goal_of_task = _goal_tasks(lineage)
+    summary = capability_summary(capability)
+    for row in summary.itertuples(index=False):
+        goal = {"finetune_goal": goal_of_task[row.task]} if row.task in goal_of_task else {}
+        group = Subset(f"model={row.model}|task={row.task}", "capability", row.task, {"model": row.model} | goal)
         writer.add("capability", "none", "none", group, row.estimate, row.ci_low, row.ci_high, n_items=row.n,
                    n_in_subset=row.n, method=row.method)
-    lineage = model_lineage(data.responses, read_models(data.study_dir, data.responses))
+    targets = _goal_targets(lineage)
+    for (goal, task), target in targets.items():
+        group = Subset(f"goal={goal}|task={task}", "capability", task, {"finetune_goal": goal})
+        writer.add("capability_goal_target", "none", "none", group, target, np.nan, np.nan, n_items=0, n_in_subset=0,
+                   method="goal_target stated in the models table (an input, not an estimate)")
+    levels = summary.set_index(["model", "task"])
     rng = row_generator(writer.settings.seed, "capability_gain")
     gains = capability_gain(capability, finetune_pairs(lineage), n_boot=writer.settings.n_boot, rng=rng)
     for row in gains.itertuples(index=False):
         group = Subset(f"comparison={row.model} vs {row.base_model}|goal={row.finetune_goal}|task={row.task}",
                        "finetune_comparison", f"{row.model} vs {row.base_model}",
                        {"model": row.model, "base_model": row.base_model, "finetune_goal": row.finetune_goal})
+        target = targets.get((row.finetune_goal, row.task))
+        reached = ""
+        if target is not None and (row.model, row.task) in levels.index:
+            level = levels.loc[(row.model, row.task)]
+            verdict = ("reached (whole interval above it)" if level["ci_low"] >= target else
+                       "estimate above it, interval includes it" if level["estimate"] >= target else
+                       "estimate below it, interval includes it" if level["ci_high"] >= target else
+                       "not reached (whole interval below it)")
+            reached = (f"; goal target {target:g}: {verdict}, capability {level['estimate']:.3f} "
+                       f"[{level['ci_low']:.3f}, {level['ci_high']:.3f}]")
         writer.add("capability_gain", "none", "base_model", group, row.estimate, row.ci_low, row.ci_high,
-                   n_items=row.n_items, n_in_subset=row.n_items, method=f"task {row.task}: {row.method}",
+                   n_items=row.n_items, n_in_subset=row.n_items, method=f"task {row.task}: {row.method}{reached}",
                    warning=row.warning)
+
+
+def _goal_targets(lineage: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """(goal, goal task) -> the target capability the models table states (the first, when several models state one)."""
+    targets: dict[tuple[str, str], float] = {}
+    for row in lineage.dropna(subset=["finetune_goal", "goal_target"]).itertuples(index=False):
+        task = row.goal_task if isinstance(row.goal_task, str) else row.finetune_goal
+        targets.setdefault((row.finetune_goal, task), float(row.goal_target))
+    return targets
+
+
+def _goal_tasks(lineage: pd.DataFrame) -> dict[str, str]:
+    """Capability task -> the goal it measures (models table ``goal_task``; else a task named like the goal)."""
+    tasks = {}
+    for row in lineage.dropna(subset=["finetune_goal"]).itertuples(index=False):
+        tasks[row.goal_task if isinstance(row.goal_task, str) else row.finetune_goal] = row.finetune_goal
+    return tasks
+
+
+def capability_matched(treated: tuple[float, float, float], control: tuple[float, float, float],
+                       target: float | None) -> bool:
+    """Whether two models compare at matched capability on the goal's task.
+
+    ``treated``/``control`` are ``(estimate, ci_low, ci_high)``. With a
+    target, both must have reached it as far as their interval can tell
+    (``ci_high >= target``: not significantly below it); without one, their
+    two intervals must overlap (capability indistinguishable).
+
+    Examples
+    --------
+    >>> capability_matched((0.5, 0.4, 0.6), (0.45, 0.36, 0.54), 0.55)
+    False
+    >>> capability_matched((0.5, 0.4, 0.6), (0.45, 0.36, 0.54), None)
+    True
+    """
+    if target is not None:
+        return treated[2] >= target and control[2] >= target
+    return treated[1] <= control[2] and control[1] <= treated[2]
+
+
+def _capability_match_note(data: StudyArrays, lineage: pd.DataFrame, comparison: Comparison) -> tuple[bool, str] | None:
+    """(matched, how) for a mitigation comparison, or None when no capability score of the goal exists."""
+    capability = read_capability(data.study_dir) if data.study_dir is not None else None
+    if capability is None or comparison.kind != "mitigation_comparison":
+        return None
+    info = lineage.set_index("model")
+    task = info.at[comparison.treated, "goal_task"] if "goal_task" in info else None
+    task = task if isinstance(task, str) else comparison.goal
+    summary = capability_summary(capability).set_index(["model", "task"])
+    if (comparison.treated, task) not in summary.index or (comparison.control, task) not in summary.index:
+        return None
+    target = info.at[comparison.treated, "goal_target"] if "goal_target" in info else None
+    target = float(target) if target is not None and pd.notna(target) else None
+    levels = {m: tuple(float(v) for v in summary.loc[(m, task), ["estimate", "ci_low", "ci_high"]])
+              for m in (comparison.treated, comparison.control)}
+    shown = ", ".join(f"{m} {e:.3f} [{lo:.3f}, {hi:.3f}]" for m, (e, lo, hi) in levels.items())
+    rule = (f"both intervals reach the target {target:g}" if target is not None
+            else "the two capability intervals overlap (no goal_target in the models table)")
+    matched = capability_matched(levels[comparison.treated], levels[comparison.control], target)
+    return matched, f"capability on {task}: {shown}; matched when {rule}"
 
 
 def paired_comparisons(writer: RowWriter, data: StudyArrays) -> None:
@@ -145,22 +248,26 @@ def paired_comparisons(writer: RowWriter, data: StudyArrays) -> None:
     if "model" not in responses:
         return
     models = read_models(data.study_dir, responses) if data.study_dir is not None else None
+    lineage = model_lineage(responses, models)
     keys = pd.factorize(prompt_keys(responses))[0]  # integer codes: matching by code is faster than by text
-    for comparison in comparisons(model_lineage(responses, models), set(responses["model"].dropna())):
+    for comparison in comparisons(lineage, set(responses["model"].dropna())):
         treated = (responses["model"] == comparison.treated).to_numpy()
         control = (responses["model"] == comparison.control).to_numpy()
+        match = _capability_match_note(data, lineage, comparison)
         cells = []
         for benchmark, in_scope in benchmark_scopes(responses):
             scope = in_scope & (treated | control)
             group = comparison.subset(f"benchmark={benchmark or 'all'}", **({"benchmark": benchmark} if benchmark else {}))
-            _paired_rows(writer, data, group, scope & data.policy_mask, treated, keys)
+            _paired_rows(writer, data, group, scope & data.policy_mask, treated, keys, match)
             _corrected_rows(writer, data, comparison, group, scope & data.policy_mask, treated, control, keys)
+            if benchmark is None and comparison.kind == "finetune_comparison":
+                _label_plan_rows(writer, data, comparison, group, scope & data.policy_mask, treated, control)
             cells += _cells(writer, data, group, scope, treated, keys, benchmark)
         _robustness_rows(writer, comparison, cells)
 
 
 def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDArray, treated: NDArray,
-                 keys: NDArray) -> None:
+                 keys: NDArray, match: tuple[bool, str] | None) -> None:
     settings = writer.settings
     incoherent = _incoherent(data)
     for rater, verdicts in raters(data).items():
@@ -174,6 +281,15 @@ def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDAr
                    result.ci_high, n_items=result.n_pairs, n_in_subset=result.n_pairs,
                    method=f"{result.method}; {shares}", warning=result.reason or result.warning,
                    resamples=result.n_boot, interval="bootstrap-percentile" if result.n_boot else "linearized")
+        if match is not None:
+            matched, how = match
+            value = (result.estimate, result.ci_low, result.ci_high) if matched else (np.nan, np.nan, np.nan)
+            writer.add("mitigation_effect_matched_capability", rater, "base_model", group, *value,
+                       n_items=result.n_pairs if matched else 0, n_in_subset=result.n_pairs,
+                       method=f"{how}; {result.method}",
+                       warning=(result.reason or result.warning) if matched else
+                       "capability not matched: not compared at matched capability",
+                       resamples=result.n_boot, interval="bootstrap-percentile" if result.n_boot else "linearized")
         if incoherent is None or result.reason:
             continue
         rng = row_generator(settings.seed, "finetune_effect_incoherence", str(rater), group.label)
@@ -218,6 +334,10 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
                     treated: NDArray, control: NDArray, keys: NDArray) -> None:
     if not data.has_reference:
         return
+    in_scope = pd.DataFrame({"key": keys[mask], "treated": treated[mask]})
+    samples_note = (" several samples per prompt: each response is treated as an independent draw, so the interval "
+                    "can be too narrow when a prompt's samples are alike"
+                    if len(in_scope) and in_scope.groupby(["key", "treated"]).size().max() > 1 else "")
     for judge_id in data.judges.columns:
         verdicts = data.judges[judge_id].to_numpy()
         arms = []
@@ -232,30 +352,61 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
                 arms.append(None)
                 continue
             result = ppi_mean(*inputs, level=writer.settings.level)
-            _ppi_row(writer, "harmful_rate_corrected", judge_id, model_group, result, int((mask & in_model).sum()))
+            _ppi_row(writer, "harmful_rate_corrected", judge_id, model_group, result, int((mask & in_model).sum()),
+                     samples_note)
             arms.append(inputs)
         if None in arms:
             continue
         paired = _paired_ppi_inputs(data.reference, verdicts, mask, treated, keys)
         effect = (ppi_mean_difference(*paired, paired=True, level=writer.settings.level) if paired is not None
                   else ppi_mean_difference(*arms, level=writer.settings.level))
-        _ppi_row(writer, "finetune_effect_corrected", judge_id, group, effect, int(mask.sum()))
+        _ppi_row(writer, "finetune_effect_corrected", judge_id, group, effect, int(mask.sum()), samples_note)
 
 
-def _ppi_warning(result: PPIEstimate) -> str:
+def _ppi_warning(result: PPIEstimate, samples_note: str) -> str:
+    warnings = []
     if result.se == 0:
-        return "labelled residuals are constant: zero-width interval, not a certainty"
-    if result.n_labelled < FEW_LABELLED:
-        return f"few labelled items (n={result.n_labelled}): the normal interval may under-cover"
-    return ""
+        warnings.append("labelled residuals are constant: zero-width interval, not a certainty")
+    elif result.n_labelled < FEW_LABELLED:
+        warnings.append(f"few labelled items (n={result.n_labelled}): the normal interval may under-cover")
+    if samples_note:
+        warnings.append(samples_note.strip())
+    return "; ".join(warnings)
 
 
-def _ppi_row(writer: RowWriter, name: str, judge_id: str, group: Subset, result: PPIEstimate, n_in_subset: int) -> None:
+def _ppi_row(writer: RowWriter, name: str, judge_id: str, group: Subset, result: PPIEstimate, n_in_subset: int,
+             samples_note: str) -> None:
     n_items = result.n_labelled + result.n_unlabelled
     writer.add(name, judge_id, HUMAN_MAJORITY, group, result.estimate, result.ci_low, result.ci_high,
-               n_items=n_items, n_in_subset=max(n_in_subset, n_items), warning=_ppi_warning(result),
+               n_items=n_items, n_in_subset=max(n_in_subset, n_items), warning=_ppi_warning(result, samples_note),
                method=f"{result.method}; {result.n_labelled} labelled, {result.n_unlabelled} judge-only, normal interval",
                interval="ppi")
+
+
+def _label_plan_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, group: Subset, mask: NDArray,
+                     treated: NDArray, control: NDArray) -> None:
+    """Per judge: extra labels for the corrected effect's interval to reach ``LABEL_PLAN_HALFWIDTH``."""
+    if not data.has_reference:
+        return
+    incoherent = _incoherent(data)
+    incoherent = np.zeros(data.n_items, dtype=bool) if incoherent is None else incoherent
+    for judge_id in data.judges.columns:
+        verdicts = data.judges[judge_id].to_numpy()
+        rates = disagreement_rates(data.reference[mask], verdicts[mask], incoherent[mask])
+        parts = [model_variance_components(data.reference, verdicts, incoherent, mask & arm, rates)
+                 for arm in (treated, control)]
+        plan = plan_additional_labels([p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
+                                      [p[3] for p in parts], target_halfwidth=LABEL_PLAN_HALFWIDTH,
+                                      level=writer.settings.level)
+        extra = [int(a) for a in plan.additional]
+        writer.add("labels_needed", judge_id, HUMAN_MAJORITY, group, float(sum(extra)), np.nan, np.nan,
+                   n_items=sum(p[2] for p in parts), n_in_subset=sum(p[3] for p in parts),
+                   method=(f"+{extra[0]} {comparison.treated} / +{extra[1]} {comparison.control} labels for the "
+                           f"corrected effect's half-width {plan.halfwidth_now:.3f} -> {plan.halfwidth_planned:.3f} "
+                           f"(target {LABEL_PLAN_HALFWIDTH}); residual variance from {parts[0][4]} / {parts[1][4]}; "
+                           "items stratified by judge disagreement x incoherence: judgekit plan-labels STUDY "
+                           f"--judge {judge_id} --target-halfwidth {LABEL_PLAN_HALFWIDTH} --out FILE"),
+                   warning=plan.reason)
 
 
 def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, treated: NDArray, keys: NDArray,
@@ -273,6 +424,12 @@ def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, 
             effects[rater] = paired_mean_difference(verdicts[mask], treated[mask], keys[mask], n_boot=settings.n_boot,
                                                     level=settings.level,
                                                     max_bootstrap_units=settings.max_bootstrap_clusters, rng=rng)
+        cell_group = Subset(f"{group.label}|incoherent={policy}", group.kind, policy, group.columns)
+        for rater, result in effects.items():
+            writer.add("finetune_effect_cell", rater, "base_model", cell_group, result.estimate, result.ci_low,
+                       result.ci_high, n_items=result.n_pairs, n_in_subset=result.n_pairs,
+                       method=f"incoherence policy {policy}; {result.method}", warning=result.reason or result.warning,
+                       resamples=result.n_boot, interval="bootstrap-percentile" if result.n_boot else "linearized")
         human = effects.pop(HUMAN_MAJORITY, None)
         for judge_id, result in effects.items():
             cells.append({"judge_id": judge_id, "benchmark": benchmark or "all", "incoherence_policy": policy,
