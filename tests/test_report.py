@@ -1,9 +1,12 @@
-"""Responses are adversarial: the report escapes them and can run nothing."""
+"""Responses are adversarial: the report escapes them and can run nothing. The item browser lists the most
+informative items first and marks likely annotation errors."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from conftest import HtmlElements, run_cli
@@ -45,3 +48,71 @@ def test_hostile_text_is_escaped_everywhere(tmp_path: Path) -> None:
     assert srcs and all(v.startswith("data:image/png;base64,") for v in srcs)
     assert "&lt;script&gt;alert(&#x27;xss&#x27;)&lt;/script&gt;" in html
     assert "default-src 'none'" in html
+
+
+def evidence(verdicts: list[list[float]], humans: list[list[float]], refusal: list[bool], incoherent: list[bool] | None = None):
+    from judgekit.outputs.report import ItemEvidence
+
+    n = len(verdicts)
+    human_frame = pd.DataFrame(humans, columns=[f"h{k}" for k in range(len(humans[0]))], dtype=float)
+    reference = np.array([1.0 if np.nansum(h) * 2 > np.sum(~np.isnan(h)) else 0.0 if np.nansum(h) * 2 < np.sum(~np.isnan(h))
+                          else np.nan for h in np.asarray(humans, dtype=float)])
+    return ItemEvidence(item_ids=[f"i{k}" for k in range(n)], judges=[f"j{k}" for k in range(len(verdicts[0]))],
+                        verdicts=np.asarray(verdicts, dtype=float), reference=reference, humans=human_frame,
+                        incoherent=np.asarray(incoherent or [False] * n), refusal=np.asarray(refusal))
+
+
+NAN = float("nan")
+
+
+def test_likely_annotation_errors_need_every_judge_the_text_and_a_lone_annotator() -> None:
+    from judgekit.outputs.report import likely_annotation_errors
+
+    marked = likely_annotation_errors(evidence(
+        verdicts=[[0, 0, 0], [0, 0, 0], [0, 0, 1], [1, 1, NAN], [1, 1, 1], [0, NAN, NAN]],
+        humans=[[1, NAN, NAN], [1, NAN, NAN], [1, NAN, NAN], [0, 1, 1], [0, 0, 1], [1, NAN, NAN]],
+        refusal=[True, False, True, False, False, True],
+    ))
+    # 0: all judges say safe, the response refuses, one annotator says unsafe -> marked (the reference itself).
+    # 1: the text has no refusal marker, so it does not back the judges. 2: judges disagree. 4: two annotators
+    # dissent. 5: only one judge gave a verdict.
+    assert sorted(marked) == [0, 3]
+    assert marked[0].startswith("likely annotation error: h0 says unsafe, all 3 judges say safe and the response holds a refusal")
+    assert marked[0].endswith("so the reference is probably wrong")
+    assert marked[3].startswith("likely annotation error: h0 says safe, all 2 judges say unsafe") and "other annotators agree" in marked[3]
+
+
+def test_informativeness_adds_judge_split_human_split_incoherence_and_judges_against_humans() -> None:
+    from judgekit.outputs.report import informativeness
+
+    score = informativeness(evidence(
+        verdicts=[[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1]],
+        humans=[[1, 1, 1], [1, 0, 1], [0, 0, 0], [1, 1, 1]],
+        refusal=[False] * 4, incoherent=[False, False, False, True],
+    ))
+    # item 1: even split (1) + humans split (1) + 2 of 4 judges against "unsafe" (0.5) = 2.5
+    # item 2: 1 of 4 vs 3 -> split 2*1/4 = 0.5; humans agree; 1 of 4 against "safe" -> 0.25
+    np.testing.assert_allclose(score, [0.0, 2.5, 0.75, 1.0])
+
+
+def test_browser_lists_informative_items_first_and_suspects_last(tmp_path: Path) -> None:
+    from judgekit.outputs.report import _disagreements
+    from judgekit.study import load_study
+
+    study = tmp_path / "study"
+    study.mkdir()
+    responses = {"calm": "I'm sorry, I cannot help.", "split": "Sure: [PLACEHOLDER].", "lone": "I'm sorry, I cannot help."}
+    pd.DataFrame({"item_id": list(responses), "prompt": "p", "response": list(responses.values())}).to_csv(
+        study / "responses.csv", index=False)
+    labels = {"calm": ["safe", "safe", "unsafe"], "split": ["unsafe", "safe", "unsafe"], "lone": ["unsafe"]}
+    pd.DataFrame([(i, f"h{k}", label) for i, ls in labels.items() for k, label in enumerate(ls)],
+                 columns=["item_id", "annotator_id", "label"]).to_csv(study / "annotations.csv", index=False)
+    verdicts = {"calm": ["safe", "safe"], "split": ["unsafe", "safe"], "lone": ["safe", "safe"]}
+    pd.DataFrame([{"item_id": i, "judge_id": f"j{k}", "label": v, "p_unsafe": None, "parse_status": "ok", "raw_output": "", "judge_spec_hash": "h"}
+                  for i, vs in verdicts.items() for k, v in enumerate(vs)]).to_csv(study / "judgments.csv", index=False)
+    html = _disagreements(load_study(study))
+    cards = re.findall(r"<h3>(\w+)</h3>", html)
+    # split: judges split (1) + humans split (1) + one judge against (0.5); calm: humans split (1) and h2 the
+    # lone dissenter against both judges and the refusal text -> a suspect, listed last like "lone".
+    assert cards == ["split", "calm", "lone"]
+    assert html.count("<p class='suspect'>likely annotation error") == 2

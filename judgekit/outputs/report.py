@@ -11,20 +11,24 @@ import base64
 import html
 import itertools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from judgekit.schema import PARSE_STATUSES
-from judgekit.outputs.tables import study_tables
-from judgekit.analysis.inputs import human_majority, judge_codes
+from judgekit.outputs.report_finetune import finetune_section
+from judgekit.outputs.tables import as_shown, interval_caption, row_cells, study_tables
+from judgekit.analysis.inputs import human_codes, human_majority, judge_codes
 from judgekit.schema import HUMAN_MAJORITY
 from judgekit.study import Study
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 MAX_ITEMS = 300
+MAX_SUSPECTS = 50  # likely annotation errors listed (after the others, within MAX_ITEMS)
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:70rem;color:#222;line-height:1.4}
 h1{font-size:1.6rem} h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
@@ -35,7 +39,8 @@ pre,.text{white-space:pre-wrap;word-break:break-word;font-size:.8rem;background:
 img{max-width:min(100%,56rem);border:1px solid #eee} .muted{color:#666;font-size:.85rem}
 input.filter{position:absolute;opacity:0;pointer-events:none} .filters div{margin:.3rem 0}
 .filters label{display:inline-block;border:1px solid #999;border-radius:3px;padding:.05rem .4rem;margin:.1rem;cursor:pointer;font-size:.8rem}
-.card{border-top:2px solid #ddd;margin-top:1rem}
+.card{border-top:2px solid #ddd;margin-top:1rem} .wide{overflow-x:auto;max-width:100%}
+.caption{font-size:.9rem;margin:1.2rem 0 .3rem} .suspect{background:#fde8d7;border-left:4px solid #D55E00;padding:.2rem .5rem;font-size:.85rem}
 """
 
 
@@ -55,19 +60,6 @@ def _table(frame: pd.DataFrame, numeric: set[str] = frozenset()) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _num(value: float) -> str:
-    # Adding 0.0 turns a rounded -0.0 into 0.0, so no "-0.000" is printed.
-    return f"{round(float(value), 3) + 0.0:.3f}"
-
-
-def _fmt_ci(row: pd.Series) -> str:
-    if pd.isna(row["estimate"]):
-        return "n/a"
-    if pd.isna(row["ci_low"]):
-        return _num(row["estimate"])
-    return f"{_num(row['estimate'])} [{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
-
-
 def _status_counts(study: Study) -> pd.DataFrame:
     if study.judgments is None:
         return pd.DataFrame()
@@ -77,55 +69,167 @@ def _status_counts(study: Study) -> pd.DataFrame:
     return counts.reset_index()
 
 
-def _agreement_table(stats: pd.DataFrame) -> pd.DataFrame:
+def _agreement_table(stats: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Accuracy, kappa and AC1 against the human majority on all, coherent and incoherent items; and its caption."""
     shown = ("accuracy", "cohen_kappa", "gwet_ac1")
     subsets = ("all", "coherent", "incoherent")
+    stats = as_shown(stats)
     rows = stats[(stats["reference"] == HUMAN_MAJORITY) & stats["statistic"].isin(shown) & stats["subset"].isin(subsets)]
     if rows.empty:
-        return pd.DataFrame()
-    rows = rows.assign(value=rows.apply(_fmt_ci, axis=1), column=rows["statistic"] + " · " + rows["subset"])
+        return pd.DataFrame(), ""
+    rows = rows.assign(value=row_cells(rows), column=rows["statistic"] + " · " + rows["subset"])
     wide = rows.pivot(index="judge_id", columns="column", values="value")
     order = [f"{s} · {sub}" for s in shown for sub in subsets]
     wide = wide.reindex(columns=[c for c in order if c in wide.columns])
     n = rows[(rows["subset"] == "all") & (rows["statistic"] == "accuracy")].set_index("judge_id")[["n_items", "n_excluded"]]
-    return wide.join(n).reset_index()
+    caption = f"Estimate [{interval_caption(rows)}]. n_items / n_excluded refer to the subset \"all\"."
+    return wide.join(n).reset_index(), caption
+
+
+def judge_descriptions(judge_ids: list[str], study_manifest: dict | None, *, simulated: bool = False) -> pd.DataFrame:
+    """What each judge is, from the judge specs the study manifest recorded when it ran (latest run wins).
+
+    In a simulated study the ``sim-*`` judges are described by their simulator profile.
+    """
+    from judgekit.simulate import JUDGE_PROFILES
+
+    specs: dict[str, dict] = {}
+    for run in (study_manifest or {}).get("runs", []):
+        for entry in run.get("judge_specs", []) or []:
+            specs[entry.get("judge_id")] = {**entry.get("spec", {}), "spec_hash": entry.get("spec_hash", "")}
+    profiles = {p.judge_id: p.summary for p in JUDGE_PROFILES} if simulated else {}
+    rows = []
+    for judge_id in judge_ids:
+        spec = specs.get(judge_id)
+        if spec is None and judge_id in profiles:
+            rows.append((judge_id, "simulated", f"SIMULATED by judgekit.simulate: {profiles[judge_id]}", "judgekit/simulate.py", ""))
+            continue
+        if spec is None:
+            rows.append((judge_id, "—", "no judge spec in the study manifest: these verdicts came with the data "
+                                        "(imported or simulated), not from a judgekit run", "", ""))
+            continue
+        source = spec.get("source") or {}
+        where = "/".join(str(source[k]) for k in ("repository", "path") if source.get(k))
+        if source.get("commit"):
+            where += f" @ {str(source['commit'])[:10]}"
+        model = spec.get("model") or {}
+        described = spec.get("description") or (model.get("id") if isinstance(model, dict) else "") or ""
+        rows.append((judge_id, spec.get("family", ""), described, where, spec.get("spec_hash", "")))
+    return pd.DataFrame(rows, columns=["judge", "family", "what it is", "source", "spec hash"])
+
+
+@dataclass(frozen=True)
+class ItemEvidence:
+    """What the item browser knows of every item, aligned on the study's item order."""
+
+    item_ids: list[str]
+    judges: list[str]
+    verdicts: NDArray  # items x judges codes (1 unsafe, 0 safe, NaN none)
+    reference: NDArray  # human reference code per item
+    humans: pd.DataFrame  # items x annotators codes
+    incoherent: NDArray  # bool per item (False where not flagged or not run)
+    refusal: NDArray  # bool per item: the response holds a GCG refusal marker
+
+
+def item_evidence(study: Study) -> ItemEvidence:
+    from judgekit.analysis.blocks.bias import refusal_marker
+
+    codes = judge_codes(study)
+    flags = _incoherent_flags(study)
+    item_ids = list(codes.index)
+    return ItemEvidence(
+        item_ids=item_ids, judges=list(codes.columns), verdicts=codes.to_numpy(), reference=human_majority(study).to_numpy(),
+        humans=human_codes(study), incoherent=np.array([flags.get(i, ("na", ""))[0] == "yes" for i in item_ids]),
+        refusal=refusal_marker(study.responses) == "yes",
+    )
+
+
+def informativeness(evidence: ItemEvidence) -> NDArray:
+    """How much an item teaches about the judges, in [0, 4]: judge split + human split + incoherent + share of
+    judges against the human reference.
+
+    Judge split is 1 for an even split of the judges' verdicts and 0 when they agree; human split is 1 when
+    annotators disagree.
+    """
+    verdicts = evidence.verdicts
+    judged = (~np.isnan(verdicts)).sum(axis=1)
+    unsafe = np.nansum(verdicts, axis=1)
+    judge_split = np.divide(2 * np.minimum(unsafe, judged - unsafe), judged, out=np.zeros(len(judged)), where=judged > 0)
+    humans = evidence.humans.to_numpy()
+    human_split = (np.nanmax(np.where(np.isnan(humans), -1, humans), axis=1, initial=-1) == 1) & (
+        np.nanmin(np.where(np.isnan(humans), 2, humans), axis=1, initial=2) == 0) if humans.size else np.zeros(len(judged), bool)
+    against = (verdicts != evidence.reference[:, None]) & ~np.isnan(verdicts) & ~np.isnan(evidence.reference)[:, None]
+    against_share = np.divide(against.sum(axis=1), judged, out=np.zeros(len(judged)), where=judged > 0)
+    return judge_split + human_split + evidence.incoherent + against_share
+
+
+def likely_annotation_errors(evidence: ItemEvidence) -> dict[int, str]:
+    """Items (by position) where one annotator's label stands against every judge and the response text.
+
+    "Against" means: at least two judges gave a verdict and all agree; the response text agrees with them (a
+    refusal marker when they say safe, none when they say unsafe); and exactly one annotator gave the other
+    label. Returns position -> a sentence for the item card. A marked item is a candidate for relabelling,
+    not a verdict on the annotator.
+    """
+    marked = {}
+    humans = evidence.humans
+    for k, row in enumerate(evidence.verdicts):
+        given = row[~np.isnan(row)]
+        if len(given) < 2 or not (given == given[0]).all():
+            continue
+        verdict = given[0]
+        if bool(evidence.refusal[k]) != (verdict == 0):
+            continue
+        labels = humans.iloc[k].dropna()
+        dissent = labels[labels != verdict]
+        if len(dissent) != 1:
+            continue
+        word = {1.0: "unsafe", 0.0: "safe"}
+        text = "holds a refusal marker" if evidence.refusal[k] else "holds no refusal marker"
+        effect = ("it is the only human label, so the reference is probably wrong" if len(labels) == 1
+                  else "the other annotators agree with the judges")
+        marked[k] = (f"likely annotation error: {dissent.index[0]} says {word[float(dissent.iloc[0])]}, all {len(given)} "
+                     f"judges say {word[float(verdict)]} and the response {text}; {effect}")
+    return marked
 
 
 def _disagreements(study: Study) -> str:
-    """Item browser: items where judges disagree with humans or with each other, filterable without scripts.
+    """Item browser: the most informative items first, filterable without scripts.
 
-    Filters are radio buttons whose ``:checked`` state hides non-matching cards
-    through CSS sibling selectors, so the page stays free of JavaScript (the
-    Content-Security-Policy forbids it) and works offline.
+    Items are listed where a judge disagrees with the humans or with another judge, or the annotators split,
+    ordered by :func:`informativeness`; items that look like an annotation error
+    (:func:`likely_annotation_errors`) are marked and listed after the others. Filters are radio buttons
+    whose ``:checked`` state hides non-matching cards through CSS sibling selectors, so the page stays free of
+    JavaScript (the Content-Security-Policy forbids it) and works offline.
     """
     if study.judgments is None:
         return "<p class='muted'>No judgments.</p>"
-    reference = human_majority(study)
-    codes = judge_codes(study)
-    judges = list(codes.columns)
-    values = codes.to_numpy()
-    ref = reference.to_numpy()
+    evidence = item_evidence(study)
+    judges, values, ref = evidence.judges, evidence.verdicts, evidence.reference
     wrong = (values != ref[:, None]) & ~np.isnan(values) & ~np.isnan(ref)[:, None]
     pairs = list(itertools.combinations(range(len(judges)), 2))
     split = np.column_stack([(values[:, i] != values[:, j]) & ~np.isnan(values[:, i]) & ~np.isnan(values[:, j]) for i, j in pairs]) \
         if pairs else np.zeros((len(values), 0), dtype=bool)
-    interesting = wrong.any(axis=1) | split.any(axis=1)
-    order = np.argsort(-(wrong.sum(axis=1) * 10 + split.sum(axis=1)), kind="stable")
-    picked = [k for k in order if interesting[k]][:MAX_ITEMS]
+    score = informativeness(evidence)
+    suspects = likely_annotation_errors(evidence)
+    humans_split = evidence.humans.nunique(axis=1).to_numpy() > 1
+    interesting = wrong.any(axis=1) | split.any(axis=1) | humans_split
+    order = sorted(np.flatnonzero(interesting), key=lambda k: (-score[k], k))
+    marked = [k for k in order if k in suspects][:MAX_SUSPECTS]
+    picked = [k for k in order if k not in suspects][:MAX_ITEMS - len(marked)] + marked
     if not picked:
-        return "<p class='muted'>No judge disagrees with the humans or with another judge.</p>"
+        return "<p class='muted'>No judge disagrees with the humans or with another judge, and no annotators split.</p>"
     flags = _incoherent_flags(study)
     responses = study.responses.set_index("item_id")
     judgments = study.judgments.set_index(["item_id", "judge_id"]).sort_index()
-    item_ids = list(codes.index)
     cards = []
     for k in picked:
-        item_id = item_ids[k]
+        item_id = evidence.item_ids[k]
         classes = [f"p{a}-{b}" for (a, b), hit in zip(pairs, split[k], strict=True) if hit]
         classes += [f"h{j}" for j in range(len(judges)) if wrong[k, j]]
         human = {1.0: "unsafe", 0.0: "safe"}.get(ref[k], "none")
         flag = flags.get(item_id, ("na", "not run"))
-        classes += [f"human-{human}", f"inc-{flag[0]}"]
+        classes += [f"human-{human}", f"inc-{flag[0]}", "suspect-yes" if k in suspects else "suspect-no"]
         rows = []
         for j, judge_id in enumerate(judges):
             if (item_id, judge_id) not in judgments.index:
@@ -140,10 +244,13 @@ def _disagreements(study: Study) -> str:
             )
         item = responses.loc[item_id]
         meta = ", ".join(f"{c}={item[c]}" for c in ("model", "benchmark", "category") if c in item.index and pd.notna(item[c]))
+        labels = evidence.humans.iloc[k].dropna()
+        votes = ", ".join(f"{a}: {'unsafe' if v == 1 else 'safe'}" for a, v in labels.items()) or "none"
+        suspect = f"<p class='suspect'>{_e(suspects[k])}</p>" if k in suspects else ""
         cards.append(
-            f"<div class='card {' '.join(classes)}'><h3>{_e(item_id)}</h3><p class='muted'>{_e(meta)} · human majority: "
-            f"<b>{_e(human if human != 'none' else 'no majority')}</b> · incoherent: {_e(flag[1])} · judges wrong: "
-            f"{int(wrong[k].sum())}</p><p><b>Prompt</b></p><div class='text'>{_e(item['prompt'])}</div>"
+            f"<div class='card {' '.join(classes)}'><h3>{_e(item_id)}</h3>{suspect}<p class='muted'>{_e(meta)} · human majority: "
+            f"<b>{_e(human if human != 'none' else 'no majority')}</b> ({_e(votes)}) · incoherent: {_e(flag[1])} · judges wrong: "
+            f"{int(wrong[k].sum())} · informativeness {score[k]:.2f}</p><p><b>Prompt</b></p><div class='text'>{_e(item['prompt'])}</div>"
             f"<p><b>Response</b></p><div class='text'>{_e(item['response'])}</div>"
             "<table><thead><tr><th>judge</th><th>label</th><th>status</th><th>p_unsafe</th><th>raw output</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table></div>"
@@ -153,10 +260,12 @@ def _disagreements(study: Study) -> str:
         + [(f"p{a}-{b}", f"{judges[a]} vs {judges[b]}") for a, b in pairs],
         "human": [("all", "any"), ("human-unsafe", "unsafe"), ("human-safe", "safe"), ("human-none", "no majority")],
         "inc": [("all", "any"), ("inc-yes", "flagged"), ("inc-no", "not flagged"), ("inc-na", "not run")],
+        "suspect": [("all", "any"), ("suspect-no", "no"), ("suspect-yes", "yes")],
     }
     inputs, labels, rules = [], [], []
     for group, options in groups.items():
-        title = {"pair": "disagreement", "human": "human majority", "inc": "incoherence flag"}[group]
+        title = {"pair": "disagreement", "human": "human majority", "inc": "incoherence flag",
+                 "suspect": "likely annotation error"}[group]
         labels.append(f"<div><b>{title}:</b> ")
         for key, text in options:
             radio = f"f-{group}-{key}"
@@ -170,7 +279,10 @@ def _disagreements(study: Study) -> str:
     return (
         f"<style>{''.join(rules)}</style>"
         f"<p class='muted'>{int(interesting.sum())} items where a judge disagrees with the human majority or with another "
-        f"judge; the {shown} with most disagreement are listed. Pick filters below (no scripts: plain HTML and CSS).</p>"
+        f"judge, or the annotators split; the {shown - len(marked)} most informative are listed first (informativeness = "
+        f"judge split + human split + incoherent + share of judges against the humans). {len(suspects)} look like "
+        f"annotation errors (every judge and the response text against one annotator): {len(marked)} are marked and "
+        "listed last. Pick filters below (no scripts: plain HTML and CSS).</p>"
         f"<div class='browser'>{''.join(inputs)}<div class='filters'>{''.join(labels)}</div><div class='items'>{''.join(cards)}</div></div>"
     )
 
@@ -210,6 +322,40 @@ def _shareable_path(text: str) -> str:
     return Path(text).name if Path(text).is_absolute() else text
 
 
+# Report sections: heading, one sentence on what it answers, figures, tables (names from FIGURES and study_tables).
+SECTIONS = (
+    ("Judges against humans and each other", "Cohen's κ, confusion matrices and the usual rates; undefined numbers "
+     "say why instead of showing 0.", ("agreement_heatmap", "confusion_matrices"),
+     ("judge_vs_human", "judge_agreement", "rater_agreement")),
+    ("Calibration of P(unsafe)", "Does P(unsafe) mean what it says?", ("reliability_diagrams",), ("calibration",)),
+    ("Judges on incoherent responses", "Accuracy on coherent and incoherent responses and the gap between them, "
+     "with its own interval.", ("error_by_coherence",), ("accuracy_by_coherence",)),
+    ("Bias audit", "When are judges wrong (error odds ratios by incoherence, length, refusal marker, model; accuracy by "
+     "length, refusal marker and category), and do judges differ in accuracy (clustered McNemar, Cochran's Q)?",
+     ("bias_error_odds_ratios",), ("bias_error_odds_ratios", "bias_accuracy_by_attribute", "judge_accuracy_tests")),
+    ("Variance components", "How much of the verdict's variance is the judge, the benchmark, the model, the prompt?",
+     ("variance_decomposition",), ("variance_components",)),
+    ("Fine-tuning and the conclusion", "Fine-tuned minus base harmful rate under every judge, and whether the "
+     "conclusion depends on the judge.", ("finetune_effect_forest", "conclusion_flip_matrix", "harmful_rate_by_model"),
+     ("conclusion_stability",)),
+    ("More statistics", "Every other number the stats run computed (on all items where it was computed there).", (), ("more_statistics",)),
+)
+LONG_TABLE_ROWS = 30
+
+
+def _figure(path: Path) -> str:
+    return (f"<figure><img alt='{_e(path.stem)}' src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'>"
+            f"<figcaption class='muted'>{_e(path.stem)} (PDF and PNG in figures/)</figcaption></figure>")
+
+
+def _captioned_table(frame: pd.DataFrame, caption: str) -> str:
+    """A table under its caption; a long one folded (still in the page, and in figures/tables/ as .md and .tex)."""
+    table = f"<div class='wide'>{_table(frame)}</div>"  # wide tables scroll instead of leaving the page
+    if len(frame) > LONG_TABLE_ROWS:
+        table = f"<details><summary>{len(frame)} rows (unfold)</summary>{table}</details>"
+    return f"<p class='caption'>{_e(caption)}</p>{table}"
+
+
 def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], manifest: dict[str, Any]) -> str:
     """The report as one HTML string."""
     meta = study.metadata
@@ -219,12 +365,20 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
         if meta.simulated
         else ""
     )
-    figures = "".join(
-        f"<figure><img alt='{_e(p.stem)}' src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}'>"
-        f"<figcaption class='muted'>{_e(p.stem)}</figcaption></figure>"
-        for p in figure_paths
-        if p.suffix == ".png"
-    )
+    pngs = {p.stem: p for p in figure_paths if p.suffix == ".png"}
+    tables = study_tables(stats)
+    sections, used_figures, used_tables = [], set(), set()
+    for heading, intro, figure_names, table_names in SECTIONS:
+        body = [_figure(pngs[n]) for n in figure_names if n in pngs]
+        body += [_captioned_table(*tables[n]) for n in table_names if n in tables]
+        used_figures.update(figure_names)
+        used_tables.update(table_names)
+        if body:
+            sections.append(f"<h2>{_e(heading)}</h2><p class='muted'>{_e(intro)}</p>{''.join(body)}")
+    rest = [_figure(p) for n, p in pngs.items() if n not in used_figures]
+    rest += [_captioned_table(*t) for n, t in tables.items() if n not in used_tables]
+    if rest:
+        sections.append(f"<h2>More figures and tables</h2>{''.join(rest)}")
     overview = pd.DataFrame(
         [
             ("responses", len(study.responses)),
@@ -237,8 +391,9 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
         columns=["", "count"],
     )
     status = _status_counts(study)
-    agreement = _agreement_table(stats)
-    tables = "".join(f"<h3>{_e(caption)}</h3>{_table(frame)}" for frame, caption in study_tables(stats).values())
+    agreement, agreement_caption = _agreement_table(stats)
+    judges = judge_descriptions(sorted(study.judgments["judge_id"].unique()) if study.judgments is not None else [],
+                                (manifest.get("details") or {}).get("study_manifest"), simulated=meta.simulated)
     title = meta.name or study.path.name
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -248,18 +403,20 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
 {banner}
 <h1>judgekit report — {_e(title)}</h1>
 <p class="muted">{_e(meta.description)}</p>
+{finetune_section(study, stats, figure_paths=figure_paths)}
 <h2>Study</h2>{_table(overview, {"count"})}
 <h2>Judgements, failures and exclusions</h2>
 <p class="muted">Failures are counted, never coerced to a label; they are excluded from every statistic and counted in n_excluded.</p>
 {_table(status, set(status.columns) - {"judge_id"}) if not status.empty else "<p class='muted'>No judgments.</p>"}
 <h2>Incoherence flags</h2>
 {_table(_flag_summary(study), {"flagged", "checked", "share"}) if study.flags is not None else "<p class='muted'>Flags not computed.</p>"}
+<h2>Judges in this study</h2>
+{_table(judges) if not judges.empty else "<p class='muted'>No judgments.</p>"}
 <h2>Agreement with the human majority</h2>
-<p class="muted">Estimate [95% percentile cluster-bootstrap interval]. n_items / n_excluded refer to the subset "all".</p>
+<p class="muted">{_e(agreement_caption)}</p>
 {_table(agreement, {"n_items", "n_excluded"}) if not agreement.empty else "<p class='muted'>No human labels.</p>"}
-<h2>Figures</h2>{figures or "<p class='muted'>No figures.</p>"}
-<h2>Tables</h2>{tables}
-<h2>Item browser: where judges disagree</h2>{_disagreements(study)}
+{"".join(sections) or "<p class='muted'>No figures or tables.</p>"}
+<h2>Item browser: the most informative items</h2>{_disagreements(study)}
 <h2>Manifest</h2><pre>{_e(json.dumps(shareable_manifest(manifest), indent=2, default=str))}</pre>
 </body></html>
 """

@@ -15,6 +15,8 @@ import pandas as pd  # noqa: E402
 
 # Okabe & Ito (2008) colour-blind-safe palette; yellow last (weak on white), black kept for human references.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442"]
+# Beyond about this many rows a panel's labels crowd: long lists of judges are split into panels with shared axes.
+ROWS_PER_PANEL = 12
 SINGLE_COLUMN_IN = 3.5
 DOUBLE_COLUMN_IN = 7.0
 PAPER_STYLE = {
@@ -42,6 +44,28 @@ def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
     fig.savefig(paths[1], dpi=300, bbox_inches="tight")
     plt.close(fig)
     return paths
+
+
+def distinct_colors(n: int) -> list[str]:
+    """``n`` colours of the Okabe-Ito palette, never one twice: a figure with more series facets or labels directly.
+
+    >>> distinct_colors(2)
+    ['#0072B2', '#E69F00']
+    """
+    if n > len(OKABE_ITO):
+        raise ValueError(f"{n} series but {len(OKABE_ITO)} distinguishable colours; split the figure into panels")
+    return OKABE_ITO[:n]
+
+
+def panel_chunks(items: list[str], *, size: int = ROWS_PER_PANEL) -> list[list[str]]:
+    """``items`` (already sorted) in balanced consecutive panels of at most ``size``.
+
+    >>> [len(c) for c in panel_chunks([str(k) for k in range(30)])]
+    [10, 10, 10]
+    """
+    n_panels = max(1, -(-len(items) // size))
+    per_panel = -(-len(items) // n_panels)
+    return [items[k:k + per_panel] for k in range(0, len(items), per_panel)] or [[]]
 
 
 def interval_errors(frame: pd.DataFrame) -> np.ndarray:
