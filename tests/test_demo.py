@@ -99,7 +99,7 @@ def test_demo_pipeline_end_to_end(tmp_path: Path) -> None:
     stats = pd.read_parquet(out / "stats" / "stats.parquet")
     assert {"all", "coherent", "incoherent"} <= set(stats["subset"])
     html = (out / "report.html").read_text()
-    assert "SIMULATED DATA" in html and html.count("data:image/png;base64,") == len(list((out / "figures").glob("*.png"))) + 3
+    assert "SIMULATED DATA" in html and html.count("data:image/png;base64,") == len(list((out / "figures").glob("*.png")))
     # the report opens with the fine-tuning answer (issue 14): before the study overview
     assert html.index("Did fine-tuning change safety?") < html.index("<h2>Study</h2>")
     for figure in ("safety_capability_plane", "specification_curve", "conclusion_flip_matrix"):

@@ -116,3 +116,19 @@ def test_browser_lists_informative_items_first_and_suspects_last(tmp_path: Path)
     # lone dissenter against both judges and the refusal text -> a suspect, listed last like "lone".
     assert cards == ["split", "calm", "lone"]
     assert html.count("<p class='suspect'>likely annotation error") == 2
+
+
+def test_judge_table_shows_each_presets_deviations_and_vocabulary_check() -> None:
+    from judgekit.judges.catalog import load_preset
+    from judgekit.outputs.report import judge_descriptions
+
+    specs = {name: load_preset(name) for name in ("llama-guard-3-8b", "shieldgemma-2b", "keyword-gcg-13")}
+    manifest = {"runs": [{"judge_specs": [{"judge_id": k, "spec_hash": "h", "spec": v} for k, v in specs.items()]}]}
+    table = judge_descriptions([*specs, "imported-judge"], manifest).set_index("judge")
+    # Llama Guard 3 8B departs from its card on purpose (forced "\n\n", no space before the BOS): both are listed.
+    assert "space before '<|begin_of_text|>'" in table.loc["llama-guard-3-8b", "deviations from upstream"]
+    assert table.loc["llama-guard-3-8b", "vocabulary verified"] == "yes"
+    assert table.loc["shieldgemma-2b", "vocabulary verified"].startswith("no")
+    assert table.loc["shieldgemma-2b", "deviations from upstream"] == "none recorded"
+    assert table.loc["keyword-gcg-13", "vocabulary verified"].startswith("n/a")
+    assert table.loc["imported-judge", "family"] == "—"

@@ -20,7 +20,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from judgekit.schema import PARSE_STATUSES
-from judgekit.outputs.report_finetune import finetune_section
+from judgekit.outputs.report_finetune import SECTION_FIGURES, finetune_section
 from judgekit.outputs.tables import as_shown, interval_caption, row_cells, study_tables
 from judgekit.analysis.inputs import human_codes, human_majority, judge_codes
 from judgekit.schema import HUMAN_MAJORITY
@@ -102,11 +102,11 @@ def judge_descriptions(judge_ids: list[str], study_manifest: dict | None, *, sim
     for judge_id in judge_ids:
         spec = specs.get(judge_id)
         if spec is None and judge_id in profiles:
-            rows.append((judge_id, "simulated", f"SIMULATED by judgekit.simulate: {profiles[judge_id]}", "judgekit/simulate.py", ""))
+            rows.append((judge_id, "simulated", f"SIMULATED by judgekit.simulate: {profiles[judge_id]}", "judgekit/simulate.py", "", "", ""))
             continue
         if spec is None:
             rows.append((judge_id, "—", "no judge spec in the study manifest: these verdicts came with the data "
-                                        "(imported or simulated), not from a judgekit run", "", ""))
+                                        "(imported or simulated), not from a judgekit run", "", "", "", ""))
             continue
         source = spec.get("source") or {}
         where = "/".join(str(source[k]) for k in ("repository", "path") if source.get(k))
@@ -114,8 +114,18 @@ def judge_descriptions(judge_ids: list[str], study_manifest: dict | None, *, sim
             where += f" @ {str(source['commit'])[:10]}"
         model = spec.get("model") or {}
         described = spec.get("description") or (model.get("id") if isinstance(model, dict) else "") or ""
-        rows.append((judge_id, spec.get("family", ""), described, where, spec.get("spec_hash", "")))
-    return pd.DataFrame(rows, columns=["judge", "family", "what it is", "source", "spec hash"])
+        rows.append((judge_id, spec.get("family", ""), described, where, _vocabulary_check(spec),
+                     " · ".join(spec.get("deviations") or []) or "none recorded", spec.get("spec_hash", "")))
+    return pd.DataFrame(rows, columns=["judge", "family", "what it is", "source", "vocabulary verified",
+                                       "deviations from upstream", "spec hash"])
+
+
+def _vocabulary_check(spec: dict) -> str:
+    """Whether the preset's label token ids were checked on the real vocabulary (keyword and rubric judges have none)."""
+    verified = spec.get("verified_vocab")
+    if verified is None:
+        return "n/a (reads no vocabulary)" if "verified_vocab" in spec else "not stated"
+    return "yes" if verified else "no (vocabulary not available offline)"
 
 
 @dataclass(frozen=True)
@@ -336,7 +346,7 @@ SECTIONS = (
     ("Variance components", "How much of the verdict's variance is the judge, the benchmark, the model, the prompt?",
      ("variance_decomposition",), ("variance_components",)),
     ("Fine-tuning and the conclusion", "Fine-tuned minus base harmful rate under every judge, and whether the "
-     "conclusion depends on the judge.", ("finetune_effect_forest", "conclusion_flip_matrix", "harmful_rate_by_model"),
+     "conclusion depends on the judge.", ("finetune_effect_forest", "harmful_rate_by_model"),
      ("conclusion_stability",)),
     ("More statistics", "Every other number the stats run computed (on all items where it was computed there).", (), ("more_statistics",)),
 )
@@ -367,7 +377,8 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
     )
     pngs = {p.stem: p for p in figure_paths if p.suffix == ".png"}
     tables = study_tables(stats)
-    sections, used_figures, used_tables = [], set(), set()
+    # The fine-tuning answer at the top embeds its own figures; they are not repeated below.
+    sections, used_figures, used_tables = [], set(SECTION_FIGURES), set()
     for heading, intro, figure_names, table_names in SECTIONS:
         body = [_figure(pngs[n]) for n in figure_names if n in pngs]
         body += [_captioned_table(*tables[n]) for n in table_names if n in tables]
