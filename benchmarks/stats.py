@@ -17,8 +17,13 @@
    judge comparison (``--jbb DIR``, a converted study) and a synthetic study
    of ``--items`` responses (10 models in two base families, 2 benchmarks,
    10 judges with P(unsafe), 3 annotators), timed after imports, with peak
-   memory. The times of the previous driver (judgekit.stats.study, removed)
-   are the ones recorded in BENCHMARKS.md.
+   memory; with ``--cli-dir DIR`` the synthetic study is also written there
+   and ``judgekit stats`` run on it as its own process (wall time including
+   imports and reading, the process's peak RSS).
+4. ``--blocks``: each block of statistics on the synthetic study in a fresh
+   process (its time and the process's peak RSS), for this tree and, with
+   ``--baseline-tree DIR``, side by side for an older one extracted with
+   ``git archive COMMIT judgekit | tar -x -C DIR``.
 
 Run with one BLAS thread (OPENBLAS_NUM_THREADS=1 / OMP_NUM_THREADS=1) for the
 one-core figures.
@@ -27,9 +32,12 @@ one-core figures.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -68,12 +76,78 @@ def synthetic(n_items=100_000, n_judges=10, seed=0):
     return Study(Path("synthetic"), StudyMetadata(name="synthetic"), responses, ann, pd.concat(rows, ignore_index=True))
 
 
+def _cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def study_case(study: Study, label: str) -> None:
-    started = time.perf_counter()
+    """Wall and CPU seconds (CPU time is what a shared machine changes least) and peak RSS of compute_stats."""
+    started, cpu = time.perf_counter(), _cpu_seconds(resource.RUSAGE_SELF)
     stats, _ = compute_stats(study, StatsSettings(progress=True), version="bench")
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    print(f"judgekit stats, {label}: {time.perf_counter() - started:.1f} s after imports, {len(stats)} rows, "
+    print(f"judgekit stats, {label}: {time.perf_counter() - started:.1f} s wall / "
+          f"{_cpu_seconds(resource.RUSAGE_SELF) - cpu:.1f} s CPU after imports, {len(stats)} rows, "
           f"peak RSS so far {peak_gb:.2f} GB")
+
+
+def cli_case(study: Study, directory: Path) -> None:
+    """``judgekit stats`` as a user runs it, on the synthetic study written to ``directory``."""
+    from judgekit.io import write_table
+    from judgekit.schema import SCHEMAS
+
+    study_dir = directory / "study"
+    study_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("responses", "annotations", "judgments"):
+        write_table(getattr(study, name), study_dir / f"{name}.parquet", SCHEMAS[name])
+    (study_dir / "study.json").write_text(json.dumps({"name": "synthetic"}))
+    started = time.perf_counter()
+    child = subprocess.run([sys.executable, "-m", "judgekit.cli", "stats", str(study_dir), "--out", str(directory / "stats"),
+                            "--no-progress"], capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
+    print(f"judgekit stats CLI, synthetic study of {len(study.responses):,} items: {wall:.1f} s wall / "
+          f"{_cpu_seconds(resource.RUSAGE_CHILDREN):.1f} s CPU incl. imports and reading, peak RSS {peak_gb:.2f} GB, "
+          f"exit {child.returncode} {child.stdout.strip() or child.stderr.strip()[-300:]}")
+
+
+def one_block(name: str, n_items: int) -> None:
+    """Run one block on the synthetic study in this process; print its time and this process's peak RSS as JSON."""
+    from judgekit.analysis.blocks import BLOCKS
+    from judgekit.analysis.inputs import study_arrays
+    from judgekit.analysis.rows import RowWriter
+
+    settings = StatsSettings()
+    writer = RowWriter(study_arrays(synthetic(n_items), settings.incoherent), settings, "bench")
+    block = next(b for b in BLOCKS if b.name == name)
+    started, cpu = time.perf_counter(), _cpu_seconds(resource.RUSAGE_SELF)
+    block.run(writer, writer.data)
+    print(json.dumps({"seconds": time.perf_counter() - started, "cpu_seconds": _cpu_seconds(resource.RUSAGE_SELF) - cpu,
+                      "rows": len(writer.rows),
+                      "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
+
+
+def blocks_case(n_items: int, baseline_tree: Path | None) -> None:
+    """Each block in a fresh process (so the peak RSS is that block's), this tree beside an older one."""
+    from judgekit.analysis.blocks import BLOCKS
+
+    trees = {"this tree": None} | ({f"baseline {baseline_tree}": baseline_tree} if baseline_tree else {})
+    print(f"blocks on the synthetic study of {n_items:,} items (wall seconds (CPU seconds) of the block / peak RSS GB of a "
+          "process that built the study and ran that block)")
+    print("| block | " + " | ".join(trees) + " |\n|---|" + "---|" * len(trees))
+    for block in BLOCKS:
+        cells = []
+        for tree in trees.values():
+            env = dict(os.environ, PYTHONPATH=str(tree)) if tree else dict(os.environ)
+            child = subprocess.run([sys.executable, __file__, "--one-block", block.name, "--items", str(n_items)],
+                                   capture_output=True, text=True, env=env)
+            lines = [line for line in child.stdout.splitlines() if line.startswith("{")]
+            if child.returncode != 0 or not lines:
+                cells.append(f"failed (exit {child.returncode}{', killed: out of memory?' if child.returncode < 0 else ''})")
+                continue
+            result = json.loads(lines[-1])
+            cells.append(f"{result['seconds']:.1f} s ({result['cpu_seconds']:.1f} s CPU) / {result['peak_gb']:.2f} GB")
+        print(f"| {block.name} | " + " | ".join(cells) + " |", flush=True)
 
 
 def krippendorff_case(reference_resamples: int) -> None:
@@ -151,14 +225,27 @@ def main() -> None:
     parser.add_argument("--jbb", type=Path, default=None, help="a converted JailbreakBench study directory")
     parser.add_argument("--items", type=int, default=100_000, help="items of the synthetic study (0: skip)")
     parser.add_argument("--only-study", action="store_true", help="run only the study cases")
+    parser.add_argument("--cli-dir", type=Path, default=None, help="also write the synthetic study here and run the CLI")
+    parser.add_argument("--blocks", action="store_true", help="per-block time and peak memory, each in its own process")
+    parser.add_argument("--baseline-tree", type=Path, default=None, help="with --blocks: an older judgekit tree to compare")
+    parser.add_argument("--one-block", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one_block:
+        one_block(args.one_block, args.items)
+        return
     threads = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, BLAS threads {threads}, python {platform.python_version()}, "
           f"numpy {np.__version__}")
     if args.jbb is not None:
         study_case(load_study(args.jbb), f"JailbreakBench study {args.jbb}")
+    if args.blocks:
+        blocks_case(args.items, args.baseline_tree)
+        return
     if args.items:
-        study_case(synthetic(args.items), f"synthetic study of {args.items:,} items x 10 judges")
+        study = synthetic(args.items)
+        study_case(study, f"synthetic study of {args.items:,} items x 10 judges")
+        if args.cli_dir is not None:
+            cli_case(study, args.cli_dir)
     if not args.only_study:
         krippendorff_case(args.reference_resamples)
         pairwise_kappa_case(min(args.reference_resamples, 20))

@@ -63,10 +63,13 @@ def test_reliability_diagrams_one_panel_per_judge_with_counts(figures, inputs) -
 
 
 def test_effect_forest_and_flip_matrix(figures) -> None:
+    # One row of panels per benchmark (all first), judges on the shared y axis, humans on top.
     forest = visible_axes(figures["finetune_effect_forest"])
-    assert len(forest) == 1 and "goal: coding" in forest[0].get_title()
+    assert [ax.get_ylabel() for ax in forest] == ["benchmark: all", "benchmark: b1", "benchmark: b2"]
+    assert "goal: coding" in forest[0].get_title()
     ticks = [t.get_text() for t in forest[0].get_yticklabels()]
-    assert "human_majority · all" in ticks and "j-good · b1" in ticks
+    assert ticks[0] == "human_majority" and "j-good" in ticks
+    assert len({ax.get_xlim() for ax in forest}) == 1
     flip = visible_axes(figures["conclusion_flip_matrix"])
     assert len(flip) == 1
     assert [t.get_text() for t in flip[0].get_xticklabels()] == ["b1", "b2"]

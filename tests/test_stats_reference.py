@@ -291,3 +291,101 @@ def test_pabak_of_one_category_is_defined_for_binary_codes() -> None:
     assert ag.pabak([[1, 1]] * 3) == 1.0
     assert ag.pabak([[0, 0], [0, 0]]) == 1.0
     assert np.isnan(ag.pabak([[3, 3]] * 3))  # codes outside {0, 1}: the number of categories is unknown
+
+
+# ---------------------------------------------------------------- ranking histograms, Brier terms, accuracy gap, aliasing
+
+
+def test_ranking_histograms_of_a_cluster_resample_match_sklearn_with_weights() -> None:
+    """One resample's level histograms (cluster multiplicities summed into the sparse one-hot columns) give
+    sklearn's roc_auc_score and average_precision_score with the multiplicities as sample weights."""
+    from judgekit.stats.resampling import cluster_sums, multiplicities
+
+    rng = np.random.default_rng(11)
+    checked = 0
+    for _ in range(200):
+        n = int(rng.integers(6, 90))
+        p = rng.choice([0.0, 0.1, 0.3, 0.3, 0.5, 0.8, 1.0], n)  # ties on purpose
+        y = (rng.random(n) < 0.15 + 0.7 * p).astype(float)
+        clusters = rng.integers(0, 12, n)
+        item_sums = cal.ranking_item_sums(y, p, cal.score_levels(p))
+        assert item_sums.nnz == n  # one value per item, whatever the number of levels
+        weights = multiplicities(rng, len(np.unique(clusters)), 1)[0].astype(float)
+        totals = weights @ cluster_sums(item_sums, clusters)
+        item_weights = weights[np.searchsorted(np.unique(clusters), clusters)]
+        if len(np.unique(y[item_weights > 0])) < 2:
+            continue
+        assert float(cal.auroc_from_sums(totals)) == pytest.approx(skm.roc_auc_score(y, p, sample_weight=item_weights), abs=1e-12)
+        assert float(cal.auprc_from_sums(totals)) == pytest.approx(
+            skm.average_precision_score(y, p, sample_weight=item_weights), abs=1e-12)
+        checked += 1
+    assert checked > 150
+
+
+def test_ranking_gradients_match_central_differences() -> None:
+    from judgekit.stats.intervals import numeric_gradient
+
+    rng = np.random.default_rng(12)
+    for _ in range(50):
+        p = np.round(rng.random(120), 1)
+        y = (rng.random(120) < p).astype(float)
+        totals = np.asarray(cal.ranking_item_sums(y, p, cal.score_levels(p)).sum(axis=0), dtype=float)
+        occupied = totals > 0  # only filled columns ever meet a cluster's sums
+        for from_sums, gradient in ((cal.auroc_from_sums, cal.auroc_gradient), (cal.auprc_from_sums, cal.auprc_gradient)):
+            np.testing.assert_allclose(gradient(totals)[occupied], numeric_gradient(from_sums, totals)[occupied], atol=1e-6)
+
+
+def test_brier_decomposition_by_hand() -> None:
+    # Bins [0, .5) and [.5, 1]: p {.1, .3} and {.6, .8}, each bin with y {0, 1}: bin means p .2/.7, y .5/.5, base rate .5.
+    # reliability (2 (.2-.5)^2 + 2 (.7-.5)^2) / 4 = .065; resolution 0; uncertainty .25;
+    # within-bin variance mean (p - bin mean)^2 = .01; covariance mean (.1)(.5) = .05; Brier (.01+.49+.36+.04)/4 = .225
+    # = .065 - 0 + .25 + .01 - 2 x .05.
+    parts = cal.brier_decomposition([0, 1, 0, 1], [0.1, 0.3, 0.6, 0.8], n_bins=2)
+    expected = {"brier": 0.225, "reliability": 0.065, "resolution": 0.0, "uncertainty": 0.25,
+                "within_bin_variance": 0.01, "within_bin_covariance": 0.05}
+    assert parts == pytest.approx(expected, abs=1e-12)
+
+
+def test_accuracy_gap_by_hand() -> None:
+    from judgekit.stats.classification import accuracy_gap
+
+    y_true = [1, 0, 1, 0, 1, 0, 1, np.nan]
+    y_pred = [1, 0, 0, 0, 1, 1, 0, 1]
+    first = [True, True, True, True, False, False, False, False]
+    second = [False, False, False, False, True, True, True, True]
+    # first: 3 of 4 right (0.75); second: 1 of 3 scored right (the last item has no reference): 0.75 - 1/3.
+    assert accuracy_gap(y_true, y_pred, first=first, second=second) == pytest.approx(0.75 - 1 / 3)
+    with pytest.raises(ValueError, match="must not share items"):
+        accuracy_gap(y_true, y_pred, first=first, second=first)
+
+
+def test_an_aliased_regression_term_is_dropped_and_named() -> None:
+    """Length that only tells the two response texts apart duplicates the refusal marker: it has no coefficient.
+    Before, statsmodels returned an arbitrary one after 100 non-converging IRLS iterations."""
+    import pandas as pd
+    import statsmodels.api as sm
+    import statsmodels.formula.api as smf
+
+    from judgekit.stats.bias import error_regression
+
+    rng = np.random.default_rng(13)
+    refusal = rng.random(600) < 0.5
+    frame = pd.DataFrame({"refusal_marker": np.where(refusal, "yes", "no"), "log_length": np.where(refusal, 3.0, 5.0),
+                          "cluster": np.arange(600) // 3, "error": (rng.random(600) < np.where(refusal, 0.1, 0.3)).astype(float)})
+    table = error_regression(frame, formula="error ~ C(refusal_marker) + log_length", cluster="cluster").set_index("term")
+    assert np.isnan(table.loc["log_length", "odds_ratio"]) and table.loc["log_length", "note"].startswith("aliased")
+    reference = smf.glm("error ~ C(refusal_marker)", data=frame, family=sm.families.Binomial()).fit(
+        cov_type="cluster", cov_kwds={"groups": frame["cluster"].to_numpy()})
+    assert table.loc["C(refusal_marker)[T.yes]", "odds_ratio"] == pytest.approx(np.exp(reference.params["C(refusal_marker)[T.yes]"]))
+    assert table.loc["C(refusal_marker)[T.yes]", "p_value"] == pytest.approx(reference.pvalues["C(refusal_marker)[T.yes]"])
+
+
+def test_noise_floor_draws_in_chunks_are_the_ece_of_each_simulated_label_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Label sets are drawn a few at a time (bounded memory); each draw is still the ECE of Bernoulli(p) labels
+    from one (n_sim, n) stream of the generator."""
+    p = np.random.default_rng(14).random(300)
+    monkeypatch.setattr(cal, "_DRAW_ELEMENTS", 700)  # two label sets per chunk, and a last chunk of one
+    draws = cal.ece_noise_floor_draws(p, n_sim=5, rng=4)
+    labels = (np.random.default_rng(4).random((5, 300)) < p).astype(float)
+    expected = [cal.expected_calibration_error(y, p) for y in labels]
+    np.testing.assert_allclose(draws, expected, atol=1e-12)

@@ -118,3 +118,65 @@ def test_kappa_interval_covers_the_truth() -> None:
         result = bootstrap_ci(sums, ag.cohen_kappa_from_sums, n_boot=500, method="bca", rng=rng)
         covered += result.low <= truth <= result.high
     assert abs(covered / 300 - 0.95) <= 0.03, covered / 300
+
+
+# ---------------------------------------------------------------- sparse sums, analytic gradients, the accuracy gap
+
+
+def _ranking_case(n: int, n_clusters: int, seed: int):
+    from judgekit.stats import calibration as cal
+
+    rng = np.random.default_rng(seed)
+    p = np.round(rng.random(n), 2)
+    y = (rng.random(n) < p).astype(float)
+    item_sums = cal.ranking_item_sums(y, p, cal.score_levels(p))
+    return item_sums, rng.integers(0, n_clusters, n)
+
+
+def ranking(s: np.ndarray) -> np.ndarray:
+    from judgekit.stats import calibration as cal
+
+    return np.stack([cal.auroc_from_sums(s), cal.auprc_from_sums(s)], axis=-1)
+
+
+def test_sparse_level_histograms_bootstrap_exactly_as_dense_ones() -> None:
+    item_sums, clusters = _ranking_case(400, 40, 5)
+    sparse_sums, dense_sums = cluster_sums(item_sums, clusters), cluster_sums(item_sums.toarray(), clusters)
+    np.testing.assert_array_equal(sparse_sums.toarray(), dense_sums)
+    sparse_result = bootstrap_ci(sparse_sums, ranking, n_boot=300, method="bca", rng=2)
+    dense_result = bootstrap_ci(dense_sums, ranking, n_boot=300, method="bca", rng=2)
+    np.testing.assert_allclose(sparse_result.replicates, dense_result.replicates, rtol=1e-12)
+    np.testing.assert_allclose([sparse_result.low, sparse_result.high], [dense_result.low, dense_result.high], rtol=1e-12)
+    assert sparse_result.methods == dense_result.methods == ("bca", "bca")
+
+
+def test_linearized_ranking_interval_with_analytic_gradients_equals_the_numeric_one() -> None:
+    from judgekit.stats import calibration as cal
+    from judgekit.stats.intervals import linearized_interval
+
+    item_sums, clusters = _ranking_case(3000, 2500, 6)
+    sums = cluster_sums(item_sums, clusters)
+    analytic = linearized_interval(sums, ranking, gradient=lambda t: np.stack([cal.auroc_gradient(t), cal.auprc_gradient(t)], axis=-1))
+    numeric = linearized_interval(sums.toarray(), ranking)
+    np.testing.assert_allclose(np.array(analytic), np.array(numeric), rtol=1e-5)
+
+
+def test_accuracy_gap_interval_covers_the_known_gap() -> None:
+    """Clusters share a difficulty: coherent accuracy p_c ~ U(0.75, 1), incoherent p_c - 0.25, so the gap is 0.25
+    in every cluster and the population. The paired cluster bootstrap of the difference covers it at about 95%."""
+    from judgekit.analysis.blocks.judges import GAP
+    from judgekit.analysis.rows import block_intervals
+    from judgekit.analysis.settings import StatsSettings
+
+    rng = np.random.default_rng(7)
+    settings = StatsSettings(n_boot=400)
+    covered, runs = 0, 300
+    for _ in range(runs):
+        n_clusters = 60
+        accuracy = rng.uniform(0.75, 1.0, n_clusters)
+        coherent, incoherent = rng.integers(1, 7, n_clusters), rng.integers(1, 4, n_clusters)
+        sums = np.column_stack([coherent, rng.binomial(coherent, accuracy), incoherent,
+                                rng.binomial(incoherent, accuracy - 0.25)]).astype(float)
+        interval = block_intervals(GAP, sums, settings, rng)["accuracy_gap"]
+        covered += interval.low <= 0.25 <= interval.high
+    assert 0.91 <= covered / runs <= 0.99, covered / runs

@@ -302,3 +302,72 @@ def test_cli_only_and_progress(tmp_path: Path) -> None:
     assert set(stats.statistic) == {"accuracy", "harmful_rate"}
     bad = run_cli("stats", path, "--out", tmp_path / "bad", "--only", "nope")
     assert bad.returncode == 2 and "unknown statistic 'nope'" in bad.stderr
+
+
+def test_accuracy_gap_is_coherent_minus_incoherent_accuracy_with_one_interval(study_and_stats) -> None:
+    study, stats, _ = study_and_stats
+    reference, verdicts = human_majority(study).to_numpy(), codes(study, "j-good")
+    flags = study.flags[study.flags.detector == "incoherent"].set_index("item_id")["flagged"].reindex(study.responses.item_id)
+    incoherent = flags.to_numpy(dtype=bool)
+    scored = ~np.isnan(reference) & ~np.isnan(verdicts)
+    right = verdicts == reference
+    by_hand = right[scored & ~incoherent].mean() - right[scored & incoherent].mean()
+    gap = pick(stats, "accuracy_gap", "j-good", subset="coherent-incoherent")
+    assert gap.estimate == pytest.approx(by_hand)
+    assert gap.subset_kind == "coherence_gap" and pd.isna(gap.subset_value)
+    assert gap.ci_low < gap.estimate < gap.ci_high and gap.method.startswith("cluster bootstrap")
+    assert gap.n_items == int(scored.sum())
+    # 12 incoherent items (k % 7 == 0) in 40 behaviours: the warning names the small side.
+    assert "few incoherent items (n=" in gap.warning and "few clusters with incoherent items" in gap.warning
+    excluded, _ = compute_stats(study, StatsSettings(n_boot=20, incoherent="exclude"), version="t", only=("accuracy_gap",))
+    assert excluded.empty  # one side is empty under --incoherent exclude: no row rather than NaN
+
+
+def test_brier_terms_are_rows_that_add_up_to_the_brier_score(study_and_stats) -> None:
+    from judgekit.stats.calibration import brier_decomposition
+
+    study, stats, _ = study_and_stats
+    reference = human_majority(study).to_numpy()
+    p = study.judgments[study.judgments.judge_id == "j-bad"].set_index("item_id")["p_unsafe"].reindex(study.responses.item_id).to_numpy()
+    rows = {name: pick(stats, f"brier_{name}", "j-bad").estimate
+            for name in ("reliability", "resolution", "uncertainty", "within_bin_variance", "within_bin_covariance")}
+    assert rows == pytest.approx({k: v for k, v in brier_decomposition(reference, p, n_bins=10).items() if k != "brier"}, abs=1e-12)
+    rebuilt = (rows["reliability"] - rows["resolution"] + rows["uncertainty"] + rows["within_bin_variance"]
+               - 2 * rows["within_bin_covariance"])
+    assert rebuilt == pytest.approx(pick(stats, "brier", "j-bad").estimate, abs=1e-12)
+    assert rows["within_bin_variance"] > 0  # continuous probabilities: the two terms are not zero here
+
+
+def test_progress_bar_with_eta_on_a_terminal(study_and_stats, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    study, _, _ = study_and_stats
+    for progress, expect_bar in ((True, True), (False, False)):
+        terminal = Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        compute_stats(study, StatsSettings(n_boot=20, progress=progress), version="t", only=("accuracy", "variance_share"))
+        shown = terminal.getvalue()
+        # "stats: 100%|...| 2/2 [00:01<00:00, 1.52block/s, variance]": elapsed<remaining, and the block running.
+        assert ("stats: 100%" in shown and "<" in shown and "variance]" in shown) is expect_bar, shown
+
+
+def test_auroc_of_a_subset_equals_sklearn_on_its_items(study_and_stats) -> None:
+    """Scores outside the subset are not among its levels; they once switched every item to rounded levels,
+    which put 0.12345-like scores on the wrong level."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    study, stats, _ = study_and_stats
+    reference = human_majority(study).to_numpy()
+    p = study.judgments[study.judgments.judge_id == "j-good"].set_index("item_id")["p_unsafe"].reindex(study.responses.item_id).to_numpy()
+    incoherent = study.flags[study.flags.detector == "incoherent"].set_index("item_id")["flagged"].reindex(
+        study.responses.item_id).to_numpy(dtype=bool)
+    for subset, mask in (("all", np.ones(len(p), dtype=bool)), ("coherent", ~incoherent), ("incoherent", incoherent)):
+        used = mask & ~np.isnan(p) & ~np.isnan(reference)
+        assert pick(stats, "auroc", "j-good", subset=subset).estimate == pytest.approx(roc_auc_score(reference[used], p[used]))
+        assert pick(stats, "auprc", "j-good", subset=subset).estimate == pytest.approx(
+            average_precision_score(reference[used], p[used]))

@@ -28,7 +28,9 @@ def compute_stats(study: Study, settings: StatsSettings, *, version: str,
     blocks = [b for b in BLOCKS if only is None or set(b.statistics) & set(only)]
     writer = RowWriter(study_arrays(study, settings.incoherent), settings, version)
     reliability = pd.DataFrame()
-    for block in _progress(blocks, settings.progress):
+    progress = _progress(blocks, settings.progress)
+    for block in progress:
+        progress.set_postfix_str(block.name)  # the blocks differ in cost: name the one running
         result = block.run(writer, writer.data)
         if isinstance(result, pd.DataFrame):
             reliability = result
@@ -39,9 +41,7 @@ def compute_stats(study: Study, settings: StatsSettings, *, version: str,
 
 
 def _progress(blocks: list, enabled: bool):
-    """The blocks, behind a progress bar with an ETA on stderr when asked for."""
-    if not enabled:
-        return blocks
+    """The blocks, behind a progress bar with an ETA on stderr when asked for and stderr is a terminal."""
     from tqdm import tqdm
 
-    return tqdm(blocks, desc="stats", unit="block", file=sys.stderr, disable=None)  # None: only on a terminal
+    return tqdm(blocks, desc="stats", unit="block", file=sys.stderr, disable=None if enabled else True)

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse
 from scipy.stats import t as student_t
 
 from judgekit.analysis.inputs import StudyArrays
 from judgekit.analysis.settings import StatsSettings
 from judgekit.analysis.subsets import Subset
 from judgekit.schema import HUMAN_MAJORITY
-from judgekit.stats.intervals import clustered_wilson_interval, linearized_interval
+from judgekit.stats.intervals import clustered_wilson_interval, linearized_interval, numeric_gradient
 from judgekit.stats.resampling import bootstrap_ci, cluster_sums
 
 FromSums = Callable[[NDArray], NDArray]
@@ -33,12 +34,19 @@ class Statistic:
     ``rate`` maps sums ``(..., k)`` to (events, trials) when the statistic is
     their ratio: it then gets the clustered Wilson interval. ``classes`` maps
     the totals to the reference's (positives, negatives), for the few-items
-    warning; None when the statistic has no reference classes.
+    warning; None when the statistic has no reference classes. ``notes`` maps
+    the cluster sums and the settings to further warnings (a comparison of two
+    groups warns about each group's items and clusters). ``gradient``
+    maps the totals ``(k,)`` to the gradient of ``from_sums``, for Taylor
+    linearization of statistics of many columns; without it the gradient is
+    taken numerically (2k evaluations).
     """
 
     from_sums: FromSums
     rate: Callable[[NDArray], tuple[NDArray, NDArray]] | None = None
     classes: Callable[[NDArray], tuple[float, float]] | None = None
+    gradient: Callable[[NDArray], NDArray] | None = None
+    notes: Callable[[NDArray, StatsSettings], list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,18 +77,22 @@ def class_warnings(positives: float, negatives: float, minimum: int) -> list[str
     return notes
 
 
-def block_intervals(statistics: dict[str, Statistic], sums: NDArray, settings: StatsSettings,
+def block_intervals(statistics: dict[str, Statistic], sums: NDArray | sparse.sparray, settings: StatsSettings,
                     rng: np.random.Generator) -> dict[str, Interval]:
-    """Intervals for statistics of the same cluster sums ``(n_clusters, k)``; one shared bootstrap for all."""
+    """Intervals for statistics of the same cluster sums ``(n_clusters, k)``, dense or sparse; one shared bootstrap for all."""
     n_clusters = sums.shape[0]
-    totals = sums.sum(axis=0)
+    totals = np.asarray(sums.sum(axis=0), dtype=float).ravel()
     common = [f"few clusters (n={n_clusters})"] if n_clusters < settings.min_clusters else []  # bootstrap rows only
     smooth = [name for name, s in statistics.items() if s.rate is None]
     smooth_results: dict[str, Interval] = {}
     if smooth:
         stack = lambda s: np.stack([np.asarray(statistics[n].from_sums(s), dtype=float) for n in smooth], axis=-1)  # noqa: E731
         if n_clusters > settings.max_bootstrap_clusters:
-            estimate, low, high = linearized_interval(sums, stack, level=settings.level)
+            def gradient(total: NDArray) -> NDArray:
+                return np.stack([statistics[n].gradient(total) if statistics[n].gradient is not None
+                                 else numeric_gradient(statistics[n].from_sums, total) for n in smooth], axis=-1)
+
+            estimate, low, high = linearized_interval(sums, stack, gradient=gradient, level=settings.level)
             quantile = student_t.ppf(1 - (1 - settings.level) / 2, n_clusters - 1)
             for k, name in enumerate(smooth):
                 smooth_results[name] = Interval(float(estimate[k]), float(low[k]), float(high[k]),
@@ -108,6 +120,8 @@ def block_intervals(statistics: dict[str, Statistic], sums: NDArray, settings: S
         notes = list(common) if statistic.rate is None else []
         if statistic.classes is not None:
             notes += class_warnings(*statistic.classes(totals), settings.min_class_items)
+        if statistic.notes is not None:
+            notes += statistic.notes(sums, settings)
         if interval.warning:
             notes.append(interval.warning)
         if n_clusters < 2:
@@ -148,19 +162,21 @@ class RowWriter:
         return "; ".join(f"{name}: {int(m.sum())}" for name, m in reasons if m.any())
 
     def block(self, statistics: dict[str, Statistic], judge_id: str, reference: str, subset: Subset, mask: NDArray,
-              item_sums: NDArray, *, counted: NDArray | None = None, clusters: NDArray | None = None,
+              item_sums: NDArray | sparse.sparray, *, counted: NDArray | None = None, clusters: NDArray | None = None,
               policy_mask: NDArray | None = None, key: str = "") -> dict[str, Interval]:
         """Rows for statistics of the same per-item sums on the items of ``mask``.
 
         Items contributing nothing are left out; ``counted`` (default: column 0
         of the sums is positive) says which items ``n_items`` counts.
+        ``item_sums`` may be a scipy sparse array (one column filled per item
+        out of many, as the AUROC level histograms); it then needs ``counted``.
         ``clusters``/``policy_mask`` default to the study's (pooled rows, such
         as the human ceiling's annotator × item pairs, pass their own).
         """
         clusters = self.data.clusters if clusters is None else clusters
         policy = self.data.policy_mask if policy_mask is None else policy_mask
         in_policy = mask & policy
-        contributing = in_policy & np.any(item_sums != 0, axis=1)
+        contributing = in_policy & (np.asarray(abs(item_sums).sum(axis=1)).ravel() > 0)
         counted_items = in_policy & (item_sums[:, 0] > 0 if counted is None else counted)
         n_items, n_in_subset = int(counted_items.sum()), int(mask.sum())
         reason = self.excluded_reason(mask, counted_items, reference) if len(mask) == self.data.n_items else ""

@@ -19,6 +19,8 @@ Every caption names the interval method read from the rows' ``method``.
 
 from __future__ import annotations
 
+import itertools
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -64,34 +66,36 @@ def _judge_order(rows: pd.DataFrame) -> list[str]:
 
 
 def finetune_effect_forest(data: FigureInputs) -> plt.Figure | None:
-    """Paired effect (fine-tuned − base), one panel per comparison, one row per judge x benchmark; shared x axis."""
+    """Paired effect (fine-tuned − base): one column of panels per comparison, one row per benchmark, one line per
+    judge (humans first, then by effect); every panel shares the x axis so effects compare across the grid."""
     rows = _effects(data.stats)
     if rows.empty:
         return None
     comparisons = sorted(rows["comparison"].unique())
     judges = _judge_order(rows)
     benchmarks = sorted(rows["benchmark"].unique(), key=lambda b: (b != "all", b))
-    labels = [(b, j) for b in benchmarks for j in judges]
-    columns = min(3, len(comparisons))
-    panel_rows = int(np.ceil(len(comparisons) / columns))
+    y = np.arange(len(judges))
+    human = np.array([j == HUMAN_MAJORITY for j in judges])
     with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(panel_rows, columns, figsize=(DOUBLE_COLUMN_IN, (0.13 * len(labels) + 1.0) * panel_rows),
-                                 sharey=True, sharex=True, squeeze=False, layout="constrained")
-        y = np.arange(len(labels))
-        human = np.array([j == HUMAN_MAJORITY for _, j in labels])
-        for ax, comparison in zip(axes.ravel(), comparisons, strict=False):
-            part = rows[rows["comparison"] == comparison].set_index(["benchmark", "judge_id"]).reindex(labels)
+        fig, axes = plt.subplots(len(benchmarks), len(comparisons), squeeze=False, sharex=True, sharey=True,
+                                 figsize=(DOUBLE_COLUMN_IN, (0.12 * len(judges) + 0.55) * len(benchmarks) + 0.8),
+                                 layout="constrained")
+        for (i, benchmark), (k, comparison) in itertools.product(enumerate(benchmarks), enumerate(comparisons)):
+            ax = axes[i][k]
+            part = rows[(rows["comparison"] == comparison) & (rows["benchmark"] == benchmark)]
+            part = part.set_index("judge_id").reindex(judges)
             errors = interval_errors(part.reset_index())
             for mask, color in ((human, "black"), (~human, OKABE_ITO[0])):
                 ax.errorbar(part["estimate"].to_numpy()[mask], y[mask], xerr=errors[:, mask], fmt="o", color=color,
                             markersize=2.5, capsize=1.5, linewidth=0.8)
-            for k in np.flatnonzero(part["estimate"].isna().to_numpy()):
-                ax.text(0, y[k], "— undefined", fontsize=5, va="center", color="0.35")
+            for j in np.flatnonzero(part["estimate"].isna().to_numpy()):
+                ax.text(0, y[j], "— undefined", fontsize=5, va="center", color="0.35")
             ax.axvline(0, color="0.5", linewidth=0.6)
-            ax.set_title(comparison_title(comparison), fontsize=6.5)
-        for ax in axes.ravel()[len(comparisons):]:
-            ax.set_visible(False)
-        axes[0][0].set_yticks(y, [f"{j} · {b}" for b, j in labels])
+            if i == 0:
+                ax.set_title(comparison_title(comparison), fontsize=6.5)
+            if k == 0:
+                ax.set_ylabel(f"benchmark: {benchmark}", fontsize=6.5)
+        axes[0][0].set_yticks(y, judges)
         axes[0][0].invert_yaxis()
         for ax in axes.ravel():
             ax.tick_params(axis="y", labelsize=5.5)

@@ -204,11 +204,22 @@ def error_regression(frame: pd.DataFrame, *, formula: str, cluster: str) -> pd.D
         ``p_value``, ``n_items``, ``note`` (why a fit could not be made, e.g.
         perfect separation, in which case the numbers are NaN).
 
+    Notes
+    -----
+    A term that is a linear combination of earlier terms (response length
+    when every response is one of two texts, which the refusal marker
+    already tells apart) has no identified coefficient. As R's ``glm`` does,
+    it is dropped from the fit and reported with NaN numbers and the note
+    ``aliased``; fitting it anyway gives an arbitrary minimum-norm
+    coefficient and an IRLS that never converges.
+
     References
     ----------
     .. [1] Cameron, A. C., & Miller, D. L. (2015). A practitioner's guide to
        cluster-robust inference. Journal of Human Resources, 50(2), 317-372.
        doi:10.3368/jhr.50.2.317
+    .. [2] Chambers, J. M., & Hastie, T. J. (1992). Statistical Models in S,
+       section 4.2.2 (aliased coefficients). Wadsworth & Brooks/Cole.
     """
     import statsmodels.api as sm
     import statsmodels.formula.api as smf
@@ -220,12 +231,15 @@ def error_regression(frame: pd.DataFrame, *, formula: str, cluster: str) -> pd.D
             warnings.simplefilter("error", PerfectSeparationWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
             model = smf.glm(formula, data=frame, family=sm.families.Binomial())
-            fit = model.fit(cov_type="cluster", cov_kwds={"groups": groups})
+            design = pd.DataFrame(model.exog, columns=model.exog_names)
+            aliased = aliased_columns(model.exog)
+            fit = sm.GLM(model.endog, design.loc[:, ~aliased], family=sm.families.Binomial()).fit(
+                cov_type="cluster", cov_kwds={"groups": groups})
     except (PerfectSeparationWarning, np.linalg.LinAlgError, ValueError) as err:
         return pd.DataFrame([{"term": "all", "odds_ratio": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                               "p_value": np.nan, "n_items": len(frame), "note": f"not estimable: {type(err).__name__}: {err}"}])
     interval = fit.conf_int()
-    return pd.DataFrame(
+    estimated = pd.DataFrame(
         {
             "term": fit.params.index,
             "odds_ratio": np.exp(fit.params.to_numpy()),
@@ -236,3 +250,29 @@ def error_regression(frame: pd.DataFrame, *, formula: str, cluster: str) -> pd.D
             "note": "",
         }
     )
+    dropped = pd.DataFrame({"term": design.columns[aliased], "odds_ratio": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                            "p_value": np.nan, "n_items": int(fit.nobs),
+                            "note": "aliased: a linear combination of earlier terms, dropped from the fit"})
+    return pd.concat([estimated, dropped], ignore_index=True) if aliased.any() else estimated
+
+
+def aliased_columns(design: ArrayLike, *, tol: float = 1e-7) -> np.ndarray:
+    """Columns of a design matrix that are linear combinations of the columns before them.
+
+    Column ``j`` is aliased when the QR factor's ``|R_jj|`` is at most ``tol``
+    times the column's norm: nothing of it is left after projecting out the
+    earlier columns (the tolerance of R's ``lm``).
+
+    Examples
+    --------
+    >>> aliased_columns([[1, 0, 2], [1, 1, 2], [1, 0, 2]]).tolist()
+    [False, False, True]
+    """
+    matrix = np.asarray(design, dtype=float)
+    if matrix.ndim != 2:
+        raise ValueError(f"The 'design' parameter must be 2-d. Got shape {matrix.shape} instead.")
+    pivots = np.zeros(matrix.shape[1])  # columns beyond the number of rows are aliased
+    diagonal = np.abs(np.diag(np.linalg.qr(matrix, mode="r")))
+    pivots[: len(diagonal)] = diagonal
+    norms = np.linalg.norm(matrix, axis=0)
+    return pivots <= tol * np.where(norms > 0, norms, 1.0)

@@ -15,11 +15,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
+from scipy import sparse
 from scipy.special import expit
 
 from judgekit.stats.resampling import wilson_interval
 
 Strategy = Literal["uniform", "quantile"]
+_DRAW_ELEMENTS = 4_000_000  # simulated labels held at once by ece_noise_floor_draws
 Norm = Literal["l1", "l2"]
 EPS = 1e-15
 
@@ -202,11 +204,14 @@ def ece_noise_floor_draws(
     p = p[~np.isnan(p)]
     generator = np.random.default_rng(rng)
     edges = bin_edges(p, n_bins=n_bins, strategy=strategy)
-    draws = (generator.random((n_sim, len(p))) < p).astype(float)
     one_hot = binned_item_sums(np.zeros_like(p), p, edges)
     n_b = len(edges) - 1
     counts, sum_p = one_hot[:, :n_b].sum(axis=0), one_hot[:, n_b : 2 * n_b].sum(axis=0)
-    sum_y = draws @ one_hot[:, :n_b]
+    # A few label sets at a time: memory stays bounded at a million items, and drawing rows in
+    # sequence gives the same numbers as one (n_sim, n) draw.
+    per_chunk = max(1, _DRAW_ELEMENTS // max(len(p), 1))
+    sum_y = np.concatenate([(generator.random((min(per_chunk, n_sim - start), len(p))) < p) @ one_hot[:, :n_b]
+                            for start in range(0, n_sim, per_chunk)]) if n_sim else np.zeros((0, n_b))
     sums = np.hstack([np.broadcast_to(counts, sum_y.shape), np.broadcast_to(sum_p, sum_y.shape), sum_y])
     return ece_from_sums(sums)
 
@@ -261,6 +266,46 @@ def log_loss(y_true: ArrayLike, p_unsafe: ArrayLike) -> float:
     return float(log_loss_from_sums(brier_item_sums(y, p).sum(axis=0)))
 
 
+BRIER_TERMS = ("reliability", "resolution", "uncertainty", "within_bin_variance", "within_bin_covariance")
+
+
+def brier_moment_item_sums(y_true: ArrayLike, p_unsafe: ArrayLike) -> NDArray[np.float64]:
+    """Per-item ``[p^2, p * y]`` (zeros for missing pairs): with the binned sums, the within-bin terms."""
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(p_unsafe, dtype=float)
+    keep = ~(np.isnan(y) | np.isnan(p))
+    p0, y0 = np.where(keep, p, 0.0), np.where(keep, y, 0.0)
+    return np.column_stack([p0**2, p0 * y0])
+
+
+def brier_decomposition_from_sums(sums: NDArray) -> NDArray:
+    """The five terms of :func:`brier_decomposition`, in ``BRIER_TERMS`` order, shape ``(..., 5)``.
+
+    ``sums`` is summed :func:`brier_moment_item_sums` followed by summed
+    :func:`binned_item_sums`. With :math:`n_b, \\bar p_b, \\bar y_b` the bin
+    counts and means, the within-bin variance is
+    :math:`(\\sum_i p_i^2 - \\sum_b n_b \\bar p_b^2)/n` and the within-bin
+    covariance :math:`(\\sum_i p_i y_i - \\sum_b n_b \\bar p_b \\bar y_b)/n`.
+    """
+    sum_p2, sum_py = sums[..., 0], sums[..., 1]
+    counts, sum_p, sum_y = _bin_parts(sums[..., 2:])
+    n = counts.sum(axis=-1)
+    nonempty = counts > 0
+    safe_counts = np.where(nonempty, counts, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        base = sum_y.sum(axis=-1) / n
+        mean_p = np.where(nonempty, sum_p / safe_counts, 0.0)
+        mean_y = np.where(nonempty, sum_y / safe_counts, 0.0)
+        terms = (
+            (counts * (mean_p - mean_y) ** 2).sum(axis=-1) / n,
+            (counts * (mean_y - base[..., None]) ** 2).sum(axis=-1) / n,
+            base * (1 - base),
+            (sum_p2 - (counts * mean_p**2).sum(axis=-1)) / n,
+            (sum_py - (counts * mean_p * mean_y).sum(axis=-1)) / n,
+        )
+    return np.stack(terms, axis=-1)
+
+
 def brier_decomposition(
     y_true: ArrayLike, p_unsafe: ArrayLike, *, n_bins: int = 10, strategy: Strategy = "uniform"
 ) -> dict[str, float]:
@@ -291,23 +336,9 @@ def brier_decomposition(
     """
     y, p = _checked(y_true, p_unsafe)
     edges = bin_edges(p, n_bins=n_bins, strategy=strategy)
-    one_hot = binned_item_sums(y, p, edges)
-    counts, sum_p, sum_y = _bin_parts(one_hot.sum(axis=0))
-    n = counts.sum()
-    base = sum_y.sum() / n
-    nonempty = counts > 0
-    mean_p = np.where(nonempty, sum_p / np.where(nonempty, counts, 1), 0.0)
-    mean_y = np.where(nonempty, sum_y / np.where(nonempty, counts, 1), 0.0)
-    item_bin = bin_index(p, edges)
-    p_deviation = p - mean_p[item_bin]
-    return {
-        "brier": float(np.mean((p - y) ** 2)),
-        "reliability": float((counts * (mean_p - mean_y) ** 2).sum() / n),
-        "resolution": float((counts * (mean_y - base) ** 2).sum() / n),
-        "uncertainty": float(base * (1 - base)),
-        "within_bin_variance": float(np.mean(p_deviation**2)),
-        "within_bin_covariance": float(np.mean(p_deviation * (y - mean_y[item_bin]))),
-    }
+    sums = np.hstack([brier_moment_item_sums(y, p), binned_item_sums(y, p, edges)]).sum(axis=0)
+    terms = brier_decomposition_from_sums(sums)
+    return {"brier": float(np.mean((p - y) ** 2)), **{name: float(value) for name, value in zip(BRIER_TERMS, terms, strict=True)}}
 
 
 def reliability_curve(
@@ -351,44 +382,121 @@ def reliability_curve(
 # ---------------------------------------------------------------- ranking: AUROC, AUPRC
 
 
+LEVEL_DECIMALS = 4  # rounding of the score levels when there are more than max_levels
+
+
 def score_levels(p_unsafe: ArrayLike, *, max_levels: int = 2000) -> NDArray[np.float64]:
-    """Distinct score levels, rounded to 4 decimals when there are more than ``max_levels``."""
+    """Distinct score levels, rounded to ``LEVEL_DECIMALS`` decimals when there are more than ``max_levels``."""
     p = np.asarray(p_unsafe, dtype=float)
     p = p[~np.isnan(p)]
     levels = np.unique(p)
-    return np.unique(np.round(p, 4)) if len(levels) > max_levels else levels
+    return np.unique(np.round(p, LEVEL_DECIMALS)) if len(levels) > max_levels else levels
 
 
-def ranking_item_sums(y_true: ArrayLike, p_unsafe: ArrayLike, levels: NDArray) -> NDArray[np.float64]:
-    """Per-item one-hot over score levels, positives then negatives: shape (n, 2L)."""
+def ranking_item_sums(y_true: ArrayLike, p_unsafe: ArrayLike, levels: NDArray) -> sparse.csr_array:
+    """Per-item one-hot over score levels, positives then negatives: sparse, shape (n, 2L).
+
+    Each item with a label and a score fills one column (its level, offset
+    by ``L`` for a negative), so the array holds one value per item whatever
+    the number of levels. A score not among ``levels`` (which
+    :func:`score_levels` rounded) takes the level of its rounded value.
+    Summed over items with weights, the two halves are the weighted score
+    histograms of the positives and the negatives, from which
+    :func:`auroc_from_sums` and :func:`auprc_from_sums` read the statistics.
+    """
     y = np.asarray(y_true, dtype=float)
     p = np.asarray(p_unsafe, dtype=float)
-    keep = ~(np.isnan(y) | np.isnan(p))
-    index = np.clip(np.searchsorted(levels, np.round(p, 4) if len(levels) and levels.dtype.kind == "f" and not np.isin(p[keep], levels).all() else p), 0, max(len(levels) - 1, 0))
-    out = np.zeros((len(p), 2 * len(levels)))
-    rows = np.flatnonzero(keep)
-    out[rows, index[keep] + np.where(y[keep] == 1, 0, len(levels))] = 1.0
-    return out
+    rows = np.flatnonzero(~(np.isnan(y) | np.isnan(p)))
+    scores = p[rows]
+    last = max(len(levels) - 1, 0)
+    index = np.clip(np.searchsorted(levels, scores), 0, last)
+    if len(levels):
+        # Per item: a score outside the levels (rounded levels, or an item outside the subset the levels
+        # came from) takes its rounded value's level; a score among them keeps its own.
+        inexact = levels[index] != scores
+        index[inexact] = np.clip(np.searchsorted(levels, np.round(scores[inexact], LEVEL_DECIMALS)), 0, last)
+    columns = index + np.where(y[rows] == 1, 0, len(levels))
+    return sparse.csr_array((np.ones(len(rows)), (rows, columns)), shape=(len(p), 2 * len(levels)))
+
+
+def _ranking_parts(sums: NDArray) -> tuple[NDArray, NDArray]:
+    n_levels = sums.shape[-1] // 2
+    return sums[..., :n_levels], sums[..., n_levels:]
 
 
 def auroc_from_sums(sums: NDArray) -> NDArray:
-    """Area under the ROC curve (ties count one half) from level-wise positive/negative counts."""
-    n_levels = sums.shape[-1] // 2
-    pos, neg = sums[..., :n_levels], sums[..., n_levels:]
+    """Area under the ROC curve (ties count one half) from level-wise positive/negative counts.
+
+    This is the Mann-Whitney statistic :math:`U / (n_1 n_0)`; with weighted
+    counts it equals ``sklearn.metrics.roc_auc_score`` with ``sample_weight``.
+    """
+    pos, neg = _ranking_parts(sums)
     below = np.cumsum(neg, axis=-1) - neg
     with np.errstate(invalid="ignore", divide="ignore"):
         return (pos * (below + 0.5 * neg)).sum(axis=-1) / (pos.sum(axis=-1) * neg.sum(axis=-1))
 
 
+def auroc_gradient(total: NDArray) -> NDArray:
+    """Gradient of :func:`auroc_from_sums` at the totals ``(2L,)``: shape ``(2L,)``.
+
+    For a positive at level :math:`l`: :math:`(V_{10}(l) - A) / n_1`, with
+    :math:`V_{10}(l)` the share of negatives it outranks (ties one half); for
+    a negative: :math:`(V_{01}(l) - A) / n_0`. These are DeLong's placement
+    values, so the linearized variance of summed cluster influences is the
+    clustered DeLong variance of Obuchowski (1997).
+
+    References
+    ----------
+    .. [1] DeLong, E. R., DeLong, D. M., & Clarke-Pearson, D. L. (1988).
+       Comparing the areas under two or more correlated receiver operating
+       characteristic curves: a nonparametric approach. Biometrics, 44(3),
+       837-845. doi:10.2307/2531595
+    .. [2] Obuchowski, N. A. (1997). Nonparametric analysis of clustered ROC
+       curve data. Biometrics, 53(2), 567-578. doi:10.2307/2533958
+    """
+    pos, neg = _ranking_parts(np.asarray(total, dtype=float))
+    n_pos, n_neg = pos.sum(), neg.sum()
+    area = auroc_from_sums(total)
+    below = np.cumsum(neg) - neg
+    above = pos.sum() - np.cumsum(pos)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.concatenate([((below + 0.5 * neg) / n_neg - area) / n_pos, ((above + 0.5 * pos) / n_pos - area) / n_neg])
+
+
 def auprc_from_sums(sums: NDArray) -> NDArray:
     """Average precision (sklearn's step-wise definition, thresholds at the score levels)."""
-    n_levels = sums.shape[-1] // 2
-    pos, neg = sums[..., :n_levels][..., ::-1], sums[..., n_levels:][..., ::-1]
+    pos, neg = _ranking_parts(sums)
+    pos, neg = pos[..., ::-1], neg[..., ::-1]
     tp, fp = np.cumsum(pos, axis=-1), np.cumsum(neg, axis=-1)
     total = pos.sum(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
         return (pos / total * precision).sum(axis=-1)
+
+
+def auprc_gradient(total: NDArray) -> NDArray:
+    """Gradient of :func:`auprc_from_sums` at the totals ``(2L,)``: shape ``(2L,)``.
+
+    With levels in decreasing score, :math:`AP = \\sum_l pos_l\\,prec_l / n_1`
+    and :math:`prec_l = tp_l / (tp_l + fp_l)`, where :math:`tp_l, fp_l` count
+    the items scored at or above level :math:`l`. A positive at level
+    :math:`m` adds :math:`prec_m` and raises every :math:`tp_l, l \\ge m`; a
+    negative raises every :math:`fp_l, l \\ge m`.
+    """
+    pos, neg = _ranking_parts(np.asarray(total, dtype=float))
+    pos, neg = pos[::-1], neg[::-1]
+    tp, fp = np.cumsum(pos), np.cumsum(neg)
+    n_pos = pos.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scored = tp + fp > 0
+        precision = np.where(scored, tp / np.where(scored, tp + fp, 1), 0.0)
+        # Sums over l >= m of pos_l d(prec_l)/d(tp_l) and pos_l d(prec_l)/d(fp_l): reversed cumulative sums.
+        via_tp = np.cumsum((pos * np.where(scored, fp / np.where(scored, tp + fp, 1) ** 2, 0.0))[::-1])[::-1]
+        via_fp = np.cumsum((pos * np.where(scored, -tp / np.where(scored, tp + fp, 1) ** 2, 0.0))[::-1])[::-1]
+        average = (pos * precision).sum() / n_pos
+        d_pos = (precision + via_tp - average) / n_pos
+        d_neg = via_fp / n_pos
+    return np.concatenate([d_pos[::-1], d_neg[::-1]])
 
 
 def auroc(y_true: ArrayLike, p_unsafe: ArrayLike) -> float:

@@ -93,6 +93,61 @@ def classification_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, fl
     return {name: float(metric_from_sums(name, sums)) for name in CONFUSION_METRICS}
 
 
+def accuracy_gap_item_sums(y_true: ArrayLike, y_pred: ArrayLike, *, first: ArrayLike, second: ArrayLike) -> NDArray[np.float64]:
+    """Per-item ``[scored in first, correct in first, scored in second, correct in second]``.
+
+    ``first`` and ``second`` are boolean masks of the two groups compared (an
+    item in neither contributes zeros); scored means both labels observed.
+    """
+    in_first, in_second = np.asarray(first, dtype=bool), np.asarray(second, dtype=bool)
+    confusion = confusion_item_sums(y_true, y_pred)
+    if in_first.shape != in_second.shape or in_first.shape != (len(confusion),):
+        raise ValueError(f"first and second must be boolean masks with one value per item. Got {in_first.shape} and "
+                         f"{in_second.shape} for {len(confusion)} items.")
+    if np.any(in_first & in_second):
+        raise ValueError("first and second must not share items (the gap compares two disjoint groups).")
+    scored, correct = confusion[:, 0], confusion[:, 1] + confusion[:, 4]
+    return np.column_stack([scored * in_first, correct * in_first, scored * in_second, correct * in_second])
+
+
+def accuracy_gap_from_sums(sums: NDArray) -> NDArray:
+    """Accuracy in the first group minus accuracy in the second, from summed :func:`accuracy_gap_item_sums`."""
+    return _div(sums[..., 1], sums[..., 0]) - _div(sums[..., 3], sums[..., 2])
+
+
+def accuracy_gap(y_true: ArrayLike, y_pred: ArrayLike, *, first: ArrayLike, second: ArrayLike) -> float:
+    """Accuracy on the ``first`` items minus accuracy on the ``second`` items (e.g. coherent minus incoherent).
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_items,)
+        Reference and judge labels, 1 unsafe, 0 safe, NaN missing (left out).
+    first, second : array-like of bool, shape (n_items,)
+        Disjoint masks of the two groups.
+
+    Returns
+    -------
+    float
+        In [-1, 1]; NaN when either group has no scored item. A positive gap
+        means the judge is more accurate on the first group. Resample whole
+        clusters for its interval, both groups in the same resample, so the
+        interval is that of the difference (the groups share clusters).
+
+    References
+    ----------
+    .. [1] Davison, A. C., & Hinkley, D. V. (1997). Bootstrap Methods and their
+       Application, section 3.8 (clustered data). Cambridge University Press.
+       doi:10.1017/CBO9780511802843
+
+    Examples
+    --------
+    >>> accuracy_gap([1, 0, 1, 0, 1], [1, 0, 0, 0, 0], first=[True, True, False, False, False],
+    ...              second=[False, False, True, True, True])
+    0.6666666666666667
+    """
+    return float(accuracy_gap_from_sums(accuracy_gap_item_sums(y_true, y_pred, first=first, second=second).sum(axis=0)))
+
+
 def rate_item_sums(labels: ArrayLike) -> NDArray[np.float64]:
     """Per-item ``[observed, unsafe]`` for a rate of unsafe verdicts."""
     array = np.asarray(labels, dtype=float)

@@ -6,6 +6,11 @@ bootstrap resample into a weighted sum of cluster rows, so all resamples are
 one matrix product: multiplicities ``(n_boot, n_clusters)`` @ sums
 ``(n_clusters, k)``. The jackknife that BCa needs is the same trick with one
 cluster left out.
+
+Sums over many columns of which each item fills one (AUROC/AUPRC level
+histograms) may be a ``scipy.sparse`` array: memory then grows with the
+items, not items x columns, and each resample's totals are still one
+product (a weighted bincount of the cluster weights into the columns).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy import sparse
 from scipy.special import ndtr, ndtri
 
 FromSums = Callable[[NDArray[np.float64]], NDArray[np.float64]]
@@ -51,12 +57,12 @@ class BootstrapResult:
         return float(self.estimate), float(self.low), float(self.high)
 
 
-def cluster_sums(item_sums: ArrayLike, clusters: ArrayLike) -> NDArray[np.float64]:
+def cluster_sums(item_sums: ArrayLike | sparse.sparray, clusters: ArrayLike) -> NDArray[np.float64] | sparse.csr_array:
     """Add up per-item sufficient statistics within each cluster.
 
     Parameters
     ----------
-    item_sums : array-like of shape (n_items, k)
+    item_sums : array-like or scipy sparse array of shape (n_items, k)
     clusters : array-like of shape (n_items,)
         Cluster label of each item (e.g. ``behavior_id``); clusters are
         ordered by their string form, or by value when given as integer
@@ -64,9 +70,9 @@ def cluster_sums(item_sums: ArrayLike, clusters: ArrayLike) -> NDArray[np.float6
 
     Returns
     -------
-    ndarray of shape (n_clusters, k)
+    ndarray of shape (n_clusters, k), or a sparse ``csr_array`` for sparse ``item_sums``
     """
-    values = np.asarray(item_sums, dtype=float)
+    values = sparse.csr_array(item_sums, dtype=float) if sparse.issparse(item_sums) else np.asarray(item_sums, dtype=float)
     if values.ndim != 2:
         raise ValueError(f"The 'item_sums' parameter must be 2-d (n_items, k). Got shape {values.shape} instead.")
     labels = np.asarray(clusters)
@@ -75,6 +81,9 @@ def cluster_sums(item_sums: ArrayLike, clusters: ArrayLike) -> NDArray[np.float6
     if labels.dtype.kind not in "iu":
         labels = labels.astype(object).astype(str)
     present, codes = np.unique(labels, return_inverse=True)
+    if sparse.issparse(values):
+        membership = sparse.csr_array((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(len(present), len(codes)))
+        return sparse.csr_array(membership @ values)
     return np.column_stack([np.bincount(codes, weights=column, minlength=len(present)) for column in values.T]) if len(
         present) else np.zeros((0, values.shape[1]))
 
@@ -91,19 +100,24 @@ def multiplicities(generator: np.random.Generator, n_clusters: int, n_boot: int)
     return np.bincount((draws + offsets).ravel(), minlength=n_boot * n_clusters).reshape(n_boot, n_clusters)
 
 
-def _exact_in_float32(sums: NDArray) -> bool:
+def _exact_in_float32(sums: NDArray | sparse.sparray) -> bool:
     """Integer-valued sums whose every weighted partial sum stays below 2**24 are exact in float32."""
-    return bool(np.all(sums == np.round(sums)) and sums.shape[0] * np.abs(sums).max(initial=0) < 2**24)
+    values = sums.data if sparse.issparse(sums) else sums
+    return bool(np.all(values == np.round(values)) and sums.shape[0] * np.abs(values).max(initial=0) < 2**24)
 
 
 def bootstrap_replicates(
-    sums: NDArray[np.float64], from_sums: FromSums, *, n_boot: int, rng: np.random.Generator
+    sums: NDArray[np.float64] | sparse.sparray, from_sums: FromSums, *, n_boot: int, rng: np.random.Generator
 ) -> NDArray[np.float64]:
-    """Statistic of ``n_boot`` cluster resamples, computed in memory-bounded chunks."""
-    n_clusters = sums.shape[0]
+    """Statistic of ``n_boot`` cluster resamples, computed in memory-bounded chunks.
+
+    A chunk holds at most about ``_CHUNK_ELEMENTS`` multiplicities and as many
+    resampled totals (resamples x columns), whichever is larger.
+    """
+    n_clusters, n_columns = sums.shape
     dtype = np.float32 if _exact_in_float32(sums) else np.float64
     matrix = sums.astype(dtype)
-    chunk = max(1, min(n_boot, _CHUNK_ELEMENTS // max(n_clusters, 1)))
+    chunk = max(1, min(n_boot, _CHUNK_ELEMENTS // max(n_clusters, n_columns, 1)))
     parts = []
     for start in range(0, n_boot, chunk):
         weights = multiplicities(rng, n_clusters, min(chunk, n_boot - start)).astype(dtype)
@@ -133,7 +147,7 @@ def bootstrap_ci(
 
     Parameters
     ----------
-    sums : array-like of shape (n_clusters, k)
+    sums : array-like or scipy sparse array of shape (n_clusters, k)
         Per-cluster sums, as from :func:`cluster_sums`.
     from_sums : callable
         Maps totals of shape ``(..., k)`` to the statistic, shape ``(...)`` or
@@ -166,7 +180,7 @@ def bootstrap_ci(
        doi:10.1017/CBO9780511802843
     """
     _validate(n_boot, level, method)
-    totals = np.asarray(sums, dtype=float)
+    totals = sparse.csr_array(sums, dtype=float) if sparse.issparse(sums) else np.asarray(sums, dtype=float)
     if totals.ndim != 2:
         raise ValueError(f"The 'sums' parameter must be 2-d (n_clusters, k). Got shape {totals.shape} instead.")
     estimate = np.asarray(from_sums(totals.sum(axis=0)), dtype=float)
@@ -199,12 +213,24 @@ def _percentile_interval(replicates: NDArray, level: float) -> tuple[NDArray, ND
     return np.where(enough, low, np.nan), np.where(enough, high, np.nan)
 
 
+def leave_one_out(totals: NDArray | sparse.sparray, from_sums: FromSums) -> NDArray[np.float64]:
+    """The statistic with each cluster left out in turn, ``(n_clusters, ...)``, in memory-bounded chunks."""
+    n_clusters, n_columns = totals.shape
+    total = np.asarray(totals.sum(axis=0), dtype=float).ravel()
+    chunk = max(1, _CHUNK_ELEMENTS // max(n_columns, 1))
+    parts = []
+    for start in range(0, n_clusters, chunk):
+        rows = totals[start : start + chunk]
+        parts.append(np.asarray(from_sums(total - (rows.toarray() if sparse.issparse(rows) else rows)), dtype=float))
+    return np.concatenate(parts, axis=0)
+
+
 def _bca_interval(totals: NDArray, from_sums: FromSums, estimate: NDArray, replicates: NDArray, level: float):
     """BCa ends per output, and per output the reason BCa is undefined ("" where it is defined)."""
     shape = estimate.shape
     flat = replicates.reshape(replicates.shape[0], -1)
     theta = estimate.reshape(-1)
-    jackknife = np.asarray(from_sums(totals.sum(axis=0) - totals), dtype=float).reshape(totals.shape[0], -1)
+    jackknife = leave_one_out(totals, from_sums).reshape(totals.shape[0], -1)
     reasons = np.full(theta.shape, "", dtype=object)
     undefined_replicates = (~np.isfinite(flat)).sum(axis=0)
     below = (flat < theta).mean(axis=0) + 0.5 * (flat == theta).mean(axis=0)

@@ -17,34 +17,19 @@ from judgekit.stats import calibration as cal
 NOISE_DRAWS = 200
 
 
+# Row sums: the three Brier columns (observed, squared error, log loss), the two moments of the
+# within-bin terms, then the binned sums.
+MOMENTS_FROM, BINNED_FROM = 3, 5
+
+
 def _binned(fn):
-    """A statistic of the binned sums, which follow the three Brier columns."""
-    return lambda s: fn(s[..., 3:])
+    """A statistic of the binned sums."""
+    return lambda s: fn(s[..., BINNED_FROM:])
 
 
-def _bins(sums: NDArray) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray]:
-    counts, sum_p, sum_y = cal._bin_parts(sums)
-    n = counts.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        base = sum_y.sum(axis=-1) / n
-        mean_p = np.where(counts > 0, sum_p / np.where(counts > 0, counts, 1), 0)
-        mean_y = np.where(counts > 0, sum_y / np.where(counts > 0, counts, 1), 0)
-    return counts, n, mean_p, mean_y, base
-
-
-def _reliability_part(sums: NDArray) -> NDArray:
-    counts, n, mean_p, mean_y, _ = _bins(sums)
-    return (counts * (mean_p - mean_y) ** 2).sum(axis=-1) / n
-
-
-def _resolution_part(sums: NDArray) -> NDArray:
-    counts, n, _, mean_y, base = _bins(sums)
-    return (counts * (mean_y - base[..., None]) ** 2).sum(axis=-1) / n
-
-
-def _uncertainty_part(sums: NDArray) -> NDArray:
-    _, _, _, _, base = _bins(sums)
-    return base * (1 - base)
+def _brier_term(k: int):
+    """Term ``k`` of the Brier decomposition, from the moments and the binned sums."""
+    return Statistic(lambda s: cal.brier_decomposition_from_sums(s[..., MOMENTS_FROM:])[..., k])
 
 
 BRIEF = {"ece": Statistic(_binned(cal.ece_from_sums)), "brier": Statistic(cal.brier_from_sums)}
@@ -52,10 +37,10 @@ FULL = BRIEF | {
     "ece_l2_squared_debiased": Statistic(_binned(partial(cal.ece_from_sums, norm="l2", debiased=True))),
     "mce": Statistic(_binned(cal.mce_from_sums)),
     "log_loss": Statistic(cal.log_loss_from_sums),
-    "brier_reliability": Statistic(_binned(_reliability_part)),
-    "brier_resolution": Statistic(_binned(_resolution_part)),
-    "brier_uncertainty": Statistic(_binned(_uncertainty_part)),
-}
+} | {f"brier_{term}": _brier_term(k) for k, term in enumerate(cal.BRIER_TERMS)}
+
+RANKING = {"auroc": Statistic(cal.auroc_from_sums, gradient=cal.auroc_gradient),
+           "auprc": Statistic(cal.auprc_from_sums, gradient=cal.auprc_gradient)}
 
 
 def calibration_rows(writer: RowWriter, judge_id: str, group: Subset, mask: NDArray, p: NDArray, reference: NDArray,
@@ -66,7 +51,7 @@ def calibration_rows(writer: RowWriter, judge_id: str, group: Subset, mask: NDAr
         return
     uniform = cal.binned_item_sums(reference, p, cal.bin_edges(p[usable], n_bins=n_bins, strategy="uniform"))
     writer.block(BRIEF if brief else FULL, judge_id, HUMAN_MAJORITY, group, mask & ~np.isnan(p),
-                 np.hstack([cal.brier_item_sums(reference, p), uniform]))
+                 np.hstack([cal.brier_item_sums(reference, p), cal.brier_moment_item_sums(reference, p), uniform]))
     if brief:
         return
     quantile = cal.bin_edges(p[usable], n_bins=n_bins, strategy="quantile")
@@ -74,8 +59,8 @@ def calibration_rows(writer: RowWriter, judge_id: str, group: Subset, mask: NDAr
                  cal.binned_item_sums(reference, p, quantile), counted=usable)
     if len(np.unique(reference[usable])) == 2:
         levels = cal.score_levels(p[usable])
-        writer.block({"auroc": Statistic(cal.auroc_from_sums), "auprc": Statistic(cal.auprc_from_sums)}, judge_id,
-                     HUMAN_MAJORITY, group, mask & ~np.isnan(p), cal.ranking_item_sums(reference, p, levels), counted=usable)
+        writer.block(RANKING, judge_id, HUMAN_MAJORITY, group, mask & ~np.isnan(p), cal.ranking_item_sums(reference, p, levels),
+                     counted=usable)
 
 
 def calibration(writer: RowWriter, data: StudyArrays) -> pd.DataFrame:

@@ -10,21 +10,61 @@ from judgekit.analysis.blocks.common import AGREEMENT_RATE, BINARY, CONFUSION, K
 from judgekit.analysis.blocks.humans import multirater_rows
 from judgekit.analysis.inputs import StudyArrays, core_subsets, item_subsets
 from judgekit.analysis.rows import RowWriter, Statistic
-from judgekit.analysis.subsets import ALL
+from judgekit.analysis.settings import StatsSettings
+from judgekit.analysis.subsets import ALL, Subset
 from judgekit.schema import HUMAN_MAJORITY
 from judgekit.stats import agreement as ag
-from judgekit.stats.classification import confusion_item_sums, harmful_rate_from_sums, soft_agreement_item_sums
+from judgekit.stats.classification import (
+    accuracy_gap_from_sums,
+    accuracy_gap_item_sums,
+    confusion_item_sums,
+    harmful_rate_from_sums,
+    soft_agreement_item_sums,
+)
 
 COUNTS = ("tp", "fp", "fn", "tn")
 # Binary multi-rater sums (5 columns) followed by the pair sums, whose reference classes the warning reads.
 GWET = {"gwet_ac1": Statistic(lambda s: ag.gwet_ac1_from_sums(s[..., :5]), classes=lambda t: pair_classes(t[5:]))}
+
+COHERENCE_GAP = Subset("coherent-incoherent", "coherence_gap", None)
+
+
+def _group_notes(sums, settings: StatsSettings) -> list[str]:
+    """Few items or clusters on either side of the coherent/incoherent gap (sums ``[n, correct] x 2``)."""
+    notes = []
+    for name, column in (("coherent", 0), ("incoherent", 2)):
+        items, clusters = float(sums[:, column].sum()), int((sums[:, column] > 0).sum())
+        if items < settings.min_class_items:
+            notes.append(f"few {name} items (n={items:.0f})")
+        if clusters < settings.min_clusters:
+            notes.append(f"few clusters with {name} items (n={clusters})")
+    return notes
+
+
+GAP = {"accuracy_gap": Statistic(accuracy_gap_from_sums, notes=_group_notes)}
+
+
+def accuracy_gap_rows(writer: RowWriter, data: StudyArrays, judge_id: str, verdicts) -> None:
+    """Accuracy on coherent minus on incoherent items, one cluster bootstrap for both sides (paired).
+
+    Needs the combined flag and ``--incoherent include`` (the other policies
+    leave one side empty).
+    """
+    sides = {group.value: mask for group, mask in core_subsets(data) if group.kind == "coherence"}
+    if len(sides) < 2 or writer.settings.incoherent != "include":
+        return
+    item_sums = accuracy_gap_item_sums(data.reference, verdicts, first=sides["coherent"], second=sides["incoherent"])
+    writer.block(GAP, judge_id, HUMAN_MAJORITY, COHERENCE_GAP, sides["coherent"] | sides["incoherent"], item_sums,
+                 counted=(item_sums[:, 0] + item_sums[:, 2]) > 0)
 
 
 def judges_vs_reference(writer: RowWriter, data: StudyArrays) -> None:
     if not data.has_reference:
         return
     core = {s.label for s, _ in core_subsets(data)}
-    share = np.nanmean(data.humans.to_numpy(), axis=1) if data.humans.shape[1] else np.full(data.n_items, np.nan)
+    humans = data.humans.to_numpy()
+    rated = (~np.isnan(humans)).sum(axis=1)  # items without human labels get no share (NaN), silently
+    share = np.divide(np.nansum(humans, axis=1), rated, out=np.full(data.n_items, np.nan), where=rated > 0)
     for judge_id in data.judges.columns:
         verdicts = data.judges[judge_id].to_numpy()
         confusion = confusion_item_sums(data.reference, verdicts)
@@ -44,6 +84,7 @@ def judges_vs_reference(writer: RowWriter, data: StudyArrays) -> None:
                 writer.add(name, judge_id, HUMAN_MAJORITY, group, confusion[used, k].sum(), np.nan, np.nan,
                            n_items=int(confusion[used, 0].sum()), n_in_subset=int(mask.sum()), method="count",
                            excluded_reason=writer.excluded_reason(mask, used & (confusion[:, 0] > 0), HUMAN_MAJORITY))
+        accuracy_gap_rows(writer, data, judge_id, verdicts)
         soft = {"soft_agreement": Statistic(harmful_rate_from_sums, lambda s: (s[..., 1], s[..., 0]))}
         for group, mask in core_subsets(data):
             writer.block(soft, judge_id, "human_soft", group, mask, soft_agreement_item_sums(verdicts, share))
