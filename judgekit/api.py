@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from judgekit.study import Study, load_study
+from judgekit.study import Study, load_study, table_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -89,8 +89,13 @@ def demo_study(path: str | Path, *, n_prompts: int | None = None) -> Study:
     # Tables that refer to items first, the responses last: the directory reads back as a valid study.
     for name in ("annotations", "judgments", "flags"):
         table = getattr(study, name)
-        if table is not None:
-            study.save(name, table[table["item_id"].isin(kept_items)])
+        if table is None:
+            continue
+        kept = table[table["item_id"].isin(kept_items)]
+        if kept.empty:  # e.g. no labelled prompt among the first few: the study simply has no such table
+            table_path(path, name).unlink()
+        else:
+            study.save(name, kept)
     study.save("responses", responses)
     return load_study(path)
 

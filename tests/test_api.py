@@ -82,3 +82,19 @@ def test_report_prints_where_the_report_is(tmp_path: Path, monkeypatch: pytest.M
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == f"report: {(out / 'report.html').resolve()}"
     assert str((out / "stats").resolve()) in result.stdout
+
+
+def test_a_study_with_labels_in_one_cluster_completes_and_says_why(tmp_path: Path) -> None:
+    """Three demo prompts, one of them labelled: held-out recalibration has no second cluster to fit on. Before,
+    IsotonicRegression raised on an empty training fold and the whole stats step crashed."""
+    study = judgekit.demo_study(tmp_path / "demo", n_prompts=3)
+    stats = judgekit.compute_stats(study)
+    recalibrated = stats[stats["subset_kind"] == "recalibrated"]
+    assert not recalibrated.empty and recalibrated["estimate"].isna().all()
+    assert recalibrated["excluded_reason"].str.startswith("not computed: 1 cluster").all()
+    assert (tmp_path / "out" / "report.html") == judgekit.make_report(study, tmp_path / "out")
+
+
+def test_demo_study_of_one_prompt_drops_tables_left_empty(tmp_path: Path) -> None:
+    study = judgekit.demo_study(tmp_path / "demo", n_prompts=1)
+    assert study.annotations is None and study.responses["prompt_id"].nunique() == 1

@@ -591,6 +591,8 @@ def recalibrate_cv(
         ~(np.isnan(np.asarray(y_true, dtype=float)) | np.isnan(np.asarray(p_unsafe, dtype=float)))
     ]
     unique = np.unique(labels.astype(str))
+    if len(unique) < 2:
+        raise ValueError(f"recalibrate_cv needs items of at least 2 groups to fit on held-out folds. Got {len(unique)}.")
     generator = np.random.default_rng(rng)
     fold_of_group = dict(zip(unique, generator.permutation(len(unique)) % max(2, min(n_splits, len(unique))), strict=True))
     folds = np.array([fold_of_group[str(g)] for g in labels])

@@ -81,7 +81,14 @@ def calibration(writer: RowWriter, data: StudyArrays) -> pd.DataFrame:
                 curve = cal.reliability_curve(data.reference[usable & mask], p[usable & mask], n_bins=settings.n_bins,
                                               level=settings.level)
                 curves.append(curve.assign(judge_id=judge_id, subset=group.label))
+        clusters_used = len(np.unique(np.asarray(data.clusters[usable]).astype(str)))
         for method in ("platt", "temperature", "isotonic"):
+            if clusters_used < 2:  # cross-fitting needs another cluster to fit on
+                writer.add("ece", judge_id, HUMAN_MAJORITY, subset("recalibrated", method), np.nan, np.nan, np.nan,
+                           n_items=0, n_in_subset=data.n_items, method=f"{method} recalibration, cross-fitted by cluster",
+                           excluded_reason=f"not computed: {clusters_used} cluster with labels and P(unsafe); "
+                                           "held-out recalibration needs at least 2")
+                continue
             recalibrated = np.full(len(p), np.nan)
             recalibrated[usable] = cal.recalibrate_cv(data.reference[usable], p[usable], method=method,
                                                       groups=data.clusters[usable],
