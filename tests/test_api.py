@@ -92,6 +92,10 @@ def test_a_study_with_labels_in_one_cluster_completes_and_says_why(tmp_path: Pat
     recalibrated = stats[stats["subset_kind"] == "recalibrated"]
     assert not recalibrated.empty and recalibrated["estimate"].isna().all()
     assert recalibrated["excluded_reason"].str.startswith("not computed: 1 cluster").all()
+    # Category splits are named once: "category=cyber", never "category=category=cyber".
+    categories = stats[stats["subset_kind"] == "category"]
+    assert not categories.empty and (categories["subset"] == "category=" + categories["subset_value"].astype(str)).all()
+    assert not categories["subset_value"].astype(str).str.startswith("category=").any()
     assert (tmp_path / "out" / "report.html") == judgekit.make_report(study, tmp_path / "out")
 
 

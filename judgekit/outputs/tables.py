@@ -304,9 +304,7 @@ def accuracy_by_attribute_table(stats: pd.DataFrame) -> tuple[pd.DataFrame, str]
         return None
     order = {k: i for i, k in enumerate(kinds)}
     values = rows["subset_value"].astype(str)
-    # A category split's value may already carry its column name ("category=cyber").
-    rows = rows.assign(column=values.where(values.str.contains("="), rows["subset_kind"] + "=" + values),
-                       rank=rows["subset_kind"].map(order))
+    rows = rows.assign(column=rows["subset_kind"] + "=" + values, rank=rows["subset_kind"].map(order))
     columns = rows.sort_values(["rank", "subset_value"])["column"].drop_duplicates().tolist()
     frame = estimate_table(rows, rows="judge_id", columns="column")
     frame = frame[["judge_id", *columns]].rename(columns={"judge_id": "judge"})

@@ -39,7 +39,8 @@ def _splits(responses: pd.DataFrame) -> list[tuple[Subset, NDArray]]:
     refusal = refusal_marker(responses)
     splits = [(subset("length", q), quartile == q) for q in ("Q1", "Q2", "Q3", "Q4")]
     splits += [(subset("refusal_marker", v), refusal == v) for v in ("yes", "no")]
-    splits += [(subset("category", s.value), m) for s, m in group_subsets(responses, ("category",))]
+    # A one-column group is labelled "category=<value>"; the subset keeps the bare value (no "category=category=").
+    splits += [(subset("category", s.label.removeprefix("category=")), m) for s, m in group_subsets(responses, ("category",))]
     return splits + group_subsets(responses, ("model",))
 
 
