@@ -120,6 +120,23 @@ def fit_word_sequence(real: pd.DataFrame) -> dict[str, float]:
             "word_pair_window": float(np.nanquantile(np.concatenate(windows), FIT_QUANTILE))}
 
 
+def fit_fluency(real: pd.DataFrame, model_path: str) -> dict[str, float]:
+    """The fluency calibration the development sources give under ``model_path`` (for the record; opt-in detector).
+
+    ``fluency_baseline`` and ``fluency_spread`` are the median and robust spread of the real
+    responses' worst-window surprisal (:func:`judgekit.flags.incoherence.fluency_calibration`);
+    ``fluency_z`` is the robust z above which FIT_QUANTILE of them lie, the rule the
+    ``word_sequence`` thresholds follow. Development sources only: the held-out ones never set it.
+    """
+    from judgekit.flags.fluency import load_causal_lm, worst_windows
+    from judgekit.flags.incoherence import fluency_calibration
+
+    worst = worst_windows(load_causal_lm(model_path), real["prompt"].fillna("").tolist(), real["response"].fillna("").tolist())
+    baseline, spread = fluency_calibration(worst)
+    return {"fluency_baseline": baseline, "fluency_spread": spread, "n_scored": int(np.isfinite(worst).sum()),
+            "fluency_z": float(np.nanquantile((worst - baseline) / spread, 1 - FIT_QUANTILE))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -131,12 +148,17 @@ def main() -> None:
                         help="validate the off-topic detector (all-MiniLM-L6-v2) on N random real responses and the swaps")
     parser.add_argument("--skip-held-out", action="store_true", help="development sources only (while the rule is being set)")
     parser.add_argument("--fit-only", action="store_true", help="print the word_sequence thresholds the development sources give")
+    parser.add_argument("--fit-fluency", default=None, metavar="ID_OR_DIR",
+                        help="print the fluency calibration the development sources give under this causal LM (GPU advised)")
     args = parser.parse_args()
     if not args.data.is_dir():
         parser.exit(2, f"error: dataset folder {args.data} not found (pass --data)\n")
     rng = np.random.default_rng(args.seed)
     if args.fit_only:
         print(fit_word_sequence(real_responses(args.data)))
+        return
+    if args.fit_fluency:
+        print(fit_fluency(real_responses(args.data), args.fit_fluency))
         return
     real = real_responses(args.data)
     held_out = held_out_responses(args.data, real)

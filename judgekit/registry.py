@@ -108,8 +108,9 @@ def _register_builtins() -> None:
         ("truncation", "ends mid-sentence at a length limit (finish_reason=length)"),
         ("language_mismatch", "prompt and response (or its end) in different languages (py3langid)"),
         ("off_topic", "prompt-response embedding similarity below a threshold (any sentence-embedding model)"),
-        ("fluency", "perplexity under a local causal LM above a threshold"),
-        ("incoherent", "combined flag: empty, repetition, gibberish, script_noise, word_order or word_sequence fires"),
+        ("fluency", "windowed surprisal given the prompt under any HF causal LM, robust z against the study (--fluency-model)"),
+        ("incoherent", "combined flag: empty, repetition, gibberish, script_noise, word_order or word_sequence fires "
+                        "(+ fluency when a fluency model is given)"),
     ):
         DETECTORS.register(name, f"judgekit.flags.incoherence:{name.upper()}", summary)
 

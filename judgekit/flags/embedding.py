@@ -1,7 +1,8 @@
-"""Model-backed text scores for the incoherence detectors: sentence embeddings and perplexity.
+"""Sentence embeddings for the ``off_topic`` incoherence detector.
 
-Both load a local model directory (or hub id) with ``transformers`` — never
-``trust_remote_code`` — and run batched under ``torch.inference_mode``.
+Loads a local model directory (or hub id) with ``transformers`` — never
+``trust_remote_code`` — and runs batched under ``torch.inference_mode``. The
+causal-LM scores of the ``fluency`` detector are in :mod:`judgekit.flags.fluency`.
 """
 
 from __future__ import annotations
@@ -48,33 +49,3 @@ def embed(texts: list[str], *, model_path: str, batch_size: int = 64) -> np.ndar
     vectors = np.empty((len(texts), out[0].shape[1]), dtype=out[0].dtype)
     vectors[order] = np.concatenate(out)
     return vectors
-
-
-@cache
-def _causal(model_path: str):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer, AutoModelForCausalLM.from_pretrained(model_path).eval()
-
-
-def perplexity(texts: list[str], *, model_path: str, batch_size: int = 16, max_length: int = 512) -> np.ndarray:
-    """exp(mean token negative log-likelihood) of each text; NaN for texts with fewer than 2 tokens."""
-    import torch
-
-    tokenizer, model = _causal(model_path)
-    tokenizer.padding_side = "right"
-    values = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start : start + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-            logits = model(**batch).logits[:, :-1]
-            targets = batch["input_ids"][:, 1:]
-            mask = batch["attention_mask"][:, 1:].to(logits.dtype)
-            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-            count = mask.sum(1)
-            mean = (nll * mask).sum(1) / count.clamp(min=1)
-            values.extend(np.where(count.numpy() >= 1, np.exp(mean.numpy()), np.nan).tolist())
-    return np.array(values, dtype=float)

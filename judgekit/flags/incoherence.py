@@ -26,14 +26,16 @@ truncation      ends mid-sentence — only when the response sits at a length li
 Model-based detectors (run when asked, see :func:`detect`):
 ``language_mismatch`` (py3langid, bundled model, no pickle), ``off_topic``
 (cosine similarity of prompt and response under any sentence-embedding model
-directory) and ``fluency`` (per-token perplexity under any local causal LM).
+directory) and ``fluency`` (windowed per-token surprisal of the response given its
+prompt under any Hugging Face causal LM, :mod:`judgekit.flags.fluency`; the rule is
+in :func:`fluency`).
 
 The combined ``incoherent`` flag fires when any of ``COMBINED_DEFAULT`` fires
-(the detectors for kinds that destroy coherence); truncation, language
-mismatch, off-topic and fluency are reported separately because a response can
-be truncated, in another language or off topic and still be fluent text. Pass
-``combine=`` to change the rule, or fit a logistic model on labelled items
-with :func:`fit_combined`.
+(the detectors for kinds that destroy coherence), and also when ``fluency`` fires
+if a fluency model was given; truncation, language mismatch and off-topic are
+reported separately because a response can be truncated, in another language or
+off topic and still be fluent text. Pass ``combine=`` to change the rule, or fit a
+logistic model on labelled items with :func:`fit_combined`.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 DEFAULT_THRESHOLDS: dict[str, float] = {
     # repetition: flag when any holds
     "repeated_ngram_share": 0.45,     # share of word 4-grams that repeat an earlier one (texts of >= 12 words)
-    "tail_loop_share": 0.30,          # share of words in a loop of >= 3 repeats of a 1-40 word unit at the end
+    "tail_loop_share": 0.30,          # share of words in a loop at the end: >= 3 copies of a 1-5 word unit, >= 2 of 6-40
     "compression_ratio": 0.22,        # zlib size / raw size (texts of >= 200 bytes); prose sits near 0.45-0.6
     # gibberish: flag when the salad score exceeds
     "salad_score": 0.30,              # share of tokens that are vowel-less, letter-digit mixed or symbol-laden
@@ -89,8 +91,13 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "language_confidence": 0.90,     # on the response segment; the prompt needs 0.5
     # off-topic: cosine similarity below this
     "min_prompt_similarity": 0.10,
-    # fluency: perplexity above this
-    "max_perplexity": 1000.0,
+    # fluency (see fluency()): worst 32-token window's mean surprisal minus the study's median of the same,
+    # in units of the study's robust spread (1.4826 x MAD) of it; flag above fluency_z
+    "fluency_z": 5.0,
+    "fluency_window_tokens": 32,
+    "fluency_min_responses": 30,      # scored responses the per-study calibration needs; fewer: scores only
+    "fluency_baseline": float("nan"),  # nats/token; NaN: the study's median worst window (set both to reuse
+    "fluency_spread": float("nan"),    # a calibration from development data on a small study)
 }
 
 
@@ -399,14 +406,74 @@ def off_topic(prompts: Sequence[str], responses: Sequence[str], thresholds: dict
             for s, r in zip(similarity, responses, strict=True)]
 
 
-def fluency(responses: Sequence[str], thresholds: dict[str, float], *, model_path: str, batch_size: int = 16) -> list[Finding]:
-    """Per-token perplexity under a local causal LM above a threshold."""
-    from judgekit.flags.embedding import perplexity
+SPREAD_FLOOR = 0.05  # nats/token: a study of near-identical responses must not turn tiny differences into flags
 
-    values = perplexity(list(responses), model_path=model_path, batch_size=batch_size)
-    limit = thresholds["max_perplexity"]
-    return [Finding(bool(np.isfinite(v) and v > limit), float(v) if np.isfinite(v) else None,
-                    f"perplexity {v:.0f} > {limit:.0f}" if np.isfinite(v) and v > limit else "") for v in values]
+
+def fluency_calibration(worst: np.ndarray) -> tuple[float, float]:
+    """(baseline, spread) of worst-window surprisals: their median, and 1.4826 × their median absolute
+    deviation (the normal-consistent robust scale), at least ``SPREAD_FLOOR``; NaN where none is finite.
+
+    Examples
+    --------
+    >>> fluency_calibration(np.array([2.0, 2.5, 3.0, np.nan, 9.0]))
+    (2.75, 0.7413)
+    """
+    scored = worst[np.isfinite(worst)]
+    if not len(scored):
+        return float("nan"), float("nan")
+    centre = float(np.median(scored))
+    return centre, max(1.4826 * float(np.median(np.abs(scored - centre))), SPREAD_FLOOR)
+
+
+def fluency(prompts: Sequence[str], responses: Sequence[str], thresholds: dict[str, float], *, model_path: str) -> DetectorColumns:
+    """Responses whose worst stretch is far less predictable, given the prompt, than the study's typical worst stretch.
+
+    For each response, :func:`judgekit.flags.fluency.window_surprisal` gives the mean surprisal
+    (nats/token) of its worst window of ``fluency_window_tokens`` tokens under the model,
+    conditioned on the prompt. The **score** is that value minus the baseline: the median of
+    the same quantity over the study's scored responses. It is flagged when the score exceeds
+    ``fluency_z`` robust spreads (1.4826 × the median absolute deviation of the worst-window
+    values over the study, at least ``SPREAD_FLOOR``).
+
+    Why a per-study baseline: raw surprisal depends on the model (a 135M model is more surprised
+    than a 7B one), on the domain and on the response style (code, lists of names, numbers), so
+    no absolute nats/token threshold carries over between models or studies. The median and the
+    MAD are robust: up to half of a study's responses can be incoherent before they move the
+    baseline far. Why not the same response's own median window: a response shuffled from
+    start to end is uniformly surprising, and would look normal against itself.
+
+    The flags of one response therefore depend on the rest of the study (never on how rows were
+    batched). Studies with fewer than ``fluency_min_responses`` scored responses get scores
+    against their median but no flags, unless ``fluency_baseline`` and ``fluency_spread`` are
+    given, e.g. from a calibration on development data. Responses with fewer than 8 tokens get
+    no score. Low surprisal is not flagged here: loops are the repetition detector's.
+
+    The default ``fluency_z`` of 5 is a robust-z convention, not a value fitted on real LMs: it
+    has not been validated against real responses with a real model in this repository (see
+    the README, incoherence section); set it on development data with the model you use.
+    """
+    from judgekit.flags.fluency import load_causal_lm, worst_windows
+
+    window = int(thresholds["fluency_window_tokens"])
+    worst = worst_windows(load_causal_lm(model_path), prompts, responses, window=window)
+    n_scored = int(np.isfinite(worst).sum())
+    given = (thresholds["fluency_baseline"], thresholds["fluency_spread"])
+    baseline, spread = (g if np.isfinite(g) else e for g, e in zip(given, fluency_calibration(worst), strict=True))
+    spread = max(spread, SPREAD_FLOOR)
+    calibrated = bool(np.isfinite(given).all()) or n_scored >= thresholds["fluency_min_responses"]
+    score = worst - baseline
+    limit = thresholds["fluency_z"] * spread
+    flagged = calibrated & (score > limit)  # NaN compares False
+    columns = DetectorColumns.build(flagged, score, lambda row: (
+        f"worst {window}-token stretch: {worst[row]:.2f} nats/token, {score[row]:.2f} above the study baseline "
+        f"{baseline:.2f} ({score[row] / spread:.1f} robust spreads > {thresholds['fluency_z']:g})"))
+    for row in np.flatnonzero(np.isnan(worst)).tolist():
+        columns.reason[row] = "too few tokens to score" if responses[row].strip() else "empty response"
+    if not calibrated:
+        for row in np.flatnonzero(np.isfinite(worst)).tolist():
+            columns.reason[row] = (f"not flagged: {n_scored} scored responses, the per-study calibration needs "
+                                   f"{thresholds['fluency_min_responses']:g}")
+    return columns
 
 
 # ---------------------------------------------------------------- the flags table
@@ -432,15 +499,25 @@ def detect(
     language: bool = True,
     embedding_model: str | None = None,
     fluency_model: str | None = None,
-    combine: Sequence[str] = COMBINED_DEFAULT,
+    combine: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Run the detectors on a responses table and return the long ``flags`` table."""
+    """Run the detectors on a responses table and return the long ``flags`` table.
+
+    ``combine`` names the detectors of the ``incoherent`` flag; by default
+    :func:`combined_members` (``COMBINED_DEFAULT``, plus ``fluency`` when a fluency model is given).
+    A ``fluency_model`` is checked (:func:`judgekit.flags.fluency.check_causal_lm`) before any work.
+    """
     settings = _settings(thresholds)
+    if fluency_model:
+        from judgekit.flags.fluency import check_causal_lm
+
+        check_causal_lm(fluency_model)
+    combine = combined_members(combine, fluency_model=fluency_model)
     unknown = sorted(set(combine) - set(HEURISTIC_DETECTORS) - set(MODEL_DETECTORS))
     if unknown:
         raise InputError(f"cannot combine unknown detectors {unknown}")
     texts = [_clean(v) for v in responses["response"]]
-    needs_prompts = language or embedding_model
+    needs_prompts = language or embedding_model or fluency_model
     prompts = [_clean(v) for v in responses["prompt"]] if needs_prompts and "prompt" in responses else [""] * len(texts)
     finish = responses["finish_reason"].tolist() if "finish_reason" in responses else [None] * len(texts)
     per_detector = heuristic_columns(texts, finish, settings)
@@ -449,20 +526,43 @@ def detect(
     if embedding_model:
         per_detector["off_topic"] = DetectorColumns.from_findings(off_topic(prompts, texts, settings, model_path=embedding_model))
     if fluency_model:
-        per_detector["fluency"] = DetectorColumns.from_findings(fluency(texts, settings, model_path=fluency_model))
+        per_detector["fluency"] = fluency(prompts, texts, settings, model_path=fluency_model)
     missing = [name for name in combine if name not in per_detector]
     if missing:
         raise InputError(f"the combined rule needs detectors that were not run: {missing}")
     per_detector["incoherent"] = _combined({name: c for name, c in per_detector.items() if name in combine}, len(texts))
+    return _flags_table(responses["item_id"], per_detector)
+
+
+def _flags_table(item_ids: pd.Series, per_detector: dict[str, DetectorColumns]) -> pd.DataFrame:
+    """The long flags table, one row per response and detector, in response order.
+
+    Text columns stay object arrays of references to the same few Python strings (each item id
+    once, each detector name once): saving a table conforms and writes it through object arrays,
+    and a pandas string column would make it build a new string per row, 9 rows per response
+    (the flag step's peak at 1M responses: 3.9 GB with string columns, 3.0 GB with these;
+    BENCHMARKS.md, incoherence).
+    """
     names = list(per_detector)
     columns = list(per_detector.values())
+    n = len(item_ids)
+    reason = np.empty(n * len(names), dtype=object)
+    for k, column in enumerate(columns):
+        reason[k :: len(names)] = column.reason
     return pd.DataFrame({
-        "item_id": np.repeat(responses["item_id"].to_numpy(dtype=object), len(names)),
-        "detector": np.tile(np.array(names, dtype=object), len(texts)),
+        "item_id": pd.Series(np.repeat(item_ids.to_numpy(dtype=object), len(names)), dtype=object),
+        "detector": pd.Series(np.tile(np.array(names, dtype=object), n), dtype=object),
         "flagged": np.stack([c.flagged for c in columns], axis=1).ravel(),
         "score": np.stack([c.score for c in columns], axis=1).ravel(),
-        "reason": [reason for row in zip(*(c.reason for c in columns), strict=True) for reason in row],
+        "reason": pd.Series(reason, dtype=object),
     })
+
+
+def combined_members(combine: Sequence[str] | None, *, fluency_model: str | None) -> tuple[str, ...]:
+    """The detectors of the combined flag: ``combine`` when given, else the default set (+ fluency with a model)."""
+    if combine is not None:
+        return tuple(combine)
+    return (*COMBINED_DEFAULT, "fluency") if fluency_model else COMBINED_DEFAULT
 
 
 def _combined(members: dict[str, DetectorColumns], n: int) -> DetectorColumns:

@@ -24,6 +24,9 @@ from judgekit.flags.bigrams import bigram_model
 MAX_LOOP_UNIT = 40           # longest repeated unit (in words) the tail-loop search looks for
 MIN_WORDS_NGRAMS = 12        # texts shorter than this get a repeated-4-gram share of 0
 MIN_WORDS_TAIL_LOOP = 9
+# A unit of this many words or more needs two back-to-back copies at the end, a shorter one three: fluent
+# text rarely ends by repeating a 6-word stretch verbatim, but it does repeat short phrases and list items.
+MIN_UNIT_TWICE = 6
 MIN_BYTES_COMPRESSION = 200  # zlib ratios of shorter texts say little
 BATCH_RESPONSES = 2048
 BATCH_CHARS = 2_000_000      # bounds a batch's token arrays however long its responses are
@@ -238,7 +241,7 @@ class TextStats:
     noise_chars: np.ndarray            # U+FFFD, control and private-use characters
     script_switches: np.ndarray        # adjacent letters of two different scripts (Hangul excluded)
     repeated_ngram_share: np.ndarray   # share of word 4-grams repeating an earlier one; 0 below MIN_WORDS_NGRAMS
-    tail_loop_share: np.ndarray        # share of words in a run of >= 3 repeats of one unit ending the text
+    tail_loop_share: np.ndarray        # share of words in a run of repeats of one unit ending the text (min_repeats copies)
     tail_loop_unit: np.ndarray         # that unit's length in words (0: no loop)
     odd_tokens: np.ndarray             # vowel-less or letter-digit-mixed pieces, symbol-laden tokens
     word_pieces: np.ndarray            # [a-z]{2,} pieces
@@ -413,11 +416,12 @@ def _repeated_ngram_share(ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def _tail_loops(ids: np.ndarray, lengths: np.ndarray, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per response: share of words in the longest run of >= 3 repeats of a 1-40 word unit ending the text.
+    """Per response: share of words in the longest run of repeats of a 1-40 word unit ending the text.
 
-    A unit qualifies when the last two units each equal the one before; that test runs for
-    all responses and units at once on a matrix of the last 120 word ids. Only the few
-    (response, unit) pairs that pass are extended backwards in Python.
+    A unit qualifies when the text ends with :func:`min_repeats` back-to-back copies of it (any
+    phase: a loop cut mid-unit still ends periodic); that test runs for all responses and units
+    at once on a matrix of the last 120 word ids. Only the few (response, unit) pairs that pass
+    are extended backwards in Python.
     """
     share, unit_of = np.zeros(len(lengths)), np.zeros(len(lengths), dtype=np.int64)
     if len(ids) == 0:
@@ -435,19 +439,25 @@ def _tail_loops(ids: np.ndarray, lengths: np.ndarray, texts: list[str]) -> tuple
     for unit in (np.flatnonzero(last_repeats.any(axis=0)) + 1).tolist():
         rows = np.flatnonzero(last_repeats[:, unit - 1])
         block = tails[rows]
-        passes[rows, unit] = (block[:, width - 2 * unit:] == block[:, width - 3 * unit: width - unit]).all(axis=1)
+        copies = min_repeats(unit)
+        passes[rows, unit] = (block[:, width - (copies - 1) * unit:] == block[:, width - copies * unit: width - unit]).all(axis=1)
     for row in np.flatnonzero(passes.any(axis=1)).tolist():
         share[row], unit_of[row] = _longest_tail_run(texts[row].split(), np.flatnonzero(passes[row]).tolist())
     return share, unit_of
 
 
+def min_repeats(unit: int) -> int:
+    """Back-to-back copies of a ``unit``-word unit that make a tail loop: 3, or 2 from ``MIN_UNIT_TWICE`` words."""
+    return 2 if unit >= MIN_UNIT_TWICE else 3
+
+
 def _longest_tail_run(words: list[str], units: list[int]) -> tuple[float, int]:
-    """Of the units whose last three repeats end the text, the one covering the largest share (ties: shortest)."""
+    """Of the units whose last repeats end the text, the one covering the largest share (ties: shortest)."""
     n = len(words)
     best, best_unit = 0.0, 0
     for unit in units:
         tail = words[n - unit:]
-        start = n - 3 * unit
+        start = n - min_repeats(unit) * unit
         while start - unit >= 0 and words[start - unit : start] == tail:
             start -= unit
         if (n - start) / n > best:
