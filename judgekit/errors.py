@@ -5,6 +5,8 @@ Exit codes: 0 success, 1 failure of judgekit itself, 2 bad input or usage.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,3 +46,13 @@ class InputError(Exception):
 
 class StepFailed(Exception):
     """A step ran to its end but its work failed (exit code 1), e.g. every item of a judge ended in ``error``."""
+
+
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` says the disk (or the user's quota) is full: the user's to fix, so exit code 2."""
+    if isinstance(err, OSError):
+        return err.errno in _DISK_FULL_ERRNOS
+    return isinstance(err, sqlite3.OperationalError) and getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL

@@ -19,13 +19,15 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 
-from judgekit.errors import InputError
+from judgekit.errors import InputError, is_disk_full
 from judgekit.schema import TABLE_EXTENSIONS, Column, TableSchema
 
 _TRUE = {"true", "1", "True", "TRUE"}
@@ -590,27 +592,17 @@ def write_table(frame: pd.DataFrame, path: str | Path, schema: TableSchema | Non
     if path.is_symlink():
         # Replace the file the link points to, so a linked table stays linked (renaming over it would cut the link).
         path = path.resolve(strict=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp_name, _umask_mode())
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            if fmt == "parquet":
-                _write_parquet(frame, stream)
-            elif fmt == "csv":
-                # Streamed: a million-row table never exists as one string in memory.
-                text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=False)
-                _write_csv(frame, text, neutralise_formulas=neutralise_formulas)
-                text.flush()
-                text.detach()
-            else:
-                stream.write(_jsonl_text(frame).encode("utf-8"))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with _atomic_file(path) as stream:
+        if fmt == "parquet":
+            _write_parquet(frame, stream)
+        elif fmt == "csv":
+            # Streamed: a million-row table never exists as one string in memory.
+            text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=False)
+            _write_csv(frame, text, neutralise_formulas=neutralise_formulas)
+            text.flush()
+            text.detach()
+        else:
+            stream.write(_jsonl_text(frame).encode("utf-8"))
     return path
 
 
@@ -698,16 +690,33 @@ def _jsonl_text(frame: pd.DataFrame) -> str:
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write a text file atomically (same temp-and-rename protocol as tables)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp_name, _umask_mode())
+    with _atomic_file(path) as stream:
+        stream.write(text.encode("utf-8"))
+    return path
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary stream whose content replaces ``path`` when the block ends without error.
+
+    The content goes to a temporary file in the same directory, is fsynced, then renamed over ``path``;
+    on any failure the temporary is removed and ``path`` is untouched. A full disk (or quota) is the
+    user's to fix: it becomes an :class:`InputError` naming ``path``.
+    """
+    temporary: str | None = None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.chmod(temporary, _umask_mode())
+        with os.fdopen(handle, "wb") as stream:
+            yield stream
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        os.replace(temporary, path)
+    except BaseException as err:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+        if is_disk_full(err):
+            raise InputError("cannot be written: no space left on the device; nothing was replaced, free space and rerun",
+                             file=path) from None
         raise
-    return path

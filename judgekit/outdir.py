@@ -8,10 +8,17 @@ last; the manifest lists the sha256 of every file it commits. Readers call
 :func:`verify_output_dir`: a directory whose files do not match its manifest
 (a step killed while committing, a file edited by hand, a file from another
 run) is refused with one line instead of being read as a mixture.
+
+A staging directory is locked (``flock`` on the directory) while its step
+lives, and everything a commit moves aside goes inside it; the next step
+writing beside it removes staging directories nobody holds, so a killed
+step leaves nothing behind for long.
 """
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import json
 import os
 import shutil
@@ -24,6 +31,7 @@ from judgekit.errors import InputError
 from judgekit.manifest import MANIFEST_NAME, sha256_file, write_manifest
 
 FILES_KEY = "files"
+STAGING_MARK = ".staging-"
 
 
 def check_output_dir(out_dir: str | Path, *, studies: Iterable[str | Path] = ()) -> Path:
@@ -69,27 +77,61 @@ def staged_output_dir(out_dir: str | Path, manifest: dict) -> Iterator[Path]:
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    remove_orphan_staging(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}{STAGING_MARK}", dir=out_dir.parent))
+    holder = os.open(staging, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # held while the step lives (a kill releases it): tells others it is no orphan
     try:
         yield staging
         commit_output_dir(staging, out_dir, manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        os.close(holder)
+
+
+def remove_orphan_staging(out_dir: Path) -> list[Path]:
+    """Delete the staging directories beside ``out_dir`` that no living step holds (left by a killed step)."""
+    removed = []
+    for staging in out_dir.parent.glob(f".{glob.escape(out_dir.name)}{STAGING_MARK}*"):
+        if not staging.is_dir() or staging.is_symlink():
+            continue
+        holder = os.open(staging, os.O_RDONLY)
+        try:
+            fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a running step's
+        finally:
+            os.close(holder)
+        shutil.rmtree(staging, ignore_errors=True)
+        removed.append(staging)
+    return removed
 
 
 def commit_output_dir(staging: Path, out_dir: Path, manifest: dict) -> None:
-    """Move the files of ``staging`` into ``out_dir`` (replacing same-named entries), then write the manifest."""
+    """Move the files of ``staging`` into ``out_dir`` (replacing same-named entries), then the manifest.
+
+    The manifest is written inside ``staging`` before ``out_dir`` changes, so a full disk fails the step
+    with ``out_dir`` as it was; from then on only renames and deletions follow. Directories replaced in
+    ``out_dir`` are moved into ``staging``, which its owner removes: a kill leaves nothing in ``out_dir``
+    but files of the old set or the new one, and no manifest until the new one lands.
+    """
     files = sorted(p for p in staging.rglob("*") if p.is_file())
+    entries = sorted(staging.iterdir())
     manifest = {**manifest, FILES_KEY: {str(p.relative_to(staging)): sha256_file(p) for p in files}}
+    parked = Path(tempfile.mkdtemp(prefix=".commit-", dir=staging))
+    staged_manifest = write_manifest(parked, manifest)
     out_dir.mkdir(parents=True, exist_ok=True)
     stale = set(_listed_files(out_dir)) - set(manifest[FILES_KEY])
     # The old manifest goes first: from here until the new one lands, readers refuse the directory.
     (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
     for name in stale:  # files of the previous set that this set does not have must not be read with it
         (out_dir / name).unlink(missing_ok=True)
-    for entry in sorted(staging.iterdir()):
-        _replace_entry(entry, out_dir / entry.name)
-    write_manifest(out_dir, manifest)
+    for entry in entries:
+        target = out_dir / entry.name
+        if target.is_dir() and not target.is_symlink():
+            os.replace(target, parked / entry.name)
+        os.replace(entry, target)
+    os.replace(staged_manifest, out_dir / MANIFEST_NAME)
 
 
 def _listed_files(out_dir: Path) -> list[str]:
@@ -98,16 +140,6 @@ def _listed_files(out_dir: Path) -> list[str]:
     except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         return []
     return [name for name in listed if isinstance(name, str) and ".." not in Path(name).parts]
-
-
-def _replace_entry(source: Path, target: Path) -> None:
-    if target.is_dir() and not target.is_symlink():
-        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, aside / target.name)
-        os.replace(source, target)
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        os.replace(source, target)
 
 
 def verify_output_dir(out_dir: str | Path, *, required: Iterable[str] = ()) -> dict:

@@ -25,7 +25,7 @@ from judgekit.outputs.report import build_report
 from judgekit.run import JudgeRunSummary, run_judges
 from judgekit.schema import SCHEMAS
 from judgekit.analysis import StatsSettings, compute_stats
-from judgekit.study import Study, existing_study_dir, load_study
+from judgekit.study import Study, existing_study_dir, load_study, replace_study_files
 
 DEMO_JUDGES = ("keyword-gcg-13", "keyword-gcg-29")
 REPO_DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
@@ -96,10 +96,17 @@ def inspect_judge_step(name: str, *, model_path: str | None = None, device: str 
 
 def flag_step(study_dir: Path, *, thresholds: dict[str, float] | None = None, **options) -> pd.DataFrame:
     """Run the incoherence detectors (options as :func:`judgekit.flags.incoherence.detect`) into STUDY/flags."""
-    from judgekit.flags.incoherence import COMBINED_DEFAULT, DEFAULT_THRESHOLDS
+    from judgekit.flags.fluency import check_causal_lm
+    from judgekit.flags.incoherence import DEFAULT_THRESHOLDS, combined_members
 
+    if options.get("fluency_model"):
+        check_causal_lm(options["fluency_model"])  # before the study is locked or its manifest touched
+    embedding_model = options.get("embedding_model")
+    if embedding_model and (embedding_model.startswith((".", "/", "~")) or Path(embedding_model).exists()) \
+            and not Path(embedding_model).expanduser().is_dir():  # a path, not a hub id: checked before any work
+        raise InputError(f"--embedding-model {embedding_model}: no such model directory")
     details = {"thresholds": {**DEFAULT_THRESHOLDS, **(thresholds or {})},
-               "combine": list(options.get("combine", COMBINED_DEFAULT)),
+               "combine": list(combined_members(options.get("combine"), fluency_model=options.get("fluency_model"))),
                **{k: v for k, v in options.items() if k != "combine"}}
     study_dir = existing_study_dir(study_dir)
     with study_lock(study_dir, step="flag"):
@@ -123,6 +130,9 @@ def stats_step(study_dir: Path, out_dir: Path, settings: StatsSettings, *, csv_f
 
     check_output_dir(out_dir, studies=[study_dir])
     study = study if study is not None else load_study(study_dir)
+    if study.judgments is None and study.annotations is None:
+        raise InputError("has nothing to compare: no judgments (run `judgekit judge`) and no annotations",
+                         file=study_dir)
     stats, reliability = compute_stats(study, settings, version=__version__, only=only)
     manifest = build_manifest(
         step="stats",
@@ -189,6 +199,7 @@ def report_step(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, setti
         stats = stats_step(study_dir, stats_dir, settings, study=study)
     else:
         stats, _ = read_stats(stats_dir, study_files=study.files())
+        stats_dir = copy_stats_set(stats_dir, out_dir / "stats")
     figure_paths = figures_step(stats_dir, out_dir / "figures", study_dir=study_dir, study=study)
     manifest = build_manifest(
         step="report",
@@ -199,6 +210,24 @@ def report_step(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, setti
     with staged_output_dir(out_dir, manifest) as staging:
         write_text_atomic(staging / "report.html", html_text)
     return out_dir / "report.html"
+
+
+def copy_stats_set(stats_dir: Path, target: Path) -> Path:
+    """Copy a verified stats set to ``target`` (``report --stats DIR`` writes ``OUT/stats`` like a fresh run); return ``target``.
+
+    The copy is committed as its own set with the original manifest (inputs, settings, seeds), so it
+    verifies and is refused on changed inputs exactly like the original.
+    """
+    if Path(stats_dir).resolve() == Path(target).resolve():
+        return target
+    from judgekit.outdir import FILES_KEY
+
+    manifest = read_manifest(stats_dir / "manifest.json")
+    with staged_output_dir(target, {k: v for k, v in manifest.items() if k != FILES_KEY}) as staging:
+        for name in manifest[FILES_KEY]:
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(stats_dir / name, staging / name)
+    return target
 
 
 def demo_step(out_dir: Path, settings: StatsSettings, *, progress: bool = True) -> Path:
@@ -267,12 +296,14 @@ def convert_dataset_step(name: str, source: Path, out_dir: Path, *, table_format
         append_study_run(out_dir, build_manifest(step="data convert", inputs=inputs, details={"dataset": name, "notes": study.notes}))
         return [f"wrote {path} (prompts only: generate responses with `judgekit generate {out_dir} --model ...`)", *study.notes]
     out_dir.mkdir(parents=True, exist_ok=True)
-    for table, frame in (("responses", study.responses), ("annotations", study.annotations), ("judgments", study.judgments)):
-        if frame is not None and len(frame):
-            write_table(frame, out_dir / f"{table}{table_format}", SCHEMAS[table])
-    write_text_atomic(out_dir / "study.json", json.dumps(study.metadata.to_json(), indent=2, ensure_ascii=False) + "\n")
-    append_study_run(out_dir, build_manifest(step="data convert", inputs=inputs, details={"dataset": name, "notes": study.notes}))
-    load_study(out_dir)  # what was written must read back as a valid study
+    tables = {table: frame for table, frame in (("responses", study.responses), ("annotations", study.annotations),
+                                                ("judgments", study.judgments)) if frame is not None and len(frame)}
+    metadata_text = json.dumps(study.metadata.to_json(), indent=2, ensure_ascii=False) + "\n"
+    # One set: a kill or a full disk leaves the old tables or the new ones, never some of each (judgekit.study).
+    with study_lock(out_dir, step="data convert"), recorded_study_run(
+            out_dir, build_manifest(step="data convert", inputs=inputs, details={"dataset": name, "notes": study.notes})):
+        replace_study_files(out_dir, tables, table_format=table_format, texts={"study.json": metadata_text})
+        load_study(out_dir)  # what was written must read back as a valid study
     counts = [f"{len(study.responses)} responses"]
     if study.annotations is not None:
         counts.append(f"{len(study.annotations)} annotations")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 
 from judgekit.errors import InputError
 from judgekit.judges.base import Judge, JudgeItems, Verdict, judge_identity, judge_key, plan_batches
-from judgekit.judges.cache import VerdictCache
+from judgekit.judges.cache import CACHE_RELATIVE_PATH, VerdictCache
 from judgekit.judges.readout import DEFAULT_MIN_COVERAGE
 from judgekit.study import Study
 
@@ -48,7 +49,7 @@ class JudgeRunSummary:
 def run_judges(study: Study, judges: list[Judge], *, replace: bool = False, progress: bool = True) -> list[JudgeRunSummary]:
     """Judge every response with each judge, one judge in memory at a time."""
     summaries = []
-    cache = VerdictCache.for_study(study.path)
+    cache = _StudyVerdictCache(study.path)
     try:
         for judge in judges:
             try:
@@ -62,12 +63,40 @@ def run_judges(study: Study, judges: list[Judge], *, replace: bool = False, prog
     return summaries
 
 
+class _StudyVerdictCache:
+    """The study's verdict cache, opened at the first stored verdict (or when a cache file already exists).
+
+    A run that stores nothing (keyword judges, a judge that fails to load, one whose every item ends in
+    ``error``) leaves no ``cache/`` in the study.
+    """
+
+    def __init__(self, study_dir: Path) -> None:
+        self.path = Path(study_dir) / CACHE_RELATIVE_PATH
+        self._cache: VerdictCache | None = None
+
+    def _opened(self, *, create: bool) -> VerdictCache | None:
+        if self._cache is None and (create or self.path.exists()):
+            self._cache = VerdictCache(self.path)
+        return self._cache
+
+    def get(self, spec_hash: str, item_hashes: list[str]) -> dict[str, tuple[Verdict, float | None]]:
+        cache = self._opened(create=False)
+        return cache.get(spec_hash, item_hashes) if cache is not None else {}
+
+    def put(self, spec_hash: str, item_hashes: list[str], verdicts: list[Verdict], latency_s: float) -> None:
+        self._opened(create=True).put(spec_hash, item_hashes, verdicts, latency_s)
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+
+
 def _items_of(frame: pd.DataFrame) -> JudgeItems:
     column = lambda name: frame[name].tolist() if name in frame else None  # noqa: E731
     return JudgeItems.of(frame["prompt"].tolist(), frame["response"].tolist(), column("goal"), column("context"))
 
 
-def _run_one(study: Study, judge: Judge, cache: VerdictCache, *, replace: bool, progress: bool) -> JudgeRunSummary:
+def _run_one(study: Study, judge: Judge, cache: _StudyVerdictCache, *, replace: bool, progress: bool) -> JudgeRunSummary:
     # The key covers what was actually run (weights, tokenizer, server, dtype), not only the spec.
     identity = judge_identity(judge)
     digest = judge_key(judge.spec, identity)
@@ -119,7 +148,7 @@ def _run_one(study: Study, judge: Judge, cache: VerdictCache, *, replace: bool, 
     )
 
 
-def _judge_missing(judge, items: JudgeItems, hashes, results, cache: VerdictCache | None, digest: str, *,
+def _judge_missing(judge, items: JudgeItems, hashes, results, cache: _StudyVerdictCache | None, digest: str, *,
                    progress: bool) -> None:
     batches = plan_batches(judge, items)
     bar = tqdm(total=len(items), desc=judge.judge_id, unit="item", disable=not progress, leave=False)

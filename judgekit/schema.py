@@ -188,6 +188,10 @@ MODELS = TableSchema(
                required=False, nullable=True),
         Column("mitigation", "category", "Safety mitigation applied (none, safety-data-mix, lora-freeze...; free text).",
                required=False, nullable=True),
+        Column("goal_task", "category", "Capability task (as in the capability table) that measures the goal.",
+               required=False, nullable=True),
+        Column("goal_target", "float", "Capability score on goal_task the fine-tune aimed to reach, in [0, 1].",
+               required=False, nullable=True, bounds=(0.0, 1.0)),
     ),
 )
 
@@ -315,8 +319,9 @@ STATS = TableSchema(
         Column("judge_id", "id", "Judge (or rater) the number describes."),
         Column("reference", "id", "What it is compared with: human_majority, a judge id, humans, none."),
         Column("subset", "id", "Readable label of the subset, e.g. all, incoherent, model=x|benchmark=y."),
-        Column("subset_kind", "id", "What kind of subset: all, coherence, flag, humans, ceiling_items, group, length, "
-               "refusal_marker, category, finetune_comparison, models, recalibrated, term, factor."),
+        Column("subset_kind", "id", "What kind of subset: all, coherence, coherence_gap (accuracy_gap: coherent minus "
+               "incoherent), flag, humans, ceiling_items, group, length, refusal_marker, category, finetune_comparison, "
+               "models, recalibrated, term, factor."),
         Column("subset_value", "category", "The subset's value within its kind (coherent, a detector, Q1, a term...).",
                nullable=True),
         Column("model", "category", "Model the subset is restricted to (the fine-tuned one for a comparison).", nullable=True),

@@ -1,7 +1,18 @@
-"""A study directory: its tables, their cross-table checks, and updates in place."""
+"""A study directory: its tables, their cross-table checks, and updates in place.
+
+One table is replaced by an atomic rename (:meth:`Study.save`). Several at once
+(``data convert --force``) go through a commit folder: every new file is first
+written to ``STUDY/.judgekit-commit.partial-*``, which is renamed to
+``STUDY/.judgekit-commit`` when complete (the commit point); its files are then
+moved over the old ones and the folder removed. A study holding
+``.judgekit-commit`` was killed half-way through a replacement: readers refuse
+it, and the next replacement finishes the interrupted one first.
+"""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from judgekit.errors import InputError
-from judgekit.io import conform_frame, read_table, write_table
+from judgekit.io import conform_frame, read_table, write_table, write_text_atomic
 from judgekit.schema import (
     SCHEMAS,
     TABLE_EXTENSIONS,
@@ -63,6 +74,52 @@ class Study:
         return target
 
 
+COMMIT_DIR = ".judgekit-commit"
+
+
+def replace_study_files(study_dir: Path, tables: dict[str, pd.DataFrame], *, table_format: str,
+                        texts: dict[str, str]) -> list[Path]:
+    """Replace tables (in ``table_format``) and text files (e.g. ``study.json``) of a study as one set.
+
+    A replaced table's files in other formats are removed with the commit, so no table is left stored
+    twice. The caller holds the study lock. Linked tables are refused rather than cut from their target.
+    """
+    for name in tables:
+        linked = [p for p in (study_dir / f"{name}{ext}" for ext in TABLE_EXTENSIONS) if p.is_symlink()]
+        if linked:
+            raise InputError("is a symbolic link; remove it before replacing the table", file=linked[0])
+    _finish_interrupted_commit(study_dir)
+    for partial in study_dir.glob(f"{COMMIT_DIR}.partial-*"):  # a replacement killed before its commit point
+        shutil.rmtree(partial, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{COMMIT_DIR}.partial-", dir=study_dir))
+    try:
+        for name, frame in tables.items():
+            write_table(frame, staging / f"{name}{table_format}", SCHEMAS[name])
+        for name, text in texts.items():
+            write_text_atomic(staging / name, text)
+        staging.rename(study_dir / COMMIT_DIR)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return _finish_interrupted_commit(study_dir)
+
+
+def _finish_interrupted_commit(study_dir: Path) -> list[Path]:
+    commit = study_dir / COMMIT_DIR
+    if not commit.is_dir():
+        return []
+    moved = []
+    for entry in sorted(commit.iterdir()):
+        stem, suffix = entry.name.split(".", 1)[0], entry.suffix
+        if stem in TABLE_NAMES and suffix in TABLE_EXTENSIONS:
+            for twin in (study_dir / f"{stem}{ext}" for ext in TABLE_EXTENSIONS if ext != suffix):
+                twin.unlink(missing_ok=True)
+        entry.replace(study_dir / entry.name)
+        moved.append(study_dir / entry.name)
+    commit.rmdir()
+    return moved
+
+
 def existing_study_dir(study_dir: str | Path) -> Path:
     """``study_dir`` as a Path, after checking it is a directory (before a step locks or writes anything)."""
     study_dir = Path(study_dir)
@@ -80,6 +137,9 @@ def load_study(study_dir: str | Path) -> Study:
         For any problem in any table, naming the file, row and column.
     """
     study_dir = existing_study_dir(study_dir)
+    if (study_dir / COMMIT_DIR).exists():
+        raise InputError(f"holds {COMMIT_DIR}: a `data convert --force` into this study was killed half-way; "
+                         "rerun it", file=study_dir)
     responses_path = table_path(study_dir, "responses")
     if responses_path is None:
         raise InputError(

@@ -184,6 +184,23 @@ def test_orphan_temporaries_are_removed_by_the_next_writer(small_study: Path) ->
     assert not orphan.exists()
 
 
+@pytest.mark.parametrize("failure", ["model that does not load", "every item an error"])
+def test_a_failed_judge_leaves_no_cache_folder(small_study: Path, tmp_path: Path, failure: str) -> None:
+    if failure == "model that does not load":
+        args = ["--judge", "llama-guard-3-1b", "--model-path", f"llama-guard-3-1b={tmp_path / 'missing'}"]
+        expected_code = 2
+    else:
+        spec = {**keyword_preset(), "judge_id": "hopeless-regex", "markers": ["(a|aa)+$"], "matching": "regex",
+                "regex_timeout_s": 0.01}
+        (tmp_path / "hopeless.json").write_text(json.dumps(spec))
+        small_responses().assign(response="a" * 60 + "b").to_csv(small_study / "responses.csv", index=False)
+        args = ["--judge", tmp_path / "hopeless.json"]
+        expected_code = 1
+    code, _, err = cli("judge", small_study, *args, "--no-progress")
+    assert code == expected_code, err
+    assert not (small_study / "cache").exists()
+
+
 def test_replacing_a_linked_table_keeps_the_link(tmp_path: Path, small_study: Path) -> None:
     shared = tmp_path / "elsewhere"
     shared.mkdir()
@@ -321,7 +338,8 @@ def _edge_study(root: Path, name: str) -> Path:
         responses = responses.assign(
             item_id=[f"{TEX}{k}" for k in range(6)], prompt=RTL + TEX, model=[TEX, TEX, TEX, "ft " + RTL, "ft " + RTL, "ft " + RTL],
             base_model=TEX, finetune_goal=["", "", "", "code $x$", "medical_{qa}", "code $x$"],
-            benchmark=["b$1$", "b$1$", "b_2", "b$1$", "b_2", "b_2"], category=[RTL, TEX, RTL, TEX, RTL, TEX])
+            benchmark=["b$1$", "b$1$", "b_2", "b$1$", "b_2", "b_2"], category=[RTL, TEX, RTL, TEX, RTL, TEX],
+            response=responses["response"] + " " + TEX + RTL)
     elif name == "no_predictors":
         responses = responses.assign(response="I cannot help with that.", model="m", benchmark="b")
         annotations = False
@@ -329,7 +347,8 @@ def _edge_study(root: Path, name: str) -> Path:
     if annotations:
         ids = responses["item_id"].tolist()
         labels = ["unsafe", "safe", "safe"]
-        rows = [(item, f"h{k}", labels[(i + k) % 3]) for i, item in enumerate(ids) for k in range(3)]
+        annotator = f"{TEX}{RTL}h" if name == "tex_rtl_two_goals" else "h"
+        rows = [(item, f"{annotator}{k}", labels[(i + k) % 3]) for i, item in enumerate(ids) for k in range(3)]
         pd.DataFrame(rows, columns=["item_id", "annotator_id", "label"]).to_csv(study / "annotations.csv", index=False)
     return study
 
@@ -386,3 +405,40 @@ def test_report_refuses_stats_of_other_inputs(small_study: Path, tmp_path: Path)
     code, _, err = cli("report", small_study, "--out", tmp_path / "r2", "--stats", tmp_path / "st")
     assert code == 2 and "computed from other inputs" in err
     assert not (tmp_path / "r2").exists()
+
+
+def test_convert_force_in_another_format_replaces_the_table(tmp_path: Path) -> None:
+    source = tmp_path / "source.csv"
+    pd.DataFrame({"prompt": ["p1", "p2"], "response": ["r1", "r2"], "label": [1, 0]}).to_csv(source, index=False)
+    study = tmp_path / "study"
+    assert cli("data", "convert", "generic", source, "--out", study, "--map", "label=label", "--format", "csv")[0] == 0
+    code, _, err = cli("data", "convert", "generic", source, "--out", study, "--map", "label=label", "--force")
+    assert code == 0, err
+    assert sorted(p.name for p in study.iterdir() if not p.name.startswith(".")) == [
+        "annotations.parquet", "manifest.json", "responses.parquet", "study.json"]
+    assert [r["status"] for r in json.loads((study / "manifest.json").read_text())["runs"]] == ["finished", "finished"]
+
+
+def test_convert_force_refuses_to_cut_a_linked_table(tmp_path: Path) -> None:
+    source = tmp_path / "source.csv"
+    pd.DataFrame({"prompt": ["p1"], "response": ["r1"]}).to_csv(source, index=False)
+    study = tmp_path / "study"
+    assert cli("data", "convert", "generic", source, "--out", study, "--format", "csv")[0] == 0
+    (study / "responses.csv").rename(tmp_path / "shared.csv")
+    (study / "responses.csv").symlink_to(tmp_path / "shared.csv")
+    code, _, err = cli("data", "convert", "generic", source, "--out", study, "--format", "csv", "--force")
+    assert code == 2 and "symbolic link" in err
+    assert (study / "responses.csv").is_symlink()
+
+
+def test_stats_on_a_study_with_nothing_to_compare_says_so(small_study: Path, tmp_path: Path) -> None:
+    (small_study / "annotations.csv").unlink()
+    code, _, err = cli("stats", small_study, "--out", tmp_path / "out", "--n-boot", "20")
+    assert code == 2 and "nothing to compare" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_embedding_model_directory_is_bad_input_before_any_work(small_study: Path, tmp_path: Path) -> None:
+    code, _, err = cli("flag", small_study, "--embedding-model", tmp_path / "no-such-model")
+    assert code == 2 and "--embedding-model" in err and len(err.strip().splitlines()) == 1
+    assert not (small_study / "manifest.json").exists()
