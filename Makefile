@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/judgekit demo --out reports/demo
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 # The report tests open report.html in headless Chromium (Debian package); without it they skip.
 browser:
