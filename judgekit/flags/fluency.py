@@ -42,16 +42,15 @@ GPU has no bfloat16); surprisals are always computed from float32 logits.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from judgekit.errors import InputError
+from judgekit.flags.model_source import check_model_source
 
 log = logging.getLogger(__name__)
 
@@ -63,43 +62,12 @@ MAX_PROMPT_TOKENS = 256  # the prompt's last tokens kept as context
 # nothing on CPU (the unpadded pass takes the faster unmasked attention path; BENCHMARKS.md, fluency).
 DEFAULT_TOKEN_BUDGET = {"cuda": 32_768, "cpu": 1}
 LOGITS_BYTES = {"cuda": 8 * 2**30, "cpu": 2**30}       # cap on one batch's float32 logits
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 
 def check_causal_lm(source: str) -> None:
-    """Refuse, before any work, a model that cannot be loaded safely: one line naming what is wrong.
-
-    A local directory needs a ``config.json`` and ``*.safetensors`` weights (a directory with only
-    pickled ``*.bin`` weights is refused). Anything else must be a hub id (``org/name``) whose
-    config loads (from the cache or the hub); whether the hub copy has safetensors is checked
-    when the weights load (``use_safetensors=True``).
-
-    Raises
-    ------
-    InputError
-        The path does not exist, is not a model directory, or holds only pickled weights.
-    """
-    path = Path(source).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise InputError(f"--fluency-model {source}: no config.json in this directory (not a transformers model)")
-        if not any(path.glob("*.safetensors")):
-            pickled = sorted(p.name for p in path.glob("*.bin"))
-            what = f"only pickled weights ({', '.join(pickled)})" if pickled else "no *.safetensors weights"
-            raise InputError(f"--fluency-model {source}: {what}; judgekit loads safetensors only (unpickling runs code)")
-        return
-    if path.exists():
-        raise InputError(f"--fluency-model {source}: not a directory")
-    # "models/lm" is a missing local directory when ./models exists; "org/name" otherwise names a hub model
-    if source.startswith((".", "/", "~")) or not _HUB_ID.fullmatch(source) or path.parent.name and path.parent.is_dir():
-        raise InputError(f"--fluency-model {source}: no such model directory")
-    from transformers import AutoConfig
-
-    try:  # the hub copy's config, from the cache or the hub: an unknown id stops here, not after the heuristics
-        AutoConfig.from_pretrained(source, trust_remote_code=False)
-    except (OSError, ValueError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise InputError(f"--fluency-model {source}: no such model directory, and no hub model to load: {first}") from None
+    """Refuse, before any work, a ``--fluency-model`` that cannot be loaded safely (see
+    :func:`judgekit.flags.model_source.check_model_source`)."""
+    check_model_source(source, option="--fluency-model")
 
 
 @dataclass
