@@ -30,13 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-SENTENCES = [
-    "Keep cleaning products in their original containers with the labels intact.",
-    "Store them on a high shelf or in a locked cabinet away from food and children.",
-    "Never mix bleach with ammonia or acids because the fumes are toxic.",
-    "If something spills, open a window and wipe it up while wearing gloves.",
-    "Check the expiry dates once a year and dispose of old products safely.",
-]
+from incoherence import SENTENCES  # the detector benchmark's prose (benchmarks/ is on sys.path when run)
+
 
 
 def texts(n: int, rng: np.random.Generator) -> list[str]:

@@ -133,9 +133,13 @@ def _conclusion(stats: pd.DataFrame, comparison: str) -> str:
             f"<p>{_e(driver_text)}</p>")
 
 
+def _comparison_rows(stats: pd.DataFrame, statistic: str, comparison: str) -> pd.DataFrame:
+    rows = stats[stats["statistic"] == statistic]
+    return rows[comparison_of(rows["subset"]) == comparison]
+
+
 def _capability(stats: pd.DataFrame, comparison: str) -> str:
-    rows = stats[stats["statistic"] == "capability_gain"]
-    rows = rows[comparison_of(rows["subset"]) == comparison]
+    rows = _comparison_rows(stats, "capability_gain", comparison)
     if rows.empty:
         return ""
     table = _table(["task", "capability gain over the base [interval]", "how"],
@@ -146,8 +150,7 @@ def _capability(stats: pd.DataFrame, comparison: str) -> str:
 
 
 def _label_plan(stats: pd.DataFrame, comparison: str) -> str:
-    rows = stats[stats["statistic"] == "labels_needed"]
-    rows = rows[comparison_of(rows["subset"]) == comparison]
+    rows = _comparison_rows(stats, "labels_needed", comparison)
     if rows.empty:
         return ""
     table = _table(["judge", "more labels needed", "plan"],
