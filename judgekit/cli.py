@@ -473,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or bool(os.environ.get("JUDGEKIT_DEBUG"))
+    if getattr(args, "no_progress", False):
+        # transformers' "Loading weights" bars follow huggingface_hub's switch, read when it is first imported
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         _dispatch(args)
     except InputError as err:

@@ -479,3 +479,15 @@ def test_top_p_sampling_matches_the_nucleus_worked_by_hand():
     expected = np.sqrt([0.5, 0.3, 0.15, 0.05]) / np.sqrt([0.5, 0.3, 0.15, 0.05]).sum()
     draws = np.bincount([sample_next(logits, temperature=2.0, top_p=1.0, generator=generator) for _ in range(n)], minlength=4)
     assert np.all(np.abs(draws / n - expected) < 4 * np.sqrt(expected * (1 - expected) / n))
+
+
+def test_no_progress_silences_the_model_loading_bar_too(chat_model, tmp_path):
+    """`--no-progress` means no bar at all on stderr: transformers' "Loading weights" bar included (it follows
+    huggingface_hub's switch, which judgekit sets before transformers is imported)."""
+    prompts = prompt_set(tmp_path / "prompts", n=2)
+    result = subprocess.run([sys.executable, "-m", "judgekit.cli", "generate", str(prompts), "--model", str(chat_model),
+                             "--out", str(tmp_path / "study"), "--backend", "transformers", "--max-new-tokens", "4",
+                             "--no-progress"], capture_output=True, text=True, timeout=300,
+                            env={k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"})
+    assert result.returncode == 0, result.stderr
+    assert "Loading weights" not in result.stderr and "%|" not in result.stderr, result.stderr
