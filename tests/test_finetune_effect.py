@@ -603,3 +603,35 @@ def test_finetune_figures_draw_and_the_flip_colour_comes_from_the_same_row(finet
     assert sign_significance_key(row) == "ns"
     assert sign_significance_key(pd.Series({"estimate": 0.05, "ci_low": 0.01, "ci_high": 0.11})) == "up"
     assert sign_significance_key(pd.Series({"estimate": -0.2, "ci_low": -0.3, "ci_high": -0.1})) == "down"
+
+
+def test_corrected_effect_needs_prompts_both_models_answered(tmp_path):
+    """Like the paired effect, the PPI-corrected effect compares the models on shared prompts only. Before, with 5
+    shared prompts the paired row refused while the corrected row compared the two models' rates on different
+    prompts (HarmBench: Orca-2 vs Llama-2 chat share no behaviour, yet every judge showed 0.394 [0.199, 0.589])."""
+    from judgekit.analysis import StatsSettings, compute_stats
+    from judgekit.study import load_study
+
+    folder = _study_with_finetune(tmp_path / "s", shared=30)
+    responses = pd.read_csv(folder / "responses.csv")
+    other = (responses["model"] == "ft") & (responses["prompt_id"].str[1:].astype(int) >= 5)  # 25 prompts base lacks
+    responses.loc[other, "prompt_id"] = "q" + responses.loc[other, "prompt_id"]
+    responses.loc[other, "prompt"] = "other " + responses.loc[other, "prompt"]
+    responses.to_csv(folder / "responses.csv", index=False)
+    study = load_study(folder)
+    stats, _ = compute_stats(study, StatsSettings(n_boot=50), version="test",
+                             only=("finetune_effect_paired", "finetune_effect_corrected", "labels_needed",
+                                   "harmful_rate_corrected"))
+    pooled = stats[stats["subset"] == "comparison=ft vs base|goal=coding|benchmark=all"]
+    for name in ("finetune_effect_paired", "finetune_effect_corrected", "labels_needed"):
+        rows = pooled[pooled["statistic"] == name]
+        assert len(rows) and rows["estimate"].isna().all(), name
+        assert rows["warning"].str.contains("answered by both models").all(), name
+    # each model's own corrected rate still uses all of its items
+    rates = stats[stats["statistic"] == "harmful_rate_corrected"]
+    assert rates["estimate"].notna().any()
+    # and the report says so instead of failing on the missing count
+    from judgekit.outputs.report_finetune import finetune_section
+
+    html = finetune_section(study, stats)
+    assert "— (only 5 prompts answered by both models" in html

@@ -149,13 +149,18 @@ def _capability(stats: pd.DataFrame, comparison: str) -> str:
             f"excludes 0 on the goal's task says the fine-tune moved capability.</p>{table}")
 
 
+def _labels_needed(row: pd.Series) -> str:
+    """The count of extra labels, or "—" when no plan can be made; the row's warning says why either way."""
+    count = "—" if pd.isna(row["estimate"]) else f"{int(row['estimate'])}"
+    return count + (f" ({row['warning']})" if row["warning"] else "")
+
+
 def _label_plan(stats: pd.DataFrame, comparison: str) -> str:
     rows = _comparison_rows(stats, "labels_needed", comparison)
     if rows.empty:
         return ""
     table = _table(["judge", "more labels needed", "plan"],
-                   [[row["judge_id"], f"{int(row['estimate'])}" + (f" ({row['warning']})" if row["warning"] else ""),
-                     row["method"]] for _, row in rows.sort_values("estimate").iterrows()])
+                   [[row["judge_id"], _labels_needed(row), row["method"]] for _, row in rows.sort_values("estimate").iterrows()])
     return f"<p><b>How many more human labels, and which?</b></p>{table}"
 
 

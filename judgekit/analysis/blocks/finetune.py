@@ -20,8 +20,9 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   per judge, prediction-powered (PPI++) estimates: the judge's verdicts on all
   items corrected by its errors on that model's human-labelled items, so a
   judge that errs more on fine-tuned outputs is corrected more there; the
-  method says whether the difference is paired by prompt or of independent
-  means;
+  effect, like the paired one, uses only prompts both models answered (fewer
+  than 10: no estimate, the warning says why); the method says whether the
+  difference is paired by prompt or of independent means;
 * ``conclusion_agreement`` / ``conclusion_reversal`` — over every judge ×
   benchmark × incoherence policy cell, the share reaching the humans'
   sign × significance conclusion and the share significantly reversing it;
@@ -76,6 +77,8 @@ from judgekit.stats.robustness import conclusion_robustness, disagreement_driver
 
 # Below this many human-labelled items of a model its corrected rate is not reported.
 MIN_LABELLED = 10
+# Below this many prompts answered by both models no effect is reported (as finetune_effect_paired's min_pairs).
+MIN_MATCHED_PROMPTS = 10
 # Below this many the normal PPI interval can under-cover (0.88-0.97 at 30 labelled prompts, 0.96-0.99 at 60,
 # on XSTest: analyses/results/finetune_effect_xstest/); the row warns.
 FEW_LABELLED = 50
@@ -261,7 +264,8 @@ def paired_comparisons(writer: RowWriter, data: StudyArrays) -> None:
             _paired_rows(writer, data, group, scope & data.policy_mask, treated, keys, match)
             _corrected_rows(writer, data, comparison, group, scope & data.policy_mask, treated, control, keys)
             if benchmark is None and comparison.kind == "finetune_comparison":
-                _label_plan_rows(writer, data, comparison, group, scope & data.policy_mask, treated, control)
+                matched, n_matched = matched_prompts(scope & data.policy_mask, treated, keys)
+                _label_plan_rows(writer, data, comparison, group, matched, treated, control, n_matched=n_matched)
             cells += _cells(writer, data, group, scope, treated, keys, benchmark)
         _robustness_rows(writer, comparison, cells)
 
@@ -330,6 +334,14 @@ def _paired_ppi_inputs(reference, verdicts, mask, treated, keys):
                   wide.loc[unlabelled, ("f", arm)].to_numpy()) for arm in (True, False))
 
 
+def matched_prompts(mask: NDArray, treated: NDArray, keys: NDArray) -> tuple[NDArray, int]:
+    """Items of ``mask`` whose prompt both models answered, and how many such prompts there are."""
+    in_scope = pd.DataFrame({"key": keys[mask], "treated": treated[mask]})
+    answered_by = in_scope.groupby("key")["treated"].nunique()
+    both = answered_by.index[answered_by == 2]
+    return mask & pd.Series(keys).isin(both).to_numpy(), len(both)
+
+
 def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, group: Subset, mask: NDArray,
                     treated: NDArray, control: NDArray, keys: NDArray) -> None:
     if not data.has_reference:
@@ -338,6 +350,8 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
     samples_note = (" several samples per prompt: each response is treated as an independent draw, so the interval "
                     "can be too narrow when a prompt's samples are alike"
                     if len(in_scope) and in_scope.groupby(["key", "treated"]).size().max() > 1 else "")
+    # The effect, like the paired one, compares the models on the prompts both answered (the rates use all items).
+    matched, n_matched = matched_prompts(mask, treated, keys)
     for judge_id in data.judges.columns:
         verdicts = data.judges[judge_id].to_numpy()
         arms = []
@@ -357,10 +371,23 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
             arms.append(inputs)
         if None in arms:
             continue
-        paired = _paired_ppi_inputs(data.reference, verdicts, mask, treated, keys)
+        if n_matched < MIN_MATCHED_PROMPTS:
+            writer.add("finetune_effect_corrected", judge_id, HUMAN_MAJORITY, group, np.nan, np.nan, np.nan,
+                       n_items=0, n_in_subset=int(mask.sum()), method="PPI++",
+                       warning=f"only {n_matched} prompts answered by both models (need {MIN_MATCHED_PROMPTS}); "
+                               "no corrected effect: the models' rates would be compared on different prompts")
+            continue
+        arms = [_ppi_inputs(data.reference, verdicts, matched & in_model) for in_model in (treated, control)]
+        if None in arms:
+            writer.add("finetune_effect_corrected", judge_id, HUMAN_MAJORITY, group, np.nan, np.nan, np.nan,
+                       n_items=0, n_in_subset=int(matched.sum()), method="PPI++",
+                       warning=f"fewer than {MIN_LABELLED} human-labelled items of a model on the prompts both "
+                               "models answered: no corrected effect")
+            continue
+        paired = _paired_ppi_inputs(data.reference, verdicts, matched, treated, keys)
         effect = (ppi_mean_difference(*paired, paired=True, level=writer.settings.level) if paired is not None
                   else ppi_mean_difference(*arms, level=writer.settings.level))
-        _ppi_row(writer, "finetune_effect_corrected", judge_id, group, effect, int(mask.sum()), samples_note)
+        _ppi_row(writer, "finetune_effect_corrected", judge_id, group, effect, int(matched.sum()), samples_note)
 
 
 def _ppi_warning(result: PPIEstimate, samples_note: str) -> str:
@@ -384,9 +411,17 @@ def _ppi_row(writer: RowWriter, name: str, judge_id: str, group: Subset, result:
 
 
 def _label_plan_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, group: Subset, mask: NDArray,
-                     treated: NDArray, control: NDArray) -> None:
-    """Per judge: extra labels for the corrected effect's interval to reach ``LABEL_PLAN_HALFWIDTH``."""
+                     treated: NDArray, control: NDArray, *, n_matched: int) -> None:
+    """Per judge: extra labels for the corrected effect's interval (on the prompts both models answered) to reach
+    ``LABEL_PLAN_HALFWIDTH``."""
     if not data.has_reference:
+        return
+    if n_matched < MIN_MATCHED_PROMPTS:
+        for judge_id in data.judges.columns:
+            writer.add("labels_needed", judge_id, HUMAN_MAJORITY, group, np.nan, np.nan, np.nan, n_items=0,
+                       n_in_subset=int(mask.sum()), method="label plan for the corrected effect",
+                       warning=f"only {n_matched} prompts answered by both models (need {MIN_MATCHED_PROMPTS}): "
+                               "labels cannot make the effect estimable; answer more shared prompts first")
         return
     incoherent = _incoherent(data)
     incoherent = np.zeros(data.n_items, dtype=bool) if incoherent is None else incoherent
