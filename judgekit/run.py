@@ -151,7 +151,8 @@ def _run_one(study: Study, judge: Judge, cache: _StudyVerdictCache, *, replace: 
 def _judge_missing(judge, items: JudgeItems, hashes, results, cache: _StudyVerdictCache | None, digest: str, *,
                    progress: bool) -> None:
     batches = plan_batches(judge, items)
-    bar = tqdm(total=len(items), desc=judge.judge_id, unit="item", disable=not progress, leave=False)
+    # disable=None: no bar when stderr is not a terminal (logs, pipes), as for stats
+    bar = tqdm(total=len(items), desc=judge.judge_id, unit="item", disable=None if progress else True, leave=False)
     for batch in batches:
         batch_hashes = [hashes[i] for i in batch]
         if all(h in results for h in batch_hashes):

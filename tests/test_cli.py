@@ -170,3 +170,10 @@ def test_internal_errors_exit_1_with_one_line(monkeypatch: pytest.MonkeyPatch, c
     assert cli.main(["list"]) == 1
     err = capsys.readouterr().err
     assert err.strip().splitlines() == ["judgekit: internal error: RuntimeError: boom (rerun with --debug for a traceback)"]
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(small_study: Path) -> None:
+    """Logs and pipes get the one-line summaries only (before: bar frames such as "keyword-gcg-13: 0%|" in logs)."""
+    result = run_cli("judge", small_study, "--judge", "keyword-gcg-29")
+    assert result.returncode == 0, result.stderr
+    assert "%|" not in result.stderr and "judged 6" in result.stdout

@@ -205,7 +205,7 @@ def _run_batches(engine: Engine, variant: ModelVariant, requests: list[Generatio
     """Generate every planned batch holding a wanted request that is not in ``results``, committing each batch to
     the cache; fill ``results`` and return the failures by request index."""
     failures: dict[int, Generation] = {}
-    bar = tqdm(total=len(wanted), desc=variant.name, unit="response", disable=not progress, leave=False)
+    bar = tqdm(total=len(wanted), desc=variant.name, unit="response", disable=None if progress else True, leave=False)
     for batch in engine.plan(requests, decoding):
         needed = [k for k in map(int, batch) if hashes[k] not in results and (requests[k].prompt_id, requests[k].sample) in wanted]
         if not needed:
