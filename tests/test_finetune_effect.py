@@ -581,7 +581,7 @@ def test_report_section_opens_with_the_answer_and_never_prints_undefined_as_zero
     for text in ("ft vs base", "ft-mix vs ft", "conclusion_agreement", "conclusion_reversal", "capability_gain",
                  "effect at matched capability", "judge-error-corrected effect", "How many more human labels",
                  "cluster bootstrap over units, percentile (100 resamples)", "&lt;script&gt;j3&lt;/script&gt;",
-                 "— (only 4 units answered by both models (need 10); no paired effect)"):
+                 "— ⚠", ": only 4 units answered by both models (need 10); no paired effect</li>"):
         assert text in html, text
     assert "<script>" not in html and "95% percentile bootstrap" not in html
     assert "0.000 [0.000, 0.000]" not in html
@@ -621,7 +621,8 @@ def test_corrected_effect_needs_prompts_both_models_answered(tmp_path):
     study = load_study(folder)
     stats, _ = compute_stats(study, StatsSettings(n_boot=50), version="test",
                              only=("finetune_effect_paired", "finetune_effect_corrected", "labels_needed",
-                                   "harmful_rate_corrected"))
+                                   "harmful_rate_corrected", "conclusion_agreement", "conclusion_reversal",
+                                   "conclusion_disagreement"))
     pooled = stats[stats["subset"] == "comparison=ft vs base|goal=coding|benchmark=all"]
     for name in ("finetune_effect_paired", "finetune_effect_corrected", "labels_needed"):
         rows = pooled[pooled["statistic"] == name]
@@ -634,4 +635,7 @@ def test_corrected_effect_needs_prompts_both_models_answered(tmp_path):
     from judgekit.outputs.report_finetune import finetune_section
 
     html = finetune_section(study, stats)
-    assert "— (only 5 prompts answered by both models" in html
+    assert "— (only 5 prompts answered by both models" in html  # the label plan's count
+    assert html.count("only 5 prompts answered by both models (need 10); no corrected effect") == 1  # one footnote
+    assert "cannot be said: no cell could be compared with the humans" in html
+    assert "No judge, benchmark or incoherence policy disagrees" not in html

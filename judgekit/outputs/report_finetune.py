@@ -99,8 +99,12 @@ def _effect_table(stats: pd.DataFrame, comparison: str) -> tuple[str, str]:
                 continue
             row = frame.loc[rater]
             text = format_estimate(row)
-            if row["warning"] and pd.notna(row["estimate"]):
-                # Numbers stay readable; each distinct caveat is listed once under the table.
+            # Numbers stay readable, and a reason shared by many raters is not repeated in every cell: each distinct
+            # caveat (or reason a number is undefined) is listed once under the table.
+            if pd.isna(row["estimate"]) and text.startswith("— ("):
+                number = warnings.setdefault(text[3:-1], len(warnings) + 1)
+                text = f"— ⚠{number}"
+            elif row["warning"]:
                 number = warnings.setdefault(row["warning"], len(warnings) + 1)
                 text += f" ⚠{number}"
             cells.append(text)
@@ -126,9 +130,14 @@ def _conclusion(stats: pd.DataFrame, comparison: str) -> str:
     drivers = rows[rows["statistic"] == "conclusion_disagreement"].sort_values("estimate", ascending=False)
     listed = [f"{row.subset_value}: {_num(row.estimate)} of its cells disagree ({row.method.split('; ')[1]})"
               for row in drivers.itertuples(index=False) if row.estimate > 0][:6]
-    driver_text = ("Choices driving the disagreement (share of that choice's cells not reaching the humans' "
-                   "conclusion; excess over the other levels): " + "; ".join(listed)) if listed else \
-        "No judge, benchmark or incoherence policy disagrees with the humans."
+    agreement = rows[rows["statistic"] == "conclusion_agreement"]["estimate"]
+    if listed:
+        driver_text = ("Choices driving the disagreement (share of that choice's cells not reaching the humans' "
+                       "conclusion; excess over the other levels): " + "; ".join(listed))
+    elif agreement.notna().any():
+        driver_text = "No judge, benchmark or incoherence policy disagrees with the humans."
+    else:  # no cell could be compared with the humans: silence here must not read as agreement
+        driver_text = "Which choices drive disagreement cannot be said: no cell could be compared with the humans."
     return (f"<p>{' · '.join(parts)}</p><p class='muted'>{_e(method.iloc[0] if len(method) else '')}</p>"
             f"<p>{_e(driver_text)}</p>")
 
