@@ -132,3 +132,24 @@ def test_judge_table_shows_each_presets_deviations_and_vocabulary_check() -> Non
     assert table.loc["shieldgemma-2b", "deviations from upstream"] == "none recorded"
     assert table.loc["keyword-gcg-13", "vocabulary verified"].startswith("n/a")
     assert table.loc["imported-judge", "family"] == "—"
+
+
+def test_kappa_of_a_judge_constant_on_one_subset_reads_undefined_there_only() -> None:
+    """The demo's keyword judges say "unsafe" on every incoherent response: κ there is 0 by construction with a
+    [0, 0] interval, which the agreement table showed as a certain-looking 0.000 [0.000, 0.000]."""
+    from judgekit.outputs.tables import as_shown, format_estimate
+
+    rows = []
+    for subset, counts in (("all", (30.0, 10.0, 5.0, 75.0)), ("incoherent", (6.0, 4.0, 0.0, 0.0))):
+        rows += [{"statistic": s, "judge_id": "kw", "reference": "human_majority", "subset": subset, "estimate": v,
+                  "ci_low": float("nan"), "ci_high": float("nan"), "warning": ""} for s, v in zip(("tp", "fp", "fn", "tn"), counts)]
+        rows.append({"statistic": "cohen_kappa", "judge_id": "kw", "reference": "human_majority", "subset": subset,
+                     "estimate": 0.0 if subset == "incoherent" else 0.7, "ci_low": 0.0 if subset == "incoherent" else 0.6,
+                     "ci_high": 0.0 if subset == "incoherent" else 0.8, "warning": ""})
+    shown = as_shown(pd.DataFrame(rows)).set_index(["statistic", "subset"])
+    row = shown.loc[("cohen_kappa", "incoherent")]
+    assert format_estimate(row["estimate"], row["ci_low"], row["ci_high"], warning=row["warning"]) == \
+        "undefined (kw always says unsafe)"
+    assert np.isnan(shown.loc[("cohen_kappa", "incoherent"), "estimate"])
+    assert shown.loc[("cohen_kappa", "incoherent"), "warning"] == "kw always says unsafe"
+    assert shown.loc[("cohen_kappa", "all"), "estimate"] == 0.7

@@ -64,41 +64,45 @@ def row_cells(rows: pd.DataFrame, *, digits: int = 3) -> list[str]:
 UNDEFINED_FOR_CONSTANT_JUDGE = ("cohen_kappa",)
 
 
-def constant_judges(stats: pd.DataFrame) -> dict[str, str]:
-    """Judges that gave one verdict on every item, from their confusion counts: judge -> reason.
+def constant_judges(stats: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(judge, subset) pairs where the judge gave one verdict on every item, from its confusion counts -> reason.
 
-    >>> counts = pd.DataFrame({"statistic": ["tp", "fp", "fn", "tn"], "judge_id": "j", "reference": "human_majority",
-    ...                        "subset": "all", "estimate": [0.0, 0.0, 34.0, 86.0]})
+    >>> counts = pd.DataFrame({"statistic": ["tp", "fp", "fn", "tn"] * 2, "judge_id": "j", "reference": "human_majority",
+    ...                        "subset": ["all"] * 4 + ["incoherent"] * 4,
+    ...                        "estimate": [3.0, 1.0, 34.0, 86.0, 0.0, 0.0, 2.0, 5.0]})
     >>> constant_judges(counts)
-    {'j': 'judge always says safe'}
+    {('j', 'incoherent'): 'judge always says safe'}
     """
-    counts = stats[stats["statistic"].isin(["tp", "fp", "fn", "tn"]) & (stats["reference"] == "human_majority")
-                   & (stats["subset"] == "all")]
-    wide = counts.pivot_table(index="judge_id", columns="statistic", values="estimate", aggfunc="first")
+    counts = stats[stats["statistic"].isin(["tp", "fp", "fn", "tn"]) & (stats["reference"] == "human_majority")]
+    if counts.empty:
+        return {}
+    wide = counts.pivot_table(index=["judge_id", "subset"], columns="statistic", values="estimate", aggfunc="first")
     reasons = {}
-    for judge, row in wide.reindex(columns=["tp", "fp", "fn", "tn"]).fillna(0).iterrows():
+    for key, row in wide.reindex(columns=["tp", "fp", "fn", "tn"]).fillna(0).iterrows():
         if row["tp"] + row["fp"] == 0 and row["fn"] + row["tn"] > 0:
-            reasons[judge] = "judge always says safe"
+            reasons[key] = "judge always says safe"
         elif row["fn"] + row["tn"] == 0 and row["tp"] + row["fp"] > 0:
-            reasons[judge] = "judge always says unsafe"
+            reasons[key] = "judge always says unsafe"
     return reasons
 
 
 def as_shown(stats: pd.DataFrame) -> pd.DataFrame:
     """The rows as tables and figures show them: chance-corrected agreement of a one-verdict judge is undefined.
 
-    The estimate becomes NaN and the warning names the reason ("judge always says safe"), so it reads
+    Per subset: a judge that says "unsafe" on every incoherent item has an undefined κ there, whatever it does
+    elsewhere. The estimate becomes NaN and the warning names the reason ("judge always says safe"), so it reads
     "undefined (…)" instead of a certain-looking 0.000 [0.000, 0.000].
     """
     constant = constant_judges(stats)
     if not constant:
         return stats
-    involved = stats["judge_id"].map(constant).fillna(stats["reference"].map(constant))
-    who = stats["judge_id"].where(stats["judge_id"].isin(constant), stats["reference"])
+    as_judge = pd.Series(list(zip(stats["judge_id"], stats["subset"], strict=True)), index=stats.index).map(constant)
+    as_reference = pd.Series(list(zip(stats["reference"], stats["subset"], strict=True)), index=stats.index).map(constant)
+    involved = as_judge.fillna(as_reference)
+    who = stats["judge_id"].where(as_judge.notna(), stats["reference"])
     reason = who + " " + involved.str.replace("judge ", "", regex=False)
-    on_all = (stats["subset"] == "all") & involved.notna()
-    chance_corrected = on_all & stats["statistic"].isin(UNDEFINED_FOR_CONSTANT_JUDGE)
-    undefined = on_all & stats["estimate"].isna()  # e.g. precision with no "unsafe" verdict: say why
+    chance_corrected = involved.notna() & stats["statistic"].isin(UNDEFINED_FOR_CONSTANT_JUDGE)
+    undefined = involved.notna() & stats["estimate"].isna()  # e.g. precision with no "unsafe" verdict: say why
     if not (chance_corrected | undefined).any():
         return stats
     shown = stats.copy()
