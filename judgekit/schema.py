@@ -94,6 +94,20 @@ def _one_row_per_model_prompt_sample(frame: pd.DataFrame) -> tuple[int, str, str
     return position, "prompt_id", f"({named}) already has a response in an earlier row"
 
 
+# What a prompt carries from its prompt set into every response to it (`judgekit generate` copies them): one
+# definition, so a prompts table and a responses table cannot disagree on a column's type.
+PROMPT_ATTRIBUTES = (
+    Column("goal", "category",
+           "The underlying request when `prompt` wraps it (a jailbreak); judges that judge against the request use it.",
+           required=False, nullable=True),
+    Column("context", "text", "Context shown to contextual judges (HarmBench contextual behaviours); empty when none.",
+           required=False, nullable=True),
+    Column("benchmark", "category", "Safety benchmark the prompt comes from.", required=False, nullable=True),
+    Column("category", "category", "Harm category of the prompt.", required=False, nullable=True),
+    Column("behavior_id", "category", "Cluster for resampling (responses to one behaviour); defaults to the prompt.",
+           required=False, nullable=True),
+)
+
 RESPONSES = TableSchema(
     name="responses",
     key=("item_id",),
@@ -117,29 +131,7 @@ RESPONSES = TableSchema(
             required=False,
             nullable=True,
         ),
-        Column(
-            "goal",
-            "category",
-            "The underlying request when `prompt` wraps it (a jailbreak); judges that judge against the request use it.",
-            required=False,
-            nullable=True,
-        ),
-        Column(
-            "context",
-            "text",
-            "Context shown to contextual judges (HarmBench contextual behaviours); empty when none.",
-            required=False,
-            nullable=True,
-        ),
-        Column("benchmark", "category", "Safety benchmark the prompt comes from.", required=False, nullable=True),
-        Column("category", "category", "Harm category of the prompt.", required=False, nullable=True),
-        Column(
-            "behavior_id",
-            "category",
-            "Cluster for resampling (responses to one behaviour); defaults to the prompt.",
-            required=False,
-            nullable=True,
-        ),
+        *PROMPT_ATTRIBUTES,
         Column("prompt_id", "category", "The prompt's id in its prompt set: matches responses across models.",
                required=False, nullable=True),
         Column("sample", "int", "Which of the K samples drawn for (model, prompt) this is, from 0.", required=False,
@@ -157,11 +149,7 @@ PROMPTS = TableSchema(
     columns=(
         Column("prompt_id", "id", "Unique id of the prompt in its set."),
         Column("prompt", "text", "The text sent to the model as the user turn."),
-        Column("benchmark", "category", "Benchmark the prompt comes from.", required=False, nullable=True),
-        Column("category", "category", "Harm category.", required=False, nullable=True),
-        Column("goal", "category", "The underlying request, when `prompt` wraps it.", required=False, nullable=True),
-        Column("context", "text", "Context for contextual behaviours; empty when none.", required=False, nullable=True),
-        Column("behavior_id", "category", "Cluster for resampling.", required=False, nullable=True),
+        *PROMPT_ATTRIBUTES,
     ),
 )
 
