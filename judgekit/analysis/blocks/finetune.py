@@ -261,10 +261,13 @@ def paired_comparisons(writer: RowWriter, data: StudyArrays) -> None:
         for benchmark, in_scope in benchmark_scopes(responses):
             scope = in_scope & (treated | control)
             group = comparison.subset(f"benchmark={benchmark or 'all'}", **({"benchmark": benchmark} if benchmark else {}))
-            _paired_rows(writer, data, group, scope & data.policy_mask, treated, keys, match)
-            _corrected_rows(writer, data, comparison, group, scope & data.policy_mask, treated, control, keys)
+            used = scope & data.policy_mask
+            _paired_rows(writer, data, group, used, treated, keys, match)
+            # The corrected effect and its label plan, like the paired effect, use the prompts both models answered.
+            matched, n_matched = matched_prompts(used, treated, keys)
+            _corrected_rows(writer, data, comparison, group, used, treated, control, keys, matched=matched,
+                            n_matched=n_matched)
             if benchmark is None and comparison.kind == "finetune_comparison":
-                matched, n_matched = matched_prompts(scope & data.policy_mask, treated, keys)
                 _label_plan_rows(writer, data, comparison, group, matched, treated, control, n_matched=n_matched)
             cells += _cells(writer, data, group, scope, treated, keys, benchmark)
         _robustness_rows(writer, comparison, cells)
@@ -343,15 +346,14 @@ def matched_prompts(mask: NDArray, treated: NDArray, keys: NDArray) -> tuple[NDA
 
 
 def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, group: Subset, mask: NDArray,
-                    treated: NDArray, control: NDArray, keys: NDArray) -> None:
+                    treated: NDArray, control: NDArray, keys: NDArray, *, matched: NDArray, n_matched: int) -> None:
+    """Per judge: each model's corrected rate on all its items, and the corrected effect on the ``matched`` items."""
     if not data.has_reference:
         return
     in_scope = pd.DataFrame({"key": keys[mask], "treated": treated[mask]})
     samples_note = (" several samples per prompt: each response is treated as an independent draw, so the interval "
                     "can be too narrow when a prompt's samples are alike"
                     if len(in_scope) and in_scope.groupby(["key", "treated"]).size().max() > 1 else "")
-    # The effect, like the paired one, compares the models on the prompts both answered (the rates use all items).
-    matched, n_matched = matched_prompts(mask, treated, keys)
     for judge_id in data.judges.columns:
         verdicts = data.judges[judge_id].to_numpy()
         arms = []
