@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from judgekit.outputs import tables
 from judgekit.schema import HUMAN_MAJORITY
 from judgekit.study import Study
 
@@ -53,7 +54,7 @@ def _e(value: Any) -> str:
 
 
 def _num(value: float) -> str:
-    return f"{round(float(value), 3) + 0.0:.3f}"
+    return tables.format_estimate(value, None, None)
 
 
 def format_estimate(row: pd.Series | None) -> str:
@@ -63,11 +64,9 @@ def format_estimate(row: pd.Series | None) -> str:
     if pd.isna(row["estimate"]):
         reason = row.get("warning") or row.get("excluded_reason") or "not defined for these items"
         return f"— ({reason})"
-    if pd.isna(row["ci_low"]) or pd.isna(row["ci_high"]):
-        return _num(row["estimate"])
     if row["ci_low"] == row["ci_high"]:
         return f"{_num(row['estimate'])} (every resample gave this value: a degenerate interval, not certainty)"
-    return f"{_num(row['estimate'])} [{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
+    return tables.format_estimate(row["estimate"], row["ci_low"], row["ci_high"])
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
