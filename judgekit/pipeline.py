@@ -20,7 +20,7 @@ from judgekit.io import read_table, write_table, write_text_atomic
 from judgekit.judges.build import JudgeOptions, resolve_judge
 from judgekit.locking import study_lock
 from judgekit.manifest import append_study_run, build_manifest, read_manifest, recorded_study_run, sha256_file
-from judgekit.outdir import check_output_dir, staged_output_dir, verify_output_dir
+from judgekit.outdir import FILES_KEY, check_output_dir, staged_output_dir, verify_output_dir
 from judgekit.outputs.report import build_report
 from judgekit.run import JudgeRunSummary, run_judges
 from judgekit.schema import SCHEMAS
@@ -219,8 +219,6 @@ def copy_stats_set(stats_dir: Path, target: Path) -> Path:
     """
     if Path(stats_dir).resolve() == Path(target).resolve():
         return target
-    from judgekit.outdir import FILES_KEY
-
     manifest = read_manifest(stats_dir / "manifest.json")
     with staged_output_dir(target, {k: v for k, v in manifest.items() if k != FILES_KEY}) as staging:
         for name in manifest[FILES_KEY]:
