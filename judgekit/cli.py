@@ -101,7 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="padded tokens per forward pass (default 65536 on CUDA; one item per pass on CPU; halved on out-of-memory)")
     g.add_argument("--padding-side", choices=("left", "right"), default="left")
     g.add_argument("--device-map", default=None, help="e.g. auto: spread a judge larger than one GPU (needs accelerate)")
-    g.add_argument("--trust-remote-code", action="store_true", help="allow model code from a checkpoint whose preset needs it")
     g = p.add_argument_group("judges behind a server (vLLM, SGLang, OpenAI-compatible APIs)")
     g.add_argument("--base-url", default=None, metavar="URL",
                    help="server root, e.g. http://127.0.0.1:8000; guard presets then run there instead of in-process")
@@ -378,7 +377,7 @@ def _dispatch(args: argparse.Namespace) -> None:
                                 max_retries=args.max_retries, top_logprobs=args.top_logprobs)
         options = JudgeOptions(http=http, 
             model_paths=dict(args.model_path), device=args.device, dtype=args.dtype, token_budget=args.token_budget,
-            padding_side=args.padding_side, trust_remote_code=args.trust_remote_code, device_map=args.device_map,
+            padding_side=args.padding_side, device_map=args.device_map,
         )
         summaries = pipeline.judge_step(args.study, args.judge, replace=args.replace, progress=not args.no_progress,
                                         options=options)
