@@ -101,6 +101,7 @@ def _transformers() -> Any:
 def _quiet_load() -> Iterator[None]:
     """Hold back transformers' log lines, Python warnings and progress bars while a checkpoint loads:
     a failure then prints its one line only; after a success the held-back warnings are logged."""
+    from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging as hf_logging
 
     held: list[str] = []
@@ -109,18 +110,20 @@ def _quiet_load() -> Iterator[None]:
         def emit(self, record: logging.LogRecord) -> None:
             held.append(record.getMessage())
 
-    root = hf_logging.get_logger()
-    hf_logging.get_verbosity()  # creates transformers' own stderr handler, which is taken off below
-    handlers, bars = root.handlers[:], hf_logging.is_progress_bar_enabled()
-    holder = _Hold(logging.WARNING)
-    root.handlers = [holder]
+    hf_logging.get_verbosity(), hub_logging.get_verbosity()  # each library adds its own stderr handler on first use
+    loggers = [hf_logging.get_logger(), hub_logging.get_logger()]
+    saved = [(logger.handlers[:], logger.propagate) for logger in loggers]
+    holder, bars = _Hold(logging.WARNING), hf_logging.is_progress_bar_enabled()
+    for logger in loggers:
+        logger.handlers, logger.propagate = [holder], False
     hf_logging.disable_progress_bar()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             yield
     finally:
-        root.handlers = handlers
+        for logger, (handlers, propagate) in zip(loggers, saved, strict=True):
+            logger.handlers, logger.propagate = handlers, propagate
         if bars:
             hf_logging.enable_progress_bar()
     for message in [*held, *(str(w.message) for w in caught)]:
