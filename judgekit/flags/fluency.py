@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from judgekit.judges.rendering import apply_template
 from judgekit.model_gate import check_model_source, load_model, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,8 @@ def encode(lm: CausalLM, prompts: Sequence[str], responses: Sequence[str]) -> li
 def _context_ids(tokenizer: Any, prompt: str) -> list[int]:
     if tokenizer.chat_template:
         # Rendered to text, then tokenized without special tokens: the template writes its own BOS.
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        text = apply_template(tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True,
+                              name=f"--fluency-model {tokenizer.name_or_path}: the chat template")
         return tokenizer(text, add_special_tokens=False)["input_ids"]
     return tokenizer(prompt + "\n\n" if prompt else "", add_special_tokens=True)["input_ids"]
 

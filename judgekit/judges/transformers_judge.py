@@ -41,6 +41,7 @@ from judgekit.judges.identity import PROBE_ITEMS, checkpoint_identity, token_ids
 from judgekit.judges.readout import DEFAULT_THRESHOLD, TokenReadout, resolve_token_readout, verdict_detail, vocab_lookup
 from judgekit.judges.rendering import InputRenderer
 from judgekit.model_gate import load_model, load_processor, load_tokenizer
+from judgekit.time_limit import TimeLimitExceeded, parse_timeout_s, time_limit
 
 log = logging.getLogger(__name__)
 
@@ -475,7 +476,13 @@ def parse_generated(spec: dict[str, Any], text: str, *, n_input_tokens: int | No
     """Verdict from generated text: the **last** match of ``readout.pattern`` (group ``verdict``),
     mapped through ``readout.labels``; no match is ``unparseable``, never a guess."""
     readout = spec["readout"]
-    matches = list(re.finditer(readout["pattern"], text))
+    limit = parse_timeout_s()
+    try:
+        with time_limit(limit):
+            matches = list(re.finditer(readout["pattern"], text))
+    except TimeLimitExceeded:
+        return Verdict(None, None, "error", text, f"readout.pattern exceeded {limit:g} s on this output "
+                       "(JUDGEKIT_PARSE_TIMEOUT_S)", n_input_tokens, n_output_tokens)
     detail = verdict_detail(clipped)
     if not matches:
         return Verdict(None, None, "unparseable", text, "no verdict in the output", n_input_tokens, n_output_tokens)
