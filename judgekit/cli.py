@@ -34,6 +34,10 @@ exit codes: 0 ok, 1 failure inside judgekit, 2 bad input or usage
 """
 
 
+FORCE_HELP = ("write into a non-empty --out that is not an earlier output of this step (never /, home, or a study "
+              "and the folders around it)")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:
         self.exit(EXIT_BAD_INPUT, f"judgekit: error: {message} (see --help)\n")
@@ -101,7 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="padded tokens per forward pass (default 65536 on CUDA; one item per pass on CPU; halved on out-of-memory)")
     g.add_argument("--padding-side", choices=("left", "right"), default="left")
     g.add_argument("--device-map", default=None, help="e.g. auto: spread a judge larger than one GPU (needs accelerate)")
-    g.add_argument("--trust-remote-code", action="store_true", help="allow model code from a checkpoint whose preset needs it")
     g = p.add_argument_group("judges behind a server (vLLM, SGLang, OpenAI-compatible APIs)")
     g.add_argument("--base-url", default=None, metavar="URL",
                    help="server root, e.g. http://127.0.0.1:8000; guard presets then run there instead of in-process")
@@ -144,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_non_negative_int, default=0, help="perturbation and bootstrap seed (default 0)")
     p.add_argument("--n-boot", dest="stress_n_boot", type=_positive_int, default=1000, help="cluster-bootstrap resamples (default 1000)")
     p.add_argument("--out", type=Path, default=None, help="table and figure folder (default STUDY/stress/<design>)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--model-path", action="append", default=[], type=_assignment, metavar="ID=DIR")
     p.add_argument("--device", default=None)
     p.add_argument("--base-url", default=None, metavar="URL", help="judges behind a server (as for `judge`)")
@@ -166,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-csv-formulas", action="store_true",
                    help="write text cells starting with = + - @ to the CSV copies as they are (default: prefix an "
                         "apostrophe so spreadsheets do not run them)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--only", default=None, metavar="STAT[,STAT...]",
                    help="compute only these statistics (names as in the stats table's 'statistic' column)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -175,15 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stats_dir", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--study", type=Path, default=None, help="the study, for figures that read its flags (incoherence scores)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     p = sub.add_parser("report", help="self-contained HTML report -> OUT/report.html")
     p.add_argument("study", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--stats", type=Path, default=None, help="use this stats directory instead of computing one")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     add_stats_options(p)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the bundled SIMULATED demo study")
     p.add_argument("--out", type=Path, default=Path("reports/demo"))
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--no-progress", action="store_true")
     add_stats_options(p)
 
@@ -378,7 +386,7 @@ def _dispatch(args: argparse.Namespace) -> None:
                                 max_retries=args.max_retries, top_logprobs=args.top_logprobs)
         options = JudgeOptions(http=http, 
             model_paths=dict(args.model_path), device=args.device, dtype=args.dtype, token_budget=args.token_budget,
-            padding_side=args.padding_side, trust_remote_code=args.trust_remote_code, device_map=args.device_map,
+            padding_side=args.padding_side, device_map=args.device_map,
         )
         summaries = pipeline.judge_step(args.study, args.judge, replace=args.replace, progress=not args.no_progress,
                                         options=options)
@@ -415,7 +423,7 @@ def _dispatch(args: argparse.Namespace) -> None:
                               tuple(s.strip() for s in args.severity.split(",") if s.strip()), n=args.n, seed=args.seed)
         options = JudgeOptions(http=http, model_paths=dict(args.model_path), device=args.device)
         stats, paths = stress_step(args.study, args.judge, design, out_dir=args.out, options=options, n_boot=args.stress_n_boot,
-                                   progress=not args.no_progress)
+                                   progress=not args.no_progress, force=args.force)
         flips = stats[stats["statistic"] == "stress_flip_rate"]
         for row in flips.itertuples(index=False):
             print(f"{row.judge_id} {row.perturbation} {row.severity}: flip rate {row.estimate:.3f} "
@@ -430,16 +438,17 @@ def _dispatch(args: argparse.Namespace) -> None:
         print(f"flagged {int(combined['flagged'].sum())} of {len(combined)} responses as incoherent")
     elif command == "stats":
         only = tuple(s.strip() for s in args.only.split(",") if s.strip()) if args.only else None
-        stats = pipeline.stats_step(args.study, args.out, settings, csv_formula_guard=not args.keep_csv_formulas, only=only)
+        stats = pipeline.stats_step(args.study, args.out, settings, csv_formula_guard=not args.keep_csv_formulas, only=only,
+                                    force=args.force)
         print(f"wrote {len(stats)} statistics to {args.out / 'stats.parquet'} and stats.csv")
     elif command == "figures":
-        for path in pipeline.figures_step(args.stats_dir, args.out, study_dir=args.study):
+        for path in pipeline.figures_step(args.stats_dir, args.out, study_dir=args.study, force=args.force):
             print(path)
     elif command == "report":
-        path = pipeline.report_step(args.study, args.out, stats_dir=args.stats, settings=settings).resolve()
+        path = pipeline.report_step(args.study, args.out, stats_dir=args.stats, settings=settings, force=args.force).resolve()
         print(f"report: {path}\n(statistics in {path.parent / 'stats'}, figures and tables in {path.parent / 'figures'})")
     elif command == "demo":
-        path = pipeline.demo_step(args.out, settings, progress=not args.no_progress)
+        path = pipeline.demo_step(args.out, settings, progress=not args.no_progress, force=args.force)
         print(f"demo study (SIMULATED data) judged, flagged and analysed. Open in a browser:\n{path.resolve()}")
     elif command == "list":
         print(pipeline.describe_registries())

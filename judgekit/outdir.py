@@ -1,8 +1,10 @@
 """Output directories: checked before any work, committed as one set, verified when read.
 
-A step that writes an output directory (``stats``, ``figures``, ``report``)
-first calls :func:`check_output_dir`, so a bad ``--out`` fails before any
-computation. It then writes every file into a staging directory beside the
+A step that writes an output directory (``stats``, ``figures``, ``report``,
+``demo``, ``stress``) first calls :func:`check_output_dir`, so a bad ``--out``
+fails before any computation: an output folder is new, empty, or an earlier
+output set of the same step (``--force`` merges into any other folder, but
+never into ``/``, the home folder or a study and the folders around it). It then writes every file into a staging directory beside the
 target and :func:`commit_output_dir` moves the set into place, the manifest
 last; the manifest lists the sha256 of every file it commits. Readers call
 :func:`verify_output_dir`: a directory whose files do not match its manifest
@@ -27,44 +29,83 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from judgekit.errors import InputError
+from judgekit.errors import InputError, is_disk_full
 from judgekit.manifest import MANIFEST_NAME, sha256_file, write_manifest
 
 FILES_KEY = "files"
 STAGING_MARK = ".staging-"
 
 
-def check_output_dir(out_dir: str | Path, *, studies: Iterable[str | Path] = ()) -> Path:
-    """Refuse an ``--out`` that cannot hold a fresh output set, before any work.
+def check_output_dir(out_dir: str | Path, *, kind: str | tuple[str, ...], studies: Iterable[str | Path] = (), force: bool = False) -> Path:
+    """Refuse an ``--out`` that cannot hold a fresh output set of ``kind``, before any work.
+
+    An output folder is new, empty, or a previous judgekit output set of the same kind (its
+    ``manifest.json`` says ``"step": kind``); any other folder is refused unless ``force``
+    (then the set is merged into it, replacing same-named entries). ``/``, the home folder,
+    the studies read, their parents and anything inside them are refused even with ``force``.
 
     Parameters
     ----------
     out_dir : path
         The requested output directory (may not exist yet).
+    kind : str or tuple of str
+        The step writing it (``stats``, ``figures``, ``report``, ``demo``, ``stress``); a tuple
+        also accepts earlier outputs of the other steps named.
     studies : iterable of paths
-        Study directories the step reads: ``out_dir`` may be neither one of
-        them nor inside one (it would overwrite the study's manifest and
-        history). Above a study is fine: a commit replaces only the entries
-        of its own set.
+        Study directories the step reads.
+    force : bool
+        Accept a non-empty folder that is not an output set of ``kind``.
 
     Raises
     ------
     InputError
-        ``out_dir`` is a file, is or lies in a study, or is not writable.
+        One line naming ``--out`` and why.
     """
     out_dir = Path(out_dir)
     target = out_dir.resolve()
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("--out exists and is not a directory", file=out_dir)
+    home = Path.home().resolve()
+    if target == Path(target.anchor) or target == home:
+        raise InputError(f"--out must not be {'the home folder' if target == home else 'the file-system root'}; "
+                         "choose a new folder", file=out_dir)
     for study in studies:
         study_path = Path(study).resolve()
-        if target == study_path or study_path in target.parents:
-            raise InputError(f"--out must not be the study directory or lie inside it ({study}); choose another folder",
-                             file=out_dir)
+        if target == study_path or study_path in target.parents or target in study_path.parents:
+            raise InputError(f"--out must not be the study directory, lie inside it or contain it ({study}); "
+                             "choose another folder", file=out_dir)
     existing = next(p for p in (target, *target.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    if not existing.is_dir() or not _accepts_new_folders(existing):
         raise InputError(f"--out is not writable ({existing} does not accept new files)", file=out_dir)
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if not force and target.is_dir() and any(target.iterdir()) and output_kind(target) not in kinds:
+        found = output_kind(target)
+        what = f"a judgekit {found} output" if found else "a folder that is not a judgekit output"
+        raise InputError(f"--out is {what} and not empty; choose a new or empty folder, a previous {kinds[0]} "
+                         "output, or pass --force to merge into it", file=out_dir)
     return out_dir
+
+
+def _accepts_new_folders(folder: Path) -> bool:
+    """Whether a folder can be made in ``folder``: tried, not guessed (``os.access`` says yes to root on a
+    read-only or virtual file system such as /proc)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".judgekit-probe-", dir=folder))
+    except OSError:
+        return False
+    return True
+
+
+def output_kind(out_dir: Path) -> str | None:
+    """The step named by ``out_dir/manifest.json`` (``stats``, ``report``...), or None when it names none."""
+    try:
+        manifest = json.loads((out_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    step = manifest.get("step") if isinstance(manifest, dict) else None
+    return step if isinstance(step, str) else None
 
 
 @contextmanager
@@ -75,10 +116,15 @@ def staged_output_dir(out_dir: str | Path, manifest: dict) -> Iterator[Path]:
     added under ``files``. On failure the staging directory is removed and
     ``out_dir`` is left as it was.
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    remove_orphan_staging(out_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}{STAGING_MARK}", dir=out_dir.parent))
+    out_dir = Path(out_dir).resolve()  # "x/.." has no name to stage beside
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphan_staging(out_dir)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}{STAGING_MARK}", dir=out_dir.parent))
+    except OSError as err:
+        if is_disk_full(err):
+            raise
+        raise InputError(f"--out cannot be written: {err.strerror or err}", file=out_dir) from None
     holder = os.open(staging, os.O_RDONLY)
     fcntl.flock(holder, fcntl.LOCK_EX)  # held while the step lives (a kill releases it): tells others it is no orphan
     try:

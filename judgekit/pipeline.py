@@ -117,17 +117,18 @@ def flag_step(study_dir: Path, *, thresholds: dict[str, float] | None = None, **
 
 
 def stats_step(study_dir: Path, out_dir: Path, settings: StatsSettings, *, csv_formula_guard: bool = True,
-               study: Study | None = None, only: tuple[str, ...] | None = None) -> pd.DataFrame:
+               study: Study | None = None, only: tuple[str, ...] | None = None, force: bool = False) -> pd.DataFrame:
     """Statistics of a study into ``out_dir`` (one committed set: stats and reliability as parquet and CSV).
 
     The CSV copies are exports for spreadsheets: with ``csv_formula_guard`` text cells that a spreadsheet
     would evaluate (``=``, ``+``, ``-``, ``@`` first) are prefixed with an apostrophe; the parquet files
     keep every value as computed. ``study`` is the already loaded study of ``study_dir`` (read once per
-    command); ``only`` limits the run to the named statistics.
+    command); ``only`` limits the run to the named statistics. ``out_dir`` follows
+    :func:`judgekit.outdir.check_output_dir` (``force`` merges into a foreign folder).
     """
     from judgekit import __version__
 
-    check_output_dir(out_dir, studies=[study_dir])
+    check_output_dir(out_dir, kind="stats", studies=[study_dir], force=force)
     study = study if study is not None else load_study(study_dir)
     if study.judgments is None and study.annotations is None:
         raise InputError("has nothing to compare: no judgments (run `judgekit judge`) and no annotations",
@@ -167,12 +168,14 @@ def read_stats(stats_dir: Path, *, study_files: list[Path] | None = None) -> tup
     return stats, reliability
 
 
-def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = None, study: Study | None = None) -> list[Path]:
+def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = None, study: Study | None = None,
+                 force: bool = False) -> list[Path]:
     """Figures (PDF + PNG) and paper tables (Markdown + LaTeX under ``tables/``) from a stats directory."""
     from judgekit.outputs.style import FigureInputs
     from judgekit.outputs.tables import study_tables, to_latex, to_markdown
 
-    check_output_dir(out_dir, studies=[study_dir] if study_dir is not None else [])
+    check_output_dir(out_dir, kind="figures", studies=[stats_dir] + ([study_dir] if study_dir is not None else []),
+                     force=force)
     stats, reliability = read_stats(stats_dir)
     if study is None and study_dir is not None:
         study = load_study(study_dir)
@@ -189,9 +192,14 @@ def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = Non
     return written
 
 
-def report_step(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, settings: StatsSettings) -> Path:
+def report_step(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, settings: StatsSettings,
+                force: bool = False) -> Path:
     """Write ``report.html``; compute stats and figures under ``out_dir`` unless ``stats_dir`` is given."""
-    check_output_dir(out_dir, studies=[study_dir])
+    check_output_dir(out_dir, kind="report", studies=[study_dir], force=force)
+    return _write_report(study_dir, out_dir, stats_dir=stats_dir, settings=settings, step="report")
+
+
+def _write_report(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, settings: StatsSettings, step: str) -> Path:
     study = load_study(study_dir)
     if stats_dir is None:
         stats_dir = out_dir / "stats"
@@ -201,7 +209,7 @@ def report_step(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, setti
         stats_dir = copy_stats_set(stats_dir, out_dir / "stats")
     figure_paths = figures_step(stats_dir, out_dir / "figures", study_dir=study_dir, study=study)
     manifest = build_manifest(
-        step="report",
+        step=step,
         inputs=study.files() + [stats_dir / "stats.parquet"],
         details={"stats_manifest": read_manifest(stats_dir / "manifest.json"), "study_manifest": read_manifest(study_dir / "manifest.json")},
     )
@@ -227,10 +235,11 @@ def copy_stats_set(stats_dir: Path, target: Path) -> Path:
     return target
 
 
-def demo_step(out_dir: Path, settings: StatsSettings, *, progress: bool = True) -> Path:
-    """Run judge → flag → stats → figures → report on a fresh copy of the demo study."""
+def demo_step(out_dir: Path, settings: StatsSettings, *, progress: bool = True, force: bool = False) -> Path:
+    """Run judge → flag → stats → figures → report on a fresh copy of the demo study under ``out_dir/study``."""
     from judgekit.simulate import write_demo_study
 
+    check_output_dir(out_dir, kind=("demo", "report"), studies=[REPO_DEMO_DIR], force=force)  # older demos: "report"
     study_dir = out_dir / "study"
     if study_dir.exists():
         shutil.rmtree(study_dir)
@@ -240,7 +249,7 @@ def demo_step(out_dir: Path, settings: StatsSettings, *, progress: bool = True) 
         write_demo_study(study_dir)
     judge_step(study_dir, list(DEMO_JUDGES), progress=progress)
     flag_step(study_dir)
-    return report_step(study_dir, out_dir, stats_dir=None, settings=settings)
+    return _write_report(study_dir, out_dir, stats_dir=None, settings=settings, step="demo")
 
 
 def describe_registries() -> str:

@@ -201,11 +201,12 @@ def heatmap(stats: pd.DataFrame, out: Path, *, statistic: str = "stress_flip_rat
 
 
 def stress_step(study_dir: Path, judge_names: list[str], design: StressDesign, *, out_dir: Path | None = None,
-                options=None, n_boot: int = 1000, progress: bool = True) -> tuple[pd.DataFrame, list[Path]]:
+                options=None, n_boot: int = 1000, progress: bool = True, force: bool = False) -> tuple[pd.DataFrame, list[Path]]:
     """Perturb, judge (cached in ``STUDY/stress/<design>/``), compute the statistics; write table, figure, manifest."""
     from judgekit.io import write_table, write_text_atomic
     from judgekit.judges.build import resolve_judge
     from judgekit.manifest import build_manifest, write_manifest
+    from judgekit.outdir import check_output_dir
     from judgekit.run import run_judges
     from judgekit.schema import SCHEMAS
     from judgekit.study import existing_study_dir, load_study
@@ -215,6 +216,8 @@ def stress_step(study_dir: Path, judge_names: list[str], design: StressDesign, *
     if n_boot < 1:
         raise InputError(f"--n-boot must be >= 1, got {n_boot}")
     study_dir = existing_study_dir(study_dir)
+    if out_dir is not None:
+        check_output_dir(out_dir, kind="stress", studies=[study_dir], force=force)
     judges = [resolve_judge(name, options) for name in judge_names]  # unknown judges fail before anything is written
     study = load_study(study_dir)
     work = study_dir / "stress" / design.key()

@@ -324,7 +324,7 @@ def test_clear_errors(replicas, tmp_path):
         judge_from_spec(spec, JudgeOptions(model_paths={spec["judge_id"]: str(replicas["llama_guard_3"])})).plan(items(1))
     spec = load_preset("llama-guard-3-8b")
     spec["model"]["trust_remote_code"] = True
-    with pytest.raises(InputError, match="--trust-remote-code"):
+    with pytest.raises(InputError, match="never runs code from a checkpoint"):
         judge_from_spec(spec)
 
 

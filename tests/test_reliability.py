@@ -124,14 +124,14 @@ def test_out_that_is_a_file_or_unwritable_is_refused(tmp_path: Path, small_study
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     with pytest.raises(InputError, match="not a directory"):
-        check_output_dir(a_file, studies=[small_study])
+        check_output_dir(a_file, kind="stats", studies=[small_study])
     with pytest.raises(InputError, match="not writable|not a directory"):
-        check_output_dir(a_file / "below", studies=[small_study])
+        check_output_dir(a_file / "below", kind="stats", studies=[small_study])
     if os.geteuid() != 0:  # root writes anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
         with pytest.raises(InputError, match="not writable"):
-            check_output_dir(locked / "out")
+            check_output_dir(locked / "out", kind="stats")
 
 
 def test_malformed_study_manifest_stops_judge_before_it_writes(small_study: Path) -> None:

@@ -1,7 +1,7 @@
 """Sentence embeddings for the ``off_topic`` incoherence detector.
 
-Loads a local model directory (or hub id) with ``transformers`` — never
-``trust_remote_code`` — and runs batched under ``torch.inference_mode``. The
+Loads a local model directory (or hub id) through :mod:`judgekit.model_gate` (no
+checkpoint code, safetensors only) and runs batched under ``torch.inference_mode``. The
 causal-LM scores of the ``fluency`` detector are in :mod:`judgekit.flags.fluency`.
 """
 
@@ -14,10 +14,10 @@ import numpy as np
 
 @cache
 def _encoder(model_path: str):
-    from transformers import AutoModel, AutoTokenizer
+    from judgekit.model_gate import load_model, load_tokenizer
 
-    model = AutoModel.from_pretrained(model_path, use_safetensors=True, trust_remote_code=False)
-    return AutoTokenizer.from_pretrained(model_path), model.eval()
+    model = load_model("AutoModel", model_path, option="--embedding-model")
+    return load_tokenizer(model_path, option="--embedding-model"), model.eval()
 
 
 def resolve_embedding_model(name: str) -> str:
@@ -32,7 +32,7 @@ def resolve_embedding_model(name: str) -> str:
 def check_embedding_model(name: str) -> None:
     """Refuse, before any work, an ``--embedding-model`` that is neither the packaged MiniLM nor a loadable
     safetensors model (a local directory or a hub id)."""
-    from judgekit.flags.model_source import check_model_source
+    from judgekit.model_gate import check_model_source
 
     check_model_source(resolve_embedding_model(name), option="--embedding-model")
 

@@ -1,9 +1,9 @@
 """Per-token surprisal of a response under a causal language model, for the ``fluency`` detector.
 
 The model is any Hugging Face causal LM, from a local directory or a hub id, loaded
-with the ``transformers`` Auto classes: never ``trust_remote_code``, and only from
-safetensors weights (a pickled ``.bin`` checkpoint is refused, because unpickling
-runs code).
+through :mod:`judgekit.model_gate`: never code from the checkpoint, never an
+interactive prompt, and only from safetensors weights (a pickled ``.bin`` checkpoint
+is refused, because unpickling runs code).
 
 What is scored
 --------------
@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from judgekit.errors import InputError
-from judgekit.flags.model_source import check_model_source
+from judgekit.judges.rendering import apply_template
+from judgekit.model_gate import check_model_source, load_model, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ LOGITS_BYTES = {"cuda": 8 * 2**30, "cpu": 2**30}       # cap on one batch's floa
 
 def check_causal_lm(source: str) -> None:
     """Refuse, before any work, a ``--fluency-model`` that cannot be loaded safely (see
-    :func:`judgekit.flags.model_source.check_model_source`)."""
+    :func:`judgekit.model_gate.check_model_source`)."""
     check_model_source(source, option="--fluency-model")
 
 
@@ -88,17 +88,12 @@ def load_causal_lm(source: str, *, device: str | None = None, token_budget: int 
     """Load ``source`` (checked by :func:`check_causal_lm`) for scoring; one copy per process and options."""
     check_causal_lm(source)
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     on_gpu = device.startswith("cuda")
     dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if on_gpu else torch.float32
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, use_safetensors=True, trust_remote_code=False)
-    except (OSError, ValueError, ImportError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise InputError(f"--fluency-model {source}: cannot load a causal LM: {first}") from None
+    tokenizer = load_tokenizer(source, option="--fluency-model")
+    model = load_model("AutoModelForCausalLM", source, option="--fluency-model", dtype=dtype)
     model = model.to(device).eval()
     vocabulary = int(model.get_output_embeddings().weight.shape[0])
     kind = "cuda" if on_gpu else "cpu"
@@ -133,7 +128,8 @@ def encode(lm: CausalLM, prompts: Sequence[str], responses: Sequence[str]) -> li
 def _context_ids(tokenizer: Any, prompt: str) -> list[int]:
     if tokenizer.chat_template:
         # Rendered to text, then tokenized without special tokens: the template writes its own BOS.
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        text = apply_template(tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True,
+                              name=f"--fluency-model {tokenizer.name_or_path}: the chat template")
         return tokenizer(text, add_special_tokens=False)["input_ids"]
     return tokenizer(prompt + "\n\n" if prompt else "", add_special_tokens=True)["input_ids"]
 

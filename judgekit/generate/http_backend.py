@@ -28,17 +28,14 @@ class HttpGenerator:
     backend = "http"
 
     def __init__(self, tokenizer_source: str, base_urls: list[str], settings: HttpSettings) -> None:
-        from transformers import AutoTokenizer
+        from judgekit.model_gate import load_tokenizer
 
         if not base_urls:
             raise InputError("--backend http needs at least one --base-url")
         self.replicas = [replace(settings, base_url=url) for url in base_urls]  # each validated by HttpSettings
         self.settings = settings
         self.log = RequestLog()
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-        except (OSError, ValueError) as err:
-            raise InputError(f"cannot load the tokenizer from {tokenizer_source} (needed to render the chat template): {err}") from None
+        self.tokenizer = load_tokenizer(tokenizer_source, option="--model")  # renders the chat template
         self.model_source = tokenizer_source  # the checkpoint the servers are expected to serve
 
     def describe(self) -> dict[str, Any]:

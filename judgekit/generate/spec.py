@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from judgekit.errors import InputError
+from judgekit.judges.rendering import apply_template
 
 # Seeds are 31-bit so every engine accepts them (vLLM and the OpenAI API take a signed 32-bit or wider int).
 SEED_BITS = 31
@@ -129,11 +130,9 @@ class ChatRenderer:
         return [*system, {"role": "user", "content": prompt}]
 
     def render_text(self, prompt: str) -> str:
-        try:
-            return self.tokenizer.apply_chat_template(self.messages(prompt), tokenize=False, add_generation_prompt=True)
-        except Exception as err:  # noqa: BLE001 - jinja raises TemplateError (and others) from inside the template
-            what = "with a system message" if self.system_prompt is not None else "on a user message"
-            raise InputError(f"{self.source}: the chat template fails {what}: {err}") from None
+        what = "with a system message" if self.system_prompt is not None else "on a user message"
+        return apply_template(self.tokenizer, self.messages(prompt), name=f"{self.source}: the chat template ({what})",
+                              add_generation_prompt=True)
 
     def render(self, prompt: str) -> tuple[int, ...]:
         return tuple(self.tokenizer.encode(self.render_text(prompt), add_special_tokens=False))

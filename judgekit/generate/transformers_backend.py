@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from judgekit.errors import InputError
 from judgekit.generate.spec import Decoding, Generation, GenerationRequest, ModelVariant
-from judgekit.judges.transformers_judge import _first_line, pack_by_budget
+from judgekit.judges.transformers_judge import pack_by_budget
 
 DEFAULT_TOKEN_BUDGET = {"cuda": 65_536, "cpu": 8_192}  # CUDA: KV cache of 64 requests × 1,024 tokens
 MAX_BATCH_ITEMS = 256
@@ -61,18 +60,18 @@ class TransformersGenerator:
 
     def __init__(self, model_source: str, adapters: dict[str, str] | None = None, *, device: str | None = None,
                  dtype: str | None = None, token_budget: int | None = None) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+        from transformers import GenerationConfig
+
+        from judgekit.model_gate import check_model_source, load_model, load_tokenizer
 
         self.model_source = model_source
         self.adapters = dict(adapters or {})
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = dtype or ("bfloat16" if self.device.startswith("cuda") else "float32")
         self.token_budget = token_budget or DEFAULT_TOKEN_BUDGET["cuda" if self.device.startswith("cuda") else "cpu"]
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model_source)
-            model = AutoModelForCausalLM.from_pretrained(model_source, dtype=getattr(torch, self.dtype))
-        except (OSError, ValueError) as err:
-            raise InputError(f"cannot load the model from {model_source}: {_first_line(err)}") from None
+        check_model_source(model_source, option="--model")
+        self.tokenizer = load_tokenizer(model_source, option="--model")
+        model = load_model("AutoModelForCausalLM", model_source, option="--model", dtype=getattr(torch, self.dtype))
         self.eos_ids = _eos_ids(self.tokenizer, model.generation_config)
         self.pad_id = next((t for t in (self.tokenizer.pad_token_id, *self.eos_ids) if t is not None), 0)
         self.ignored_generation_defaults = {k: v for k, v in model.generation_config.to_diff_dict().items()
@@ -84,16 +83,9 @@ class TransformersGenerator:
     def _with_adapters(self, model: Any) -> Any:
         if not self.adapters:
             return model
-        from peft import PeftModel
+        from judgekit.model_gate import load_adapters
 
-        (first, first_dir), *rest = self.adapters.items()
-        try:
-            model = PeftModel.from_pretrained(model, first_dir, adapter_name=first)
-            for name, directory in rest:
-                model.load_adapter(directory, adapter_name=name)
-        except (OSError, ValueError) as err:
-            raise InputError(f"cannot load a LoRA adapter ({', '.join(self.adapters.values())}): {_first_line(err)}") from None
-        return model
+        return load_adapters(model, self.adapters, option="--adapter")
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.backend, "model": self.model_source, "device": self.device, "dtype": self.dtype,

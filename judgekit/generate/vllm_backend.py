@@ -43,6 +43,11 @@ class VllmGenerator:
         except ImportError:
             raise InputError("--backend vllm needs vLLM on a GPU machine (pip install vllm); use --backend transformers "
                              "or --backend http otherwise") from None
+        from judgekit.model_gate import check_adapter_dir, check_model_source
+
+        check_model_source(model_source, option="--model")
+        for directory in (adapters or {}).values():
+            check_adapter_dir(directory, option="--adapter")
         self.model_source = model_source
         self.adapters = dict(adapters or {})
         self._sampling_params = SamplingParams
@@ -50,7 +55,7 @@ class VllmGenerator:
         self.options = {"tensor_parallel_size": tensor_parallel_size, "dtype": dtype or "auto",
                         "enable_lora": bool(self.adapters), "max_loras": max(len(self.adapters), 1),
                         "max_lora_rank": max_lora_rank, "gpu_memory_utilization": gpu_memory_utilization,
-                        "trust_remote_code": False}
+                        "trust_remote_code": False, "load_format": "safetensors"}
         self.llm = LLM(model=model_source, **self.options)
         self.tokenizer = self.llm.get_tokenizer()
 

@@ -28,7 +28,6 @@ class JudgeOptions:
     dtype: str | None = None
     token_budget: int | None = None
     padding_side: str = "left"
-    trust_remote_code: bool = False
     device_map: str | None = None
     http: HttpSettings | None = None
 
@@ -49,8 +48,7 @@ def judge_from_spec(spec: dict[str, Any], options: JudgeOptions | None = None) -
     if spec["family"] == "guard_model" and options.http is not None:
         from judgekit.judges.http_judge import HttpGuardJudge
 
-        return HttpGuardJudge(spec, options.http, model_path=options.model_paths.get(spec["judge_id"]),
-                              trust_remote_code=options.trust_remote_code)
+        return HttpGuardJudge(spec, options.http, model_path=options.model_paths.get(spec["judge_id"]))
     if spec["family"] == "guard_model":
         from judgekit.judges.transformers_judge import TransformersJudge
 
@@ -61,7 +59,6 @@ def judge_from_spec(spec: dict[str, Any], options: JudgeOptions | None = None) -
             dtype=options.dtype,
             token_budget=options.token_budget,
             padding_side=options.padding_side,
-            trust_remote_code=options.trust_remote_code,
             device_map=options.device_map,
         )
     raise InputError(f"judge family {spec['family']!r} has no backend")

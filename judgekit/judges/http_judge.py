@@ -309,9 +309,8 @@ class _HttpJudgeBase:
 class HttpGuardJudge(_HttpJudgeBase):
     """A guard preset served by vLLM or SGLang, scored from label-token log-probabilities."""
 
-    def __init__(self, spec: dict[str, Any], settings: HttpSettings, *, model_path: str | None = None,
-                 trust_remote_code: bool = False) -> None:
-        from judgekit.judges.transformers_judge import load_renderer
+    def __init__(self, spec: dict[str, Any], settings: HttpSettings, *, model_path: str | None = None) -> None:
+        from judgekit.judges.transformers_judge import load_renderer, refuse_checkpoint_code
 
         if settings.api == "openai":
             raise InputError(f"{spec['judge_id']}: guard presets need token-id input: use --api vllm or --api sglang")
@@ -319,15 +318,14 @@ class HttpGuardJudge(_HttpJudgeBase):
         if kind == "max_sigmoid":
             raise InputError(f"{spec['judge_id']}: a classification-head judge runs only with the transformers backend")
         model = spec.get("model") or {}
-        if model.get("trust_remote_code") and not trust_remote_code:
-            raise InputError(f"{spec['judge_id']}: the tokenizer runs code from its checkpoint; pass --trust-remote-code")
+        refuse_checkpoint_code(spec)
         self.spec = spec
         self.judge_id = spec["judge_id"]
         self._init_http(settings)
         self.served_model = settings.served_model or model.get("id")
         self.tokenizer, self.renderer, self.readout = load_renderer(
             spec, model_path or model["id"], revision=None if model_path else model.get("revision"),
-            loader=model.get("loader", "causal_lm"), trust_remote_code=trust_remote_code and bool(model.get("trust_remote_code")),
+            loader=model.get("loader", "causal_lm"),
         )
         self.label_texts = self.readout.label_texts(self.tokenizer.decode) if self.readout is not None else {}
         self.tokenizer_source = (model_path or model["id"], None if model_path else model.get("revision"))

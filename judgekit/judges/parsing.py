@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from judgekit.errors import InputError
+from judgekit.time_limit import TimeLimitExceeded, parse_timeout_s, time_limit
 
 QUOTED = re.compile(
     r'"[^"\n]*"|“[^”]*”|«[^»]*»|```.*?```|`[^`\n]*`|^[ \t]*>[^\n]*$', re.DOTALL | re.MULTILINE
@@ -163,7 +164,17 @@ def parse_score_tag(text: str, *, tag: str, low: int, high: int, threshold: floa
 
 
 def parse_output(text: str, parser: dict[str, Any]) -> Parsed:
-    """Apply the spec's named parser to one judge output."""
+    """Apply the spec's named parser to one judge output, within the parse time limit
+    (:mod:`judgekit.time_limit`): an output that takes longer is an ``error``."""
+    limit = parse_timeout_s()
+    try:
+        with time_limit(limit):
+            return _parse_output(text, parser)
+    except TimeLimitExceeded:
+        return Parsed(None, None, "error", f"parsing this output exceeded {limit:g} s (JUDGEKIT_PARSE_TIMEOUT_S)")
+
+
+def _parse_output(text: str, parser: dict[str, Any]) -> Parsed:
     name = parser.get("name")
     if not text.strip():
         return Parsed(None, None, "unparseable", "empty output")

@@ -29,6 +29,7 @@ from typing import Any
 
 from judgekit.errors import InputError
 from judgekit.judges.base import JudgeItems
+from judgekit.time_limit import TimeLimitExceeded, template_timeout_s, time_limit
 
 FIELD = re.compile(r"\{(prompt|response|goal|context|bos_token|eos_token)\}")
 TEXT_FIELDS = ("prompt", "response", "goal", "context")
@@ -97,6 +98,10 @@ class InputRenderer:
                                         local_position_limit(tokenizer))
         # a greedy prefix generated after the input (WildGuard) needs positions too
         self.generated_after = int((spec.get("prefix_generation") or {}).get("max_new_tokens", 0))
+        timeout = self.input.get("render_timeout_s")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0):
+            raise InputError(f"{self.judge_id}: input.render_timeout_s must be a positive number, got {timeout!r}")
+        self.render_timeout_s = float(timeout) if timeout is not None else template_timeout_s()
 
     def _check_template(self) -> None:
         if self.format == "text":
@@ -175,15 +180,10 @@ class InputRenderer:
             messages.append({"role": "assistant", "content": response})
         if parts:
             messages = [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}]} for m in messages]
-        try:
-            text = self.template_owner.apply_chat_template(
-                messages,
-                tokenize=False,
-                add_generation_prompt=self.input.get("add_generation_prompt", False),
-                **self.input.get("chat_template_kwargs", {}),
-            )
-        except Exception as err:  # jinja raises its own errors (e.g. raise_exception in a template)
-            raise InputError(f"{self.judge_id}: the chat template failed to render: {err}") from None
+        text = apply_template(self.template_owner, messages, name=f"{self.judge_id}: the chat template",
+                              timeout_s=self.render_timeout_s,
+                              add_generation_prompt=self.input.get("add_generation_prompt", False),
+                              **self.input.get("chat_template_kwargs", {}))
         return drop_space_before_bos(text, self.tokenizer.bos_token)
 
     def render(self, items: JudgeItems) -> Rendered:
@@ -227,6 +227,28 @@ class InputRenderer:
                 f"{self.judge_id}: a rendered input opens with {leading} BOS tokens where the model expects {expected} "
                 "(check input.bos and whether the template writes one)"
             )
+
+
+def apply_template(owner: Any, messages: list[dict[str, Any]], *, name: str, timeout_s: float | None = None,
+                   **options: Any) -> str:
+    """``owner.apply_chat_template(messages, tokenize=False, **options)`` within a time limit
+    (:mod:`judgekit.time_limit`); a template that fails or does not finish is one line naming it (``name``).
+
+    A chat template is a Jinja program from a checkpoint: it may raise (``raise_exception``), use what the
+    sandbox forbids (``SecurityError``), ``{% include %}`` a file that is not there, or loop for ever.
+    """
+    limit = timeout_s if timeout_s is not None else template_timeout_s()
+    try:
+        with time_limit(limit):
+            return owner.apply_chat_template(messages, tokenize=False, **options)
+    except TimeLimitExceeded:
+        raise InputError(f"{name} did not finish rendering within {limit:g} s (a loop that never ends?); if it is "
+                         "only slow, raise JUDGEKIT_TEMPLATE_TIMEOUT_S (judges: input.render_timeout_s)") from None
+    except RecursionError:
+        raise InputError(f"{name} failed to render: it recurses too deeply") from None
+    except Exception as err:  # noqa: BLE001 - jinja raises its own errors (TemplateError, SecurityError, TypeError...)
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise InputError(f"{name} failed to render: {type(err).__name__}: {first}") from None
 
 
 def drop_space_before_bos(text: str, bos_token: str | None) -> str:

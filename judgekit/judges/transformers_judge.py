@@ -40,6 +40,8 @@ from judgekit.judges.base import JudgeItems, Verdict
 from judgekit.judges.identity import PROBE_ITEMS, checkpoint_identity, token_ids_sha256
 from judgekit.judges.readout import DEFAULT_THRESHOLD, TokenReadout, resolve_token_readout, verdict_detail, vocab_lookup
 from judgekit.judges.rendering import InputRenderer
+from judgekit.model_gate import load_model, load_processor, load_tokenizer
+from judgekit.time_limit import TimeLimitExceeded, parse_timeout_s, time_limit
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,6 @@ class TransformersJudge:
         Padded tokens per forward pass.
     padding_side : {"left", "right"}
         Batches pad on this side; position ids follow the attention mask either way.
-    trust_remote_code : bool
-        Allow model code from the checkpoint (only when the spec needs it).
     device_map : str, optional
         Passed to ``from_pretrained`` to spread a judge larger than one GPU.
     """
@@ -87,7 +87,6 @@ class TransformersJudge:
         token_budget: int | None = None,
         max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS,
         padding_side: str = "left",
-        trust_remote_code: bool = False,
         device_map: str | None = None,
     ) -> None:
         self.spec = spec
@@ -99,15 +98,10 @@ class TransformersJudge:
         self.loader = model.get("loader", "causal_lm")
         if self.loader not in LOADERS:
             raise InputError(f"{self.judge_id}: model.loader must be one of {', '.join(LOADERS)}")
-        if model.get("trust_remote_code") and not trust_remote_code:
-            raise InputError(
-                f"{self.judge_id}: this model runs code from its checkpoint; pass --trust-remote-code if you trust "
-                f"{self.model_source}"
-            )
+        refuse_checkpoint_code(spec)
         if padding_side not in ("left", "right"):
             raise InputError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
         self.revision = None if model_path else model.get("revision")
-        self.trust_remote_code = bool(model.get("trust_remote_code")) and trust_remote_code
         self.readout_kind = (spec.get("readout") or {}).get("kind")
         self.padding_side = padding_side
         self.device_request = device
@@ -127,7 +121,7 @@ class TransformersJudge:
         if self._renderer is not None:
             return
         self._tokenizer, self._renderer, self._readout = load_renderer(
-            self.spec, self.model_source, revision=self.revision, loader=self.loader, trust_remote_code=self.trust_remote_code
+            self.spec, self.model_source, revision=self.revision, loader=self.loader
         )
 
     def _load_model(self) -> None:
@@ -135,24 +129,15 @@ class TransformersJudge:
             return
         self._load_tokenizer()
         import torch
-        import transformers
 
         device, dtype_name = self._device_and_dtype()
-        options: dict[str, Any] = {
-            "revision": self.revision,
-            "dtype": getattr(torch, dtype_name),
-            "trust_remote_code": self.trust_remote_code,
-        }
+        options: dict[str, Any] = {"revision": self.revision, "dtype": getattr(torch, dtype_name)}
         # Otherwise transformers picks SDPA where the architecture supports it (not Gemma 2's soft-capping).
         if device.startswith("cuda") and importlib.util.find_spec("flash_attn"):
             options["attn_implementation"] = "flash_attention_2"
         if self.device_map:
             options["device_map"] = self.device_map
-        model_class = getattr(transformers, LOADERS[self.loader])
-        try:
-            model = model_class.from_pretrained(self.model_source, **options)
-        except (OSError, ValueError, ImportError) as err:
-            raise InputError(f"{self.judge_id}: cannot load the model from {self.model_source}: {_first_line(err)}") from None
+        model = load_model(LOADERS[self.loader], self.model_source, option=self.judge_id, **options)
         if not self.device_map:
             model = model.to(device)
         model.eval()
@@ -460,27 +445,24 @@ class TransformersJudge:
         return extended, info, failed
 
 
-def load_renderer(spec: dict[str, Any], source: str, *, revision: str | None, loader: str, trust_remote_code: bool):
+def refuse_checkpoint_code(spec: dict[str, Any]) -> None:
+    """A spec asking for ``model.trust_remote_code`` is refused: judgekit never runs code from a checkpoint."""
+    if (spec.get("model") or {}).get("trust_remote_code"):
+        raise InputError(f"{spec['judge_id']}: model.trust_remote_code is set, but judgekit never runs code from a "
+                         "checkpoint (use a model that transformers supports natively)")
+
+
+def load_renderer(spec: dict[str, Any], source: str, *, revision: str | None, loader: str):
     """``(tokenizer, renderer, token readout or None)`` for a guard spec; shared with the HTTP backend."""
     judge_id = spec["judge_id"]
     looks_local = str(source).startswith((".", "/", "~")) or Path(source).exists() or str(source).count("/") > 1
     if looks_local and not Path(source).expanduser().is_dir():
         raise InputError(f"{judge_id}: model directory not found: {source}")
-    import transformers
-
-    try:
-        if loader == "image_text_to_text":
-            owner = transformers.AutoProcessor.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
-            tokenizer = owner.tokenizer
-        else:
-            tokenizer = owner = transformers.AutoTokenizer.from_pretrained(
-                source, revision=revision, trust_remote_code=trust_remote_code
-            )
-    except (OSError, ValueError) as err:
-        raise InputError(
-            f"{judge_id}: cannot load the tokenizer from {source}: {_first_line(err)} "
-            f"(pass --model-path {judge_id}=DIR for a local copy)"
-        ) from None
+    if loader == "image_text_to_text":
+        owner = load_processor(source, option=judge_id, revision=revision)
+        tokenizer = owner.tokenizer
+    else:
+        tokenizer = owner = load_tokenizer(source, option=judge_id, revision=revision)
     renderer = InputRenderer(spec, tokenizer, template_owner=owner)
     kind = (spec.get("readout") or {}).get("kind")
     if kind in ("label_tokens", "score_tokens"):
@@ -494,7 +476,13 @@ def parse_generated(spec: dict[str, Any], text: str, *, n_input_tokens: int | No
     """Verdict from generated text: the **last** match of ``readout.pattern`` (group ``verdict``),
     mapped through ``readout.labels``; no match is ``unparseable``, never a guess."""
     readout = spec["readout"]
-    matches = list(re.finditer(readout["pattern"], text))
+    limit = parse_timeout_s()
+    try:
+        with time_limit(limit):
+            matches = list(re.finditer(readout["pattern"], text))
+    except TimeLimitExceeded:
+        return Verdict(None, None, "error", text, f"readout.pattern exceeded {limit:g} s on this output "
+                       "(JUDGEKIT_PARSE_TIMEOUT_S)", n_input_tokens, n_output_tokens)
     detail = verdict_detail(clipped)
     if not matches:
         return Verdict(None, None, "unparseable", text, "no verdict in the output", n_input_tokens, n_output_tokens)
@@ -552,8 +540,3 @@ def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__

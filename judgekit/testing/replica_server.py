@@ -70,11 +70,12 @@ class ReplicaModel:
 
     def __init__(self, model_dir: str, served_name: str | None = None) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from judgekit.model_gate import load_model, load_tokenizer
 
         self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        self.tokenizer = load_tokenizer(model_dir, option="replica")
+        self.model = load_model("AutoModelForCausalLM", model_dir, option="replica", dtype=torch.float32).eval()
         self.lock = threading.Lock()
         self.root = model_dir
         self.name = served_name or model_dir

@@ -215,12 +215,12 @@ def _sentencepiece_core(family: str, directory: str | Path | None):
     import shutil
     import tempfile
 
-    from transformers import AutoTokenizer
+    from judgekit.model_gate import load_tokenizer
 
     folder = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="judgekit-spm-"))
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(real_vocabulary_file(family), folder / "tokenizer.model")
     # Converted from the SentencePiece model itself (normaliser, dummy prefix, byte fallback), so it encodes
     # like SentencePieceProcessor.encode.
-    core = AutoTokenizer.from_pretrained(folder).backend_tokenizer
+    core = load_tokenizer(str(folder), option="replica").backend_tokenizer
     return core, "<s>", "</s>", None

@@ -1,0 +1,76 @@
+"""The --out rule (issue #23, item 2): an output folder is new, empty, or an earlier output of the same step;
+anything else exits 2 unless --force; /, home, the study and the folders around it are always refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from judgekit import pipeline
+from tests.conftest import run_cli
+
+
+@pytest.fixture
+def judged(small_study: Path) -> Path:
+    pipeline.judge_step(small_study, ["keyword-gcg-13"], progress=False)
+    return small_study
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("where", ["root", "home", "study parent", "foreign"])
+def test_stats_refuses_folders_it_does_not_own(judged: Path, tmp_path: Path, monkeypatch, where: str):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine", encoding="utf-8")
+    monkeypatch.setenv("HOME", str(home))
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("mine", encoding="utf-8")
+    out = {"root": Path("/"), "home": home, "study parent": judged.parent, "foreign": foreign}[where]
+    before = sorted(p.name for p in out.iterdir())
+    done = run_cli("stats", judged, "--out", out, "--n-boot", "20", "--no-progress")
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "--out" in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == before
+    if where in ("root", "home", "study parent"):  # always refused, even with --force
+        assert run_cli("stats", judged, "--out", out, "--n-boot", "20", "--force", "--no-progress").returncode == 2
+        assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_force_merges_into_a_foreign_folder(judged: Path, tmp_path: Path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("mine", encoding="utf-8")
+    assert run_cli("stats", judged, "--out", foreign, "--n-boot", "20", "--force", "--no-progress").returncode == 0
+    assert (foreign / "thesis.tex").read_text(encoding="utf-8") == "mine" and (foreign / "stats.parquet").is_file()
+
+
+def test_an_earlier_output_of_the_same_step_is_replaced_and_of_another_step_refused(judged: Path, tmp_path: Path):
+    out = tmp_path / "stats"
+    assert run_cli("stats", judged, "--out", out, "--n-boot", "20", "--no-progress").returncode == 0
+    assert run_cli("stats", judged, "--out", out, "--n-boot", "20", "--no-progress").returncode == 0
+    done = run_cli("report", judged, "--out", out, "--n-boot", "20")  # a stats set is not a report
+    assert done.returncode == 2 and "judgekit stats output" in done.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_cli("stats", judged, "--out", empty, "--n-boot", "20", "--no-progress").returncode == 0
+
+
+def test_demo_out_refuses_a_foreign_folder_and_deletes_nothing(tmp_path: Path):
+    out = tmp_path / "work"
+    (out / "study").mkdir(parents=True)
+    (out / "study" / "precious.csv").write_text("a,b\n", encoding="utf-8")
+    done = run_cli("demo", "--out", out, "--n-boot", "20", "--no-progress")
+    assert done.returncode == 2 and "--out" in done.stderr
+    assert (out / "study" / "precious.csv").is_file()
+
+
+def test_unwritable_out_is_one_line_exit_2(judged: Path):
+    for out in ("/proc/judgekit-out", "/proc/self/judgekit-out"):
+        done = run_cli("stats", judged, "--out", out, "--n-boot", "20", "--no-progress")
+        assert done.returncode == 2, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "--out" in done.stderr
