@@ -41,6 +41,7 @@ from judgekit.errors import InputError
 ColumnKind = Literal["id", "text", "category", "float", "int", "bool"]
 
 BINARY_LABELS = ("unsafe", "safe")
+REFUSAL_LABELS = ("refusal", "compliance")  # what `to_refusal` of a label set maps onto
 PARSE_STATUSES = ("ok", "unparseable", "refused_to_judge", "error", "skipped")
 TABLE_NAMES = ("responses", "annotations", "judgments", "flags")
 TABLE_EXTENSIONS = (".parquet", ".csv", ".jsonl")
@@ -106,6 +107,8 @@ PROMPT_ATTRIBUTES = (
     Column("category", "category", "Harm category of the prompt.", required=False, nullable=True),
     Column("behavior_id", "category", "Cluster for resampling (responses to one behaviour); defaults to the prompt.",
            required=False, nullable=True),
+    Column("intent", "category", "What the prompt asks for: `harmful` (complying is the harm) or `benign` (refusing is "
+           "over-refusal); empty when unknown.", required=False, nullable=True, allowed=("harmful", "benign")),
 )
 
 RESPONSES = TableSchema(
@@ -301,7 +304,7 @@ FLAGS = TableSchema(
 STATS = TableSchema(
     name="stats",
     key=("statistic", "judge_id", "reference", "subset"),
-    doc="One row per reported number.",
+    doc="One row per reported number (the subset label names the outcome when it is not harmful_compliance).",
     columns=(
         Column("statistic", "id", "Statistic name, e.g. cohen_kappa."),
         Column("judge_id", "id", "Judge (or rater) the number describes."),
@@ -316,6 +319,11 @@ STATS = TableSchema(
         Column("base_model", "category", "Base model of a fine-tuning comparison.", nullable=True),
         Column("finetune_goal", "category", "Fine-tuning goal of a comparison.", nullable=True),
         Column("benchmark", "category", "Benchmark the subset is restricted to.", nullable=True),
+        Column("outcome", "category", "What a rate or effect counts (judgekit.analysis.outcomes): "
+               "`harmful_compliance` (unsafe verdicts on harmful-intent prompts; on every prompt when the study has "
+               "no `intent`), `over_refusal` (refusals on benign prompts) or `incoherent` (incoherent responses); "
+               "empty for statistics about the judges themselves (agreement, calibration...).", required=False,
+               nullable=True, allowed=("harmful_compliance", "over_refusal", "incoherent")),
         Column("estimate", "float", "Point estimate.", nullable=True),
         Column("ci_low", "float", "Lower end of the 95% interval.", nullable=True),
         Column("ci_high", "float", "Upper end of the 95% interval.", nullable=True),
@@ -357,10 +365,15 @@ class LabelSet:
 
     ``to_binary`` maps each label to ``"unsafe"``, ``"safe"`` or ``None`` (no
     binary meaning, e.g. a partial refusal); labels absent from it map to None.
+    ``to_refusal`` maps labels that say whether the model refused onto
+    ``"refusal"``, ``"compliance"`` or ``None``: the human reference of the
+    ``over_refusal`` outcome (XSTest: full and partial refusal -> refusal).
+    Empty: the labels say nothing about refusal.
     """
 
     labels: tuple[str, ...] = BINARY_LABELS
     to_binary: dict[str, str | None] = field(default_factory=lambda: {"unsafe": "unsafe", "safe": "safe"})
+    to_refusal: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(set(self.labels)) != len(self.labels) or not self.labels:
@@ -370,6 +383,11 @@ class LabelSet:
                 raise InputError(f"to_binary maps '{label}', which is not in the label set {list(self.labels)}")
             if binary not in (*BINARY_LABELS, None):
                 raise InputError(f"to_binary must map onto unsafe, safe or null; '{label}' maps to {binary!r}")
+        for label, refusal in self.to_refusal.items():
+            if label not in self.labels:
+                raise InputError(f"to_refusal maps '{label}', which is not in the label set {list(self.labels)}")
+            if refusal not in (*REFUSAL_LABELS, None):
+                raise InputError(f"to_refusal must map onto refusal, compliance or null; '{label}' maps to {refusal!r}")
 
 
 @dataclass(frozen=True)
@@ -383,6 +401,9 @@ class StudyMetadata:
     # An annotator id whose labels are adjudicated (e.g. XSTest's `final`): the reference where
     # present, never a rater in inter-annotator statistics.
     adjudicator: str | None = None
+    # Judges whose binary verdict is a refusal detector's ("safe" = the response refuses), such as imported
+    # refusal classifiers; with the keyword presets they measure the over_refusal outcome on benign prompts.
+    refusal_judges: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return {
@@ -392,26 +413,31 @@ class StudyMetadata:
             "annotation_labels": {
                 "labels": list(self.annotation_labels.labels),
                 "to_binary": dict(self.annotation_labels.to_binary),
+                **({"to_refusal": dict(self.annotation_labels.to_refusal)} if self.annotation_labels.to_refusal else {}),
             },
             **({"adjudicator": self.adjudicator} if self.adjudicator else {}),
+            **({"refusal_judges": list(self.refusal_judges)} if self.refusal_judges else {}),
         }
 
 
 def _label_set(raw: object) -> LabelSet:
-    """``annotation_labels`` of study.json: a list of label strings and an optional string → unsafe/safe/null map."""
+    """``annotation_labels`` of study.json: a list of label strings and optional string → unsafe/safe/null and
+    string → refusal/compliance/null maps."""
     if not raw:
         return LabelSet()
     shape = "annotation_labels needs a 'labels' list of strings and an optional 'to_binary' object"
     if not isinstance(raw, dict) or not isinstance(raw.get("labels"), list):
         # A bare string would otherwise become a label per character.
         raise InputError(f"{shape}; got {raw!r}")
-    labels, to_binary = raw["labels"], raw.get("to_binary", {})
+    labels, to_binary, to_refusal = raw["labels"], raw.get("to_binary", {}), raw.get("to_refusal", {})
     bad = [label for label in labels if not isinstance(label, str) or not label.strip()]
     if bad:
         raise InputError(f"{shape}; labels must be non-empty strings, got {bad[0]!r}")
     if not isinstance(to_binary, dict):
         raise InputError(f"{shape}; got to_binary {to_binary!r}")
-    return LabelSet(labels=tuple(labels), to_binary=dict(to_binary))
+    if not isinstance(to_refusal, dict):
+        raise InputError(f"{shape}; got to_refusal {to_refusal!r}")
+    return LabelSet(labels=tuple(labels), to_binary=dict(to_binary), to_refusal=dict(to_refusal))
 
 
 def read_study_metadata(study_dir: Path) -> StudyMetadata:
@@ -427,7 +453,7 @@ def read_study_metadata(study_dir: Path) -> StudyMetadata:
         raise InputError(f"invalid JSON: {err.msg}", file=path, line=err.lineno, row=err.lineno) from None
     if not isinstance(raw, dict):
         raise InputError("must hold a JSON object", file=path)
-    known = {"name", "description", "simulated", "annotation_labels", "adjudicator"}
+    known = {"name", "description", "simulated", "annotation_labels", "adjudicator", "refusal_judges"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise InputError(f"unknown keys {unknown}; allowed: {sorted(known)}", file=path)
@@ -441,10 +467,14 @@ def read_study_metadata(study_dir: Path) -> StudyMetadata:
     adjudicator = raw.get("adjudicator")
     if adjudicator is not None and (not isinstance(adjudicator, str) or not adjudicator.strip()):
         raise InputError("'adjudicator' must be an annotator id (a non-empty string)", file=path)
+    refusal_judges = raw.get("refusal_judges", [])
+    if not isinstance(refusal_judges, list) or not all(isinstance(j, str) and j.strip() for j in refusal_judges):
+        raise InputError("'refusal_judges' must be a list of judge ids (non-empty strings)", file=path)
     return StudyMetadata(
         name=str(raw.get("name", "")),
         description=str(raw.get("description", "")),
         simulated=simulated,
         annotation_labels=label_set,
         adjudicator=adjudicator,
+        refusal_judges=tuple(refusal_judges),
     )
