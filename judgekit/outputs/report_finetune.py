@@ -318,9 +318,10 @@ def finetune_section(study: Study, stats: pd.DataFrame, *, figure_paths: Iterabl
     names = _comparison_names(study, order)
     blocks = []
     for comparison in order:
+        goal = comparison.split("|goal=")[1]
         kind = ("mitigation vs mitigation, same goal" if kinds[comparison] != "finetune_comparison" else
-                "fine-tune vs its base" if names[comparison].endswith(comparison.split("|")[0].split(" vs ")[1]) or
-                "goal " in names[comparison] else "mitigation vs the model without it")
+                "fine-tune vs its base" if goal != "None" or not names[comparison].endswith(")")
+                else "mitigation vs the model without it")
         outcomes = [o for o in OUTCOMES if (outcome_of(effects[keys == comparison]) == o).any()]
         parts = []
         for outcome in outcomes:
