@@ -274,6 +274,11 @@ def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str]) -> str
                 interval = (" (degenerate interval: every resample gave this value)" if row["ci_low"] == row["ci_high"]
                             else f" [{_signed(row['ci_low'])}, {_signed(row['ci_high'])}]")
                 parts.append(f"{noun} {_signed(row['estimate'])}{interval} (humans; {_e(judges)}: {_e(row['words'])})")
+            elif row["n_judges"] == 1:  # one rater, such as judgekit's incoherence flags: its own effect
+                only = _lone_rater(stats, comparison, outcome)
+                parts.append(f"{noun} {_signed(only['estimate'])} [{_signed(only['ci_low'])}, {_signed(only['ci_high'])}] "
+                             f"({_e(only['judge_id'])}; no human labels of it: "
+                             f"{_e(OUTCOMES[outcome].direction_words(only['estimate'], only['ci_low'], only['ci_high']))})")
             elif row["n_judges"]:
                 parts.append(f"{noun}: no human effect ({_e(row['warning'])}); the {row['n_judges']} judges' effects "
                              f"range from {_signed(row['judge_low'])} to {_signed(row['judge_high'])}")
@@ -284,6 +289,11 @@ def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str]) -> str
             "on its own prompts (harmful compliance on harmful prompts, over-refusal on benign prompts), with its 95% "
             f"interval; every outcome is a bad thing, so a positive effect is a change for the worse.</p>"
             f"<ul class='answer'>{''.join(sentences)}</ul>")
+
+
+def _lone_rater(stats: pd.DataFrame, comparison: str, outcome: str) -> pd.Series:
+    rows = _pooled(stats, "finetune_effect_paired", comparison, outcome)
+    return rows[rows["estimate"].notna()].reset_index().iloc[0]
 
 
 def _comparison_names(study: Study, order: list[str]) -> dict[str, str]:
