@@ -41,6 +41,7 @@ from judgekit.errors import InputError
 ColumnKind = Literal["id", "text", "category", "float", "int", "bool"]
 
 BINARY_LABELS = ("unsafe", "safe")
+REFUSAL_LABELS = ("refusal", "compliance")  # what `to_refusal` of a label set maps onto
 INTENTS = ("harmful", "benign")
 DEFAULT_DIMENSION = "safety"  # what a judgment without a `dimension` rates: the binary safety verdict
 PARSE_STATUSES = ("ok", "unparseable", "refused_to_judge", "error", "skipped")
@@ -315,7 +316,7 @@ FLAGS = TableSchema(
 STATS = TableSchema(
     name="stats",
     key=("statistic", "judge_id", "reference", "subset"),
-    doc="One row per reported number.",
+    doc="One row per reported number (the subset label names the outcome when it is not harmful_compliance).",
     columns=(
         Column("statistic", "id", "Statistic name, e.g. cohen_kappa."),
         Column("judge_id", "id", "Judge (or rater) the number describes."),
@@ -330,6 +331,11 @@ STATS = TableSchema(
         Column("base_model", "category", "Base model of a fine-tuning comparison.", nullable=True),
         Column("finetune_goal", "category", "Fine-tuning goal of a comparison.", nullable=True),
         Column("benchmark", "category", "Benchmark the subset is restricted to.", nullable=True),
+        Column("outcome", "category", "What a rate or effect counts (judgekit.analysis.outcomes): "
+               "`harmful_compliance` (unsafe verdicts on harmful-intent prompts; on every prompt when the study has "
+               "no `intent`), `over_refusal` (refusals on benign prompts) or `incoherent` (incoherent responses); "
+               "empty for statistics about the judges themselves (agreement, calibration...).", required=False,
+               nullable=True, allowed=("harmful_compliance", "over_refusal", "incoherent")),
         Column("estimate", "float", "Point estimate.", nullable=True),
         Column("ci_low", "float", "Lower end of the 95% interval.", nullable=True),
         Column("ci_high", "float", "Upper end of the 95% interval.", nullable=True),
@@ -371,10 +377,15 @@ class LabelSet:
 
     ``to_binary`` maps each label to ``"unsafe"``, ``"safe"`` or ``None`` (no
     binary meaning, e.g. a partial refusal); labels absent from it map to None.
+    ``to_refusal`` maps labels that say whether the model refused onto
+    ``"refusal"``, ``"compliance"`` or ``None``: the human reference of the
+    ``over_refusal`` outcome (XSTest: full and partial refusal -> refusal).
+    Empty: the labels say nothing about refusal.
     """
 
     labels: tuple[str, ...] = BINARY_LABELS
     to_binary: dict[str, str | None] = field(default_factory=lambda: {"unsafe": "unsafe", "safe": "safe"})
+    to_refusal: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(set(self.labels)) != len(self.labels) or not self.labels:
@@ -384,6 +395,11 @@ class LabelSet:
                 raise InputError(f"to_binary maps '{label}', which is not in the label set {list(self.labels)}")
             if binary not in (*BINARY_LABELS, None):
                 raise InputError(f"to_binary must map onto unsafe, safe or null; '{label}' maps to {binary!r}")
+        for label, refusal in self.to_refusal.items():
+            if label not in self.labels:
+                raise InputError(f"to_refusal maps '{label}', which is not in the label set {list(self.labels)}")
+            if refusal not in (*REFUSAL_LABELS, None):
+                raise InputError(f"to_refusal must map onto refusal, compliance or null; '{label}' maps to {refusal!r}")
 
 
 SCALE_LEVELS = ("ordinal", "interval")
@@ -490,6 +506,9 @@ class StudyMetadata:
     # An annotator id whose labels are adjudicated (e.g. XSTest's `final`): the reference where
     # present, never a rater in inter-annotator statistics.
     adjudicator: str | None = None
+    # Judges whose binary verdict is a refusal detector's ("safe" = the response refuses), such as imported
+    # refusal classifiers; with the keyword presets they measure the over_refusal outcome on benign prompts.
+    refusal_judges: tuple[str, ...] = ()
     judge_scales: tuple[JudgeScale, ...] = ()
 
     def scale_for(self, judge_id: str, dimension: str) -> JudgeScale | None:
@@ -504,27 +523,32 @@ class StudyMetadata:
             "annotation_labels": {
                 "labels": list(self.annotation_labels.labels),
                 "to_binary": dict(self.annotation_labels.to_binary),
+                **({"to_refusal": dict(self.annotation_labels.to_refusal)} if self.annotation_labels.to_refusal else {}),
             },
             **({"adjudicator": self.adjudicator} if self.adjudicator else {}),
+            **({"refusal_judges": list(self.refusal_judges)} if self.refusal_judges else {}),
             **({"judge_scales": [s.to_json() for s in self.judge_scales]} if self.judge_scales else {}),
         }
 
 
 def _label_set(raw: object) -> LabelSet:
-    """``annotation_labels`` of study.json: a list of label strings and an optional string → unsafe/safe/null map."""
+    """``annotation_labels`` of study.json: a list of label strings and optional string → unsafe/safe/null and
+    string → refusal/compliance/null maps."""
     if not raw:
         return LabelSet()
     shape = "annotation_labels needs a 'labels' list of strings and an optional 'to_binary' object"
     if not isinstance(raw, dict) or not isinstance(raw.get("labels"), list):
         # A bare string would otherwise become a label per character.
         raise InputError(f"{shape}; got {raw!r}")
-    labels, to_binary = raw["labels"], raw.get("to_binary", {})
+    labels, to_binary, to_refusal = raw["labels"], raw.get("to_binary", {}), raw.get("to_refusal", {})
     bad = [label for label in labels if not isinstance(label, str) or not label.strip()]
     if bad:
         raise InputError(f"{shape}; labels must be non-empty strings, got {bad[0]!r}")
     if not isinstance(to_binary, dict):
         raise InputError(f"{shape}; got to_binary {to_binary!r}")
-    return LabelSet(labels=tuple(labels), to_binary=dict(to_binary))
+    if not isinstance(to_refusal, dict):
+        raise InputError(f"{shape}; got to_refusal {to_refusal!r}")
+    return LabelSet(labels=tuple(labels), to_binary=dict(to_binary), to_refusal=dict(to_refusal))
 
 
 def _judge_scales(raw: object, path: Path) -> tuple[JudgeScale, ...]:
@@ -555,7 +579,8 @@ def read_study_metadata(study_dir: Path) -> StudyMetadata:
         raise InputError(f"invalid JSON: {err.msg}", file=path, line=err.lineno, row=err.lineno) from None
     if not isinstance(raw, dict):
         raise InputError("must hold a JSON object", file=path)
-    known = {"name", "description", "simulated", "annotation_labels", "adjudicator", "judge_scales"}
+    known = {"name", "description", "simulated", "annotation_labels", "adjudicator", "judge_scales",
+             "refusal_judges"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise InputError(f"unknown keys {unknown}; allowed: {sorted(known)}", file=path)
@@ -569,6 +594,9 @@ def read_study_metadata(study_dir: Path) -> StudyMetadata:
     adjudicator = raw.get("adjudicator")
     if adjudicator is not None and (not isinstance(adjudicator, str) or not adjudicator.strip()):
         raise InputError("'adjudicator' must be an annotator id (a non-empty string)", file=path)
+    refusal_judges = raw.get("refusal_judges", [])
+    if not isinstance(refusal_judges, list) or not all(isinstance(j, str) and j.strip() for j in refusal_judges):
+        raise InputError("'refusal_judges' must be a list of judge ids (non-empty strings)", file=path)
     return StudyMetadata(
         judge_scales=_judge_scales(raw.get("judge_scales", []), path),
         name=str(raw.get("name", "")),
@@ -576,4 +604,5 @@ def read_study_metadata(study_dir: Path) -> StudyMetadata:
         simulated=simulated,
         annotation_labels=label_set,
         adjudicator=adjudicator,
+        refusal_judges=tuple(refusal_judges),
     )

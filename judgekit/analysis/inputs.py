@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from judgekit.analysis.outcomes import OutcomeView, outcome_views
 from judgekit.analysis.subsets import ALL, Subset, subset
 from judgekit.errors import InputError
 from judgekit.schema import DEFAULT_DIMENSION, derive_verdict
 from judgekit.study import Study
 
 _CODE = {"unsafe": 1.0, "safe": 0.0}
+_REFUSAL_CODE = {"refusal": 1.0, "compliance": 0.0}
 
 
-def human_codes(study: Study) -> pd.DataFrame:
-    """Items × annotators matrix of binary codes (1 unsafe, 0 safe, NaN missing/no binary meaning).
+def _label_codes(study: Study, scale: str) -> dict[str, float]:
+    """Label -> code: ``binary`` (1 unsafe, 0 safe) by ``to_binary``, ``refusal`` (1 refused, 0 complied) by
+    ``to_refusal``; labels without a meaning on that scale are absent (NaN)."""
+    labels = study.metadata.annotation_labels
+    mapping, code = (labels.to_binary, _CODE) if scale == "binary" else (labels.to_refusal, _REFUSAL_CODE)
+    return {label: code[value] for label, value in mapping.items() if value in code}
+
+
+def human_codes(study: Study, scale: str = "binary") -> pd.DataFrame:
+    """Items × annotators matrix of codes on ``scale`` (binary: 1 unsafe, 0 safe; refusal: 1 refused,
+    0 complied; NaN missing/no meaning on the scale).
 
     The study's adjudicator (``study.json`` ``adjudicator``) is not a rater and is left out.
     """
@@ -28,18 +39,16 @@ def human_codes(study: Study) -> pd.DataFrame:
         return pd.DataFrame(index=items)
     if study.metadata.adjudicator:
         annotations = annotations[annotations["annotator_id"] != study.metadata.adjudicator]
-    mapping = study.metadata.annotation_labels.to_binary
-    codes = annotations.assign(code=annotations["label"].map(lambda label: _CODE.get(mapping.get(label), np.nan)))
+    codes = annotations.assign(code=annotations["label"].map(_label_codes(study, scale)))
     return codes.pivot(index="item_id", columns="annotator_id", values="code").reindex(items).astype(float)
 
 
-def adjudicated_codes(study: Study) -> NDArray | None:
-    """The adjudicator's binary code per item (NaN where absent), or None without an adjudicator."""
+def adjudicated_codes(study: Study, scale: str = "binary") -> NDArray | None:
+    """The adjudicator's code per item on ``scale`` (NaN where absent), or None without an adjudicator."""
     if not study.metadata.adjudicator or study.annotations is None:
         return None
-    mapping = study.metadata.annotation_labels.to_binary
     rows = study.annotations[study.annotations["annotator_id"] == study.metadata.adjudicator]
-    codes = rows.set_index("item_id")["label"].map(lambda label: _CODE.get(mapping.get(label), np.nan))
+    codes = rows.set_index("item_id")["label"].map(_label_codes(study, scale))
     return codes.reindex(study.responses["item_id"]).to_numpy(dtype=float)
 
 
@@ -56,18 +65,18 @@ def ties(codes: NDArray) -> NDArray:
     return (count > 0) & (np.nansum(codes, axis=1) * 2 == count)
 
 
-def human_reference(study: Study) -> tuple[NDArray, NDArray]:
-    """(reference label per item, tie mask): the adjudicated label where there is one, else the majority.
+def human_reference(study: Study, scale: str = "binary") -> tuple[NDArray, NDArray]:
+    """(reference code per item on ``scale``, tie mask): the adjudicated label where there is one, else the majority.
 
     Items whose annotators tie have no reference and are counted in
     ``excluded_reason`` as ``human-majority tie``.
     """
-    codes = human_codes(study).to_numpy()
+    codes = human_codes(study, scale).to_numpy()
     if codes.shape[1] == 0:
         reference, tied = np.full(len(study.responses), np.nan), np.zeros(len(study.responses), dtype=bool)
     else:
         reference, tied = majority(codes), ties(codes)
-    adjudicated = adjudicated_codes(study)
+    adjudicated = adjudicated_codes(study, scale)
     if adjudicated is not None:
         known = ~np.isnan(adjudicated)
         reference = np.where(known, adjudicated, reference)
@@ -127,6 +136,7 @@ class StudyArrays:
     cluster_name: str
     policy_mask: NDArray
     study_dir: Path | None = None  # where blocks read the optional models and capability tables
+    outcomes: tuple[OutcomeView, ...] = ()  # what rates and effects count, each on its prompts (analysis.outcomes)
 
     @property
     def has_reference(self) -> bool:
@@ -147,9 +157,19 @@ def study_arrays(study: Study, policy: str) -> StudyArrays:
     reference, tied = human_reference(study)
     judges = judge_codes(study)
     p_unsafe = judge_matrix(study, "p_unsafe") if study.judgments is not None else pd.DataFrame(index=responses["item_id"])
+    views = outcome_views(responses, judges.reset_index(drop=True), reference, tied,
+                          human_reference(study, "refusal"), flags.reset_index(drop=True),
+                          study.metadata.refusal_judges)
     return StudyArrays(responses, human_codes(study), reference, tied, judges, p_unsafe, flags,
                        pd.factorize(clusters.astype(str), sort=True)[0].astype(np.int64), cluster_name,
-                       _policy_mask(flags, policy), study.path)
+                       _policy_mask(flags, policy), study.path, tuple(views))
+
+
+def for_outcome(data: StudyArrays, view: OutcomeView) -> StudyArrays:
+    """``data`` with the outcome's raters and human reference in place of the safety verdicts."""
+    judges = view.judges.set_axis(data.judges.index)
+    return replace(data, judges=judges, reference=view.reference, tied=view.tied,
+                   p_unsafe=data.p_unsafe if view.outcome.name == "harmful_compliance" else pd.DataFrame(index=judges.index))
 
 
 def _flag_table(study: Study) -> pd.DataFrame:
