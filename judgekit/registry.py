@@ -107,7 +107,9 @@ def _register_builtins() -> None:
         ("word_sequence", "word pairs English does not make: bigram-model (Google Books) scores over the text and its worst window"),
         ("truncation", "ends mid-sentence at a length limit (finish_reason=length)"),
         ("language_mismatch", "prompt and response (or its end) in different languages (py3langid)"),
-        ("off_topic", "prompt-response embedding similarity below a threshold (any sentence-embedding model)"),
+        ("off_task_format", "code, JSON, a table or a bare list where the prompt asked for prose (never incoherent)"),
+        ("non_responsive", "fluent but unrelated to the prompt: prompt-answer relevance (--embedding-model, or model-free "
+                           "word overlap with the prompt and the other answers to it)"),
         ("fluency", "windowed surprisal given the prompt under any HF causal LM, robust z against the study (--fluency-model)"),
         ("incoherent", "combined flag: empty, repetition, gibberish, script_noise, word_order or word_sequence fires "
                         "(+ fluency when a fluency model is given)"),

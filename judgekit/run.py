@@ -11,9 +11,10 @@ once a judge has finished.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from judgekit.errors import InputError
+from judgekit.io import write_text_atomic
 from judgekit.judges.base import Judge, JudgeItems, Verdict, judge_identity, judge_key, plan_batches
 from judgekit.judges.cache import CACHE_RELATIVE_PATH, VerdictCache
+from judgekit.judges.catalog import spec_scales
 from judgekit.judges.readout import DEFAULT_MIN_COVERAGE
+from judgekit.schema import STUDY_METADATA_FILE, JudgeScale
 from judgekit.study import Study
 
 log = logging.getLogger(__name__)
@@ -123,7 +127,12 @@ def _run_one(study: Study, judge: Judge, cache: _StudyVerdictCache, *, replace: 
     n_from_cache = sum(h in results for h in hashes)
     if len(results) < len(set(hashes)):
         _judge_missing(judge, items, hashes, results, verdict_cache, digest, progress=progress)
-    rows = [_row(item_id, judge.judge_id, digest, *results[h]) for item_id, h in zip(todo["item_id"], hashes, strict=True)]
+    scales = spec_scales(judge.spec)
+    dimension = scales[0].dimension if scales else None
+    rows = [_row(item_id, judge.judge_id, digest, *results[h], dimension=dimension)
+            for item_id, h in zip(todo["item_id"], hashes, strict=True)]
+    if rows and scales:
+        _declare_scales(study, scales)
     if rows:
         combined = pd.concat([existing, pd.DataFrame(rows)], ignore_index=True)
         # Rows from tables without the optional text column get an empty one, not a null.
@@ -186,8 +195,23 @@ def _warn_low_coverage(judge: Judge, rows: pd.DataFrame) -> None:
         )
 
 
-def _row(item_id: str, judge_id: str, digest: str, verdict: Verdict, latency_s: float | None) -> dict[str, Any]:
+def _declare_scales(study: Study, scales: tuple[JudgeScale, ...]) -> None:
+    """A graded judge's scales go into study.json ``judge_scales`` before its scores are saved (a score needs a
+    declared scale); a scale the study already declares for the judge and dimension is kept as the study states it."""
+    missing = [s for s in scales if study.metadata.scale_for(s.judge_id, s.dimension) is None]
+    if not missing:
+        return
+    metadata = replace(study.metadata, judge_scales=(*study.metadata.judge_scales, *missing))
+    write_text_atomic(study.path / STUDY_METADATA_FILE, json.dumps(metadata.to_json(), indent=2) + "\n")
+    study.metadata = metadata
+
+
+def _row(item_id: str, judge_id: str, digest: str, verdict: Verdict, latency_s: float | None, *,
+         dimension: str | None = None) -> dict[str, Any]:
+    """One judgments row; a graded judge's rows also carry its ``dimension`` and ``score``."""
+    graded = {"dimension": dimension, "score": verdict.score} if dimension is not None else {}
     return {
+        **graded,
         "item_id": item_id,
         "judge_id": judge_id,
         "label": verdict.label,

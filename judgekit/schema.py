@@ -44,7 +44,9 @@ BINARY_LABELS = ("unsafe", "safe")
 REFUSAL_LABELS = ("refusal", "compliance")  # what `to_refusal` of a label set maps onto
 INTENTS = ("harmful", "benign")
 DEFAULT_DIMENSION = "safety"  # what a judgment without a `dimension` rates: the binary safety verdict
-PARSE_STATUSES = ("ok", "unparseable", "refused_to_judge", "error", "skipped")
+# judge_said_code / judge_said_refusal: a graded judge answered with one of its words instead of a score (Betley et
+# al.'s aligned judge says CODE for code unrelated to the question, REFUSAL for a clear refusal): no score, no failure.
+PARSE_STATUSES = ("ok", "unparseable", "refused_to_judge", "error", "skipped", "judge_said_code", "judge_said_refusal")
 TABLE_NAMES = ("responses", "annotations", "judgments", "flags")
 TABLE_EXTENSIONS = (".parquet", ".csv", ".jsonl")
 STUDY_METADATA_FILE = "study.json"

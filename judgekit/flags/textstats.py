@@ -20,6 +20,7 @@ from itertools import repeat
 import numpy as np
 
 from judgekit.flags.bigrams import bigram_model
+from judgekit.flags.code import FENCE, split_code
 
 MAX_LOOP_UNIT = 40           # longest repeated unit (in words) the tail-loop search looks for
 MIN_WORDS_NGRAMS = 12        # texts shorter than this get a repeated-4-gram share of 0
@@ -32,7 +33,6 @@ BATCH_RESPONSES = 2048
 BATCH_CHARS = 2_000_000      # bounds a batch's token arrays however long its responses are
 PAIR_WINDOW = 16             # scored word pairs per window: a salad tail after a coherent opening shows in a window
 
-FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
 _NOISE = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ue000-\uf8ff]")
 _NOT_WORDLIKE = re.compile(r"[^\w\s.,;:!?'\"()\[\]{}\-–—/%$&*#@<>=+`~|\\^…’“”«»‘¿¡·•]")
 _VOWELLESS = re.compile(r"\b[b-df-hj-np-tv-xz]{3,}\b")
@@ -222,8 +222,9 @@ _VOCABULARY = _TokenVocabulary()
 class TextStats:
     """Per-response statistics of a batch of responses; every array has one entry per response.
 
-    Token counts are over whitespace-separated tokens. ``prose`` is the text with fenced
-    code blocks blanked out; the salad and word-order counts are over its tokens.
+    Token counts are over whitespace-separated tokens. ``prose`` is the text with its code
+    (fenced blocks, inline spans, unfenced code lines: :func:`judgekit.flags.code.split_code`)
+    blanked out; the salad, word-order and word-pair counts are over its tokens.
     """
 
     prose: list[str]
@@ -240,6 +241,7 @@ class TextStats:
     not_wordlike_chars: np.ndarray     # prose characters that are not letters, digits, spaces or common punctuation
     noise_chars: np.ndarray            # U+FFFD, control and private-use characters
     script_switches: np.ndarray        # adjacent letters of two different scripts (Hangul excluded)
+    code_chars: np.ndarray             # non-space characters of code blocks, fenced or not (judgekit.flags.code)
     repeated_ngram_share: np.ndarray   # share of word 4-grams repeating an earlier one; 0 below MIN_WORDS_NGRAMS
     tail_loop_share: np.ndarray        # share of words in a run of repeats of one unit ending the text (min_repeats copies)
     tail_loop_unit: np.ndarray         # that unit's length in words (0: no loop)
@@ -281,7 +283,7 @@ def text_stats(texts: list[str]) -> TextStats:
     word_ids: list[int] = []
     extend = word_ids.extend
     prose: list[str] = []
-    fenced_prose_tokens: dict[int, list[str]] = {}
+    code_prose_tokens: dict[int, list[str]] = {}
     line_starts: dict[int, list[int]] = {}
     counts: list[tuple] = []
     nan = float("nan")
@@ -291,11 +293,11 @@ def text_stats(texts: list[str]) -> TextStats:
         raw = text.encode("utf-8")
         stripped = text.rstrip()
         fenced = "```" in text
-        if fenced:
-            text_prose = FENCE.sub(" ", text)
-            fenced_prose_tokens[row] = text_prose.split()
-        else:
-            text_prose = text
+        split = split_code(text)
+        text_prose = split.prose
+        has_code = text_prose is not text
+        if has_code:
+            code_prose_tokens[row] = text_prose.split()
         prose.append(text_prose)
         if "\n" in text_prose:
             line_starts[row] = _line_starts(text_prose)
@@ -304,7 +306,7 @@ def text_stats(texts: list[str]) -> TextStats:
             latin = n_letters > 0
             has_alnum = len(raw.translate(None, _ASCII_ALNUM)) < len(raw)
             noise = len(raw) - len(raw.translate(None, _ASCII_NOISE))
-            prose_raw = text_prose.encode("ascii") if fenced else raw
+            prose_raw = text_prose.encode("ascii") if has_code else raw
             not_wordlike = len(prose_raw) - len(prose_raw.translate(None, _ASCII_NOT_WORDLIKE))
             switches = 0
         else:
@@ -319,12 +321,13 @@ def text_stats(texts: list[str]) -> TextStats:
             bool(stripped) and stripped[-1] in _TERMINAL_CHARS and (not fenced or text.count("```") % 2 == 0),
             len(text), len(zlib.compress(raw, 6)) / len(raw) if len(raw) >= MIN_BYTES_COMPRESSION else nan,
             len(text_prose) - text_prose.count(" ") - text_prose.count("\n"), not_wordlike, noise, switches,
+            split.block_chars,
         ))
     table = np.array(counts, dtype=float).reshape(len(texts), len(_COUNT_COLUMNS))
     columns = {name: table[:, k].astype(kind) for k, (name, kind) in enumerate(_COUNT_COLUMNS.items())}
     n_words = columns.pop("n_words")
     ids = _with_new_tokens(np.fromiter(word_ids, dtype=np.int64, count=len(word_ids)), n_words, texts)
-    prose_ids, n_prose = _prose_ids(ids, n_words, fenced_prose_tokens)
+    prose_ids, n_prose = _prose_ids(ids, n_words, code_prose_tokens)
     loop_share, loop_unit = _tail_loops(ids, n_words, texts)
     return TextStats(
         prose=prose, n_words=n_words, n_prose_tokens=n_prose, **columns,
@@ -357,7 +360,7 @@ def _line_start_mask(line_starts: dict[int, list[int]], lengths: np.ndarray) -> 
 _COUNT_COLUMNS = {
     "n_words": np.int64, "n_letters": np.int64, "latin": bool, "empty": bool, "has_alnum": bool,
     "ends_cleanly": bool, "text_chars": np.int64, "compression_ratio": float, "prose_chars": np.int64,
-    "not_wordlike_chars": np.int64, "noise_chars": np.int64, "script_switches": np.int64,
+    "not_wordlike_chars": np.int64, "noise_chars": np.int64, "script_switches": np.int64, "code_chars": np.int64,
 }
 
 
@@ -372,12 +375,12 @@ def _with_new_tokens(ids: np.ndarray, lengths: np.ndarray, texts: list[str]) -> 
     return ids
 
 
-def _prose_ids(word_ids: np.ndarray, n_words: np.ndarray, fenced_prose_tokens: dict[int, list[str]]) -> tuple[np.ndarray, np.ndarray]:
+def _prose_ids(word_ids: np.ndarray, n_words: np.ndarray, code_prose_tokens: dict[int, list[str]]) -> tuple[np.ndarray, np.ndarray]:
     """Token ids and counts of the prose: the words, except where code fences were blanked out."""
-    if not fenced_prose_tokens:
+    if not code_prose_tokens:
         return word_ids, n_words
     ends = np.cumsum(n_words).tolist()
-    pieces = [_VOCABULARY.ids(fenced_prose_tokens[row]) if row in fenced_prose_tokens else word_ids[end - n : end]
+    pieces = [_VOCABULARY.ids(code_prose_tokens[row]) if row in code_prose_tokens else word_ids[end - n : end]
               for row, (end, n) in enumerate(zip(ends, n_words.tolist(), strict=True))]
     return np.concatenate(pieces), np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
 

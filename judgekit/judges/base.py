@@ -13,7 +13,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Verdict:
-    """One judgement. ``label`` is None exactly when ``parse_status`` is not ``ok``."""
+    """One judgement. ``label`` and ``score`` are None when ``parse_status`` is not ``ok``; a graded judge's ok
+    verdict has a ``score`` on its declared scale (the preset's ``scales``) and may have no label."""
 
     label: str | None
     p_unsafe: float | None
@@ -23,6 +24,7 @@ class Verdict:
     n_input_tokens: int | None = None
     n_output_tokens: int | None = None
     coverage: float | None = None
+    score: float | None = None
 
 
 @dataclass(frozen=True)

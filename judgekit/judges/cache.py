@@ -15,7 +15,8 @@ from judgekit.durable_store import DurableStore
 from judgekit.judges.base import Verdict
 
 CACHE_RELATIVE_PATH = Path("cache") / "judge_cache.sqlite"
-_FIELDS = ("label", "p_unsafe", "coverage", "parse_status", "raw_output", "detail", "n_input_tokens", "n_output_tokens", "latency_s")
+_FIELDS = ("label", "p_unsafe", "coverage", "parse_status", "raw_output", "detail", "n_input_tokens", "n_output_tokens", "latency_s",
+           "score")
 
 
 class VerdictCache:
@@ -29,15 +30,15 @@ class VerdictCache:
 
     def get(self, spec_hash: str, item_hashes: Iterable[str]) -> dict[str, tuple[Verdict, float | None]]:
         """Cached ``(verdict, latency_s)`` by item hash, for the hashes present."""
-        return {item_hash: (Verdict(label, p, status, raw, detail or "", n_in, n_out, coverage), latency)
-                for item_hash, label, p, coverage, status, raw, detail, n_in, n_out, latency
+        return {item_hash: (Verdict(label, p, status, raw, detail or "", n_in, n_out, coverage, score), latency)
+                for item_hash, label, p, coverage, status, raw, detail, n_in, n_out, latency, score
                 in self._store.rows(spec_hash, item_hashes)}
 
     def put(self, spec_hash: str, item_hashes: Sequence[str], verdicts: Sequence[Verdict], latency_s: float) -> None:
         """Store one batch atomically; entries already present are kept."""
         self._store.insert([
             (spec_hash, h, v.label, v.p_unsafe, v.coverage, v.parse_status, v.raw_output, v.detail, v.n_input_tokens,
-             v.n_output_tokens, latency_s)
+             v.n_output_tokens, latency_s, v.score)
             for h, v in zip(item_hashes, verdicts, strict=True)
         ])
 

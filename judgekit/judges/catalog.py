@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from judgekit.errors import InputError
+from judgekit.schema import JudgeScale
 
 REQUIRED_KEYS = {"judge_id", "family", "version", "description", "source", "license", "citation"}
 # Every built-in preset also states how far it was checked: the upstream file it was read from, whether its
@@ -84,7 +85,21 @@ def check_spec(spec: Any, *, origin: str) -> dict[str, Any]:
         raise InputError(f"{origin}: 'deviations' must be a list of non-empty strings")
     if spec.get("verified_vocab") not in (True, False, None):
         raise InputError(f"{origin}: 'verified_vocab' must be true, false or null")
+    try:
+        spec_scales(spec)
+    except InputError as err:
+        raise InputError(f"{origin}: {err}") from None
     return spec
+
+
+def spec_scales(spec: dict[str, Any]) -> tuple[JudgeScale, ...]:
+    """The scales a graded judge scores on (its spec's ``scales``: the study.json ``judge_scales`` fields without
+    ``judge_id``); empty for a judge that gives safety verdicts only."""
+    raw = spec.get("scales", [])
+    if not isinstance(raw, list):
+        raise InputError("'scales' must be a list of scale objects")
+    return tuple(JudgeScale.from_json({**entry, "judge_id": spec["judge_id"]} if isinstance(entry, dict) else entry)
+                 for entry in raw)
 
 
 def preset_summary(name: str) -> str:

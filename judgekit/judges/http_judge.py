@@ -46,7 +46,7 @@ import numpy as np
 from judgekit.errors import InputError
 from judgekit.judges.base import JudgeItems, Verdict
 from judgekit.judges.identity import PROBE_ITEMS, checkpoint_identity, token_ids_sha256
-from judgekit.judges.parsing import check_parser, parse_output, token_label
+from judgekit.judges.parsing import check_parser, parse_output, read_weighted_score, token_label
 from judgekit.judges.readout import verdict_detail
 from judgekit.judges.rendering import TEMPLATE_MARKER, defuse_matches, fill_fields
 
@@ -453,6 +453,9 @@ class RubricJudge(_HttpJudgeBase):
         if not self.served_model:
             raise InputError(f"{self.judge_id}: name the served model with --served-model")
         self.read_logprobs = bool(spec.get("verdict_logprobs"))
+        self.weighted = spec["parser"]["name"] == "weighted_score"
+        if self.weighted and not self.read_logprobs:
+            raise InputError(f"{self.judge_id}: a weighted_score parser reads log-probabilities: set verdict_logprobs")
         self.markers = rubric_markers(messages)
 
     def _prepare(self, items: JudgeItems) -> list[list[dict[str, str]]]:
@@ -488,6 +491,10 @@ class RubricJudge(_HttpJudgeBase):
         usage = answer.get("usage") or {}
         self._count_usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
         n_in, n_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if self.weighted:  # the score is read from the first token's alternatives, as upstream does
+            alternatives = tokens[0].alternatives if tokens else None
+            parsed, coverage = read_weighted_score(text, alternatives, self.spec["parser"])
+            return Verdict(None, None, parsed.status, text, parsed.detail, n_in, n_out, coverage, parsed.score)
         parsed = parse_output(text, self.spec["parser"])
         if parsed.status != "ok":
             return Verdict(None, None, parsed.status, text, parsed.detail, n_in, n_out)

@@ -15,6 +15,12 @@ in the request and response shapes of the engines it stands in for:
 ``GET /v1/models`` lists the one model served, as vLLM does (``id`` = the
 served name, ``root`` = the model directory).
 
+``scripted_first_token`` (a list of ``(token text, log-probability)``) makes every chat answer one
+token with exactly those top log-probabilities (the most probable is the answer): a judge's read-out
+can then be checked against a hand computation from given numbers, which a random-weight model's
+vocabulary cannot supply (it has no "0"-"100" tokens to speak of). Chat requests are kept in
+``chat_requests`` for inspection.
+
 Decoding is greedy unless a completions request asks for a temperature. ``faults`` makes it misbehave: ``FaultPlan`` draws, per
 request, one of 429 with ``Retry-After``, 500, a hang past the client's
 timeout, malformed JSON, a reset connection, a slow answer, or an HTTP 200
@@ -79,6 +85,8 @@ class ReplicaModel:
         self.lock = threading.Lock()
         self.root = model_dir
         self.name = served_name or model_dir
+        self.scripted_first_token: list[tuple[str, float]] | None = None
+        self.chat_requests: list[dict[str, Any]] = []
 
     def run(self, ids: list[int], max_tokens: int, choose=None) -> tuple[list[int], list[Any]]:
         """Continuation of ``ids`` (greedy, or ``choose(logits)`` picks each token) and the log-softmax row before
@@ -158,6 +166,9 @@ def chat_completions(replica: ReplicaModel, body: dict[str, Any]) -> dict[str, A
     tok = replica.tokenizer
     rendered = tok.apply_chat_template(body["messages"], tokenize=False, add_generation_prompt=True)
     ids = tok.encode(rendered, add_special_tokens=False)
+    replica.chat_requests.append(body)
+    if replica.scripted_first_token is not None:
+        return _scripted_chat(replica.scripted_first_token, body, len(ids))
     tokens, rows = replica.run(ids, int(body.get("max_tokens") or 16))
     content = [t for t in tokens if t != tok.eos_token_id]
     logprobs = None
@@ -174,6 +185,20 @@ def chat_completions(replica: ReplicaModel, body: dict[str, Any]) -> dict[str, A
                      "logprobs": logprobs, "finish_reason": "stop" if tokens[-1] == tok.eos_token_id else "length"}],
         "usage": {"prompt_tokens": len(ids), "completion_tokens": len(tokens), "total_tokens": len(ids) + len(tokens)},
     }
+
+
+def _scripted_chat(alternatives: list[tuple[str, float]], body: dict[str, Any], n_prompt: int) -> dict[str, Any]:
+    """A one-token chat answer whose top log-probabilities are ``alternatives`` (see the module)."""
+    token, logprob = max(alternatives, key=lambda pair: pair[1])
+    logprobs = None
+    if body.get("logprobs"):
+        top = sorted(alternatives, key=lambda pair: -pair[1])[: int(body.get("top_logprobs") or 0)]
+        logprobs = {"content": [{"token": token, "logprob": logprob,
+                                 "top_logprobs": [{"token": t, "logprob": v} for t, v in top]}]}
+    return {"id": "chatcmpl-replica", "object": "chat.completion", "model": body.get("model"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": token}, "logprobs": logprobs,
+                         "finish_reason": "length"}],
+            "usage": {"prompt_tokens": n_prompt, "completion_tokens": 1, "total_tokens": n_prompt + 1}}
 
 
 ROUTES = {"/v1/completions": completions, "/generate": sglang_generate, "/v1/chat/completions": chat_completions}
