@@ -71,7 +71,20 @@ def read_inspect_log(path: str | Path, *, require_success: bool = True) -> Inspe
     if not isinstance(reductions, list):
         raise InputError("'reductions' must be a list", file=path, column="reductions")
     return InspectLog(path, raw["eval"], raw.get("status"), raw.get("results"),
-                      [_resolve_attachments(s) for s in samples], reductions)
+                      [_resolve_attachments(s) for s in _dataset_order(samples, raw["eval"])], reductions)
+
+
+def _dataset_order(samples: list[dict[str, Any]], spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Samples in the dataset's order, epochs within a sample ascending (both formats read alike)."""
+    ids = (spec.get("dataset") or {}).get("sample_ids") if isinstance(spec.get("dataset"), dict) else None
+    position = {str(v): k for k, v in enumerate(ids)} if isinstance(ids, list) else {}
+
+    def key(sample: dict[str, Any]) -> tuple:
+        epoch = sample.get("epoch")
+        return (position.get(str(sample.get("id")), len(position)), str(sample.get("id")),
+                epoch if isinstance(epoch, int) else 0)
+
+    return sorted(samples, key=key)
 
 
 def _read_eval_zip(path: Path) -> dict[str, Any]:
