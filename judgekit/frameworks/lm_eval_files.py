@@ -62,3 +62,12 @@ def sample_files(results: Path, given: list[Path]) -> dict[str, Path]:
             raise InputError(f"two per-sample logs of task {match['task']!r} ({out[match['task']].name})", file=file)
         out[match["task"]] = file
     return out
+
+
+def run_results(samples: Path) -> Path | None:
+    """The results file of the run that wrote per-sample log ``samples`` (same folder, same date), if there."""
+    match = _SAMPLES.match(samples.name)
+    if match is None:
+        return None
+    found = [p for p in samples.parent.glob(f"*_{glob.escape(match['date'])}.json") if _STAMPED.match(p.name)]
+    return found[0] if len(found) == 1 else None

@@ -32,6 +32,7 @@ class ImportedRows:
     inputs: list[Path]
     notes: list[str] = field(default_factory=list)
     details: dict = field(default_factory=dict)
+    annotations: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ def append_to_study(out_dir: Path, rows: ImportedRows, *, step: str, table_forma
         tables = {"responses": _combined(out_dir, "responses", rows.responses, _duplicate_response)}
         if rows.judgments is not None and len(rows.judgments):
             tables["judgments"] = _combined(out_dir, "judgments", rows.judgments, None)
+        if rows.annotations is not None and len(rows.annotations):
+            tables["annotations"] = _combined(out_dir, "annotations", rows.annotations, None)
         if models is not None:
             tables["models"] = _combined_models(out_dir, models)
         metadata = _with_scales(read_study_metadata(out_dir), rows.scales, out_dir)
@@ -73,7 +76,8 @@ def append_to_study(out_dir: Path, rows: ImportedRows, *, step: str, table_forma
         with recorded_study_run(out_dir, manifest):
             replace_study_files(out_dir, tables, table_format=fmt, texts={"study.json": text})
         load_study(out_dir)  # what was written reads back as a valid study
-    counts = f"{len(rows.responses)} responses" + (f", {len(rows.judgments)} judgments" if rows.judgments is not None else "")
+    counts = ", ".join(f"{len(frame)} {name}" for name, frame in (("responses", rows.responses), ("judgments", rows.judgments),
+                                                                ("annotations", rows.annotations)) if frame is not None)
     return [f"added {counts} to {out_dir}", *rows.notes]
 
 
@@ -114,6 +118,11 @@ def _with_scales(metadata: StudyMetadata, scales: list[JudgeScale], out_dir: Pat
     for scale in scales:
         key = (scale.judge_id, scale.dimension)
         old = merged.get(key)
+        other = next((s for k, s in merged.items() if k[0] == scale.judge_id and k != key), None)
+        if old is None and other is not None:
+            raise InputError(f"judge {scale.judge_id!r} is in the study rating {other.dimension!r}, and would now rate "
+                             f"{scale.dimension!r}; import every model's log with the same --unsafe-value",
+                             file=out_dir / "study.json")
         if old is not None and (old.worse, old.threshold, old.level) != (scale.worse, scale.threshold, scale.level):
             raise InputError(f"judge {scale.judge_id!r} ({scale.dimension}) is declared with another scale "
                              f"({old.describe()}, now {scale.describe()}); give the same --unsafe-value as before",
