@@ -27,6 +27,7 @@ EPILOG = """examples:
   judgekit list                                 # registered judges, detectors, statistics, datasets
   judgekit data convert jbb-judge-comparison ../shared/data/jbb_judge_comparison --out studies/jbb
   judgekit data fetch harmbench-cls-val --to downloads/harmbench
+  judgekit data import inspect base.eval --out studies/ft --model base --unsafe-value C   # Inspect samples + scorers
   judgekit generate prompts/harmbench --model DIR --adapter ft=LORA_DIR --out studies/ft   # base + LoRA, paired
   judgekit run analyses/example_study.toml      # generate -> judge -> flag -> stats -> report from one config
 
@@ -217,7 +218,83 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--part", choices=("harm", "refusal"), default=None, help="guardreasoner-eval: which label")
     p.add_argument("--force", action="store_true", help="write into a non-empty output directory")
     _add_finetune_parsers(sub, data_sub)
+    _add_framework_parsers(data_sub)
     return parser
+
+
+def _add_framework_parsers(data_sub) -> None:
+    importer = data_sub.add_parser("import", help="responses and scores from Inspect logs, lm-eval samples or a "
+                                   "Hugging Face dataset -> a study (created or appended to)")
+    import_sub = importer.add_subparsers(dest="import_source", required=True, parser_class=_Parser)
+
+    def add_common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--out", type=Path, required=True, metavar="STUDY", help="study directory (created, or appended to)")
+        p.add_argument("--model", default=None, help="model name in the study (default: the one the file names)")
+        p.add_argument("--base-model", default=None, help="the model this one was fine-tuned from")
+        p.add_argument("--finetune-goal", default=None, metavar="G", help="capability goal of the fine-tune")
+        p.add_argument("--mitigation", default=None, metavar="M", help="safety mitigation (e.g. none, safety-data-mix)")
+        p.add_argument("--models", type=Path, default=None, metavar="FILE",
+                       help="a models table (model, base_model, finetune_goal, mitigation...) added to the study's")
+        p.add_argument("--format", choices=("parquet", "csv", "jsonl"), default="parquet",
+                       help="table format of a new study (an existing one keeps its own)")
+
+    unsafe_help = ("[SCORER=]C|I|>=X|<=X: which scores are unsafe (C: correct, I: incorrect or no answer, or a "
+                   "threshold on the numeric score); repeat per scorer. Without it a scorer is imported as a graded "
+                   "score with no safety verdict")
+    p = import_sub.add_parser("inspect", help="Inspect AI eval logs (.eval or .json): samples -> responses, "
+                              "scorers -> judges")
+    p.add_argument("logs", type=Path, nargs="+", metavar="LOG")
+    p.add_argument("--unsafe-value", action="append", default=[], metavar="[SCORER=]VALUE", help=unsafe_help)
+    add_common(p)
+    p = import_sub.add_parser("lm-eval", help="lm-evaluation-harness per-sample logs (samples_<task>_<date>.jsonl) of "
+                              "generative tasks: responses, and the task's metric per sample as a judge")
+    p.add_argument("samples", type=Path, nargs="+", metavar="SAMPLES")
+    p.add_argument("--metric", default=None, help="metric to import as a judge (default: each file's first)")
+    p.add_argument("--unsafe-value", action="append", default=[], metavar="[METRIC=]VALUE",
+                   help=">=X|<=X: which metric values are unsafe (C: >= 1, I: <= 0); default: a graded score only")
+    add_common(p)
+    p = import_sub.add_parser("hf", help="a Hugging Face datasets folder (save_to_disk) or parquet/jsonl file, with "
+                              "a column mapping")
+    p.add_argument("source", type=Path, metavar="DIR_OR_FILE")
+    p.add_argument("--map", action="append", default=[], metavar="TARGET=COLUMN",
+                   help="e.g. --map prompt=question --map response=answer (repeat, or comma-separated)")
+    p.add_argument("--split", default=None, help="split of a DatasetDict folder (default: the only one)")
+    add_common(p)
+
+    p = data_sub.add_parser("export", help="write a study's tables as a Hugging Face datasets folder")
+    p.add_argument("study", type=Path)
+    p.add_argument("--format", choices=("hf",), default="hf")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="new folder (load with datasets.load_from_disk)")
+
+
+def _import_command(args: argparse.Namespace) -> None:
+    from judgekit.frameworks.study_append import Lineage, append_to_study
+
+    if args.import_source == "inspect":
+        from judgekit.frameworks.inspect_import import import_inspect_logs
+        from judgekit.frameworks.scorer_scales import parse_unsafe_values
+
+        rows = import_inspect_logs(args.logs, model=args.model, unsafe_values=parse_unsafe_values(args.unsafe_value))
+    elif args.import_source == "lm-eval":
+        from judgekit.frameworks.lm_eval_import import import_lm_eval_samples
+        from judgekit.frameworks.scorer_scales import parse_unsafe_values
+
+        rows = import_lm_eval_samples(args.samples, model=args.model, metric=args.metric,
+                                      unsafe_values=parse_unsafe_values(args.unsafe_value))
+    else:
+        from judgekit.frameworks.hf_datasets import import_hf
+
+        rows = import_hf(args.source, args.map, split=args.split, model=args.model)
+    rows.responses = Lineage(args.base_model, args.finetune_goal, args.mitigation).stamp(rows.responses)
+    models = None
+    if args.models is not None:
+        from judgekit.io import read_table
+        from judgekit.schema import SCHEMAS
+
+        models = read_table(args.models, SCHEMAS["models"])
+    for line in append_to_study(args.out, rows, step=f"data import {args.import_source}", table_format=f".{args.format}",
+                                models=models):
+        print(line)
 
 
 def _add_finetune_parsers(sub, data_sub) -> None:
@@ -470,6 +547,12 @@ def _dispatch_data(args: argparse.Namespace) -> None:
         print(pipeline.list_datasets())
     elif args.data_command == "fetch":
         print("\n".join(pipeline.fetch_dataset_step(args.name, to=args.to, from_path=args.from_path, allow_unpinned=args.allow_unpinned)))
+    elif args.data_command == "import":
+        _import_command(args)
+    elif args.data_command == "export":
+        from judgekit.frameworks.hf_datasets import export_hf
+
+        print(export_hf(args.study, args.out))
     elif args.data_command == "import-labels":
         from judgekit.labelling import import_labels_step
 

@@ -133,3 +133,22 @@ class HtmlElements(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
         self.attrs.extend(attrs)
+
+
+@pytest.fixture(scope="session")
+def inspect_logs(tmp_path_factory) -> dict[str, Path]:
+    """``base.eval``, ``ft.eval`` and ``base.json`` written by the real inspect-ai (tests/framework_logs.py)."""
+    pytest.importorskip("inspect_ai", reason="inspect-ai (test-only dependency) is not installed")
+    from framework_logs import write_inspect_logs
+
+    return write_inspect_logs(tmp_path_factory.mktemp("inspect-logs"))
+
+
+@pytest.fixture(scope="session")
+def lm_eval_run(tmp_path_factory) -> Path:
+    """The ``--output_path x.json`` of a real lm-eval run with --log_samples (tests/framework_logs.py)."""
+    pytest.importorskip("lm_eval", reason="lm-eval (test-only dependency) is not installed")
+    from framework_logs import LM_EVAL_DOCS, write_lm_eval_run
+
+    answers = {d["question"]: ("Sure" if n % 3 == 0 else "No.") for n, d in enumerate(LM_EVAL_DOCS)}
+    return write_lm_eval_run(tmp_path_factory.mktemp("lm-eval"), model_answers=answers)

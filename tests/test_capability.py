@@ -10,14 +10,13 @@ The importer fixtures are written here by hand in each harness's real format:
 * Inspect AI: ``src/inspect_ai/log/_log.py`` (EvalLog ``version``, ``status``, ``eval.task``, ``eval.model``,
   ``results.scores[].metrics``, ``samples[].id/epoch/scores``) at UKGovernmentBEIS/inspect_ai commit
   020dd018841a2e70f4f11198bae184d1c8b01948, the value reading of ``scorer/_metric.py`` ``value_to_float`` (C, I, P,
-  N) at 03ed3dda081388b7e4e68e988a8ada9e3951305f, and the ``.eval`` zip layout (``start.json``, ``results.json``,
-  ``samples/<id>_epoch_<n>.json``) of ``log/_recorders/eval.py`` at 00e215b69f597c73405c00cf6ec6d1cda5f96e30.
+  N) at 03ed3dda081388b7e4e68e988a8ada9e3951305f. The ``.eval`` format and lm-eval's own files are tested on logs
+  written by the real packages in tests/test_frameworks.py.
 """
 
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -141,19 +140,6 @@ def test_inspect_json_log_averages_epochs_per_sample(tmp_path):
                                                                   ["openai/coder-base", "mbpp", "2"],
                                                                   ["openai/coder-base", "mbpp", "3"]]
     assert rows["score"].tolist() == [0.5, 1.0, 0.25] and rows["n_epochs"].tolist() == [2, 2, 2]
-
-
-def test_inspect_eval_zip_log_reads_like_the_json_one(tmp_path):
-    log = _inspect_log()
-    path = tmp_path / "log.eval"
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("start.json", json.dumps({"version": 2, "eval": log["eval"], "plan": {}}))
-        archive.writestr("results.json", json.dumps({"status": "success", "stats": {}, "results": log["results"]}))
-        for sample in log["samples"]:
-            archive.writestr(f"samples/{sample['id']}_epoch_{sample['epoch']}.json", json.dumps(sample))
-    json_path = tmp_path / "log.json"
-    json_path.write_text(json.dumps(log))
-    pd.testing.assert_frame_equal(inspect_rows(path), inspect_rows(json_path))
 
 
 def test_inspect_log_without_samples_gives_the_scorer_aggregate(tmp_path):

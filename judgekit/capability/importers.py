@@ -8,13 +8,12 @@
   the per-sample metric values). Per-sample logs give per-item rows; without
   them each task is one aggregate row. Format: ``lm_eval/result_schema.py``
   and ``lm_eval/loggers/evaluation_tracker.py`` of EleutherAI/lm-evaluation-harness.
-* **Inspect AI** — an eval log, ``.json`` or the zipped ``.eval`` format
-  (``start.json``, ``results.json``, ``samples/<id>_epoch_<n>.json``): per-sample
-  ``scores.<scorer>.value`` read as Inspect's ``value_to_float`` does (C 1,
-  P 0.5, I and N 0, yes/true 1, no/false 0, numbers), epochs averaged per
-  sample; a value it cannot read is an error here, never 0 as in Inspect.
-  Format: ``src/inspect_ai/log/_log.py``, ``scorer/_metric.py`` and
-  ``log/_recorders/eval.py`` of UKGovernmentBEIS/inspect_ai.
+* **Inspect AI** — an eval log, ``.json`` or the zipped ``.eval`` format (read by
+  :mod:`judgekit.frameworks.inspect_log`): per-sample ``scores.<scorer>.value`` read
+  as Inspect's ``value_to_float`` does (C 1, P 0.5, I and N 0, yes/true 1,
+  no/false 0, numbers), epochs reduced by Inspect's own reducer as logged in
+  ``reductions`` (averaged when a log has none); a value it cannot read is an
+  error here, never 0 as in Inspect.
 * **CSV/JSONL/parquet** already in the table's shape.
 
 Every score must lie in [0, 1]; a metric that does not (perplexity, BLEU on
@@ -23,9 +22,7 @@ Every score must lie in [0, 1]; a metric that does not (perplexity, BLEU on
 
 from __future__ import annotations
 
-import json
 import math
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +31,9 @@ import pandas as pd
 
 from judgekit.datasets.common import read_json, read_jsonl
 from judgekit.errors import InputError
+from judgekit.frameworks.inspect_log import InspectLog, read_inspect_log, value_to_float
+from judgekit.frameworks.lm_eval_files import results_file
+from judgekit.frameworks.lm_eval_files import sample_files as lm_eval_sample_files
 from judgekit.io import read_table
 from judgekit.schema import SCHEMAS
 from judgekit.stats.resampling import wilson_interval
@@ -63,7 +63,8 @@ def lm_eval_rows(results_path: str | Path, *, model: str | None = None, metric: 
     Parameters
     ----------
     results_path : path
-        ``results_<date>.json`` as written by ``lm_eval --output_path``.
+        ``results_<date>.json`` (or ``x_<date>.json``) as written by ``lm_eval --output_path``; the
+        ``--output_path`` given to lm-eval (``x.json`` or a folder) finds the file it wrote.
     model : str, optional
         Model name in the study (default: the file's ``model_name``).
     metric : str, optional
@@ -71,15 +72,15 @@ def lm_eval_rows(results_path: str | Path, *, model: str | None = None, metric: 
         metric. Tasks without it are skipped; none having it is an error.
     samples : paths, optional
         Per-sample logs; default: ``samples_<task>_<date>.jsonl`` files in the
-        results file's folder with the same date.
+        results file's folder with the same date (:mod:`judgekit.frameworks.lm_eval_files`).
     """
-    path = Path(results_path)
+    path = results_file(Path(results_path))
     raw = read_json(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("results"), dict) or not raw["results"]:
         raise InputError("not an lm-evaluation-harness results file (no 'results' object with tasks)", file=path)
     name = model or _lm_eval_model_name(raw, path)
     groups = {g for g, members in (raw.get("group_subtasks") or {}).items() if members}
-    sample_files = _lm_eval_sample_files(path, [Path(s) for s in samples])
+    sample_files = lm_eval_sample_files(path, [Path(s) for s in samples])
     frames = []
     for task, metrics in raw["results"].items():
         if task in groups or not isinstance(metrics, dict):
@@ -116,23 +117,6 @@ def _lm_eval_metric_key(metrics: dict, wanted: str | None) -> str | None:
     if "," in wanted:
         return wanted if wanted in keys else None
     return next((k for k in keys if k.split(",", 1)[0] == wanted), None)
-
-
-def _lm_eval_sample_files(results: Path, given: list[Path]) -> dict[str, Path]:
-    if given:
-        files = given
-    else:
-        date = results.stem.removeprefix("results_") if results.stem.startswith("results_") else None
-        files = sorted(results.parent.glob(f"samples_*_{date}.jsonl")) if date else []
-    out = {}
-    for file in files:
-        stem = file.name.removeprefix("samples_").removesuffix(".jsonl")
-        task, sep, _date = stem.rpartition("_")
-        if not file.name.startswith("samples_") or not sep or not task:
-            raise InputError("cannot read the task from the name; per-sample logs are named "
-                             "samples_<task>_<date>.jsonl", file=file)
-        out[task] = file
-    return out
 
 
 def _lm_eval_samples(path: Path, task: str, key: str, model: str) -> pd.DataFrame:
@@ -178,61 +162,15 @@ def _lm_eval_aggregate(raw: dict, metrics: dict, task: str, key: str, model: str
 # ---------------------------------------------------------------- Inspect AI
 
 
-def inspect_value(value: object) -> float | None:
-    """Inspect's ``value_to_float`` for the default C/I/P/N values; None where it has no reading."""
-    if isinstance(value, bool | int | float):
-        return float(value)
-    if not isinstance(value, str):
-        return None
-    fixed = {"C": 1.0, "P": 0.5, "I": 0.0, "N": 0.0}
-    if value in fixed:
-        return fixed[value]
-    lowered = value.lower()
-    if lowered in ("yes", "true"):
-        return 1.0
-    if lowered in ("no", "false"):
-        return 0.0
-    try:
-        number = float(lowered)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _read_inspect_log(path: Path) -> tuple[dict, dict | None, list[dict]]:
-    """(eval spec, results, samples) of a ``.json`` or ``.eval`` log."""
-    if path.suffix == ".eval":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                start = json.loads(archive.read("start.json"))
-                finished = json.loads(archive.read("results.json")) if "results.json" in archive.namelist() else {}
-                samples = [json.loads(archive.read(n)) for n in sorted(archive.namelist())
-                           if n.startswith("samples/") and n.endswith(".json")]
-        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise InputError(f"not a readable Inspect .eval log: {err}", file=path) from None
-        raw = {"eval": start.get("eval"), "status": finished.get("status"), "results": finished.get("results"),
-               "samples": samples}
-    else:
-        raw = read_json(path)
-    if not isinstance(raw, dict) or not isinstance(raw.get("eval"), dict):
-        raise InputError("not an Inspect AI eval log (no 'eval' object)", file=path)
-    if raw.get("status") != "success":
-        raise InputError(f"eval status is {raw.get('status')!r}, not 'success': its scores are incomplete",
-                         file=path, column="status")
-    return raw["eval"], raw.get("results"), raw.get("samples") or []
-
-
 def inspect_rows(log_path: str | Path, *, model: str | None = None, scorer: str | None = None) -> pd.DataFrame:
-    """Capability rows from an Inspect AI eval log: per sample (epochs averaged), or the scorer's aggregate."""
-    path = Path(log_path)
-    spec, results, samples = _read_inspect_log(path)
-    task = spec.get("task")
-    name = model or spec.get("model")
-    if not task or not name:
-        raise InputError("the log names no task or model", file=path, column="eval")
-    if samples:
-        return _inspect_samples(path, samples, str(task), str(name), scorer)
-    return _inspect_aggregate(path, results, str(task), str(name), scorer)
+    """Capability rows from an Inspect AI eval log: per sample (epochs reduced), or the scorer's aggregate."""
+    log = read_inspect_log(log_path)
+    name = model or log.model
+    if not log.task or not name:
+        raise InputError("the log names no task or model", file=log.path, column="eval")
+    if log.samples:
+        return _inspect_samples(log, name, scorer)
+    return _inspect_aggregate(log.path, log.results, log.task, name, scorer)
 
 
 def _choose_scorer(available: list[str], wanted: str | None, path: Path) -> str:
@@ -245,28 +183,54 @@ def _choose_scorer(available: list[str], wanted: str | None, path: Path) -> str:
     return available[0]
 
 
-def _inspect_samples(path: Path, samples: list[dict], task: str, model: str, scorer: str | None) -> pd.DataFrame:
-    available = sorted({k for s in samples if isinstance(s, dict) for k in (s.get("scores") or {})})
+def _inspect_samples(log: InspectLog, model: str, scorer: str | None) -> pd.DataFrame:
+    path = log.path
+    available = sorted({k for s in log.samples for k in (s.get("scores") or {})})
     chosen = _choose_scorer(available, scorer, path)
     values: dict[str, list[float]] = {}
-    for row, sample in enumerate(samples, start=1):
-        score = (sample.get("scores") or {}).get(chosen) if isinstance(sample, dict) else None
+    for row, sample in enumerate(log.samples, start=1):
+        score = (sample.get("scores") or {}).get(chosen)
         if score is None or "id" not in sample:
             raise InputError(f"sample has no id or no {chosen!r} score", file=path, row=row, column="scores")
-        raw = score.get("value") if isinstance(score, dict) else None
-        number = inspect_value(raw)
-        if number is None:
-            raise InputError(f"cannot read the score value {raw!r} as a number (sample id {sample['id']!r})",
-                             file=path, row=row, column=f"scores.{chosen}.value")
-        if math.isnan(number):
-            continue  # Inspect's "unscored" sentinel: excluded, as Inspect's metrics exclude it
         values.setdefault(str(sample["id"]), []).append(
-            _unit_score(number, file=path, row=row, column=f"scores.{chosen}.value"))
-    if not values:
+            _inspect_number(score.get("value") if isinstance(score, dict) else None, path, row, f"scores.{chosen}.value",
+                            sample["id"]))
+    reduced = _inspect_reductions(log, chosen)
+    scores = {item: reduced.get(item, math.nan) if reduced is not None else _mean_scored(v) for item, v in values.items()}
+    kept = {item: score for item, score in scores.items() if not math.isnan(score)}  # NaN: Inspect's "unscored"
+    if not kept:
         raise InputError(f"no sample has a {chosen!r} score", file=path, column="samples")
-    return pd.DataFrame({"model": model, "task": task, "item_id": list(values),
-                         "score": [float(np.mean(v)) for v in values.values()],
-                         "n_epochs": [len(v) for v in values.values()], "source": "inspect", "metric": chosen})
+    for item, score in kept.items():
+        _unit_score(score, file=path, column=f"scores.{chosen}.value (sample id {item})")
+    return pd.DataFrame({"model": model, "task": log.task, "item_id": list(kept), "score": list(kept.values()),
+                         "n_epochs": [len(values[item]) for item in kept], "source": "inspect", "metric": chosen})
+
+
+def _mean_scored(values: list[float]) -> float:
+    scored = [v for v in values if not math.isnan(v)]
+    return float(np.mean(scored)) if scored else math.nan
+
+
+def _inspect_number(raw: object, path: Path, row: int, column: str, sample_id: object) -> float:
+    number = value_to_float(raw)
+    if number is None:  # Inspect itself would log a warning and count it as 0
+        raise InputError(f"cannot read the score value {raw!r} as a number (sample id {sample_id!r})", file=path,
+                         row=row, column=column)
+    return number
+
+
+def _inspect_reductions(log: InspectLog, scorer: str) -> dict[str, float] | None:
+    """Per-sample values after Inspect's own epoch reducer (what its metrics are computed on), when logged."""
+    entry = next((r for r in log.reductions if isinstance(r, dict) and r.get("scorer") == scorer), None)
+    if entry is None:
+        return None
+    reduced = {}
+    for row, sample in enumerate(entry.get("samples") or [], start=1):
+        if not isinstance(sample, dict) or "sample_id" not in sample:
+            raise InputError("reduction has no sample_id", file=log.path, row=row, column=f"reductions.{scorer}")
+        reduced[str(sample["sample_id"])] = _inspect_number(sample.get("value"), log.path, row,
+                                                             f"reductions.{scorer}.value", sample["sample_id"])
+    return reduced
 
 
 def _inspect_aggregate(path: Path, results: dict | None, task: str, model: str, scorer: str | None) -> pd.DataFrame:

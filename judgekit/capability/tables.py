@@ -117,11 +117,24 @@ def add_capability_rows(study_dir: str | Path, rows: pd.DataFrame, *, replace: b
         responses = table_path(study_dir, "responses")
         if responses is None:
             raise InputError("no responses table; capability rows belong to a study", file=study_dir)
+        _check_models_known(study_dir, responses, new, source)
         existing_path = table_path(study_dir, "capability")
         target = existing_path or study_dir / f"capability{responses.suffix}"
         existing = read_table(existing_path, SCHEMAS["capability"]) if existing_path else None
         combined = new if existing is None else _merge(existing, new, replace=replace, path=target)
         return write_table(combined, target, SCHEMAS["capability"])
+
+
+def _check_models_known(study_dir: Path, responses_path: Path, rows: pd.DataFrame, source: str) -> None:
+    """Rows of a model the study does not know would make ``validate`` fail later: refuse them now."""
+    responses = read_table(responses_path, SCHEMAS["responses"])
+    models = read_models(study_dir)
+    known = set(responses["model"].dropna()) if "model" in responses else set()
+    known |= set(models["model"]) if models is not None else set()
+    unknown = sorted(set(rows["model"]) - known)
+    if known and unknown:
+        raise InputError(f"model {unknown[0]!r} is in neither the responses nor the models table of {study_dir} "
+                         f"(it has {', '.join(map(repr, sorted(known)))}); name it with --model", file=source)
 
 
 def _merge(existing: pd.DataFrame, new: pd.DataFrame, *, replace: bool, path: Path) -> pd.DataFrame:

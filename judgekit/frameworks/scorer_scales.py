@@ -1,0 +1,94 @@
+"""What an evaluation framework's per-sample score means for safety: the user says it, judgekit never guesses.
+
+An Inspect scorer's ``C``/``I`` (correct/incorrect) or an lm-eval metric's 1/0 say whether the output matched
+the task's target. Whether a match is *unsafe* depends on the task: on a refusal grader ``C`` may mean "refused"
+(safe), on a harm grader "complied" (unsafe). So scores are imported as graded scores on Inspect's own numeric
+reading (``value_to_float``: C 1, P 0.5, I and N 0, numbers as they are) with a declared scale, and a binary
+``unsafe``/``safe`` verdict is given only where the user states which values are unsafe:
+
+``--unsafe-value [SCORER=]SPEC`` with SPEC one of ``C`` (score >= 1), ``I`` (score <= 0: I and N),
+``>=X`` or ``<=X``. A stated scorer becomes a judge of the ``safety`` dimension (label and score); an unstated
+one a score on a dimension named after it, with ``worse: low`` (Inspect's metrics read higher as better) and no
+label.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from judgekit.errors import InputError
+from judgekit.schema import DEFAULT_DIMENSION, JudgeScale, derive_verdict
+
+_SPEC = re.compile(r"^(?P<op>>=|<=)\s*(?P<x>[-+0-9.eE]+)$")
+VALUE_READING = "Inspect value_to_float: C=1, P=0.5, I=0, N=0, numbers as they are"
+
+
+@dataclass(frozen=True)
+class UnsafeRule:
+    """Scores on the ``worse`` side of ``threshold`` are unsafe; ``spec`` is what the user wrote."""
+
+    worse: str
+    threshold: float
+    spec: str
+
+
+def parse_unsafe_values(texts: list[str]) -> dict[str | None, UnsafeRule]:
+    """``["C", "refusal=I", "harm=>=0.5"]`` -> {None: C rule, "refusal": I rule, "harm": >=0.5 rule}."""
+    rules: dict[str | None, UnsafeRule] = {}
+    for text in texts:
+        bare = text.strip()
+        if bare in ("C", "I") or bare.startswith((">=", "<=")):
+            scorer, spec = None, bare
+        else:
+            name, _, spec = bare.partition("=")
+            scorer, spec = name.strip() or None, spec.strip()
+        if scorer in rules:
+            raise InputError(f"--unsafe-value given twice for {scorer or 'every scorer'!r}")
+        rules[scorer] = _rule(spec, text)
+    return rules
+
+
+def _rule(spec: str, text: str) -> UnsafeRule:
+    if spec == "C":
+        return UnsafeRule("high", 1.0, spec)
+    if spec == "I":
+        return UnsafeRule("low", 0.0, spec)
+    match = _SPEC.match(spec)
+    try:
+        threshold = float(match["x"]) if match else math.nan
+    except ValueError:
+        threshold = math.nan
+    if match is None or not math.isfinite(threshold):
+        raise InputError(f"--unsafe-value takes [SCORER=]C, I, >=X or <=X, got {text!r}")
+    return UnsafeRule("high" if match["op"] == ">=" else "low", threshold, spec)
+
+
+def scorer_scale(judge_id: str, values: np.ndarray, rule: UnsafeRule | None, *, categorical: bool,
+                 source: str) -> JudgeScale:
+    """The declared scale of one scorer's imported scores (range [0, 1] widened to the values seen)."""
+    finite = values[np.isfinite(values)]
+    low = min(0.0, float(finite.min())) if finite.size else 0.0
+    high = max(1.0, float(finite.max())) if finite.size else 1.0
+    level = "ordinal" if categorical else "interval"
+    if rule is None:
+        return JudgeScale(judge_id=judge_id, dimension=judge_id, min=low, max=high, level=level, worse="low",
+                          threshold=low, source=f"{source}; {VALUE_READING}; no safety verdict was stated "
+                          "(pass --unsafe-value to give one)")
+    if not low <= rule.threshold <= high:
+        raise InputError(f"--unsafe-value {rule.spec} for {judge_id!r}: threshold outside the scores' range "
+                         f"[{low:g}, {high:g}]")
+    return JudgeScale(judge_id=judge_id, dimension=DEFAULT_DIMENSION, min=low, max=high, level=level,
+                      worse=rule.worse, threshold=rule.threshold,
+                      source=f"{source}; {VALUE_READING}; unsafe = {rule.spec} (--unsafe-value)")
+
+
+def verdict_labels(scores: np.ndarray, scale: JudgeScale) -> list[str | None]:
+    """unsafe/safe per score on a safety scale; None where there is no score or the scale is not safety."""
+    if scale.dimension != DEFAULT_DIMENSION:
+        return [None] * len(scores)
+    codes = derive_verdict(scores, scale)
+    return [None if np.isnan(c) else ("unsafe" if c == 1 else "safe") for c in codes]
