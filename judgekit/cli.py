@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -77,6 +78,14 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _devices(text: str) -> list[str]:
+    devices = [d.strip() for d in text.split(",") if d.strip()]
+    if not devices or not all(re.fullmatch(r"cpu|cuda(:\d+)?|mps|xpu(:\d+)?", d) for d in devices):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of devices such as cuda:0,cuda:1 or cpu,cpu, "
+                                         f"got {text!r}")
+    return devices
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="judgekit", description=__doc__.splitlines()[0], epilog=EPILOG,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -95,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model-path", action="append", default=[], type=_assignment, metavar="ID=DIR",
                    help="local directory (or hub id) for judge ID instead of the preset's model id (repeat)")
     g.add_argument("--device", default=None, help="cuda, cuda:1, cpu... (default: cuda when available)")
+    g.add_argument("--devices", type=_devices, default=None, metavar="D1,D2,...",
+                   help="one worker process per device (cuda:0,cuda:1,... or cpu,cpu): the judges, and shards of a "
+                        "judge's items when there are more devices than judges, run there at once")
     g.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default=None,
                    help="default bfloat16 on CUDA, float32 on CPU")
     g.add_argument("--token-budget", type=_positive_int, default=None,
@@ -380,8 +392,10 @@ def _dispatch(args: argparse.Namespace) -> None:
             model_paths=dict(args.model_path), device=args.device, dtype=args.dtype, token_budget=args.token_budget,
             padding_side=args.padding_side, trust_remote_code=args.trust_remote_code, device_map=args.device_map,
         )
+        if args.devices and (args.device or args.device_map):
+            raise InputError("--devices places the judges itself: leave out --device and --device-map")
         summaries = pipeline.judge_step(args.study, args.judge, replace=args.replace, progress=not args.no_progress,
-                                        options=options)
+                                        options=options, devices=args.devices)
         for summary in summaries:
             print(f"{summary.judge_id}: judged {summary.n_judged}, already done {summary.n_skipped}, "
                   f"{summary.wall_s:.2f} s, statuses {summary.status_counts}")

@@ -50,9 +50,7 @@ def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False
         return judge_on_devices(existing_study_dir(study_dir), judge_names, devices, replace=replace,
                                 progress=progress, options=options or JudgeOptions())
     judges = [resolve_judge(name, options) for name in judge_names]
-    unknown = sorted(set(options.model_paths if options else {}) - {j.judge_id for j in judges})
-    if unknown:
-        raise InputError(f"--model-path names {unknown[0]!r}, which is not among the judges run")
+    check_model_paths(judges, options)
     study_dir = existing_study_dir(study_dir)
     with work_locks(study_dir, [f"judge {j.judge_id}" for j in judges], step="judge"):
         study, manifest = read_snapshot(study_dir, step="judge")
@@ -61,6 +59,12 @@ def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False
                                    commit=partial(commit_under_study_lock, replace=replace))
             record_judge_runs(record, summaries)
     return summaries
+
+
+def check_model_paths(judges: list, options: JudgeOptions | None) -> None:
+    unknown = sorted(set(options.model_paths if options else {}) - {j.judge_id for j in judges})
+    if unknown:
+        raise InputError(f"--model-path names {unknown[0]!r}, which is not among the judges run")
 
 
 def read_snapshot(study_dir: Path, *, step: str, **manifest_fields) -> tuple[Study, dict]:

@@ -64,8 +64,8 @@ def run_judges(study: Study, judges: list[Judge], *, replace: bool = False, prog
 
     Verdicts go to the study's verdict cache batch by batch; each judge's new rows are then handed to
     ``commit(study, judge_id, spec_hash, rows)`` (default: :func:`save_judgments`, merging them into
-    ``study.judgments`` and saving it). ``only_items`` (judge id -> item ids) limits a judge to the items
-    a snapshot found to do; ``shard=(k, n)`` takes every n-th of the judge's planned batches from the
+    ``study.judgments`` and saving it). ``only_items`` (judge id -> item ids) gives a judge the items
+    a snapshot found to do (:func:`items_to_judge`) instead of those the study lacks now; ``shard=(k, n)`` takes every n-th of the judge's planned batches from the
     k-th on, so n processes together form exactly the batches of one process (and its numbers).
     """
     commit = commit if commit is not None else partial(save_judgments, replace=replace)
@@ -172,12 +172,10 @@ def _run_one(study: Study, judge: Judge, cache: _StudyVerdictCache, *, replace: 
             f"judge {judge.judge_id!r} already has judgments from another spec or checkpoint (hash {old}, now {digest}); "
             "pass --replace to discard them"
         )
-    # Requests that failed for good last time (parse_status "error") are tried again.
-    retry = mine & (existing["parse_status"] == "error")
-    done = set(existing.loc[mine & ~stale & ~retry, "item_id"])
-    todo = study.responses.loc[~study.responses["item_id"].isin(done)]
-    if only_items is not None:
-        todo = todo.loc[todo["item_id"].isin(set(only_items))]
+    done = _judged_items(existing, judge.judge_id, digest)
+    # Items a snapshot found to do stay this run's items while other shards of it commit theirs.
+    todo = study.responses.loc[study.responses["item_id"].isin(set(only_items)) if only_items is not None
+                               else ~study.responses["item_id"].isin(done)]
     items = _items_of(todo)
     hashes = items.content_hashes()
     started = time.perf_counter()
@@ -208,6 +206,20 @@ def _run_one(study: Study, judge: Judge, cache: _StudyVerdictCache, *, replace: 
         backend=dict(getattr(judge, "run_info", lambda: {})()),
         identity=identity,
     )
+
+
+def items_to_judge(study: Study, judge: Judge) -> list[str]:
+    """Ids of the items ``judge`` has no usable verdict for in ``study`` (what a run of it would judge)."""
+    existing = study.judgments if study.judgments is not None else _empty_judgments()
+    done = _judged_items(existing, judge.judge_id, judge_key(judge.spec, judge_identity(judge)))
+    return study.responses.loc[~study.responses["item_id"].isin(done), "item_id"].tolist()
+
+
+def _judged_items(existing: pd.DataFrame, judge_id: str, digest: str) -> set[str]:
+    # Requests that failed for good last time (parse_status "error") are tried again.
+    usable = ((existing["judge_id"] == judge_id) & (existing["judge_spec_hash"] == digest)
+              & (existing["parse_status"] != "error"))
+    return set(existing.loc[usable, "item_id"])
 
 
 def _share_of(judge: Judge, items: JudgeItems, shard: tuple[int, int]) -> tuple[list[np.ndarray] | None, list[int]]:
