@@ -114,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--padding-side", choices=("left", "right"), default="left")
     g.add_argument("--device-map", default=None, help="e.g. auto: spread a judge larger than one GPU (needs accelerate)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow model code from a checkpoint whose preset needs it")
+    g = p.add_argument_group("a Ray cluster (pip install 'judgekit[ray]')")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="ray: model judges run as Ray Data map_batches over actor pools (default local)")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="running cluster (auto, ray://host:10001); default: a local Ray instance for the run")
+    g.add_argument("--actors", type=_positive_int, default=1, help="actors (model copies) per judge (default 1)")
+    g.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs per actor (default 0: CPU actors)")
+    g.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor (default 1)")
     g = p.add_argument_group("judges behind a server (vLLM, SGLang, OpenAI-compatible APIs)")
     g.add_argument("--base-url", default=None, metavar="URL",
                    help="server root, e.g. http://127.0.0.1:8000; guard presets then run there instead of in-process")
@@ -392,10 +400,16 @@ def _dispatch(args: argparse.Namespace) -> None:
             model_paths=dict(args.model_path), device=args.device, dtype=args.dtype, token_budget=args.token_budget,
             padding_side=args.padding_side, trust_remote_code=args.trust_remote_code, device_map=args.device_map,
         )
-        if args.devices and (args.device or args.device_map):
-            raise InputError("--devices places the judges itself: leave out --device and --device-map")
+        if args.devices and (args.device or args.device_map or args.engine == "ray"):
+            raise InputError("--devices places the judges itself: leave out --device, --device-map and --engine ray")
+        ray_options = None
+        if args.engine == "ray":
+            from judgekit.ray_engine import RayOptions
+
+            ray_options = RayOptions(address=args.ray_address, actors=args.actors, gpus_per_actor=args.gpus_per_actor,
+                                     cpus_per_actor=args.cpus_per_actor)
         summaries = pipeline.judge_step(args.study, args.judge, replace=args.replace, progress=not args.no_progress,
-                                        options=options, devices=args.devices)
+                                        options=options, devices=args.devices, ray_options=ray_options)
         for summary in summaries:
             print(f"{summary.judge_id}: judged {summary.n_judged}, already done {summary.n_skipped}, "
                   f"{summary.wall_s:.2f} s, statuses {summary.status_counts}")

@@ -33,17 +33,24 @@ REPO_DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 
 
 def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False, progress: bool = True,
-               options: JudgeOptions | None = None, devices: list[str] | None = None) -> list[JudgeRunSummary]:
+               options: JudgeOptions | None = None, devices: list[str] | None = None,
+               ray_options=None) -> list[JudgeRunSummary]:
     """Run judges on a study and merge their verdicts into ``judgments``.
 
     The study is read as a snapshot; verdicts are computed into the verdict cache without the study
     lock, which is taken only to merge each judge's rows into the table as it is then (so judges run
     by other processes meanwhile keep theirs). The same judge in two processes at once: the second
     waits. With ``devices`` the judges (and shards of their items) run in one worker process per
-    device (:mod:`judgekit.placement`).
+    device (:mod:`judgekit.placement`); with ``ray_options`` (:class:`judgekit.ray_engine.RayOptions`) the model
+    judges run as Ray Data actor pools (:mod:`judgekit.ray_engine`).
     """
     if not judge_names:
         raise InputError("name at least one judge with --judge (see `judgekit list`)")
+    if ray_options is not None:
+        from judgekit.ray_engine import judge_with_ray
+
+        return judge_with_ray(existing_study_dir(study_dir), judge_names, replace=replace, progress=progress,
+                              options=options or JudgeOptions(), ray_options=ray_options)
     if devices:
         from judgekit.placement import judge_on_devices
 

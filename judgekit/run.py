@@ -153,7 +153,7 @@ def commit_under_study_lock(study: Study, judge_id: str, spec_hash: str, rows: p
         save_judgments(study, judge_id, spec_hash, rows, replace=replace)
 
 
-def _items_of(frame: pd.DataFrame) -> JudgeItems:
+def judge_items_of(frame: pd.DataFrame) -> JudgeItems:
     column = lambda name: frame[name].tolist() if name in frame else None  # noqa: E731
     return JudgeItems.of(frame["prompt"].tolist(), frame["response"].tolist(), column("goal"), column("context"))
 
@@ -176,7 +176,7 @@ def _run_one(study: Study, judge: Judge, cache: _StudyVerdictCache, *, replace: 
     # Items a snapshot found to do stay this run's items while other shards of it commit theirs.
     todo = study.responses.loc[study.responses["item_id"].isin(set(only_items)) if only_items is not None
                                else ~study.responses["item_id"].isin(done)]
-    items = _items_of(todo)
+    items = judge_items_of(todo)
     hashes = items.content_hashes()
     started = time.perf_counter()
     # Judges that answer in microseconds (keyword matchers) are recomputed on resume: caching costs them more.

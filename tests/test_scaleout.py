@@ -176,3 +176,35 @@ def test_devices_cpu_cpu_give_the_single_process_verdicts(tmp_path: Path, guard_
     pd.testing.assert_frame_equal(judgments(single).drop(columns="latency_s"), judgments(spread).drop(columns="latency_s"))
     shards = json.loads((spread / "manifest.json").read_text())["runs"][-1]["details"]["shards"]
     assert sorted((s["judge_id"], s["n_judged"] > 0) for s in shards) == sorted([(GUARD, True), (GUARD, True), (KEYWORD, True)])
+
+
+# ---------------------------------------------------------------- Ray
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_engine_ray_gives_the_single_process_verdicts(tmp_path: Path, guard_model: Path, local_ray) -> None:
+    from judgekit.ray_engine import RayOptions
+
+    single = make_study(tmp_path / "single", 10)
+    on_ray = Path(shutil.copytree(single, tmp_path / "ray" / "study"))
+    options = JudgeOptions(model_paths={GUARD: str(guard_model)}, token_budget=256)
+    pipeline.judge_step(single, [GUARD, KEYWORD], progress=False, options=options)
+    summaries = pipeline.judge_step(on_ray, [GUARD, KEYWORD], progress=False, options=options,
+                                    ray_options=RayOptions(actors=2))
+    assert [s.n_judged for s in summaries] == [10, 10]
+    guard = next(s for s in summaries if s.judge_id == GUARD)
+    assert guard.n_from_cache == 10  # every verdict came from the actors through the cache
+    expected, got = judgments(single), judgments(on_ray)
+    np.testing.assert_allclose(got["p_unsafe"], expected["p_unsafe"], rtol=0, atol=1e-6)
+    pd.testing.assert_frame_equal(expected.drop(columns=["latency_s", "p_unsafe"]),
+                                  got.drop(columns=["latency_s", "p_unsafe"]))
