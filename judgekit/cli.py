@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="padded tokens per forward pass (default 65536 on CUDA; one item per pass on CPU; halved on out-of-memory)")
     g.add_argument("--padding-side", choices=("left", "right"), default="left")
     g.add_argument("--device-map", default=None, help="e.g. auto: spread a judge larger than one GPU (needs accelerate)")
+    g.add_argument("--backend", choices=("transformers", "vllm"), default="transformers",
+                   help="vllm: guard models scored by vLLM's offline engine (prefill of the label tokens; needs vLLM)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow model code from a checkpoint whose preset needs it")
     g = p.add_argument_group("a Ray cluster (pip install 'judgekit[ray]')")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -142,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default=None)
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the full report as JSON")
+    p.add_argument("--compare-backends", action="store_true",
+                   help="score the check pairs with transformers and vLLM; report the largest |Δ P(unsafe)| (needs vLLM)")
 
     p = sub.add_parser("flag", help="run incoherence detectors -> STUDY/flags")
     p.add_argument("study", type=Path)
@@ -399,6 +403,7 @@ def _dispatch(args: argparse.Namespace) -> None:
         options = JudgeOptions(http=http, 
             model_paths=dict(args.model_path), device=args.device, dtype=args.dtype, token_budget=args.token_budget,
             padding_side=args.padding_side, trust_remote_code=args.trust_remote_code, device_map=args.device_map,
+            backend=args.backend,
         )
         if args.devices and (args.device or args.device_map or args.engine == "ray"):
             raise InputError("--devices places the judges itself: leave out --device, --device-map and --engine ray")
@@ -429,7 +434,7 @@ def _dispatch(args: argparse.Namespace) -> None:
             print(line)
     elif command == "inspect-judge":
         print(pipeline.inspect_judge_step(args.judge, model_path=args.model_path, device=args.device, dtype=args.dtype,
-                                          json_path=args.json))
+                                          json_path=args.json, compare_backends=args.compare_backends))
     elif command == "stress":
         from judgekit.judges.build import JudgeOptions
         from judgekit.stress import StressDesign, stress_step

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
@@ -119,20 +119,36 @@ def generate_step(prompt_sources: list[Path], out_dir: Path, *, model: str, vari
 
 
 def inspect_judge_step(name: str, *, model_path: str | None = None, device: str | None = None, dtype: str | None = None,
-                       json_path: Path | None = None) -> str:
-    """Run :func:`judgekit.judges.inspection.inspect_judge` on a guard preset or spec; return the text report."""
-    from judgekit.judges.inspection import format_report, inspect_judge
+                       json_path: Path | None = None, compare_backends: bool = False) -> str:
+    """Run :func:`judgekit.judges.inspection.inspect_judge` on a guard preset or spec; return the text report.
+
+    With ``compare_backends`` the check pairs are scored by the transformers and the vLLM backend instead,
+    and the report gives the largest |Δ P(unsafe)| between them.
+    """
+    import importlib.util
+
+    from judgekit.judges import inspection
     from judgekit.judges.transformers_judge import TransformersJudge
 
+    if compare_backends and importlib.util.find_spec("vllm") is None:
+        from judgekit.judges.vllm_judge import MISSING_VLLM
+
+        raise InputError(MISSING_VLLM)
     probe = resolve_judge(name)
     options = JudgeOptions(model_paths={probe.judge_id: model_path} if model_path else {}, device=device, dtype=dtype)
     judge = resolve_judge(name, options)
     if not isinstance(judge, TransformersJudge):
         raise InputError(f"{name} is not a guard model; inspect-judge checks the transformers read-out")
-    report = inspect_judge(judge)
+    if compare_backends:
+        vllm_judge = resolve_judge(name, replace(options, backend="vllm"))
+        report = inspection.compare_backends({"transformers": judge, "vllm": vllm_judge})
+        text = inspection.format_comparison(report)
+    else:
+        report = inspection.inspect_judge(judge)
+        text = inspection.format_report(report)
     if json_path is not None:
         write_text_atomic(Path(json_path), json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    return format_report(report)
+    return text
 
 
 def flag_step(study_dir: Path, *, thresholds: dict[str, float] | None = None, **options) -> pd.DataFrame:
