@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -82,6 +83,14 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _devices(text: str) -> list[str]:
+    devices = [d.strip() for d in text.split(",") if d.strip()]
+    if not devices or not all(re.fullmatch(r"cpu|cuda(:\d+)?|mps|xpu(:\d+)?", d) for d in devices):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of devices such as cuda:0,cuda:1 or cpu,cpu, "
+                                         f"got {text!r}")
+    return devices
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="judgekit", description=__doc__.splitlines()[0], epilog=EPILOG,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,12 +109,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model-path", action="append", default=[], type=_assignment, metavar="ID=DIR",
                    help="local directory (or hub id) for judge ID instead of the preset's model id (repeat)")
     g.add_argument("--device", default=None, help="cuda, cuda:1, cpu... (default: cuda when available)")
+    g.add_argument("--devices", type=_devices, default=None, metavar="D1,D2,...",
+                   help="one worker process per device (cuda:0,cuda:1,... or cpu,cpu): the judges, and shards of a "
+                        "judge's items when there are more devices than judges, run there at once")
     g.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default=None,
                    help="default bfloat16 on CUDA, float32 on CPU")
     g.add_argument("--token-budget", type=_positive_int, default=None,
                    help="padded tokens per forward pass (default 65536 on CUDA; one item per pass on CPU; halved on out-of-memory)")
     g.add_argument("--padding-side", choices=("left", "right"), default="left")
     g.add_argument("--device-map", default=None, help="e.g. auto: spread a judge larger than one GPU (needs accelerate)")
+    g.add_argument("--backend", choices=("transformers", "vllm"), default="transformers",
+                   help="vllm: guard models scored by vLLM's offline engine (prefill of the label tokens; needs vLLM)")
+    g = p.add_argument_group("a Ray cluster (pip install 'judgekit[ray]')")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="ray: model judges run as Ray Data map_batches over actor pools (default local)")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="running cluster (auto, ray://host:10001); default: a local Ray instance for the run")
+    g.add_argument("--actors", type=_positive_int, default=1, help="actors (model copies) per judge (default 1)")
+    g.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs per actor (default 0: CPU actors)")
+    g.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor (default 1)")
     g = p.add_argument_group("judges behind a server (vLLM, SGLang, OpenAI-compatible APIs)")
     g.add_argument("--base-url", default=None, metavar="URL",
                    help="server root, e.g. http://127.0.0.1:8000; guard presets then run there instead of in-process")
@@ -126,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default=None)
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the full report as JSON")
+    p.add_argument("--compare-backends", action="store_true",
+                   help="score the check pairs with transformers and vLLM; report the largest |Δ P(unsafe)| (needs vLLM)")
 
     p = sub.add_parser("flag", help="run incoherence detectors -> STUDY/flags")
     p.add_argument("study", type=Path)
@@ -464,10 +488,18 @@ def _dispatch(args: argparse.Namespace) -> None:
                                 max_retries=args.max_retries, top_logprobs=args.top_logprobs)
         options = JudgeOptions(http=http, 
             model_paths=dict(args.model_path), device=args.device, dtype=args.dtype, token_budget=args.token_budget,
-            padding_side=args.padding_side, device_map=args.device_map,
+            padding_side=args.padding_side, device_map=args.device_map, backend=args.backend,
         )
+        if args.devices and (args.device or args.device_map or args.engine == "ray"):
+            raise InputError("--devices places the judges itself: leave out --device, --device-map and --engine ray")
+        ray_options = None
+        if args.engine == "ray":
+            from judgekit.ray_engine import RayOptions
+
+            ray_options = RayOptions(address=args.ray_address, actors=args.actors, gpus_per_actor=args.gpus_per_actor,
+                                     cpus_per_actor=args.cpus_per_actor)
         summaries = pipeline.judge_step(args.study, args.judge, replace=args.replace, progress=not args.no_progress,
-                                        options=options)
+                                        options=options, devices=args.devices, ray_options=ray_options)
         for summary in summaries:
             print(f"{summary.judge_id}: judged {summary.n_judged}, already done {summary.n_skipped}, "
                   f"{summary.wall_s:.2f} s, statuses {summary.status_counts}")
@@ -487,7 +519,7 @@ def _dispatch(args: argparse.Namespace) -> None:
             print(line)
     elif command == "inspect-judge":
         print(pipeline.inspect_judge_step(args.judge, model_path=args.model_path, device=args.device, dtype=args.dtype,
-                                          json_path=args.json))
+                                          json_path=args.json, compare_backends=args.compare_backends))
     elif command == "stress":
         from judgekit.judges.build import JudgeOptions
         from judgekit.stress import StressDesign, stress_step

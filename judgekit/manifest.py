@@ -15,8 +15,8 @@ import platform
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -131,24 +131,30 @@ def append_study_run(study_dir: str | Path, manifest: dict[str, Any]) -> Path:
 
 
 @contextmanager
-def recorded_study_run(study_dir: str | Path, manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def recorded_study_run(study_dir: str | Path, manifest: dict[str, Any], *,
+                       lock: Callable[[], AbstractContextManager] = nullcontext) -> Iterator[dict[str, Any]]:
     """Record a step that updates a study in place (judge, flag) before and after its work.
 
     The run is written as ``started`` before any work, so a malformed manifest
     stops the step before it changes anything and a killed run still leaves its
     record; it becomes ``finished`` (with what the caller added to the yielded
-    ``details``) or ``failed`` with the error.
+    ``details``) or ``failed`` with the error. Each of these writes is made under
+    ``lock()`` (the study lock, for a step that does not hold it throughout), as
+    concurrent steps record their runs in the same file.
     """
     path = Path(study_dir) / MANIFEST_NAME
     run_id = uuid.uuid4().hex
-    _write_study_runs(path, [*_read_study_runs(path), {**manifest, "run_id": run_id, "status": "started"}])
+    with lock():
+        _write_study_runs(path, [*_read_study_runs(path), {**manifest, "run_id": run_id, "status": "started"}])
     details: dict[str, Any] = {}
     try:
         yield details
     except BaseException as err:
-        _finish_study_run(path, run_id, {"status": "failed", "error": f"{type(err).__name__}: {err}"})
+        with lock():
+            _finish_study_run(path, run_id, {"status": "failed", "error": f"{type(err).__name__}: {err}"})
         raise
-    _finish_study_run(path, run_id, {"status": "finished", **details})
+    with lock():
+        _finish_study_run(path, run_id, {"status": "finished", **details})
 
 
 def _finish_study_run(path: Path, run_id: str, update: dict[str, Any]) -> None:

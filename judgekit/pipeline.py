@@ -8,45 +8,82 @@ from __future__ import annotations
 import json
 
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
-from judgekit.errors import InputError
+from judgekit.errors import InputError, StepFailed
 from judgekit.outputs.figures import make_figures
 from judgekit.flags.incoherence import detect
 from judgekit.io import read_table, write_table, write_text_atomic
 from judgekit.judges.build import JudgeOptions, resolve_judge
-from judgekit.locking import study_lock
+from judgekit.locking import study_lock, work_locks
 from judgekit.manifest import append_study_run, build_manifest, read_manifest, recorded_study_run, sha256_file
 from judgekit.outdir import FILES_KEY, check_output_dir, staged_output_dir, verify_output_dir
 from judgekit.outputs.report import build_report
-from judgekit.run import JudgeRunSummary, run_judges
+from judgekit.run import JudgeRunSummary, commit_under_study_lock, run_judges
 from judgekit.schema import SCHEMAS
 from judgekit.analysis import StatsSettings, compute_stats
-from judgekit.study import Study, existing_study_dir, load_study, replace_study_files
+from judgekit.study import Study, existing_study_dir, load_study, replace_study_files, table_path
 
 DEMO_JUDGES = ("keyword-gcg-13", "keyword-gcg-29")
 REPO_DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 
 
 def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False, progress: bool = True,
-               options: JudgeOptions | None = None) -> list[JudgeRunSummary]:
+               options: JudgeOptions | None = None, devices: list[str] | None = None,
+               ray_options=None) -> list[JudgeRunSummary]:
+    """Run judges on a study and merge their verdicts into ``judgments``.
+
+    The study is read as a snapshot; verdicts are computed into the verdict cache without the study
+    lock, which is taken only to merge each judge's rows into the table as it is then (so judges run
+    by other processes meanwhile keep theirs). The same judge in two processes at once: the second
+    waits. With ``devices`` the judges (and shards of their items) run in one worker process per
+    device (:mod:`judgekit.placement`); with ``ray_options`` (:class:`judgekit.ray_engine.RayOptions`) the model
+    judges run as Ray Data actor pools (:mod:`judgekit.ray_engine`).
+    """
     if not judge_names:
         raise InputError("name at least one judge with --judge (see `judgekit list`)")
+    if ray_options is not None:
+        from judgekit.ray_engine import judge_with_ray
+
+        return judge_with_ray(existing_study_dir(study_dir), judge_names, replace=replace, progress=progress,
+                              options=options or JudgeOptions(), ray_options=ray_options)
+    if devices:
+        from judgekit.placement import judge_on_devices
+
+        return judge_on_devices(existing_study_dir(study_dir), judge_names, devices, replace=replace,
+                                progress=progress, options=options or JudgeOptions())
     judges = [resolve_judge(name, options) for name in judge_names]
+    check_model_paths(judges, options)
+    study_dir = existing_study_dir(study_dir)
+    with work_locks(study_dir, [f"judge {j.judge_id}" for j in judges], step="judge"):
+        study, manifest = read_snapshot(study_dir, step="judge")
+        with recorded_study_run(study_dir, manifest, lock=partial(study_lock, study_dir, step="judge")) as record:
+            summaries = run_judges(study, judges, replace=replace, progress=progress,
+                                   commit=partial(commit_under_study_lock, replace=replace))
+            record_judge_runs(record, summaries)
+    return summaries
+
+
+def check_model_paths(judges: list, options: JudgeOptions | None) -> None:
     unknown = sorted(set(options.model_paths if options else {}) - {j.judge_id for j in judges})
     if unknown:
         raise InputError(f"--model-path names {unknown[0]!r}, which is not among the judges run")
-    study_dir = existing_study_dir(study_dir)
-    with study_lock(study_dir, step="judge"):
+
+
+def read_snapshot(study_dir: Path, *, step: str, **manifest_fields) -> tuple[Study, dict]:
+    """The study as it is now and the manifest of a step run on it (read under the study lock, briefly)."""
+    with study_lock(study_dir, step=step):
         study = load_study(study_dir)
-        with recorded_study_run(study_dir, build_manifest(step="judge", inputs=study.files())) as record:
-            summaries = run_judges(study, judges, replace=replace, progress=progress)
-            record["judge_specs"] = [{"judge_id": s.judge_id, "spec_hash": s.spec_hash, "spec": s.spec} for s in summaries]
-            record["details"] = {"runs": [{k: v for k, v in asdict(s).items() if k != "spec"} for s in summaries]}
-    return summaries
+        return study, build_manifest(step=step, inputs=study.files(), **manifest_fields)
+
+
+def record_judge_runs(record: dict, summaries: list[JudgeRunSummary]) -> None:
+    record["judge_specs"] = [{"judge_id": s.judge_id, "spec_hash": s.spec_hash, "spec": s.spec} for s in summaries]
+    record["details"] = {"runs": [{k: v for k, v in asdict(s).items() if k != "spec"} for s in summaries]}
 
 
 def generate_step(prompt_sources: list[Path], out_dir: Path, *, model: str, variants: list, decoding, backend: str | None = None,
@@ -62,12 +99,16 @@ def generate_step(prompt_sources: list[Path], out_dir: Path, *, model: str, vari
     engine = open_engine(backend, model, variants, engine_options or {})
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        with study_lock(out_dir, step="generate"):
+        lock = partial(study_lock, out_dir, step="generate")
+        with work_locks(out_dir, [f"generate {v.name}" for v in variants], step="generate"):
             if new_prompts:
-                write_prompts(out_dir, prompts)
+                with lock():
+                    write_prompts(out_dir, prompts)
             inputs = [prompts_table_path(source) for source in prompt_sources]
-            with recorded_study_run(out_dir, build_manifest(step="generate", inputs=inputs, seeds={"generation": decoding.seed})) as record:
-                summaries, chat = generate_models(out_dir, prompts, engine, variants, decoding, replace=replace, progress=progress)
+            with recorded_study_run(out_dir, build_manifest(step="generate", inputs=inputs, seeds={"generation": decoding.seed}),
+                                    lock=lock) as record:
+                summaries, chat = generate_models(out_dir, prompts, engine, variants, decoding, replace=replace,
+                                                  progress=progress, lock=lock)
                 record["details"] = {
                     "decoding": decoding.describe(), "chat_template": chat, "engine": engine.describe(),
                     "models": [{**asdict(v), **asdict(s)} for v, s in zip(variants, summaries, strict=True)],
@@ -78,20 +119,36 @@ def generate_step(prompt_sources: list[Path], out_dir: Path, *, model: str, vari
 
 
 def inspect_judge_step(name: str, *, model_path: str | None = None, device: str | None = None, dtype: str | None = None,
-                       json_path: Path | None = None) -> str:
-    """Run :func:`judgekit.judges.inspection.inspect_judge` on a guard preset or spec; return the text report."""
-    from judgekit.judges.inspection import format_report, inspect_judge
+                       json_path: Path | None = None, compare_backends: bool = False) -> str:
+    """Run :func:`judgekit.judges.inspection.inspect_judge` on a guard preset or spec; return the text report.
+
+    With ``compare_backends`` the check pairs are scored by the transformers and the vLLM backend instead,
+    and the report gives the largest |Δ P(unsafe)| between them.
+    """
+    import importlib.util
+
+    from judgekit.judges import inspection
     from judgekit.judges.transformers_judge import TransformersJudge
 
+    if compare_backends and importlib.util.find_spec("vllm") is None:
+        from judgekit.judges.vllm_judge import MISSING_VLLM
+
+        raise InputError(MISSING_VLLM)
     probe = resolve_judge(name)
     options = JudgeOptions(model_paths={probe.judge_id: model_path} if model_path else {}, device=device, dtype=dtype)
     judge = resolve_judge(name, options)
     if not isinstance(judge, TransformersJudge):
         raise InputError(f"{name} is not a guard model; inspect-judge checks the transformers read-out")
-    report = inspect_judge(judge)
+    if compare_backends:
+        vllm_judge = resolve_judge(name, replace(options, backend="vllm"))
+        report = inspection.compare_backends({"transformers": judge, "vllm": vllm_judge})
+        text = inspection.format_comparison(report)
+    else:
+        report = inspection.inspect_judge(judge)
+        text = inspection.format_report(report)
     if json_path is not None:
         write_text_atomic(Path(json_path), json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    return format_report(report)
+    return text
 
 
 def flag_step(study_dir: Path, *, thresholds: dict[str, float] | None = None, **options) -> pd.DataFrame:
@@ -108,11 +165,17 @@ def flag_step(study_dir: Path, *, thresholds: dict[str, float] | None = None, **
                "combine": list(combined_members(options.get("combine"), fluency_model=options.get("fluency_model"))),
                **{k: v for k, v in options.items() if k != "combine"}}
     study_dir = existing_study_dir(study_dir)
-    with study_lock(study_dir, step="flag"):
-        study = load_study(study_dir)
-        with recorded_study_run(study_dir, build_manifest(step="flag", inputs=study.files(), details=details)):
+    lock = partial(study_lock, study_dir, step="flag")
+    with work_locks(study_dir, ["flag"], step="flag"):
+        study, manifest = read_snapshot(study_dir, step="flag", details=details)
+        with recorded_study_run(study_dir, manifest, lock=lock):
             flags = detect(study.responses, thresholds=thresholds, **options)
-            study.save("flags", flags)
+            responses = table_path(study_dir, "responses")
+            with lock():
+                if sha256_file(responses) != manifest["inputs"].get(str(responses)):
+                    raise StepFailed("the responses changed while the flags were computed (a `generate` committed); "
+                                     "rerun `judgekit flag`")
+                study.save("flags", flags)
     return flags
 
 

@@ -31,6 +31,7 @@ import pandas as pd
 import pytest
 
 from judgekit.errors import InputError
+from judgekit.locking import LOCK_NAME, WORK_LOCK_PREFIX
 from judgekit.outdir import verify_output_dir
 from judgekit.study import load_study
 
@@ -167,9 +168,9 @@ def output_set(out: Path) -> dict[str, str] | None:
 
 
 def leftovers(*folders: Path) -> list[str]:
-    """Hidden entries (temporaries, staging folders) other than the study lock."""
+    """Hidden entries (temporaries, staging folders) other than the study lock and the work locks."""
     return [p.name for folder in folders if folder.exists() for p in folder.iterdir()
-            if p.name.startswith(".") and p.name != ".judgekit.lock"]
+            if p.name.startswith(".") and p.name != LOCK_NAME and not p.name.startswith(WORK_LOCK_PREFIX)]
 
 
 def one_line_disk_full(result: subprocess.CompletedProcess) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -163,9 +165,14 @@ def generation_spec(engine: Engine, variant: ModelVariant, renderer: ChatRendere
 
 
 def generate_models(study_dir: Path, prompts: pd.DataFrame, engine: Engine, variants: list[ModelVariant], decoding: Decoding,
-                    *, replace: bool = False, progress: bool = True) -> tuple[list[ModelRunSummary], dict[str, Any]]:
+                    *, replace: bool = False, progress: bool = True,
+                    lock: Callable[[], AbstractContextManager] = nullcontext) -> tuple[list[ModelRunSummary], dict[str, Any]]:
     """Generate every model's missing (prompt, sample) responses into ``study_dir``; return summaries and the
-    chat rendering record. The caller holds the study lock."""
+    chat rendering record.
+
+    Responses are generated into the generation cache without the study lock; each model's new rows are
+    merged into the responses table as it is then under ``lock()`` (the study lock), so rows other
+    processes committed meanwhile are kept."""
     renderer = ChatRenderer(engine.tokenizer, decoding.system_prompt, source=str(getattr(engine, "model_source", "")))
     requests = build_requests(list(zip(prompts["prompt_id"], prompts["prompt"], strict=True)), renderer, decoding)
     cache = GenerationCache.for_study(study_dir)
@@ -173,7 +180,7 @@ def generate_models(study_dir: Path, prompts: pd.DataFrame, engine: Engine, vari
     try:
         for variant in variants:
             summaries.append(_generate_one(study_dir, prompts, engine, variant, renderer, requests, decoding, cache,
-                                           replace=replace, progress=progress))
+                                           replace=replace, progress=progress, lock=lock))
     finally:
         cache.close()
     return summaries, renderer.describe()
@@ -229,10 +236,10 @@ def _run_batches(engine: Engine, variant: ModelVariant, requests: list[Generatio
 
 def _generate_one(study_dir: Path, prompts: pd.DataFrame, engine: Engine, variant: ModelVariant, renderer: ChatRenderer,
                   requests: list[GenerationRequest], decoding: Decoding, cache: GenerationCache, *, replace: bool,
-                  progress: bool) -> ModelRunSummary:
+                  progress: bool, lock: Callable[[], AbstractContextManager]) -> ModelRunSummary:
     digest = spec_hash(generation_spec(engine, variant, renderer, decoding))
     summary = ModelRunSummary(variant.name, digest)
-    kept, done = _kept_responses(study_dir, variant, digest, replace=replace)
+    _, done = _kept_responses(study_dir, variant, digest, replace=replace)
     wanted = {(r.prompt_id, r.sample) for r in requests} - done
     summary.n_already_done = len(requests) - len(wanted)
     if not wanted:
@@ -258,8 +265,13 @@ def _generate_one(study_dir: Path, prompts: pd.DataFrame, engine: Engine, varian
     summary.n_generated = len(rows) - summary.n_from_cache
     summary.wall_s = round(time.perf_counter() - started, 6)
     if rows:
-        combined = pd.DataFrame(rows) if kept is None else pd.concat([kept, pd.DataFrame(rows)], ignore_index=True)
-        write_table(combined, table_path(study_dir, "responses") or study_dir / "responses.parquet", SCHEMAS["responses"])
+        new = pd.DataFrame(rows)
+        with lock():  # the table as it is now: responses other processes committed since the snapshot stay
+            kept, _ = _kept_responses(study_dir, variant, digest, replace=replace)
+            combined = new if kept is None else pd.concat([kept.loc[~kept["item_id"].isin(set(new["item_id"]))], new],
+                                                          ignore_index=True)
+            write_table(combined, table_path(study_dir, "responses") or study_dir / "responses.parquet",
+                        SCHEMAS["responses"])
     return summary
 
 

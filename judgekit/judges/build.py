@@ -20,7 +20,8 @@ class JudgeOptions:
 
     ``model_paths`` maps a judge id to a local directory or hub id that replaces the
     preset's ``model.id`` (for the HTTP backend: where its tokenizer is read). With
-    ``http`` set, guard presets are scored by that server instead of in-process.
+    ``http`` set, guard presets are scored by that server instead of in-process; with
+    ``backend="vllm"`` in-process by vLLM's offline engine instead of ``transformers``.
     """
 
     model_paths: dict[str, str] = field(default_factory=dict)
@@ -30,6 +31,7 @@ class JudgeOptions:
     padding_side: str = "left"
     device_map: str | None = None
     http: HttpSettings | None = None
+    backend: str = "transformers"
 
 
 def judge_from_spec(spec: dict[str, Any], options: JudgeOptions | None = None) -> Judge:
@@ -52,7 +54,12 @@ def judge_from_spec(spec: dict[str, Any], options: JudgeOptions | None = None) -
     if spec["family"] == "guard_model":
         from judgekit.judges.transformers_judge import TransformersJudge
 
-        return TransformersJudge(
+        judge_class = TransformersJudge
+        if options.backend == "vllm":
+            from judgekit.judges.vllm_judge import VllmGuardJudge
+
+            judge_class = VllmGuardJudge  # same rendering and read-out, forward pass on vLLM
+        return judge_class(
             spec,
             model_path=options.model_paths.get(spec["judge_id"]),
             device=options.device,

@@ -75,6 +75,29 @@ def inspect_judge(judge: TransformersJudge, *, pairs=CHECK_PAIRS, generate_token
             "max_abs_diff_vs_batch_size_1": parity}
 
 
+def compare_backends(judges: dict[str, TransformersJudge], *, pairs=CHECK_PAIRS) -> dict[str, Any]:
+    """P(unsafe) of each pair under each backend (one pair per call) and the largest |Δ| between the first two."""
+    items = JudgeItems.of([p for p, _ in pairs], [r for _, r in pairs])
+    scores = {name: [judge.judge(items.take([k]))[0].p_unsafe for k in range(len(items))] for name, judge in judges.items()}
+    first, second = (np.array(v, dtype=float) for v in list(scores.values())[:2])
+    return {"judge_id": next(iter(judges.values())).judge_id, "responses": list(items.responses), "p_unsafe": scores,
+            "max_abs_diff": float(np.nanmax(np.abs(first - second)))}
+
+
+def format_comparison(report: dict[str, Any]) -> str:
+    names = list(report["p_unsafe"])
+    lines = [f"judge {report['judge_id']}: P(unsafe) by backend on the {len(report['responses'])} check pairs"]
+    for k, response in enumerate(report["responses"]):
+        cells = "  ".join(f"{name} {_number(report['p_unsafe'][name][k])}" for name in names)
+        lines.append(f"  [{k + 1}] {cells}  {response[:50]!r}")
+    lines.append(f"max |Δ P(unsafe)| {names[0]} vs {names[1]}: {report['max_abs_diff']:.3g}")
+    return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.6f}"
+
+
 def _label_words(judge: TransformersJudge) -> dict[str, str]:
     readout = judge.readout
     if readout is None or readout.kind != "label_tokens":
