@@ -23,6 +23,11 @@ class ConvertedStudy:
     judgments: pd.DataFrame | None
     metadata: StudyMetadata
     notes: list[str] = field(default_factory=list)
+    models: pd.DataFrame | None = None  # lineage per model (fine-tune of, mitigation of)
+    capability: pd.DataFrame | None = None  # capability rows that came with the data set
+    # Provenance of judges whose verdicts or scores came with the data set, recorded in the study manifest like a
+    # judge run's resolved specs: {"judge_id", "spec_hash", "spec": {...}}.
+    judge_specs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_text(path: Path, *, encoding: str = "utf-8") -> str:
