@@ -314,7 +314,8 @@ FLAGS = TableSchema(
 
 STATS = TableSchema(
     name="stats",
-    key=("statistic", "judge_id", "reference", "subset"),
+    key=("statistic", "judge_id", "reference", "subset", "dimension"),
+    key_defaults={"dimension": DEFAULT_DIMENSION},
     doc="One row per reported number.",
     columns=(
         Column("statistic", "id", "Statistic name, e.g. cohen_kappa."),
@@ -330,6 +331,8 @@ STATS = TableSchema(
         Column("base_model", "category", "Base model of a fine-tuning comparison.", nullable=True),
         Column("finetune_goal", "category", "Fine-tuning goal of a comparison.", nullable=True),
         Column("benchmark", "category", "Benchmark the subset is restricted to.", nullable=True),
+        Column("dimension", "category", "What the judges' graded scores rate (agreement on a native scale); empty: "
+               f"the binary `{DEFAULT_DIMENSION}` verdicts.", required=False, nullable=True),
         Column("estimate", "float", "Point estimate.", nullable=True),
         Column("ci_low", "float", "Lower end of the 95% interval.", nullable=True),
         Column("ci_high", "float", "Upper end of the 95% interval.", nullable=True),

@@ -27,19 +27,18 @@ Decisions (also in the study description):
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from judgekit.capability.importers import Z95
-from judgekit.datasets.common import ConvertedStudy, metadata, read_json
+from judgekit.datasets.common import ConvertedStudy, metadata, read_json, shipped_judge_spec
 from judgekit.errors import InputError
 from judgekit.schema import JudgeScale
 
-SOURCE = "ascender1729/emergent-misalignment-political@a7c73afda231fc3210c02cc1f5b21fbacc7adf8d results/"
+REPOSITORY, COMMIT = "ascender1729/emergent-misalignment-political", "a7c73afda231fc3210c02cc1f5b21fbacc7adf8d"
+SOURCE = f"{REPOSITORY}@{COMMIT[:7]} results/"
 CATEGORIES = ("persona", "freeform", "safety")
 DIMENSIONS = ("persona", "safety", "drift")
 INTENT = {"persona": "benign", "freeform": "benign", "safety": "harmful"}
@@ -129,11 +128,13 @@ def _judge_file(path: Path, conditions: list[str], probes: dict[tuple[str, str],
     if not isinstance(per_file, dict):
         raise InputError("expected an object with 'per_file_results'", file=path)
     about = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-    spec = {"kind": "shipped judge scores", "dataset": "em-political", "source": SOURCE, "file": path.name,
-            "judge_model": about.get("judge_model"), "judge_model_id": about.get("judge_model_id"),
-            "temperature": about.get("temperature"), "truncate_chars": about.get("truncate_chars"),
-            "timestamp": about.get("timestamp"), "dimensions": list(DIMENSIONS), "rubric": RUBRIC}
-    spec_hash = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    record = shipped_judge_spec(
+        judge, description=f"{about.get('judge_model', judge)} ({about.get('judge_model_id', 'model id not stated')}): "
+                           f"0-3 scores on {', '.join(DIMENSIONS)}, temperature {about.get('temperature')}, responses "
+                           f"cut at {about.get('truncate_chars')} characters",
+        repository=REPOSITORY, path=f"results/{path.name}", commit=COMMIT, model={"id": about.get("judge_model_id")},
+        rubric=RUBRIC, dimensions=list(DIMENSIONS), timestamp=about.get("timestamp"))
+    spec_hash = record["spec_hash"]
     rows = []
     for condition in conditions:
         stem = f"expanded_{condition}"
@@ -159,7 +160,7 @@ def _judge_file(path: Path, conditions: list[str], probes: dict[tuple[str, str],
                 for dimension in DIMENSIONS:
                     rows.append(_score_row(f"{condition}--{pid}", judge, dimension, scores.get(dimension),
                                            "" if explanation is None else str(explanation), spec_hash))
-    return rows, {"judge_id": judge, "spec_hash": spec_hash, "spec": spec}
+    return rows, record
 
 
 def _score_row(item_id: str, judge: str, dimension: str, value: object, raw: str, spec_hash: str) -> dict:
