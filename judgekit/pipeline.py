@@ -330,6 +330,7 @@ def convert_dataset_step(name: str, source: Path, out_dir: Path, *, table_format
     """Convert a public dataset's files into a study directory; returns notes for the user."""
     import json
 
+    from judgekit.capability.tables import lineage_table_counts
     from judgekit.datasets.common import ConvertedStudy
     from judgekit.datasets.generic import parse_mapping
     from judgekit.registry import DATASETS
@@ -366,18 +367,22 @@ def convert_dataset_step(name: str, source: Path, out_dir: Path, *, table_format
         return [f"wrote {path} (prompts only: generate responses with `judgekit generate {out_dir} --model ...`)", *study.notes]
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = {table: frame for table, frame in (("responses", study.responses), ("annotations", study.annotations),
-                                                ("judgments", study.judgments)) if frame is not None and len(frame)}
+                                                ("judgments", study.judgments), ("models", study.models),
+                                                ("capability", study.capability)) if frame is not None and len(frame)}
     metadata_text = json.dumps(study.metadata.to_json(), indent=2, ensure_ascii=False) + "\n"
     # One set: a kill or a full disk leaves the old tables or the new ones, never some of each (judgekit.study).
     with study_lock(out_dir, step="data convert"), recorded_study_run(
-            out_dir, build_manifest(step="data convert", inputs=inputs, details={"dataset": name, "notes": study.notes})):
+            out_dir, build_manifest(step="data convert", inputs=inputs, judge_specs=study.judge_specs,
+                                    details={"dataset": name, "notes": study.notes})):
         replace_study_files(out_dir, tables, table_format=table_format, texts={"study.json": metadata_text})
         load_study(out_dir)  # what was written must read back as a valid study
+        lineage_table_counts(out_dir)
     counts = [f"{len(study.responses)} responses"]
     if study.annotations is not None:
         counts.append(f"{len(study.annotations)} annotations")
-    if study.judgments is not None:
-        counts.append(f"{len(study.judgments)} judgments")
+    for table in ("judgments", "models", "capability"):
+        if getattr(study, table) is not None:
+            counts.append(f"{len(getattr(study, table))} {table}")
     return [f"wrote {out_dir}: " + ", ".join(counts), *study.notes]
 
 

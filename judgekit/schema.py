@@ -317,7 +317,8 @@ FLAGS = TableSchema(
 
 STATS = TableSchema(
     name="stats",
-    key=("statistic", "judge_id", "reference", "subset"),
+    key=("statistic", "judge_id", "reference", "subset", "dimension"),
+    key_defaults={"dimension": DEFAULT_DIMENSION},
     doc="One row per reported number (the subset label names the outcome when it is not harmful_compliance).",
     columns=(
         Column("statistic", "id", "Statistic name, e.g. cohen_kappa."),
@@ -338,6 +339,8 @@ STATS = TableSchema(
                "no `intent`), `over_refusal` (refusals on benign prompts) or `incoherent` (incoherent responses); "
                "empty for statistics about the judges themselves (agreement, calibration...).", required=False,
                nullable=True, allowed=("harmful_compliance", "over_refusal", "incoherent")),
+        Column("dimension", "category", "What the judges' graded scores rate (agreement on a native scale); empty: "
+               f"the binary `{DEFAULT_DIMENSION}` verdicts.", required=False, nullable=True),
         Column("estimate", "float", "Point estimate.", nullable=True),
         Column("ci_low", "float", "Lower end of the 95% interval.", nullable=True),
         Column("ci_high", "float", "Upper end of the 95% interval.", nullable=True),

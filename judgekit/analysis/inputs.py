@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from judgekit.analysis.outcomes import OutcomeView, outcome_views
 from judgekit.analysis.subsets import ALL, Subset, subset
 from judgekit.errors import InputError
-from judgekit.schema import DEFAULT_DIMENSION, derive_verdict
+from judgekit.schema import DEFAULT_DIMENSION, JudgeScale, derive_verdict
 from judgekit.study import Study
 
 _CODE = {"unsafe": 1.0, "safe": 0.0}
@@ -116,6 +116,30 @@ def judge_matrix(study: Study, column: str) -> pd.DataFrame:
     return wide.reindex(items).astype(float)
 
 
+def score_matrices(study: Study) -> dict[str, pd.DataFrame]:
+    """Per dimension, the items x judges matrix of graded scores (NaN: no score), for judges that give scores."""
+    judgments = study.judgments
+    if judgments is None or "score" not in judgments or judgments["score"].isna().all():
+        return {}
+    dimension = (judgments["dimension"].fillna(DEFAULT_DIMENSION) if "dimension" in judgments
+                 else pd.Series(DEFAULT_DIMENSION, index=judgments.index))
+    scored = judgments.assign(dimension=dimension)
+    scored = scored[scored["judge_id"].isin(scored.loc[scored["score"].notna(), "judge_id"])]
+    items = study.responses["item_id"]
+    return {name: group.pivot(index="item_id", columns="judge_id", values="score").reindex(items).astype(float)
+            for name, group in scored.groupby("dimension", sort=True) if group["score"].notna().any()}
+
+
+def derived_verdict_methods(study: Study) -> dict[str, str]:
+    """Judges whose binary verdicts are cut from a graded safety score, and the cut (for each row's ``method``)."""
+    judgments = study.judgments
+    if judgments is None or "score" not in judgments:
+        return {}
+    rows = verdict_rows(study)
+    derived = rows.loc[rows["label"].isna() & rows["score"].notna(), "judge_id"].unique()
+    return {judge: study.metadata.scale_for(judge, DEFAULT_DIMENSION).describe() for judge in sorted(derived)}
+
+
 def judge_codes(study: Study) -> pd.DataFrame:
     """Items × judges matrix of verdict codes (1 unsafe, 0 safe, NaN no verdict)."""
     return judge_matrix(study, "label")
@@ -137,6 +161,9 @@ class StudyArrays:
     policy_mask: NDArray
     study_dir: Path | None = None  # where blocks read the optional models and capability tables
     outcomes: tuple[OutcomeView, ...] = ()  # what rates and effects count, each on its prompts (analysis.outcomes)
+    scores: dict[str, pd.DataFrame] = field(default_factory=dict)  # per dimension, items x judges graded scores
+    scales: tuple[JudgeScale, ...] = ()  # study.json judge_scales (thresholds for a specification curve)
+    verdict_methods: dict[str, str] = field(default_factory=dict)  # judge -> how its verdict is cut from a score
 
     @property
     def has_reference(self) -> bool:
@@ -162,7 +189,8 @@ def study_arrays(study: Study, policy: str) -> StudyArrays:
                           study.metadata.refusal_judges)
     return StudyArrays(responses, human_codes(study), reference, tied, judges, p_unsafe, flags,
                        pd.factorize(clusters.astype(str), sort=True)[0].astype(np.int64), cluster_name,
-                       _policy_mask(flags, policy), study.path, tuple(views))
+                       _policy_mask(flags, policy), study.path, tuple(views), score_matrices(study),
+                       study.metadata.judge_scales, derived_verdict_methods(study))
 
 
 def for_outcome(data: StudyArrays, view: OutcomeView) -> StudyArrays:

@@ -158,11 +158,18 @@ class RowWriter:
 
     def add(self, statistic: str, judge_id: str, reference: str, subset: Subset, estimate: float, low: float, high: float,
             *, n_items: int, n_in_subset: int, method: str, excluded_reason: str = "", warning: str = "",
-            resamples: int = 0, interval: str = "none") -> None:
+            resamples: int = 0, interval: str = "none", dimension: str | None = None) -> None:
+        """One row. ``dimension`` names the graded scale of a native-scale row; a row on binary verdicts instead says,
+        in its method, the threshold that cut each of its judges' verdicts from a graded score."""
+        if dimension is None:
+            cuts = [f"{j}: {self.data.verdict_methods[j]}" for j in dict.fromkeys((str(judge_id), str(reference)))
+                    if j in self.data.verdict_methods]
+            method = "; ".join([method, *(f"verdict {cut}" for cut in cuts)])
         subset = self.outcome.subset(subset) if self.outcome else subset
         self.rows.append({
             "statistic": statistic, "judge_id": str(judge_id), "reference": str(reference), **subset.fields(),
             "outcome": self.outcome.outcome.name if self.outcome else None,
+            "dimension": dimension,
             "estimate": float(estimate), "ci_low": float(low), "ci_high": float(high),
             "n_items": int(n_items), "n_excluded": int(n_in_subset - n_items), "excluded_reason": excluded_reason,
             "method": f"{method}; {self.outcome.note}" if self.outcome and self.outcome.note else method,
@@ -183,7 +190,7 @@ class RowWriter:
 
     def block(self, statistics: dict[str, Statistic], judge_id: str, reference: str, subset: Subset, mask: NDArray,
               item_sums: NDArray | sparse.sparray, *, counted: NDArray | None = None, clusters: NDArray | None = None,
-              policy_mask: NDArray | None = None, key: str = "") -> dict[str, Interval]:
+              policy_mask: NDArray | None = None, key: str = "", dimension: str | None = None) -> dict[str, Interval]:
         """Rows for statistics of the same per-item sums on the items of ``mask``.
 
         Items contributing nothing are left out; ``counted`` (default: column 0
@@ -204,15 +211,17 @@ class RowWriter:
         if n_items == 0:
             for name in statistics:
                 self.add(name, judge_id, reference, subset, np.nan, np.nan, np.nan, n_items=0, n_in_subset=n_in_subset,
-                         method="no items", excluded_reason=reason)
+                         method="no items", excluded_reason=reason, dimension=dimension)
             return {}
         sums = cluster_sums(item_sums[contributing], clusters[contributing])
-        rng = row_generator(self.settings.seed, key or ",".join(statistics), str(judge_id), str(reference), subset.label)
+        rng = row_generator(self.settings.seed, key or ",".join(statistics), str(judge_id), str(reference), subset.label,
+                            *([dimension] if dimension else []))
         intervals = block_intervals(statistics, sums, self.settings, rng)
         for name, interval in intervals.items():
             kind = "bootstrap" if interval.replicates is not None else ("wilson-clustered" if "Wilson" in interval.method
                                                                          else "linearized")
             self.add(name, judge_id, reference, subset, interval.estimate, interval.low, interval.high, n_items=n_items,
                      n_in_subset=n_in_subset, method=interval.method, excluded_reason=reason, warning=interval.warning,
-                     resamples=interval.resamples, interval=f"{kind}-{self.settings.ci_method}" if kind == "bootstrap" else kind)
+                     resamples=interval.resamples, interval=f"{kind}-{self.settings.ci_method}" if kind == "bootstrap" else kind,
+                     dimension=dimension)
         return intervals

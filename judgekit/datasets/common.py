@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -23,6 +24,11 @@ class ConvertedStudy:
     judgments: pd.DataFrame | None
     metadata: StudyMetadata
     notes: list[str] = field(default_factory=list)
+    models: pd.DataFrame | None = None  # lineage per model (fine-tune of, mitigation of)
+    capability: pd.DataFrame | None = None  # capability rows that came with the data set
+    # Provenance of judges whose verdicts or scores came with the data set, recorded in the study manifest like a
+    # judge run's resolved specs: {"judge_id", "spec_hash", "spec": {...}}.
+    judge_specs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_text(path: Path, *, encoding: str = "utf-8") -> str:
@@ -126,3 +132,16 @@ def parse_yes_no(value: str) -> str | None:
 
 def metadata(name: str, description: str, *, labels: LabelSet | None = None) -> StudyMetadata:
     return StudyMetadata(name=name, description=description, simulated=False, annotation_labels=labels or LabelSet())
+
+
+def shipped_judge_spec(judge_id: str, *, description: str, repository: str, path: str, commit: str,
+                       **details: Any) -> dict[str, Any]:
+    """Provenance of a judge whose verdicts or scores came with a data set, shaped like a judge run's spec record.
+
+    Recorded in the study manifest by ``data convert``; the report's judge table reads ``family``,
+    ``description``, ``source`` and ``spec_hash`` from it. ``spec_hash`` is the ``judge_spec_hash`` of the rows.
+    """
+    spec = {"family": "shipped with the data", "description": description, "verified_vocab": None,
+            "source": {"repository": repository, "path": path, "commit": commit}, **details}
+    spec_hash = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {"judge_id": judge_id, "spec_hash": spec_hash, "spec": spec}

@@ -15,6 +15,8 @@ CONVERTERS: dict[str, tuple[str, str | None]] = {
     "gptfuzz": ("judgekit.datasets.labelled:convert_gptfuzz", "gptfuzz_labeled_responses"),
     "jailbreakeval-mini": ("judgekit.datasets.labelled:convert_jailbreakeval_mini", "jailbreakeval_mini"),
     "guardreasoner-eval": ("judgekit.datasets.guardreasoner:convert", "guardreasoner_eval"),
+    "em-political": ("judgekit.datasets.em_political:convert", "em_political"),
+    "refusal-direction": ("judgekit.datasets.refusal_direction:convert", "refusal_direction"),
     "harmbench-completions": ("judgekit.datasets.harmbench:convert_completions", None),
     "jbb-artifact": ("judgekit.datasets.jailbreakbench:convert_artifact", None),
     "generic": ("judgekit.datasets.generic:convert", None),

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from judgekit.schema import PARSE_STATUSES
 from judgekit.outputs.report_finetune import SECTION_FIGURES, finetune_section
 from judgekit.outputs.tables import as_shown, interval_caption, row_cells, study_tables
-from judgekit.analysis.inputs import human_codes, human_majority, judge_codes
+from judgekit.analysis.inputs import human_codes, human_majority, judge_codes, verdict_rows
 from judgekit.schema import HUMAN_MAJORITY
 from judgekit.study import Study
 
@@ -84,6 +84,15 @@ def _agreement_table(stats: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     n = rows[(rows["subset"] == "all") & (rows["statistic"] == "accuracy")].set_index("judge_id")[["n_items", "n_excluded"]]
     caption = f"Estimate [{interval_caption(rows)}]. n_items / n_excluded refer to the subset \"all\"."
     return wide.join(n).reset_index(), caption
+
+
+def _verdict_text(row: pd.Series) -> str:
+    """A judgment's verdict as shown: its label, or the verdict derived from its graded score and the score."""
+    if isinstance(row["label"], str):
+        return row["label"]
+    if "score" in row and pd.notna(row["score"]):
+        return f"{ {1.0: 'unsafe', 0.0: 'safe'}.get(row['code'], '—') } (score {row['score']:g})"
+    return "—"
 
 
 def judge_descriptions(judge_ids: list[str], study_manifest: dict | None, *, simulated: bool = False) -> pd.DataFrame:
@@ -231,7 +240,7 @@ def _disagreements(study: Study) -> str:
         return "<p class='muted'>No judge disagrees with the humans or with another judge, and no annotators split.</p>"
     flags = _incoherent_flags(study)
     responses = study.responses.set_index("item_id")
-    judgments = study.judgments.set_index(["item_id", "judge_id"]).sort_index()
+    judgments = verdict_rows(study).set_index(["item_id", "judge_id"]).sort_index()  # the safety verdicts
     cards = []
     for k in picked:
         item_id = evidence.item_ids[k]
@@ -248,7 +257,7 @@ def _disagreements(study: Study) -> str:
             p = "" if pd.isna(row["p_unsafe"]) else f"{row['p_unsafe']:.3f}"
             mark = " ✗" if wrong[k, j] else ""
             rows.append(
-                f"<tr><td>{_e(judge_id)}</td><td>{_e(row['label'] if row['label'] is not None else '—')}{mark}</td>"
+                f"<tr><td>{_e(judge_id)}</td><td>{_e(_verdict_text(row))}{mark}</td>"
                 f"<td>{_e(row['parse_status'])}</td><td class='num'>{_e(p)}</td>"
                 f"<td><div class='text'>{_e(row['raw_output'])}</div></td></tr>"
             )

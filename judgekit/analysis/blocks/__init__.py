@@ -23,6 +23,7 @@ from judgekit.analysis.blocks.bias import bias_audit
 from judgekit.analysis.blocks.calibration import calibration
 from judgekit.analysis.blocks.conclusions import finetune_effects
 from judgekit.analysis.blocks.finetune import capability_rows, paired_comparisons
+from judgekit.analysis.blocks.graded import STATISTICS as GRADED_STATISTICS, graded_agreement
 from judgekit.analysis.blocks.humans import human_agreement, human_ceiling
 from judgekit.analysis.blocks.judges import judges_vs_judges, judges_vs_reference
 from judgekit.analysis.blocks.rates import harmful_rates
@@ -45,6 +46,7 @@ BLOCKS = (
            "tp", "fp", "fn", "tn", "soft_agreement", "accuracy_gap")),
     Block("judges_vs_judges", judges_vs_judges,
           ("percent_agreement", "cohen_kappa", "fleiss_kappa", "gwet_ac1", "krippendorff_alpha")),
+    Block("graded_agreement", graded_agreement, GRADED_STATISTICS),
     Block("calibration", calibration,
           ("ece", "brier", "ece_l2_squared_debiased", "mce", "log_loss", "brier_reliability", "brier_resolution",
            "brier_uncertainty", "brier_within_bin_variance", "brier_within_bin_covariance", "ece_equal_mass", "auroc",

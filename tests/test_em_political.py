@@ -1,0 +1,92 @@
+"""em_political end to end: convert, the graded agreement rows against krippendorff and sklearn on the raw files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import krippendorff
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score
+
+from conftest import SHARED_DATA, needs_shared, run_cli
+from judgekit.analysis import StatsSettings, compute_stats
+from judgekit.capability.tables import read_capability
+from judgekit.study import load_study
+
+SOURCE = SHARED_DATA / "em_political"
+DIMENSIONS = ("persona", "safety", "drift")
+
+
+@pytest.fixture(scope="module")
+def em_study(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("em") / "study"
+    result = run_cli("data", "convert", "em-political", SOURCE, "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def _raw_scores() -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
+    """condition -> dimension -> (150, 4) scores straight from the multi_judge files, -1 (judge error) as NaN."""
+    files = sorted(SOURCE.glob("multi_judge_*.json"))
+    out: dict[str, dict[str, list]] = {}
+    for path in files:
+        for stem, result in json.loads(path.read_text())["per_file_results"].items():
+            entries = [e for category in ("persona", "freeform", "safety") for e in result["details"][category]]
+            for dimension in DIMENSIONS:
+                column = [np.nan if e["scores"][dimension] == -1 else float(e["scores"][dimension]) for e in entries]
+                out.setdefault(stem.removeprefix("expanded_"), {}).setdefault(dimension, []).append(column)
+    return {c: {d: np.array(v).T for d, v in dims.items()} for c, dims in out.items()}, [p.stem.removeprefix("multi_judge_") for p in files]
+
+
+@needs_shared
+def test_per_model_alpha_and_linear_kappa_equal_krippendorff_and_sklearn_on_the_raw_files(em_study):
+    stats, _ = compute_stats(load_study(em_study), StatsSettings(n_boot=20),
+                             version="test", only=("krippendorff_alpha_interval", "weighted_kappa_linear"))
+    raw, judges = _raw_scores()
+    assert len(raw) == 9 and len(judges) == 4
+    alpha = stats[(stats.statistic == "krippendorff_alpha_interval") & (stats.subset_kind == "model")]
+    kappa = stats[(stats.statistic == "weighted_kappa_linear") & (stats.subset_kind == "model")]
+    checked = 0
+    for condition, dimensions in raw.items():
+        for dimension, scores in dimensions.items():
+            row = alpha[(alpha.model == condition) & (alpha.dimension == dimension)]
+            expected = krippendorff.alpha(reliability_data=scores.T, level_of_measurement="interval")
+            assert row["estimate"].item() == pytest.approx(expected, abs=1e-12), (condition, dimension)
+            for i in range(4):
+                for j in range(i + 1, 4):
+                    both = ~np.isnan(scores[:, [i, j]]).any(axis=1)
+                    expected = cohen_kappa_score(scores[both, i], scores[both, j], labels=[0, 1, 2, 3], weights="linear")
+                    row = kappa[(kappa.model == condition) & (kappa.dimension == dimension)
+                                & (kappa.judge_id == judges[i]) & (kappa.reference == judges[j])]
+                    assert row["estimate"].item() == pytest.approx(expected, abs=1e-12), (condition, dimension, i, j)
+                    assert row["n_items"].item() == both.sum()
+                    checked += 1
+    assert checked == 9 * 3 * 6
+
+
+@needs_shared
+def test_convert_keeps_the_sources_names_lineage_pairing_intent_and_errors(em_study):
+    study = load_study(em_study)
+    responses = study.responses
+    assert len(responses) == 9 * 150 and responses.groupby("prompt_id")["model"].nunique().eq(9).all()
+    lineage = responses.drop_duplicates("model").set_index("model")
+    assert lineage.loc["qwen25_political_2e4", "base_model"] == "base_qwen25"
+    assert lineage[["base_model"]].isna().loc[["base_qwen25", "base_qwen25_lambda"]].all().all()
+    assert responses.groupby("benchmark")["intent"].agg(set).to_dict() == {
+        "freeform": {"benign"}, "persona": {"benign"}, "safety": {"harmful"}}
+    judgments = study.judgments
+    # The source has 10 scores of -1 (Mistral Large 3: 1 per dimension; Nova Pro: 3 drift, 2 persona, 2 safety).
+    errors = judgments[judgments.parse_status == "error"]
+    assert len(errors) == 10 and errors["score"].isna().all()
+    assert set(errors.groupby("judge_id").size().items()) == {("mistral_large_3", 3), ("nova_pro", 7)}
+    assert judgments.loc[judgments.parse_status == "ok", "score"].isin([0, 1, 2, 3]).all()
+    assert len(study.metadata.judge_scales) == 4 * 3
+    manifest = json.loads((em_study / "manifest.json").read_text())
+    specs = {s["judge_id"]: s for s in manifest["runs"][0]["judge_specs"]}
+    assert specs["nova_pro"]["spec"]["model"]["id"] == "amazon.nova-pro-v1:0"
+    assert set(judgments["judge_spec_hash"]) == {s["spec_hash"] for s in specs.values()}
+    capability = read_capability(em_study)
+    base = capability.set_index("model").loc["base_qwen25"]
+    assert base["estimate"] == pytest.approx(0.7584667320047914) and base["n"] == 9183
