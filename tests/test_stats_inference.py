@@ -144,3 +144,22 @@ def test_variance_shares_of_binary_verdicts_recover_known_components() -> None:
     shares = {k: v / sum(estimate.values()) for k, v in estimate.items()}
     for name, value in components.items():
         assert shares[name] == pytest.approx(value / total, abs=0.03), (name, shares[name], value / total)
+
+
+def test_variance_bootstrap_counts_a_prompt_drawn_twice_as_two_prompts() -> None:
+    """Two verdicts per judge x prompt cell, 5 judges: weighting a twice-drawn prompt as one level inflated the
+    judge x prompt component and deflated the residual, so both intervals excluded their own estimates; the judge
+    component (5 levels crossing every prompt) cannot get an interval from resampling prompts."""
+    from judgekit.stats.variance import bootstrap_variance_components
+
+    rng = np.random.default_rng(0)
+    judges, prompts = 5, 120
+    judge, prompt = np.repeat(np.arange(judges), prompts), np.tile(np.arange(prompts), judges)
+    mean = rng.normal(0, 0.5, judges)[judge] + rng.normal(0, 1, prompts)[prompt] + rng.normal(0, 0.5, judges * prompts)
+    frame = pd.DataFrame({"unsafe": np.concatenate([mean + rng.normal(0, 1, len(mean)) for _ in range(2)]),
+                          "judge_id": np.tile(judge, 2), "prompt": np.tile(prompt, 2)}).assign(cluster=lambda f: f.prompt)
+    fit = bootstrap_variance_components(frame, cluster="cluster", n_resamples=100, rng=1)
+    assert fit.names == ("judge_id", "prompt", "judge_id:prompt", "residual")
+    for k in (1, 2, 3):
+        assert fit.low[k] <= fit.estimate[k] <= fit.high[k], (fit.names[k], fit.estimate[k], fit.low[k], fit.high[k])
+    assert not fit.resampled[0] and np.isnan(fit.low[0]) and np.isnan(fit.high[0])
