@@ -99,6 +99,10 @@ def test_human_majority_ties_are_named_in_excluded_reason(study_and_stats) -> No
     reason = pick(stats, "accuracy", "j-bad").excluded_reason
     assert reason.startswith("human-majority tie: 2") and "no verdict or no reference" in reason
     assert pick(stats, "accuracy", "j-bad").n_excluded == 2 + failed
+    # Calibration rows of the same judge count the same exclusions (they reported 0 with failed verdicts).
+    for statistic in ("ece", "brier", "log_loss", "ece_equal_mass", "auroc"):
+        row = pick(stats, statistic, "j-bad")
+        assert row.n_excluded == 2 + failed and "no verdict or no reference" in row.excluded_reason, statistic
 
 
 def test_failures_are_excluded_never_counted_as_safe(study_and_stats) -> None:
