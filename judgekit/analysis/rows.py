@@ -132,7 +132,8 @@ def block_intervals(statistics: dict[str, Statistic], sums: NDArray | sparse.spa
             resamples = len(result.replicates)
             for k, name in enumerate(smooth):
                 method = result.methods[k]
-                note = method[method.index("(") + 1 : -1] if "BCa undefined" in method else ""
+                note = method.removeprefix("bca").removeprefix("percentile").strip(" ;")
+                note = note[1:].replace(")", "", 1) if note.startswith("(") else note  # why not BCa, or stretched
                 smooth_results[name] = Interval(float(result.estimate[k]), float(result.low[k]), float(result.high[k]),
                                                 f"cluster bootstrap, {method}", resamples, note,
                                                 replicates=result.replicates[:, k] if resamples else None)
