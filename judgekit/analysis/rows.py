@@ -39,7 +39,8 @@ class Statistic:
     groups warns about each group's items and clusters). ``gradient``
     maps the totals ``(k,)`` to the gradient of ``from_sums``, for Taylor
     linearization of statistics of many columns; without it the gradient is
-    taken numerically (2k evaluations).
+    taken numerically (2k evaluations). ``undefined`` says why the estimate
+    can be undefined (NaN), for the row's warning.
     """
 
     from_sums: FromSums
@@ -47,6 +48,7 @@ class Statistic:
     classes: Callable[[NDArray], tuple[float, float]] | None = None
     gradient: Callable[[NDArray], NDArray] | None = None
     notes: Callable[[NDArray, StatsSettings], list[str]] | None = None
+    undefined: str = "a denominator is zero on these items"  # why the estimate can be NaN
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,16 @@ def cluster_warnings(n_clusters: int, sizes: NDArray | None, minimum: int) -> li
     return []
 
 
+def degenerate_warnings(interval: Interval, statistic: Statistic) -> list[str]:
+    """Why a row has no estimate, or an interval of zero width at finite n (never a silent 0 [0, 0])."""
+    if not np.isfinite(interval.estimate):
+        return [f"undefined: {statistic.undefined}"]
+    if np.isfinite(interval.low) and interval.low == interval.high:
+        return ["zero-width interval: the statistic takes one value in every resample (a rater or the reference "
+                "is constant, or agreement is perfect), which is not certainty"]
+    return []
+
+
 def block_intervals(statistics: dict[str, Statistic], sums: NDArray | sparse.sparray, settings: StatsSettings,
                     rng: np.random.Generator, *, cluster_sizes: NDArray | None = None) -> dict[str, Interval]:
     """Intervals for statistics of the same cluster sums ``(n_clusters, k)``, dense or sparse; one shared bootstrap for all.
@@ -153,6 +165,7 @@ def block_intervals(statistics: dict[str, Statistic], sums: NDArray | sparse.spa
             notes += statistic.notes(sums, settings)
         if interval.warning:
             notes.append(interval.warning)
+        notes += degenerate_warnings(interval, statistic)
         if n_clusters < 2:
             notes = ["no interval: fewer than 2 clusters"]
         out[name] = replace(interval, warning="; ".join(notes))

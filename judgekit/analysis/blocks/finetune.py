@@ -63,7 +63,7 @@ from numpy.typing import NDArray
 
 from judgekit.analysis.blocks.conclusions import benchmark_scopes
 from judgekit.analysis.blocks.rates import raters
-from judgekit.analysis.inputs import StudyArrays
+from judgekit.analysis.inputs import StudyArrays, prompt_keys
 from judgekit.analysis.rows import RowWriter, row_generator
 from judgekit.analysis.subsets import Subset
 from judgekit.capability.gain import capability_gain, capability_summary
@@ -85,15 +85,6 @@ FEW_LABELLED = 50
 POLICIES = ("include", "exclude", "only")
 # Half-width the labels_needed rows plan for (the example target of `judgekit plan-labels`).
 LABEL_PLAN_HALFWIDTH = 0.05
-
-
-def prompt_keys(responses: pd.DataFrame) -> NDArray:
-    """The key matching responses across models: ``prompt_id`` where given, else the prompt text."""
-    text = responses["prompt"].astype(str).to_numpy()
-    if "prompt_id" not in responses:
-        return text
-    ids = responses["prompt_id"]
-    return np.where(ids.notna().to_numpy(), "id:" + ids.astype(str).to_numpy(), "text:" + text)
 
 
 def _incoherent(data: StudyArrays) -> NDArray | None:
