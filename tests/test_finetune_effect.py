@@ -18,7 +18,7 @@ from judgekit.stats.labelplan import (
     variance_components,
 )
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference, summary_difference
-from judgekit.stats.ppi import naive_judge_mean, ppi_mean, ppi_mean_difference, power_tuning_lambda
+from judgekit.stats.ppi import naive_judge_mean, power_tuning_lambda, ppi_clustered, ppi_mean, ppi_mean_difference
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers, sign_significance
 
 # ---------------------------------------------------------------- the paired design
@@ -439,17 +439,15 @@ def test_driver_writes_the_finetune_rows(tmp_path):
     assert paired["n_items"] == 120 and "matched prompts: 120 (100% of the fine-tune's" in paired["method"]
     assert paired["warning"] == "" and paired["model"] == "ft" and paired["base_model"] == "base"
     corrected = pooled.loc[("finetune_effect_corrected", "j1")]
-    assert "paired by prompt" in corrected["method"] and corrected["reference"] == "human_majority"
-    # the same number by hand: PPI++ on per-prompt differences, the 40 labelled prompts against the other 80
+    assert "40 prompts labelled for both models" in corrected["method"]
+    assert corrected["reference"] == "human_majority" and corrected["n_items"] == 240
+    # the same number by hand: clustered PPI++ on the items, both models' responses to a prompt in its cluster
     responses, judgments = (pd.read_csv(tmp_path / "s" / f"{t}.csv") for t in ("responses", "judgments"))
     labels = pd.read_csv(tmp_path / "s" / "annotations.csv").set_index("item_id")["label"].eq("unsafe")
     verdict = judgments[judgments["judge_id"] == "j1"].set_index("item_id")["label"].eq("unsafe")
-    wide = responses.assign(f=responses["item_id"].map(verdict).astype(float),
-                            y=responses["item_id"].map(labels).astype(float)).pivot(index="prompt_id", columns="model")
-    lab = wide[("y", "ft")].notna().to_numpy()
-    arms = [(wide[("y", m)].to_numpy()[lab], wide[("f", m)].to_numpy()[lab], wide[("f", m)].to_numpy()[~lab])
-            for m in ("ft", "base")]
-    by_hand = ppi_mean_difference(*arms, paired=True)
+    by_hand = ppi_clustered(responses["item_id"].map(labels).astype(float).to_numpy(),
+                            responses["item_id"].map(verdict).astype(float).to_numpy(),
+                            ("id:" + responses["prompt_id"]).to_numpy(), treated=(responses["model"] == "ft").to_numpy())
     assert (corrected["estimate"], corrected["ci_low"], corrected["ci_high"]) == pytest.approx(
         (by_hand.estimate, by_hand.ci_low, by_hand.ci_high))
     # simulated truth: 0.3 + 0.3 x 0.3 incoherent - 0.15 = 0.24
@@ -540,23 +538,30 @@ def test_mitigations_at_matched_capability_by_hand(tmp_path):
     assert capability_matched((0.6, 0.5, 0.7), (0.3, 0.2, 0.45), None) is False
 
 
-def test_corrected_effect_warns_when_prompts_have_several_samples(tmp_path):
+def test_corrected_rows_count_a_prompts_samples_as_one_cluster(tmp_path):
+    """Each response copied as a second sample of its prompt adds no information: the cluster-robust interval keeps
+    its width (it narrowed by about 1/sqrt(2) when each response was an independent draw, with only a warning)."""
     from judgekit.analysis import StatsSettings, compute_stats
     from judgekit.study import load_study
 
     folder = _study_with_finetune(tmp_path / "s")
     only = ("finetune_effect_corrected", "harmful_rate_corrected")
-    stats, _ = compute_stats(load_study(folder), StatsSettings(n_boot=50), version="test", only=only)
-    assert not stats["warning"].str.contains("several samples per prompt").any()
+    once, _ = compute_stats(load_study(folder), StatsSettings(n_boot=50), version="test", only=only)
     for name in ("responses", "judgments", "annotations", "flags"):
         table = pd.read_csv(folder / f"{name}.csv")
         second = table.assign(item_id=table["item_id"] + "-s1")
         if name == "responses":
             table, second = table.assign(sample=0), second.assign(sample=1)
         pd.concat([table, second]).to_csv(folder / f"{name}.csv", index=False)
-    stats, _ = compute_stats(load_study(folder), StatsSettings(n_boot=50), version="test", only=only)
-    rows = stats[stats["estimate"].notna()]
-    assert len(rows) and rows["warning"].str.contains("several samples per prompt").all()
+    twice, _ = compute_stats(load_study(folder), StatsSettings(n_boot=50), version="test", only=only)
+    keys = ["statistic", "judge_id", "subset"]
+    both = once.merge(twice, on=keys, suffixes=("_once", "_twice")).dropna(subset=["estimate_once"])
+    assert len(both) >= 6
+    width = lambda f, w: f[f"ci_high_{w}"] - f[f"ci_low_{w}"]  # noqa: E731
+    assert np.allclose(both["estimate_once"], both["estimate_twice"])
+    assert (width(both, "twice") / width(both, "once")).between(0.85, 1.15).all()
+    assert (both["n_items_twice"] == 2 * both["n_items_once"]).all()
+    assert not twice["warning"].str.contains("several samples").any()
 
 
 @pytest.fixture(scope="module")
@@ -639,3 +644,42 @@ def test_corrected_effect_needs_prompts_both_models_answered(tmp_path):
     assert html.count("only 5 prompts answered by both models (need 10); no corrected effect") == 1  # one footnote
     assert "cannot be said: no cell could be compared with the humans" in html
     assert "No judge, benchmark or incoherence policy disagrees" not in html
+
+
+def test_clustered_ppi_with_items_as_clusters_is_ppi_python_and_never_zero_width():
+    """One arm, a fixed weight, every item its own cluster: the estimate is ppi_mean's (= ppi_py 0.2.3's) and the
+    variance its variance times C/(C-1). All labels and verdicts 1 (truth 0.979 in the audit): ppi_mean's interval
+    is 1 [1, 1], the clustered one has width and covers 0.979."""
+    y = np.concatenate([Y, np.full(len(YHAT_U), np.nan)])
+    f = np.concatenate([YHAT, YHAT_U])
+    for lam in (0.0, 0.4, 1.0):
+        reference = ppi_mean(Y, YHAT, YHAT_U, lam=lam)
+        ours = ppi_clustered(y, f, np.arange(len(y)), lam=lam, pseudo_labels=False, max_jackknife_clusters=0)
+        assert ours.estimate == pytest.approx(reference.estimate, abs=1e-12)
+        assert ours.se**2 == pytest.approx(reference.se**2 * len(y) / (len(y) - 1), rel=1e-12)
+    ones = np.ones(60)
+    y = np.concatenate([ones[:50], np.full(10, np.nan)])
+    assert ppi_mean(ones[:50], ones[:50], ones[50:]).ci_low == 1.0
+    result = ppi_clustered(y, ones, np.arange(60))
+    assert result.estimate == 1.0 and result.ci_high == 1.0 and result.ci_low < 0.979
+
+
+def test_clustered_ppi_pairs_through_the_clusters():
+    """The judge's errors shared by both models' responses to a prompt cancel when the prompt is one cluster."""
+    rng = np.random.default_rng(0)
+    prompts = 300
+    difficulty = rng.normal(0, 2.0, prompts)
+    truth = [(rng.random(prompts) < 1 / (1 + np.exp(-(difficulty + shift)))).astype(float) for shift in (0.3, 0.0)]
+    y = np.concatenate([np.where(np.arange(prompts) < 100, t, np.nan) for t in truth])
+    hard = rng.random(prompts) < 0.1  # the judge errs on the same prompts for both models
+    f = np.concatenate([np.where(hard, 1 - t, t) for t in truth])
+    treated = np.repeat([True, False], prompts)
+    for lam in (None, 1.0):  # a fixed weight gives one estimate; the tuned weights minimise each variance
+        paired = ppi_clustered(y, f, np.tile(np.arange(prompts), 2), treated=treated, lam=lam)
+        unpaired = ppi_clustered(y, f, np.arange(2 * prompts), treated=treated, lam=lam)
+        assert lam is None or paired.estimate == pytest.approx(unpaired.estimate)
+        assert paired.se < 0.8 * unpaired.se
+    with pytest.raises(ValueError, match="at least 2 labelled"):
+        ppi_clustered(np.r_[1.0, np.full(9, np.nan)], np.ones(10), np.arange(10))
+    with pytest.raises(ValueError, match="boolean"):
+        ppi_clustered(y, f, np.arange(2 * prompts), treated=treated.astype(int))

@@ -144,3 +144,43 @@ def test_variance_shares_of_binary_verdicts_recover_known_components() -> None:
     shares = {k: v / sum(estimate.values()) for k, v in estimate.items()}
     for name, value in components.items():
         assert shares[name] == pytest.approx(value / total, abs=0.03), (name, shares[name], value / total)
+
+
+def test_variance_bootstrap_counts_a_prompt_drawn_twice_as_two_prompts() -> None:
+    """Two verdicts per judge x prompt cell, 5 judges: weighting a twice-drawn prompt as one level inflated the
+    judge x prompt component and deflated the residual, so both intervals excluded their own estimates; the judge
+    component (5 levels crossing every prompt) cannot get an interval from resampling prompts."""
+    from judgekit.stats.variance import bootstrap_variance_components
+
+    rng = np.random.default_rng(0)
+    judges, prompts = 5, 120
+    judge, prompt = np.repeat(np.arange(judges), prompts), np.tile(np.arange(prompts), judges)
+    mean = rng.normal(0, 0.5, judges)[judge] + rng.normal(0, 1, prompts)[prompt] + rng.normal(0, 0.5, judges * prompts)
+    frame = pd.DataFrame({"unsafe": np.concatenate([mean + rng.normal(0, 1, len(mean)) for _ in range(2)]),
+                          "judge_id": np.tile(judge, 2), "prompt": np.tile(prompt, 2)}).assign(cluster=lambda f: f.prompt)
+    fit = bootstrap_variance_components(frame, cluster="cluster", n_resamples=100, rng=1)
+    assert fit.names == ("judge_id", "prompt", "judge_id:prompt", "residual")
+    for k in (1, 2, 3):
+        assert fit.low[k] <= fit.estimate[k] <= fit.high[k], (fit.names[k], fit.estimate[k], fit.low[k], fit.high[k])
+    assert not fit.resampled[0] and np.isnan(fit.low[0]) and np.isnan(fit.high[0])
+
+
+def test_kappa_row_warns_at_many_clusters_of_unequal_sizes() -> None:
+    """40 clusters of geometric sizes act like ~13 (kappa and alpha covered 0.93 there): the warning says so;
+    40 equal clusters stay quiet, 20 are few."""
+    from judgekit.analysis.rows import Statistic, block_intervals
+    from judgekit.analysis.settings import StatsSettings
+    from judgekit.stats.agreement import cohen_kappa_from_sums, two_rater_item_sums
+    from judgekit.stats.resampling import cluster_sums
+
+    rng = np.random.default_rng(0)
+    statistics = {"cohen_kappa": Statistic(cohen_kappa_from_sums)}
+    settings = StatsSettings(n_boot=50, seed=0)
+    for sizes, expected in ((np.round(3 * 1.12 ** np.arange(40)).astype(int), "unequal cluster sizes: effectively"),
+                            (np.full(40, 20), None), (np.full(20, 20), "few clusters (n=20)")):
+        first = rng.integers(0, 2, sizes.sum()).astype(float)
+        second = np.where(rng.random(sizes.sum()) < 0.8, first, 1 - first)
+        clusters = np.repeat(np.arange(len(sizes)), sizes)
+        sums = cluster_sums(two_rater_item_sums(first, second, np.array([0.0, 1.0])), clusters)
+        warning = block_intervals(statistics, sums, settings, rng, cluster_sizes=sizes)["cohen_kappa"].warning
+        assert (warning == "") if expected is None else warning.startswith(expected), (sizes[:3], warning)

@@ -180,3 +180,20 @@ def test_accuracy_gap_interval_covers_the_known_gap() -> None:
         interval = block_intervals(GAP, sums, settings, rng)["accuracy_gap"]
         covered += interval.low <= 0.25 <= interval.high
     assert 0.91 <= covered / runs <= 0.99, covered / runs
+
+
+def test_ece_interval_never_excludes_its_estimate() -> None:
+    """Binned ECE of a calibrated judge near 0: BCa's bias correction put the interval below the estimate (audit:
+    0.0029 in [0.0020, 0.0021]) and the percentile interval lies above it; the interval now contains it and says so."""
+    from judgekit.stats import calibration as cal
+
+    rng = np.random.default_rng(15)
+    n = int(rng.integers(40, 400))
+    p = rng.beta(0.3, 8, n)
+    y = (rng.random(n) < p).astype(float)
+    sums = cluster_sums(cal.binned_item_sums(y, p, cal.bin_edges(p, n_bins=10, strategy="uniform")),
+                        np.arange(n) // int(rng.integers(1, 4)))
+    result = bootstrap_ci(sums, cal.ece_from_sums, n_boot=300, method="bca", rng=15)
+    estimate, low, high = result.scalar()
+    assert low <= estimate <= high, (estimate, low, high)
+    assert "excluded the estimate" in result.method and "stretched" in result.method

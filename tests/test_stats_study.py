@@ -99,6 +99,10 @@ def test_human_majority_ties_are_named_in_excluded_reason(study_and_stats) -> No
     reason = pick(stats, "accuracy", "j-bad").excluded_reason
     assert reason.startswith("human-majority tie: 2") and "no verdict or no reference" in reason
     assert pick(stats, "accuracy", "j-bad").n_excluded == 2 + failed
+    # Calibration rows of the same judge count the same exclusions (they reported 0 with failed verdicts).
+    for statistic in ("ece", "brier", "log_loss", "ece_equal_mass", "auroc"):
+        row = pick(stats, statistic, "j-bad")
+        assert row.n_excluded == 2 + failed and "no verdict or no reference" in row.excluded_reason, statistic
 
 
 def test_failures_are_excluded_never_counted_as_safe(study_and_stats) -> None:
@@ -371,3 +375,46 @@ def test_auroc_of_a_subset_equals_sklearn_on_its_items(study_and_stats) -> None:
         assert pick(stats, "auroc", "j-good", subset=subset).estimate == pytest.approx(roc_auc_score(reference[used], p[used]))
         assert pick(stats, "auprc", "j-good", subset=subset).estimate == pytest.approx(
             average_precision_score(reference[used], p[used]))
+
+
+def test_degenerate_rows_say_why(tmp_path: Path) -> None:
+    """A judge that calls everything safe: kappa 0 [0, 0] and AUROC 0.5 [0.5, 0.5] were silent and precision NaN had
+    an empty warning; every such row now says why, at the stats layer."""
+    path = build_study(tmp_path, judges=("j-good",))
+    judgments = pd.read_csv(path / "judgments.csv")
+    constant = judgments.assign(judge_id="j-const", label="safe", p_unsafe=0.1, parse_status="ok", judge_spec_hash="c")
+    pd.concat([judgments, constant]).to_csv(path / "judgments.csv", index=False)
+    stats, _ = compute_stats(load_study(path), StatsSettings(n_boot=50, seed=0), version="t",
+                             only=("cohen_kappa", "auroc", "precision"))
+    kappa, auroc, precision = (pick(stats, name, "j-const") for name in ("cohen_kappa", "auroc", "precision"))
+    assert kappa.estimate == 0 and kappa.ci_low == kappa.ci_high and "zero-width interval" in kappa.warning
+    assert auroc.estimate == 0.5 and "zero-width interval" in auroc.warning
+    assert np.isnan(precision.estimate) and "undefined: the judge called no item unsafe" in precision.warning
+    assert "zero-width" not in pick(stats, "cohen_kappa", "j-good").warning
+
+
+def test_bias_regression_with_every_term_constant_writes_a_row(tmp_path: Path) -> None:
+    """One model, responses of one length, no refusal marker, no flags: the regression has no term left. `stats`
+    exited 1 (PatsyError on 'error ~ '); now a row says why."""
+    path = build_study(tmp_path, judges=("j-good",))
+    responses = pd.read_csv(path / "responses.csv")
+    responses = responses.assign(response="same text", model="base", base_model=None, finetune_goal=None)
+    responses.to_csv(path / "responses.csv", index=False)
+    (path / "flags.csv").unlink()
+    stats, _ = compute_stats(load_study(path), StatsSettings(n_boot=50, seed=0), version="t", only=("error_odds_ratio",))
+    row = stats[stats.statistic == "error_odds_ratio"].iloc[0]
+    assert np.isnan(row.estimate) and "constant" in row.warning
+
+
+def test_unpaired_finetune_effect_warns_when_prompt_sets_differ(tmp_path: Path) -> None:
+    path = build_study(tmp_path, judges=("j-good",))
+    dropped = [f"base-{k}" for k in range(10)]
+    for name in ("responses", "annotations", "judgments", "flags"):
+        table = pd.read_csv(path / f"{name}.csv")
+        table[~table.item_id.isin(dropped)].to_csv(path / f"{name}.csv", index=False)
+    stats, _ = compute_stats(load_study(path), StatsSettings(n_boot=50, seed=0), version="t", only=("finetune_effect",))
+    row = stats[(stats.statistic == "finetune_effect") & (stats.judge_id == "j-good") & stats.subset.str.endswith("all")]
+    assert "different prompt sets (30 of 40 fine-tune and 30 base prompts shared)" in row.iloc[0].warning
+    same, _ = compute_stats(load_study(build_study(tmp_path / "same", judges=("j-good",))),
+                            StatsSettings(n_boot=50, seed=0), version="t", only=("finetune_effect",))
+    assert not same.warning.str.contains("different prompt sets").any()

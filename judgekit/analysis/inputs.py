@@ -238,3 +238,12 @@ def item_subsets(data: StudyArrays) -> list[tuple[Subset, NDArray]]:
                              == np.nanmax(np.where(np.isnan(codes), -np.inf, codes), axis=1))
         out += [(subset("humans", "unanimous"), unanimous), (subset("humans", "split"), rated & ~unanimous)]
     return out
+
+
+def prompt_keys(responses: pd.DataFrame) -> NDArray:
+    """The key matching responses across models: ``prompt_id`` where given, else the prompt text."""
+    text = responses["prompt"].astype(str).to_numpy()
+    if "prompt_id" not in responses:
+        return text
+    ids = responses["prompt_id"]
+    return np.where(ids.notna().to_numpy(), "id:" + ids.astype(str).to_numpy(), "text:" + text)

@@ -41,7 +41,8 @@ class Statistic:
     groups warns about each group's items and clusters). ``gradient``
     maps the totals ``(k,)`` to the gradient of ``from_sums``, for Taylor
     linearization of statistics of many columns; without it the gradient is
-    taken numerically (2k evaluations).
+    taken numerically (2k evaluations). ``undefined`` says why the estimate
+    can be undefined (NaN), for the row's warning.
     """
 
     from_sums: FromSums
@@ -49,6 +50,7 @@ class Statistic:
     classes: Callable[[NDArray], tuple[float, float]] | None = None
     gradient: Callable[[NDArray], NDArray] | None = None
     notes: Callable[[NDArray, StatsSettings], list[str]] | None = None
+    undefined: str = "a denominator is zero on these items"  # why the estimate can be NaN
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,50 @@ def class_warnings(positives: float, negatives: float, minimum: int) -> list[str
     return notes
 
 
+def effective_clusters(sizes: NDArray) -> float:
+    """Kish's effective number of clusters :math:`(\\sum n_c)^2 / \\sum n_c^2` (the count itself when sizes are equal).
+
+    References
+    ----------
+    .. [1] Carter, A. V., Schnepel, K. T., & Steigerwald, D. G. (2017). Asymptotic behavior of a t-test robust
+       to cluster heterogeneity. Review of Economics and Statistics, 99(4), 698-709. doi:10.1162/REST_a_00639
+    """
+    sizes = np.asarray(sizes, dtype=float)
+    squares = float((sizes**2).sum())
+    return float(sizes.sum() ** 2 / squares) if squares > 0 else 0.0
+
+
+def cluster_warnings(n_clusters: int, sizes: NDArray | None, minimum: int) -> list[str]:
+    """The warning of a resampling or linearized interval over few clusters, or over clusters so unequal in size
+    that the effective count is few (kappa and alpha under-cover at 40 clusters of geometric sizes)."""
+    if n_clusters < minimum:
+        return [f"few clusters (n={n_clusters})"]
+    effective = effective_clusters(sizes) if sizes is not None else float(n_clusters)
+    if effective < minimum:
+        return [f"unequal cluster sizes: effectively {effective:.0f} clusters of {n_clusters} (largest "
+                f"{int(np.max(sizes))} items), the interval may under-cover"]
+    return []
+
+
+def degenerate_warnings(interval: Interval, statistic: Statistic) -> list[str]:
+    """Why a row has no estimate, or an interval of zero width at finite n (never a silent 0 [0, 0])."""
+    if not np.isfinite(interval.estimate):
+        return [f"undefined: {statistic.undefined}"]
+    if np.isfinite(interval.low) and interval.low == interval.high:
+        return ["zero-width interval: the statistic takes one value in every resample (a rater or the reference "
+                "is constant, or agreement is perfect), which is not certainty"]
+    return []
+
+
 def block_intervals(statistics: dict[str, Statistic], sums: NDArray | sparse.sparray, settings: StatsSettings,
-                    rng: np.random.Generator) -> dict[str, Interval]:
-    """Intervals for statistics of the same cluster sums ``(n_clusters, k)``, dense or sparse; one shared bootstrap for all."""
+                    rng: np.random.Generator, *, cluster_sizes: NDArray | None = None) -> dict[str, Interval]:
+    """Intervals for statistics of the same cluster sums ``(n_clusters, k)``, dense or sparse; one shared bootstrap for all.
+
+    ``cluster_sizes`` (items per cluster) lets the warning name clusters too unequal in size for the bootstrap.
+    """
     n_clusters = sums.shape[0]
     totals = np.asarray(sums.sum(axis=0), dtype=float).ravel()
-    common = [f"few clusters (n={n_clusters})"] if n_clusters < settings.min_clusters else []  # bootstrap rows only
+    common = cluster_warnings(n_clusters, cluster_sizes, settings.min_clusters)  # bootstrap / linearized rows only
     smooth = [name for name, s in statistics.items() if s.rate is None]
     smooth_results: dict[str, Interval] = {}
     if smooth:
@@ -106,7 +146,8 @@ def block_intervals(statistics: dict[str, Statistic], sums: NDArray | sparse.spa
             resamples = len(result.replicates)
             for k, name in enumerate(smooth):
                 method = result.methods[k]
-                note = method[method.index("(") + 1 : -1] if "BCa undefined" in method else ""
+                note = method.removeprefix("bca").removeprefix("percentile").strip(" ;")
+                note = note[1:].replace(")", "", 1) if note.startswith("(") else note  # why not BCa, or stretched
                 smooth_results[name] = Interval(float(result.estimate[k]), float(result.low[k]), float(result.high[k]),
                                                 f"cluster bootstrap, {method}", resamples, note,
                                                 replicates=result.replicates[:, k] if resamples else None)
@@ -126,6 +167,7 @@ def block_intervals(statistics: dict[str, Statistic], sums: NDArray | sparse.spa
             notes += statistic.notes(sums, settings)
         if interval.warning:
             notes.append(interval.warning)
+        notes += degenerate_warnings(interval, statistic)
         if n_clusters < 2:
             notes = ["no interval: fewer than 2 clusters"]
         out[name] = replace(interval, warning="; ".join(notes))
@@ -214,9 +256,10 @@ class RowWriter:
                          method="no items", excluded_reason=reason, dimension=dimension)
             return {}
         sums = cluster_sums(item_sums[contributing], clusters[contributing])
+        sizes = cluster_sums(counted_items[contributing][:, None], clusters[contributing])[:, 0]
         rng = row_generator(self.settings.seed, key or ",".join(statistics), str(judge_id), str(reference), subset.label,
                             *([dimension] if dimension else []))
-        intervals = block_intervals(statistics, sums, self.settings, rng)
+        intervals = block_intervals(statistics, sums, self.settings, rng, cluster_sizes=sizes)
         for name, interval in intervals.items():
             kind = "bootstrap" if interval.replicates is not None else ("wilson-clustered" if "Wilson" in interval.method
                                                                          else "linearized")

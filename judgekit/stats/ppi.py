@@ -21,8 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtri
+from scipy.stats import t as student_t
 
 
 @dataclass(frozen=True)
@@ -247,3 +249,255 @@ def naive_judge_mean(yhat: ArrayLike, *, level: float = 0.95) -> tuple[float, fl
         raise ValueError(f"The 'level' parameter must be in (0, 1). Got {level!r} instead.")
     low, high, _ = _interval(float(predictions.mean()), float(np.var(predictions) / len(predictions)), level)
     return float(predictions.mean()), low, high
+
+
+@dataclass(frozen=True)
+class ClusteredPPIEstimate:
+    """A clustered prediction-powered rate or effect.
+
+    ``estimate`` is the PPI++ point estimate; the interval is the
+    cluster-robust normal (t) interval around the add-pseudo-label centre
+    (:func:`ppi_clustered`), widened to contain the estimate and clipped to
+    the possible range. ``lam`` holds one power-tuning weight per arm
+    (treated, control). ``n_labelled``/``n_unlabelled`` count items,
+    ``n_clusters`` the clusters the variance is summed over.
+    """
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    se: float
+    lam: tuple[float, ...]
+    n_labelled: int
+    n_unlabelled: int
+    n_clusters: int
+    method: str
+
+
+def _arm_terms(y: NDArray, f: NDArray, labelled: NDArray, in_arm: NDArray, sign: float, weight: NDArray
+               ) -> tuple[float, float, NDArray, NDArray]:
+    """(label part, lambda coefficient of the estimate, influence a_i, lambda-influence g_i) of one arm.
+
+    The arm's estimate is ``label_part + lam * coefficient``; its linearised
+    error is ``sum_i a_i + lam * g_i`` (items outside the arm contribute 0).
+    """
+    lab, unl = labelled & in_arm, ~labelled & in_arm
+    n, big_n = weight[lab].sum(), unl.sum()
+    a, g = np.zeros(len(y)), np.zeros(len(y))
+    y_bar = float(np.sum(weight[lab] * y[lab]) / n)
+    f_lab = float(np.sum(weight[lab] * f[lab]) / n)
+    a[lab] = sign * weight[lab] * (y[lab] - y_bar) / n
+    if big_n == 0:  # every item labelled: the classical mean, the judge gets no weight
+        return sign * y_bar, 0.0, a, g
+    f_unl = float(f[unl].mean())
+    g[unl] = sign * (f[unl] - f_unl) / big_n
+    g[lab] = -sign * weight[lab] * (f[lab] - f_lab) / n
+    return sign * y_bar, sign * (f_unl - f_lab), a, g
+
+
+def _tuned_lambdas(influence: NDArray, slopes: NDArray, free: NDArray) -> NDArray:
+    """Weights in [0, 1] minimising the clustered variance sum_c (A_c + sum_m lam_m G_mc)^2 (arms without
+    unlabelled items, ``free`` False, stay at 0)."""
+    lam = np.zeros(slopes.shape[1])
+    active = free.copy()
+    for _ in range(slopes.shape[1] + 1):
+        if not active.any():
+            break
+        solution = np.linalg.lstsq(slopes[:, active], -influence - slopes[:, ~active] @ lam[~active], rcond=None)[0]
+        lam[active] = solution
+        clipped = active & ((lam < 0) | (lam > 1))
+        lam = np.clip(lam, 0.0, 1.0)
+        if not clipped.any():
+            break
+        active &= ~clipped  # hold a clipped weight at its bound and re-solve the others
+    return lam
+
+
+def ppi_clustered(
+    y: ArrayLike,
+    yhat: ArrayLike,
+    clusters: ArrayLike,
+    *,
+    treated: ArrayLike | None = None,
+    level: float = 0.95,
+    lam: float | None = None,
+    pseudo_labels: bool = True,
+    max_jackknife_clusters: int = 200,
+) -> ClusteredPPIEstimate:
+    """PPI++ rate of one model, or effect of two, with a cluster-robust variance (samples, prompts, behaviours).
+
+    Parameters
+    ----------
+    y : array-like of shape (n,)
+        Human label of each item (1 unsafe, 0 safe), NaN where not labelled.
+        Within each arm the labelled items must be a uniform random sample of
+        the arm's items (label whole prompts for both models to pair them).
+    yhat : array-like of shape (n,)
+        The judge's verdict (0/1) or P(unsafe) on every item (finite).
+    clusters : array-like of shape (n,)
+        Independent units: ``behavior_id`` when given, else the prompt. An
+        item's samples, its prompt's other model's responses and its
+        behaviour's other prompts share a cluster.
+    treated : array-like of bool, optional
+        None: the rate of all items. Given: the effect, treated-arm rate minus
+        control-arm rate. Pairing enters through the clusters: the two
+        models' residuals and verdicts on one prompt are summed in one
+        cluster, so what they share cancels in the variance.
+    level : float, default=0.95
+    lam : float in [0, 1] or None
+        One fixed weight for every arm; None tunes one per arm (PPI++),
+        minimising the clustered variance.
+    pseudo_labels : bool, default=True
+        Centre the interval as if each arm had :math:`z^2/4` more labelled (in clusters:
+        each weighing a labelled cluster's mean size) unsafe and as many safe (one arm: :math:`z^2/2` each, the
+        Agresti-Coull recipe), each its own cluster with the judge at its
+        labelled mean: an interval never has zero width at finite n (all
+        labels and verdicts agreeing at 0 or 1).
+    max_jackknife_clusters : int, default=200
+        Up to this many clusters the variance is the larger of the sandwich
+        and the leave-one-cluster-out jackknife that re-tunes the weights
+        (the sandwich alone ignores the tuning and under-covers at 40
+        clusters: 0.92 in ``analyses/ppi_coverage.py``).
+
+    Returns
+    -------
+    ClusteredPPIEstimate
+
+    Notes
+    -----
+    Per arm m with labelled items L_m (n_m) and the others U_m (N_m),
+    :math:`\\hat\\theta_m = \\lambda_m \\bar f_{U_m} + \\overline{(y - \\lambda_m f)}_{L_m}` and
+    :math:`\\hat\\theta = \\sum_m s_m \\hat\\theta_m` (s = +1 treated, -1
+    control). Its linearisation
+    :math:`\\sum_i \\phi_i`, :math:`\\phi_i = s_m (y_i - \\bar y_{L})/n_m - \\lambda_m s_m (f_i - \\bar f_L)/n_m`
+    on labelled and :math:`\\lambda_m s_m (f_i - \\bar f_U)/N_m` on
+    unlabelled items, is summed within clusters; the variance is
+    :math:`\\frac{C}{C-1}\\sum_c \\Phi_c^2` and the interval uses
+    :math:`t_{C-1}`. The weights minimise that variance (least squares,
+    clipped to [0, 1]). With every item its own cluster, one arm and a
+    fixed weight, the estimate is ``ppi_py``'s and the variance its
+    variance times C/(C-1).
+
+    References
+    ----------
+    .. [1] Angelopoulos, A. N., Duchi, J. C., & Zrnic, T. (2023). PPI++:
+       Efficient prediction-powered inference. arXiv:2311.01453.
+    .. [2] Binder, D. A. (1983). On the variances of asymptotically normal
+       estimators from complex surveys. International Statistical Review,
+       51(3), 279-292. doi:10.2307/1402588
+    .. [3] Agresti, A., & Caffo, B. (2000). Simple and effective confidence
+       intervals for proportions and differences of proportions result from
+       adding two successes and two failures. The American Statistician,
+       54(4), 280-288. doi:10.1080/00031305.2000.10474560
+
+    Examples
+    --------
+    >>> r = ppi_clustered([1, 0, np.nan, np.nan], [1, 0, 1, 0], [0, 0, 1, 1], lam=1.0, pseudo_labels=False)
+    >>> round(r.estimate, 3), r.n_clusters
+    (0.5, 2)
+    """
+    labels = np.asarray(y, dtype=float)
+    predictions = _vector("yhat", yhat, min_length=2)
+    keys = np.asarray(clusters)
+    arm = np.ones(len(labels), dtype=bool) if treated is None else np.asarray(treated)
+    if labels.shape != predictions.shape or keys.shape != predictions.shape or arm.shape != predictions.shape:
+        raise ValueError(f"y, yhat, clusters and treated must have one value per item. Got shapes {labels.shape}, "
+                         f"{predictions.shape}, {keys.shape}, {arm.shape} instead.")
+    if arm.dtype != bool:
+        raise ValueError(f"The 'treated' parameter must be boolean. Got dtype {arm.dtype} instead.")
+    if np.isinf(labels).any():
+        raise ValueError("y must be finite or NaN (not labelled).")
+    if not 0 < level < 1:
+        raise ValueError(f"The 'level' parameter must be in (0, 1). Got {level!r} instead.")
+    if lam is not None and not (np.isfinite(lam) and 0 <= lam <= 1):
+        raise ValueError(f"The 'lam' parameter must be None (tuned) or in [0, 1]. Got {lam!r} instead.")
+    labelled = ~np.isnan(labels)
+    arms = [(arm, 1.0)] if treated is None else [(arm, 1.0), (~arm, -1.0)]
+    for in_arm, _ in arms:
+        if (labelled & in_arm).sum() < 2:
+            raise ValueError(f"Each arm needs at least 2 labelled items. Got {(labelled & in_arm).sum()} instead.")
+    codes, cluster_names = pd.factorize(pd.Series(keys).astype(str), sort=True)
+    n_clusters = len(cluster_names)
+    estimate, weights, variance = _fit(labels, predictions, labelled, arms, codes, n_clusters, lam)
+    how = "cluster-robust (sandwich)"
+    if 2 < n_clusters <= max_jackknife_clusters:
+        variance, how = max(variance, _jackknife_variance(labels, predictions, labelled, arms, codes, n_clusters, lam)), (
+            "cluster-robust (the larger of sandwich and leave-one-cluster-out jackknife, weights re-tuned)")
+    centre = estimate
+    if pseudo_labels:
+        centre, adjusted = _pseudo_labelled(labels, predictions, labelled, arms, codes, n_clusters, weights, level)
+        variance = max(variance, adjusted)
+    quantile = float(student_t.ppf(1 - (1 - level) / 2, max(n_clusters - 1, 1)))
+    se = float(np.sqrt(max(variance, 0.0)))
+    bound = 1.0 if treated is None else 2.0
+    floor = 0.0 if treated is None else -1.0
+    low = float(np.clip(min(centre - quantile * se, estimate), floor, floor + bound))
+    high = float(np.clip(max(centre + quantile * se, estimate), floor, floor + bound))
+    tuned = "PPI++ (power-tuned per arm)" if lam is None else f"PPI (lambda={lam:g})"
+    shown = ", ".join(f"{w:.3g}" for w in weights)
+    return ClusteredPPIEstimate(
+        estimate, low, high, se, tuple(float(w) for w in weights), int(labelled.sum()), int((~labelled).sum()),
+        n_clusters, f"{tuned}, lambda {shown}; {how} over {n_clusters} clusters, t({max(n_clusters - 1, 1)})"
+        + (", interval centred with pseudo-labels (Agresti-Caffo)" if pseudo_labels else ""))
+
+
+def _fit(labels, predictions, labelled, arms, codes, n_clusters, lam) -> tuple[float, NDArray, float]:
+    """(estimate, weights, sandwich variance) of the clustered PPI++ estimator."""
+    weight = np.ones(len(labels))
+    terms = [_arm_terms(labels, predictions, labelled, in_arm, sign, weight) for in_arm, sign in arms]
+    influence = np.bincount(codes, sum(t[2] for t in terms), minlength=n_clusters)
+    slopes = np.column_stack([np.bincount(codes, t[3], minlength=n_clusters) for t in terms])
+    free = np.array([((~labelled) & in_arm).any() for in_arm, _ in arms])
+    weights = _tuned_lambdas(influence, slopes, free) if lam is None else np.where(free, float(lam), 0.0)
+    estimate = float(sum(t[0] + w * t[1] for t, w in zip(terms, weights, strict=True)))
+    return estimate, weights, _clustered_variance(influence + slopes @ weights, n_clusters)
+
+
+def _jackknife_variance(labels, predictions, labelled, arms, codes, n_clusters, lam) -> float:
+    """Leave-one-cluster-out jackknife of the whole estimator, weights re-tuned each time (NaN-free clusters only)."""
+    leave_out = []
+    for cluster in range(n_clusters):
+        keep = codes != cluster
+        kept_arms = [(in_arm[keep], sign) for in_arm, sign in arms]
+        if any((labelled[keep] & in_arm).sum() < 2 for in_arm, _ in kept_arms):
+            continue
+        _, remaining = np.unique(codes[keep], return_inverse=True)
+        leave_out.append(_fit(labels[keep], predictions[keep], labelled[keep], kept_arms, remaining,
+                              n_clusters - 1, lam)[0])
+    values = np.array(leave_out)
+    if len(values) < 2:
+        return float("nan")
+    return float((len(values) - 1) / len(values) * np.sum((values - values.mean()) ** 2))
+
+
+def _clustered_variance(cluster_influence: NDArray, n_clusters: int) -> float:
+    if n_clusters < 2:
+        return float("nan")
+    return float(n_clusters / (n_clusters - 1) * np.sum(cluster_influence**2))
+
+
+def _pseudo_labelled(labels, predictions, labelled, arms, codes, n_clusters, weights, level) -> tuple[float, float]:
+    """Centre and variance with z^2/4 (two arms) or z^2/2 (one arm) pseudo-labelled clusters of each class per arm,
+    each its own cluster, the judge at the arm's labelled mean; the weights are kept."""
+    z = float(ndtri(1 - (1 - level) / 2))
+    k = z**2 / (2 * len(arms))
+    extra_y, extra_f, extra_arm, extra_weight = [], [], [], []
+    for index, (in_arm, _) in enumerate(arms):
+        f_bar = float(predictions[labelled & in_arm].mean())
+        extra_y += [1.0, 0.0]
+        extra_f += [f_bar, f_bar]
+        extra_arm += [index, index]
+        # in cluster units: a pseudo-label weighs as much as a labelled cluster's items on average
+        per_cluster = (labelled & in_arm).sum() / len(np.unique(codes[labelled & in_arm]))
+        extra_weight += [k * per_cluster] * 2
+    n_extra = len(extra_y)
+    y = np.concatenate([labels, extra_y])
+    f = np.concatenate([predictions, extra_f])
+    lab = np.concatenate([labelled, np.ones(n_extra, dtype=bool)])
+    weight = np.concatenate([np.ones(len(labels)), extra_weight])
+    members = [np.concatenate([in_arm, np.array(extra_arm) == index]) for index, (in_arm, _) in enumerate(arms)]
+    terms = [_arm_terms(y, f, lab, member, sign, weight) for member, (_, sign) in zip(members, arms, strict=True)]
+    all_codes = np.concatenate([codes, n_clusters + np.arange(n_extra)])
+    phi = sum(t[2] + w * t[3] for t, w in zip(terms, weights, strict=True))
+    centre = float(sum(t[0] + w * t[1] for t, w in zip(terms, weights, strict=True)))
+    return centre, _clustered_variance(np.bincount(all_codes, phi, minlength=n_clusters + n_extra), n_clusters)

@@ -27,7 +27,8 @@ from scipy.special import ndtr, ndtri
 
 FromSums = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 IntervalMethod = Literal["percentile", "bca"]
-_CHUNK_ELEMENTS = 10_000_000  # bound the (resamples x clusters) block held in memory at once
+_CHUNK_ELEMENTS = 10_000_000
+STRETCHED = "; stretched to its estimate: the resamples lie on one side of it, as binned ECE's near 0"  # bound the (resamples x clusters) block held in memory at once
 
 
 @dataclass(frozen=True)
@@ -192,12 +193,23 @@ def bootstrap_ci(
     generator = np.random.default_rng(rng)
     replicates = bootstrap_replicates(totals, from_sums, n_boot=n_boot, rng=generator)
     low, high = _percentile_interval(replicates, level)
-    if method == "percentile":
-        return BootstrapResult(estimate, low, high, ("percentile",) * n_outputs, replicates)
-    bca_low, bca_high, reasons = _bca_interval(totals, from_sums, estimate, replicates, level)
-    defined = reasons == ""
-    methods = tuple("bca" if not reason else f"percentile (BCa undefined: {reason})" for reason in reasons.ravel())
-    return BootstrapResult(estimate, np.where(defined, bca_low, low), np.where(defined, bca_high, high), methods, replicates)
+    methods = np.full(estimate.shape, "percentile", dtype=object)
+    if method == "bca":
+        bca_low, bca_high, reasons = _bca_interval(totals, from_sums, estimate, replicates, level)
+        # A non-smooth statistic near a boundary (binned ECE near 0) can get a bias correction so large that the
+        # BCa interval leaves its own estimate out: the percentile interval is used instead.
+        with np.errstate(invalid="ignore"):
+            outside = (reasons == "") & ((bca_low > estimate) | (bca_high < estimate))
+        reasons = np.where(outside, "its interval excluded the estimate", reasons)
+        defined = reasons == ""
+        low, high = np.where(defined, bca_low, low), np.where(defined, bca_high, high)
+        methods = np.where(defined, "bca", np.char.add("percentile (BCa undefined: ", reasons.astype(str)) + ")")
+    with np.errstate(invalid="ignore"):
+        stretched = (low > estimate) | (high < estimate)
+    methods = np.where(stretched, methods.astype(str) + STRETCHED, methods.astype(str))
+    return BootstrapResult(estimate, np.where(stretched, np.fmin(low, estimate), low),
+                           np.where(stretched, np.fmax(high, estimate), high),
+                           tuple(str(m) for m in np.ravel(methods)) or ("percentile",), replicates)
 
 
 def _percentile_interval(replicates: NDArray, level: float) -> tuple[NDArray, NDArray]:

@@ -13,6 +13,7 @@ data its estimates equal ANOVA's and, when positive, REML's (tested against
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -199,3 +200,123 @@ def variance_components(design: VarianceDesign, cluster_weights: NDArray | None 
     # Least squares: a confounding the partition check did not catch (say, a prompt in one benchmark
     # for every benchmark level) leaves the system singular; the minimum-norm solution splits it evenly.
     return np.linalg.lstsq(coefficients, values, rcond=None)[0]
+
+
+@dataclass(frozen=True)
+class ComponentIntervals:
+    """Variance components (negative estimates set to 0) with cluster-bootstrap intervals where they are valid.
+
+    ``names`` lists the factors then ``residual``; ``resampled[k]`` says
+    whether component k's levels lie within the resampled clusters (so the
+    bootstrap sees their sampling variation). A component whose levels cross
+    the clusters (a judge rating every prompt) has few levels of its own that
+    resampling prompts never varies: it is reported as a fixed spread with a
+    NaN interval. ``shares`` are the components over their sum.
+    """
+
+    names: tuple[str, ...]
+    estimate: NDArray[np.float64]
+    low: NDArray[np.float64]
+    high: NDArray[np.float64]
+    share: NDArray[np.float64]
+    share_low: NDArray[np.float64]
+    share_high: NDArray[np.float64]
+    resampled: NDArray[np.bool_]
+    dropped: tuple[str, ...]
+    n_clusters: int
+    n_resamples: int
+
+
+def _nested_in(frame: pd.DataFrame, factor: str, cluster: str) -> bool:
+    """Whether every level of ``factor`` lies within one cluster (the cluster bootstrap resamples its levels)."""
+    return bool((frame.groupby(factor, sort=False, observed=True)[cluster].nunique() <= 1).all())
+
+
+def bootstrap_variance_components(
+    frame: pd.DataFrame,
+    *,
+    cluster: str,
+    n_resamples: int,
+    level: float = 0.95,
+    factors: tuple[str, ...] = FACTORS,
+    interactions: tuple[tuple[str, str], ...] = INTERACTIONS,
+    rng: np.random.Generator | int | None = None,
+) -> ComponentIntervals:
+    """Variance components with a cluster bootstrap in which a cluster drawn k times brings k new levels.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        As for :func:`variance_design`, with a ``cluster`` column.
+    cluster : str
+        Resampling unit (the behaviour, else the prompt).
+    n_resamples : int
+        Bootstrap resamples.
+    level : float, default=0.95
+    factors, interactions
+        As for :func:`variance_design`.
+    rng : numpy Generator, int or None
+
+    Returns
+    -------
+    ComponentIntervals
+
+    Notes
+    -----
+    Each resample draws clusters with replacement and refits the model on
+    the drawn rows. The levels of factors nested in the clusters (prompts
+    within a behaviour, judge x prompt cells) are relabelled per copy: a
+    prompt drawn twice is two prompts. Counting it as one level with doubled
+    rows (weighting the clusters) inflates the prompt-level components and
+    deflates the residual, so the intervals miss their own estimates.
+    Factors crossed with the clusters (judges, models, benchmarks holding
+    many clusters) keep their levels; their few levels are not resampled,
+    so no bootstrap interval is given for them (fixed spread).
+
+    References
+    ----------
+    .. [1] Field, C. A., & Welsh, A. H. (2007). Bootstrapping clustered data.
+       JRSS B, 69(3), 369-390. doi:10.1111/j.1467-9868.2007.00593.x
+    .. [2] Davison, A. C., & Hinkley, D. V. (1997). Bootstrap Methods and their
+       Application, section 3.8. Cambridge University Press.
+    """
+    if not isinstance(n_resamples, int | np.integer) or n_resamples < 1:
+        raise ValueError(f"The 'n_resamples' parameter must be a positive integer. Got {n_resamples!r} instead.")
+    if not 0 < level < 1:
+        raise ValueError(f"The 'level' parameter must be in (0, 1). Got {level!r} instead.")
+    if cluster not in frame:
+        raise ValueError(f"The frame has no cluster column {cluster!r}.")
+    data = frame[frame["unsafe"].notna()].reset_index(drop=True)
+    design = variance_design(data, factors=factors, interactions=interactions, cluster=cluster)
+    estimate = np.clip(variance_components(design), 0, None)
+    names = (*design.factors, RESIDUAL)
+    present = [f for f in factors if f in data]
+    nested = {f for f in present if _nested_in(data, f, cluster)}
+    resampled = np.array([any(part in nested for part in name.split(":")) for name in design.factors] + [True])
+    cluster_codes, cluster_names = pd.factorize(data[cluster].astype(str), sort=True)
+    members = [np.flatnonzero(cluster_codes == c) for c in range(len(cluster_names))]
+    codes = {f: pd.factorize(data[f].astype(str), sort=True)[0].astype(np.int64) for f in present}
+    generator = np.random.default_rng(rng)
+    replicates = np.full((n_resamples, len(names)), np.nan)
+    for b in range(n_resamples):
+        drawn = generator.integers(0, len(members), size=len(members))
+        rows = np.concatenate([members[c] for c in drawn])
+        copy = np.repeat(np.arange(len(drawn)), [len(members[c]) for c in drawn])
+        resample = pd.DataFrame({"unsafe": data["unsafe"].to_numpy()[rows], cluster: copy})
+        for f in present:  # a nested level drawn in two copies of its cluster becomes two levels
+            resample[f] = codes[f][rows] * len(drawn) + copy if f in nested else codes[f][rows]
+        refit = variance_design(resample, factors=factors, interactions=interactions, cluster=cluster)
+        if refit.factors == design.factors:
+            replicates[b] = np.clip(variance_components(refit), 0, None)
+    tail = (1 - level) / 2 * 100
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        shares = replicates / replicates.sum(axis=1, keepdims=True)
+        low, high = np.nanpercentile(replicates, [tail, 100 - tail], axis=0)
+        share_low, share_high = np.nanpercentile(shares, [tail, 100 - tail], axis=0)
+    hidden = ~resampled
+    low[hidden] = high[hidden] = share_low[hidden] = share_high[hidden] = np.nan
+    total = estimate.sum()
+    share = estimate / total if total > 0 else np.full(len(names), np.nan)
+    return ComponentIntervals(names, estimate, low, high, share, share_low, share_high, resampled,
+                              design.dropped, len(members), n_resamples)

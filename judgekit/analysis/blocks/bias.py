@@ -79,7 +79,13 @@ def _error_regression(writer: RowWriter, data: StudyArrays, judge_id: str, corre
     frame = frame[~np.isnan(frame["error"].to_numpy()) & data.policy_mask]
     if frame.empty or frame["error"].nunique() < 2:
         return
-    formula = "error ~ " + " + ".join(t for t in terms if t.strip("C()") not in frame or frame[t.strip("C()")].nunique() >= 2)
+    varying = [t for t in terms if t.strip("C()") not in frame or frame[t.strip("C()")].nunique() >= 2]
+    if not varying:
+        writer.add("error_odds_ratio", judge_id, HUMAN_MAJORITY, subset("term", "none"), np.nan, np.nan, np.nan,
+                   n_items=0, n_in_subset=len(frame), method="logistic GLM, cluster-robust SE",
+                   warning=f"no regression: every term ({', '.join(terms)}) is constant on these items")
+        return
+    formula = "error ~ " + " + ".join(varying)
     table = error_regression(frame, formula=formula, cluster="cluster")
     method = f"logistic GLM, cluster-robust SE; {formula}"
     for row in table.itertuples(index=False):

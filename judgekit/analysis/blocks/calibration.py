@@ -39,8 +39,9 @@ FULL = BRIEF | {
     "log_loss": Statistic(cal.log_loss_from_sums),
 } | {f"brier_{term}": _brier_term(k) for k, term in enumerate(cal.BRIER_TERMS)}
 
-RANKING = {"auroc": Statistic(cal.auroc_from_sums, gradient=cal.auroc_gradient),
-           "auprc": Statistic(cal.auprc_from_sums, gradient=cal.auprc_gradient)}
+ONE_CLASS = "the reference has one class on these items"
+RANKING = {"auroc": Statistic(cal.auroc_from_sums, gradient=cal.auroc_gradient, undefined=ONE_CLASS),
+           "auprc": Statistic(cal.auprc_from_sums, gradient=cal.auprc_gradient, undefined=ONE_CLASS)}
 
 
 def calibration_rows(writer: RowWriter, judge_id: str, group: Subset, mask: NDArray, p: NDArray, reference: NDArray,
@@ -50,16 +51,17 @@ def calibration_rows(writer: RowWriter, judge_id: str, group: Subset, mask: NDAr
     if not usable.any():
         return
     uniform = cal.binned_item_sums(reference, p, cal.bin_edges(p[usable], n_bins=n_bins, strategy="uniform"))
-    writer.block(BRIEF if brief else FULL, judge_id, HUMAN_MAJORITY, group, mask & ~np.isnan(p),
+    # The whole subset is the mask, so items without P(unsafe) or a reference count as excluded, as on accuracy rows.
+    writer.block(BRIEF if brief else FULL, judge_id, HUMAN_MAJORITY, group, mask,
                  np.hstack([cal.brier_item_sums(reference, p), cal.brier_moment_item_sums(reference, p), uniform]))
     if brief:
         return
     quantile = cal.bin_edges(p[usable], n_bins=n_bins, strategy="quantile")
-    writer.block({"ece_equal_mass": Statistic(cal.ece_from_sums)}, judge_id, HUMAN_MAJORITY, group, mask & ~np.isnan(p),
+    writer.block({"ece_equal_mass": Statistic(cal.ece_from_sums)}, judge_id, HUMAN_MAJORITY, group, mask,
                  cal.binned_item_sums(reference, p, quantile), counted=usable)
     if len(np.unique(reference[usable])) == 2:
         levels = cal.score_levels(p[usable])
-        writer.block(RANKING, judge_id, HUMAN_MAJORITY, group, mask & ~np.isnan(p), cal.ranking_item_sums(reference, p, levels),
+        writer.block(RANKING, judge_id, HUMAN_MAJORITY, group, mask, cal.ranking_item_sums(reference, p, levels),
                      counted=usable)
 
 

@@ -27,16 +27,21 @@ def _rate(events: tuple[int, ...], trials: tuple[int, ...]):
     return lambda s: (_cols(*events)(s), _cols(*trials)(s))
 
 
+NO_POSITIVES = "no reference positives (no item the humans called unsafe)"
+NO_NEGATIVES = "no reference negatives (no item the humans called safe)"
 # confusion sums: [n, tp, fp, fn, tn]
 CONFUSION = {
     "accuracy": Statistic(partial(metric_from_sums, "accuracy"), _rate((1, 4), (0,)), _confusion_classes),
-    "precision": Statistic(partial(metric_from_sums, "precision"), _rate((1,), (1, 2)), _confusion_classes),
-    "recall": Statistic(partial(metric_from_sums, "recall"), _rate((1,), (1, 3)), _confusion_classes),
-    "f1": Statistic(partial(metric_from_sums, "f1"), classes=_confusion_classes),
-    "fpr": Statistic(partial(metric_from_sums, "fpr"), _rate((2,), (2, 4)), _confusion_classes),
-    "fnr": Statistic(partial(metric_from_sums, "fnr"), _rate((3,), (1, 3)), _confusion_classes),
+    "precision": Statistic(partial(metric_from_sums, "precision"), _rate((1,), (1, 2)), _confusion_classes,
+                           undefined="the judge called no item unsafe (no predicted positives)"),
+    "recall": Statistic(partial(metric_from_sums, "recall"), _rate((1,), (1, 3)), _confusion_classes, undefined=NO_POSITIVES),
+    "f1": Statistic(partial(metric_from_sums, "f1"), classes=_confusion_classes,
+                    undefined="no reference positives and no predicted positives"),
+    "fpr": Statistic(partial(metric_from_sums, "fpr"), _rate((2,), (2, 4)), _confusion_classes, undefined=NO_NEGATIVES),
+    "fnr": Statistic(partial(metric_from_sums, "fnr"), _rate((3,), (1, 3)), _confusion_classes, undefined=NO_POSITIVES),
     "balanced_accuracy": Statistic(partial(metric_from_sums, "balanced_accuracy"), classes=_confusion_classes),
-    "mcc": Statistic(partial(metric_from_sums, "mcc"), classes=_confusion_classes),
+    "mcc": Statistic(partial(metric_from_sums, "mcc"), classes=_confusion_classes,
+                     undefined="the judge or the reference gives one label on every item"),
 }
 
 
@@ -46,7 +51,8 @@ def pair_classes(totals: NDArray) -> tuple[float, float]:
 
 
 AGREEMENT_RATE = Statistic(ag.two_rater_agreement_from_sums, _rate((1,), (0,)), pair_classes)
-KAPPA = Statistic(ag.cohen_kappa_from_sums, classes=pair_classes)
+KAPPA = Statistic(ag.cohen_kappa_from_sums, classes=pair_classes,
+                  undefined="both raters give the same single label on every item (chance agreement is 1)")
 TWO_RATER = {
     "cohen_kappa": KAPPA,
     "scott_pi": Statistic(ag.scott_pi_from_sums, classes=pair_classes),

@@ -9,13 +9,15 @@ is not the probability that the conclusion flips under another judge.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from scipy.stats import t as student_t
 
 from judgekit.analysis.blocks.rates import raters
-from judgekit.analysis.inputs import StudyArrays
+from judgekit.analysis.inputs import StudyArrays, prompt_keys
 from judgekit.analysis.rows import Interval, RowWriter, Statistic
 from judgekit.analysis.subsets import Subset
 from judgekit.schema import HUMAN_MAJORITY
@@ -55,6 +57,18 @@ def effect_p_value(interval: Interval) -> tuple[float, str]:
     return float(2 * student_t.sf(statistic, interval.degrees_of_freedom)), "t test on the linearized standard error, two-sided"
 
 
+def _prompt_set_note(keys: NDArray, treated: NDArray, control: NDArray):
+    """Statistic notes: the unpaired effect's warning when the two models answered different prompts."""
+    first, second = set(keys[treated]), set(keys[control])
+    if first == second:
+        return None
+    shared = len(first & second)
+    note = (f"unpaired difference of pooled rates over different prompt sets ({shared} of {len(first)} fine-tune and "
+            f"{len(second)} base prompts shared): it mixes the effect with the prompts' difficulty; read "
+            "finetune_effect_paired")
+    return lambda sums, settings: [note]
+
+
 def finetune_effects(writer: RowWriter, data: StudyArrays) -> None:
     for view in data.outcomes:
         with writer.measuring(view) as outcome_data:
@@ -68,6 +82,7 @@ def finetune_effects(writer: RowWriter, data: StudyArrays) -> None:
 def _outcome_effects(writer: RowWriter, data: StudyArrays, items: NDArray) -> None:
     """``finetune_effect`` and its p-value rows of one outcome, on its prompts (``items``)."""
     responses = data.responses
+    keys = prompt_keys(responses)
     for finetuned, base, goal in finetune_comparisons(responses):
         treated = (responses["model"] == finetuned).to_numpy()
         control = (responses["model"] == base).to_numpy()
@@ -79,9 +94,11 @@ def _outcome_effects(writer: RowWriter, data: StudyArrays, items: NDArray) -> No
             columns = {"model": finetuned, "base_model": base, "finetune_goal": goal}
             group = Subset(label, "finetune_comparison", f"{finetuned} vs {base}",
                            columns | ({"benchmark": benchmark} if benchmark else {}))
+            unpaired = {"finetune_effect": replace(EFFECT["finetune_effect"],
+                                                   notes=_prompt_set_note(keys, mask & treated, mask & control))}
             for rater, verdicts in raters(data).items():
                 sums = paired_rate_item_sums(verdicts, treated)
-                intervals = writer.block(EFFECT, rater, "base_model", group, mask, sums,
+                intervals = writer.block(unpaired, rater, "base_model", group, mask, sums,
                                          counted=~np.isnan(verdicts))
                 if "finetune_effect" not in intervals:
                     continue

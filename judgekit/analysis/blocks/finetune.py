@@ -21,8 +21,9 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   items corrected by its errors on that model's human-labelled items, so a
   judge that errs more on fine-tuned outputs is corrected more there; the
   effect, like the paired one, uses only prompts both models answered (fewer
-  than 10: no estimate, the warning says why); the method says whether the
-  difference is paired by prompt or of independent means;
+  than 10: no estimate, the warning says why); one PPI++ weight per model,
+  variance summed within clusters, so prompts labelled for both models pair
+  their residuals; the method says how many were;
 * ``conclusion_agreement`` / ``conclusion_reversal`` — over every judge ×
   benchmark × incoherence policy cell, the share reaching the humans'
   sign × significance conclusion and the share significantly reversing it;
@@ -47,10 +48,11 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   models table's ``goal_target`` so figures can draw it, and the gain's
   method says whether the fine-tune's capability interval reached it.
 
-With several samples per prompt the corrected (PPI) rows treat each response
-as a draw and warn: averaging within a prompt first would be sound only when
-labels were sampled by prompt, whereas ``plan-labels`` samples responses, so a
-prompt's average would mix labelled and judge-only samples.
+The corrected (PPI) rows sum each item's influence within its cluster
+(``behavior_id`` where given, else the prompt): a prompt's samples, both
+models' responses to it and a behaviour's prompts are one unit, so several
+samples per prompt and paired labels enter the cluster-robust variance
+(:func:`judgekit.stats.ppi.ppi_clustered`).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from numpy.typing import NDArray
 
 from judgekit.analysis.blocks.conclusions import benchmark_scopes
 from judgekit.analysis.blocks.rates import raters
-from judgekit.analysis.inputs import StudyArrays
+from judgekit.analysis.inputs import StudyArrays, prompt_keys
 from judgekit.analysis.outcomes import OutcomeView
 from judgekit.analysis.rows import RowWriter, row_generator
 from judgekit.analysis.subsets import Subset
@@ -73,7 +75,7 @@ from judgekit.labelling import disagreement_rates, model_variance_components
 from judgekit.schema import HUMAN_MAJORITY
 from judgekit.stats.labelplan import plan_additional_labels
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
-from judgekit.stats.ppi import PPIEstimate, ppi_mean, ppi_mean_difference
+from judgekit.stats.ppi import ClusteredPPIEstimate, ppi_clustered
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers
 
 # Below this many human-labelled items of a model its corrected rate is not reported.
@@ -86,15 +88,6 @@ FEW_LABELLED = 50
 POLICIES = ("include", "exclude", "only")
 # Half-width the labels_needed rows plan for (the example target of `judgekit plan-labels`).
 LABEL_PLAN_HALFWIDTH = 0.05
-
-
-def prompt_keys(responses: pd.DataFrame) -> NDArray:
-    """The key matching responses across models: ``prompt_id`` where given, else the prompt text."""
-    text = responses["prompt"].astype(str).to_numpy()
-    if "prompt_id" not in responses:
-        return text
-    ids = responses["prompt_id"]
-    return np.where(ids.notna().to_numpy(), "id:" + ids.astype(str).to_numpy(), "text:" + text)
 
 
 def _incoherent(data: StudyArrays) -> NDArray | None:
@@ -328,30 +321,6 @@ def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDAr
                        interval="bootstrap-percentile")
 
 
-def _ppi_inputs(reference: NDArray, verdicts: NDArray, mask: NDArray) -> tuple[NDArray, NDArray, NDArray] | None:
-    usable = mask & ~np.isnan(verdicts)
-    labelled = usable & ~np.isnan(reference)
-    if labelled.sum() < MIN_LABELLED:
-        return None
-    return reference[labelled], verdicts[labelled], verdicts[usable & np.isnan(reference)]
-
-
-def _paired_ppi_inputs(reference, verdicts, mask, treated, keys):
-    """Per-prompt arrays of both models when their labelled prompts coincide; None otherwise."""
-    frame = pd.DataFrame({"key": keys[mask], "treated": treated[mask], "y": reference[mask], "f": verdicts[mask]})
-    frame = frame[frame["f"].notna()]
-    if frame.groupby(["key", "treated"]).size().max() != 1:
-        return None  # several samples per prompt: per-item PPI, not per prompt
-    wide = frame.pivot(index="key", columns="treated", values=["y", "f"]).dropna(subset=[("f", True), ("f", False)])
-    labelled = wide[("y", True)].notna() | wide[("y", False)].notna()
-    both = wide[("y", True)].notna() & wide[("y", False)].notna()
-    if not (labelled == both).all() or both.sum() < MIN_LABELLED:
-        return None
-    unlabelled = ~labelled
-    return tuple((wide.loc[both, ("y", arm)].to_numpy(), wide.loc[both, ("f", arm)].to_numpy(),
-                  wide.loc[unlabelled, ("f", arm)].to_numpy()) for arm in (True, False))
-
-
 def matched_prompts(mask: NDArray, treated: NDArray, keys: NDArray) -> tuple[NDArray, int]:
     """Items of ``mask`` whose prompt both models answered, and how many such prompts there are."""
     in_scope = pd.DataFrame({"key": keys[mask], "treated": treated[mask]})
@@ -360,33 +329,39 @@ def matched_prompts(mask: NDArray, treated: NDArray, keys: NDArray) -> tuple[NDA
     return mask & pd.Series(keys).isin(both).to_numpy(), len(both)
 
 
+def effect_clusters(data: StudyArrays, keys: NDArray) -> NDArray:
+    """Independent units of the corrected rows: ``behavior_id`` where given, else the prompt (its samples and both
+    models' responses to it fall in one cluster)."""
+    if "behavior_id" not in data.responses:
+        return keys
+    behaviour = data.responses["behavior_id"]
+    return np.where(behaviour.notna().to_numpy(), "behavior:" + behaviour.astype(str).to_numpy(), "prompt:" + keys.astype(str))
+
+
 def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, group: Subset, mask: NDArray,
                     treated: NDArray, control: NDArray, keys: NDArray, *, matched: NDArray, n_matched: int) -> None:
     """Per judge: each model's corrected rate on all its items, and the corrected effect on the ``matched`` items."""
     if not data.has_reference:
         return
-    in_scope = pd.DataFrame({"key": keys[mask], "treated": treated[mask]})
-    samples_note = (" several samples per prompt: each response is treated as an independent draw, so the interval "
-                    "can be too narrow when a prompt's samples are alike"
-                    if len(in_scope) and in_scope.groupby(["key", "treated"]).size().max() > 1 else "")
+    clusters = effect_clusters(data, keys)
+    level = writer.settings.level
     for judge_id in data.judges.columns:
         verdicts = data.judges[judge_id].to_numpy()
-        arms = []
+        judged = ~np.isnan(verdicts)
+        estimable = True
         for model, in_model in ((comparison.treated, treated), (comparison.control, control)):
-            inputs = _ppi_inputs(data.reference, verdicts, mask & in_model)
+            items = mask & in_model & judged
             model_group = Subset(f"{group.label}|rate_of={model}", group.kind, model,
                                  group.columns | {"model": model})
-            if inputs is None:
+            if (items & ~np.isnan(data.reference)).sum() < MIN_LABELLED:
                 writer.add("harmful_rate_corrected", judge_id, HUMAN_MAJORITY, model_group, np.nan, np.nan, np.nan,
                            n_items=0, n_in_subset=int((mask & in_model).sum()), method="PPI++",
                            warning=f"fewer than {MIN_LABELLED} human-labelled items of {model}: no corrected rate")
-                arms.append(None)
+                estimable = False
                 continue
-            result = ppi_mean(*inputs, level=writer.settings.level)
-            _ppi_row(writer, "harmful_rate_corrected", judge_id, model_group, result, int((mask & in_model).sum()),
-                     samples_note)
-            arms.append(inputs)
-        if None in arms:
+            result = ppi_clustered(data.reference[items], verdicts[items], clusters[items], level=level)
+            _ppi_row(writer, "harmful_rate_corrected", judge_id, model_group, result, int((mask & in_model).sum()))
+        if not estimable:
             continue
         if n_matched < MIN_MATCHED_PROMPTS:
             writer.add("finetune_effect_corrected", judge_id, HUMAN_MAJORITY, group, np.nan, np.nan, np.nan,
@@ -394,36 +369,41 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
                        warning=f"only {n_matched} prompts answered by both models (need {MIN_MATCHED_PROMPTS}); "
                                "no corrected effect: the models' rates would be compared on different prompts")
             continue
-        arms = [_ppi_inputs(data.reference, verdicts, matched & in_model) for in_model in (treated, control)]
-        if None in arms:
+        items = matched & judged
+        labelled = items & ~np.isnan(data.reference)
+        if min((labelled & treated).sum(), (labelled & control).sum()) < MIN_LABELLED:
             writer.add("finetune_effect_corrected", judge_id, HUMAN_MAJORITY, group, np.nan, np.nan, np.nan,
                        n_items=0, n_in_subset=int(matched.sum()), method="PPI++",
                        warning=f"fewer than {MIN_LABELLED} human-labelled items of a model on the prompts both "
                                "models answered: no corrected effect")
             continue
-        paired = _paired_ppi_inputs(data.reference, verdicts, matched, treated, keys)
-        effect = (ppi_mean_difference(*paired, paired=True, level=writer.settings.level) if paired is not None
-                  else ppi_mean_difference(*arms, level=writer.settings.level))
-        _ppi_row(writer, "finetune_effect_corrected", judge_id, group, effect, int(matched.sum()), samples_note)
+        effect = ppi_clustered(data.reference[items], verdicts[items], clusters[items], treated=treated[items],
+                               level=level)
+        _ppi_row(writer, "finetune_effect_corrected", judge_id, group, effect, int(matched.sum()),
+                 paired=_labelled_pairs(labelled, treated, keys))
 
 
-def _ppi_warning(result: PPIEstimate, samples_note: str) -> str:
-    warnings = []
-    if result.se == 0:
-        warnings.append("labelled residuals are constant: zero-width interval, not a certainty")
-    elif result.n_labelled < FEW_LABELLED:
-        warnings.append(f"few labelled items (n={result.n_labelled}): the normal interval may under-cover")
-    if samples_note:
-        warnings.append(samples_note.strip())
-    return "; ".join(warnings)
+def _labelled_pairs(labelled: NDArray, treated: NDArray, keys: NDArray) -> str:
+    """How many labelled prompts carry labels of both models (their residual differences are what pairing uses)."""
+    first, second = set(keys[labelled & treated]), set(keys[labelled & ~treated])
+    both = len(first & second)
+    return (f"paired by cluster: {both} prompts labelled for both models, {len(first ^ second)} for one; "
+            "both models' responses to a prompt share its cluster")
 
 
-def _ppi_row(writer: RowWriter, name: str, judge_id: str, group: Subset, result: PPIEstimate, n_in_subset: int,
-             samples_note: str) -> None:
+def _ppi_warning(result: ClusteredPPIEstimate) -> str:
+    if result.n_labelled < FEW_LABELLED:
+        return f"few labelled items (n={result.n_labelled}): the normal interval may under-cover"
+    return ""
+
+
+def _ppi_row(writer: RowWriter, name: str, judge_id: str, group: Subset, result: ClusteredPPIEstimate,
+             n_in_subset: int, *, paired: str = "") -> None:
     n_items = result.n_labelled + result.n_unlabelled
     writer.add(name, judge_id, HUMAN_MAJORITY, group, result.estimate, result.ci_low, result.ci_high,
-               n_items=n_items, n_in_subset=max(n_in_subset, n_items), warning=_ppi_warning(result, samples_note),
-               method=f"{result.method}; {result.n_labelled} labelled, {result.n_unlabelled} judge-only, normal interval",
+               n_items=n_items, n_in_subset=max(n_in_subset, n_items), warning=_ppi_warning(result),
+               method=f"{result.method}; {result.n_labelled} labelled, {result.n_unlabelled} judge-only items"
+                      + (f"; {paired}" if paired else ""),
                interval="ppi")
 
 
