@@ -154,6 +154,9 @@ def load_study(study_dir: str | Path) -> Study:
             _check_known_items(tables[name], tables["responses"], path)
     if "annotations" in tables:
         _check_labels(tables["annotations"], metadata, table_path(study_dir, "annotations"))
+    from judgekit.capability.tables import check_lineage_forest  # it reads studies: imported here, not at the top
+
+    check_lineage_forest(study_dir, tables["responses"], responses_path)
     return Study(path=study_dir, metadata=metadata, **tables)
 
 
