@@ -115,7 +115,7 @@ def _locate_bad_bytes(path: Path, raw: bytes, err: UnicodeDecodeError, fmt: str)
                     record = json.loads(line_text)
                     column = next((k for k, v in record.items() if isinstance(v, str) and _has_surrogate(v)), None)
                     return InputError(message, file=path, row=row_number, column=column, line=row_number)
-    except (_CsvRecordError, json.JSONDecodeError, AttributeError, IndexError):
+    except (_CsvRecordError, json.JSONDecodeError, AttributeError, IndexError, RecursionError):
         pass
     return InputError(message, file=path, line=line, row=line)
 
@@ -260,6 +260,9 @@ def _read_jsonl(path: Path, text: str) -> tuple[pd.DataFrame, list[int]]:
             record = json.loads(line, parse_constant=_reject_constant)
         except (json.JSONDecodeError, ValueError) as err:
             raise InputError(f"invalid JSON: {err}", file=path, row=len(records) + 1, line=line_number) from None
+        except RecursionError:
+            raise InputError("a value is nested too deeply to read (a table cell holds text, a number or null)",
+                             file=path, row=len(records) + 1, line=line_number) from None
         if not isinstance(record, dict):
             raise InputError("each line must be a JSON object", file=path, row=len(records) + 1, line=line_number)
         records.append(record)
@@ -278,15 +281,26 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
     try:
         table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise InputError(f"not a readable parquet file: {err}", file=path) from None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as err:
+        raise InputError(f"not a readable parquet file: {_first_line(err)}", file=path) from None
     _check_header(table.column_names, path)
     for name in table.column_names:
         column = table.column(name)
         if pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py():
             first = int(np.flatnonzero(pc.is_nan(column).to_numpy(zero_copy_only=False))[0])
             raise InputError("NaN is not allowed; store null for a missing value", file=path, row=first + 1, column=name)
-    return table.to_pandas(types_mapper={pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd.ArrowDtype(pa.large_string())}.get)
+    strings = {pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd.ArrowDtype(pa.large_string())}.get
+    try:
+        return table.to_pandas(types_mapper=strings)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, ValueError):
+        # The stored pandas metadata disagrees with the data (a list column where it says text): read the values
+        # as they are, so the schema check names the row and column of the first cell that is not a scalar.
+        try:
+            return table.to_pandas(types_mapper=strings, ignore_metadata=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, ValueError) as err:
+            nested = next((n for n in table.column_names if pa.types.is_nested(table.column(n).type)), None)
+            raise InputError(f"cannot be read as a table of scalar cells: {_first_line(err)}", file=path,
+                             column=nested) from None
 
 
 def _check_header(header: list[str], path: Path) -> None:
@@ -720,3 +734,7 @@ def _atomic_file(path: Path) -> Iterator[BinaryIO]:
             raise InputError("cannot be written: no space left on the device; nothing was replaced, free space and rerun",
                              file=path) from None
         raise
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]

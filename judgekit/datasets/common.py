@@ -60,6 +60,8 @@ def read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise InputError(f"invalid JSON: {err.msg}", file=path, row=err.lineno) from None
+    except RecursionError:
+        raise InputError("is nested too deeply to read", file=path) from None
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -71,6 +73,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise InputError(f"invalid JSON: {err.msg}", file=path, row=number) from None
+        except RecursionError:
+            raise InputError("a value is nested too deeply to read", file=path, row=number) from None
         if not isinstance(record, dict):
             raise InputError("each line must be a JSON object", file=path, row=number)
         records.append(record)
