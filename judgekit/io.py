@@ -19,7 +19,7 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -239,11 +239,19 @@ def _read_csv(path: Path, text: str) -> tuple[pd.DataFrame, list[int] | _CsvLine
     kept = [(r, ln) for r, ln in zip(rows, lines, strict=True) if r != []]
     for row_number, (record, line) in enumerate(kept, start=1):
         if len(record) != len(header):
-            raise InputError(
-                f"has {len(record)} fields, the header has {len(header)}", file=path, row=row_number, line=line
-            )
+            raise InputError(f"has {len(record)} fields, the header has {len(header)}{delimiter_hint(header)}",
+                             file=path, row=row_number, line=line)
     frame = pd.DataFrame([r for r, _ in kept], columns=header, dtype=object)
     return frame, [ln for _, ln in kept]
+
+
+def delimiter_hint(header: Sequence[str] | None) -> str:
+    """A hint for a CSV whose header is one field holding another delimiter (a semicolon-separated export)."""
+    if header is None or len(header) != 1:
+        return ""
+    found = next((name for mark, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")) if mark in header[0]), None)
+    return (f" (the header is one field, {header[0]!r}: the file looks separated by {found}; judgekit reads "
+            "comma-separated CSV, so save it with commas)") if found else ""
 
 
 def _reject_constant(name: str) -> float:
@@ -316,11 +324,9 @@ def _check_header(header: list[str], path: Path) -> None:
 def _conform(frame: pd.DataFrame, schema: TableSchema, path: Path, fmt: str, lines: list[int] | None) -> pd.DataFrame:
     missing = [c for c in schema.required_columns if c not in frame.columns]
     if missing:
-        raise InputError(
-            f"missing required column (has: {', '.join(map(str, frame.columns)) or 'none'})",
-            file=path,
-            column=missing[0],
-        )
+        raise InputError(f"missing required column (has: {', '.join(map(str, frame.columns)) or 'none'})"
+                         f"{delimiter_hint(list(map(str, frame.columns))) if fmt == 'csv' else ''}",
+                         file=path, column=missing[0])
 
     def fail(message: str, position: int, column: str) -> InputError:
         line = lines[position] if lines is not None else None

@@ -114,9 +114,9 @@ def check_lineage_forest(study_dir: str | Path, responses: pd.DataFrame, respons
             raise InputError(f"model {frame['model'].iloc[position]!r} is a fine-tune (finetune_goal "
                              f"{goal.iloc[position]!r}) of itself: its base_model must be another model",
                              file=path, row=position + 1, column="base_model")
-    lineage = model_lineage(responses, models)
-    parent = {row.model: row.base_model for row in lineage.itertuples(index=False)
-              if row.base_model and row.base_model != row.model}
+    stated = [(f["model"], f["base_model"]) for f, _ in reversed(tables)]  # the models table last: it wins
+    parent = {model: base for models_, bases in stated for model, base in zip(models_, bases, strict=True)
+              if isinstance(base, str) and base and base != model and isinstance(model, str)}
     for start in sorted(parent):
         chain, node = [start], parent[start]
         while node in parent and node not in chain:

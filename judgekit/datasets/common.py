@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from judgekit.errors import InputError
+from judgekit.io import delimiter_hint
 from judgekit.schema import LabelSet, StudyMetadata
 
 
@@ -44,7 +45,8 @@ def read_csv_records(path: Path, required: list[str], *, encoding: str = "utf-8"
     reader = csv.DictReader(io.StringIO(text, newline=""))
     missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
-        raise InputError(f"missing column (has: {', '.join(reader.fieldnames or [])})", file=path, column=missing[0])
+        raise InputError(f"missing column (has: {', '.join(reader.fieldnames or [])}){delimiter_hint(reader.fieldnames)}",
+                         file=path, column=missing[0])
     try:
         rows = list(reader)
     except csv.Error as err:

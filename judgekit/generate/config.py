@@ -240,23 +240,7 @@ def run_config(path: Path, *, progress: bool = True) -> list[str]:
     check_output_dir(config.report, kind="report", studies=[config.out])
     new_study = not config.out.exists()
     lines = [f"study: {config.out.resolve()}{' (new)' if new_study else ''}; report: {config.report.resolve()}"]
-    try:
-        lines += _run_steps(config, options, progress=progress)
-    except BaseException:
-        _remove_skeleton(config.out, new_study)
-        raise
-    return lines
-
-
-def _remove_skeleton(study: Path, new_study: bool) -> None:
-    """A study this run created that holds no responses yet (prompts, manifest, lock) is removed on failure:
-    nothing in it is worth resuming, and a later run starts clean."""
-    from judgekit.study import table_path
-
-    if new_study and study.is_dir() and table_path(study, "responses") is None:
-        import shutil
-
-        shutil.rmtree(study, ignore_errors=True)
+    return lines + _run_steps(config, options, progress=progress)
 
 
 def _run_steps(config: RunConfig, options, *, progress: bool) -> list[str]:
