@@ -7,11 +7,15 @@ Exit codes: 0 success; 1 failure inside judgekit; 2 bad input or usage
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import re
 import sys
 import traceback
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from judgekit.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError, StepFailed, is_disk_full
@@ -594,6 +598,47 @@ def _dispatch_data(args: argparse.Namespace) -> None:
                                                       mapping=args.map, part=args.part, force=args.force)))
 
 
+class _HeldRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _held_diagnostics() -> Iterator[list]:
+    """Hold back Python warnings (a missing glyph in a figure) and log warnings while a command runs.
+
+    The caller prints them after a success and drops them after a failure, so that a failure is exactly
+    one line on stderr. Yields a list that collects (held warnings, held log records).
+    """
+    held: list = []
+    root = logging.getLogger()
+    handler = _HeldRecords()
+    saved_handlers = root.handlers[:]
+    root.handlers = [handler]
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            held.append(caught)
+            held.append(handler.records)
+            yield held
+    finally:
+        root.handlers = saved_handlers
+
+
+def _print_held(held: list) -> None:
+    caught, records = held
+    if sys.stderr is None or sys.stderr.closed:
+        return
+    for w in caught:
+        print(warnings.formatwarning(w.message, w.category, w.filename, w.lineno).rstrip(), file=sys.stderr)
+    for record in records:
+        print(record.getMessage(), file=sys.stderr)  # as logging's last-resort handler prints it
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -601,6 +646,14 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "no_progress", False):
         # transformers' "Loading weights" bars follow huggingface_hub's switch, read when it is first imported
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    with _held_diagnostics() as held:
+        code = _run(args, debug)
+    if code == EXIT_OK:
+        _print_held(held)
+    return code
+
+
+def _run(args: argparse.Namespace, debug: bool) -> int:
     try:
         _dispatch(args)
     except InputError as err:

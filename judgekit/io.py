@@ -19,7 +19,7 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -115,7 +115,7 @@ def _locate_bad_bytes(path: Path, raw: bytes, err: UnicodeDecodeError, fmt: str)
                     record = json.loads(line_text)
                     column = next((k for k, v in record.items() if isinstance(v, str) and _has_surrogate(v)), None)
                     return InputError(message, file=path, row=row_number, column=column, line=row_number)
-    except (_CsvRecordError, json.JSONDecodeError, AttributeError, IndexError):
+    except (_CsvRecordError, json.JSONDecodeError, AttributeError, IndexError, RecursionError):
         pass
     return InputError(message, file=path, line=line, row=line)
 
@@ -239,11 +239,19 @@ def _read_csv(path: Path, text: str) -> tuple[pd.DataFrame, list[int] | _CsvLine
     kept = [(r, ln) for r, ln in zip(rows, lines, strict=True) if r != []]
     for row_number, (record, line) in enumerate(kept, start=1):
         if len(record) != len(header):
-            raise InputError(
-                f"has {len(record)} fields, the header has {len(header)}", file=path, row=row_number, line=line
-            )
+            raise InputError(f"has {len(record)} fields, the header has {len(header)}{delimiter_hint(header)}",
+                             file=path, row=row_number, line=line)
     frame = pd.DataFrame([r for r, _ in kept], columns=header, dtype=object)
     return frame, [ln for _, ln in kept]
+
+
+def delimiter_hint(header: Sequence[str] | None) -> str:
+    """A hint for a CSV whose header is one field holding another delimiter (a semicolon-separated export)."""
+    if header is None or len(header) != 1:
+        return ""
+    found = next((name for mark, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")) if mark in header[0]), None)
+    return (f" (the header is one field, {header[0]!r}: the file looks separated by {found}; judgekit reads "
+            "comma-separated CSV, so save it with commas)") if found else ""
 
 
 def _reject_constant(name: str) -> float:
@@ -260,6 +268,9 @@ def _read_jsonl(path: Path, text: str) -> tuple[pd.DataFrame, list[int]]:
             record = json.loads(line, parse_constant=_reject_constant)
         except (json.JSONDecodeError, ValueError) as err:
             raise InputError(f"invalid JSON: {err}", file=path, row=len(records) + 1, line=line_number) from None
+        except RecursionError:
+            raise InputError("a value is nested too deeply to read (a table cell holds text, a number or null)",
+                             file=path, row=len(records) + 1, line=line_number) from None
         if not isinstance(record, dict):
             raise InputError("each line must be a JSON object", file=path, row=len(records) + 1, line=line_number)
         records.append(record)
@@ -278,15 +289,26 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
     try:
         table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise InputError(f"not a readable parquet file: {err}", file=path) from None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as err:
+        raise InputError(f"not a readable parquet file: {_first_line(err)}", file=path) from None
     _check_header(table.column_names, path)
     for name in table.column_names:
         column = table.column(name)
         if pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py():
             first = int(np.flatnonzero(pc.is_nan(column).to_numpy(zero_copy_only=False))[0])
             raise InputError("NaN is not allowed; store null for a missing value", file=path, row=first + 1, column=name)
-    return table.to_pandas(types_mapper={pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd.ArrowDtype(pa.large_string())}.get)
+    strings = {pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd.ArrowDtype(pa.large_string())}.get
+    try:
+        return table.to_pandas(types_mapper=strings)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, ValueError):
+        # The stored pandas metadata disagrees with the data (a list column where it says text): read the values
+        # as they are, so the schema check names the row and column of the first cell that is not a scalar.
+        try:
+            return table.to_pandas(types_mapper=strings, ignore_metadata=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, ValueError) as err:
+            nested = next((n for n in table.column_names if pa.types.is_nested(table.column(n).type)), None)
+            raise InputError(f"cannot be read as a table of scalar cells: {_first_line(err)}", file=path,
+                             column=nested) from None
 
 
 def _check_header(header: list[str], path: Path) -> None:
@@ -302,11 +324,9 @@ def _check_header(header: list[str], path: Path) -> None:
 def _conform(frame: pd.DataFrame, schema: TableSchema, path: Path, fmt: str, lines: list[int] | None) -> pd.DataFrame:
     missing = [c for c in schema.required_columns if c not in frame.columns]
     if missing:
-        raise InputError(
-            f"missing required column (has: {', '.join(map(str, frame.columns)) or 'none'})",
-            file=path,
-            column=missing[0],
-        )
+        raise InputError(f"missing required column (has: {', '.join(map(str, frame.columns)) or 'none'})"
+                         f"{delimiter_hint(list(map(str, frame.columns))) if fmt == 'csv' else ''}",
+                         file=path, column=missing[0])
 
     def fail(message: str, position: int, column: str) -> InputError:
         line = lines[position] if lines is not None else None
@@ -734,3 +754,7 @@ def _atomic_file(path: Path) -> Iterator[BinaryIO]:
             raise InputError("cannot be written: no space left on the device; nothing was replaced, free space and rerun",
                              file=path) from None
         raise
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -111,7 +111,7 @@ def _read_study_runs(path: Path) -> list[dict[str, Any]]:
         return []
     try:
         runs = json.loads(path.read_text(encoding="utf-8"))["runs"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, RecursionError):
         runs = None
     if not isinstance(runs, list) or not all(isinstance(run, dict) for run in runs):
         raise InputError("is not a judgekit study manifest; move it aside so provenance is not lost", file=path)

@@ -97,6 +97,7 @@ def generate_step(prompt_sources: list[Path], out_dir: Path, *, model: str, vari
         raise InputError("is not a directory", file=out_dir)
     new_prompts = prompts_to_store(out_dir, prompts)
     engine = open_engine(backend, model, variants, engine_options or {})
+    new_study = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         lock = partial(study_lock, out_dir, step="generate")
@@ -113,9 +114,21 @@ def generate_step(prompt_sources: list[Path], out_dir: Path, *, model: str, vari
                     "decoding": decoding.describe(), "chat_template": chat, "engine": engine.describe(),
                     "models": [{**asdict(v), **asdict(s)} for v, s in zip(variants, summaries, strict=True)],
                 }
+    except BaseException:
+        _remove_skeleton(out_dir, new_study)
+        raise
     finally:
         engine.close()
     return summaries
+
+
+def _remove_skeleton(study_dir: Path, new_study: bool) -> None:
+    """A study this step created that holds no responses yet (prompts, manifest, lock, an empty cache) is removed
+    when the step fails: nothing in it is worth resuming, and no half-made study is left behind."""
+    from judgekit.study import table_path
+
+    if new_study and study_dir.is_dir() and table_path(study_dir, "responses") is None:
+        shutil.rmtree(study_dir, ignore_errors=True)
 
 
 def inspect_judge_step(name: str, *, model_path: str | None = None, device: str | None = None, dtype: str | None = None,

@@ -582,6 +582,8 @@ def read_study_metadata(study_dir: Path) -> StudyMetadata:
         raise InputError(f"not valid UTF-8 (byte {err.start})", file=path) from None
     except json.JSONDecodeError as err:
         raise InputError(f"invalid JSON: {err.msg}", file=path, line=err.lineno, row=err.lineno) from None
+    except RecursionError:
+        raise InputError("is nested too deeply to read", file=path) from None
     if not isinstance(raw, dict):
         raise InputError("must hold a JSON object", file=path)
     known = {"name", "description", "simulated", "annotation_labels", "adjudicator", "judge_scales",

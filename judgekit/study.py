@@ -157,6 +157,9 @@ def load_study(study_dir: str | Path) -> Study:
         _check_labels(tables["annotations"], metadata, table_path(study_dir, "annotations"))
     if "judgments" in tables:
         _check_scores(tables["judgments"], metadata, table_path(study_dir, "judgments"))
+    from judgekit.capability.tables import check_lineage_forest  # it reads studies: imported here, not at the top
+
+    check_lineage_forest(study_dir, tables["responses"], responses_path)
     return Study(path=study_dir, metadata=metadata, **tables)
 
 

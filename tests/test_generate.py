@@ -491,3 +491,57 @@ def test_no_progress_silences_the_model_loading_bar_too(chat_model, tmp_path):
                             env={k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"})
     assert result.returncode == 0, result.stderr
     assert "Loading weights" not in result.stderr and "%|" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("section, line, words", [
+    ("generation", 'samples = "two"', "[generation] samples must be an integer, got 'two'"),
+    ("generation", "temperature = true", "[generation] temperature must be an integer or a number, got True"),
+    ("stats", "n_boot = -5", "[stats]: n_boot must be >= 1, got -5"),
+    ("stats", 'ci_method = "bayes"', "[stats]: ci_method must be bca or percentile"),
+    ("judge", 'judges = "keyword-gcg-13"', "[judge] judges must be a list"),
+])
+def test_run_config_type_errors_are_exit_2_naming_the_key(tmp_path, section, line, words):
+    config = tmp_path / "c.toml"
+    body = {"generation": "", "stats": "", "judge": ""}
+    body[section] = line
+    judges = body["judge"] or 'judges = ["keyword-gcg-13"]'
+    config.write_text('[study]\nout = "s"\nreport = "r"\nprompts = ["p"]\n[generation]\n' + body["generation"] +
+                      '\n[[models]]\nmodel = "m"\n[judge]\n' + judges + '\n[stats]\n' + body["stats"] + "\n",
+                      encoding="utf-8")
+    result = run_cli("run", config)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "c.toml" in result.stderr and words in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_run_config_checks_judges_and_outputs_before_generation_and_leaves_no_skeleton(tmp_path):
+    prompt_set(tmp_path / "prompts", 2)
+    config = tmp_path / "c.toml"
+    head = '[study]\nout = "{out}"\nreport = "{report}"\nprompts = ["prompts"]\n[generation]\nbackend = "transformers"\n'
+    models = '[[models]]\nmodel = "{model}"\nname = "m"\n'
+    judge = '[judge]\njudges = ["llama-guard-3-8b"]\nmodel_paths = {{ "llama-guard-3-8b" = "{guard}" }}\n'
+
+    def run(**fields):
+        values = {"out": "s", "report": "r", "model": tmp_path / "no-model", "guard": tmp_path / "no-guard", **fields}
+        config.write_text((head + models + judge).format(**values), encoding="utf-8")
+        return run_cli("run", config, "--no-progress")
+
+    result = run()  # the judge's folder is missing: refused before the (also missing) model is loaded
+    assert result.returncode == 2 and "model_paths llama-guard-3-8b" in result.stderr, result.stderr
+    assert not (tmp_path / "s").exists()
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    (guard / "config.json").write_text("{}", encoding="utf-8")
+    (guard / "model.safetensors").write_bytes(b"")
+    result = run(guard=guard)  # now generation fails (no such model): the new study is not left behind
+    assert result.returncode == 2 and "--model" in result.stderr, result.stderr
+    assert not (tmp_path / "s").exists()
+    from judgekit.testing.replicas import build_causal_lm, train_tokenizer
+
+    plain = build_causal_lm("LlamaForCausalLM", train_tokenizer(bos="<s>", vocab_size=300), tmp_path / "plain")
+    result = run(guard=guard, model=plain)  # fails after the study folder was made (no chat template)
+    assert result.returncode == 2 and "no chat template" in result.stderr, result.stderr
+    assert not (tmp_path / "s").exists()
+    for odd in ("../" * 12, ".", ".."):
+        result = run(guard=guard, out=odd)
+        assert result.returncode == 2 and "holds the config or is / or the home folder" in result.stderr, result.stderr

@@ -78,7 +78,7 @@ def model_lineage(responses: pd.DataFrame, models: pd.DataFrame | None) -> pd.Da
 
     The models table wins where it states a value; otherwise the responses'
     columns give it. A base model is one whose ``base_model`` is empty or
-    itself.
+    itself (:func:`check_lineage_forest` refuses a fine-tune of itself and cycles).
     """
     rows = responses[["model"] + [c for c in LINEAGE_COLUMNS if c in responses]].dropna(subset=["model"])
     lineage = rows.groupby("model", sort=True).first().reindex(columns=list(LINEAGE_COLUMNS))
@@ -87,6 +87,48 @@ def model_lineage(responses: pd.DataFrame, models: pd.DataFrame | None) -> pd.Da
         lineage = listed.combine_first(lineage)
     lineage = lineage.astype(object).where(lineage.notna(), None)
     return lineage.reset_index().rename(columns={"index": "model"})
+
+
+def check_lineage_forest(study_dir: str | Path, responses: pd.DataFrame, responses_path: Path) -> None:
+    """Refuse a lineage that is not a forest: a fine-tune named as its own base, or a cycle (A from B, B from A).
+
+    The lineage is :func:`model_lineage` of the responses and the ``models`` table (which wins where it
+    states a base). Each failure names the table, the rows and the column ``base_model``.
+
+    Raises
+    ------
+    InputError
+        A self-parent (the first such row) or a cycle (the rows of its models in the table that states it).
+    """
+    models_path = table_path(study_dir, "models")
+    models = read_table(models_path, SCHEMAS["models"]) if models_path is not None else None
+    tables = [(frame, path) for frame, path in ((models, models_path), (responses, responses_path))
+              if frame is not None and {"model", "base_model"} <= set(frame.columns)]
+    for frame, path in tables:
+        # A base model may name itself (an old convention, read as "no base"); a fine-tune of itself may not.
+        goal = frame["finetune_goal"].astype(object) if "finetune_goal" in frame else pd.Series(None, index=frame.index)
+        declared = goal.notna().to_numpy() & (goal.astype(str).str.strip() != "").to_numpy()
+        own = (frame["model"].astype(object) == frame["base_model"].astype(object)).to_numpy(dtype=bool) & declared
+        if own.any():
+            position = int(np.flatnonzero(own)[0])
+            raise InputError(f"model {frame['model'].iloc[position]!r} is a fine-tune (finetune_goal "
+                             f"{goal.iloc[position]!r}) of itself: its base_model must be another model",
+                             file=path, row=position + 1, column="base_model")
+    stated = [(f["model"], f["base_model"]) for f, _ in reversed(tables)]  # the models table last: it wins
+    parent = {model: base for models_, bases in stated for model, base in zip(models_, bases, strict=True)
+              if isinstance(base, str) and base and base != model and isinstance(model, str)}
+    for start in sorted(parent):
+        chain, node = [start], parent[start]
+        while node in parent and node not in chain:
+            chain.append(node)
+            node = parent[node]
+        if node not in chain:
+            continue
+        cycle = chain[chain.index(node):]
+        frame, path = next(((f, p) for f, p in tables if set(cycle) <= set(f["model"])), tables[-1])
+        rows = [int(np.flatnonzero((frame["model"] == m).to_numpy())[0]) + 1 for m in cycle if (frame["model"] == m).any()]
+        raise InputError(f"lineage cycle {' -> '.join([*cycle, cycle[0]])} (rows {', '.join(map(str, rows))}): "
+                         "following base_model must end at a base model", file=path, row=rows[0], column="base_model")
 
 
 def finetune_pairs(lineage: pd.DataFrame) -> list[dict[str, str | None]]:

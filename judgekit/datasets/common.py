@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from judgekit.errors import InputError
+from judgekit.io import delimiter_hint
 from judgekit.schema import LabelSet, StudyMetadata
 
 
@@ -50,7 +51,8 @@ def read_csv_records(path: Path, required: list[str], *, encoding: str = "utf-8"
     reader = csv.DictReader(io.StringIO(text, newline=""))
     missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
-        raise InputError(f"missing column (has: {', '.join(reader.fieldnames or [])})", file=path, column=missing[0])
+        raise InputError(f"missing column (has: {', '.join(reader.fieldnames or [])}){delimiter_hint(reader.fieldnames)}",
+                         file=path, column=missing[0])
     try:
         rows = list(reader)
     except csv.Error as err:
@@ -66,6 +68,8 @@ def read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise InputError(f"invalid JSON: {err.msg}", file=path, row=err.lineno) from None
+    except RecursionError:
+        raise InputError("is nested too deeply to read", file=path) from None
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -77,6 +81,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise InputError(f"invalid JSON: {err.msg}", file=path, row=number) from None
+        except RecursionError:
+            raise InputError("a value is nested too deeply to read", file=path, row=number) from None
         if not isinstance(record, dict):
             raise InputError("each line must be a JSON object", file=path, row=number)
         records.append(record)

@@ -13,9 +13,10 @@ TARGETS = ("item_id", "prompt", "response", "model", "base_model", "finetune_goa
 
 
 def parse_mapping(pairs: list[str], *, targets: tuple[str, ...] = TARGETS) -> dict[str, str]:
-    """``["prompt=goal", "response=target_response"]`` -> {target: source column}."""
+    """``["prompt=goal", "response=target_response"]`` (or ``["prompt=goal,response=target_response"]``, the
+    comma-separated form) -> {target: source column}."""
     mapping = {}
-    for pair in pairs:
+    for pair in (part.strip() for text in pairs for part in text.split(",")):
         target, sep, column = pair.partition("=")
         if not sep or not column:
             raise InputError(f"--map takes TARGET=COLUMN, got {pair!r}")

@@ -27,6 +27,18 @@ SECTIONS = {
     "flag": {"thresholds", "no_language"},
     "stats": {"n_boot", "seed", "ci_method", "bins", "incoherent"},
 }
+# The TOML type each key must have (checked before any step: `samples = "two"` is exit 2 naming the key).
+KEY_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("samples", "max_new_tokens", "seed", "token_budget", "tensor_parallel_size", "max_lora_rank",
+                     "concurrency", "max_retries", "n_boot", "bins"), (int,)),
+    **dict.fromkeys(("temperature", "top_p", "request_timeout"), (int, float)),
+    **dict.fromkeys(("out", "report", "backend", "system_prompt", "device", "dtype", "api_key_env", "ci_method",
+                     "incoherent"), (str,)),
+    **dict.fromkeys(("base_urls", "judges"), (list,)),
+    **dict.fromkeys(("prompts",), (str, list)),
+    **dict.fromkeys(("model_paths", "thresholds"), (dict,)),
+    **dict.fromkeys(("no_language",), (bool,)),
+}
 MODEL_KEYS = {"model", "name", "base_model", "finetune_goal", "mitigation", "served_model", "include_base", "adapters"}
 ADAPTER_KEYS = {"name", "path", "base_model", "finetune_goal", "mitigation"}
 ENGINE_KEYS = ("device", "dtype", "token_budget", "tensor_parallel_size", "max_lora_rank")
@@ -53,7 +65,34 @@ class RunConfig:
     judges: list[str]
     judge_options: dict[str, Any]
     flag_options: dict[str, Any]
-    stats: dict[str, Any]
+    stats: Any  # judgekit.analysis.StatsSettings
+
+
+def _check_types(raw: dict[str, Any], fail) -> None:
+    """Every key of every section has its TOML type (a bool is not a number)."""
+    for section in SECTIONS:
+        table = raw.get(section, {})
+        if not isinstance(table, dict):
+            raise fail(f"[{section}] must be a table")
+        for key, value in table.items():
+            wanted = KEY_TYPES.get(key)
+            if wanted is None:
+                continue
+            if isinstance(value, bool) and bool not in wanted or not isinstance(value, wanted):
+                names = " or ".join({int: "an integer", float: "a number", str: "a string", list: "a list",
+                                     dict: "a table", bool: "true or false"}[t] for t in wanted)
+                raise fail(f"[{section}] {key} must be {names}, got {value!r}")
+
+
+def _output_path(value: str, here: Path, key: str, fail) -> Path:
+    """``value`` relative to the config; an output that would be /, the home folder, or a folder holding the config
+    (``../../..``) is refused."""
+    path = here / value
+    target = path.resolve()
+    if target == Path(target.anchor) or target == Path.home().resolve() or target in (here.resolve(), *here.resolve().parents):
+        raise fail(f"[study] {key} = {value!r} resolves to {target}, which holds the config or is / or the home "
+                   "folder; name a folder of its own")
+    return path
 
 
 def load_config(path: Path) -> RunConfig:
@@ -73,6 +112,7 @@ def load_config(path: Path) -> RunConfig:
         extra = sorted(set(raw.get(section, {})) - keys)
         if extra:
             raise fail(f"unknown key {extra[0]!r} in [{section}]; allowed: {sorted(keys)}")
+    _check_types(raw, fail)
     here = path.parent
     study = raw.get("study", {})
     for key in ("out", "report", "prompts"):
@@ -95,10 +135,22 @@ def load_config(path: Path) -> RunConfig:
     judges = judge.get("judges", [])
     if not isinstance(judges, list) or not judges:
         raise fail("[judge] needs judges = [\"ID\", ...] (see `judgekit list`)")
-    return RunConfig(path=path, out=here / study["out"], report=here / study["report"], prompts=[here / p for p in prompts],
+    stats = raw.get("stats", {})
+    from judgekit.analysis import StatsSettings
+
+    try:
+        settings = StatsSettings(n_boot=stats.get("n_boot", 1000), seed=stats.get("seed", 0),
+                                 ci_method=stats.get("ci_method", "bca"), n_bins=stats.get("bins", 10),
+                                 incoherent=stats.get("incoherent", "include"))
+    except ValueError as err:
+        raise fail(f"[stats]: {err}") from None
+    if settings.seed < 0 or settings.n_bins < 1:
+        raise fail(f"[stats]: seed must be >= 0 and bins >= 1, got seed {settings.seed}, bins {settings.n_bins}")
+    return RunConfig(path=path, out=_output_path(study["out"], here, "out", fail),
+                     report=_output_path(study["report"], here, "report", fail), prompts=[here / p for p in prompts],
                      decoding=decoding, backend=backend, engine_options=engine_options, groups=groups, judges=judges,
                      judge_options={k: v for k, v in judge.items() if k != "judges"}, flag_options=raw.get("flag", {}),
-                     stats=raw.get("stats", {}))
+                     stats=settings)
 
 
 def _system_prompt(value: Any) -> str | None:
@@ -123,6 +175,16 @@ def _model_groups(entries: Any, here: Path, fail) -> list[ModelGroup]:
         raise fail("needs at least one [[models]] entry with model = \"DIR_OR_ID\"")
     groups, names = [], set()
     for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise fail(f"[[models]] entry {number} must be a table")
+        wrong = next((k for k, v in entry.items() if not isinstance(v, bool if k == "include_base" else
+                                                                     list if k == "adapters" else str)), None)
+        if wrong is not None:
+            raise fail(f"[[models]] entry {number}: {wrong} must be "
+                       f"{'true or false' if wrong == 'include_base' else 'a list' if wrong == 'adapters' else 'a string'}, "
+                       f"got {entry[wrong]!r}")
+        if any(not isinstance(a, dict) or not all(isinstance(v, str) for v in a.values()) for a in entry.get("adapters", [])):
+            raise fail(f"[[models]] entry {number}: each adapter is a table of strings (name, path, ...)")
         extra = sorted(set(entry) - MODEL_KEYS)
         if extra or "model" not in entry:
             raise fail(f"[[models]] entry {number}: " + (f"unknown key {extra[0]!r}; allowed: {sorted(MODEL_KEYS)}"
@@ -162,11 +224,29 @@ def run_config(path: Path, *, progress: bool = True) -> list[str]:
     from judgekit import pipeline
     from judgekit.judges.build import JudgeOptions
 
+    from judgekit.judges.build import resolve_judge
+    from judgekit.model_gate import check_model_source
+    from judgekit.outdir import check_output_dir
+
     config = load_config(path)
-    stats = config.stats
-    settings = pipeline.StatsSettings(n_boot=int(stats.get("n_boot", 1000)), seed=int(stats.get("seed", 0)),
-                             ci_method=stats.get("ci_method", "bca"), n_bins=int(stats.get("bins", 10)),
-                             incoherent=stats.get("incoherent", "include"))
+    options = JudgeOptions(model_paths=dict(config.judge_options.get("model_paths", {})),
+                           device=config.judge_options.get("device"), dtype=config.judge_options.get("dtype"),
+                           token_budget=config.judge_options.get("token_budget"))
+    # Everything a later step needs is checked before generation spends hours: judges, their model folders, --out.
+    for name in config.judges:
+        resolve_judge(name, options)
+    for judge_id, source in options.model_paths.items():
+        check_model_source(source, option=f"[judge] model_paths {judge_id}")
+    check_output_dir(config.report, kind="report", studies=[config.out])
+    new_study = not config.out.exists()
+    lines = [f"study: {config.out.resolve()}{' (new)' if new_study else ''}; report: {config.report.resolve()}"]
+    return lines + _run_steps(config, options, progress=progress)
+
+
+def _run_steps(config: RunConfig, options, *, progress: bool) -> list[str]:
+    from judgekit import pipeline
+
+    settings = config.stats
     lines = []
     for group in config.groups:
         for s in pipeline.generate_step(config.prompts, config.out, model=group.model, variants=group.variants,
@@ -177,9 +257,6 @@ def run_config(path: Path, *, progress: bool = True) -> list[str]:
             if s.n_failed:
                 raise StepFailed(f"{s.n_failed} generations of {s.model} failed ({s.first_error}); the others are "
                                  "saved: rerun the same command to retry them before judging")
-    options = JudgeOptions(model_paths=dict(config.judge_options.get("model_paths", {})),
-                           device=config.judge_options.get("device"), dtype=config.judge_options.get("dtype"),
-                           token_budget=config.judge_options.get("token_budget"))
     for s in pipeline.judge_step(config.out, config.judges, progress=progress, options=options):
         lines.append(f"judge {s.judge_id}: judged {s.n_judged}, already done {s.n_skipped}, statuses {s.status_counts}")
     flags = pipeline.flag_step(config.out, thresholds=config.flag_options.get("thresholds"),

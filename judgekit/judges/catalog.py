@@ -59,6 +59,8 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
         spec = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError("judge spec file not found", file=path) from None
+    except RecursionError:
+        raise InputError("is nested too deeply to read", file=path) from None
     except UnicodeDecodeError as err:
         raise InputError(f"not valid UTF-8 (byte {err.start})", file=path) from None
     except json.JSONDecodeError as err:

@@ -247,7 +247,9 @@ def paired_comparisons(writer: RowWriter, data: StudyArrays) -> None:
     models = read_models(data.study_dir, responses) if data.study_dir is not None else None
     lineage = model_lineage(responses, models)
     keys = pd.factorize(prompt_keys(responses))[0]  # integer codes: matching by code is faster than by text
-    for comparison in comparisons(lineage, set(responses["model"].dropna())):
+    present = set(responses["model"].dropna())
+    _missing_comparison_rows(writer, data, lineage, present)
+    for comparison in comparisons(lineage, present):
         treated = (responses["model"] == comparison.treated).to_numpy()
         control = (responses["model"] == comparison.control).to_numpy()
         match = _capability_match_note(data, lineage, comparison)
@@ -278,6 +280,22 @@ def _comparison_rows(writer: RowWriter, data: StudyArrays, comparison: Compariso
         cells += _cells(writer, data, group, scope, treated, keys, benchmark,
                         policies=view.outcome.name != "incoherent")
     _robustness_rows(writer, comparison, view, cells)
+
+
+def _missing_comparison_rows(writer: RowWriter, data: StudyArrays, lineage: pd.DataFrame, present: set[str]) -> None:
+    """A declared fine-tune whose model or base has no responses gets ``finetune_effect_paired`` rows saying so,
+    so it is in the report with its reason instead of vanishing."""
+    for pair in finetune_pairs(lineage):
+        absent = [name for name in (pair["model"], pair["base_model"]) if name not in present]
+        if not absent:
+            continue
+        comparison = Comparison(pair["model"], pair["base_model"], pair["base_model"], pair["finetune_goal"],
+                                "finetune_comparison")
+        reason = (f"{' and '.join(repr(a) for a in absent)} {'has' if len(absent) == 1 else 'have'} no responses in "
+                  "this study: no comparison")
+        for rater in raters(data):
+            writer.add("finetune_effect_paired", rater, "base_model", comparison.subset("benchmark=all"), np.nan, np.nan,
+                       np.nan, n_items=0, n_in_subset=0, method="paired difference (not computed)", warning=reason)
 
 
 def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDArray, treated: NDArray,
