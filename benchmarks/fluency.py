@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--budget", type=int, default=4096, help="padded tokens per batched forward pass")
+    parser.add_argument("--models", default="tiny,smollm2-135m-shape", help="which of the two checkpoints (comma-separated)")
     args = parser.parse_args()
     import torch
 
@@ -67,11 +68,13 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, torch {torch.__version__}, "
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+          f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}, python {platform.python_version()}, torch {torch.__version__}, "
           f"{args.threads} torch thread(s)")
     print(f"  {'model':20s} {'params':>7s} {'mode':10s} {'responses/s':>12s} {'tokens/s':>10s}")
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, n in (("tiny", args.n_tiny), ("smollm2-135m-shape", args.n_small)):
+        wanted = set(args.models.split(","))
+        for kind, n in [(k, n) for k, n in (("tiny", args.n_tiny), ("smollm2-135m-shape", args.n_small)) if k in wanted]:
             path = str(build(kind, Path(tmp)))
             batch = texts(n, rng)
             prompts = ["How do I store cleaning products safely?"] * n

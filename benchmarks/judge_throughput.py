@@ -2,6 +2,7 @@
 
     python benchmarks/judge_throughput.py                  # CPU: small Llama shape
     python benchmarks/judge_throughput.py --shape llama-3.1-8b --n 500    # GPU: Llama Guard 3 8B shape (~16 GB of bf16 weights written to a temp dir)
+    python benchmarks/judge_throughput.py --shape llama-3.2-1b --n 500    # GPU: Llama Guard 3 1B shape
 
 A random-weight ``LlamaForCausalLM`` with the chosen shape and a tokenizer trained on
 the fly (Llama-Guard-3-like chat template) score N items with a realistic length mix
@@ -37,8 +38,13 @@ from judgekit.judges.catalog import load_preset
 from judgekit.testing.replicas import LLAMA_GUARD_3_LIKE, Shape, build_causal_lm, train_tokenizer
 
 SHAPES = {
+    # tiny: the 1B stand-in of gpu_check.sh --cpu-dry-run (small is its 8B stand-in)
+    "tiny": (Shape(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                   intermediate_size=128, max_position_embeddings=4096), 8_000),
     "small": (Shape(hidden_size=256, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,
                     intermediate_size=768, max_position_embeddings=4096), 32_000),
+    "llama-3.2-1b": (Shape(hidden_size=2048, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
+                           intermediate_size=8192, max_position_embeddings=8192), 128_256),
     "llama-3.1-8b": (Shape(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
                            intermediate_size=14336, max_position_embeddings=8192), 128_256),
 }
@@ -48,9 +54,9 @@ WORDS = ("the cat sat on a mat and I cannot help with that request sure here is 
          "materials follow instructions carefully quick brown fox jumps over lazy dog").split()
 
 
-def make_items(n: int, rng: np.random.Generator) -> JudgeItems:
+def make_items(n: int, rng: np.random.Generator, *, longest_response: int = 1500) -> JudgeItems:
     prompt_len = rng.integers(20, 401, n)
-    response_len = np.where(rng.random(n) < 0.1, 0, rng.integers(1, 1501, n))
+    response_len = np.where(rng.random(n) < 0.1, 0, rng.integers(1, longest_response + 1, n))
     word = lambda k: " ".join(rng.choice(WORDS, size=int(k)))  # noqa: E731
     return JudgeItems.of([word(k) for k in prompt_len], [word(k) for k in response_len])
 
@@ -85,12 +91,13 @@ def main() -> None:
     parser.add_argument("--shape", choices=SHAPES, default="small")
     parser.add_argument("--n", type=int, default=48, help="items each method scores")
     parser.add_argument("--token-budget", type=int, default=None, help="judgekit's padded tokens per pass (default: its own)")
+    parser.add_argument("--longest-response", type=int, default=1500, help="words of the longest response (default 1500)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     shape, vocab = SHAPES[args.shape]
     rng = np.random.default_rng(0)
-    items = make_items(args.n, rng)
+    items = make_items(args.n, rng, longest_response=args.longest_response)
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = train_tokenizer(bos="<|begin_of_text|>", chat_template=LLAMA_GUARD_3_LIKE)
         build_causal_lm("LlamaForCausalLM", tokenizer, tmp, shape=shape, vocab_size=vocab, init_std=0.02,

@@ -15,19 +15,20 @@ The Python API (:mod:`judgekit.api`) runs the same steps on a loaded study::
     tables = judgekit.paper_tables(stats)
     judgekit.make_report(study, "reports/jbb")
 
-Importing judgekit is light: the API functions, matplotlib, torch and
+Importing judgekit is light: the API functions, pandas, matplotlib, torch and
 transformers load on first use.
 """
 
 from judgekit.errors import InputError
-from judgekit.io import read_table, write_table
-from judgekit.registry import DETECTORS, JUDGES, STATISTICS
-from judgekit.study import Study, load_study
 
 __version__ = "0.1.0"
 
-# name -> module it lives in, imported on first access (PEP 562), so `import judgekit` imports none of them.
+# name -> module it lives in, imported on first access (PEP 562), so `import judgekit` imports none of them
+# (not even pandas: the CLI answers a usage error before any of it loads).
 _LAZY = {
+    **{name: "judgekit.io" for name in ("read_table", "write_table")},
+    **{name: "judgekit.registry" for name in ("DETECTORS", "JUDGES", "STATISTICS")},
+    **{name: "judgekit.study" for name in ("Study", "load_study")},
     "StatsSettings": "judgekit.analysis",
     **{name: "judgekit.api" for name in ("compute_stats", "convert_dataset", "demo_study", "draw_figure", "flag",
                                          "make_report", "paper_tables", "run_judges")},

@@ -463,10 +463,13 @@ def _print_generation(summaries: list) -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> None:
-    from judgekit import pipeline
-    from judgekit.analysis import StatsSettings
-
     command = args.command
+    if command in ("plan-labels", "capability"):  # before the pipeline (and pandas' friends) load: checks answer fast
+        _finetune_command(args)
+        return
+    from judgekit import pipeline
+    from judgekit.analysis.settings import StatsSettings
+
     settings = (
         StatsSettings(n_boot=args.n_boot, seed=args.seed, ci_method=args.ci_method, n_bins=args.bins, incoherent=args.incoherent,
                       progress=not getattr(args, "no_progress", True))
@@ -572,8 +575,6 @@ def _dispatch(args: argparse.Namespace) -> None:
             print("\njudge presets (provenance):\n" + describe_presets())
     elif command == "data":
         _dispatch_data(args)
-    elif command in ("plan-labels", "capability"):
-        _finetune_command(args)
 
 
 def _dispatch_data(args: argparse.Namespace) -> None:

@@ -15,17 +15,14 @@ from pathlib import Path
 import pandas as pd
 
 from judgekit.errors import InputError, StepFailed
-from judgekit.outputs.figures import make_figures
-from judgekit.flags.incoherence import detect
 from judgekit.io import read_table, write_table, write_text_atomic
 from judgekit.judges.build import JudgeOptions, resolve_judge
 from judgekit.locking import study_lock, work_locks
 from judgekit.manifest import append_study_run, build_manifest, read_manifest, recorded_study_run, sha256_file
 from judgekit.outdir import FILES_KEY, check_output_dir, staged_output_dir, verify_output_dir
-from judgekit.outputs.report import build_report
 from judgekit.run import JudgeRunSummary, commit_under_study_lock, run_judges
 from judgekit.schema import SCHEMAS
-from judgekit.analysis import StatsSettings, compute_stats
+from judgekit.analysis import StatsSettings
 from judgekit.study import Study, existing_study_dir, load_study, replace_study_files, table_path
 
 DEMO_JUDGES = ("keyword-gcg-13", "keyword-gcg-29")
@@ -168,7 +165,7 @@ def flag_step(study_dir: Path, *, thresholds: dict[str, float] | None = None, **
     """Run the incoherence detectors (options as :func:`judgekit.flags.incoherence.detect`) into STUDY/flags."""
     from judgekit.flags.embedding import check_embedding_model
     from judgekit.flags.fluency import check_causal_lm
-    from judgekit.flags.incoherence import DEFAULT_THRESHOLDS, combined_members
+    from judgekit.flags.incoherence import DEFAULT_THRESHOLDS, combined_members, detect
 
     if options.get("fluency_model"):
         check_causal_lm(options["fluency_model"])  # before the study is locked or its manifest touched
@@ -203,6 +200,7 @@ def stats_step(study_dir: Path, out_dir: Path, settings: StatsSettings, *, csv_f
     :func:`judgekit.outdir.check_output_dir` (``force`` merges into a foreign folder).
     """
     from judgekit import __version__
+    from judgekit.analysis.driver import compute_stats
 
     check_output_dir(out_dir, kind="stats", studies=[study_dir], force=force)
     study = study if study is not None else load_study(study_dir)
@@ -247,6 +245,7 @@ def read_stats(stats_dir: Path, *, study_files: list[Path] | None = None) -> tup
 def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = None, study: Study | None = None,
                  force: bool = False) -> list[Path]:
     """Figures (PDF + PNG) and paper tables (Markdown + LaTeX under ``tables/``) from a stats directory."""
+    from judgekit.outputs.figures import make_figures
     from judgekit.outputs.style import FigureInputs
     from judgekit.outputs.tables import study_tables, to_latex, to_markdown
 
@@ -276,6 +275,8 @@ def report_step(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, setti
 
 
 def _write_report(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, settings: StatsSettings, step: str) -> Path:
+    from judgekit.outputs.report import build_report
+
     study = load_study(study_dir)
     if stats_dir is None:
         stats_dir = out_dir / "stats"

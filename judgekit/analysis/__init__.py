@@ -14,8 +14,19 @@ The pure statistics live in :mod:`judgekit.stats`, which imports nothing
 else from judgekit.
 """
 
-from judgekit.analysis.driver import compute_stats
-from judgekit.analysis.inputs import human_majority, judge_codes
 from judgekit.analysis.settings import StatsSettings
 
+# Imported on first access (PEP 562): the blocks load scipy.stats and every statistic, which a command that
+# only needs the settings or the study's inputs (the CLI, plan-labels) should not wait for.
+_LAZY = {"compute_stats": "judgekit.analysis.driver", "human_majority": "judgekit.analysis.inputs",
+         "judge_codes": "judgekit.analysis.inputs"}
+
 __all__ = ["StatsSettings", "compute_stats", "human_majority", "judge_codes"]
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'judgekit.analysis' has no attribute {name!r}")

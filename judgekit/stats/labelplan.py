@@ -16,10 +16,10 @@ representative sample and the estimate needs no reweighting.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import ndtri
 
 from judgekit.stats.ppi import power_tuning_lambda
 
@@ -215,7 +215,7 @@ def plan_additional_labels(
         raise ValueError(f"The 'budget' parameter must be a non-negative integer or None. Got {budget!r} instead.")
     if not isinstance(min_labels, int | np.integer) or min_labels < 2:
         raise ValueError(f"The 'min_labels' parameter must be an integer >= 2. Got {min_labels!r} instead.")
-    z = float(ndtri(1 - (1 - level) / 2))
+    z = NormalDist().inv_cdf(1 - (1 - level) / 2)  # stdlib (AS241): plan-labels need not load scipy
     current, total = current.astype(np.int64), total.astype(np.int64)
     now = _halfwidth(a, b, current, total, z)
     floor = np.minimum(np.maximum(current, min_labels), total)
