@@ -173,3 +173,39 @@ def test_xstest_report_opens_with_the_two_outcome_effects_of_a_hand_computation(
     assert values[1] < values[0] < values[2] and values[4] < values[3] < values[5]
     answer = answer_rows(stats)
     assert set(answer["outcome"]) == {"harmful_compliance", "over_refusal"}
+
+
+def test_graded_refusal_and_coherence_dimensions_are_raters_of_their_outcomes(tmp_path: Path) -> None:
+    """A judge scoring `refusal` (0/1) measures over-refusal; one scoring `coherent` (0-100, low = worse, threshold
+    50) measures incoherence; both cut at their declared thresholds, equal to a hand computation."""
+    study_dir = _study(tmp_path, intent=True)
+    responses = pd.read_csv(study_dir / "responses.csv")
+    rng = np.random.default_rng(5)
+    refusal = rng.integers(0, 2, len(responses)).astype(float)
+    coherence = rng.uniform(0, 100, len(responses)).round(1)
+    graded = pd.DataFrame(
+        [{"item_id": item, "judge_id": "ext-judge", "dimension": "refusal", "score": r, "label": None} for item, r in
+         zip(responses["item_id"], refusal, strict=True)]
+        + [{"item_id": item, "judge_id": "ext-judge", "dimension": "coherent", "score": c, "label": None} for item, c in
+           zip(responses["item_id"], coherence, strict=True)]
+    ).assign(p_unsafe=None, parse_status="ok", raw_output="", judge_spec_hash="imported")
+    judgments = pd.concat([pd.read_csv(study_dir / "judgments.csv"), graded], ignore_index=True)
+    judgments.to_csv(study_dir / "judgments.csv", index=False)
+    meta = json.loads((study_dir / "study.json").read_text())
+    meta["judge_scales"] = [
+        {"judge_id": "ext-judge", "dimension": "refusal", "min": 0, "max": 1, "level": "ordinal", "worse": "high",
+         "threshold": 1},
+        {"judge_id": "ext-judge", "dimension": "coherent", "min": 0, "max": 100, "level": "interval", "worse": "low",
+         "threshold": 50}]
+    (study_dir / "study.json").write_text(json.dumps(meta))
+    study = load_study(study_dir)
+    stats = judgekit.compute_stats(study, SETTINGS, only=("finetune_effect_paired",))
+    frame = responses.assign(refused=refusal, incoherent=(coherence <= 50).astype(float))
+    over = _rows(stats, "finetune_effect_paired", "over_refusal", "ext-judge")
+    assert over["estimate"] == pytest.approx(_hand_effect(frame, "benign", "refused"), abs=1e-12)
+    incoherent = _rows(stats, "finetune_effect_paired", "incoherent", "ext-judge")
+    paired = frame.pivot(index="prompt_id", columns="model", values="incoherent")
+    assert incoherent["estimate"] == pytest.approx(float((paired["tuned"] - paired["base"]).mean()), abs=1e-12)
+    assert incoherent["n_items"] == 60  # every prompt, both intents
+    # the graded judge gives no safety verdict: it is no rater of harmful compliance
+    assert "ext-judge" not in set(stats.loc[stats["outcome"] == "harmful_compliance", "judge_id"])
