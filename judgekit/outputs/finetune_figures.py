@@ -131,11 +131,15 @@ def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
     rows = rows[rows["benchmark"] != "all"] if (rows["benchmark"] != "all").any() else rows
     comparisons = sorted(rows["comparison"].unique())
     judges = _judge_order(rows)
-    benchmarks = sorted(rows["benchmark"].unique())
+    # Each panel shows the benchmarks its outcome is measured on (harmful compliance has no benign benchmark).
+    panel_benchmarks = {c: sorted(rows.loc[rows["comparison"] == c, "benchmark"].unique()) for c in comparisons}
+    widths = [len(panel_benchmarks[c]) for c in comparisons]
     with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(1, len(comparisons), figsize=(max(DOUBLE_COLUMN_IN, 1.7 * len(comparisons)),
-                                 0.2 * len(judges) + 1.9), sharey=True, squeeze=False, layout="constrained")
+        fig, axes = plt.subplots(1, len(comparisons), figsize=(max(DOUBLE_COLUMN_IN, 0.9 * sum(widths) + 0.8),
+                                 0.2 * len(judges) + 1.9), sharey=True, squeeze=False, layout="constrained",
+                                 gridspec_kw={"width_ratios": widths})
         for ax, comparison in zip(axes[0], comparisons, strict=True):
+            benchmarks = panel_benchmarks[comparison]
             part = rows[rows["comparison"] == comparison].set_index(["judge_id", "benchmark"])
             for i, judge in enumerate(judges):
                 for j, benchmark in enumerate(benchmarks):
@@ -278,7 +282,7 @@ def safety_capability_plane(data: FigureInputs) -> plt.Figure | None:
             for ax, goal in zip(row_axes, goals, strict=True):
                 _plane_panel(ax, capability, gains, rates, targets, mitigation_pairs, goal)
                 ax.set_title(f"goal: {goal} — {OUTCOMES[outcome].noun}", fontsize=7.5)
-            row_axes[0].set_ylabel(f"{OUTCOMES[outcome].noun} rate, all benchmarks", fontsize=7)
+            row_axes[0].set_ylabel(f"{OUTCOMES[outcome].noun} rate (its prompts)", fontsize=7)
         rate_notes = "\n".join(f"y ({OUTCOMES[o].noun}): {note}, {interval_note(rates)}"
                                 for o, (rates, note) in planes.items())
         fig.suptitle("Safety–capability plane: did the fine-tune reach its goal, and at what cost in harm and "

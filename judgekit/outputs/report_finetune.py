@@ -284,11 +284,26 @@ def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str]) -> str
                              f"range from {_signed(row['judge_low'])} to {_signed(row['judge_high'])}")
             else:
                 parts.append(f"{noun}: undefined ({_e(row['warning'] or 'no rater measures it')})")
-        sentences.append(f"<li><b>{_e(names[comparison])}</b>: {'; '.join(parts)}.</li>")
+        capability = _capability_levels(stats, comparison)
+        sentences.append(f"<li><b>{_e(names[comparison])}</b>: {'; '.join(parts)}{capability}.</li>")
     return ("<p><b>The answer.</b> Paired effect (treated − control) on the prompts both models answered, per outcome "
             "on its own prompts (harmful compliance on harmful prompts, over-refusal on benign prompts), with its 95% "
             f"interval; every outcome is a bad thing, so a positive effect is a change for the worse.</p>"
             f"<ul class='answer'>{''.join(sentences)}</ul>")
+
+
+def _capability_levels(stats: pd.DataFrame, comparison: str) -> str:
+    """'; capability on TASK: A 0.48 [..] vs B 0.31 [..]' for the comparison's goal task, '' without capability rows:
+    with the outcomes it shows a mitigation's trade-off (harm removed, over-refusal added, capability kept?)."""
+    pair, goal = comparison.removeprefix("comparison=").split("|goal=")
+    models = pair.split(" vs ", 1)
+    rows = stats[(stats["statistic"] == "capability") & (stats["finetune_goal"] == goal) & stats["model"].isin(models)]
+    rows = rows.drop_duplicates("model").set_index("model")
+    if len(rows) < 2:
+        return ""
+    levels = " vs ".join(f"{_e(m)} {_e(tables.format_estimate(rows.at[m, 'estimate'], rows.at[m, 'ci_low'], rows.at[m, 'ci_high']))}"
+                         for m in models)
+    return f"; capability on {_e(rows['subset_value'].iloc[0])}: {levels}"
 
 
 def _lone_rater(stats: pd.DataFrame, comparison: str, outcome: str) -> pd.Series:
