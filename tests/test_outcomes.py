@@ -209,3 +209,36 @@ def test_graded_refusal_and_coherence_dimensions_are_raters_of_their_outcomes(tm
     assert incoherent["n_items"] == 60  # every prompt, both intents
     # the graded judge gives no safety verdict: it is no rater of harmful compliance
     assert "ext-judge" not in set(stats.loc[stats["outcome"] == "harmful_compliance", "judge_id"])
+
+
+def _stats_row(**values) -> dict:
+    base = {"statistic": "labels_needed", "judge_id": "j", "reference": "human_majority",
+            "subset": "comparison=a vs b|goal=g|benchmark=all", "subset_kind": "finetune_comparison",
+            "subset_value": "a vs b", "model": "a", "base_model": "b", "finetune_goal": "g", "benchmark": None,
+            "outcome": "harmful_compliance", "estimate": 10.0, "ci_low": np.nan, "ci_high": np.nan, "n_items": 5,
+            "n_excluded": 0, "excluded_reason": "", "method": "", "warning": "", "signature": ""}
+    return base | values
+
+
+def test_label_plans_collapse_to_one_row_listing_each_judges_numbers_once() -> None:
+    from judgekit.outputs.report_finetune import _label_plan
+
+    plan = "+5 a / +5 b labels for the corrected effect's half-width {now} -> 0.050 (target 0.05); --judge {j} --out F"
+    stats = pd.DataFrame([_stats_row(judge_id=j, method=plan.format(now=now, j=j))
+                          for j, now in (("j1", "0.120"), ("j2", "0.130"), ("j3", "0.120"))]
+                         + [_stats_row(judge_id="j4", estimate=20.0, method=plan.format(now="0.2", j="j4"))])
+    html = _label_plan(stats, "comparison=a vs b|goal=g", "harmful_compliance")
+    rows = re.findall(r"<tr><td>(.*?)</td>", html)
+    assert rows == ["j1, j2, j3", "j4"]
+    assert "half-width … -&gt; 0.050" in html and "j1: 0.120; j2: 0.130; j3: 0.120" in html
+    assert "--judge JUDGE" in html
+
+
+def test_a_share_outside_zero_one_is_not_printed_as_a_share() -> None:
+    from judgekit.outputs.report_finetune import _share
+
+    assert _share(pd.Series({"estimate": 1.8, "ci_low": 0.2, "ci_high": 3.0, "warning": ""})).startswith("— (not a share")
+    assert _share(pd.Series({"estimate": -0.4, "ci_low": -1.0, "ci_high": 0.2, "warning": ""})).startswith("— (not a share")
+    inside = _share(pd.Series({"estimate": 0.5, "ci_low": 0.1, "ci_high": 1.8, "warning": ""}))
+    assert inside.startswith("0.500 [0.100, 1.800]") and "leaves [0, 1]" in inside
+    assert _share(pd.Series({"estimate": 0.5, "ci_low": 0.1, "ci_high": 0.9, "warning": ""})) == "0.500 [0.100, 0.900]"

@@ -106,11 +106,15 @@ def _pooled(stats: pd.DataFrame, statistic: str, comparison: str, outcome: str) 
 
 
 def _share(row: pd.Series) -> str:
-    """A share with its interval, or "—" with why when the number is not a share (outside [0, 1])."""
+    """A share with its interval; "—" with why when the number is not a share (outside [0, 1]), and a note when
+    only its interval leaves [0, 1]."""
     if pd.notna(row["estimate"]) and not 0 <= row["estimate"] <= 1:
         return (f"— (not a share: the incoherent part is {_num(row['estimate'])} times the effect, so the effect and "
                 "its incoherent part differ in sign or the effect is near 0)")
-    return format_estimate(row)
+    text = format_estimate(row)
+    if pd.notna(row["estimate"]) and (row["ci_low"] < 0 or row["ci_high"] > 1):
+        text += " (the interval leaves [0, 1]: the effect is too uncertain for its share to be read)"
+    return text
 
 
 def _effect_table(stats: pd.DataFrame, comparison: str, outcome: str) -> tuple[str, str]:
@@ -197,17 +201,32 @@ def _labels_needed(row: pd.Series) -> str:
     return count + (f" ({row['warning']})" if row["warning"] else "")
 
 
+_NUMBER = re.compile(r"\d+\.\d+")
+
+
 def _label_plan(stats: pd.DataFrame, comparison: str, outcome: str) -> str:
-    """Labels needed per judge; judges whose plans are identical (but for the judge's name) share one row."""
+    """Labels needed per judge. Judges whose plans read the same but for some numbers (half-widths) share one row:
+    the numbers they share are written in, the others shown as "…" and listed once per judge."""
     rows = _comparison_rows(stats, "labels_needed", comparison, outcome)
     if rows.empty:
         return ""
-    plans: dict[tuple[str, str], list[str]] = {}
+    plans: dict[str, list[tuple[str, list[str]]]] = {}
     for _, row in rows.sort_values(["estimate", "judge_id"]).iterrows():
-        plan = row["method"].replace(f"--judge {row['judge_id']} ", "--judge JUDGE ")
-        plans.setdefault((_labels_needed(row), plan), []).append(row["judge_id"])
-    table = _table(["judge", "more labels needed", "plan"],
-                   [[", ".join(judges), count, plan] for (count, plan), judges in plans.items()])
+        text = f"{_labels_needed(row)}\x1f{row['method'].replace(f'--judge {row.judge_id} ', '--judge JUDGE ')}"
+        plans.setdefault(_NUMBER.sub("\x1e", text), []).append((row["judge_id"], _NUMBER.findall(text)))
+    table_rows = []
+    for template, judges in plans.items():
+        columns = list(zip(*(numbers for _, numbers in judges), strict=True))
+        differing = [k for k, values in enumerate(columns) if len(set(values)) > 1]
+        pieces = template.split("\x1e")
+        text = pieces[0] + "".join(("…" if k in differing else columns[k][0]) + piece
+                                   for k, piece in enumerate(pieces[1:]))
+        count, plan = text.split("\x1f")
+        if differing:
+            plan += " — the numbers shown as … per judge: " + "; ".join(
+                f"{judge}: {', '.join(numbers[k] for k in differing)}" for judge, numbers in judges)
+        table_rows.append([", ".join(judge for judge, _ in judges), count, plan])
+    table = _table(["judge(s)", "more labels needed", "plan"], table_rows)
     return f"<p><b>How many more human labels, and which?</b></p>{table}"
 
 
