@@ -117,6 +117,20 @@ def _share(row: pd.Series) -> str:
     return text
 
 
+def _missing_reason(statistic: str, rater: str, paired: pd.DataFrame, outcome: str) -> str:
+    """Why a rater has no row of ``statistic`` in a comparison's table (the stats writer skipped it, for this reason)."""
+    if statistic == "finetune_effect_corrected":
+        return ("humans are the reference" if rater == HUMAN_MAJORITY
+                else "no human labels of this outcome to correct the judge with")
+    if statistic in ("finetune_effect_coherent_only", "finetune_effect_incoherent_share"):
+        if outcome == "incoherent":
+            return "not split by coherence: the outcome is incoherence itself"
+        if rater in paired.index and pd.isna(paired.at[rater, "estimate"]):
+            return "the paired effect is undefined"
+        return "no incoherence flags for these responses (judgekit flag STUDY)"
+    return "no capability of both models on the goal's task"
+
+
 def _effect_table(stats: pd.DataFrame, comparison: str, outcome: str) -> tuple[str, str]:
     columns = {name: _pooled(stats, name, comparison, outcome) for name, _ in EFFECT_COLUMNS}
     shown = [(name, title) for name, title in EFFECT_COLUMNS if not columns[name].empty]
@@ -130,7 +144,7 @@ def _effect_table(stats: pd.DataFrame, comparison: str, outcome: str) -> tuple[s
         for name, _ in shown:
             frame = columns[name]
             if rater not in frame.index:
-                cells.append("— (humans are the reference)" if rater == HUMAN_MAJORITY else "— (no row)")
+                cells.append(f"— ({_missing_reason(name, rater, paired, outcome)})")
                 continue
             row = frame.loc[rater]
             text = _share(row) if name == "finetune_effect_incoherent_share" else format_estimate(row)
