@@ -301,8 +301,9 @@ def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str]) -> str
         for outcome in [o for o in OUTCOMES if o in set(part["outcome"])]:
             row = part[part["outcome"] == outcome].iloc[0]
             noun = _e(OUTCOMES[outcome].noun)
-            judges = (f"{row['n_agree']} of {row['n_judges']} judges agree in sign" if row["n_judges"]
-                      else "no judge")
+            judges = (f"{row['n_agree']} of {row['n_judges']} judges agree in sign" if row["n_judges"] else "no judge")
+            if row["rater"] and row["estimate"] == 0 and row["n_judges"]:  # no sign to agree with
+                judges = f"the judges' effects range from {row['judge_low']:+.3f} to {row['judge_high']:+.3f}".replace("-", "−")
             if row["rater"]:
                 interval = (" (degenerate interval: every resample gave this value)" if row["ci_low"] == row["ci_high"]
                             else f" [{_signed(row['ci_low'])}, {_signed(row['ci_high'])}]")
