@@ -242,3 +242,16 @@ def test_a_share_outside_zero_one_is_not_printed_as_a_share() -> None:
     inside = _share(pd.Series({"estimate": 0.5, "ci_low": 0.1, "ci_high": 1.8, "warning": ""}))
     assert inside.startswith("0.500 [0.100, 1.800]") and "leaves [0, 1]" in inside
     assert _share(pd.Series({"estimate": 0.5, "ci_low": 0.1, "ci_high": 0.9, "warning": ""})) == "0.500 [0.100, 0.900]"
+
+
+def test_benign_prompts_without_a_refusal_rater_get_a_row_saying_why(tmp_path: Path) -> None:
+    study_dir = _study(tmp_path, intent=True, to_refusal=False)
+    judgments = pd.read_csv(study_dir / "judgments.csv").assign(judge_id="my-guard")  # not a refusal detector
+    judgments.to_csv(study_dir / "judgments.csv", index=False)
+    study = load_study(study_dir)
+    stats = judgekit.compute_stats(study, SETTINGS, only=("finetune_effect_paired",))
+    over = stats[stats["outcome"] == "over_refusal"]
+    assert len(over) == 1 and np.isnan(over["estimate"].iloc[0])
+    assert "no rater measures over-refusal" in over["warning"].iloc[0]
+    html = finetune_section(study, stats)
+    assert "over-refusal: undefined (no rater measures over-refusal" in html

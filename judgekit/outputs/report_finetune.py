@@ -281,7 +281,8 @@ def answer_rows(stats: pd.DataFrame) -> pd.DataFrame:
                   "judge_high": judges["estimate"].max() if len(judges) else np.nan}
         if lead is None:
             record |= {"rater": "", "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_agree": 0,
-                       "words": "", "warning": human.iloc[0]["warning"] if len(human) else "no human labels"}
+                       "words": "", "warning": human.iloc[0]["warning"] if len(human) else
+                       next((w for w in part["warning"] if w), "no human labels")}
         else:
             record |= {"rater": HUMAN_MAJORITY, "estimate": lead["estimate"], "ci_low": lead["ci_low"],
                        "ci_high": lead["ci_high"], "warning": lead["warning"],
