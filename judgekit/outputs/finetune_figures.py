@@ -133,7 +133,7 @@ def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
     judges = _judge_order(rows)
     # Each panel shows the benchmarks its outcome is measured on (harmful compliance has no benign benchmark).
     panel_benchmarks = {c: sorted(rows.loc[rows["comparison"] == c, "benchmark"].unique()) for c in comparisons}
-    widths = [len(panel_benchmarks[c]) for c in comparisons]
+    widths = [max(len(panel_benchmarks[c]), 2) for c in comparisons]  # room for the title of a one-benchmark panel
     with plt.rc_context(PAPER_STYLE):
         fig, axes = plt.subplots(1, len(comparisons), figsize=(max(DOUBLE_COLUMN_IN, 0.9 * sum(widths) + 0.8),
                                  0.2 * len(judges) + 1.9), sharey=True, squeeze=False, layout="constrained",
