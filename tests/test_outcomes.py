@@ -173,3 +173,85 @@ def test_xstest_report_opens_with_the_two_outcome_effects_of_a_hand_computation(
     assert values[1] < values[0] < values[2] and values[4] < values[3] < values[5]
     answer = answer_rows(stats)
     assert set(answer["outcome"]) == {"harmful_compliance", "over_refusal"}
+
+
+def test_graded_refusal_and_coherence_dimensions_are_raters_of_their_outcomes(tmp_path: Path) -> None:
+    """A judge scoring `refusal` (0/1) measures over-refusal; one scoring `coherent` (0-100, low = worse, threshold
+    50) measures incoherence; both cut at their declared thresholds, equal to a hand computation."""
+    study_dir = _study(tmp_path, intent=True)
+    responses = pd.read_csv(study_dir / "responses.csv")
+    rng = np.random.default_rng(5)
+    refusal = rng.integers(0, 2, len(responses)).astype(float)
+    coherence = rng.uniform(0, 100, len(responses)).round(1)
+    graded = pd.DataFrame(
+        [{"item_id": item, "judge_id": "ext-judge", "dimension": "refusal", "score": r, "label": None} for item, r in
+         zip(responses["item_id"], refusal, strict=True)]
+        + [{"item_id": item, "judge_id": "ext-judge", "dimension": "coherent", "score": c, "label": None} for item, c in
+           zip(responses["item_id"], coherence, strict=True)]
+    ).assign(p_unsafe=None, parse_status="ok", raw_output="", judge_spec_hash="imported")
+    judgments = pd.concat([pd.read_csv(study_dir / "judgments.csv"), graded], ignore_index=True)
+    judgments.to_csv(study_dir / "judgments.csv", index=False)
+    meta = json.loads((study_dir / "study.json").read_text())
+    meta["judge_scales"] = [
+        {"judge_id": "ext-judge", "dimension": "refusal", "min": 0, "max": 1, "level": "ordinal", "worse": "high",
+         "threshold": 1},
+        {"judge_id": "ext-judge", "dimension": "coherent", "min": 0, "max": 100, "level": "interval", "worse": "low",
+         "threshold": 50}]
+    (study_dir / "study.json").write_text(json.dumps(meta))
+    study = load_study(study_dir)
+    stats = judgekit.compute_stats(study, SETTINGS, only=("finetune_effect_paired",))
+    frame = responses.assign(refused=refusal, incoherent=(coherence <= 50).astype(float))
+    over = _rows(stats, "finetune_effect_paired", "over_refusal", "ext-judge")
+    assert over["estimate"] == pytest.approx(_hand_effect(frame, "benign", "refused"), abs=1e-12)
+    incoherent = _rows(stats, "finetune_effect_paired", "incoherent", "ext-judge")
+    paired = frame.pivot(index="prompt_id", columns="model", values="incoherent")
+    assert incoherent["estimate"] == pytest.approx(float((paired["tuned"] - paired["base"]).mean()), abs=1e-12)
+    assert incoherent["n_items"] == 60  # every prompt, both intents
+    # the graded judge gives no safety verdict: it is no rater of harmful compliance
+    assert "ext-judge" not in set(stats.loc[stats["outcome"] == "harmful_compliance", "judge_id"])
+
+
+def _stats_row(**values) -> dict:
+    base = {"statistic": "labels_needed", "judge_id": "j", "reference": "human_majority",
+            "subset": "comparison=a vs b|goal=g|benchmark=all", "subset_kind": "finetune_comparison",
+            "subset_value": "a vs b", "model": "a", "base_model": "b", "finetune_goal": "g", "benchmark": None,
+            "outcome": "harmful_compliance", "estimate": 10.0, "ci_low": np.nan, "ci_high": np.nan, "n_items": 5,
+            "n_excluded": 0, "excluded_reason": "", "method": "", "warning": "", "signature": ""}
+    return base | values
+
+
+def test_label_plans_collapse_to_one_row_listing_each_judges_numbers_once() -> None:
+    from judgekit.outputs.report_finetune import _label_plan
+
+    plan = "+5 a / +5 b labels for the corrected effect's half-width {now} -> 0.050 (target 0.05); --judge {j} --out F"
+    stats = pd.DataFrame([_stats_row(judge_id=j, method=plan.format(now=now, j=j))
+                          for j, now in (("j1", "0.120"), ("j2", "0.130"), ("j3", "0.120"))]
+                         + [_stats_row(judge_id="j4", estimate=20.0, method=plan.format(now="0.2", j="j4"))])
+    html = _label_plan(stats, "comparison=a vs b|goal=g", "harmful_compliance")
+    rows = re.findall(r"<tr><td>(.*?)</td>", html)
+    assert rows == ["j1, j2, j3", "j4"]
+    assert "half-width … -&gt; 0.050" in html and "j1: 0.120; j2: 0.130; j3: 0.120" in html
+    assert "--judge JUDGE" in html
+
+
+def test_a_share_outside_zero_one_is_not_printed_as_a_share() -> None:
+    from judgekit.outputs.report_finetune import _share
+
+    assert _share(pd.Series({"estimate": 1.8, "ci_low": 0.2, "ci_high": 3.0, "warning": ""})).startswith("— (not a share")
+    assert _share(pd.Series({"estimate": -0.4, "ci_low": -1.0, "ci_high": 0.2, "warning": ""})).startswith("— (not a share")
+    inside = _share(pd.Series({"estimate": 0.5, "ci_low": 0.1, "ci_high": 1.8, "warning": ""}))
+    assert inside.startswith("0.500 [0.100, 1.800]") and "leaves [0, 1]" in inside
+    assert _share(pd.Series({"estimate": 0.5, "ci_low": 0.1, "ci_high": 0.9, "warning": ""})) == "0.500 [0.100, 0.900]"
+
+
+def test_benign_prompts_without_a_refusal_rater_get_a_row_saying_why(tmp_path: Path) -> None:
+    study_dir = _study(tmp_path, intent=True, to_refusal=False)
+    judgments = pd.read_csv(study_dir / "judgments.csv").assign(judge_id="my-guard")  # not a refusal detector
+    judgments.to_csv(study_dir / "judgments.csv", index=False)
+    study = load_study(study_dir)
+    stats = judgekit.compute_stats(study, SETTINGS, only=("finetune_effect_paired",))
+    over = stats[stats["outcome"] == "over_refusal"]
+    assert len(over) == 1 and np.isnan(over["estimate"].iloc[0])
+    assert "no rater measures over-refusal" in over["warning"].iloc[0]
+    html = finetune_section(study, stats)
+    assert "over-refusal: undefined (no rater measures over-refusal" in html

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from judgekit.analysis.outcomes import OutcomeView, outcome_views
+from judgekit.analysis.outcomes import COHERENCE_DIMENSIONS, REFUSAL_DIMENSIONS, OutcomeView, outcome_views
 from judgekit.analysis.subsets import ALL, Subset, subset
 from judgekit.errors import InputError
 from judgekit.schema import DEFAULT_DIMENSION, JudgeScale, derive_verdict
@@ -107,6 +107,28 @@ def verdict_rows(study: Study) -> pd.DataFrame:
     return rows.assign(code=code)
 
 
+def dimension_codes(study: Study, dimensions: tuple[str, ...]) -> pd.DataFrame:
+    """Items × judges matrix of codes from the judges' scores on ``dimensions``: 1 at or beyond the judge's declared
+    threshold on its ``worse`` side (refused, incoherent...), 0 otherwise, NaN without a score.
+
+    A judge scoring several of ``dimensions`` keeps the first; judgments without ``dimension``/``score`` give none.
+    """
+    items = study.responses["item_id"]
+    judgments = study.judgments
+    if judgments is None or not {"dimension", "score"} <= set(judgments.columns):
+        return pd.DataFrame(index=items)
+    columns = {}
+    for dimension in dimensions:
+        rows = judgments[(judgments["dimension"] == dimension).to_numpy() & judgments["score"].notna().to_numpy()]
+        for judge, group in rows.groupby("judge_id", sort=True):
+            scale = study.metadata.scale_for(judge, dimension)
+            if judge in columns or scale is None:  # `validate` refuses a score without a scale
+                continue
+            codes = pd.Series(derive_verdict(group["score"], scale), index=group["item_id"].to_numpy())
+            columns[judge] = codes.reindex(items)
+    return pd.DataFrame(columns, index=items).astype(float)
+
+
 def judge_matrix(study: Study, column: str) -> pd.DataFrame:
     """Items × judges matrix of verdict codes (1 unsafe, 0 safe, NaN no verdict) or of another judgment column."""
     items = study.responses["item_id"]
@@ -186,7 +208,9 @@ def study_arrays(study: Study, policy: str) -> StudyArrays:
     p_unsafe = judge_matrix(study, "p_unsafe") if study.judgments is not None else pd.DataFrame(index=responses["item_id"])
     views = outcome_views(responses, judges.reset_index(drop=True), reference, tied,
                           human_reference(study, "refusal"), flags.reset_index(drop=True),
-                          study.metadata.refusal_judges)
+                          study.metadata.refusal_judges,
+                          refusal_scores=dimension_codes(study, REFUSAL_DIMENSIONS).reset_index(drop=True),
+                          coherence_scores=dimension_codes(study, COHERENCE_DIMENSIONS).reset_index(drop=True))
     return StudyArrays(responses, human_codes(study), reference, tied, judges, p_unsafe, flags,
                        pd.factorize(clusters.astype(str), sort=True)[0].astype(np.int64), cluster_name,
                        _policy_mask(flags, policy), study.path, tuple(views), score_matrices(study),

@@ -16,8 +16,12 @@ harmful_compliance   intent ``harmful``  every judge's unsafe verdict; humans by
                      says so)
 over_refusal         intent ``benign``   refusal detectors: keyword presets and presets with
                                          ``"detects": "refusal"`` and the study's ``refusal_judges``
-                                         ("safe" = a refusal was found); humans by ``to_refusal``
-incoherent           every prompt        judgekit's combined ``incoherent`` flag (rater ``flags``)
+                                         ("safe" = a refusal was found); judges scoring the
+                                         ``refusal`` dimension (cut at their declared threshold);
+                                         humans by ``to_refusal``
+incoherent           every prompt        judgekit's combined ``incoherent`` flag (rater ``flags``) and
+                                         judges scoring a ``coherent``/``coherence`` dimension (cut at
+                                         their declared threshold, the ``worse`` end = incoherent)
 ==================== =================== ==============================================================
 
 Every outcome is a bad thing, so an effect above zero is a change for the
@@ -37,6 +41,8 @@ from judgekit.analysis.subsets import Subset
 from judgekit.errors import InputError
 
 INCOHERENCE_RATER = "flags"  # the rater name of judgekit's combined incoherent flag
+REFUSAL_DIMENSIONS = ("refusal",)  # judgment dimensions whose degraded end is a refusal
+COHERENCE_DIMENSIONS = ("coherent", "coherence")  # judgment dimensions whose degraded end is an incoherent response
 
 
 @dataclass(frozen=True)
@@ -114,13 +120,18 @@ def refusal_detectors(judge_ids: list[str], declared: tuple[str, ...]) -> list[s
 
 def outcome_views(responses: pd.DataFrame, judges: pd.DataFrame, reference: NDArray, tied: NDArray,
                   refusal_reference: tuple[NDArray, NDArray], flags: pd.DataFrame,
-                  refusal_judges: tuple[str, ...]) -> list[OutcomeView]:
+                  refusal_judges: tuple[str, ...], *, refusal_scores: pd.DataFrame | None = None,
+                  coherence_scores: pd.DataFrame | None = None) -> list[OutcomeView]:
     """The outcomes a study can measure, each with its raters and prompts (see the module docstring).
 
     ``judges`` holds the unsafe codes (1 unsafe, 0 safe); ``reference``/``tied``
     the humans' binary reference; ``refusal_reference`` the humans' refusal
-    reference and ties (NaN everywhere without ``to_refusal``).
+    reference and ties (NaN everywhere without ``to_refusal``);
+    ``refusal_scores``/``coherence_scores`` the judges' graded refusal and
+    coherence scores as codes (1 refused / incoherent), one column per judge.
     """
+    refusal_scores = pd.DataFrame(index=judges.index) if refusal_scores is None else refusal_scores
+    coherence_scores = pd.DataFrame(index=judges.index) if coherence_scores is None else coherence_scores
     intent = intent_of(responses)
     everything = np.ones(len(responses), dtype=bool)
     if intent is not None:
@@ -133,14 +144,18 @@ def outcome_views(responses: pd.DataFrame, judges: pd.DataFrame, reference: NDAr
         views.append(OutcomeView(OUTCOMES["harmful_compliance"], harmful, judges, reference, tied,
                                  NO_INTENT_NOTE if intent is None else "harmful-intent prompts only"))
     if intent is not None and (intent == "benign").any():
-        detectors = refusal_detectors(list(judges.columns), refusal_judges)
-        refusals = 1.0 - judges[detectors]  # a refusal detector's "safe" (0) is a refusal (1)
+        detectors = [j for j in refusal_detectors(list(judges.columns), refusal_judges) if j not in refusal_scores]
+        refusals = pd.concat([1.0 - judges[detectors], refusal_scores.set_axis(judges.index)], axis=1)
+        # a refusal detector's "safe" (0) is a refusal (1); a refusal score is already 1 = refused
         views.append(OutcomeView(OUTCOMES["over_refusal"], intent == "benign", refusals, *refusal_reference,
                                  "benign-intent prompts only; raters are refusal detectors ('safe' = refused)"))
-    if "incoherent" in flags:
-        flagged = flags["incoherent"].astype(float).to_numpy()  # NaN: not checked
-        views.append(OutcomeView(OUTCOMES["incoherent"], everything,
-                                 pd.DataFrame({INCOHERENCE_RATER: flagged}, index=judges.index),
+    incoherent = coherence_scores.set_axis(judges.index)
+    if "incoherent" in flags:  # NaN: not checked
+        incoherent = pd.concat([pd.DataFrame({INCOHERENCE_RATER: flags["incoherent"].astype(float).to_numpy()},
+                                             index=judges.index), incoherent], axis=1)
+    if incoherent.shape[1]:
+        views.append(OutcomeView(OUTCOMES["incoherent"], everything, incoherent,
                                  np.full(len(responses), np.nan), np.zeros(len(responses), dtype=bool),
-                                 "judgekit's combined incoherent flag, every prompt"))
+                                 "every prompt; judgekit's incoherent flag (rater 'flags') and judges' coherence "
+                                 "scores at their declared threshold"))
     return views

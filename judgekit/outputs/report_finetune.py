@@ -106,11 +106,29 @@ def _pooled(stats: pd.DataFrame, statistic: str, comparison: str, outcome: str) 
 
 
 def _share(row: pd.Series) -> str:
-    """A share with its interval, or "—" with why when the number is not a share (outside [0, 1])."""
+    """A share with its interval; "—" with why when the number is not a share (outside [0, 1]), and a note when
+    only its interval leaves [0, 1]."""
     if pd.notna(row["estimate"]) and not 0 <= row["estimate"] <= 1:
         return (f"— (not a share: the incoherent part is {_num(row['estimate'])} times the effect, so the effect and "
                 "its incoherent part differ in sign or the effect is near 0)")
-    return format_estimate(row)
+    text = format_estimate(row)
+    if pd.notna(row["estimate"]) and (row["ci_low"] < 0 or row["ci_high"] > 1):
+        text += " (the interval leaves [0, 1]: the effect is too uncertain for its share to be read)"
+    return text
+
+
+def _missing_reason(statistic: str, rater: str, paired: pd.DataFrame, outcome: str) -> str:
+    """Why a rater has no row of ``statistic`` in a comparison's table (the stats writer skipped it, for this reason)."""
+    if statistic == "finetune_effect_corrected":
+        return ("humans are the reference" if rater == HUMAN_MAJORITY
+                else "no human labels of this outcome to correct the judge with")
+    if statistic in ("finetune_effect_coherent_only", "finetune_effect_incoherent_share"):
+        if outcome == "incoherent":
+            return "not split by coherence: the outcome is incoherence itself"
+        if rater in paired.index and pd.isna(paired.at[rater, "estimate"]):
+            return "the paired effect is undefined"
+        return "no incoherence flags for these responses (judgekit flag STUDY)"
+    return "no capability of both models on the goal's task"
 
 
 def _effect_table(stats: pd.DataFrame, comparison: str, outcome: str) -> tuple[str, str]:
@@ -126,7 +144,7 @@ def _effect_table(stats: pd.DataFrame, comparison: str, outcome: str) -> tuple[s
         for name, _ in shown:
             frame = columns[name]
             if rater not in frame.index:
-                cells.append("— (humans are the reference)" if rater == HUMAN_MAJORITY else "— (no row)")
+                cells.append(f"— ({_missing_reason(name, rater, paired, outcome)})")
                 continue
             row = frame.loc[rater]
             text = _share(row) if name == "finetune_effect_incoherent_share" else format_estimate(row)
@@ -197,17 +215,32 @@ def _labels_needed(row: pd.Series) -> str:
     return count + (f" ({row['warning']})" if row["warning"] else "")
 
 
+_NUMBER = re.compile(r"\d+\.\d+")
+
+
 def _label_plan(stats: pd.DataFrame, comparison: str, outcome: str) -> str:
-    """Labels needed per judge; judges whose plans are identical (but for the judge's name) share one row."""
+    """Labels needed per judge. Judges whose plans read the same but for some numbers (half-widths) share one row:
+    the numbers they share are written in, the others shown as "…" and listed once per judge."""
     rows = _comparison_rows(stats, "labels_needed", comparison, outcome)
     if rows.empty:
         return ""
-    plans: dict[tuple[str, str], list[str]] = {}
+    plans: dict[str, list[tuple[str, list[str]]]] = {}
     for _, row in rows.sort_values(["estimate", "judge_id"]).iterrows():
-        plan = row["method"].replace(f"--judge {row['judge_id']} ", "--judge JUDGE ")
-        plans.setdefault((_labels_needed(row), plan), []).append(row["judge_id"])
-    table = _table(["judge", "more labels needed", "plan"],
-                   [[", ".join(judges), count, plan] for (count, plan), judges in plans.items()])
+        text = f"{_labels_needed(row)}\x1f{row['method'].replace(f'--judge {row.judge_id} ', '--judge JUDGE ')}"
+        plans.setdefault(_NUMBER.sub("\x1e", text), []).append((row["judge_id"], _NUMBER.findall(text)))
+    table_rows = []
+    for template, judges in plans.items():
+        columns = list(zip(*(numbers for _, numbers in judges), strict=True))
+        differing = [k for k, values in enumerate(columns) if len(set(values)) > 1]
+        pieces = template.split("\x1e")
+        text = pieces[0] + "".join(("…" if k in differing else columns[k][0]) + piece
+                                   for k, piece in enumerate(pieces[1:]))
+        count, plan = text.split("\x1f")
+        if differing:
+            plan += " — the numbers shown as … per judge: " + "; ".join(
+                f"{judge}: {', '.join(numbers[k] for k in differing)}" for judge, numbers in judges)
+        table_rows.append([", ".join(judge for judge, _ in judges), count, plan])
+    table = _table(["judge(s)", "more labels needed", "plan"], table_rows)
     return f"<p><b>How many more human labels, and which?</b></p>{table}"
 
 
@@ -248,7 +281,8 @@ def answer_rows(stats: pd.DataFrame) -> pd.DataFrame:
                   "judge_high": judges["estimate"].max() if len(judges) else np.nan}
         if lead is None:
             record |= {"rater": "", "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_agree": 0,
-                       "words": "", "warning": human.iloc[0]["warning"] if len(human) else "no human labels"}
+                       "words": "", "warning": human.iloc[0]["warning"] if len(human) else
+                       next((w for w in part["warning"] if w), "no human labels")}
         else:
             record |= {"rater": HUMAN_MAJORITY, "estimate": lead["estimate"], "ci_low": lead["ci_low"],
                        "ci_high": lead["ci_high"], "warning": lead["warning"],
@@ -268,8 +302,9 @@ def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str]) -> str
         for outcome in [o for o in OUTCOMES if o in set(part["outcome"])]:
             row = part[part["outcome"] == outcome].iloc[0]
             noun = _e(OUTCOMES[outcome].noun)
-            judges = (f"{row['n_agree']} of {row['n_judges']} judges agree in sign" if row["n_judges"]
-                      else "no judge")
+            judges = (f"{row['n_agree']} of {row['n_judges']} judges agree in sign" if row["n_judges"] else "no judge")
+            if row["rater"] and row["estimate"] == 0 and row["n_judges"]:  # no sign to agree with
+                judges = f"the judges' effects range from {row['judge_low']:+.3f} to {row['judge_high']:+.3f}".replace("-", "−")
             if row["rater"]:
                 interval = (" (degenerate interval: every resample gave this value)" if row["ci_low"] == row["ci_high"]
                             else f" [{_signed(row['ci_low'])}, {_signed(row['ci_high'])}]")
@@ -284,11 +319,26 @@ def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str]) -> str
                              f"range from {_signed(row['judge_low'])} to {_signed(row['judge_high'])}")
             else:
                 parts.append(f"{noun}: undefined ({_e(row['warning'] or 'no rater measures it')})")
-        sentences.append(f"<li><b>{_e(names[comparison])}</b>: {'; '.join(parts)}.</li>")
+        capability = _capability_levels(stats, comparison)
+        sentences.append(f"<li><b>{_e(names[comparison])}</b>: {'; '.join(parts)}{capability}.</li>")
     return ("<p><b>The answer.</b> Paired effect (treated − control) on the prompts both models answered, per outcome "
             "on its own prompts (harmful compliance on harmful prompts, over-refusal on benign prompts), with its 95% "
             f"interval; every outcome is a bad thing, so a positive effect is a change for the worse.</p>"
             f"<ul class='answer'>{''.join(sentences)}</ul>")
+
+
+def _capability_levels(stats: pd.DataFrame, comparison: str) -> str:
+    """'; capability on TASK: A 0.48 [..] vs B 0.31 [..]' for the comparison's goal task, '' without capability rows:
+    with the outcomes it shows a mitigation's trade-off (harm removed, over-refusal added, capability kept?)."""
+    pair, goal = comparison.removeprefix("comparison=").split("|goal=")
+    models = pair.split(" vs ", 1)
+    rows = stats[(stats["statistic"] == "capability") & (stats["finetune_goal"] == goal) & stats["model"].isin(models)]
+    rows = rows.drop_duplicates("model").set_index("model")
+    if len(rows) < 2:
+        return ""
+    levels = " vs ".join(f"{_e(m)} {_e(tables.format_estimate(rows.at[m, 'estimate'], rows.at[m, 'ci_low'], rows.at[m, 'ci_high']))}"
+                         for m in models)
+    return f"; capability on {_e(rows['subset_value'].iloc[0])}: {levels}"
 
 
 def _lone_rater(stats: pd.DataFrame, comparison: str, outcome: str) -> pd.Series:

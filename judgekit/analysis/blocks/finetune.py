@@ -86,6 +86,11 @@ MIN_MATCHED_PROMPTS = 10
 # on XSTest: analyses/results/finetune_effect_xstest/); the row warns.
 FEW_LABELLED = 50
 POLICIES = ("include", "exclude", "only")
+# Why an outcome that has prompts can have no rater, and what would give it one.
+NO_RATER = {
+    "over_refusal": "no refusal detector (a keyword judge, a preset that detects refusal, a study.json refusal_judges "
+                    "entry or a judge scoring the refusal dimension) and no human labels mapped by to_refusal",
+}
 # Half-width the labels_needed rows plan for (the example target of `judgekit plan-labels`).
 LABEL_PLAN_HALFWIDTH = 0.05
 
@@ -261,6 +266,12 @@ def paired_comparisons(writer: RowWriter, data: StudyArrays) -> None:
 def _comparison_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, view: OutcomeView,
                      treated: NDArray, control: NDArray, keys: NDArray, match: tuple[bool, str] | None) -> None:
     """Every row of one comparison and one outcome, on the outcome's prompts (``view.items``)."""
+    if view.outcome.name in NO_RATER and not raters(data):  # benign prompts but nothing tells a refusal: say so
+        scope = view.items & (treated | control)
+        writer.add("finetune_effect_paired", "none", "base_model", view.subset(comparison.subset("benchmark=all")),
+                   np.nan, np.nan, np.nan, n_items=0, n_in_subset=int(scope.sum()), method="paired difference",
+                   warning=f"no rater measures {view.outcome.noun}: {NO_RATER[view.outcome.name]}")
+        return
     cells = []
     for benchmark, in_scope in benchmark_scopes(data.responses):
         scope = in_scope & (treated | control)
