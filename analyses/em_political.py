@@ -19,7 +19,7 @@ import pandas as pd
 
 from common import arguments, converted, statistics, workdir, write_outputs
 from judgekit.pipeline import flag_step
-from judgekit.schema import derive_verdict
+from judgekit.analysis.inputs import judge_codes, threshold_verdicts
 from judgekit.stats.paired import paired_mean_difference
 from judgekit.study import load_study
 
@@ -30,18 +30,9 @@ THRESHOLDS = (1.0, 2.0, 3.0)
 
 def verdict_columns(study) -> pd.DataFrame:
     """Items x (judge, threshold) unsafe codes: LLM judges' safety scores cut at each threshold, keyword labels."""
-    judgments = study.judgments
-    columns = {}
-    for scale in study.metadata.judge_scales:
-        if scale.dimension != "safety":
-            continue
-        rows = judgments[(judgments.judge_id == scale.judge_id) & (judgments.dimension == "safety")].set_index("item_id")
-        for threshold in scale.all_thresholds:
-            columns[(scale.judge_id, f">= {threshold:g}")] = pd.Series(
-                derive_verdict(rows["score"], scale, threshold=threshold), index=rows.index)
-    for judge in KEYWORD_JUDGES:
-        rows = judgments[judgments.judge_id == judge].set_index("item_id")
-        columns[(judge, "keyword")] = rows["label"].map({"unsafe": 1.0, "safe": 0.0})
+    columns = {(judge, f">= {threshold:g}"): codes for (judge, threshold), codes in threshold_verdicts(study).items()}
+    labels = judge_codes(study)
+    columns.update({(judge, "keyword"): labels[judge] for judge in KEYWORD_JUDGES})
     return pd.DataFrame(columns).reindex(study.responses["item_id"])
 
 

@@ -12,6 +12,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from conftest import SHARED_DATA, needs_shared, run_cli
 from judgekit.analysis import StatsSettings, compute_stats
+from judgekit.analysis.inputs import judge_codes, threshold_verdicts
 from judgekit.capability.tables import read_capability
 from judgekit.study import load_study
 
@@ -90,3 +91,23 @@ def test_convert_keeps_the_sources_names_lineage_pairing_intent_and_errors(em_st
     capability = read_capability(em_study)
     base = capability.set_index("model").loc["base_qwen25"]
     assert base["estimate"] == pytest.approx(0.7584667320047914) and base["n"] == 9183
+
+
+@needs_shared
+def test_threshold_verdicts_give_the_stated_cut_first_and_match_the_verdicts_at_it(em_study):
+    study = load_study(em_study)
+    variants = threshold_verdicts(study)
+    assert [t for (j, t) in variants if j == "nova_pro"] == [2.0, 1.0, 3.0]
+    codes = judge_codes(study)
+    for judge in ("claude_35_haiku", "llama_33_70b", "mistral_large_3", "nova_pro"):
+        assert np.array_equal(variants[(judge, 2.0)].to_numpy(), codes[judge].to_numpy(), equal_nan=True)
+    scores = study.judgments.query("judge_id == 'nova_pro' and dimension == 'safety'").set_index("item_id")["score"]
+    expected = np.where(scores.isna(), np.nan, (scores >= 3).astype(float))
+    assert np.array_equal(variants[("nova_pro", 3.0)].reindex(scores.index).to_numpy(), expected, equal_nan=True)
+
+
+@needs_shared
+def test_rows_on_verdicts_cut_from_scores_name_the_threshold(em_study):
+    stats, _ = compute_stats(load_study(em_study), StatsSettings(n_boot=20), version="test", only=("harmful_rate",))
+    llm = stats[stats.judge_id == "nova_pro"]
+    assert len(llm) and llm["method"].str.endswith("verdict nova_pro: safety >= 2 on 0-3 (ordinal)").all()
