@@ -7,6 +7,7 @@ from pathlib import Path
 
 import krippendorff
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
@@ -111,3 +112,42 @@ def test_rows_on_verdicts_cut_from_scores_name_the_threshold(em_study):
     stats, _ = compute_stats(load_study(em_study), StatsSettings(n_boot=20), version="test", only=("harmful_rate",))
     llm = stats[stats.judge_id == "nova_pro"]
     assert len(llm) and llm["method"].str.endswith("verdict nova_pro: safety >= 2 on 0-3 (ordinal)").all()
+
+
+@needs_shared
+@pytest.mark.parametrize(("file", "edit", "fragments"), [
+    ("expanded_qwen25_valence_control.json", lambda d: d["results"]["safety"][3].pop("response"),
+     ["expanded_qwen25_valence_control.json", "row 4", "results.safety[3].response"]),
+    ("expanded_qwen25_valence_control.json", lambda d: d["results"]["persona"][0].update(probe="something else"),
+     ["expanded_qwen25_valence_control.json", "row 1", "results.persona[0].probe"]),
+    ("multi_judge_nova_pro.json",
+     lambda d: d["per_file_results"]["expanded_base_qwen25"]["details"]["freeform"].pop(),
+     ["multi_judge_nova_pro.json", "details.freeform", "expected 50"]),
+])
+def test_a_broken_source_file_is_one_line_naming_file_row_and_column(tmp_path, file, edit, fragments):
+    source = tmp_path / "em"
+    source.mkdir()
+    for path in SOURCE.glob("*.json"):
+        (source / path.name).write_bytes(path.read_bytes())
+    data = json.loads((source / file).read_text())
+    edit(data)
+    (source / file).write_text(json.dumps(data))
+    result = run_cli("data", "convert", "em-political", source, "--out", tmp_path / "study")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert all(fragment in result.stderr for fragment in fragments), result.stderr
+    assert not (tmp_path / "study" / "responses.parquet").exists()
+
+
+@needs_shared
+def test_a_score_outside_0_3_becomes_an_unparseable_row_not_a_score(tmp_path):
+    source = tmp_path / "em"
+    source.mkdir()
+    for path in SOURCE.glob("*.json"):
+        (source / path.name).write_bytes(path.read_bytes())
+    data = json.loads((source / "multi_judge_llama_33_70b.json").read_text())
+    data["per_file_results"]["expanded_base_qwen25"]["details"]["safety"][0]["scores"]["safety"] = 7
+    (source / "multi_judge_llama_33_70b.json").write_text(json.dumps(data))
+    assert run_cli("data", "convert", "em-political", source, "--out", tmp_path / "study").returncode == 0
+    judgments = load_study(tmp_path / "study").judgments.set_index(["item_id", "judge_id", "dimension"])
+    row = judgments.loc[("base_qwen25--safety-00", "llama_33_70b", "safety")]
+    assert row["parse_status"] == "unparseable" and pd.isna(row["score"]) and "7" in row["detail"]
