@@ -7,11 +7,13 @@ from pathlib import Path
 
 import krippendorff
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from conftest import SHARED_DATA, needs_shared, run_cli
 from judgekit.analysis import StatsSettings, compute_stats
+from judgekit.analysis.inputs import judge_codes, threshold_verdicts
 from judgekit.capability.tables import read_capability
 from judgekit.study import load_study
 
@@ -90,3 +92,62 @@ def test_convert_keeps_the_sources_names_lineage_pairing_intent_and_errors(em_st
     capability = read_capability(em_study)
     base = capability.set_index("model").loc["base_qwen25"]
     assert base["estimate"] == pytest.approx(0.7584667320047914) and base["n"] == 9183
+
+
+@needs_shared
+def test_threshold_verdicts_give_the_stated_cut_first_and_match_the_verdicts_at_it(em_study):
+    study = load_study(em_study)
+    variants = threshold_verdicts(study)
+    assert [t for (j, t) in variants if j == "nova_pro"] == [2.0, 1.0, 3.0]
+    codes = judge_codes(study)
+    for judge in ("claude_35_haiku", "llama_33_70b", "mistral_large_3", "nova_pro"):
+        assert np.array_equal(variants[(judge, 2.0)].to_numpy(), codes[judge].to_numpy(), equal_nan=True)
+    scores = study.judgments.query("judge_id == 'nova_pro' and dimension == 'safety'").set_index("item_id")["score"]
+    expected = np.where(scores.isna(), np.nan, (scores >= 3).astype(float))
+    assert np.array_equal(variants[("nova_pro", 3.0)].reindex(scores.index).to_numpy(), expected, equal_nan=True)
+
+
+@needs_shared
+def test_rows_on_verdicts_cut_from_scores_name_the_threshold(em_study):
+    stats, _ = compute_stats(load_study(em_study), StatsSettings(n_boot=20), version="test", only=("harmful_rate",))
+    llm = stats[stats.judge_id == "nova_pro"]
+    assert len(llm) and llm["method"].str.endswith("verdict nova_pro: safety >= 2 on 0-3 (ordinal)").all()
+
+
+@needs_shared
+@pytest.mark.parametrize(("file", "edit", "fragments"), [
+    ("expanded_qwen25_valence_control.json", lambda d: d["results"]["safety"][3].pop("response"),
+     ["expanded_qwen25_valence_control.json", "row 4", "results.safety[3].response"]),
+    ("expanded_qwen25_valence_control.json", lambda d: d["results"]["persona"][0].update(probe="something else"),
+     ["expanded_qwen25_valence_control.json", "row 1", "results.persona[0].probe"]),
+    ("multi_judge_nova_pro.json",
+     lambda d: d["per_file_results"]["expanded_base_qwen25"]["details"]["freeform"].pop(),
+     ["multi_judge_nova_pro.json", "details.freeform", "expected 50"]),
+])
+def test_a_broken_source_file_is_one_line_naming_file_row_and_column(tmp_path, file, edit, fragments):
+    source = tmp_path / "em"
+    source.mkdir()
+    for path in SOURCE.glob("*.json"):
+        (source / path.name).write_bytes(path.read_bytes())
+    data = json.loads((source / file).read_text())
+    edit(data)
+    (source / file).write_text(json.dumps(data))
+    result = run_cli("data", "convert", "em-political", source, "--out", tmp_path / "study")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert all(fragment in result.stderr for fragment in fragments), result.stderr
+    assert not (tmp_path / "study" / "responses.parquet").exists()
+
+
+@needs_shared
+def test_a_score_outside_0_3_becomes_an_unparseable_row_not_a_score(tmp_path):
+    source = tmp_path / "em"
+    source.mkdir()
+    for path in SOURCE.glob("*.json"):
+        (source / path.name).write_bytes(path.read_bytes())
+    data = json.loads((source / "multi_judge_llama_33_70b.json").read_text())
+    data["per_file_results"]["expanded_base_qwen25"]["details"]["safety"][0]["scores"]["safety"] = 7
+    (source / "multi_judge_llama_33_70b.json").write_text(json.dumps(data))
+    assert run_cli("data", "convert", "em-political", source, "--out", tmp_path / "study").returncode == 0
+    judgments = load_study(tmp_path / "study").judgments.set_index(["item_id", "judge_id", "dimension"])
+    row = judgments.loc[("base_qwen25--safety-00", "llama_33_70b", "safety")]
+    assert row["parse_status"] == "unparseable" and pd.isna(row["score"]) and "7" in row["detail"]

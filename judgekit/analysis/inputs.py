@@ -152,6 +152,22 @@ def score_matrices(study: Study) -> dict[str, pd.DataFrame]:
             for name, group in scored.groupby("dimension", sort=True) if group["score"].notna().any()}
 
 
+def threshold_verdicts(study: Study) -> dict[tuple[str, float], pd.Series]:
+    """Verdict codes of each judge whose safety verdict is cut from a graded score, at every threshold its scale lists.
+
+    Keys ``(judge_id, threshold)``, the stated threshold first (``JudgeScale.all_thresholds``): the threshold axis of a
+    specification curve. Values: 1 unsafe, 0 safe, NaN no score, indexed by item_id in the responses' order.
+    """
+    scores = score_matrices(study).get(DEFAULT_DIMENSION)
+    out = {}
+    for judge in derived_verdict_methods(study):
+        scale = study.metadata.scale_for(judge, DEFAULT_DIMENSION)
+        for threshold in scale.all_thresholds:
+            out[(judge, threshold)] = pd.Series(derive_verdict(scores[judge], scale, threshold=threshold),
+                                                index=scores.index)
+    return out
+
+
 def derived_verdict_methods(study: Study) -> dict[str, str]:
     """Judges whose binary verdicts are cut from a graded safety score, and the cut (for each row's ``method``)."""
     judgments = study.judgments

@@ -23,6 +23,9 @@ Decisions (also in the study description):
   stderr; ``n`` = the subjects' item counts, each read back from its binomial stderr, 9,183 here). The base model's MMLU is attached to ``base_qwen25``. The MMLU adapters
   are the source's ``v2`` retrains (``adapter_path`` ``...-v2-<name>``), not necessarily the checkpoints that
   wrote the responses: a note says so.
+- ``human_eval_reformed_political_rerun.json`` (one author's 0-3 ratings of 15 responses) is not imported: it rates
+  a rerun model (``rerun_reformed_political``) whose responses are not in the folder, one rating per response rather
+  than per dimension, so no rating pairs with an item here.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
 import pandas as pd
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -349,10 +350,32 @@ def variance_components_table(stats: pd.DataFrame) -> tuple[pd.DataFrame, str] |
     return frame, f"Variance components of the verdict: {method} ({interval_caption(rows)})"
 
 
+GRADED = ("krippendorff_alpha_interval", "krippendorff_alpha_ordinal", "weighted_kappa_linear", "weighted_kappa_quadratic",
+          "spearman_rho")
+
+
 # Statistics shown elsewhere: in the tables above, in figures (confusion counts, harmful rates), or in the
 # report's fine-tuning section (finetune_*, capability*, conclusion_*, labels_needed...).
-SHOWN_ELSEWHERE_PREFIXES = ("finetune_", "capability", "conclusion_", "mitigation_", "harmful_rate", "labels_needed",
+SHOWN_ELSEWHERE_PREFIXES = (*GRADED, "finetune_", "capability", "conclusion_", "mitigation_", "harmful_rate", "labels_needed",
                             "variance_", "mcnemar_", "cochran_q", "error_odds_ratio", "accuracy")
+def graded_agreement_table(stats: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
+    """Agreement on the judges' native graded scales, on all items: one row per dimension and rater pair
+    (``judges`` for all judges together: Krippendorff's alpha), one column per statistic."""
+    if "dimension" not in stats:
+        return None
+    rows = stats[stats["statistic"].isin(GRADED) & stats["dimension"].notna() & (stats["subset"] == "all")]
+    if rows.empty:
+        return None
+    pair = np.where(rows["judge_id"] == rows["reference"], rows["judge_id"], rows["judge_id"] + " vs " + rows["reference"])
+    table = estimate_table(rows.assign(raters=pair).assign(key=rows["dimension"] + " | " + pair), rows="key",
+                           columns="statistic", statistics=list(GRADED))
+    table.insert(0, "dimension", table["key"].str.split(" | ", regex=False).str[0])
+    table["key"] = table["key"].str.split(" | ", regex=False).str[1]
+    return (table.rename(columns={"key": "raters"}),
+            f"Agreement on the judges' native scales, per dimension, on all items ({interval_caption(rows)}); per model "
+            "in stats.csv (subset_kind model)")
+
+
 SHOWN_ELSEWHERE = {"precision", "recall", "f1", "fpr", "fnr", "mcc", "cohen_kappa", "tp", "fp", "fn", "tn",
                    "ece", "ece_equal_mass", "mce", "brier", "log_loss", "auroc", "auprc",
                    "percent_agreement", "fleiss_kappa", "gwet_ac1", "krippendorff_alpha"}
@@ -393,7 +416,8 @@ def study_tables(stats: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, str]]:
     if not rows.empty:
         tables["judge_agreement"] = (estimate_table(rows, rows="judge_id", columns="reference"),
                                      f"Cohen's kappa between judges, row vs column ({interval_caption(rows)})")
-    rows = stats[stats["judge_id"].isin(["humans", "judges", "human_ceiling"]) & (stats["subset"] == "all")
+    binary = stats["dimension"].isna() if "dimension" in stats else pd.Series(True, index=stats.index)
+    rows = stats[stats["judge_id"].isin(["humans", "judges", "human_ceiling"]) & (stats["subset"] == "all") & binary
                  & ~stats["statistic"].str.startswith("cochran_q")]  # Cochran's Q is a test: judge_accuracy_tests
     if not rows.empty:
         tables["rater_agreement"] = (estimate_table(rows, rows="judge_id", columns="statistic"),
@@ -417,7 +441,7 @@ def study_tables(stats: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, str]]:
         })
         tables["conclusion_stability"] = (frame, f"Fine-tuned minus base rate of each outcome under each judge ({interval_caption(effects)}) "
                                                  "and its two-sided bootstrap p-value")
-    for name, make in (("accuracy_by_coherence", accuracy_gap_table), ("bias_error_odds_ratios", error_odds_ratio_table),
+    for name, make in (("graded_agreement", graded_agreement_table), ("accuracy_by_coherence", accuracy_gap_table), ("bias_error_odds_ratios", error_odds_ratio_table),
                        ("bias_accuracy_by_attribute", accuracy_by_attribute_table),
                        ("judge_accuracy_tests", judge_accuracy_tests_table), ("variance_components", variance_components_table),
                        ("more_statistics", more_statistics_table)):
