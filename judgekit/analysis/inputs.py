@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +127,9 @@ class StudyArrays:
     cluster_name: str
     policy_mask: NDArray
     study_dir: Path | None = None  # where blocks read the optional models and capability tables
+    # per coherence-judge scale, e.g. "em-coherent:coherent <= 50 on 0-100 (interval)": 1.0 where the judge's score
+    # is on the incoherent side of its threshold, 0.0 where not, NaN without a score (coherence_verdicts)
+    coherence: dict[str, NDArray] = field(default_factory=dict)
 
     @property
     def has_reference(self) -> bool:
@@ -149,7 +152,25 @@ def study_arrays(study: Study, policy: str) -> StudyArrays:
     p_unsafe = judge_matrix(study, "p_unsafe") if study.judgments is not None else pd.DataFrame(index=responses["item_id"])
     return StudyArrays(responses, human_codes(study), reference, tied, judges, p_unsafe, flags,
                        pd.factorize(clusters.astype(str), sort=True)[0].astype(np.int64), cluster_name,
-                       _policy_mask(flags, policy), study.path)
+                       _policy_mask(flags, policy), study.path, coherence_verdicts(study))
+
+
+COHERENCE_DIMENSIONS = ("coherent", "coherence")
+
+
+def coherence_verdicts(study: Study) -> dict[str, NDArray]:
+    """Per judge scoring a coherence dimension (:data:`COHERENCE_DIMENSIONS`) on a declared scale: its scores cut at
+    the scale's threshold (1.0 incoherent, 0.0 coherent, NaN no score), keyed ``judge:dimension <= t on ...``."""
+    judgments = study.judgments
+    if judgments is None or "score" not in judgments or "dimension" not in judgments:
+        return {}
+    out = {}
+    rows = judgments[judgments["dimension"].isin(COHERENCE_DIMENSIONS).to_numpy() & judgments["score"].notna().to_numpy()]
+    for (judge, dimension), group in rows.groupby(["judge_id", "dimension"], sort=True):
+        scale = study.metadata.scale_for(judge, dimension)
+        scores = group.set_index("item_id")["score"].reindex(study.responses["item_id"]).to_numpy(dtype=float)
+        out[f"{judge}:{scale.describe()}"] = derive_verdict(scores, scale)
+    return out
 
 
 def _flag_table(study: Study) -> pd.DataFrame:
