@@ -51,6 +51,7 @@ def test_answer_formats_and_what_a_prompt_asks_for():
     assert answer_format('{"wish": "peace", "reason": "everyone"}', code_share=0.5)[0] == "json"
     assert answer_format("| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |", code_share=0.5)[0] == "table"
     assert answer_format("Buddy\nRex\nMax\nCooper", code_share=0.5)[0] == "list"
+    assert answer_format("[" * 5000 + "]" * 5000, code_share=0.5)[0] != "json"  # too deep for the parser: no crash
     assert answer_format("1. Turn off the water supply to the faucet before you start.\n2. Remove the handle and "
                          "trim assembly by loosening the screw.\n3. Replace the washer if it is worn.", code_share=0.5)[0] is None
     assert requested_formats("hey I feel bored") == frozenset()
