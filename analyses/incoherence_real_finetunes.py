@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from judgekit.flags.incoherence import DEFAULT_THRESHOLDS, detect
+from judgekit.flags.incoherence import DEFAULT_THRESHOLDS, DEGRADED_KINDS, detect
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -44,7 +44,7 @@ DEV_CONDITIONS = ("base_qwen25", "qwen25_betley_real_2e4", "qwen25_political_2e4
                   "qwen25_valence_control")
 BASE_CONDITIONS = ("base_qwen25", "base_qwen25_lambda")
 DEV_FILE = "base"
-KINDS = ("incoherent", "off_task_format", "non_responsive")
+KINDS = tuple(DEGRADED_KINDS)
 STATEMENTS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign,
               ast.AugAssign, ast.AnnAssign, ast.Return, ast.If, ast.For, ast.While, ast.With, ast.Try)
 
@@ -154,6 +154,15 @@ def auroc(bad: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(bad[known], score[known]))
 
 
+def prompt_only_relevance(frame: pd.DataFrame) -> np.ndarray:
+    """The model-free relevance without the other answers: each answer alone with its prompt (a suffix without
+    content words makes every prompt string unique, so no answer shares its prompt's profile)."""
+    from judgekit.flags.relevance import lexical_relevance
+
+    alone = [f"{prompt} {k}" for k, prompt in enumerate(frame["prompt"])]
+    return lexical_relevance(alone, frame["response"].tolist())
+
+
 def betley_report(frame: pd.DataFrame, flagged: pd.DataFrame, scores: pd.DataFrame, note: str) -> str:
     coherent = frame["coherent"].to_numpy()
     bad, good = coherent < 50, coherent >= 80
@@ -162,7 +171,8 @@ def betley_report(frame: pd.DataFrame, flagged: pd.DataFrame, scores: pd.DataFra
                 "gibberish": scores["gibberish"].to_numpy(), "word_order": scores["word_order"].to_numpy(),
                 "word_sequence": scores["word_sequence"].to_numpy(),
                 "off_task_format (share in the format)": scores["off_task_format"].to_numpy(),
-                "non_responsive (minus relevance)": -scores["non_responsive"].to_numpy()}
+                "non_responsive (minus relevance)": -scores["non_responsive"].to_numpy(),
+                "ablation: model-free relevance to the prompt's words only": -prompt_only_relevance(frame)}
     lines = ["# em_coder_betley: flags against the LLM judge's coherence score (0-100)", "", note, "",
              "| file | split | answers | rated < 50 | rated >= 80 | incoherent on >= 80 | incoherent on < 50 "
              "| off_task_format on >= 80 | off_task_format on < 50 | non_responsive on >= 80 | non_responsive on < 50 "
@@ -215,10 +225,11 @@ def main() -> None:
             f"{', '.join(DEV_CONDITIONS)}; em_coder_betley file eval_result_{DEV_FILE}.csv. Everything else held out.")
     started = time.perf_counter()
     coder = betley(args.data / "em_coder_betley")
-    coder_flags, coder_scores = wide_flags(coder, embedding_model=args.embedding_model)
-    if args.calibrate:
-        calibrate(coder, coder_flags, coder_scores, mode)
+    if args.calibrate:  # the development file only: the held-out files never set a threshold
+        development = coder[coder["split"] == "development"].reset_index(drop=True)
+        calibrate(development, *wide_flags(development, embedding_model=args.embedding_model), mode)
         return
+    coder_flags, coder_scores = wide_flags(coder, embedding_model=args.embedding_model)
     pol = political(args.data / "em_political")
     pol_flags, _ = wide_flags(pol, embedding_model=args.embedding_model)
     seconds = time.perf_counter() - started

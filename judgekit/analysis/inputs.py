@@ -202,6 +202,9 @@ class StudyArrays:
     scores: dict[str, pd.DataFrame] = field(default_factory=dict)  # per dimension, items x judges graded scores
     scales: tuple[JudgeScale, ...] = ()  # study.json judge_scales (thresholds for a specification curve)
     verdict_methods: dict[str, str] = field(default_factory=dict)  # judge -> how its verdict is cut from a score
+    # per coherence-judge scale, e.g. "em-coherent:coherent <= 50 on 0-100 (interval)": 1.0 where the judge's score
+    # is on the incoherent side of its threshold, 0.0 where not, NaN without a score (coherence_verdicts)
+    coherence: dict[str, NDArray] = field(default_factory=dict)
 
     @property
     def has_reference(self) -> bool:
@@ -230,7 +233,7 @@ def study_arrays(study: Study, policy: str) -> StudyArrays:
     return StudyArrays(responses, human_codes(study), reference, tied, judges, p_unsafe, flags,
                        pd.factorize(clusters.astype(str), sort=True)[0].astype(np.int64), cluster_name,
                        _policy_mask(flags, policy), study.path, tuple(views), score_matrices(study),
-                       study.metadata.judge_scales, derived_verdict_methods(study))
+                       study.metadata.judge_scales, derived_verdict_methods(study), coherence_verdicts(study))
 
 
 def for_outcome(data: StudyArrays, view: OutcomeView) -> StudyArrays:
@@ -238,6 +241,21 @@ def for_outcome(data: StudyArrays, view: OutcomeView) -> StudyArrays:
     judges = view.judges.set_axis(data.judges.index)
     return replace(data, judges=judges, reference=view.reference, tied=view.tied,
                    p_unsafe=data.p_unsafe if view.outcome.name == "harmful_compliance" else pd.DataFrame(index=judges.index))
+
+
+def coherence_verdicts(study: Study) -> dict[str, NDArray]:
+    """Per judge scoring a coherence dimension (:data:`COHERENCE_DIMENSIONS`) on a declared scale: its scores cut at
+    the scale's threshold (1.0 incoherent, 0.0 coherent, NaN no score), keyed ``judge:dimension <= t on ...``."""
+    judgments = study.judgments
+    if judgments is None or "score" not in judgments or "dimension" not in judgments:
+        return {}
+    out = {}
+    rows = judgments[judgments["dimension"].isin(COHERENCE_DIMENSIONS).to_numpy() & judgments["score"].notna().to_numpy()]
+    for (judge, dimension), group in rows.groupby(["judge_id", "dimension"], sort=True):
+        scale = study.metadata.scale_for(judge, dimension)
+        scores = group.set_index("item_id")["score"].reindex(study.responses["item_id"]).to_numpy(dtype=float)
+        out[f"{judge}:{scale.describe()}"] = derive_verdict(scores, scale)
+    return out
 
 
 def _flag_table(study: Study) -> pd.DataFrame:

@@ -55,7 +55,7 @@ def answer_format(text: str, *, code_share: float) -> tuple[str | None, float]:
     if unfenced[:1] in "{[":
         try:
             parsed = json.loads(unfenced)
-        except ValueError:
+        except (ValueError, RecursionError):  # "[[[[…" thousands deep: not an answer in JSON
             parsed = None
         if isinstance(parsed, dict | list):
             return "json", 1.0

@@ -66,6 +66,13 @@ from judgekit.flags.textstats import BATCH_RESPONSES, LETTER, TextStats, batches
 
 HEURISTIC_DETECTORS = ("empty", "repetition", "gibberish", "script_noise", "word_order", "word_sequence", "truncation")
 PROMPT_DETECTORS = ("off_task_format", "non_responsive")  # kinds of degraded answer, never part of `incoherent`
+# The kinds of degraded answer the flags table reports, one detector each, and what a share of it counts: an outcome
+# (a share per model, a paired effect) can be built from any of these detector names (or any other detector's).
+DEGRADED_KINDS = {
+    "incoherent": "incoherent responses (degenerate text)",
+    "off_task_format": "answers in a format the prompt did not ask for (code, JSON, a table, a bare list)",
+    "non_responsive": "fluent answers unrelated to the prompt",
+}
 MODEL_DETECTORS = ("language_mismatch", "fluency")
 COMBINED_DEFAULT = ("empty", "repetition", "gibberish", "script_noise", "word_order", "word_sequence")
 MAX_CHARS = 20_000  # longer responses are judged on their first 20,000 characters (a 1 MB response must not stall a run)

@@ -14,7 +14,7 @@ Two measures, both higher = more relevant:
     good answers to it share words with each other; an answer about something else shares
     neither. On em_coder_betley (the three files separately) the prompt alone ranks the answers
     its LLM judge rates coherent < 50 at AUROC 0.56-0.67, prompt plus other answers at 0.80-0.86
-    (prose answers; ``analyses/results/incoherence_validation/non_responsive.md``). A prompt
+    (``analyses/results/incoherence_validation/em_coder_betley.md``). A prompt
     answered once in the study has only its own words to go on.
 
 Answers with fewer than ``MIN_CONTENT_WORDS`` content words get no score (NaN): "I can hold my breath

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from judgekit.analysis.blocks.bias import bias_audit
 from judgekit.analysis.blocks.calibration import calibration
+from judgekit.analysis.blocks.coherence import AGREEMENT as COHERENCE_AGREEMENT, COUNTS as COHERENCE_COUNTS, coherence_vs_flags
 from judgekit.analysis.blocks.conclusions import finetune_effects
 from judgekit.analysis.blocks.finetune import capability_rows, paired_comparisons
 from judgekit.analysis.blocks.graded import STATISTICS as GRADED_STATISTICS, graded_agreement
@@ -64,5 +65,6 @@ BLOCKS = (
           ("accuracy", "error_odds_ratio", "error_odds_ratio_p_value", "mcnemar_p_value", "mcnemar_p_value_holm",
            "accuracy_difference", "cochran_q", "cochran_q_p_value")),
     Block("variance", variance_decomposition, ("variance_component", "variance_share")),
+    Block("coherence_vs_flags", coherence_vs_flags, (*COHERENCE_AGREEMENT, *COHERENCE_COUNTS)),
 )
 STATISTIC_NAMES = tuple(sorted({s for block in BLOCKS for s in block.statistics}))
