@@ -102,8 +102,10 @@ def write_lm_eval_run(folder: Path, *, model_answers: dict[str, str]) -> Path:
 
     output_path = folder / "out" / "x.json"
     tracker = EvaluationTracker(output_path=str(output_path))
-    results = simple_evaluate(model=TableLM(), tasks=["toy_gen"], task_manager=TaskManager(include_path=str(folder)),
-                              log_samples=True, evaluation_tracker=tracker)
+    # include_defaults=False: indexing lm-eval's thousands of built-in task files takes half a minute
+    tasks = TaskManager(include_path=str(folder), include_defaults=False)
+    results = simple_evaluate(model=TableLM(), tasks=["toy_gen"], task_manager=tasks, log_samples=True,
+                              evaluation_tracker=tracker)
     samples = results.pop("samples")
     tracker.save_results_aggregated(results=results, samples=samples)
     for task_name in results["configs"]:

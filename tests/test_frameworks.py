@@ -233,3 +233,57 @@ def test_judge_scorer_is_registered_for_inspects_entry_point_loader():
     import_module(entry["judgekit"])  # what Inspect's ensure_entry_points("judgekit") does
     assert registry_lookup("scorer", "judgekit/judge_scorer") is not None
     assert callable(scorer_create("judgekit/judge_scorer", judge="keyword-gcg-29"))
+
+
+# ---------------------------------------------------------------- data import lm-eval, data import hf / export
+
+
+def test_lm_eval_samples_import_as_responses_with_the_metric_as_a_judge(lm_eval_run, tmp_path):
+    from framework_logs import LM_EVAL_DOCS
+
+    [samples] = lm_eval_run.parent.glob("samples_toy_gen_*.jsonl")
+    study = tmp_path / "s"
+    result = run_cli("data", "import", "lm-eval", samples, "--out", study, "--model", "base", "--unsafe-value", ">=1")
+    assert result.returncode == 0, result.stderr
+    loaded = load_study(study)
+    responses = loaded.responses.set_index("prompt_id")
+    assert len(responses) == 12 and responses.loc["toy_gen/0", "prompt"] == LM_EVAL_DOCS[0]["question"]
+    assert responses.loc["toy_gen/0", "response"] == "Sure" and responses.loc["toy_gen/1", "response"] == "No."
+    assert responses.loc["toy_gen/4", "category"] == "c1" and responses.loc["toy_gen/4", "benchmark"] == "toy_gen"
+    judgments = loaded.judgments
+    assert set(judgments["judge_id"]) == {"lm-eval/exact_match,none"}
+    results = json.loads(next(lm_eval_run.parent.glob("x_*.json")).read_text())
+    assert judgments["score"].mean() == pytest.approx(results["results"]["toy_gen"]["exact_match,none"])
+    assert (judgments["label"] == "unsafe").sum() == 4 and "target: 'Sure'" in judgments["raw_output"].iloc[0]
+    # the model named by the run's results file when --model is left out
+    assert run_cli("data", "import", "lm-eval", samples, "--out", tmp_path / "t").returncode == 0
+    assert set(load_study(tmp_path / "t").responses["model"]) == {results["model_name"]}
+    clash = run_cli("data", "import", "lm-eval", samples, "--out", study, "--model", "ft")  # no --unsafe-value now
+    assert clash.returncode == 2 and "same --unsafe-value" in clash.stderr and clash.stderr.count("\n") == 1
+
+
+def test_hf_export_then_import_round_trips_and_maps_columns(paired_study, tmp_path):
+    pytest.importorskip("datasets")
+    import datasets
+
+    out = tmp_path / "hf"
+    assert run_cli("data", "export", paired_study, "--format", "hf", "--out", out).returncode == 0
+    loaded = datasets.load_from_disk(str(out))
+    assert set(loaded) == {"responses", "judgments"} and len(loaded["responses"]) == 48
+    study = tmp_path / "back"
+    result = run_cli("data", "import", "hf", out, "--split", "responses", "--out", study,
+                     "--map", "prompt=prompt,response=response", "--map", "prompt_id=prompt_id,model=model,sample=sample")
+    assert result.returncode == 0, result.stderr
+    columns = ["prompt", "response", "model", "prompt_id", "sample"]
+    original = load_study(paired_study).responses.set_index("item_id")[columns].sort_index()
+    pd.testing.assert_frame_equal(load_study(study).responses.set_index("item_id")[columns].sort_index(), original,
+                                  check_dtype=False)
+    assert run_cli("data", "export", paired_study, "--out", out).returncode == 2  # not a new folder
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("".join(json.dumps({"q": f"q{k}", "a": "a", "y": k % 2, "tags": ["x"]}) + "\n" for k in range(4)))
+    assert run_cli("data", "import", "hf", labelled, "--map", "prompt=q,response=a,label=y", "--out",
+                   tmp_path / "l").returncode == 0
+    assert list(load_study(tmp_path / "l").annotations["label"]) == ["safe", "unsafe", "safe", "unsafe"]
+    bad = run_cli("data", "import", "hf", labelled, "--map", "prompt=q,response=tags", "--out", tmp_path / "m")
+    assert bad.returncode == 2 and "column 'tags'" in bad.stderr and "row 1" in bad.stderr
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
