@@ -219,20 +219,26 @@ def test_judge_scorer_inside_inspect_gives_judgekits_verdicts(scored_log):
     assert log.results.scores[0].metrics["mean"].value == pytest.approx(rate)
 
 
-def test_judge_scorer_is_registered_for_inspects_entry_point_loader():
+def test_judge_scorer_is_found_through_the_inspect_ai_entry_point(tmp_path):
+    """The pyproject entry point, installed as a dist's entry_points.txt, is what Inspect's loader finds."""
+    import subprocess
+    import sys
     import tomllib
-    from importlib import import_module
 
     from conftest import REPO
 
     pytest.importorskip("inspect_ai")
-    from inspect_ai._util.registry import registry_lookup
-    from inspect_ai.scorer._scorer import scorer_create
-
     entry = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]["inspect_ai"]
-    import_module(entry["judgekit"])  # what Inspect's ensure_entry_points("judgekit") does
-    assert registry_lookup("scorer", "judgekit/judge_scorer") is not None
-    assert callable(scorer_create("judgekit/judge_scorer", judge="keyword-gcg-29"))
+    dist = tmp_path / "judgekit_probe-0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: judgekit-probe\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text("[inspect_ai]\n" + "".join(f"{k} = {v}\n" for k, v in entry.items()))
+    code = ("import sys; from inspect_ai.scorer._scorer import scorer_create; "
+            "scorer_create('judgekit/judge_scorer', judge='keyword-gcg-29'); "
+            "print('judgekit.inspect' in sys.modules)")
+    env = {"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr[-2000:]
 
 
 # ---------------------------------------------------------------- data import lm-eval, data import hf / export
