@@ -293,3 +293,26 @@ def test_hf_export_then_import_round_trips_and_maps_columns(paired_study, tmp_pa
     bad = run_cli("data", "import", "hf", labelled, "--map", "prompt=q,response=tags", "--out", tmp_path / "m")
     assert bad.returncode == 2 and "column 'tags'" in bad.stderr and "row 1" in bad.stderr
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
+def test_a_model_keeps_its_lineage_across_imports_and_a_models_table_can_state_it(inspect_logs, tmp_path):
+    from judgekit.frameworks.study_append import _inherit_lineage
+
+    existing = pd.DataFrame({"model": ["ft", "base"], "base_model": ["base", None]})
+    new = pd.DataFrame({"model": ["ft", "other"], "base_model": [None, None]})
+    assert _inherit_lineage(existing, new, tmp_path)["base_model"].tolist()[0] == "base"
+    assert pd.isna(_inherit_lineage(existing, new, tmp_path)["base_model"].tolist()[1])
+    with pytest.raises(InputError, match="with base_model 'base'; this import gives 'x'"):
+        _inherit_lineage(existing, new.assign(base_model=["x", None]), tmp_path)
+    models = tmp_path / "models.csv"
+    models.write_text("model,base_model,finetune_goal\nbase,,\nft,base,coding\n")
+    study = tmp_path / "s"
+    for log, name in (("base", "base"), ("ft", "ft")):
+        result = run_cli("data", "import", "inspect", inspect_logs[log], "--out", study, "--model", name,
+                         "--unsafe-value", "C", "--models", models)
+        assert result.returncode == 0, result.stderr
+    assert list(read_table(study / "models.parquet", SCHEMAS["models"])["model"]) == ["base", "ft"]
+    assert run_cli("validate", study).returncode == 0
+    result = run_cli("stats", study, "--out", tmp_path / "stats", "--only", "finetune_effect_paired", "--n-boot", "50")
+    stats = read_table(tmp_path / "stats" / "stats.parquet", SCHEMAS["stats"])
+    assert result.returncode == 0 and set(stats["base_model"].dropna()) == {"base"}
