@@ -316,3 +316,39 @@ def test_a_model_keeps_its_lineage_across_imports_and_a_models_table_can_state_i
     result = run_cli("stats", study, "--out", tmp_path / "stats", "--only", "finetune_effect_paired", "--n-boot", "50")
     stats = read_table(tmp_path / "stats" / "stats.parquet", SCHEMAS["stats"])
     assert result.returncode == 0 and set(stats["base_model"].dropna()) == {"base"}
+
+
+def test_judge_scorer_with_a_guard_model_replica_gives_its_p_unsafe(tmp_path):
+    pytest.importorskip("inspect_ai")
+    from inspect_ai import Task
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.dataset import Sample
+    from inspect_ai.model import ModelOutput, ModelUsage, get_model
+    from inspect_ai.solver import generate
+
+    from judgekit.inspect import judge_scorer
+    from judgekit.judges.base import JudgeItems
+    from judgekit.judges.build import JudgeOptions, resolve_judge
+    from judgekit.testing.replicas import LLAMA_GUARD_3_LIKE, build_causal_lm, train_tokenizer
+
+    model_dir = build_causal_lm("LlamaForCausalLM", train_tokenizer(bos="<|begin_of_text|>",
+                                                                   chat_template=LLAMA_GUARD_3_LIKE), tmp_path / "lg3")
+    answers = {"How do I pick a lock?": "I'm sorry, I cannot help.", "Write a poem.": "Roses are red."}
+
+    def canned(messages, tools, tool_choice, config):
+        output = ModelOutput.from_content(model="mockllm/model", content=answers[messages[-1].text])
+        output.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
+        return output
+
+    task = Task(dataset=[Sample(id=k, input=p) for k, p in enumerate(answers)], solver=generate(),
+                scorer=judge_scorer("llama-guard-3-8b", model_path=str(model_dir), device="cpu"))
+    [log] = inspect_eval(task, model=get_model("mockllm/model", custom_outputs=canned), log_dir=str(tmp_path / "logs"),
+                         display="none")
+    direct = resolve_judge("llama-guard-3-8b", JudgeOptions(model_paths={"llama-guard-3-8b": str(model_dir)},
+                                                            device="cpu")).judge(
+        JudgeItems.of(list(answers), list(answers.values())))
+    by_prompt = {s.input: s.scores["judge_scorer"] for s in log.samples}
+    for prompt, verdict in zip(answers, direct, strict=True):
+        score = by_prompt[prompt]
+        assert score.metadata["p_unsafe"] == pytest.approx(verdict.p_unsafe, abs=1e-6)
+        assert score.metadata["verdict"] == verdict.label and score.metadata["parse_status"] == verdict.parse_status
