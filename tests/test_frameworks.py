@@ -352,3 +352,12 @@ def test_judge_scorer_with_a_guard_model_replica_gives_its_p_unsafe(tmp_path):
         score = by_prompt[prompt]
         assert score.metadata["p_unsafe"] == pytest.approx(verdict.p_unsafe, abs=1e-6)
         assert score.metadata["verdict"] == verdict.label and score.metadata["parse_status"] == verdict.parse_status
+
+
+def test_a_sample_that_ended_in_an_error_is_left_out_and_counted(inspect_logs, tmp_path):
+    log = read_inspect_log(inspect_logs["errored"])
+    assert log.status == "success" and [s["id"] for s in log.samples if s.get("error")] == ["q2"]
+    result = run_cli("data", "import", "inspect", inspect_logs["errored"], "--out", tmp_path / "s", "--model", "m")
+    assert result.returncode == 0 and "1 samples ended in an error" in result.stdout
+    responses = load_study(tmp_path / "s").responses
+    assert len(responses) == 11 and "toy_harm/q2" not in set(responses["prompt_id"])
