@@ -140,7 +140,8 @@ def test_imported_rows_keep_prompt_input_response_metadata_and_scorer_mapping(pa
 
 def test_without_an_unsafe_value_a_scorer_is_a_graded_score_with_no_verdict(inspect_logs, tmp_path):
     study = tmp_path / "s"
-    assert run_cli("data", "import", "inspect", inspect_logs["base_json"], "--out", study).returncode == 0
+    result = run_cli("data", "import", "inspect", inspect_logs["base_json"], "--out", study)
+    assert result.returncode == 0 and "includes: imported as a graded score with no safety verdict" in result.stdout
     judgments = load_study(study).judgments
     assert judgments["label"].isna().all() and set(judgments["score"]) == {0.0, 1.0}
     assert set(judgments["dimension"]) == {"includes"} and set(load_study(study).responses["model"]) == {"mockllm/model"}
