@@ -147,6 +147,9 @@ def test_without_an_unsafe_value_a_scorer_is_a_graded_score_with_no_verdict(insp
     assert set(judgments["dimension"]) == {"includes"} and set(load_study(study).responses["model"]) == {"mockllm/model"}
     [scale] = read_study_metadata(study).judge_scales
     assert "no safety verdict" in scale.source
+    result = run_cli("stats", study, "--out", tmp_path / "stats", "--n-boot", "20", "--no-progress")
+    assert result.returncode == 2 and "no judgment gives a verdict" in result.stderr  # not a half-written stats set
+    assert not (tmp_path / "stats").exists() or not any((tmp_path / "stats").iterdir())
 
 
 def test_import_refusals_are_one_line_and_write_nothing(paired_study, inspect_logs, tmp_path):
