@@ -365,3 +365,18 @@ def test_a_sample_that_ended_in_an_error_is_left_out_and_counted(inspect_logs, t
     assert result.returncode == 0 and "1 samples ended in an error" in result.stdout
     responses = load_study(tmp_path / "s").responses
     assert len(responses) == 11 and "toy_harm/q2" not in set(responses["prompt_id"])
+
+
+def test_unreadable_and_unscored_values_are_failure_rows_never_verdicts(inspect_logs, tmp_path):
+    log = json.loads(inspect_logs["base_json"].read_text())  # the real log, two values edited
+    log["samples"][0]["scores"]["includes"]["value"] = "maybe"
+    log["samples"][1]["scores"]["includes"]["value"] = float("nan")
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(log))
+    assert run_cli("data", "import", "inspect", edited, "--out", tmp_path / "s", "--unsafe-value", "C").returncode == 0
+    judgments = load_study(tmp_path / "s").judgments.set_index("item_id")
+    first, second = (f"mockllm/model--toy_harm/{s['id']}--s{s['epoch'] - 1}" for s in log["samples"][:2])
+    assert judgments.loc[first, "parse_status"] == "unparseable" and "'maybe'" in judgments.loc[first, "detail"]
+    assert judgments.loc[second, "parse_status"] == "skipped" and "unscored" in judgments.loc[second, "detail"]
+    assert judgments.loc[[first, second], "label"].isna().all() and judgments.loc[[first, second], "score"].isna().all()
+    assert (judgments["parse_status"] == "ok").sum() == 22
