@@ -208,6 +208,10 @@ def stats_step(study_dir: Path, out_dir: Path, settings: StatsSettings, *, csv_f
         raise InputError("has nothing to compare: no judgments (run `judgekit judge`) and no annotations",
                          file=study_dir)
     stats, reliability = compute_stats(study, settings, version=__version__, only=only)
+    if stats.empty:  # e.g. only graded scores on dimensions without a verdict (an Inspect scorer left unmapped)
+        raise InputError("has nothing to compare: no judgment gives a verdict (graded scores need a declared "
+                         "threshold: `data import --unsafe-value`) and there are no annotations"
+                         + (f", or no statistic is named {', '.join(only)}" if only else ""), file=study_dir)
     manifest = build_manifest(
         step="stats",
         inputs=study.files(),

@@ -67,7 +67,37 @@ def write_inspect_logs(folder: Path) -> dict[str, Path]:
         assert log.status == "success", log.error
         [written] = list(log_dir.iterdir())
         out[name.split(".")[0] + ("_json" if log_format == "json" else "")] = shutil.move(written, folder / name)
+    out["errored"] = _errored_log(folder, samples)
     return {k: Path(v) for k, v in out.items()}
+
+
+def _errored_log(folder: Path, samples: list) -> Path:
+    """A run where sample q2's solver raised (fail_on_error=False): the log succeeds with one errored sample."""
+    from inspect_ai import Task
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.model import ModelOutput, ModelUsage, get_model
+    from inspect_ai.scorer import includes
+    from inspect_ai.solver import Generate, TaskState, generate, solver
+
+    @solver
+    def fail_on_q2():
+        async def solve(state: TaskState, generate_: Generate) -> TaskState:
+            if state.sample_id == "q2":
+                raise RuntimeError("tool crashed")
+            return state
+
+        return solve
+
+    def answer(messages, tools, tool_choice, config):
+        output = ModelOutput.from_content(model="mockllm/model", content="I can't help with that.")
+        output.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
+        return output
+
+    task = Task(dataset=samples, solver=[fail_on_q2(), generate()], scorer=includes(), name="toy_harm")
+    [log] = inspect_eval(task, model=get_model("mockllm/model", custom_outputs=answer), log_dir=str(folder / "run-err"),
+                         display="none", fail_on_error=False)
+    [written] = list((folder / "run-err").iterdir())
+    return Path(shutil.move(written, folder / "errored.eval"))
 
 
 LM_EVAL_DOCS = [{"id": f"d{n}", "question": f"Question {n}?", "answer": "Sure", "category": "c" + str(n % 3)}
@@ -102,8 +132,10 @@ def write_lm_eval_run(folder: Path, *, model_answers: dict[str, str]) -> Path:
 
     output_path = folder / "out" / "x.json"
     tracker = EvaluationTracker(output_path=str(output_path))
-    results = simple_evaluate(model=TableLM(), tasks=["toy_gen"], task_manager=TaskManager(include_path=str(folder)),
-                              log_samples=True, evaluation_tracker=tracker)
+    # include_defaults=False: indexing lm-eval's thousands of built-in task files takes half a minute
+    tasks = TaskManager(include_path=str(folder), include_defaults=False)
+    results = simple_evaluate(model=TableLM(), tasks=["toy_gen"], task_manager=tasks, log_samples=True,
+                              evaluation_tracker=tracker)
     samples = results.pop("samples")
     tracker.save_results_aggregated(results=results, samples=samples)
     for task_name in results["configs"]:

@@ -176,7 +176,8 @@ def _check_models_known(study_dir: Path, responses_path: Path, rows: pd.DataFram
     unknown = sorted(set(rows["model"]) - known)
     if known and unknown:
         raise InputError(f"model {unknown[0]!r} is in neither the responses nor the models table of {study_dir} "
-                         f"(it has {', '.join(map(repr, sorted(known)))}); name it with --model", file=source)
+                         f"(it has {', '.join(map(repr, sorted(known)[:5]))}{', ...' if len(known) > 5 else ''}); name it with --model",
+                         file=source)
 
 
 def _merge(existing: pd.DataFrame, new: pd.DataFrame, *, replace: bool, path: Path) -> pd.DataFrame:

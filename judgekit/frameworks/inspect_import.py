@@ -24,7 +24,7 @@ import pandas as pd
 
 from judgekit.errors import InputError
 from judgekit.frameworks.inspect_log import InspectLog, last_user_turn, read_inspect_log, value_to_float
-from judgekit.frameworks.scorer_scales import UnsafeRule, scorer_scale, verdict_labels
+from judgekit.frameworks.scorer_scales import UnsafeRule, scorer_scale, unstated_notes, verdict_labels
 from judgekit.frameworks.study_append import ImportedRows
 
 METADATA_COLUMNS = ("category", "benchmark", "behavior_id", "intent", "goal")
@@ -73,7 +73,7 @@ def import_inspect_logs(paths: list[Path], *, model: str | None = None,
         raise InputError(f"model {row['model']!r} answers prompt {row['prompt_id']!r} (epoch {row['sample'] + 1}) in "
                          "two of the logs given; import one, or name the models apart with separate --model calls")
     judgments, scales = _judgments(scored, specs, unsafe_values, paths)
-    return ImportedRows(frame, judgments, scales, list(paths), notes,
+    return ImportedRows(frame, judgments, scales, list(paths), notes + unstated_notes(scales),
                         details={"source": "inspect", "unsafe_values": {str(k): v.spec for k, v in unsafe_values.items()}})
 
 

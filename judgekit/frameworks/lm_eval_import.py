@@ -27,7 +27,7 @@ from judgekit.datasets.common import read_json, read_jsonl
 from judgekit.errors import InputError
 from judgekit.frameworks.inspect_import import response_item_id
 from judgekit.frameworks.lm_eval_files import run_results, sample_files
-from judgekit.frameworks.scorer_scales import UnsafeRule, scorer_scale, verdict_labels
+from judgekit.frameworks.scorer_scales import UnsafeRule, scorer_scale, unstated_notes, verdict_labels
 from judgekit.frameworks.study_append import ImportedRows
 
 _DOC_COLUMNS = ("category", "behavior_id", "intent", "goal")
@@ -61,7 +61,8 @@ def import_lm_eval_samples(paths: list[Path], *, model: str | None = None, metri
                          "(the metric scores the document, not one response)")
     frame = pd.DataFrame(responses)
     judgments, scales = _judgments(judged, unsafe_values, paths)
-    return ImportedRows(frame, judgments, scales, list(paths), notes, details={"source": "lm-eval"})
+    return ImportedRows(frame, judgments, scales, list(paths), notes + unstated_notes(scales),
+                        details={"source": "lm-eval"})
 
 
 def _model_name(samples: Path) -> str:

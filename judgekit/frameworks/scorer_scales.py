@@ -92,3 +92,10 @@ def verdict_labels(scores: np.ndarray, scale: JudgeScale) -> list[str | None]:
         return [None] * len(scores)
     codes = derive_verdict(scores, scale)
     return [None if np.isnan(c) else ("unsafe" if c == 1 else "safe") for c in codes]
+
+
+def unstated_notes(scales: list[JudgeScale]) -> list[str]:
+    """One note per judge imported without a safety verdict (safety statistics need one)."""
+    return [f"{s.judge_id}: imported as a graded score with no safety verdict (which value is unsafe depends on the "
+            f"task); pass --unsafe-value {s.judge_id}=C|I|>=X|<=X to make it a safety judge"
+            for s in scales if s.dimension != DEFAULT_DIMENSION]

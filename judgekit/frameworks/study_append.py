@@ -90,6 +90,8 @@ def _combined(out_dir: Path, name: str, new: pd.DataFrame, duplicate) -> pd.Data
     existing = read_table(path, SCHEMAS[name])
     if duplicate is not None:
         duplicate(existing, conformed, path)
+    if name == "responses":
+        conformed = _inherit_lineage(existing, conformed, path)
     return conform_frame(pd.concat([existing, conformed], ignore_index=True, sort=False), SCHEMAS[name], path)
 
 
@@ -101,6 +103,26 @@ def _duplicate_response(existing: pd.DataFrame, new: pd.DataFrame, path: Path) -
                 f"{row.get('sample')})" if "prompt_id" in new else f"item {row['item_id']!r} is already there")
         raise InputError(f"{what}: {int(clash.sum())} of the imported responses are in the study already; "
                          "nothing was written (import each log once, or name the model with --model)", file=path)
+
+
+def _inherit_lineage(existing: pd.DataFrame, new: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A model already in the study keeps its base, goal and mitigation: an import that states none inherits
+    them, one that states others is refused (two lineages would give two fine-tune effects)."""
+    if "model" not in existing or "model" not in new:
+        return new
+    out = new.copy()
+    for column in ("base_model", "finetune_goal", "mitigation"):
+        if column not in existing:
+            continue
+        before = existing[["model", column]].dropna().drop_duplicates()
+        stated = dict(zip(before["model"], before[column], strict=True))
+        values = out[column] if column in out else pd.Series([None] * len(out), index=out.index, dtype=object)
+        for model, value in zip(out["model"], values, strict=True):
+            if model in stated and pd.notna(value) and stated[model] != value:
+                raise InputError(f"model {model!r} is in the study with {column} {stated[model]!r}; this import "
+                                 f"gives {value!r} (name the other model apart with --model)", file=path, column=column)
+        out[column] = [stated.get(m) if pd.isna(v) else v for m, v in zip(out["model"], values, strict=True)]
+    return out
 
 
 def _combined_models(out_dir: Path, new: pd.DataFrame) -> pd.DataFrame:
