@@ -25,6 +25,7 @@ from judgekit.stats.intervals import clustered_wilson_interval, linearized_inter
 from judgekit.stats.resampling import bootstrap_ci, cluster_sums
 
 FromSums = Callable[[NDArray], NDArray]
+JUDGE_SET = "judges"  # the rater set of multi-rater rows among all judges
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,9 @@ class RowWriter:
         """One row. ``dimension`` names the graded scale of a native-scale row; a row on binary verdicts instead says,
         in its method, the threshold that cut each of its judges' verdicts from a graded score."""
         if dimension is None:
-            cuts = [f"{j}: {self.data.verdict_methods[j]}" for j in dict.fromkeys((str(judge_id), str(reference)))
-                    if j in self.data.verdict_methods]
+            raters = (str(judge_id), str(reference))
+            named = self.data.verdict_methods if JUDGE_SET in raters else raters  # all judges together: every cut
+            cuts = [f"{j}: {self.data.verdict_methods[j]}" for j in dict.fromkeys(named) if j in self.data.verdict_methods]
             method = "; ".join([method, *(f"verdict {cut}" for cut in cuts)])
         self.rows.append({
             "statistic": statistic, "judge_id": str(judge_id), "reference": str(reference), **subset.fields(),
