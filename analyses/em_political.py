@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import arguments, converted, statistics, workdir, write_outputs
+from common import arguments, converted, workdir, write_outputs
+from judgekit import __version__
+from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.pipeline import flag_step
 from judgekit.analysis.inputs import judge_codes, threshold_verdicts
 from judgekit.stats.paired import paired_mean_difference
@@ -86,6 +88,7 @@ def figure(effects: pd.DataFrame, incoherent: pd.Series, path) -> None:
     right.set_title("Incoherent share per model")
     fig.tight_layout()
     fig.savefig(path, dpi=150)
+    fig.savefig(path.with_suffix(".pdf"))
     plt.close(fig)
 
 
@@ -97,7 +100,8 @@ def main() -> None:
         converted("em-political", args.data / "em_political", Path(tmp), judges=KEYWORD_JUDGES)
         flag_step(Path(tmp) / "em-political")
         study = load_study(Path(tmp) / "em-political")
-        stats = statistics(study, args)
+        stats, _ = compute_stats(study, StatsSettings(n_boot=args.n_boot, seed=args.seed), version=__version__,
+                                 only=("krippendorff_alpha_interval", "krippendorff_alpha_ordinal"))
     verdicts = verdict_columns(study)
     effects = paired_effects(study, verdicts, args.n_boot, args.seed)
     effects["conclusion"] = effects.apply(conclusion, axis=1)

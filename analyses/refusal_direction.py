@@ -1,6 +1,6 @@
 """refusal_direction: per model, the ablation's effect on harmful compliance and actadd's over-refusal on harmless prompts.
 
-convert -> judgekit keyword judge -> flag -> stats, then per model (paired by prompt, cluster bootstrap over prompts,
+convert -> judgekit keyword judge -> flag, then per model (paired by prompt, cluster bootstrap over prompts,
 ``judgekit.stats.paired.paired_mean_difference``):
 
 - harmful compliance on the 100 JailbreakBench prompts: share judged unsafe, ablation minus baseline and actadd minus
@@ -82,6 +82,7 @@ def figure(table: pd.DataFrame, path: Path) -> None:
     axes[0].set_yticks(range(len(models)), models)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
+    fig.savefig(path.with_suffix(".pdf"))
     plt.close(fig)
 
 

@@ -27,6 +27,23 @@ def test_reproduction_script_writes_its_outputs(tmp_path: Path, script: str) -> 
     assert "\\begin{tabular}" in (folder / f"{script}.tex").read_text() and "\\toprule" in (folder / f"{script}.tex").read_text()
 
 
+@needs_shared
+@pytest.mark.parametrize(("script", "files"), [
+    ("em_political", ("paired_effects.md", "conclusion_agreement.tex", "judge_agreement_native_scale.md",
+                      "incoherent_share.md", "em_political.png", "em_political.pdf")),
+    ("refusal_direction", ("effects.md", "effects.tex", "incoherent_share.md", "refusal_direction.png",
+                           "refusal_direction.pdf")),
+])
+def test_real_finetune_analyses_write_their_outputs(tmp_path: Path, script: str, files: tuple[str, ...]) -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "analyses" / f"{script}.py"), "--data", str(SHARED_DATA), "--out", str(tmp_path), "--n-boot", "50"],
+        capture_output=True, text=True, timeout=600, cwd=REPO / "analyses",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in files:
+        assert (tmp_path / script / name).stat().st_size > 200, name
+
+
 def test_scripts_fail_cleanly_without_data(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(REPO / "analyses" / "jbb_judge_table.py"), "--data", str(tmp_path / "missing")],
                             capture_output=True, text=True, timeout=120, cwd=REPO / "analyses")

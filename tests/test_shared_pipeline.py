@@ -41,3 +41,24 @@ def test_refusal_direction_pairs_prompts_with_intent_and_keeps_both_judges(tmp_p
     # SOURCE card rate of the file: gemma-2b-it baseline, Llama Guard 2 success rate 0.07 (7 of 100 unsafe).
     gemma = guard[guard.model == "gemma-2b-it/baseline"]
     assert (gemma.label == "unsafe").sum() == 7
+
+
+@needs_shared
+@pytest.mark.parametrize(("edit", "fragments"), [
+    (lambda d: d["completions"][5].update(prompt="another prompt"), ["completions[5].prompt", "row 6"]),
+    (lambda d: d["completions"][2].update(is_jailbreak_llamaguard2=2), ["completions[2].is_jailbreak_llamaguard2", "row 3"]),
+])
+def test_refusal_direction_broken_file_is_one_line(tmp_path, edit, fragments):
+    import json
+    import shutil
+
+    source = tmp_path / "rd"
+    shutil.copytree(SHARED_DATA / "refusal_direction", source)
+    path = source / "yi-6b-chat" / "jailbreakbench_ablation_evaluations.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    result = run_cli("data", "convert", "refusal-direction", source, "--out", tmp_path / "study")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "jailbreakbench_ablation_evaluations.json" in result.stderr
+    assert all(fragment in result.stderr for fragment in fragments), result.stderr

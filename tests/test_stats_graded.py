@@ -85,8 +85,7 @@ def test_a_bootstrap_resample_is_the_statistic_of_the_resampled_items():
     draw = rng.integers(0, 20, size=20)
     weights = np.bincount(draw, minlength=20).astype(float)
     resampled = np.concatenate([ratings[clusters == c] for c in draw])
-    first, second = SCALE, SCALE
-    table = cluster_sums(ag.pair_table_item_sums(ratings[:, 0], ratings[:, 1], first, second), clusters)
+    table = cluster_sums(ag.pair_table_item_sums(ratings[:, 0], ratings[:, 1], SCALE, SCALE), clusters)
     total = weights @ table
     rho = ag.spearman_rho_from_sums(total, n_first=4, n_second=4)
     assert rho == pytest.approx(ag.spearman_rho(resampled), abs=1e-12)

@@ -19,16 +19,20 @@ AGREEMENT = {
     "scott_pi": ag.scott_pi,
     "fleiss_kappa": ag.fleiss_kappa,
     "krippendorff_alpha": ag.krippendorff_alpha,
-    "krippendorff_alpha_ordinal": partial(ag.krippendorff_alpha, level="ordinal"),
-    "krippendorff_alpha_interval": partial(ag.krippendorff_alpha, level="interval"),
+    "krippendorff_alpha_ordinal": ag.krippendorff_alpha_ordinal,
+    "krippendorff_alpha_interval": ag.krippendorff_alpha_interval,
+    "weighted_kappa_linear": ag.weighted_kappa_linear,
+    "weighted_kappa_quadratic": ag.weighted_kappa_quadratic,
+    "spearman_rho": ag.spearman_rho,
     "gwet_ac1": partial(ag.gwet_ac1, labels=[0, 1]),
     "pabak": partial(ag.pabak, labels=[0, 1]),
     "prevalence_index": ag.prevalence_index,
     "bias_index": ag.bias_index,
 }
-TWO_RATER_ONLY = {"cohen_kappa", "scott_pi", "pabak", "prevalence_index", "bias_index"}
+TWO_RATER_ONLY = {"cohen_kappa", "scott_pi", "pabak", "prevalence_index", "bias_index", "weighted_kappa_linear",
+                  "weighted_kappa_quadratic", "spearman_rho"}
 NOT_RATER_SYMMETRIC = {"bias_index"}  # changes sign when the raters swap
-NOT_LABEL_SYMMETRIC = {"prevalence_index", "bias_index"}  # both change sign when 0 and 1 swap
+NOT_LABEL_SYMMETRIC = {"prevalence_index", "bias_index", "spearman_rho"}  # they change sign when 0 and 1 swap
 
 # Statistics of (y_true, y_pred or p_unsafe) -> float.
 AGAINST_REFERENCE = {

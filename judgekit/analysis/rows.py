@@ -27,6 +27,7 @@ from judgekit.stats.intervals import clustered_wilson_interval, linearized_inter
 from judgekit.stats.resampling import bootstrap_ci, cluster_sums
 
 FromSums = Callable[[NDArray], NDArray]
+JUDGE_SET = "judges"  # the rater set of multi-rater rows among all judges
 
 
 @dataclass(frozen=True)
@@ -204,8 +205,9 @@ class RowWriter:
         """One row. ``dimension`` names the graded scale of a native-scale row; a row on binary verdicts instead says,
         in its method, the threshold that cut each of its judges' verdicts from a graded score."""
         if dimension is None:
-            cuts = [f"{j}: {self.data.verdict_methods[j]}" for j in dict.fromkeys((str(judge_id), str(reference)))
-                    if j in self.data.verdict_methods]
+            raters = (str(judge_id), str(reference))
+            named = self.data.verdict_methods if JUDGE_SET in raters else raters  # all judges together: every cut
+            cuts = [f"{j}: {self.data.verdict_methods[j]}" for j in dict.fromkeys(named) if j in self.data.verdict_methods]
             method = "; ".join([method, *(f"verdict {cut}" for cut in cuts)])
         subset = self.outcome.subset(subset) if self.outcome else subset
         self.rows.append({

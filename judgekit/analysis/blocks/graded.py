@@ -16,12 +16,11 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from judgekit.analysis.inputs import StudyArrays, core_subsets
-from judgekit.analysis.rows import RowWriter, Statistic
+from judgekit.analysis.rows import JUDGE_SET, RowWriter, Statistic
 from judgekit.analysis.subsets import Subset, subset
 from judgekit.schema import JudgeScale
 from judgekit.stats import agreement as ag
 
-RATER_SET = "judges"
 MULTIRATER = ("krippendorff_alpha_interval", "krippendorff_alpha_ordinal")
 PAIRWISE = ("weighted_kappa_linear", "weighted_kappa_quadratic", "spearman_rho")
 STATISTICS = (*MULTIRATER, *PAIRWISE)
@@ -74,7 +73,7 @@ def graded_agreement(writer: RowWriter, data: StudyArrays) -> None:
             scored = data.scores[dimension][judges].to_numpy()
             on_scale = f"{dimension} on {scale.min:g}-{scale.max:g}"
             if len(judges) < 2:
-                _not_computed(writer, STATISTICS, judges[0], RATER_SET,
+                _not_computed(writer, STATISTICS, judges[0], JUDGE_SET,
                               f"only one judge ({judges[0]}) scores {on_scale}", dimension)
                 continue
             domain = value_domain(scale, scored)
@@ -99,11 +98,11 @@ def _multirater_rows(writer: RowWriter, data: StudyArrays, scored: NDArray, doma
     ordinal_sums = (ag.krippendorff_item_sums(ag.category_counts(scored, domain)) if len(domain) <= MAX_ORDINAL_LEVELS
                     else None)
     if ordinal_sums is None:
-        _not_computed(writer, ("krippendorff_alpha_ordinal",), RATER_SET, RATER_SET,
+        _not_computed(writer, ("krippendorff_alpha_ordinal",), JUDGE_SET, JUDGE_SET,
                       f"{len(domain)} levels of {on_scale} (more than {MAX_ORDINAL_LEVELS}); read the interval alpha",
                       dimension)
     for group, mask in _subsets(data):
-        writer.block(interval, RATER_SET, RATER_SET, group, mask, interval_sums, counted=pairable, dimension=dimension)
+        writer.block(interval, JUDGE_SET, JUDGE_SET, group, mask, interval_sums, counted=pairable, dimension=dimension)
         if ordinal_sums is not None:
-            writer.block(ordinal, RATER_SET, RATER_SET, group, mask, ordinal_sums, counted=pairable, dimension=dimension)
+            writer.block(ordinal, JUDGE_SET, JUDGE_SET, group, mask, ordinal_sums, counted=pairable, dimension=dimension)
 
