@@ -28,10 +28,10 @@ Kinds of degraded answer that are not incoherent text, from the prompt and the a
 =================  ============================================================
 off_task_format    code, JSON, a table or a bare list where the prompt asked for
                    prose (:mod:`judgekit.flags.answer_format`)
-non_responsive     fluent text unrelated to the prompt: prompt-answer relevance
-                   (:mod:`judgekit.flags.relevance`) from a sentence-embedding
-                   model when ``embedding_model`` is given, else model-free (the
-                   prompt's and the other answers' words); not flagged where the
+non_responsive     fluent text unrelated to the prompt: relevance to the prompt
+                   and the other answers to it (:mod:`judgekit.flags.relevance`)
+                   from a sentence-embedding model when ``embedding_model`` is
+                   given, else model-free (their words); not flagged where the
                    answer is incoherent, off-task in format or empty
 =================  ============================================================
 
@@ -114,8 +114,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "language_confidence": 0.90,     # on the response segment; the prompt needs 0.5
     # off_task_format: code blocks hold at least this share of the answer's non-space characters
     "off_task_code_share": 0.5,
-    # non_responsive, flagged below these relevance scores (judgekit.flags.relevance), each the value that flags 1% of
-    # the answers em_coder_betley's judge rates coherent >= 80 in its development file (eval_result_base.csv):
+    # non_responsive, flagged below these relevance scores (judgekit.flags.relevance), each the value under which 1% of
+    # the answers em_coder_betley's judge rates coherent >= 80 in its development file (eval_result_base.csv) lie:
     "non_responsive_overlap": 0.047,     # model-free: TF-IDF cosine with the prompt and the other answers to it (0.0476)
     # --embedding-model: cosine similarity with the prompt and the other answers (all-MiniLM-L6-v2: 0.184, from the
     # development file's stratified sample of analyses/incoherence_real_finetunes.py --sample 400)
