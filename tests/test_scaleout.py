@@ -217,3 +217,23 @@ def test_engine_ray_gives_the_single_process_verdicts(tmp_path: Path, guard_mode
     np.testing.assert_allclose(got["p_unsafe"], expected["p_unsafe"], rtol=0, atol=1e-6)
     pd.testing.assert_frame_equal(expected.drop(columns=["latency_s", "p_unsafe"]),
                                   got.drop(columns=["latency_s", "p_unsafe"]))
+
+
+def test_flags_computed_on_responses_a_generate_replaced_meanwhile_are_not_committed(small_study: Path,
+                                                                                  monkeypatch) -> None:
+    from judgekit.errors import StepFailed
+    from judgekit.flags import incoherence
+
+    real_detect = incoherence.detect
+
+    def detect_while_responses_change(responses, **options):
+        flags = real_detect(responses, **options)
+        path = small_study / "responses.csv"
+        path.write_text(path.read_text().replace("Sure", "Certainly", 1))  # what a `generate` committing looks like
+        return flags
+
+    monkeypatch.setattr(incoherence, "detect", detect_while_responses_change)
+    with pytest.raises(StepFailed, match="responses changed"):
+        pipeline.flag_step(small_study)
+    assert not (small_study / "flags.csv").exists() and not (small_study / "flags.parquet").exists()
+    assert json.loads((small_study / "manifest.json").read_text())["runs"][-1]["status"] == "failed"
