@@ -237,3 +237,13 @@ def test_flags_computed_on_responses_a_generate_replaced_meanwhile_are_not_commi
         pipeline.flag_step(small_study)
     assert not (small_study / "flags.csv").exists() and not (small_study / "flags.parquet").exists()
     assert json.loads((small_study / "manifest.json").read_text())["runs"][-1]["status"] == "failed"
+
+
+@pytest.mark.parametrize("extra", [["--devices", "gpu0"], ["--devices", ","], ["--devices", "cpu", "--device", "cpu"],
+                                   ["--devices", "cpu,cpu", "--engine", "ray"]])
+def test_bad_device_lists_are_usage_errors_in_one_line(small_study: Path, extra: list[str]) -> None:
+    from conftest import run_cli
+
+    result = run_cli("judge", small_study, "--judge", KEYWORD, *extra)
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
+    assert not (small_study / "judgments.csv").exists()
