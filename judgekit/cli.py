@@ -24,6 +24,8 @@ EPILOG = """examples:
   judgekit demo --out reports/demo              # whole pipeline on the bundled SIMULATED study
   judgekit validate data/demo                   # check a study directory (or one table file)
   judgekit judge STUDY --judge keyword-gcg-13   # append a judge's verdicts to STUDY/judgments
+  judgekit judge STUDY --judge llama-guard-3-8b --judge wildguard --devices cuda:0,cuda:1   # one worker per GPU
+  judgekit judge STUDY --judge llama-guard-3-8b --engine ray --actors 8 --gpus-per-actor 1  # Ray Data actor pool
   judgekit flag STUDY                           # incoherence flags -> STUDY/flags
   judgekit stress STUDY --judge ID              # judge seeded incoherent copies -> flip rates, heat map
   judgekit stats STUDY --out out/stats --n-boot 2000 --seed 1
