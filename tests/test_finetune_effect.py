@@ -683,3 +683,19 @@ def test_clustered_ppi_pairs_through_the_clusters():
         ppi_clustered(np.r_[1.0, np.full(9, np.nan)], np.ones(10), np.arange(10))
     with pytest.raises(ValueError, match="boolean"):
         ppi_clustered(y, f, np.arange(2 * prompts), treated=treated.astype(int))
+
+
+def test_paired_effect_resamples_behaviours_when_given():
+    """160 prompts in 40 behaviours sharing a behaviour-level effect: resampling prompts ignores that prompts of a
+    behaviour move together (coverage 0.91 in the audit); with clusters the interval is wider and names them."""
+    rng = np.random.default_rng(0)
+    behaviour = np.repeat(np.arange(40), 4)
+    shift = rng.normal(0, 0.3, 40)[behaviour]
+    values = np.concatenate([np.clip(0.4 + shift + rng.normal(0, 0.05, 160), 0, 1), np.full(160, 0.4)])
+    treated = np.repeat([True, False], 160)
+    prompt = np.tile(np.arange(160), 2)
+    by_prompt = paired_mean_difference(values, treated, prompt, rng=1)
+    by_behaviour = paired_mean_difference(values, treated, prompt, clusters=np.tile(behaviour, 2), rng=1)
+    assert by_behaviour.estimate == pytest.approx(by_prompt.estimate)
+    assert (by_behaviour.ci_high - by_behaviour.ci_low) > 1.5 * (by_prompt.ci_high - by_prompt.ci_low)
+    assert "over 40 clusters of units" in by_behaviour.method and by_behaviour.n_pairs == 160

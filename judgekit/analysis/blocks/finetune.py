@@ -274,7 +274,7 @@ def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDAr
         rng = row_generator(settings.seed, "finetune_effect_paired", str(rater), group.label)
         result = paired_mean_difference(verdicts[mask], treated[mask], keys[mask], n_boot=settings.n_boot,
                                         level=settings.level, max_bootstrap_units=settings.max_bootstrap_clusters,
-                                        rng=rng)
+                                        clusters=behaviour_clusters(data, keys, mask), rng=rng)
         shares = (f"matched prompts: {result.n_pairs} ({result.matched_share_treatment:.0%} of the fine-tune's, "
                   f"{result.matched_share_control:.0%} of the base's)")
         writer.add("finetune_effect_paired", rater, "base_model", group, result.estimate, result.ci_low,
@@ -321,6 +321,11 @@ def effect_clusters(data: StudyArrays, keys: NDArray) -> NDArray:
         return keys
     behaviour = data.responses["behavior_id"]
     return np.where(behaviour.notna().to_numpy(), "behavior:" + behaviour.astype(str).to_numpy(), "prompt:" + keys.astype(str))
+
+
+def behaviour_clusters(data: StudyArrays, keys: NDArray, mask: NDArray) -> NDArray | None:
+    """The paired effect's resampling clusters on ``mask``: behaviours when the study has them, else None (prompts)."""
+    return effect_clusters(data, keys)[mask] if "behavior_id" in data.responses else None
 
 
 def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, group: Subset, mask: NDArray,
@@ -440,7 +445,8 @@ def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, 
             rng = row_generator(settings.seed, "conclusion_cell", str(rater), group.label, policy)
             effects[rater] = paired_mean_difference(verdicts[mask], treated[mask], keys[mask], n_boot=settings.n_boot,
                                                     level=settings.level,
-                                                    max_bootstrap_units=settings.max_bootstrap_clusters, rng=rng)
+                                                    max_bootstrap_units=settings.max_bootstrap_clusters,
+                                                    clusters=behaviour_clusters(data, keys, mask), rng=rng)
         cell_group = Subset(f"{group.label}|incoherent={policy}", group.kind, policy, group.columns)
         for rater, result in effects.items():
             writer.add("finetune_effect_cell", rater, "base_model", cell_group, result.estimate, result.ci_low,
