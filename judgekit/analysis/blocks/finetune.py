@@ -65,14 +65,13 @@ from numpy.typing import NDArray
 
 from judgekit.analysis.blocks.conclusions import benchmark_scopes
 from judgekit.analysis.blocks.rates import raters
-from judgekit.analysis.inputs import StudyArrays, prompt_keys
+from judgekit.analysis.inputs import StudyArrays, effect_clusters, prompt_keys
 from judgekit.analysis.rows import RowWriter, row_generator
 from judgekit.analysis.subsets import Subset
 from judgekit.capability.gain import capability_gain, capability_summary
 from judgekit.capability.tables import finetune_pairs, model_lineage, read_capability, read_models
-from judgekit.labelling import disagreement_rates, model_variance_components
+from judgekit.labelling import comparison_plan
 from judgekit.schema import HUMAN_MAJORITY
-from judgekit.stats.labelplan import plan_additional_labels
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
 from judgekit.stats.ppi import ClusteredPPIEstimate, ppi_clustered
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers
@@ -261,7 +260,7 @@ def paired_comparisons(writer: RowWriter, data: StudyArrays) -> None:
             _corrected_rows(writer, data, comparison, group, used, treated, control, keys, matched=matched,
                             n_matched=n_matched)
             if benchmark is None and comparison.kind == "finetune_comparison":
-                _label_plan_rows(writer, data, comparison, group, matched, treated, control, n_matched=n_matched)
+                _label_plan_rows(writer, data, group, matched, treated, control, keys, n_matched=n_matched)
             cells += _cells(writer, data, group, scope, treated, keys, benchmark)
         _robustness_rows(writer, comparison, cells)
 
@@ -314,18 +313,9 @@ def matched_prompts(mask: NDArray, treated: NDArray, keys: NDArray) -> tuple[NDA
     return mask & pd.Series(keys).isin(both).to_numpy(), len(both)
 
 
-def effect_clusters(data: StudyArrays, keys: NDArray) -> NDArray:
-    """Independent units of the corrected rows: ``behavior_id`` where given, else the prompt (its samples and both
-    models' responses to it fall in one cluster)."""
-    if "behavior_id" not in data.responses:
-        return keys
-    behaviour = data.responses["behavior_id"]
-    return np.where(behaviour.notna().to_numpy(), "behavior:" + behaviour.astype(str).to_numpy(), "prompt:" + keys.astype(str))
-
-
 def behaviour_clusters(data: StudyArrays, keys: NDArray, mask: NDArray) -> NDArray | None:
     """The paired effect's resampling clusters on ``mask``: behaviours when the study has them, else None (prompts)."""
-    return effect_clusters(data, keys)[mask] if "behavior_id" in data.responses else None
+    return effect_clusters(data.responses, keys)[mask] if "behavior_id" in data.responses else None
 
 
 def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, group: Subset, mask: NDArray,
@@ -333,7 +323,7 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
     """Per judge: each model's corrected rate on all its items, and the corrected effect on the ``matched`` items."""
     if not data.has_reference:
         return
-    clusters = effect_clusters(data, keys)
+    clusters = effect_clusters(data.responses, keys)
     level = writer.settings.level
     for judge_id in data.judges.columns:
         verdicts = data.judges[judge_id].to_numpy()
@@ -397,8 +387,8 @@ def _ppi_row(writer: RowWriter, name: str, judge_id: str, group: Subset, result:
                interval="ppi")
 
 
-def _label_plan_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, group: Subset, mask: NDArray,
-                     treated: NDArray, control: NDArray, *, n_matched: int) -> None:
+def _label_plan_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDArray, treated: NDArray,
+                     control: NDArray, keys: NDArray, *, n_matched: int) -> None:
     """Per judge: extra labels for the corrected effect's interval (on the prompts both models answered) to reach
     ``LABEL_PLAN_HALFWIDTH``."""
     if not data.has_reference:
@@ -410,25 +400,23 @@ def _label_plan_rows(writer: RowWriter, data: StudyArrays, comparison: Compariso
                        warning=f"only {n_matched} prompts answered by both models (need {MIN_MATCHED_PROMPTS}): "
                                "labels cannot make the effect estimable; answer more shared prompts first")
         return
-    incoherent = _incoherent(data)
-    incoherent = np.zeros(data.n_items, dtype=bool) if incoherent is None else incoherent
+    clusters = effect_clusters(data.responses, keys)
     for judge_id in data.judges.columns:
-        verdicts = data.judges[judge_id].to_numpy()
-        rates = disagreement_rates(data.reference[mask], verdicts[mask], incoherent[mask])
-        parts = [model_variance_components(data.reference, verdicts, incoherent, mask & arm, rates)
-                 for arm in (treated, control)]
-        plan = plan_additional_labels([p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
-                                      [p[3] for p in parts], target_halfwidth=LABEL_PLAN_HALFWIDTH,
-                                      level=writer.settings.level)
-        extra = [int(a) for a in plan.additional]
-        writer.add("labels_needed", judge_id, HUMAN_MAJORITY, group, float(sum(extra)), np.nan, np.nan,
-                   n_items=sum(p[2] for p in parts), n_in_subset=sum(p[3] for p in parts),
-                   method=(f"+{extra[0]} {comparison.treated} / +{extra[1]} {comparison.control} labels for the "
-                           f"corrected effect's half-width {plan.halfwidth_now:.3f} -> {plan.halfwidth_planned:.3f} "
-                           f"(target {LABEL_PLAN_HALFWIDTH}); residual variance from {parts[0][4]} / {parts[1][4]}; "
-                           "items stratified by judge disagreement x incoherence: judgekit plan-labels STUDY "
-                           f"--judge {judge_id} --target-halfwidth {LABEL_PLAN_HALFWIDTH} --out FILE"),
-                   warning=plan.reason)
+        planned = comparison_plan(data.reference, data.judges[judge_id].to_numpy(), keys, clusters, mask & treated,
+                                  mask & control, target_halfwidth=LABEL_PLAN_HALFWIDTH, level=writer.settings.level)
+        if planned is None:
+            continue
+        items, plan = planned
+        writer.add("labels_needed", judge_id, HUMAN_MAJORITY, group, float(plan.additional), np.nan, np.nan,
+                   n_items=int(items.sum()), n_in_subset=int(mask.sum()),
+                   method=(("target met, 0 labels; " if plan.reason.startswith("target met") else "")
+                           + f"+{plan.additional} prompts (every response of both models to each) for the corrected "
+                           f"effect's half-width {plan.halfwidth_now:.3f} -> {plan.halfwidth_planned:.3f} (target "
+                           f"{LABEL_PLAN_HALFWIDTH}); {plan.n_labelled} of {plan.n_units} shared prompts labelled for "
+                           "both models now; PPI++ curve re-tuned at each count; prompts stratified by judge "
+                           f"disagreement x incoherence: judgekit plan-labels STUDY --judge {judge_id} "
+                           f"--target-halfwidth {LABEL_PLAN_HALFWIDTH} --out FILE"),
+                   warning=plan.reason.removeprefix("target met, 0 labels").strip("; "))
 
 
 def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, treated: NDArray, keys: NDArray,
