@@ -437,7 +437,9 @@ def test_driver_writes_the_finetune_rows(tmp_path):
         ["statistic", "judge_id"])
     paired = pooled.loc[("finetune_effect_paired", "j1")]
     assert paired["n_items"] == 120 and "matched prompts: 120 (100% of the fine-tune's" in paired["method"]
-    assert paired["warning"] == "" and paired["model"] == "ft" and paired["base_model"] == "base"
+    assert paired["model"] == "ft" and paired["base_model"] == "base"
+    # j1 misses the fine-tune's incoherent unsafe answers by construction: its judge-only effect says so
+    assert paired["warning"].startswith("the judge errs differently on the fine-tune (sensitivity")
     corrected = pooled.loc[("finetune_effect_corrected", "j1")]
     assert "40 prompts labelled for both models" in corrected["method"]
     assert corrected["reference"] == "human_majority" and corrected["n_items"] == 240
@@ -699,3 +701,46 @@ def test_paired_effect_resamples_behaviours_when_given():
     assert by_behaviour.estimate == pytest.approx(by_prompt.estimate)
     assert (by_behaviour.ci_high - by_behaviour.ci_low) > 1.5 * (by_prompt.ci_high - by_prompt.ci_low)
     assert "over 40 clusters of units" in by_behaviour.method and by_behaviour.n_pairs == 160
+
+
+def test_judge_error_shift_flags_a_judge_whose_errors_do_not_transport():
+    """The judge misses 60% of the fine-tune's unsafe answers and 5% of the base's: the sensitivity shift
+    (base minus fine-tune) is about +0.55 with an interval above 0; specificity does not move."""
+    from judgekit.stats.transport import judge_error_shift
+
+    rng = np.random.default_rng(0)
+    n = 400
+    truth = (rng.random(2 * n) < 0.4).astype(float)
+    treated = np.repeat([True, False], n)
+    miss = np.where(treated, 0.6, 0.05)
+    verdict = np.where(truth == 1, (rng.random(2 * n) > miss).astype(float), (rng.random(2 * n) < 0.05).astype(float))
+    sensitivity, specificity = judge_error_shift(truth, verdict, treated, np.tile(np.arange(n), 2))
+    assert sensitivity.differs and sensitivity.shift[1] > 0.4 and sensitivity.shift[0] == pytest.approx(
+        sensitivity.control[0] - sensitivity.treated[0])
+    assert not specificity.differs
+
+
+def test_judge_only_effect_warns_and_names_the_corrected_row(tmp_path):
+    """j1 made to agree with the humans on the base and to call every fine-tune answer safe: its sensitivity shift
+    is 1 and its judge-only paired effect warns and names the corrected row; j2 (the same error on both) does not."""
+    from judgekit.analysis import StatsSettings, compute_stats
+    from judgekit.study import load_study
+
+    folder = _study_with_finetune(tmp_path / "s")
+    labels = pd.read_csv(folder / "annotations.csv").set_index("item_id")["label"]
+    judgments = pd.read_csv(folder / "judgments.csv")
+    j1 = judgments["judge_id"] == "j1"
+    base = judgments["item_id"].str.startswith("base-")
+    judgments.loc[j1 & base, "label"] = judgments.loc[j1 & base, "item_id"].map(labels).fillna("safe")
+    judgments.loc[j1 & ~base, "label"] = "safe"
+    judgments.to_csv(folder / "judgments.csv", index=False)
+    stats, _ = compute_stats(load_study(folder), StatsSettings(n_boot=50), version="test",
+                             only=("judge_error_shift", "finetune_effect_paired"))
+    shift = stats[(stats["statistic"] == "judge_error_shift") & stats["benchmark"].isna()]
+    assert set(shift["subset_value"]) == {"sensitivity", "specificity"} and set(shift["judge_id"]) == {"j1", "j2"}
+    sensitivity = shift.set_index(["judge_id", "subset_value"]).loc[("j1", "sensitivity")]
+    assert sensitivity["estimate"] == 1.0 and sensitivity["ci_low"] > 0 and "fine-tune 0.000" in sensitivity["method"]
+    pooled = stats[(stats["statistic"] == "finetune_effect_paired") & stats["benchmark"].isna()].set_index("judge_id")
+    assert "errs differently on the fine-tune (sensitivity 1.00 base vs 0.00 fine-tune" in pooled.loc["j1", "warning"]
+    assert "read finetune_effect_corrected" in pooled.loc["j1", "warning"]
+    assert "read finetune_effect_corrected" not in pooled.loc["human_majority", "warning"]

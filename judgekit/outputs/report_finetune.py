@@ -167,7 +167,7 @@ def _label_plan(stats: pd.DataFrame, comparison: str) -> str:
     rows = _comparison_rows(stats, "labels_needed", comparison)
     if rows.empty:
         return ""
-    table = _table(["judge", "more labels needed", "plan"],
+    table = _table(["judge", "more prompts to label (both models)", "plan"],
                    [[row["judge_id"], _labels_needed(row), row["method"]] for _, row in rows.sort_values("estimate").iterrows()])
     return f"<p><b>How many more human labels, and which?</b></p>{table}"
 

@@ -24,6 +24,11 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   than 10: no estimate, the warning says why); one PPI++ weight per model,
   variance summed within clusters, so prompts labelled for both models pair
   their residuals; the method says how many were;
+* ``judge_error_shift`` — per judge, its sensitivity and specificity on each
+  model's labelled items (in the method) and base minus fine-tune
+  (``subset_value`` names the measure), cluster-robust interval; when one
+  excludes 0 the judge's ``finetune_effect_paired`` row warns and names
+  ``finetune_effect_corrected``;
 * ``conclusion_agreement`` / ``conclusion_reversal`` — over every judge ×
   benchmark × incoherence policy cell, the share reaching the humans'
   sign × significance conclusion and the share significantly reversing it;
@@ -37,10 +42,11 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   rater, the paired effect when both models reached the goal's capability
   (:func:`capability_matched`), else no estimate and the warning says which
   model fell short;
-* ``labels_needed`` — per fine-tune comparison and judge, the extra human
-  labels (both models together) for the corrected effect's interval to reach
-  a half-width of ``LABEL_PLAN_HALFWIDTH`` (the ``plan-labels`` computation;
-  the method says how many per model and how the items are chosen);
+* ``labels_needed`` — per fine-tune comparison and judge, the extra prompts
+  to label (every response of both models to each) for the corrected
+  effect's interval to reach a half-width of ``LABEL_PLAN_HALFWIDTH`` (the
+  ``plan-labels`` computation on the same items, so the method's current
+  half-width is the corrected row's);
 * ``capability`` per model and task and ``capability_gain`` of each
   fine-tune over its base, from the optional ``capability`` table; a
   ``capability`` row's ``finetune_goal`` is the goal whose ``goal_task``
@@ -75,6 +81,7 @@ from judgekit.schema import HUMAN_MAJORITY
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
 from judgekit.stats.ppi import ClusteredPPIEstimate, ppi_clustered
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers
+from judgekit.stats.transport import judge_error_shift
 
 # Below this many human-labelled items of a model its corrected rate is not reported.
 MIN_LABELLED = 10
@@ -254,7 +261,8 @@ def paired_comparisons(writer: RowWriter, data: StudyArrays) -> None:
             scope = in_scope & (treated | control)
             group = comparison.subset(f"benchmark={benchmark or 'all'}", **({"benchmark": benchmark} if benchmark else {}))
             used = scope & data.policy_mask
-            _paired_rows(writer, data, group, used, treated, keys, match)
+            transport = _error_shift_rows(writer, data, group, used, treated, keys)
+            _paired_rows(writer, data, group, used, treated, keys, match, transport)
             # The corrected effect and its label plan, like the paired effect, use the prompts both models answered.
             matched, n_matched = matched_prompts(used, treated, keys)
             _corrected_rows(writer, data, comparison, group, used, treated, control, keys, matched=matched,
@@ -265,8 +273,36 @@ def paired_comparisons(writer: RowWriter, data: StudyArrays) -> None:
         _robustness_rows(writer, comparison, cells)
 
 
+def _error_shift_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDArray, treated: NDArray,
+                      keys: NDArray) -> dict[str, str]:
+    """``judge_error_shift`` per judge and measure (base minus fine-tune, on each model's labelled items); returns
+    per judge the warning its judge-only effect carries when its errors do not transport."""
+    if not data.has_reference:
+        return {}
+    clusters = effect_clusters(data.responses, keys)
+    notes = {}
+    for judge_id in data.judges.columns:
+        shifts = judge_error_shift(data.reference[mask], data.judges[judge_id].to_numpy()[mask], treated[mask],
+                                   clusters[mask], level=writer.settings.level)
+        for shift in shifts:
+            each = ", ".join(f"{name} {value[0]:.3f} [{value[1]:.3f}, {value[2]:.3f}] (n={n})" for name, value, n in (
+                ("fine-tune", shift.treated, shift.n_treated), ("base", shift.control, shift.n_control)))
+            writer.add("judge_error_shift", judge_id, HUMAN_MAJORITY,
+                       Subset(f"{group.label}|measure={shift.measure}", group.kind, shift.measure, group.columns),
+                       *shift.shift, n_items=shift.n_treated + shift.n_control, n_in_subset=int(mask.sum()),
+                       method=f"{shift.measure}, base minus fine-tune, on each model's labelled items: {each}; "
+                              f"cluster-robust linearized t interval over {shift.n_clusters} clusters",
+                       interval="linearized")
+        differing = [s for s in shifts if s.differs]
+        if differing:
+            notes[judge_id] = ("the judge errs differently on the fine-tune (" + "; ".join(
+                f"{s.measure} {s.control[0]:.2f} base vs {s.treated[0]:.2f} fine-tune" for s in differing)
+                + "): this judge-only effect is biased; read finetune_effect_corrected")
+    return notes
+
+
 def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDArray, treated: NDArray,
-                 keys: NDArray, match: tuple[bool, str] | None) -> None:
+                 keys: NDArray, match: tuple[bool, str] | None, transport: dict[str, str]) -> None:
     settings = writer.settings
     incoherent = _incoherent(data)
     for rater, verdicts in raters(data).items():
@@ -278,7 +314,8 @@ def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDAr
                   f"{result.matched_share_control:.0%} of the base's)")
         writer.add("finetune_effect_paired", rater, "base_model", group, result.estimate, result.ci_low,
                    result.ci_high, n_items=result.n_pairs, n_in_subset=result.n_pairs,
-                   method=f"{result.method}; {shares}", warning=result.reason or result.warning,
+                   method=f"{result.method}; {shares}",
+                   warning=result.reason or "; ".join(filter(None, [result.warning, transport.get(rater, "")])),
                    resamples=result.n_boot, interval="bootstrap-percentile" if result.n_boot else "linearized")
         if match is not None:
             matched, how = match
