@@ -744,3 +744,18 @@ def test_judge_only_effect_warns_and_names_the_corrected_row(tmp_path):
     assert "errs differently on the fine-tune (sensitivity 1.00 base vs 0.00 fine-tune" in pooled.loc["j1", "warning"]
     assert "read finetune_effect_corrected" in pooled.loc["j1", "warning"]
     assert "read finetune_effect_corrected" not in pooled.loc["human_majority", "warning"]
+
+
+def test_labels_placed_where_the_judge_is_least_sure_are_flagged():
+    """The audit's case: the 100 items with P(unsafe) nearest 0.5 labelled, no inclusion probabilities; the
+    corrected rate is biased and the design check says the labels were not drawn at random; a random draw is quiet."""
+    from judgekit.stats.ppi import nonrandom_labelling_warning
+
+    rng = np.random.default_rng(0)
+    p = rng.beta(0.5, 0.5, 1000)
+    uncertain = np.zeros(1000, dtype=bool)
+    uncertain[np.argsort(np.abs(p - 0.5))[:100]] = True
+    assert nonrandom_labelling_warning(p, uncertain).startswith("labels not drawn at random?")
+    random_draw = np.zeros(1000, dtype=bool)
+    random_draw[rng.choice(1000, 100, replace=False)] = True
+    assert nonrandom_labelling_warning(p, random_draw) == ""

@@ -501,3 +501,40 @@ def _pseudo_labelled(labels, predictions, labelled, arms, codes, n_clusters, wei
     phi = sum(t[2] + w * t[3] for t, w in zip(terms, weights, strict=True))
     centre = float(sum(t[0] + w * t[1] for t, w in zip(terms, weights, strict=True)))
     return centre, _clustered_variance(np.bincount(all_codes, phi, minlength=n_clusters + n_extra), n_clusters)
+
+
+def nonrandom_labelling_warning(scores: ArrayLike, labelled: ArrayLike, *, alpha: float = 0.01) -> str:
+    """A warning when the labelled items' judge scores differ from the unlabelled ones' (else "").
+
+    PPI is unbiased only when the labelled items are a random sample (or
+    their inclusion probabilities are known and weighted by). Labels placed
+    where the judge is least sure biased a PPI++ effect by 29% with no
+    warning; such a placement shows as a different score distribution.
+    Two-sample Kolmogorov-Smirnov test of the scores (P(unsafe), else the
+    verdicts), labelled against unlabelled, at level ``alpha``.
+
+    References
+    ----------
+    .. [1] Zrnic, T., & Candès, E. J. (2024). Active statistical inference.
+       ICML 2024, arXiv:2403.03208.
+
+    Examples
+    --------
+    >>> nonrandom_labelling_warning([0.5] * 50 + [0.01] * 200, [True] * 50 + [False] * 200)[:27]
+    'labels not drawn at random?'
+    """
+    from scipy.stats import ks_2samp
+
+    values, chosen = np.asarray(scores, dtype=float), np.asarray(labelled, dtype=bool)
+    if values.shape != chosen.shape:
+        raise ValueError(f"scores and labelled must have equal shapes. Got {values.shape} and {chosen.shape} instead.")
+    usable = ~np.isnan(values)
+    inside, outside = values[usable & chosen], values[usable & ~chosen]
+    if len(inside) < 5 or len(outside) < 5:
+        return ""
+    test = ks_2samp(inside, outside)
+    if test.pvalue >= alpha:
+        return ""
+    return (f"labels not drawn at random? the labelled items' judge scores differ from the unlabelled ones' "
+            f"(mean {inside.mean():.3f} vs {outside.mean():.3f}, KS p={test.pvalue:.2g}) and no inclusion "
+            "probabilities are recorded: PPI assumes a random labelled sample")

@@ -79,7 +79,7 @@ from judgekit.capability.tables import finetune_pairs, model_lineage, read_capab
 from judgekit.labelling import comparison_plan
 from judgekit.schema import HUMAN_MAJORITY
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
-from judgekit.stats.ppi import ClusteredPPIEstimate, ppi_clustered
+from judgekit.stats.ppi import ClusteredPPIEstimate, nonrandom_labelling_warning, ppi_clustered
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers
 from judgekit.stats.transport import judge_error_shift
 
@@ -377,7 +377,8 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
                 estimable = False
                 continue
             result = ppi_clustered(data.reference[items], verdicts[items], clusters[items], level=level)
-            _ppi_row(writer, "harmful_rate_corrected", judge_id, model_group, result, int((mask & in_model).sum()))
+            _ppi_row(writer, "harmful_rate_corrected", judge_id, model_group, result, int((mask & in_model).sum()),
+                     design=_design_warning(data, judge_id, items))
         if not estimable:
             continue
         if n_matched < MIN_MATCHED_PROMPTS:
@@ -397,7 +398,9 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
         effect = ppi_clustered(data.reference[items], verdicts[items], clusters[items], treated=treated[items],
                                level=level)
         _ppi_row(writer, "finetune_effect_corrected", judge_id, group, effect, int(matched.sum()),
-                 paired=_labelled_pairs(labelled, treated, keys))
+                 paired=_labelled_pairs(labelled, treated, keys),
+                 design="; ".join(filter(None, (_design_warning(data, judge_id, items & arm)
+                                                for arm in (treated, control)))))
 
 
 def _labelled_pairs(labelled: NDArray, treated: NDArray, keys: NDArray) -> str:
@@ -408,17 +411,27 @@ def _labelled_pairs(labelled: NDArray, treated: NDArray, keys: NDArray) -> str:
             "both models' responses to a prompt share its cluster")
 
 
-def _ppi_warning(result: ClusteredPPIEstimate) -> str:
+def _design_warning(data: StudyArrays, judge_id: str, items: NDArray) -> str:
+    """Whether the labelled items of ``items`` look like a random sample by the judge's scores (P(unsafe) where
+    it gives one, else its verdicts)."""
+    scores = data.judges[judge_id].to_numpy()
+    if judge_id in data.p_unsafe and data.p_unsafe[judge_id][items].notna().all():
+        scores = data.p_unsafe[judge_id].to_numpy(dtype=float)
+    return nonrandom_labelling_warning(scores[items], ~np.isnan(data.reference[items]))
+
+
+def _ppi_warning(result: ClusteredPPIEstimate, design: str) -> str:
+    warnings = [design] if design else []
     if result.n_labelled < FEW_LABELLED:
-        return f"few labelled items (n={result.n_labelled}): the normal interval may under-cover"
-    return ""
+        warnings.append(f"few labelled items (n={result.n_labelled}): the normal interval may under-cover")
+    return "; ".join(warnings)
 
 
 def _ppi_row(writer: RowWriter, name: str, judge_id: str, group: Subset, result: ClusteredPPIEstimate,
-             n_in_subset: int, *, paired: str = "") -> None:
+             n_in_subset: int, *, paired: str = "", design: str = "") -> None:
     n_items = result.n_labelled + result.n_unlabelled
     writer.add(name, judge_id, HUMAN_MAJORITY, group, result.estimate, result.ci_low, result.ci_high,
-               n_items=n_items, n_in_subset=max(n_in_subset, n_items), warning=_ppi_warning(result),
+               n_items=n_items, n_in_subset=max(n_in_subset, n_items), warning=_ppi_warning(result, design),
                method=f"{result.method}; {result.n_labelled} labelled, {result.n_unlabelled} judge-only items"
                       + (f"; {paired}" if paired else ""),
                interval="ppi")
