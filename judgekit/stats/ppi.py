@@ -295,6 +295,20 @@ def _arm_terms(y: NDArray, f: NDArray, labelled: NDArray, in_arm: NDArray, sign:
     return sign * y_bar, sign * (f_unl - f_lab), a, g
 
 
+def _ipw_arm_terms(y: NDArray, f: NDArray, labelled: NDArray, in_arm: NDArray, sign: float, inclusion: NDArray
+                   ) -> tuple[float, float, NDArray, NDArray]:
+    """As :func:`_arm_terms` for labels drawn with known inclusion probabilities (active inference):
+    the arm's estimate is mean(xi y / pi) + lam mean(f (1 - xi / pi)) over all its items."""
+    weight = np.where(labelled & in_arm, 1.0 / inclusion, 0.0)
+    labels = np.where(weight > 0, weight * np.nan_to_num(y), 0.0)
+    slope = np.where(in_arm, f * (1.0 - weight), 0.0)
+    big_n = in_arm.sum()
+    label_part, coefficient = labels[in_arm].mean(), slope[in_arm].mean()
+    a = np.where(in_arm, sign * (labels - label_part) / big_n, 0.0)
+    g = np.where(in_arm, sign * (slope - coefficient) / big_n, 0.0)
+    return sign * float(label_part), sign * float(coefficient), a, g
+
+
 def _tuned_lambdas(influence: NDArray, slopes: NDArray, free: NDArray) -> NDArray:
     """Weights in [0, 1] minimising the clustered variance sum_c (A_c + sum_m lam_m G_mc)^2 (arms without
     unlabelled items, ``free`` False, stay at 0)."""
@@ -323,6 +337,7 @@ def ppi_clustered(
     lam: float | None = None,
     pseudo_labels: bool = True,
     max_jackknife_clusters: int = 200,
+    inclusion: ArrayLike | None = None,
 ) -> ClusteredPPIEstimate:
     """PPI++ rate of one model, or effect of two, with a cluster-robust variance (samples, prompts, behaviours).
 
@@ -357,7 +372,14 @@ def ppi_clustered(
         Up to this many clusters the variance is the larger of the sandwich
         and the leave-one-cluster-out jackknife that re-tunes the weights
         (the sandwich alone ignores the tuning and under-covers at 40
-        clusters: 0.92 in ``analyses/ppi_coverage.py``).
+        clusters: 0.92 in ``analyses/labels_coverage.py``).
+    inclusion : array-like of shape (n,), optional
+        The probability with which each item would have been labelled
+        (recorded by an active draw, ``plan-labels --strategy active``). The
+        labels are then weighted by their inverse (Zrnic & Candès):
+        :math:`\\hat\\theta_m = N_m^{-1}\\sum_i [\\lambda_m f_i + (\\xi_i/\\pi_i)(y_i - \\lambda_m f_i)]`,
+        unbiased whatever the probabilities, if every item's is positive
+        and the draws are independent (Poisson sampling); no pseudo-labels.
 
     Returns
     -------
@@ -385,7 +407,9 @@ def ppi_clustered(
     .. [2] Binder, D. A. (1983). On the variances of asymptotically normal
        estimators from complex surveys. International Statistical Review,
        51(3), 279-292. doi:10.2307/1402588
-    .. [3] Agresti, A., & Caffo, B. (2000). Simple and effective confidence
+    .. [3] Zrnic, T., & Candès, E. J. (2024). Active statistical inference.
+       ICML 2024, arXiv:2403.03208.
+    .. [4] Agresti, A., & Caffo, B. (2000). Simple and effective confidence
        intervals for proportions and differences of proportions result from
        adding two successes and two failures. The American Statistician,
        54(4), 280-288. doi:10.1080/00031305.2000.10474560
@@ -418,13 +442,21 @@ def ppi_clustered(
             raise ValueError(f"Each arm needs at least 2 labelled items. Got {(labelled & in_arm).sum()} instead.")
     codes, cluster_names = pd.factorize(pd.Series(keys).astype(str), sort=True)
     n_clusters = len(cluster_names)
-    estimate, weights, variance = _fit(labels, predictions, labelled, arms, codes, n_clusters, lam)
+    probabilities = None
+    if inclusion is not None:
+        probabilities = np.asarray(inclusion, dtype=float)
+        if probabilities.shape != labels.shape or not np.all((probabilities > 0) & (probabilities <= 1)):
+            raise ValueError("The 'inclusion' parameter must give every item a probability in (0, 1].")
+    estimate, weights, variance = _fit(labels, predictions, labelled, arms, codes, n_clusters, lam, probabilities)
     how = "cluster-robust (sandwich)"
     if 2 < n_clusters <= max_jackknife_clusters:
-        variance, how = max(variance, _jackknife_variance(labels, predictions, labelled, arms, codes, n_clusters, lam)), (
+        jackknife = _jackknife_variance(labels, predictions, labelled, arms, codes, n_clusters, lam, probabilities)
+        variance, how = max(variance, jackknife), (
             "cluster-robust (the larger of sandwich and leave-one-cluster-out jackknife, weights re-tuned)")
     centre = estimate
-    if pseudo_labels:
+    if probabilities is not None:
+        how += ", labels inverse-probability weighted (active inference)"
+    elif pseudo_labels:
         centre, adjusted = _pseudo_labelled(labels, predictions, labelled, arms, codes, n_clusters, weights, level)
         variance = max(variance, adjusted)
     quantile = float(student_t.ppf(1 - (1 - level) / 2, max(n_clusters - 1, 1)))
@@ -441,10 +473,12 @@ def ppi_clustered(
         + (", interval centred with pseudo-labels (Agresti-Caffo)" if pseudo_labels else ""))
 
 
-def _fit(labels, predictions, labelled, arms, codes, n_clusters, lam) -> tuple[float, NDArray, float]:
-    """(estimate, weights, sandwich variance) of the clustered PPI++ estimator."""
+def _fit(labels, predictions, labelled, arms, codes, n_clusters, lam, inclusion=None) -> tuple[float, NDArray, float]:
+    """(estimate, weights, sandwich variance) of the clustered PPI++ estimator (inverse-probability weighted when
+    ``inclusion`` is given)."""
     weight = np.ones(len(labels))
-    terms = [_arm_terms(labels, predictions, labelled, in_arm, sign, weight) for in_arm, sign in arms]
+    terms = [_arm_terms(labels, predictions, labelled, in_arm, sign, weight) if inclusion is None
+             else _ipw_arm_terms(labels, predictions, labelled, in_arm, sign, inclusion) for in_arm, sign in arms]
     influence = np.bincount(codes, sum(t[2] for t in terms), minlength=n_clusters)
     slopes = np.column_stack([np.bincount(codes, t[3], minlength=n_clusters) for t in terms])
     free = np.array([((~labelled) & in_arm).any() for in_arm, _ in arms])
@@ -453,7 +487,7 @@ def _fit(labels, predictions, labelled, arms, codes, n_clusters, lam) -> tuple[f
     return estimate, weights, _clustered_variance(influence + slopes @ weights, n_clusters)
 
 
-def _jackknife_variance(labels, predictions, labelled, arms, codes, n_clusters, lam) -> float:
+def _jackknife_variance(labels, predictions, labelled, arms, codes, n_clusters, lam, inclusion=None) -> float:
     """Leave-one-cluster-out jackknife of the whole estimator, weights re-tuned each time (NaN-free clusters only)."""
     leave_out = []
     for cluster in range(n_clusters):
@@ -463,7 +497,7 @@ def _jackknife_variance(labels, predictions, labelled, arms, codes, n_clusters, 
             continue
         _, remaining = np.unique(codes[keep], return_inverse=True)
         leave_out.append(_fit(labels[keep], predictions[keep], labelled[keep], kept_arms, remaining,
-                              n_clusters - 1, lam)[0])
+                              n_clusters - 1, lam, None if inclusion is None else inclusion[keep])[0])
     values = np.array(leave_out)
     if len(values) < 2:
         return float("nan")
