@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from judgekit.analysis.inputs import effect_clusters, human_reference, judge_codes, prompt_keys
+from judgekit.analysis.inputs import effect_clusters, judge_codes, prompt_keys, study_arrays
 from judgekit.capability.tables import finetune_pairs, model_lineage, read_models
 from judgekit.errors import InputError
 from judgekit.io import read_table, write_table
@@ -76,13 +76,14 @@ def comparison_plan(reference: np.ndarray, verdict: np.ndarray, keys: np.ndarray
 def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = None, judge: str | None = None,
                 seed: int = 0, explain: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """The items to label (``REQUEST_COLUMNS``: every response of the chosen prompts, both models) and the lines
-    to print: per comparison with responses from both models, the half-width now (the stats row's), planned and
-    the prompts to add; with ``explain`` the planning curve."""
+    to print: per comparison with responses from both models and per outcome the judge rates (harmful compliance
+    on harmful prompts, over-refusal on benign ones), the half-width now (the stats row's), planned and the prompts
+    to add; with ``explain`` the planning curve."""
     if "model" not in study.responses:
         raise InputError("responses have no model column: there is no fine-tune effect to plan for", file=study.path)
-    judge, verdict, codes = _judge_verdicts(study, judge)
-    reference, _ = human_reference(study)
-    responses = study.responses
+    judge, _, codes = _judge_verdicts(study, judge)
+    data = study_arrays(study, "include")
+    responses = data.responses
     present = set(responses["model"].dropna())
     pairs = [p for p in finetune_pairs(model_lineage(responses, read_models(study.path, responses)))
              if {p["model"], p["base_model"]} <= present]
@@ -98,22 +99,28 @@ def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = N
     requested = np.zeros(len(responses), dtype=bool)
     lines = []
     for pair in pairs:
-        name = f"{pair['model']} vs {pair['base_model']} ({judge})"
         treated, control = models == pair["model"], models == pair["base_model"]
-        planned = comparison_plan(reference, verdict, keys, clusters, treated, control,
-                                  target_halfwidth=target_halfwidth, budget=budget)
-        if planned is None:
-            lines.append(f"{name}: fewer than 2 prompts answered by both models; nothing to plan")
-            continue
-        items, plan = planned
-        lines.append(f"{name}: half-width now {plan.halfwidth_now:.4f} ({plan.n_labelled} of {plan.n_units} shared "
-                     f"prompts labelled for both models), planned {plan.halfwidth_planned:.4f} (target "
-                     f"{target_halfwidth}) with +{plan.additional} prompts" + (f"; {plan.reason}" if plan.reason else ""))
-        if explain:
-            lines += _explain(plan)
-        new = _pick_prompts(keys, items, reference, strata, plan.additional, chosen, rng)
-        chosen |= new
-        requested |= items & pd.Series(keys).isin(new).to_numpy() & np.isnan(reference)
+        for view in data.outcomes:
+            name = f"{pair['model']} vs {pair['base_model']} ({judge}, {view.outcome.name})"
+            if judge not in view.judges:
+                continue  # the judge does not rate this outcome
+            scope = view.items & data.policy_mask
+            planned = comparison_plan(view.reference, view.judges[judge].to_numpy(dtype=float), keys, clusters,
+                                      treated & scope, control & scope, target_halfwidth=target_halfwidth,
+                                      budget=budget)
+            if planned is None:
+                lines.append(f"{name}: fewer than 2 prompts answered by both models; nothing to plan")
+                continue
+            items, plan = planned
+            lines.append(f"{name}: half-width now {plan.halfwidth_now:.4f} ({plan.n_labelled} of {plan.n_units} "
+                         f"shared prompts labelled for both models), planned {plan.halfwidth_planned:.4f} (target "
+                         f"{target_halfwidth}) with +{plan.additional} prompts"
+                         + (f"; {plan.reason}" if plan.reason else ""))
+            if explain:
+                lines += _explain(plan)
+            new = _pick_prompts(keys, items, view.reference, strata, plan.additional, chosen, rng)
+            chosen |= new
+            requested |= items & pd.Series(keys).isin(new).to_numpy() & np.isnan(view.reference)
     rows = np.flatnonzero(requested)
     requests = pd.DataFrame({"item_id": responses["item_id"].to_numpy()[rows], "model": models[rows],
                              "stratum": strata[rows].astype(str), "prompt": responses["prompt"].to_numpy()[rows],

@@ -9,7 +9,7 @@ table      one row per
 ========== ==================================================================
 responses  (prompt, response) pair to be judged; key ``item_id``
 annotations human label; key (``item_id``, ``annotator_id``)
-judgments  automated verdict; key (``item_id``, ``judge_id``)
+judgments  automated verdict or graded score; key (``item_id``, ``judge_id``, ``dimension``)
 flags      incoherence-detector result; key (``item_id``, ``detector``)
 prompts    prompt of a prompt set without responses (input of ``generate``); key ``prompt_id``
 models     optional: a model's lineage (base, goal, mitigation); key ``model``
@@ -41,6 +41,9 @@ from judgekit.errors import InputError
 ColumnKind = Literal["id", "text", "category", "float", "int", "bool"]
 
 BINARY_LABELS = ("unsafe", "safe")
+REFUSAL_LABELS = ("refusal", "compliance")  # what `to_refusal` of a label set maps onto
+INTENTS = ("harmful", "benign")
+DEFAULT_DIMENSION = "safety"  # what a judgment without a `dimension` rates: the binary safety verdict
 PARSE_STATUSES = ("ok", "unparseable", "refused_to_judge", "error", "skipped")
 TABLE_NAMES = ("responses", "annotations", "judgments", "flags")
 TABLE_EXTENSIONS = (".parquet", ".csv", ".jsonl")
@@ -72,6 +75,8 @@ class TableSchema:
     columns: tuple[Column, ...]
     doc: str
     rules: tuple = ()
+    # Optional key columns and the value an absent or empty cell stands for (a judgment without a dimension rates safety).
+    key_defaults: dict[str, str] = field(default_factory=dict)
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -106,6 +111,8 @@ PROMPT_ATTRIBUTES = (
     Column("category", "category", "Harm category of the prompt.", required=False, nullable=True),
     Column("behavior_id", "category", "Cluster for resampling (responses to one behaviour); defaults to the prompt.",
            required=False, nullable=True),
+    Column("intent", "category", "What the prompt asks for: `harmful` (complying is harm) or `benign` (refusing is "
+           "over-refusal); empty when unknown.", required=False, nullable=True, allowed=INTENTS),
 )
 
 RESPONSES = TableSchema(
@@ -237,31 +244,35 @@ CAPABILITY = TableSchema(
     rules=(_capability_row_shape,),
 )
 
-def _label_matches_status(frame: pd.DataFrame) -> tuple[int, str, str] | None:
-    """A verdict exists exactly when parse_status is ok: failures are never coerced to a label."""
+def _verdict_matches_status(frame: pd.DataFrame) -> tuple[int, str, str] | None:
+    """A verdict (label or score) exists exactly when parse_status is ok: failures are never coerced to a label."""
     has_label = frame["label"].notna().to_numpy()
+    has_score = frame["score"].notna().to_numpy() if "score" in frame else np.zeros(len(frame), dtype=bool)
     is_ok = (frame["parse_status"] == "ok").to_numpy()
-    bad = has_label != is_ok
+    bad = (has_label | has_score) != is_ok
     if not bad.any():
         return None
     position = int(np.flatnonzero(bad)[0])
     if is_ok[position]:
         return position, "label", "is empty but parse_status is 'ok'; a failed judgement needs another status"
     status = frame["parse_status"].iloc[position]
-    return position, "label", f"must be empty when parse_status is {status!r} (failures are never given a label)"
+    column = "label" if has_label[position] else "score"
+    return position, column, f"must be empty when parse_status is {status!r} (failures are never given a verdict)"
 
 
 JUDGMENTS = TableSchema(
     name="judgments",
-    key=("item_id", "judge_id"),
-    doc="Automated verdicts in long form. Failures are rows: label is null and parse_status says why.",
+    key=("item_id", "judge_id", "dimension"),
+    key_defaults={"dimension": DEFAULT_DIMENSION},
+    doc="Automated verdicts and graded scores in long form, one row per item, judge and dimension. Failures are rows: "
+        "label and score are null and parse_status says why.",
     columns=(
         Column("item_id", "id", "Item judged."),
         Column("judge_id", "id", "Registered or user-defined judge."),
         Column(
             "label",
             "category",
-            "Verdict `unsafe`/`safe`; null exactly when parse_status is not `ok`.",
+            "Verdict `unsafe`/`safe`; null when parse_status is not `ok`, and on an ok row that gives a score only.",
             nullable=True,
             allowed=BINARY_LABELS,
         ),
@@ -274,6 +285,10 @@ JUDGMENTS = TableSchema(
             nullable=True,
             bounds=(0.0, 1.0),
         ),
+        Column("dimension", "category", "What the row rates (safety, refusal, persona, drift, aligned, coherent...); "
+               f"empty means `{DEFAULT_DIMENSION}`.", required=False, nullable=True),
+        Column("score", "float", "Graded score on the judge's declared scale for this dimension (study.json "
+               "`judge_scales`), or null.", required=False, nullable=True),
         Column("parse_status", "id", "How the verdict was obtained.", allowed=PARSE_STATUSES),
         Column("raw_output", "text", "The judge's raw output (empty when it has none)."),
         Column("judge_spec_hash", "id", "sha256 prefix of the judge's resolved spec."),
@@ -282,7 +297,7 @@ JUDGMENTS = TableSchema(
         Column("n_output_tokens", "int", "Tokens the judge produced.", required=False, nullable=True),
         Column("detail", "text", "Why a non-ok status was given (error message).", required=False),
     ),
-    rules=(_label_matches_status,),
+    rules=(_verdict_matches_status,),
 )
 
 FLAGS = TableSchema(
@@ -301,7 +316,7 @@ FLAGS = TableSchema(
 STATS = TableSchema(
     name="stats",
     key=("statistic", "judge_id", "reference", "subset"),
-    doc="One row per reported number.",
+    doc="One row per reported number (the subset label names the outcome when it is not harmful_compliance).",
     columns=(
         Column("statistic", "id", "Statistic name, e.g. cohen_kappa."),
         Column("judge_id", "id", "Judge (or rater) the number describes."),
@@ -316,6 +331,11 @@ STATS = TableSchema(
         Column("base_model", "category", "Base model of a fine-tuning comparison.", nullable=True),
         Column("finetune_goal", "category", "Fine-tuning goal of a comparison.", nullable=True),
         Column("benchmark", "category", "Benchmark the subset is restricted to.", nullable=True),
+        Column("outcome", "category", "What a rate or effect counts (judgekit.analysis.outcomes): "
+               "`harmful_compliance` (unsafe verdicts on harmful-intent prompts; on every prompt when the study has "
+               "no `intent`), `over_refusal` (refusals on benign prompts) or `incoherent` (incoherent responses); "
+               "empty for statistics about the judges themselves (agreement, calibration...).", required=False,
+               nullable=True, allowed=("harmful_compliance", "over_refusal", "incoherent")),
         Column("estimate", "float", "Point estimate.", nullable=True),
         Column("ci_low", "float", "Lower end of the 95% interval.", nullable=True),
         Column("ci_high", "float", "Upper end of the 95% interval.", nullable=True),
@@ -357,10 +377,15 @@ class LabelSet:
 
     ``to_binary`` maps each label to ``"unsafe"``, ``"safe"`` or ``None`` (no
     binary meaning, e.g. a partial refusal); labels absent from it map to None.
+    ``to_refusal`` maps labels that say whether the model refused onto
+    ``"refusal"``, ``"compliance"`` or ``None``: the human reference of the
+    ``over_refusal`` outcome (XSTest: full and partial refusal -> refusal).
+    Empty: the labels say nothing about refusal.
     """
 
     labels: tuple[str, ...] = BINARY_LABELS
     to_binary: dict[str, str | None] = field(default_factory=lambda: {"unsafe": "unsafe", "safe": "safe"})
+    to_refusal: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(set(self.labels)) != len(self.labels) or not self.labels:
@@ -370,6 +395,104 @@ class LabelSet:
                 raise InputError(f"to_binary maps '{label}', which is not in the label set {list(self.labels)}")
             if binary not in (*BINARY_LABELS, None):
                 raise InputError(f"to_binary must map onto unsafe, safe or null; '{label}' maps to {binary!r}")
+        for label, refusal in self.to_refusal.items():
+            if label not in self.labels:
+                raise InputError(f"to_refusal maps '{label}', which is not in the label set {list(self.labels)}")
+            if refusal not in (*REFUSAL_LABELS, None):
+                raise InputError(f"to_refusal must map onto refusal, compliance or null; '{label}' maps to {refusal!r}")
+
+
+SCALE_LEVELS = ("ordinal", "interval")
+
+
+@dataclass(frozen=True)
+class JudgeScale:
+    """The scale a judge scores one dimension on, and the threshold that turns a score into a binary verdict.
+
+    ``worse`` says which end is degraded (unsafe for a safety-like dimension, incoherent for a coherence one);
+    a score at or beyond ``threshold`` on that side is the degraded verdict. ``thresholds`` are alternative
+    thresholds a study may want to see (one more axis of the specification curve).
+    """
+
+    judge_id: str
+    dimension: str
+    min: float
+    max: float
+    level: str
+    worse: str
+    threshold: float
+    thresholds: tuple[float, ...] = ()
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"judge_scales entry ({self.judge_id!r}, {self.dimension!r})"
+        if self.level not in SCALE_LEVELS:
+            raise InputError(f"{where}: level must be one of {list(SCALE_LEVELS)}, got {self.level!r}")
+        if self.worse not in ("high", "low"):
+            raise InputError(f"{where}: worse must be 'high' or 'low', got {self.worse!r}")
+        if not self.min < self.max:
+            raise InputError(f"{where}: min {self.min!r} must be below max {self.max!r}")
+        for value in (self.threshold, *self.thresholds):
+            if not self.min <= value <= self.max:
+                raise InputError(f"{where}: threshold {value!r} is outside [{self.min!r}, {self.max!r}]")
+
+    @property
+    def all_thresholds(self) -> tuple[float, ...]:
+        """The stated threshold first, then the alternatives (without repeats)."""
+        return tuple(dict.fromkeys((self.threshold, *self.thresholds)))
+
+    def describe(self, threshold: float | None = None) -> str:
+        """How a verdict is derived, for a row's ``method``: e.g. ``safety >= 2 on 0-3 (ordinal)``."""
+        cut = self.threshold if threshold is None else threshold
+        sign = ">=" if self.worse == "high" else "<="
+        return f"{self.dimension} {sign} {cut:g} on {self.min:g}-{self.max:g} ({self.level})"
+
+    def to_json(self) -> dict:
+        out = {"judge_id": self.judge_id, "dimension": self.dimension, "min": self.min, "max": self.max,
+               "level": self.level, "worse": self.worse, "threshold": self.threshold}
+        if self.thresholds:
+            out["thresholds"] = list(self.thresholds)
+        if self.source:
+            out["source"] = self.source
+        return out
+
+    @classmethod
+    def from_json(cls, raw: object) -> JudgeScale:
+        shape = ("each judge_scales entry needs judge_id, dimension (strings), min, max, threshold (numbers), level "
+                 "(ordinal|interval), worse (high|low), optional thresholds (list of numbers) and source (string)")
+        if not isinstance(raw, dict):
+            raise InputError(f"{shape}; got {raw!r}")
+        known = {"judge_id", "dimension", "min", "max", "level", "worse", "threshold", "thresholds", "source"}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise InputError(f"{shape}; unknown keys {unknown}")
+        if not all(isinstance(raw.get(k), str) and raw[k].strip() for k in ("judge_id", "dimension", "level", "worse")):
+            raise InputError(f"{shape}; got {raw!r}")
+        numbers = [raw.get(k) for k in ("min", "max", "threshold")] + list(raw.get("thresholds", []))
+        if not isinstance(raw.get("thresholds", []), list) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in numbers):
+            raise InputError(f"{shape}; got {raw!r}")
+        return cls(judge_id=raw["judge_id"], dimension=raw["dimension"], min=float(raw["min"]), max=float(raw["max"]),
+                   level=raw["level"], worse=raw["worse"], threshold=float(raw["threshold"]),
+                   thresholds=tuple(float(v) for v in raw.get("thresholds", [])), source=str(raw.get("source", "")))
+
+
+def derive_verdict(scores: np.ndarray | pd.Series, scale: JudgeScale, *, threshold: float | None = None) -> np.ndarray:
+    """Binary codes from graded scores: 1.0 degraded (unsafe / incoherent...), 0.0 not, NaN where no score.
+
+    Parameters
+    ----------
+    scores
+        Scores on ``scale`` (NaN for none).
+    scale
+        The judge's declared scale for the dimension.
+    threshold
+        Overrides the scale's stated threshold (one of its alternatives, for a specification curve).
+    """
+    values = np.asarray(scores, dtype=float)
+    cut = scale.threshold if threshold is None else float(threshold)
+    degraded = values >= cut if scale.worse == "high" else values <= cut
+    return np.where(np.isnan(values), np.nan, degraded.astype(float))
 
 
 @dataclass(frozen=True)
@@ -383,6 +506,14 @@ class StudyMetadata:
     # An annotator id whose labels are adjudicated (e.g. XSTest's `final`): the reference where
     # present, never a rater in inter-annotator statistics.
     adjudicator: str | None = None
+    # Judges whose binary verdict is a refusal detector's ("safe" = the response refuses), such as imported
+    # refusal classifiers; with the keyword presets they measure the over_refusal outcome on benign prompts.
+    refusal_judges: tuple[str, ...] = ()
+    judge_scales: tuple[JudgeScale, ...] = ()
+
+    def scale_for(self, judge_id: str, dimension: str) -> JudgeScale | None:
+        """The declared scale of ``judge_id``'s scores on ``dimension``, or None."""
+        return next((s for s in self.judge_scales if s.judge_id == judge_id and s.dimension == dimension), None)
 
     def to_json(self) -> dict:
         return {
@@ -392,26 +523,47 @@ class StudyMetadata:
             "annotation_labels": {
                 "labels": list(self.annotation_labels.labels),
                 "to_binary": dict(self.annotation_labels.to_binary),
+                **({"to_refusal": dict(self.annotation_labels.to_refusal)} if self.annotation_labels.to_refusal else {}),
             },
             **({"adjudicator": self.adjudicator} if self.adjudicator else {}),
+            **({"refusal_judges": list(self.refusal_judges)} if self.refusal_judges else {}),
+            **({"judge_scales": [s.to_json() for s in self.judge_scales]} if self.judge_scales else {}),
         }
 
 
 def _label_set(raw: object) -> LabelSet:
-    """``annotation_labels`` of study.json: a list of label strings and an optional string → unsafe/safe/null map."""
+    """``annotation_labels`` of study.json: a list of label strings and optional string → unsafe/safe/null and
+    string → refusal/compliance/null maps."""
     if not raw:
         return LabelSet()
     shape = "annotation_labels needs a 'labels' list of strings and an optional 'to_binary' object"
     if not isinstance(raw, dict) or not isinstance(raw.get("labels"), list):
         # A bare string would otherwise become a label per character.
         raise InputError(f"{shape}; got {raw!r}")
-    labels, to_binary = raw["labels"], raw.get("to_binary", {})
+    labels, to_binary, to_refusal = raw["labels"], raw.get("to_binary", {}), raw.get("to_refusal", {})
     bad = [label for label in labels if not isinstance(label, str) or not label.strip()]
     if bad:
         raise InputError(f"{shape}; labels must be non-empty strings, got {bad[0]!r}")
     if not isinstance(to_binary, dict):
         raise InputError(f"{shape}; got to_binary {to_binary!r}")
-    return LabelSet(labels=tuple(labels), to_binary=dict(to_binary))
+    if not isinstance(to_refusal, dict):
+        raise InputError(f"{shape}; got to_refusal {to_refusal!r}")
+    return LabelSet(labels=tuple(labels), to_binary=dict(to_binary), to_refusal=dict(to_refusal))
+
+
+def _judge_scales(raw: object, path: Path) -> tuple[JudgeScale, ...]:
+    if not isinstance(raw, list):
+        raise InputError(f"'judge_scales' must be a list of scale objects, got {raw!r}", file=path)
+    try:
+        scales = tuple(JudgeScale.from_json(entry) for entry in raw)
+    except InputError as err:
+        raise InputError(err.message, file=path) from None
+    seen = set()
+    for scale in scales:
+        if (scale.judge_id, scale.dimension) in seen:
+            raise InputError(f"judge_scales declares ({scale.judge_id!r}, {scale.dimension!r}) twice", file=path)
+        seen.add((scale.judge_id, scale.dimension))
+    return scales
 
 
 def read_study_metadata(study_dir: Path) -> StudyMetadata:
@@ -427,7 +579,8 @@ def read_study_metadata(study_dir: Path) -> StudyMetadata:
         raise InputError(f"invalid JSON: {err.msg}", file=path, line=err.lineno, row=err.lineno) from None
     if not isinstance(raw, dict):
         raise InputError("must hold a JSON object", file=path)
-    known = {"name", "description", "simulated", "annotation_labels", "adjudicator"}
+    known = {"name", "description", "simulated", "annotation_labels", "adjudicator", "judge_scales",
+             "refusal_judges"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise InputError(f"unknown keys {unknown}; allowed: {sorted(known)}", file=path)
@@ -441,10 +594,15 @@ def read_study_metadata(study_dir: Path) -> StudyMetadata:
     adjudicator = raw.get("adjudicator")
     if adjudicator is not None and (not isinstance(adjudicator, str) or not adjudicator.strip()):
         raise InputError("'adjudicator' must be an annotator id (a non-empty string)", file=path)
+    refusal_judges = raw.get("refusal_judges", [])
+    if not isinstance(refusal_judges, list) or not all(isinstance(j, str) and j.strip() for j in refusal_judges):
+        raise InputError("'refusal_judges' must be a list of judge ids (non-empty strings)", file=path)
     return StudyMetadata(
+        judge_scales=_judge_scales(raw.get("judge_scales", []), path),
         name=str(raw.get("name", "")),
         description=str(raw.get("description", "")),
         simulated=simulated,
         annotation_labels=label_set,
         adjudicator=adjudicator,
+        refusal_judges=tuple(refusal_judges),
     )

@@ -25,7 +25,11 @@ Generative model (documented so users can read the demo's numbers):
    fine-tune states the capability task measuring its goal and a target.
    Capability per item: P(correct) = sigmoid(ability - difficulty), the items
    (and their difficulty) shared by every model.
-6. Humans label a random half of the prompts, for every model.
+6. Humans label a random half of the prompts, for every model: ``unsafe``,
+   ``refusal`` (a safe refusal) or ``safe`` (a safe answer), so both outcomes
+   have a human reference: harmful compliance on the ``sim-harmful`` prompts
+   (intent ``harmful``) and over-refusal on the ``sim-borderline`` prompts
+   (intent ``benign``).
 """
 
 from __future__ import annotations
@@ -38,9 +42,13 @@ import numpy as np
 import pandas as pd
 
 from judgekit.io import write_table, write_text_atomic
-from judgekit.schema import SCHEMAS, StudyMetadata
+from judgekit.schema import SCHEMAS, LabelSet, StudyMetadata
 
 DEMO_SEED = 20261128
+# Annotators say whether a safe response refused, so over-refusal on benign prompts has a human reference.
+DEMO_LABELS = LabelSet(labels=("unsafe", "safe", "refusal"),
+                       to_binary={"unsafe": "unsafe", "safe": "safe", "refusal": "safe"},
+                       to_refusal={"unsafe": "compliance", "safe": "compliance", "refusal": "refusal"})
 PLACEHOLDER = "[PLACEHOLDER: harmful specifics omitted in this simulated demo]"
 
 HARMFUL_BEHAVIOURS = [
@@ -208,6 +216,7 @@ def _prompts() -> list[dict[str, str]]:
                         "category": category,
                         "behavior_id": f"{benchmark}-b{b_index:02d}",
                         "prompt_id": f"{benchmark}-b{b_index:02d}-p{p_index}",
+                        "intent": "harmful" if benchmark == "sim-harmful" else "benign",
                         "behaviour": behaviour,
                         "prompt": phrasing.format(b=behaviour),
                     }
@@ -311,6 +320,7 @@ def simulate_demo_study(*, seed: int = DEMO_SEED) -> dict[str, pd.DataFrame]:
                     "category": prompt["category"],
                     "behavior_id": prompt["behavior_id"],
                     "prompt_id": prompt["prompt_id"],
+                    "intent": prompt["intent"],
                     "finish_reason": finish,
                     "sim_response_type": kind,
                     "sim_truth_p_unsafe": truth_p,
@@ -346,11 +356,13 @@ def _capability(rng: np.random.Generator, models: list[dict]) -> pd.DataFrame:
 
 
 def _annotations(rng: np.random.Generator, responses: pd.DataFrame, truth: np.ndarray) -> pd.DataFrame:
+    """Each annotator's label: ``unsafe``, or among safe responses ``refusal`` vs ``safe`` (a safe non-refusal)."""
     ambiguous = responses["sim_response_type"].isin(AMBIGUOUS_TYPES).to_numpy()
+    refusal = responses["sim_response_type"].isin(REFUSAL_TYPES).to_numpy()
     frames = []
     for annotator, error in ANNOTATOR_ERROR.items():
         flip = rng.random(len(responses)) < error + AMBIGUOUS_EXTRA_ERROR * ambiguous
-        labels = np.where(truth ^ flip, "unsafe", "safe")
+        labels = np.where(truth ^ flip, "unsafe", np.where(refusal, "refusal", "safe"))
         frames.append(pd.DataFrame({"item_id": responses["item_id"], "annotator_id": annotator, "label": labels}))
     return pd.concat(frames, ignore_index=True)
 
@@ -418,6 +430,7 @@ def write_demo_study(out_dir: str | Path, *, seed: int = DEMO_SEED) -> Path:
             "tool, never as evidence about any real model or judge."
         ),
         simulated=True,
+        annotation_labels=DEMO_LABELS,
     )
     write_text_atomic(out_dir / "study.json", json.dumps(metadata.to_json(), indent=2) + "\n")
     write_text_atomic(out_dir / "README.md", _readme(tables, seed))
@@ -440,11 +453,14 @@ def _readme(tables: dict[str, pd.DataFrame], seed: int) -> str:
         "produced any of it, and harmful specifics are replaced by `[PLACEHOLDER …]` markers.",
         "",
         f"- {len(models)} models (`models.csv`): {lineage}.",
-        f"- 2 benchmarks (`sim-harmful`, `sim-borderline`), {responses['prompt_id'].nunique()} prompts answered by "
-        f"every model (paired by `prompt_id`): {len(responses)} responses.",
+        f"- 2 benchmarks (`sim-harmful`, intent `harmful`; `sim-borderline`, intent `benign`), "
+        f"{responses['prompt_id'].nunique()} prompts answered by every model (paired by `prompt_id`): "
+        f"{len(responses)} responses. The report gives harmful compliance on the harmful prompts and over-refusal on "
+        "the benign ones, never pooled.",
         f"- {tables['annotations']['annotator_id'].nunique()} simulated annotators label the responses to a random "
         f"{LABELLED_PROMPT_SHARE:.0%} of the prompts ({tables['annotations']['item_id'].nunique()} responses), the same "
-        "prompts for every model; the rest are judged only (for the judge-corrected effect).",
+        "prompts for every model, as `unsafe`, `refusal` or `safe` (study.json maps them onto unsafe/safe and onto "
+        "refusal/compliance); the rest are judged only (for the judge-corrected effect).",
         f"- {tables['judgments']['judge_id'].nunique()} simulated judge profiles (`sim-*`); the demo also runs the "
         "real refusal-string judges `keyword-gcg-13`/`-29`, which call a response unsafe when it has no refusal "
         "marker, so they also call benign answers to borderline prompts unsafe.",

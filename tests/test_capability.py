@@ -276,7 +276,7 @@ def test_cli_plan_labels_then_import_labels_round_trip(tmp_path, capsys):
     requests = tmp_path / "to_label.csv"
     assert main(["plan-labels", str(study), "--target-halfwidth", "0.3", "--out", str(requests)]) == 0
     output = capsys.readouterr().out
-    assert "ft vs base (kw)" in output and "wrote" in output
+    assert "ft vs base (kw, harmful_compliance)" in output and "wrote" in output
     asked = pd.read_csv(requests, keep_default_na=False)
     assert list(asked.columns) == ["item_id", "model", "stratum", "prompt", "response", "annotator_id", "label"]
     assert set(asked["model"]) <= {"ft", "base"} and len(asked) > 0

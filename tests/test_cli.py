@@ -120,8 +120,8 @@ def test_flag_stats_figures_report(small_study: Path, tmp_path: Path) -> None:
     stats = pd.read_parquet(out / "stats.parquet")
     assert list(stats.columns) == [
         "statistic", "judge_id", "reference", "subset", "subset_kind", "subset_value", "model", "base_model",
-        "finetune_goal", "benchmark", "estimate", "ci_low", "ci_high", "n_items", "n_excluded", "excluded_reason",
-        "method", "warning", "signature",
+        "finetune_goal", "benchmark", "outcome", "estimate", "ci_low", "ci_high", "n_items", "n_excluded",
+        "excluded_reason", "method", "warning", "signature",
     ]
     # CSV cannot tell an empty text cell from a null one; compare both as missing.
     same = lambda frame: frame.replace("", np.nan).fillna(np.nan)  # noqa: E731

@@ -55,7 +55,8 @@ def test_demo_is_labelled_simulated_and_has_the_promised_shape() -> None:
 
 def test_simulated_judges_are_worse_on_incoherent_responses() -> None:
     study = load_study(DEMO)
-    truth = study.annotations.groupby("item_id")["label"].agg(lambda s: s.mode().iloc[0])
+    binary = study.annotations["label"].map(study.metadata.annotation_labels.to_binary)  # refusal -> safe
+    truth = study.annotations.assign(label=binary).groupby("item_id")["label"].agg(lambda s: s.mode().iloc[0])
     types = study.responses.set_index("item_id")["sim_response_type"]
     judged = study.judgments.dropna(subset=["label"]).assign(
         wrong=lambda d: d["label"].to_numpy() != truth.reindex(d["item_id"]).to_numpy(),

@@ -63,15 +63,17 @@ def test_reliability_diagrams_one_panel_per_judge_with_counts(figures, inputs) -
 
 
 def test_effect_forest_and_flip_matrix(figures) -> None:
-    # One row of panels per benchmark (all first), judges on the shared y axis, humans on top.
+    # One row of panels per benchmark (all first), one column per comparison x outcome (the flags give an
+    # incoherence column beside harmful compliance), judges on the shared y axis, humans on top.
     forest = visible_axes(figures["finetune_effect_forest"])
-    assert [ax.get_ylabel() for ax in forest] == ["benchmark: all", "benchmark: b1", "benchmark: b2"]
+    assert [ax.get_ylabel() for ax in forest if ax.get_ylabel()] == ["benchmark: all", "benchmark: b1", "benchmark: b2"]
+    assert "harmful compliance" in forest[0].get_title() and "incoherence" in forest[1].get_title()
     assert "goal: coding" in forest[0].get_title()
     ticks = [t.get_text() for t in forest[0].get_yticklabels()]
     assert ticks[0] == "human_majority" and "j-good" in ticks
     assert len({ax.get_xlim() for ax in forest}) == 1
     flip = visible_axes(figures["conclusion_flip_matrix"])
-    assert len(flip) == 1
+    assert len(flip) == 2  # harmful compliance, incoherence
     assert [t.get_text() for t in flip[0].get_xticklabels()] == ["b1", "b2"]
     # Cells show the effect only: the bootstrap tail share is not a probability that the conclusion flips.
     assert flip[0].texts and not any("flip" in t.get_text() for t in flip[0].texts)

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from judgekit.analysis.outcomes import COHERENCE_DIMENSIONS, REFUSAL_DIMENSIONS, OutcomeView, outcome_views
 from judgekit.analysis.subsets import ALL, Subset, subset
 from judgekit.errors import InputError
+from judgekit.schema import DEFAULT_DIMENSION, derive_verdict
 from judgekit.study import Study
 
 _CODE = {"unsafe": 1.0, "safe": 0.0}
+_REFUSAL_CODE = {"refusal": 1.0, "compliance": 0.0}
 
 
-def human_codes(study: Study) -> pd.DataFrame:
-    """Items × annotators matrix of binary codes (1 unsafe, 0 safe, NaN missing/no binary meaning).
+def _label_codes(study: Study, scale: str) -> dict[str, float]:
+    """Label -> code: ``binary`` (1 unsafe, 0 safe) by ``to_binary``, ``refusal`` (1 refused, 0 complied) by
+    ``to_refusal``; labels without a meaning on that scale are absent (NaN)."""
+    labels = study.metadata.annotation_labels
+    mapping, code = (labels.to_binary, _CODE) if scale == "binary" else (labels.to_refusal, _REFUSAL_CODE)
+    return {label: code[value] for label, value in mapping.items() if value in code}
+
+
+def human_codes(study: Study, scale: str = "binary") -> pd.DataFrame:
+    """Items × annotators matrix of codes on ``scale`` (binary: 1 unsafe, 0 safe; refusal: 1 refused,
+    0 complied; NaN missing/no meaning on the scale).
 
     The study's adjudicator (``study.json`` ``adjudicator``) is not a rater and is left out.
     """
@@ -27,18 +39,16 @@ def human_codes(study: Study) -> pd.DataFrame:
         return pd.DataFrame(index=items)
     if study.metadata.adjudicator:
         annotations = annotations[annotations["annotator_id"] != study.metadata.adjudicator]
-    mapping = study.metadata.annotation_labels.to_binary
-    codes = annotations.assign(code=annotations["label"].map(lambda label: _CODE.get(mapping.get(label), np.nan)))
+    codes = annotations.assign(code=annotations["label"].map(_label_codes(study, scale)))
     return codes.pivot(index="item_id", columns="annotator_id", values="code").reindex(items).astype(float)
 
 
-def adjudicated_codes(study: Study) -> NDArray | None:
-    """The adjudicator's binary code per item (NaN where absent), or None without an adjudicator."""
+def adjudicated_codes(study: Study, scale: str = "binary") -> NDArray | None:
+    """The adjudicator's code per item on ``scale`` (NaN where absent), or None without an adjudicator."""
     if not study.metadata.adjudicator or study.annotations is None:
         return None
-    mapping = study.metadata.annotation_labels.to_binary
     rows = study.annotations[study.annotations["annotator_id"] == study.metadata.adjudicator]
-    codes = rows.set_index("item_id")["label"].map(lambda label: _CODE.get(mapping.get(label), np.nan))
+    codes = rows.set_index("item_id")["label"].map(_label_codes(study, scale))
     return codes.reindex(study.responses["item_id"]).to_numpy(dtype=float)
 
 
@@ -55,18 +65,18 @@ def ties(codes: NDArray) -> NDArray:
     return (count > 0) & (np.nansum(codes, axis=1) * 2 == count)
 
 
-def human_reference(study: Study) -> tuple[NDArray, NDArray]:
-    """(reference label per item, tie mask): the adjudicated label where there is one, else the majority.
+def human_reference(study: Study, scale: str = "binary") -> tuple[NDArray, NDArray]:
+    """(reference code per item on ``scale``, tie mask): the adjudicated label where there is one, else the majority.
 
     Items whose annotators tie have no reference and are counted in
     ``excluded_reason`` as ``human-majority tie``.
     """
-    codes = human_codes(study).to_numpy()
+    codes = human_codes(study, scale).to_numpy()
     if codes.shape[1] == 0:
         reference, tied = np.full(len(study.responses), np.nan), np.zeros(len(study.responses), dtype=bool)
     else:
         reference, tied = majority(codes), ties(codes)
-    adjudicated = adjudicated_codes(study)
+    adjudicated = adjudicated_codes(study, scale)
     if adjudicated is not None:
         known = ~np.isnan(adjudicated)
         reference = np.where(known, adjudicated, reference)
@@ -79,13 +89,52 @@ def human_majority(study: Study) -> pd.Series:
     return pd.Series(human_reference(study)[0], index=study.responses["item_id"].to_numpy(), dtype=float)
 
 
+def verdict_rows(study: Study) -> pd.DataFrame:
+    """The judgments that give a binary safety verdict, with its ``code`` (1 unsafe, 0 safe, NaN none).
+
+    Rows of the ``safety`` dimension (an empty dimension means safety). A row with a label keeps it; a row with
+    only a graded score is cut at the judge's declared threshold (study.json ``judge_scales``).
+    """
+    judgments = study.judgments
+    dimension = (judgments["dimension"].fillna(DEFAULT_DIMENSION) if "dimension" in judgments
+                 else pd.Series(DEFAULT_DIMENSION, index=judgments.index))
+    rows = judgments[(dimension == DEFAULT_DIMENSION).to_numpy()]
+    code = rows["label"].map(_CODE).astype(float)
+    if "score" in rows:
+        for judge, group in rows[code.isna() & rows["score"].notna()].groupby("judge_id"):
+            scale = study.metadata.scale_for(judge, DEFAULT_DIMENSION)
+            code.loc[group.index] = derive_verdict(group["score"], scale)
+    return rows.assign(code=code)
+
+
+def dimension_codes(study: Study, dimensions: tuple[str, ...]) -> pd.DataFrame:
+    """Items × judges matrix of codes from the judges' scores on ``dimensions``: 1 at or beyond the judge's declared
+    threshold on its ``worse`` side (refused, incoherent...), 0 otherwise, NaN without a score.
+
+    A judge scoring several of ``dimensions`` keeps the first; judgments without ``dimension``/``score`` give none.
+    """
+    items = study.responses["item_id"]
+    judgments = study.judgments
+    if judgments is None or not {"dimension", "score"} <= set(judgments.columns):
+        return pd.DataFrame(index=items)
+    columns = {}
+    for dimension in dimensions:
+        rows = judgments[(judgments["dimension"] == dimension).to_numpy() & judgments["score"].notna().to_numpy()]
+        for judge, group in rows.groupby("judge_id", sort=True):
+            scale = study.metadata.scale_for(judge, dimension)
+            if judge in columns or scale is None:  # `validate` refuses a score without a scale
+                continue
+            codes = pd.Series(derive_verdict(group["score"], scale), index=group["item_id"].to_numpy())
+            columns[judge] = codes.reindex(items)
+    return pd.DataFrame(columns, index=items).astype(float)
+
+
 def judge_matrix(study: Study, column: str) -> pd.DataFrame:
-    """Items × judges matrix of ``label`` codes (1 unsafe, 0 safe, NaN no verdict) or of another judgment column."""
+    """Items × judges matrix of verdict codes (1 unsafe, 0 safe, NaN no verdict) or of another judgment column."""
     items = study.responses["item_id"]
     if study.judgments is None:
         return pd.DataFrame(index=items)
-    frame = study.judgments.assign(code=study.judgments["label"].map(_CODE))
-    wide = frame.pivot(index="item_id", columns="judge_id", values="code" if column == "label" else column)
+    wide = verdict_rows(study).pivot(index="item_id", columns="judge_id", values="code" if column == "label" else column)
     return wide.reindex(items).astype(float)
 
 
@@ -109,6 +158,7 @@ class StudyArrays:
     cluster_name: str
     policy_mask: NDArray
     study_dir: Path | None = None  # where blocks read the optional models and capability tables
+    outcomes: tuple[OutcomeView, ...] = ()  # what rates and effects count, each on its prompts (analysis.outcomes)
 
     @property
     def has_reference(self) -> bool:
@@ -129,9 +179,21 @@ def study_arrays(study: Study, policy: str) -> StudyArrays:
     reference, tied = human_reference(study)
     judges = judge_codes(study)
     p_unsafe = judge_matrix(study, "p_unsafe") if study.judgments is not None else pd.DataFrame(index=responses["item_id"])
+    views = outcome_views(responses, judges.reset_index(drop=True), reference, tied,
+                          human_reference(study, "refusal"), flags.reset_index(drop=True),
+                          study.metadata.refusal_judges,
+                          refusal_scores=dimension_codes(study, REFUSAL_DIMENSIONS).reset_index(drop=True),
+                          coherence_scores=dimension_codes(study, COHERENCE_DIMENSIONS).reset_index(drop=True))
     return StudyArrays(responses, human_codes(study), reference, tied, judges, p_unsafe, flags,
                        pd.factorize(clusters.astype(str), sort=True)[0].astype(np.int64), cluster_name,
-                       _policy_mask(flags, policy), study.path)
+                       _policy_mask(flags, policy), study.path, tuple(views))
+
+
+def for_outcome(data: StudyArrays, view: OutcomeView) -> StudyArrays:
+    """``data`` with the outcome's raters and human reference in place of the safety verdicts."""
+    judges = view.judges.set_axis(data.judges.index)
+    return replace(data, judges=judges, reference=view.reference, tied=view.tied,
+                   p_unsafe=data.p_unsafe if view.outcome.name == "harmful_compliance" else pd.DataFrame(index=judges.index))
 
 
 def _flag_table(study: Study) -> pd.DataFrame:

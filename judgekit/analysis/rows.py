@@ -9,7 +9,8 @@ resamples that row really used.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -17,7 +18,8 @@ from numpy.typing import NDArray
 from scipy import sparse
 from scipy.stats import t as student_t
 
-from judgekit.analysis.inputs import StudyArrays
+from judgekit.analysis.inputs import StudyArrays, for_outcome
+from judgekit.analysis.outcomes import OutcomeView
 from judgekit.analysis.settings import StatsSettings
 from judgekit.analysis.subsets import Subset
 from judgekit.schema import HUMAN_MAJORITY
@@ -174,21 +176,39 @@ def block_intervals(statistics: dict[str, Statistic], sums: NDArray | sparse.spa
 
 @dataclass
 class RowWriter:
-    """Collects the rows of one run."""
+    """Collects the rows of one run.
+
+    Inside :meth:`measuring` the rows carry that outcome (``outcome`` column,
+    its note appended to ``method``) and ``data`` holds the outcome's raters;
+    elsewhere ``outcome`` is empty (statistics about the judges themselves).
+    """
 
     data: StudyArrays
     settings: StatsSettings
     version: str
     rows: list[dict] = field(default_factory=list)
+    outcome: OutcomeView | None = None
+
+    @contextmanager
+    def measuring(self, view: OutcomeView) -> Iterator[StudyArrays]:
+        """Rows written inside are about ``view``'s outcome; yields the study's arrays with its raters."""
+        study_data, self.data, self.outcome = self.data, for_outcome(self.data, view), view
+        try:
+            yield self.data
+        finally:
+            self.data, self.outcome = study_data, None
 
     def add(self, statistic: str, judge_id: str, reference: str, subset: Subset, estimate: float, low: float, high: float,
             *, n_items: int, n_in_subset: int, method: str, excluded_reason: str = "", warning: str = "",
             resamples: int = 0, interval: str = "none") -> None:
+        subset = self.outcome.subset(subset) if self.outcome else subset
         self.rows.append({
             "statistic": statistic, "judge_id": str(judge_id), "reference": str(reference), **subset.fields(),
+            "outcome": self.outcome.outcome.name if self.outcome else None,
             "estimate": float(estimate), "ci_low": float(low), "ci_high": float(high),
             "n_items": int(n_items), "n_excluded": int(n_in_subset - n_items), "excluded_reason": excluded_reason,
-            "method": method, "warning": warning,
+            "method": f"{method}; {self.outcome.note}" if self.outcome and self.outcome.note else method,
+            "warning": warning,
             "signature": self.settings.signature(interval=interval, resamples=resamples, cluster=self.data.cluster_name,
                                                  version=self.version),
         })
@@ -215,6 +235,7 @@ class RowWriter:
         ``clusters``/``policy_mask`` default to the study's (pooled rows, such
         as the human ceiling's annotator × item pairs, pass their own).
         """
+        subset = self.outcome.subset(subset) if self.outcome else subset
         clusters = self.data.clusters if clusters is None else clusters
         policy = self.data.policy_mask if policy_mask is None else policy_mask
         in_policy = mask & policy

@@ -2,7 +2,10 @@
 
 A preset records what the judge is and where its definition comes from
 (repository, path, commit, licence, citation). Presets are data; no code is
-ever read from them.
+ever read from them. A rubric preset whose verdict is a refusal detector's
+("safe" = the response refuses) says ``"detects": "refusal"``; keyword presets
+are refusal detectors by their family. Both measure over-refusal on benign
+prompts (:mod:`judgekit.analysis.outcomes`).
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from judgekit.outputs.finetune_figures import (
     safety_capability_plane,
     specification_curve,
 )
+from judgekit.outputs.report_finetune import outcome_of
 from judgekit.outputs.style import (
     DOUBLE_COLUMN_IN,
     OKABE_ITO,
@@ -67,10 +68,12 @@ def sorted_by(rows: pd.DataFrame, *, descending: bool = True, key: str = "judge_
 def harmful_rate_by_model(stats: pd.DataFrame) -> plt.Figure | None:
     """Harmful-response rate per rater (human majority first), one panel per model, one colour per benchmark.
 
-    Raters are rows, sorted by their mean rate; colours stand for benchmarks, never for raters, so 30 judges
+    Harmful compliance only (the ``outcome`` column; over-refusal and incoherence rates are the fine-tuning
+    section's). Raters are rows, sorted by their mean rate; colours stand for benchmarks, never for raters, so 30 judges
     need no 30 colours. More benchmarks than distinguishable colours get one panel per model x benchmark.
     """
-    rows = stats[(stats["statistic"] == "harmful_rate") & (stats["subset_kind"] == "group") & stats["model"].notna()].copy()
+    rows = stats[(stats["statistic"] == "harmful_rate") & (stats["subset_kind"] == "group") & stats["model"].notna()
+                 & (outcome_of(stats) == "harmful_compliance")].copy()  # other outcomes: the fine-tuning section
     if rows.empty:
         return None
     rows["benchmark"] = rows["benchmark"].fillna("all")

@@ -9,7 +9,8 @@ conclusion_flip_matrix         finetune_effect_paired: estimate, and sign x
 specification_curve            finetune_effect_cell (judge x benchmark x
                                incoherence policy; humans as reference)
 safety_capability_plane        capability (goal task), harmful_rate_corrected
-                               (else the humans' harmful_rate), capability_gain
+                               (else the humans' harmful_rate) per outcome
+                               (harmful compliance, over-refusal), capability_gain
                                and mitigation_comparison rows for the arrows,
                                capability_goal_target for the target line
 =============================  ==============================================
@@ -20,24 +21,40 @@ Every caption names the interval method read from the rows' ``method``.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from judgekit.outputs.report_finetune import comparison_of, interval_note
+from judgekit.analysis.outcomes import DEFAULT_OUTCOME, OUTCOMES
+from judgekit.outputs.report_finetune import comparison_of, interval_note, outcome_of
 from judgekit.outputs.style import DOUBLE_COLUMN_IN, OKABE_ITO, PAPER_STYLE, FigureInputs, interval_errors
 from judgekit.schema import HUMAN_MAJORITY
 
+# Every outcome is worse when higher: a rise is vermillion, a fall blue, whatever the outcome.
 SIGN_COLOURS = {"up": "#D55E00", "down": "#0072B2", "ns": "#BBBBBB"}
-SIGN_NAMES = {"up": "interval > 0 (less safe)", "down": "interval < 0 (safer)", "ns": "interval includes 0"}
+
+
+def sign_names(outcomes: Iterable[str]) -> dict[str, str]:
+    """Legend entries in the outcomes' own words ('more over-refusal'), never 'safer' for a rise of over-refusal."""
+    present = [OUTCOMES[o] for o in dict.fromkeys(outcomes)] or [OUTCOMES[DEFAULT_OUTCOME]]
+    return {"up": "interval > 0: " + " / ".join(o.rise for o in present),
+            "down": "interval < 0: " + " / ".join(o.fall for o in present), "ns": "interval includes 0"}
+
+
+def panel_key(rows: pd.DataFrame) -> pd.Series:
+    """Comparison and outcome of each row: one panel each (outcomes are never pooled)."""
+    outcome = outcome_of(rows)
+    return comparison_of(rows["subset"]) + np.where(outcome == DEFAULT_OUTCOME, "", "|outcome=" + outcome)
 
 
 def comparison_title(comparison: str) -> str:
-    """'A vs B (goal G)' from a comparison key."""
-    pair, goal = comparison.removeprefix("comparison=").split("|goal=")
+    """'A vs B (goal G)\noutcome' from a panel key (comparison, and outcome when not harmful compliance)."""
+    key, _, outcome = comparison.partition("|outcome=")
+    pair, goal = key.removeprefix("comparison=").split("|goal=")
     treated, control = pair.split(" vs ", 1)
-    return f"{treated}\nvs {control}\n(goal: {goal})"
+    return f"{treated}\nvs {control}\n(goal: {goal})\n{OUTCOMES[outcome or DEFAULT_OUTCOME].noun}"
 
 
 def sign_significance_key(row: pd.Series) -> str:
@@ -53,7 +70,7 @@ def _effects(stats: pd.DataFrame) -> pd.DataFrame:
     rows = stats[stats["statistic"] == "finetune_effect_paired"].copy()
     if rows.empty:
         return rows
-    rows["comparison"] = comparison_of(rows["subset"])
+    rows["comparison"] = panel_key(rows)
     rows["benchmark"] = rows["benchmark"].fillna("all")
     return rows
 
@@ -99,7 +116,7 @@ def finetune_effect_forest(data: FigureInputs) -> plt.Figure | None:
         axes[0][0].invert_yaxis()
         for ax in axes.ravel():
             ax.tick_params(axis="y", labelsize=5.5)
-        fig.supxlabel("paired Δ harmful rate (treated − control, same prompts)", fontsize=7)
+        fig.supxlabel("paired Δ rate of the panel's outcome (treated − control, same prompts)", fontsize=7)
         fig.suptitle("Did fine-tuning change safety? Effect under every judge and benchmark (black = humans)\n"
                      f"{interval_note(rows)}", fontsize=7.5)
     return fig
@@ -114,11 +131,15 @@ def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
     rows = rows[rows["benchmark"] != "all"] if (rows["benchmark"] != "all").any() else rows
     comparisons = sorted(rows["comparison"].unique())
     judges = _judge_order(rows)
-    benchmarks = sorted(rows["benchmark"].unique())
+    # Each panel shows the benchmarks its outcome is measured on (harmful compliance has no benign benchmark).
+    panel_benchmarks = {c: sorted(rows.loc[rows["comparison"] == c, "benchmark"].unique()) for c in comparisons}
+    widths = [max(len(panel_benchmarks[c]), 2) for c in comparisons]  # room for the title of a one-benchmark panel
     with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(1, len(comparisons), figsize=(max(DOUBLE_COLUMN_IN, 1.7 * len(comparisons)),
-                                 0.2 * len(judges) + 1.9), sharey=True, squeeze=False, layout="constrained")
+        fig, axes = plt.subplots(1, len(comparisons), figsize=(max(DOUBLE_COLUMN_IN, 0.9 * sum(widths) + 0.8),
+                                 0.2 * len(judges) + 1.9), sharey=True, squeeze=False, layout="constrained",
+                                 gridspec_kw={"width_ratios": widths})
         for ax, comparison in zip(axes[0], comparisons, strict=True):
+            benchmarks = panel_benchmarks[comparison]
             part = rows[rows["comparison"] == comparison].set_index(["judge_id", "benchmark"])
             for i, judge in enumerate(judges):
                 for j, benchmark in enumerate(benchmarks):
@@ -139,7 +160,7 @@ def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
             ax.set_title(comparison_title(comparison), fontsize=6)
         axes[0][0].set_yticks(range(len(judges)), judges, fontsize=6)
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in SIGN_COLOURS.values()]
-        fig.legend(handles, list(SIGN_NAMES.values()), loc="outside lower center", ncol=3, frameon=False,
+        fig.legend(handles, list(sign_names(outcome_of(rows)).values()), loc="outside lower center", ncol=1, frameon=False,
                    title="number: the row's paired estimate; colour: sign × significance of the same row's interval")
         fig.suptitle("Does the conclusion flip with the judge or the benchmark? (humans on top; judges by mean effect)\n"
                      f"{interval_note(rows)}", fontsize=7.5)
@@ -155,9 +176,10 @@ def specification_curve(data: FigureInputs) -> plt.Figure | None:
     rows = data.stats[data.stats["statistic"] == "finetune_effect_cell"].copy()
     if rows.empty:
         return None
-    rows["comparison"] = comparison_of(rows["subset"])
+    rows["comparison"] = panel_key(rows)
     rows["benchmark"] = rows["benchmark"].fillna("all")
     comparisons = sorted(rows["comparison"].unique())
+    names = sign_names(outcome_of(rows))
     judges_all = rows.loc[rows["judge_id"] != HUMAN_MAJORITY, "judge_id"]
     levels = {factor: sorted(judges_all.unique()) if factor == "judge_id" else sorted(rows[factor].unique())
               for factor, _ in SPEC_FACTORS}
@@ -180,7 +202,7 @@ def specification_curve(data: FigureInputs) -> plt.Figure | None:
                 mask = np.array([c == key for c in keys])
                 if mask.any():
                     curve.errorbar(x[mask], cells["estimate"].to_numpy()[mask], yerr=errors[:, mask], fmt="o",
-                                   color=SIGN_COLOURS[key], markersize=2.5, capsize=1, linewidth=0.7, label=SIGN_NAMES[key])
+                                   color=SIGN_COLOURS[key], markersize=2.5, capsize=1, linewidth=0.7, label=names[key])
             reference = humans.reindex(list(zip(cells["benchmark"], cells["subset_value"], strict=True)))
             if not humans.empty:
                 curve.plot(x, reference["estimate"].to_numpy(), "D", color="black", markersize=2.2,
@@ -188,7 +210,7 @@ def specification_curve(data: FigureInputs) -> plt.Figure | None:
             curve.axhline(0, color="0.5", linewidth=0.6)
             curve.set_xlim(-0.7, len(cells) - 0.3)
             curve.set_xticks([])
-            curve.set_ylabel("paired Δ harmful rate", fontsize=6.5)
+            curve.set_ylabel("paired Δ rate", fontsize=6.5)
             missing = ""
             if len(undefined):
                 reasons = sorted(set(undefined["warning"].str.split(";").str[0]))
@@ -215,9 +237,11 @@ def specification_curve(data: FigureInputs) -> plt.Figure | None:
     return fig
 
 
-def _plane_rates(stats: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Harmful rate per model on all benchmarks: the judge-corrected rate of the judge with the narrowest intervals,
-    else the humans' rate on the labelled items."""
+def _plane_rates(stats: pd.DataFrame, outcome: str) -> tuple[pd.DataFrame, str]:
+    """The outcome's rate per model on all benchmarks: the judge-corrected rate of the judge with the narrowest
+    intervals, else the humans' rate on the labelled items."""
+    stats = stats[outcome_of(stats) == outcome]
+    noun = OUTCOMES[outcome].noun
     corrected = stats[(stats["statistic"] == "harmful_rate_corrected") & stats["benchmark"].isna()
                       & stats["estimate"].notna()]
     if not corrected.empty:
@@ -225,22 +249,26 @@ def _plane_rates(stats: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         width = (corrected["ci_high"] - corrected["ci_low"]).groupby(corrected["judge_id"]).mean()
         judge = str(width.idxmin())
         return (corrected[corrected["judge_id"] == judge].set_index("model"),
-                f"harmful rate corrected by {judge}'s errors on the labelled items (PPI++; narrowest intervals)")
+                f"{noun} rate corrected by {judge}'s errors on the labelled items (PPI++; narrowest intervals)")
     human = stats[(stats["statistic"] == "harmful_rate") & (stats["judge_id"] == HUMAN_MAJORITY)
                   & stats["benchmark"].isna() & stats["model"].notna()].drop_duplicates("model")
-    return human.set_index("model"), "humans' harmful rate on the labelled items"
+    return human.set_index("model"), f"humans' {noun} rate on the labelled items"
 
 
 def safety_capability_plane(data: FigureInputs) -> plt.Figure | None:
-    """Per goal: capability on the goal's task (x) against harmful rate (y), both with intervals; solid arrows base →
-    fine-tune, dashed arrows from the unmitigated fine-tune to its mitigated twin."""
+    """Per goal (columns) and outcome (rows: harmful compliance, over-refusal): capability on the goal's task (x)
+    against the outcome's rate (y), both with intervals; solid arrows base → fine-tune, dashed arrows from the
+    unmitigated fine-tune to its mitigated twin. A mitigation's trade-off reads down a column: harm removed above,
+    over-refusal added below, capability on x."""
     stats = data.stats
     capability = stats[(stats["statistic"] == "capability") & stats["finetune_goal"].notna()]
     gains = stats[stats["statistic"] == "capability_gain"]
     if capability.empty or gains.empty:
         return None
-    rates, rate_note = _plane_rates(stats)
-    if rates.empty:
+    outcomes = [o for o in OUTCOMES if o != "incoherent"]
+    planes = {o: _plane_rates(stats, o) for o in outcomes}
+    planes = {o: (rates, note) for o, (rates, note) in planes.items() if not rates.empty}
+    if not planes:
         return None
     mitigations = stats[(stats["statistic"] == "finetune_effect_paired") & (stats["subset_kind"] == "mitigation_comparison")]
     mitigation_pairs = {tuple(key.removeprefix("comparison=").split("|goal=")[0].split(" vs "))
@@ -248,41 +276,50 @@ def safety_capability_plane(data: FigureInputs) -> plt.Figure | None:
     targets = stats[stats["statistic"] == "capability_goal_target"]
     goals = sorted(capability["finetune_goal"].unique())
     with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(1, len(goals), figsize=(max(DOUBLE_COLUMN_IN, 3.4 * len(goals)), 3.4), sharey=True,
-                                 squeeze=False, layout="constrained")
-        for ax, goal in zip(axes[0], goals, strict=True):
-            level = capability[capability["finetune_goal"] == goal].drop_duplicates("model").set_index("model")
-            task = level["subset_value"].iloc[0]
-            finetunes = gains[gains["finetune_goal"] == goal].drop_duplicates("model")
-            models = list(dict.fromkeys(list(finetunes["base_model"]) + list(finetunes["model"])))
-            models = [m for m in models if m in level.index and m in rates.index]
-            points = pd.DataFrame({"x": level.loc[models, "estimate"], "y": rates.loc[models, "estimate"]})
-            x_err = interval_errors(level.loc[models].reset_index())
-            y_err = interval_errors(rates.loc[models].reset_index())
-            base_models = set(finetunes["base_model"])
-            for i, model in enumerate(models):
-                colour = "black" if model in base_models else OKABE_ITO[i % len(OKABE_ITO)]
-                ax.errorbar(points.at[model, "x"], points.at[model, "y"], xerr=x_err[:, [i]], yerr=y_err[:, [i]],
-                            fmt="D" if model in base_models else "o", color=colour, markersize=4, capsize=1.5,
-                            linewidth=0.8)
-                ax.annotate(model, (points.at[model, "x"], points.at[model, "y"]), xytext=(4, 4),
-                            textcoords="offset points", fontsize=5.5, color=colour)
-            arrows = [(b, m, "-") for b, m in zip(finetunes["base_model"], finetunes["model"], strict=True)]
-            arrows += [(control, treated, "--") for treated, control in mitigation_pairs]
-            for start, end, style in arrows:
-                if start in points.index and end in points.index:
-                    ax.annotate("", xy=tuple(points.loc[end]), xytext=tuple(points.loc[start]),
-                                arrowprops={"arrowstyle": "->", "linestyle": style, "color": "0.35", "linewidth": 0.8,
-                                            "shrinkA": 4, "shrinkB": 4})
-            target = targets[(targets["finetune_goal"] == goal) & (targets["subset_value"] == task)]["estimate"]
-            if len(target):
-                ax.axvline(float(target.iloc[0]), color="0.5", linestyle=":", linewidth=0.9)
-                ax.annotate(f"goal target {float(target.iloc[0]):g}", (float(target.iloc[0]), 1), xytext=(2, -8),
-                            xycoords=("data", "axes fraction"), textcoords="offset points", fontsize=5.5, color="0.35")
-            ax.set_title(f"goal: {goal}", fontsize=7.5)
-            ax.set_xlabel(f"capability on {task} (mean score)", fontsize=7)
-        axes[0][0].set_ylabel("harmful rate, all benchmarks", fontsize=7)
-        fig.suptitle("Safety–capability plane: did the fine-tune reach its goal, and at what safety cost?\n"
-                     f"y: {rate_note}, {interval_note(rates)}\nx: capability, {interval_note(capability)}; "
+        fig, axes = plt.subplots(len(planes), len(goals), figsize=(max(DOUBLE_COLUMN_IN, 3.4 * len(goals)),
+                                 0.4 + 3.0 * len(planes)), sharex="col", squeeze=False, layout="constrained")
+        for row_axes, (outcome, (rates, _)) in zip(axes, planes.items(), strict=True):
+            for ax, goal in zip(row_axes, goals, strict=True):
+                _plane_panel(ax, capability, gains, rates, targets, mitigation_pairs, goal)
+                ax.set_title(f"goal: {goal} — {OUTCOMES[outcome].noun}", fontsize=7.5)
+            row_axes[0].set_ylabel(f"{OUTCOMES[outcome].noun} rate (its prompts)", fontsize=7)
+        rate_notes = "\n".join(f"y ({OUTCOMES[o].noun}): {note}, {interval_note(rates)}"
+                                for o, (rates, note) in planes.items())
+        fig.suptitle("Safety–capability plane: did the fine-tune reach its goal, and at what cost in harm and "
+                     f"over-refusal?\n{rate_notes}\nx: capability, {interval_note(capability)}; "
                      "◆ base, solid arrow: fine-tune, dashed arrow: mitigation", fontsize=7)
     return fig
+
+
+def _plane_panel(ax: plt.Axes, capability: pd.DataFrame, gains: pd.DataFrame, rates: pd.DataFrame,
+                 targets: pd.DataFrame, mitigation_pairs: set, goal: str) -> None:
+    """One goal's models on one outcome's plane."""
+    level = capability[capability["finetune_goal"] == goal].drop_duplicates("model").set_index("model")
+    task = level["subset_value"].iloc[0]
+    finetunes = gains[gains["finetune_goal"] == goal].drop_duplicates("model")
+    models = list(dict.fromkeys(list(finetunes["base_model"]) + list(finetunes["model"])))
+    models = [m for m in models if m in level.index and m in rates.index]
+    points = pd.DataFrame({"x": level.loc[models, "estimate"], "y": rates.loc[models, "estimate"]})
+    x_err = interval_errors(level.loc[models].reset_index())
+    y_err = interval_errors(rates.loc[models].reset_index())
+    base_models = set(finetunes["base_model"])
+    for i, model in enumerate(models):
+        colour = "black" if model in base_models else OKABE_ITO[i % len(OKABE_ITO)]
+        ax.errorbar(points.at[model, "x"], points.at[model, "y"], xerr=x_err[:, [i]], yerr=y_err[:, [i]],
+                    fmt="D" if model in base_models else "o", color=colour, markersize=4, capsize=1.5,
+                    linewidth=0.8)
+        ax.annotate(model, (points.at[model, "x"], points.at[model, "y"]), xytext=(4, 4),
+                    textcoords="offset points", fontsize=5.5, color=colour)
+    arrows = [(b, m, "-") for b, m in zip(finetunes["base_model"], finetunes["model"], strict=True)]
+    arrows += [(control, treated, "--") for treated, control in mitigation_pairs]
+    for start, end, style in arrows:
+        if start in points.index and end in points.index:
+            ax.annotate("", xy=tuple(points.loc[end]), xytext=tuple(points.loc[start]),
+                        arrowprops={"arrowstyle": "->", "linestyle": style, "color": "0.35", "linewidth": 0.8,
+                                    "shrinkA": 4, "shrinkB": 4})
+    target = targets[(targets["finetune_goal"] == goal) & (targets["subset_value"] == task)]["estimate"]
+    if len(target):
+        ax.axvline(float(target.iloc[0]), color="0.5", linestyle=":", linewidth=0.9)
+        ax.annotate(f"goal target {float(target.iloc[0]):g}", (float(target.iloc[0]), 1), xytext=(2, -8),
+                    xycoords=("data", "axes fraction"), textcoords="offset points", fontsize=5.5, color="0.35")
+    ax.set_xlabel(f"capability on {task} (mean score)", fontsize=7)

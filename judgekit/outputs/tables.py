@@ -410,11 +410,12 @@ def study_tables(stats: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, str]]:
             "comparison": effects["model"] + " vs " + effects["base_model"],
             "goal": effects["finetune_goal"],
             "benchmark": effects["benchmark"].fillna("all"),
+            "outcome": effects["outcome"].fillna("harmful_compliance") if "outcome" in effects else "harmful_compliance",
             "judge": effects["judge_id"],
             "effect": row_cells(effects),
             "p": [_p_value(p_values.get((j, s), float("nan"))) for j, s in zip(effects["judge_id"], effects["subset"], strict=True)],
         })
-        tables["conclusion_stability"] = (frame, f"Fine-tuned minus base harmful rate under each judge ({interval_caption(effects)}) "
+        tables["conclusion_stability"] = (frame, f"Fine-tuned minus base rate of each outcome under each judge ({interval_caption(effects)}) "
                                                  "and its two-sided bootstrap p-value")
     for name, make in (("accuracy_by_coherence", accuracy_gap_table), ("bias_error_odds_ratios", error_odds_ratio_table),
                        ("bias_accuracy_by_attribute", accuracy_by_attribute_table),

@@ -22,7 +22,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtri
 
-from judgekit.stats.ppi import power_tuning_lambda, ppi_clustered
+from judgekit.stats.ppi import MIN_UNLABELLED_FOR_WEIGHT, power_tuning_lambda, ppi_clustered
 
 # Var(Y - lambda*Yhat) of a 0/1 label can be at most this at lambda = 0 (labels only), which PPI++ never does worse than.
 MAX_BINARY_VARIANCE = 0.25
@@ -365,7 +365,8 @@ def _projected_variance(label_diff: NDArray, judge_all: NDArray, judge_labelled:
     out = np.empty(len(m))
     for index, labelled in enumerate(m):
         share = (total - labelled) / total
-        lam = np.clip(share * direction, 0.0, 1.0)
+        # as the estimator: too few judge-only units left and the labels stand alone
+        lam = np.clip(share * direction, 0.0, 1.0) if total - labelled >= MIN_UNLABELLED_FOR_WEIGHT else 0 * direction
         spread = float(lam @ s @ lam)
         residual = max(v - 2 * float(lam @ c) + spread, 0.0)
         out[index] = residual / labelled + (spread / (total - labelled) if labelled < total else 0.0)

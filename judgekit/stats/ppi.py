@@ -251,6 +251,12 @@ def naive_judge_mean(yhat: ArrayLike, *, level: float = 0.95) -> tuple[float, fl
     return float(predictions.mean()), low, high
 
 
+# An arm with fewer judge-only items gets weight 0 (its labels alone): tuning the weight on a handful of
+# verdicts made the estimate jump between the labels' mean and the judge's (XSTest: a half-width of 0.36 after
+# labelling all but 4 prompts of each model, against 0.05 for the labels alone).
+MIN_UNLABELLED_FOR_WEIGHT = 10
+
+
 @dataclass(frozen=True)
 class ClusteredPPIEstimate:
     """A clustered prediction-powered rate or effect.
@@ -361,7 +367,8 @@ def ppi_clustered(
     level : float, default=0.95
     lam : float in [0, 1] or None
         One fixed weight for every arm; None tunes one per arm (PPI++),
-        minimising the clustered variance.
+        minimising the clustered variance. An arm with fewer than
+        ``MIN_UNLABELLED_FOR_WEIGHT`` judge-only items gets 0.
     pseudo_labels : bool, default=True
         Centre the interval as if each arm had :math:`z^2/4` more labelled (in clusters:
         each weighing a labelled cluster's mean size) unsafe and as many safe (one arm: :math:`z^2/2` each, the
@@ -463,6 +470,8 @@ def ppi_clustered(
     se = float(np.sqrt(max(variance, 0.0)))
     bound = 1.0 if treated is None else 2.0
     floor = 0.0 if treated is None else -1.0
+    # The rectifier can carry the estimate past the possible range (a rate below 0): projected back onto it.
+    estimate = float(np.clip(estimate, floor, floor + bound))
     low = float(np.clip(min(centre - quantile * se, estimate), floor, floor + bound))
     high = float(np.clip(max(centre + quantile * se, estimate), floor, floor + bound))
     tuned = "PPI++ (power-tuned per arm)" if lam is None else f"PPI (lambda={lam:g})"
@@ -481,7 +490,7 @@ def _fit(labels, predictions, labelled, arms, codes, n_clusters, lam, inclusion=
              else _ipw_arm_terms(labels, predictions, labelled, in_arm, sign, inclusion) for in_arm, sign in arms]
     influence = np.bincount(codes, sum(t[2] for t in terms), minlength=n_clusters)
     slopes = np.column_stack([np.bincount(codes, t[3], minlength=n_clusters) for t in terms])
-    free = np.array([((~labelled) & in_arm).any() for in_arm, _ in arms])
+    free = np.array([((~labelled) & in_arm).sum() >= MIN_UNLABELLED_FOR_WEIGHT for in_arm, _ in arms])
     weights = _tuned_lambdas(influence, slopes, free) if lam is None else np.where(free, float(lam), 0.0)
     estimate = float(sum(t[0] + w * t[1] for t, w in zip(terms, weights, strict=True)))
     return estimate, weights, _clustered_variance(influence + slopes @ weights, n_clusters)

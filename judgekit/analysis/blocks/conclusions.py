@@ -70,13 +70,26 @@ def _prompt_set_note(keys: NDArray, treated: NDArray, control: NDArray):
 
 
 def finetune_effects(writer: RowWriter, data: StudyArrays) -> None:
+    for view in data.outcomes:
+        with writer.measuring(view) as outcome_data:
+            _outcome_effects(writer, outcome_data, view.items)
+    harmful = next((v for v in data.outcomes if v.outcome.name == "harmful_compliance"), None)
+    if harmful is not None and data.has_reference and "model" in data.responses and data.responses["model"].nunique() >= 3:
+        with writer.measuring(harmful) as outcome_data:
+            _ranking_stability(writer, outcome_data, harmful.items)
+
+
+def _outcome_effects(writer: RowWriter, data: StudyArrays, items: NDArray) -> None:
+    """``finetune_effect`` and its p-value rows of one outcome, on its prompts (``items``)."""
     responses = data.responses
     keys = prompt_keys(responses)
     for finetuned, base, goal in finetune_comparisons(responses):
         treated = (responses["model"] == finetuned).to_numpy()
         control = (responses["model"] == base).to_numpy()
         for benchmark, in_scope in benchmark_scopes(responses):
-            mask = in_scope & (treated | control)
+            mask = in_scope & (treated | control) & items
+            if not mask.any() and (in_scope & (treated | control)).any():
+                continue  # none of the outcome's prompts here (a benchmark of benign prompts for harmful compliance)
             label = f"comparison={finetuned} vs {base}|goal={goal}|benchmark={benchmark or 'all'}"
             columns = {"model": finetuned, "base_model": base, "finetune_goal": goal}
             group = Subset(label, "finetune_comparison", f"{finetuned} vs {base}",
@@ -100,11 +113,9 @@ def finetune_effects(writer: RowWriter, data: StudyArrays) -> None:
                                n_in_subset=int(mask.sum()), warning=effect.warning, resamples=effect.resamples,
                                method="share of bootstrap replicates with the sign opposite to the estimate (about p/2); "
                                       "not the probability that the conclusion flips")
-    if data.has_reference and "model" in responses and responses["model"].nunique() >= 3:
-        _ranking_stability(writer, data)
 
 
-def _ranking_stability(writer: RowWriter, data: StudyArrays) -> None:
+def _ranking_stability(writer: RowWriter, data: StudyArrays, items: NDArray) -> None:
     models = sorted(data.responses["model"].dropna().unique())
     model_of = data.responses["model"].to_numpy()
     k = 2 * len(models)
@@ -119,6 +130,9 @@ def _ranking_stability(writer: RowWriter, data: StudyArrays) -> None:
 
     reference_sums = per_model(data.reference)
     for benchmark, in_scope in benchmark_scopes(data.responses):
+        if in_scope.any() and not (in_scope & items).any():
+            continue
+        in_scope = in_scope & items
         group = Subset(f"models|benchmark={benchmark or 'all'}", "models", None, {"benchmark": benchmark} if benchmark else {})
         for judge_id in data.judges.columns:
             combined = np.hstack([per_model(data.judges[judge_id].to_numpy()), reference_sums])

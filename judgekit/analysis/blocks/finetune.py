@@ -72,6 +72,7 @@ from numpy.typing import NDArray
 from judgekit.analysis.blocks.conclusions import benchmark_scopes
 from judgekit.analysis.blocks.rates import raters
 from judgekit.analysis.inputs import StudyArrays, effect_clusters, prompt_keys
+from judgekit.analysis.outcomes import OutcomeView
 from judgekit.analysis.rows import RowWriter, row_generator
 from judgekit.analysis.subsets import Subset
 from judgekit.capability.gain import capability_gain, capability_summary
@@ -91,6 +92,11 @@ MIN_MATCHED_PROMPTS = 10
 # on XSTest: analyses/results/finetune_effect_xstest/); the row warns.
 FEW_LABELLED = 50
 POLICIES = ("include", "exclude", "only")
+# Why an outcome that has prompts can have no rater, and what would give it one.
+NO_RATER = {
+    "over_refusal": "no refusal detector (a keyword judge, a preset that detects refusal, a study.json refusal_judges "
+                    "entry or a judge scoring the refusal dimension) and no human labels mapped by to_refusal",
+}
 # Half-width the labels_needed rows plan for (the example target of `judgekit plan-labels`).
 LABEL_PLAN_HALFWIDTH = 0.05
 
@@ -256,21 +262,41 @@ def paired_comparisons(writer: RowWriter, data: StudyArrays) -> None:
         treated = (responses["model"] == comparison.treated).to_numpy()
         control = (responses["model"] == comparison.control).to_numpy()
         match = _capability_match_note(data, lineage, comparison)
-        cells = []
-        for benchmark, in_scope in benchmark_scopes(responses):
-            scope = in_scope & (treated | control)
-            group = comparison.subset(f"benchmark={benchmark or 'all'}", **({"benchmark": benchmark} if benchmark else {}))
-            used = scope & data.policy_mask
-            transport = _error_shift_rows(writer, data, group, used, treated, keys)
-            _paired_rows(writer, data, group, used, treated, keys, match, transport)
-            # The corrected effect and its label plan, like the paired effect, use the prompts both models answered.
-            matched, n_matched = matched_prompts(used, treated, keys)
-            _corrected_rows(writer, data, comparison, group, used, treated, control, keys, matched=matched,
-                            n_matched=n_matched)
-            if benchmark is None and comparison.kind == "finetune_comparison":
-                _label_plan_rows(writer, data, group, matched, treated, control, keys, n_matched=n_matched)
-            cells += _cells(writer, data, group, scope, treated, keys, benchmark)
-        _robustness_rows(writer, comparison, cells)
+        for view in data.outcomes:
+            with writer.measuring(view) as outcome_data:
+                _comparison_rows(writer, outcome_data, comparison, view, treated, control, keys, match)
+
+
+def _comparison_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, view: OutcomeView,
+                     treated: NDArray, control: NDArray, keys: NDArray, match: tuple[bool, str] | None) -> None:
+    """Every row of one comparison and one outcome, on the outcome's prompts (``view.items``)."""
+    if view.outcome.name in NO_RATER and not raters(data):  # benign prompts but nothing tells a refusal: say so
+        scope = view.items & (treated | control)
+        writer.add("finetune_effect_paired", "none", "base_model", view.subset(comparison.subset("benchmark=all")),
+                   np.nan, np.nan, np.nan, n_items=0, n_in_subset=int(scope.sum()), method="paired difference",
+                   warning=f"no rater measures {view.outcome.noun}: {NO_RATER[view.outcome.name]}")
+        return
+    cells = []
+    for benchmark, in_scope in benchmark_scopes(data.responses):
+        scope = in_scope & (treated | control)
+        if scope.any() and not (scope & view.items).any():
+            continue  # none of the outcome's prompts in this benchmark
+        scope &= view.items
+        group = view.subset(comparison.subset(f"benchmark={benchmark or 'all'}",
+                                              **({"benchmark": benchmark} if benchmark else {})))
+        used = scope & data.policy_mask
+        transport = _error_shift_rows(writer, data, group, used, treated, keys)
+        _paired_rows(writer, data, group, used, treated, keys, match, transport,
+                     decompose=view.outcome.name != "incoherent")
+        # The corrected effect and its label plan, like the paired effect, use the prompts both models answered.
+        matched, n_matched = matched_prompts(used, treated, keys)
+        _corrected_rows(writer, data, comparison, group, used, treated, control, keys, matched=matched,
+                        n_matched=n_matched)
+        if benchmark is None and comparison.kind == "finetune_comparison":
+            _label_plan_rows(writer, data, group, matched, treated, control, keys, n_matched=n_matched)
+        cells += _cells(writer, data, group, scope, treated, keys, benchmark,
+                        policies=view.outcome.name != "incoherent")
+    _robustness_rows(writer, comparison, view, cells)
 
 
 def _error_shift_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDArray, treated: NDArray,
@@ -302,7 +328,10 @@ def _error_shift_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask:
 
 
 def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDArray, treated: NDArray,
-                 keys: NDArray, match: tuple[bool, str] | None, transport: dict[str, str]) -> None:
+                 keys: NDArray, match: tuple[bool, str] | None, transport: dict[str, str], *,
+                 decompose: bool) -> None:
+    """Paired effect per rater (and at matched capability), warned when the judge's errors do not transport
+    (``transport``); with ``decompose``, its coherent/incoherent split."""
     settings = writer.settings
     incoherent = _incoherent(data)
     for rater, verdicts in raters(data).items():
@@ -326,7 +355,7 @@ def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDAr
                        warning=(result.reason or result.warning) if matched else
                        "capability not matched: not compared at matched capability",
                        resamples=result.n_boot, interval="bootstrap-percentile" if result.n_boot else "linearized")
-        if incoherent is None or result.reason:
+        if incoherent is None or result.reason or not decompose:
             continue
         rng = row_generator(settings.seed, "finetune_effect_incoherence", str(rater), group.label)
         split = incoherence_decomposition(verdicts[mask], incoherent[mask], treated[mask], keys[mask],
@@ -470,13 +499,15 @@ def _label_plan_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: 
 
 
 def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, treated: NDArray, keys: NDArray,
-           benchmark: str | None) -> list[dict]:
-    """Specification cells: every judge × incoherence policy on this benchmark, with the humans' effect beside."""
+           benchmark: str | None, *, policies: bool = True) -> list[dict]:
+    """Specification cells: every judge × incoherence policy on this benchmark, with the humans' effect beside
+    (without ``policies`` only ``include``: the incoherent outcome cannot leave out incoherent responses)."""
     if benchmark is None and "benchmark" in data.responses:
         return []  # cells are per benchmark; the pooled scope would count every benchmark twice
     settings = writer.settings
     cells = []
-    for policy, in_policy in _policy_masks(data).items():
+    masks = _policy_masks(data) if policies else {"include": np.ones(data.n_items, dtype=bool)}
+    for policy, in_policy in masks.items():
         mask = scope & in_policy
         effects = {}
         for rater, verdicts in raters(data).items():
@@ -501,11 +532,11 @@ def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, 
     return cells
 
 
-def _robustness_rows(writer: RowWriter, comparison: Comparison, cells: list[dict]) -> None:
+def _robustness_rows(writer: RowWriter, comparison: Comparison, view: OutcomeView, cells: list[dict]) -> None:
     if not cells:
         return
     robustness = conclusion_robustness(pd.DataFrame(cells))
-    group = comparison.subset("cells=judge x benchmark x incoherence policy")
+    group = view.subset(comparison.subset("cells=judge x benchmark x incoherence policy"))
     note = (f"over {robustness.n_cells} judge x benchmark x incoherence-policy cells ({robustness.n_compared} with a "
             "human reference); sign x significance of the paired effect; a share of the study's choices, no interval")
     for name, value in (("conclusion_agreement", robustness.conclusion_agreement),

@@ -1,4 +1,9 @@
-"""Harmful rate (attack success rate) per judge and for the human reference, overall and per model × benchmark."""
+"""Rate of each outcome per rater, overall and per model × benchmark, on the outcome's prompts.
+
+The statistic is ``harmful_rate`` for every outcome (its ``outcome`` column
+says what it counts): harmful compliance (attack success rate), over-refusal
+on benign prompts, incoherent responses.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,11 @@ def raters(data: StudyArrays) -> dict:
 
 def harmful_rates(writer: RowWriter, data: StudyArrays) -> None:
     groups = core_subsets(data) + group_subsets(data.responses, ("model", "benchmark"))
-    for rater, verdicts in raters(data).items():
-        sums = rate_item_sums(verdicts)
-        for group, mask in groups:
-            writer.block({"harmful_rate": HARMFUL_RATE}, rater, "none", group, mask, sums)
+    for view in data.outcomes:
+        with writer.measuring(view) as outcome_data:
+            for rater, verdicts in raters(outcome_data).items():
+                sums = rate_item_sums(verdicts)
+                for group, mask in groups:
+                    if mask.any() and not (mask & view.items).any():
+                        continue  # e.g. a benchmark of benign prompts has no harmful-compliance rate
+                    writer.block({"harmful_rate": HARMFUL_RATE}, rater, "none", group, mask & view.items, sums)
