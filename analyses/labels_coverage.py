@@ -12,7 +12,10 @@ Four questions, R simulated studies each (Monte Carlo standard error sqrt(p(1-p)
 3. The paired judge-free effect (``paired_mean_difference``) on the same design, true labels: resampling
    behaviours against resampling prompts.
 4. Variance components of a crossed Gaussian design (5 judges x 60 prompts, 2 verdicts per cell, known
-   components): bootstrap coverage of the prompt, judge x prompt and residual components.
+   components): bootstrap coverage of the prompt, judge x prompt and residual components (R/3 studies).
+5. Active labelling: 2,000 items with true P(unsafe) ~ Beta(0.4, 0.6), a calibrated judge giving that P; labels
+   drawn independently with probability proportional to half the judge's uncertainty sqrt(p(1-p)) plus half
+   uniform (about 200 expected), recorded and weighted by their inverse; against a random draw of as many.
 
     python analyses/labels_coverage.py [--replicates 300] [--seed 0] [--out analyses/results]
 
@@ -142,15 +145,32 @@ def main() -> None:
     rows.append(line("3. paired effect (true labels), prompts resampled", hits["pair_p"], widths["pair_p"]))
     rng = np.random.default_rng([args.seed, 4])
     vc_hits = {k: [] for k in VC_TRUTH}
-    vc_r = max(r // 2, 1)
+    vc_r = max(r // 3, 1)
     for replicate in range(vc_r):
-        fit = bootstrap_variance_components(variance_frame(rng), cluster="cluster", n_resamples=200,
+        fit = bootstrap_variance_components(variance_frame(rng), cluster="cluster", n_resamples=150,
                                             rng=[args.seed, 5, replicate])
         for name, value in VC_TRUTH.items():
             k = fit.names.index(name)
             vc_hits[name].append(covered(fit.low[k], fit.high[k], value))
     for name, values in vc_hits.items():
-        rows.append(line(f"4. variance component {name} (R = {vc_r}, 200 resamples)", values))
+        rows.append(line(f"4. variance component {name} (R = {vc_r}, 150 resamples)", values))
+    rng = np.random.default_rng([args.seed, 6])
+    active = {"active": [], "random": []}
+    active_widths = {"active": [], "random": []}
+    for _ in range(r):
+        p = rng.beta(0.4, 0.6, 2000)
+        truth = (rng.random(2000) < p).astype(float)
+        uncertainty = np.sqrt(p * (1 - p))
+        inclusion = np.minimum(1, 200 * (0.5 * uncertainty / uncertainty.sum() + 0.5 / 2000))
+        drawn = rng.random(2000) < inclusion
+        at_random = np.zeros(2000, dtype=bool)
+        at_random[rng.choice(2000, drawn.sum(), replace=False)] = True
+        for key, chosen, weights in (("active", drawn, inclusion), ("random", at_random, None)):
+            result = ppi_clustered(np.where(chosen, truth, np.nan), p, np.arange(2000), inclusion=weights)
+            active[key].append(covered(result.ci_low, result.ci_high, p.mean()))
+            active_widths[key].append(result.ci_high - result.ci_low)
+    rows.append(line("5. active labels, inverse-probability weighted", active["active"], active_widths["active"]))
+    rows.append(line("5. as many labels drawn at random", active["random"], active_widths["random"]))
     elapsed = time.time() - start
     text = "\n".join([
         "# Coverage of the label-layer intervals (issue 25)", "",
