@@ -154,19 +154,20 @@ def main() -> None:
             vc_hits[name].append(covered(fit.low[k], fit.high[k], value))
     for name, values in vc_hits.items():
         rows.append(line(f"4. variance component {name} (R = {vc_r}, 150 resamples)", values))
+    print("\n".join(rows), flush=True)
     rng = np.random.default_rng([args.seed, 6])
     active = {"active": [], "random": []}
     active_widths = {"active": [], "random": []}
     for _ in range(r):
         p = rng.beta(0.4, 0.6, 2000)
-        truth = (rng.random(2000) < p).astype(float)
+        outcome = (rng.random(2000) < p).astype(float)
         uncertainty = np.sqrt(p * (1 - p))
         inclusion = np.minimum(1, 200 * (0.5 * uncertainty / uncertainty.sum() + 0.5 / 2000))
         drawn = rng.random(2000) < inclusion
         at_random = np.zeros(2000, dtype=bool)
         at_random[rng.choice(2000, drawn.sum(), replace=False)] = True
         for key, chosen, weights in (("active", drawn, inclusion), ("random", at_random, None)):
-            result = ppi_clustered(np.where(chosen, truth, np.nan), p, np.arange(2000), inclusion=weights)
+            result = ppi_clustered(np.where(chosen, outcome, np.nan), p, np.arange(2000), inclusion=weights)
             active[key].append(covered(result.ci_low, result.ci_high, p.mean()))
             active_widths[key].append(result.ci_high - result.ci_low)
     rows.append(line("5. active labels, inverse-probability weighted", active["active"], active_widths["active"]))
