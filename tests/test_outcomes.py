@@ -255,3 +255,12 @@ def test_benign_prompts_without_a_refusal_rater_get_a_row_saying_why(tmp_path: P
     assert "no rater measures over-refusal" in over["warning"].iloc[0]
     html = finetune_section(study, stats)
     assert "over-refusal: undefined (no rater measures over-refusal" in html
+
+
+def test_interval_caption_states_per_judge_ppi_weights_once() -> None:
+    from judgekit.outputs.report_finetune import interval_note
+
+    methods = [f"PPI++ (power-tuned) difference of independent means (lambda {a:.3g} treatment, {b:.3g} control)"
+               for a, b in ((0.41, 0.52), (0.77, 0.12), (0.3, 0.9))] + ["Taylor linearization, cluster-robust, t(41)"]
+    note = interval_note(pd.DataFrame({"method": methods}))
+    assert "0.41" not in note and note.count("λ per judge") == 1 and "t(41)" not in note

@@ -54,7 +54,8 @@ def comparison_title(comparison: str) -> str:
     key, _, outcome = comparison.partition("|outcome=")
     pair, goal = key.removeprefix("comparison=").split("|goal=")
     treated, control = pair.split(" vs ", 1)
-    return f"{treated}\nvs {control}\n(goal: {goal})\n{OUTCOMES[outcome or DEFAULT_OUTCOME].noun}"
+    goal_line = "" if goal == "None" else f"(goal: {goal})\n"  # a mitigation of the same model has no goal
+    return f"{treated}\nvs {control}\n{goal_line}{OUTCOMES[outcome or DEFAULT_OUTCOME].noun}"
 
 
 def sign_significance_key(row: pd.Series) -> str:
@@ -95,18 +96,22 @@ def finetune_effect_forest(data: FigureInputs) -> plt.Figure | None:
     human = np.array([j == HUMAN_MAJORITY for j in judges])
     with plt.rc_context(PAPER_STYLE):
         fig, axes = plt.subplots(len(benchmarks), len(comparisons), squeeze=False, sharex=True, sharey=True,
-                                 figsize=(DOUBLE_COLUMN_IN, (0.12 * len(judges) + 0.55) * len(benchmarks) + 0.8),
+                                 figsize=(max(DOUBLE_COLUMN_IN, 1.5 * len(comparisons) + 1.2),
+                                          (0.12 * len(judges) + 0.55) * len(benchmarks) + 0.8),
                                  layout="constrained")
         for (i, benchmark), (k, comparison) in itertools.product(enumerate(benchmarks), enumerate(comparisons)):
             ax = axes[i][k]
             part = rows[(rows["comparison"] == comparison) & (rows["benchmark"] == benchmark)]
+            rated = part["judge_id"].isin(judges)  # a judge without a row here does not rate this outcome: left blank
+            rated_judges = set(part.loc[rated, "judge_id"])
             part = part.set_index("judge_id").reindex(judges)
             errors = interval_errors(part.reset_index())
             for mask, color in ((human, "black"), (~human, OKABE_ITO[0])):
                 ax.errorbar(part["estimate"].to_numpy()[mask], y[mask], xerr=errors[:, mask], fmt="o", color=color,
                             markersize=2.5, capsize=1.5, linewidth=0.8)
             for j in np.flatnonzero(part["estimate"].isna().to_numpy()):
-                ax.text(0, y[j], "— undefined", fontsize=5, va="center", color="0.35")
+                if judges[j] in rated_judges:
+                    ax.text(0, y[j], "— undefined", fontsize=5, va="center", color="0.35")
             ax.axvline(0, color="0.5", linewidth=0.6)
             if i == 0:
                 ax.set_title(comparison_title(comparison), fontsize=6.5)
