@@ -474,12 +474,12 @@ def ppi_clustered(
     estimate = float(np.clip(estimate, floor, floor + bound))
     low = float(np.clip(min(centre - quantile * se, estimate), floor, floor + bound))
     high = float(np.clip(max(centre + quantile * se, estimate), floor, floor + bound))
-    tuned = "PPI++ (power-tuned per arm)" if lam is None else f"PPI (lambda={lam:g})"
     shown = ", ".join(f"{w:.3g}" for w in weights)
+    tuned = f"PPI++ power-tuned per arm (lambda {shown})" if lam is None else f"PPI (lambda {shown})"
     return ClusteredPPIEstimate(
         estimate, low, high, se, tuple(float(w) for w in weights), int(labelled.sum()), int((~labelled).sum()),
-        n_clusters, f"{tuned}, lambda {shown}; {how} over {n_clusters} clusters, t({max(n_clusters - 1, 1)})"
-        + (", interval centred with pseudo-labels (Agresti-Caffo)" if pseudo_labels else ""))
+        n_clusters, f"{tuned}; {how} over {n_clusters} clusters, t({max(n_clusters - 1, 1)})"
+        + (", interval centred with pseudo-labels (Agresti-Caffo)" if pseudo_labels and probabilities is None else ""))
 
 
 def _fit(labels, predictions, labelled, arms, codes, n_clusters, lam, inclusion=None) -> tuple[float, NDArray, float]:
