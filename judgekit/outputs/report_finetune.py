@@ -240,7 +240,7 @@ def _label_plan(stats: pd.DataFrame, comparison: str, outcome: str) -> str:
             plan += " — the numbers shown as … per judge: " + "; ".join(
                 f"{judge}: {', '.join(numbers[k] for k in differing)}" for judge, numbers in judges)
         table_rows.append([", ".join(judge for judge, _ in judges), count, plan])
-    table = _table(["judge(s)", "more labels needed", "plan"], table_rows)
+    table = _table(["judge(s)", "more prompts to label (both models)", "plan"], table_rows)
     return f"<p><b>How many more human labels, and which?</b></p>{table}"
 
 
