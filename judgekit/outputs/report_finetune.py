@@ -56,7 +56,9 @@ def interval_note(rows: pd.DataFrame) -> str:
     return "intervals: " + ("; ".join(found) if found else "as stated in each row's method")
 
 
-_PER_ROW_NUMBERS = ((re.compile(r"\(lambda[^)]*\)"), "(λ per judge and model: in each row's method)"),
+# "(lambda 0.3)" and ", lambda 0.319, 0.124" (one weight per arm) alike
+_PER_ROW_NUMBERS = ((re.compile(r"\s*\(lambda[^)]*\)|,? lambda -?[0-9.]+(?:e-?[0-9]+)?(?:, -?[0-9.]+(?:e-?[0-9]+)?)*"),
+                     " (λ per judge and model: in each row's method)"),
                     (re.compile(r"\bt\(\d+\)"), "t(clusters − 1)"))
 
 
