@@ -65,10 +65,7 @@ def check_output_dir(out_dir: str | Path, *, kind: str | tuple[str, ...], studie
     target = out_dir.resolve()
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("--out exists and is not a directory", file=out_dir)
-    home = Path.home().resolve()
-    if target == Path(target.anchor) or target == home:
-        raise InputError(f"--out must not be {'the home folder' if target == home else 'the file-system root'}; "
-                         "choose a new folder", file=out_dir)
+    refuse_system_folder(out_dir)
     for study in studies:
         study_path = Path(study).resolve()
         if target == study_path or study_path in target.parents or target in study_path.parents:
@@ -84,6 +81,15 @@ def check_output_dir(out_dir: str | Path, *, kind: str | tuple[str, ...], studie
         raise InputError(f"--out is {what} and not empty; choose a new or empty folder, a previous {kinds[0]} "
                          "output, or pass --force to merge into it", file=out_dir)
     return out_dir
+
+
+def refuse_system_folder(out_dir: str | Path, *, option: str = "--out") -> None:
+    """Refuse ``/`` and the home folder as an output folder, whatever else the step allows (``--force`` too)."""
+    target = Path(out_dir).resolve()
+    home = Path.home().resolve()
+    if target == Path(target.anchor) or target == home:
+        raise InputError(f"{option} must not be {'the home folder' if target == home else 'the file-system root'}; "
+                         "choose a new folder", file=out_dir)
 
 
 def _accepts_new_folders(folder: Path) -> bool:

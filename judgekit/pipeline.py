@@ -20,7 +20,7 @@ from judgekit.io import read_table, write_table, write_text_atomic
 from judgekit.judges.build import JudgeOptions, resolve_judge
 from judgekit.locking import study_lock
 from judgekit.manifest import append_study_run, build_manifest, read_manifest, recorded_study_run, sha256_file
-from judgekit.outdir import FILES_KEY, check_output_dir, staged_output_dir, verify_output_dir
+from judgekit.outdir import FILES_KEY, check_output_dir, refuse_system_folder, staged_output_dir, verify_output_dir
 from judgekit.outputs.report import build_report
 from judgekit.run import JudgeRunSummary, run_judges
 from judgekit.schema import SCHEMAS
@@ -56,6 +56,7 @@ def generate_step(prompt_sources: list[Path], out_dir: Path, *, model: str, vari
     from judgekit.generate.run import generate_models, open_engine, prompts_to_store, write_prompts
 
     prompts = read_prompt_sets(prompt_sources)
+    refuse_system_folder(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("is not a directory", file=out_dir)
     new_prompts = prompts_to_store(out_dir, prompts)
@@ -290,6 +291,7 @@ def convert_dataset_step(name: str, source: Path, out_dir: Path, *, table_format
         raise InputError(err.args[0]) from None
     if not source.exists():
         raise InputError("source not found", file=source)
+    refuse_system_folder(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise InputError("output directory is not empty (pass --force to overwrite its tables)", file=out_dir)
     converter = entry.load()

@@ -74,3 +74,40 @@ def test_unwritable_out_is_one_line_exit_2(judged: Path):
         done = run_cli("stats", judged, "--out", out, "--n-boot", "20", "--no-progress")
         assert done.returncode == 2, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1 and "--out" in done.stderr
+
+
+def test_study_writers_refuse_root_and_home_even_with_force(tmp_path: Path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    source = tmp_path / "mine.csv"
+    source.write_text("id,text\n1,hello\n", encoding="utf-8")
+    for out in (Path("/"), home):
+        done = run_cli("data", "convert", "prompts", source, "--map", "prompt=text,prompt_id=id", "--out", out, "--force")
+        assert done.returncode == 2 and "must not be" in done.stderr, done.stderr
+    assert sorted(p.name for p in home.iterdir()) == []
+
+
+def test_a_failure_is_one_line_even_after_warnings_and_log_records(monkeypatch, capsys):
+    """Glyph warnings of a figure or a library's log lines before a failure are dropped; after a success they show."""
+    import logging
+    import warnings
+
+    from judgekit import cli
+    from judgekit.errors import InputError
+
+    def noisy(fail: bool):
+        def dispatch(args):
+            warnings.warn("Glyph 128578 missing from font(s) DejaVu Sans.", UserWarning)
+            logging.getLogger("transformers").warning("Some weights were not initialized")
+            if fail:
+                raise InputError("bad input", file="x.csv", row=3)
+        return dispatch
+
+    monkeypatch.setattr(cli, "_dispatch", noisy(True))
+    assert cli.main(["list"]) == 2
+    assert capsys.readouterr().err == "judgekit: error: x.csv: row 3: bad input\n"
+    monkeypatch.setattr(cli, "_dispatch", noisy(False))
+    assert cli.main(["list"]) == 0
+    err = capsys.readouterr().err
+    assert "Glyph 128578" in err and "Some weights were not initialized" in err
