@@ -110,7 +110,9 @@ def _quiet_load() -> Iterator[None]:
         def emit(self, record: logging.LogRecord) -> None:
             held.append(record.getMessage())
 
-    hf_logging.get_verbosity(), hub_logging.get_verbosity()  # each library adds its own stderr handler on first use
+    # each library adds its own stderr handler on first use: made now, so that it is the one taken off below
+    hf_logging.get_verbosity()
+    hub_logging.get_verbosity()
     loggers = [hf_logging.get_logger(), hub_logging.get_logger()]
     saved = [(logger.handlers[:], logger.propagate) for logger in loggers]
     holder, bars = _Hold(logging.WARNING), hf_logging.is_progress_bar_enabled()
