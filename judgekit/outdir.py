@@ -105,13 +105,23 @@ def _accepts_new_folders(folder: Path) -> bool:
 
 
 def output_kind(out_dir: Path) -> str | None:
-    """The step named by ``out_dir/manifest.json`` (``stats``, ``report``...), or None when it names none."""
-    try:
-        manifest = json.loads((out_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return None
-    step = manifest.get("step") if isinstance(manifest, dict) else None
-    return step if isinstance(step, str) else None
+    """The step that wrote ``out_dir`` (``stats``, ``report``...) by its manifest, or None when nothing says.
+
+    A commit killed half-way has removed the old manifest and not yet placed the new one; its manifest
+    is still parked in the staging folder beside ``out_dir``, and names the step, so the rerun is accepted.
+    """
+    out_dir = Path(out_dir).resolve()
+    candidates = [out_dir / MANIFEST_NAME, *sorted(out_dir.parent.glob(
+        f".{glob.escape(out_dir.name)}{STAGING_MARK}*/.commit-*/{MANIFEST_NAME}"))]
+    for path in candidates:
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            continue
+        step = manifest.get("step") if isinstance(manifest, dict) else None
+        if isinstance(step, str):
+            return step
+    return None
 
 
 @contextmanager

@@ -111,3 +111,40 @@ def test_a_failure_is_one_line_even_after_warnings_and_log_records(monkeypatch, 
     assert cli.main(["list"]) == 0
     err = capsys.readouterr().err
     assert "Glyph 128578" in err and "Some weights were not initialized" in err
+
+
+def test_a_commit_killed_half_way_is_still_its_steps_output(judged: Path, tmp_path: Path, monkeypatch):
+    """Killed between removing the old manifest and placing the new one, the folder has no manifest; the
+    rerun must still be accepted (the parked manifest beside it names the step)."""
+    import os
+
+    from judgekit import outdir
+
+    out = tmp_path / "stats"
+    assert run_cli("stats", judged, "--out", out, "--n-boot", "20", "--no-progress").returncode == 0
+    real_replace = os.replace
+
+    def killed(src, dst):
+        if Path(dst).name == "stats.csv":
+            raise SystemExit("killed")  # stands in for SIGKILL: the staging folder is left behind below
+        real_replace(src, dst)
+
+    class KilledOs:  # outdir's os, dying at the commit's move of stats.csv (other modules keep the real os)
+        replace = staticmethod(killed)
+
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+    class KeptShutil:  # a killed step removes nothing: its staging folder stays beside --out
+        rmtree = staticmethod(lambda *a, **k: None)
+
+        def __getattr__(self, name):
+            return getattr(outdir.shutil, name)
+
+    monkeypatch.setattr(outdir, "shutil", KeptShutil())
+    monkeypatch.setattr(outdir, "os", KilledOs())
+    with pytest.raises(SystemExit):
+        pipeline.stats_step(judged, out, pipeline.StatsSettings(n_boot=20, progress=False))
+    monkeypatch.undo()
+    assert not (out / "manifest.json").exists() and any(out.iterdir())
+    assert run_cli("stats", judged, "--out", out, "--n-boot", "20", "--no-progress").returncode == 0
