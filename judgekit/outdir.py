@@ -75,7 +75,8 @@ def check_output_dir(out_dir: str | Path, *, kind: str | tuple[str, ...], studie
     if not existing.is_dir() or not _accepts_new_folders(existing):
         raise InputError(f"--out is not writable ({existing} does not accept new files)", file=out_dir)
     kinds = (kind,) if isinstance(kind, str) else kind
-    if not force and target.is_dir() and any(target.iterdir()) and output_kind(target) not in kinds:
+    if (not force and target.is_dir() and any(target.iterdir()) and output_kind(target) not in kinds
+            and not _unfinished_report(target, demo="demo" in kinds)):
         found = output_kind(target)
         what = f"a judgekit {found} output" if found else "a folder that is not a judgekit output"
         raise InputError(f"--out is {what} and not empty; choose a new or empty folder, a previous {kinds[0]} "
@@ -100,6 +101,20 @@ def _accepts_new_folders(folder: Path) -> bool:
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".judgekit-probe-", dir=folder))
     except OSError:
+        return False
+    return True
+
+
+def _unfinished_report(folder: Path, *, demo: bool) -> bool:
+    """A ``report`` (or ``demo``) folder whose run stopped before its own manifest: it holds only its parts
+    (``stats/`` and ``figures/``, each an output of that step; the demo's ``study/``) and staging folders."""
+    for entry in folder.iterdir():
+        if entry.name.startswith(".") and STAGING_MARK in entry.name:
+            continue
+        if entry.name in ("stats", "figures") and entry.is_dir() and output_kind(entry) == entry.name:
+            continue
+        if demo and entry.name == "study" and entry.is_dir() and (entry / "study.json").is_file():
+            continue
         return False
     return True
 

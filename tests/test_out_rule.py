@@ -148,3 +148,19 @@ def test_a_commit_killed_half_way_is_still_its_steps_output(judged: Path, tmp_pa
     monkeypatch.undo()
     assert not (out / "manifest.json").exists() and any(out.iterdir())
     assert run_cli("stats", judged, "--out", out, "--n-boot", "20", "--no-progress").returncode == 0
+
+
+def test_a_report_that_failed_after_its_statistics_can_be_rerun(judged: Path, tmp_path: Path, monkeypatch):
+    out = tmp_path / "report"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("figures failed")
+
+    monkeypatch.setattr(pipeline, "figures_step", broken)
+    assert run_cli("report", judged, "--out", out, "--n-boot", "20").returncode == 1
+    monkeypatch.undo()
+    assert (out / "stats" / "manifest.json").is_file() and not (out / "manifest.json").exists()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")  # more than a report's parts: refused
+    assert run_cli("report", judged, "--out", out, "--n-boot", "20").returncode == 2
+    (out / "notes.txt").unlink()
+    assert run_cli("report", judged, "--out", out, "--n-boot", "20").returncode == 0
