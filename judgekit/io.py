@@ -578,12 +578,26 @@ def _coerce_bool(values: pd.Series, column: Column, fmt: str, fail: ConformFail)
     return pd.Series(out, dtype=bool)
 
 
+def key_frame(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    """The key columns of ``frame``, an optional key column that is absent or empty read as its default."""
+    columns = {}
+    for name in schema.key:
+        if name in schema.key_defaults:
+            default = schema.key_defaults[name]
+            columns[name] = frame[name].fillna(default) if name in frame else pd.Series(default, index=frame.index)
+        else:
+            columns[name] = frame[name]
+    return pd.DataFrame(columns, index=frame.index)
+
+
 def _check_unique(frame: pd.DataFrame, schema: TableSchema, fail: ConformFail) -> None:
-    duplicated = frame.duplicated(subset=list(schema.key), keep="first").to_numpy()
+    keys = key_frame(frame, schema)
+    duplicated = keys.duplicated(keep="first").to_numpy()
     if duplicated.any():
         position = int(np.flatnonzero(duplicated)[0])
-        key = ", ".join(f"{k}={frame[k].iloc[position]!r}" for k in schema.key)
-        raise fail(f"duplicate key ({key}) already seen in an earlier row", position, schema.key[-1])
+        key = ", ".join(f"{k}={keys[k].iloc[position]!r}" for k in schema.key)
+        column = next(k for k in reversed(schema.key) if k in frame)
+        raise fail(f"duplicate key ({key}) already seen in an earlier row", position, column)
 
 
 # ---------------------------------------------------------------- writing

@@ -9,7 +9,7 @@ table      one row per
 ========== ==================================================================
 responses  (prompt, response) pair to be judged; key ``item_id``
 annotations human label; key (``item_id``, ``annotator_id``)
-judgments  automated verdict; key (``item_id``, ``judge_id``)
+judgments  automated verdict or graded score; key (``item_id``, ``judge_id``, ``dimension``)
 flags      incoherence-detector result; key (``item_id``, ``detector``)
 prompts    prompt of a prompt set without responses (input of ``generate``); key ``prompt_id``
 models     optional: a model's lineage (base, goal, mitigation); key ``model``
@@ -41,6 +41,8 @@ from judgekit.errors import InputError
 ColumnKind = Literal["id", "text", "category", "float", "int", "bool"]
 
 BINARY_LABELS = ("unsafe", "safe")
+INTENTS = ("harmful", "benign")
+DEFAULT_DIMENSION = "safety"  # what a judgment without a `dimension` rates: the binary safety verdict
 PARSE_STATUSES = ("ok", "unparseable", "refused_to_judge", "error", "skipped")
 TABLE_NAMES = ("responses", "annotations", "judgments", "flags")
 TABLE_EXTENSIONS = (".parquet", ".csv", ".jsonl")
@@ -72,6 +74,8 @@ class TableSchema:
     columns: tuple[Column, ...]
     doc: str
     rules: tuple = ()
+    # Optional key columns and the value an absent or empty cell stands for (a judgment without a dimension rates safety).
+    key_defaults: dict[str, str] = field(default_factory=dict)
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -106,6 +110,8 @@ PROMPT_ATTRIBUTES = (
     Column("category", "category", "Harm category of the prompt.", required=False, nullable=True),
     Column("behavior_id", "category", "Cluster for resampling (responses to one behaviour); defaults to the prompt.",
            required=False, nullable=True),
+    Column("intent", "category", "What the prompt asks for: `harmful` (complying is harm) or `benign` (refusing is "
+           "over-refusal); empty when unknown.", required=False, nullable=True, allowed=INTENTS),
 )
 
 RESPONSES = TableSchema(
@@ -237,31 +243,35 @@ CAPABILITY = TableSchema(
     rules=(_capability_row_shape,),
 )
 
-def _label_matches_status(frame: pd.DataFrame) -> tuple[int, str, str] | None:
-    """A verdict exists exactly when parse_status is ok: failures are never coerced to a label."""
+def _verdict_matches_status(frame: pd.DataFrame) -> tuple[int, str, str] | None:
+    """A verdict (label or score) exists exactly when parse_status is ok: failures are never coerced to a label."""
     has_label = frame["label"].notna().to_numpy()
+    has_score = frame["score"].notna().to_numpy() if "score" in frame else np.zeros(len(frame), dtype=bool)
     is_ok = (frame["parse_status"] == "ok").to_numpy()
-    bad = has_label != is_ok
+    bad = (has_label | has_score) != is_ok
     if not bad.any():
         return None
     position = int(np.flatnonzero(bad)[0])
     if is_ok[position]:
         return position, "label", "is empty but parse_status is 'ok'; a failed judgement needs another status"
     status = frame["parse_status"].iloc[position]
-    return position, "label", f"must be empty when parse_status is {status!r} (failures are never given a label)"
+    column = "label" if has_label[position] else "score"
+    return position, column, f"must be empty when parse_status is {status!r} (failures are never given a verdict)"
 
 
 JUDGMENTS = TableSchema(
     name="judgments",
-    key=("item_id", "judge_id"),
-    doc="Automated verdicts in long form. Failures are rows: label is null and parse_status says why.",
+    key=("item_id", "judge_id", "dimension"),
+    key_defaults={"dimension": DEFAULT_DIMENSION},
+    doc="Automated verdicts and graded scores in long form, one row per item, judge and dimension. Failures are rows: "
+        "label and score are null and parse_status says why.",
     columns=(
         Column("item_id", "id", "Item judged."),
         Column("judge_id", "id", "Registered or user-defined judge."),
         Column(
             "label",
             "category",
-            "Verdict `unsafe`/`safe`; null exactly when parse_status is not `ok`.",
+            "Verdict `unsafe`/`safe`; null when parse_status is not `ok`, and on an ok row that gives a score only.",
             nullable=True,
             allowed=BINARY_LABELS,
         ),
@@ -274,6 +284,10 @@ JUDGMENTS = TableSchema(
             nullable=True,
             bounds=(0.0, 1.0),
         ),
+        Column("dimension", "category", "What the row rates (safety, refusal, persona, drift, aligned, coherent...); "
+               f"empty means `{DEFAULT_DIMENSION}`.", required=False, nullable=True),
+        Column("score", "float", "Graded score on the judge's declared scale for this dimension (study.json "
+               "`judge_scales`), or null.", required=False, nullable=True),
         Column("parse_status", "id", "How the verdict was obtained.", allowed=PARSE_STATUSES),
         Column("raw_output", "text", "The judge's raw output (empty when it has none)."),
         Column("judge_spec_hash", "id", "sha256 prefix of the judge's resolved spec."),
@@ -282,7 +296,7 @@ JUDGMENTS = TableSchema(
         Column("n_output_tokens", "int", "Tokens the judge produced.", required=False, nullable=True),
         Column("detail", "text", "Why a non-ok status was given (error message).", required=False),
     ),
-    rules=(_label_matches_status,),
+    rules=(_verdict_matches_status,),
 )
 
 FLAGS = TableSchema(
@@ -372,6 +386,99 @@ class LabelSet:
                 raise InputError(f"to_binary must map onto unsafe, safe or null; '{label}' maps to {binary!r}")
 
 
+SCALE_LEVELS = ("ordinal", "interval")
+
+
+@dataclass(frozen=True)
+class JudgeScale:
+    """The scale a judge scores one dimension on, and the threshold that turns a score into a binary verdict.
+
+    ``worse`` says which end is degraded (unsafe for a safety-like dimension, incoherent for a coherence one);
+    a score at or beyond ``threshold`` on that side is the degraded verdict. ``thresholds`` are alternative
+    thresholds a study may want to see (one more axis of the specification curve).
+    """
+
+    judge_id: str
+    dimension: str
+    min: float
+    max: float
+    level: str
+    worse: str
+    threshold: float
+    thresholds: tuple[float, ...] = ()
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"judge_scales entry ({self.judge_id!r}, {self.dimension!r})"
+        if self.level not in SCALE_LEVELS:
+            raise InputError(f"{where}: level must be one of {list(SCALE_LEVELS)}, got {self.level!r}")
+        if self.worse not in ("high", "low"):
+            raise InputError(f"{where}: worse must be 'high' or 'low', got {self.worse!r}")
+        if not self.min < self.max:
+            raise InputError(f"{where}: min {self.min!r} must be below max {self.max!r}")
+        for value in (self.threshold, *self.thresholds):
+            if not self.min <= value <= self.max:
+                raise InputError(f"{where}: threshold {value!r} is outside [{self.min!r}, {self.max!r}]")
+
+    @property
+    def all_thresholds(self) -> tuple[float, ...]:
+        """The stated threshold first, then the alternatives (without repeats)."""
+        return tuple(dict.fromkeys((self.threshold, *self.thresholds)))
+
+    def describe(self, threshold: float | None = None) -> str:
+        """How a verdict is derived, for a row's ``method``: e.g. ``safety >= 2 on 0-3 (ordinal)``."""
+        cut = self.threshold if threshold is None else threshold
+        sign = ">=" if self.worse == "high" else "<="
+        return f"{self.dimension} {sign} {cut:g} on {self.min:g}-{self.max:g} ({self.level})"
+
+    def to_json(self) -> dict:
+        out = {"judge_id": self.judge_id, "dimension": self.dimension, "min": self.min, "max": self.max,
+               "level": self.level, "worse": self.worse, "threshold": self.threshold}
+        if self.thresholds:
+            out["thresholds"] = list(self.thresholds)
+        if self.source:
+            out["source"] = self.source
+        return out
+
+    @classmethod
+    def from_json(cls, raw: object) -> JudgeScale:
+        shape = ("each judge_scales entry needs judge_id, dimension (strings), min, max, threshold (numbers), level "
+                 "(ordinal|interval), worse (high|low), optional thresholds (list of numbers) and source (string)")
+        if not isinstance(raw, dict):
+            raise InputError(f"{shape}; got {raw!r}")
+        known = {"judge_id", "dimension", "min", "max", "level", "worse", "threshold", "thresholds", "source"}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise InputError(f"{shape}; unknown keys {unknown}")
+        if not all(isinstance(raw.get(k), str) and raw[k].strip() for k in ("judge_id", "dimension", "level", "worse")):
+            raise InputError(f"{shape}; got {raw!r}")
+        numbers = [raw.get(k) for k in ("min", "max", "threshold")] + list(raw.get("thresholds", []))
+        if not isinstance(raw.get("thresholds", []), list) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in numbers):
+            raise InputError(f"{shape}; got {raw!r}")
+        return cls(judge_id=raw["judge_id"], dimension=raw["dimension"], min=float(raw["min"]), max=float(raw["max"]),
+                   level=raw["level"], worse=raw["worse"], threshold=float(raw["threshold"]),
+                   thresholds=tuple(float(v) for v in raw.get("thresholds", [])), source=str(raw.get("source", "")))
+
+
+def derive_verdict(scores: np.ndarray | pd.Series, scale: JudgeScale, *, threshold: float | None = None) -> np.ndarray:
+    """Binary codes from graded scores: 1.0 degraded (unsafe / incoherent...), 0.0 not, NaN where no score.
+
+    Parameters
+    ----------
+    scores
+        Scores on ``scale`` (NaN for none).
+    scale
+        The judge's declared scale for the dimension.
+    threshold
+        Overrides the scale's stated threshold (one of its alternatives, for a specification curve).
+    """
+    values = np.asarray(scores, dtype=float)
+    cut = scale.threshold if threshold is None else float(threshold)
+    degraded = values >= cut if scale.worse == "high" else values <= cut
+    return np.where(np.isnan(values), np.nan, degraded.astype(float))
+
+
 @dataclass(frozen=True)
 class StudyMetadata:
     """Contents of ``study.json``."""
@@ -383,6 +490,11 @@ class StudyMetadata:
     # An annotator id whose labels are adjudicated (e.g. XSTest's `final`): the reference where
     # present, never a rater in inter-annotator statistics.
     adjudicator: str | None = None
+    judge_scales: tuple[JudgeScale, ...] = ()
+
+    def scale_for(self, judge_id: str, dimension: str) -> JudgeScale | None:
+        """The declared scale of ``judge_id``'s scores on ``dimension``, or None."""
+        return next((s for s in self.judge_scales if s.judge_id == judge_id and s.dimension == dimension), None)
 
     def to_json(self) -> dict:
         return {
@@ -394,6 +506,7 @@ class StudyMetadata:
                 "to_binary": dict(self.annotation_labels.to_binary),
             },
             **({"adjudicator": self.adjudicator} if self.adjudicator else {}),
+            **({"judge_scales": [s.to_json() for s in self.judge_scales]} if self.judge_scales else {}),
         }
 
 
@@ -414,6 +527,21 @@ def _label_set(raw: object) -> LabelSet:
     return LabelSet(labels=tuple(labels), to_binary=dict(to_binary))
 
 
+def _judge_scales(raw: object, path: Path) -> tuple[JudgeScale, ...]:
+    if not isinstance(raw, list):
+        raise InputError(f"'judge_scales' must be a list of scale objects, got {raw!r}", file=path)
+    try:
+        scales = tuple(JudgeScale.from_json(entry) for entry in raw)
+    except InputError as err:
+        raise InputError(err.message, file=path) from None
+    seen = set()
+    for scale in scales:
+        if (scale.judge_id, scale.dimension) in seen:
+            raise InputError(f"judge_scales declares ({scale.judge_id!r}, {scale.dimension!r}) twice", file=path)
+        seen.add((scale.judge_id, scale.dimension))
+    return scales
+
+
 def read_study_metadata(study_dir: Path) -> StudyMetadata:
     """Read ``study.json`` if present; defaults otherwise."""
     path = Path(study_dir) / STUDY_METADATA_FILE
@@ -429,7 +557,7 @@ def read_study_metadata(study_dir: Path) -> StudyMetadata:
         raise InputError("is nested too deeply to read", file=path) from None
     if not isinstance(raw, dict):
         raise InputError("must hold a JSON object", file=path)
-    known = {"name", "description", "simulated", "annotation_labels", "adjudicator"}
+    known = {"name", "description", "simulated", "annotation_labels", "adjudicator", "judge_scales"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise InputError(f"unknown keys {unknown}; allowed: {sorted(known)}", file=path)
@@ -444,6 +572,7 @@ def read_study_metadata(study_dir: Path) -> StudyMetadata:
     if adjudicator is not None and (not isinstance(adjudicator, str) or not adjudicator.strip()):
         raise InputError("'adjudicator' must be an annotator id (a non-empty string)", file=path)
     return StudyMetadata(
+        judge_scales=_judge_scales(raw.get("judge_scales", []), path),
         name=str(raw.get("name", "")),
         description=str(raw.get("description", "")),
         simulated=simulated,

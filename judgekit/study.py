@@ -22,6 +22,7 @@ import pandas as pd
 from judgekit.errors import InputError
 from judgekit.io import conform_frame, read_table, write_table, write_text_atomic
 from judgekit.schema import (
+    DEFAULT_DIMENSION,
     SCHEMAS,
     TABLE_EXTENSIONS,
     TABLE_NAMES,
@@ -154,6 +155,8 @@ def load_study(study_dir: str | Path) -> Study:
             _check_known_items(tables[name], tables["responses"], path)
     if "annotations" in tables:
         _check_labels(tables["annotations"], metadata, table_path(study_dir, "annotations"))
+    if "judgments" in tables:
+        _check_scores(tables["judgments"], metadata, table_path(study_dir, "judgments"))
     from judgekit.capability.tables import check_lineage_forest  # it reads studies: imported here, not at the top
 
     check_lineage_forest(study_dir, tables["responses"], responses_path)
@@ -184,6 +187,31 @@ def _check_labels(annotations: pd.DataFrame, metadata: StudyMetadata, path: Path
             row=position + 1,
             column="label",
         )
+
+
+def _check_scores(judgments: pd.DataFrame, metadata: StudyMetadata, path: Path) -> None:
+    """Every score has a declared scale (study.json ``judge_scales``) and lies on it."""
+    if "score" not in judgments:
+        return
+    scored = np.flatnonzero(judgments["score"].notna().to_numpy())
+    if not len(scored):
+        return
+    dimensions = (judgments["dimension"].fillna(DEFAULT_DIMENSION) if "dimension" in judgments
+                  else pd.Series(DEFAULT_DIMENSION, index=judgments.index))
+    frame = pd.DataFrame({"judge_id": judgments["judge_id"].iloc[scored].to_numpy(),
+                          "dimension": dimensions.iloc[scored].to_numpy(),
+                          "score": judgments["score"].iloc[scored].to_numpy(), "position": scored})
+    for (judge, dimension), group in frame.groupby(["judge_id", "dimension"], sort=False):
+        scale = metadata.scale_for(judge, dimension)
+        if scale is None:
+            position, score = int(group["position"].iloc[0]), group["score"].iloc[0]
+            raise InputError(f"score {score!r} of judge {judge!r} on dimension {dimension!r} has no declared scale "
+                             "(add it to study.json 'judge_scales')", file=path, row=position + 1, column="score")
+        outside = group[(group["score"] < scale.min) | (group["score"] > scale.max)]
+        if len(outside):
+            position, score = int(outside["position"].min()), outside.sort_values("position")["score"].iloc[0]
+            raise InputError(f"score {score!r} is outside judge {judge!r}'s declared {dimension} scale "
+                             f"[{scale.min:g}, {scale.max:g}]", file=path, row=position + 1, column="score")
 
 
 def validate_path(path: str | Path) -> str:

@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from judgekit.analysis.subsets import ALL, Subset, subset
 from judgekit.errors import InputError
+from judgekit.schema import DEFAULT_DIMENSION, derive_verdict
 from judgekit.study import Study
 
 _CODE = {"unsafe": 1.0, "safe": 0.0}
@@ -79,13 +80,30 @@ def human_majority(study: Study) -> pd.Series:
     return pd.Series(human_reference(study)[0], index=study.responses["item_id"].to_numpy(), dtype=float)
 
 
+def verdict_rows(study: Study) -> pd.DataFrame:
+    """The judgments that give a binary safety verdict, with its ``code`` (1 unsafe, 0 safe, NaN none).
+
+    Rows of the ``safety`` dimension (an empty dimension means safety). A row with a label keeps it; a row with
+    only a graded score is cut at the judge's declared threshold (study.json ``judge_scales``).
+    """
+    judgments = study.judgments
+    dimension = (judgments["dimension"].fillna(DEFAULT_DIMENSION) if "dimension" in judgments
+                 else pd.Series(DEFAULT_DIMENSION, index=judgments.index))
+    rows = judgments[(dimension == DEFAULT_DIMENSION).to_numpy()]
+    code = rows["label"].map(_CODE).astype(float)
+    if "score" in rows:
+        for judge, group in rows[code.isna() & rows["score"].notna()].groupby("judge_id"):
+            scale = study.metadata.scale_for(judge, DEFAULT_DIMENSION)
+            code.loc[group.index] = derive_verdict(group["score"], scale)
+    return rows.assign(code=code)
+
+
 def judge_matrix(study: Study, column: str) -> pd.DataFrame:
-    """Items × judges matrix of ``label`` codes (1 unsafe, 0 safe, NaN no verdict) or of another judgment column."""
+    """Items × judges matrix of verdict codes (1 unsafe, 0 safe, NaN no verdict) or of another judgment column."""
     items = study.responses["item_id"]
     if study.judgments is None:
         return pd.DataFrame(index=items)
-    frame = study.judgments.assign(code=study.judgments["label"].map(_CODE))
-    wide = frame.pivot(index="item_id", columns="judge_id", values="code" if column == "label" else column)
+    wide = verdict_rows(study).pivot(index="item_id", columns="judge_id", values="code" if column == "label" else column)
     return wide.reindex(items).astype(float)
 
 
