@@ -446,7 +446,7 @@ def plan_unit_labels(
     difference = sum(s * m for s, m in zip(signs, label_means, strict=True))
     judge = np.column_stack([s * m for s, m in zip(signs, judge_means, strict=True)])
     now_count, total = int((labelled_units & answered).sum()), int(answered.sum())
-    z = float(ndtri(1 - (1 - level) / 2))
+    z = NormalDist().inv_cdf(1 - (1 - level) / 2)
     halfwidth_now, scale = float("inf"), 1.0
     try:
         current = ppi_clustered(labels, predictions, np.asarray(clusters), treated=treated, level=level)
