@@ -341,6 +341,9 @@ def _add_finetune_parsers(sub, data_sub) -> None:
     p.add_argument("--judge", default=None, metavar="ID", help="judge whose verdicts are corrected (default: the only one)")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the item draw (default 0)")
     p.add_argument("--explain", action="store_true", help="print the planning curve (labelled prompts -> half-width)")
+    p.add_argument("--strategy", choices=("random", "active"), default="random",
+                   help="random (default): prompts drawn at random within strata; active: drawn more often where the "
+                        "judges are unsure, each with its inclusion_probability written for the weighted estimate")
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="label requests (.csv, .jsonl or .parquet)")
 
     capability = sub.add_parser("capability", help="capability scores: import from evaluation harnesses")
@@ -366,7 +369,7 @@ def _finetune_command(args: argparse.Namespace) -> None:
             raise InputError(f"--target-halfwidth must be a positive number, got {args.target_halfwidth}")
         print("\n".join(plan_labels_step(args.study, args.out, target_halfwidth=args.target_halfwidth,
                                          budget=args.budget, judge=args.judge, seed=args.seed,
-                                         explain=args.explain)))
+                                         explain=args.explain, strategy=args.strategy)))
         return
     from judgekit.capability import importers
     from judgekit.capability.tables import add_capability_rows

@@ -8,14 +8,20 @@ and its curve re-tunes the PPI++ weights at each number of labelled prompts
 (:func:`judgekit.stats.labelplan.plan_unit_labels`), so it falls
 monotonically. The unit is the prompt: both models' responses (every sample)
 to a chosen prompt are labelled, so their residuals pair. A target already
-met asks for 0 labels. Prompts are drawn at random within strata — judges
-disagree or agree, incoherent or coherent — so each has the same inclusion
-probability (:func:`judgekit.stats.labelplan.stratified_selection`). The
-file it writes is ready for an annotation tool: fill ``label`` (and
-``annotator_id``).
+met asks for 0 labels. With ``strategy="random"`` prompts are drawn at random
+within strata — judges disagree or agree, incoherent or coherent — so each has
+the same inclusion probability (:func:`judgekit.stats.labelplan.stratified_selection`).
+With ``strategy="active"`` each open prompt is drawn independently (Poisson
+sampling) with a probability that mixes uniform and the judge's uncertainty
+on it (:func:`judgekit.stats.labelplan.active_inclusion_probabilities`;
+expected count = the planned prompts), and the file records it per row in
+``inclusion_probability`` (an item requested by several comparisons: the
+probability any of their independent draws took it). The file is ready for
+an annotation tool: fill ``label`` (and ``annotator_id``).
 
 ``import-labels`` appends such a file to ``annotations``: validated row by
-row, annotator ids kept, never overwriting a label already there.
+row, annotator ids and ``inclusion_probability`` kept, never overwriting a
+label already there.
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ from judgekit.errors import InputError
 from judgekit.io import read_table, write_table
 from judgekit.locking import study_lock
 from judgekit.schema import SCHEMAS, Column, TableSchema
-from judgekit.stats.labelplan import UnitPlan, plan_unit_labels, stratified_selection
+from judgekit.stats.labelplan import (UnitPlan, active_inclusion_probabilities, plan_unit_labels, poisson_draw,
+                                      stratified_selection)
 from judgekit.study import Study, existing_study_dir, load_study, table_path
 
 REQUEST_COLUMNS = ["item_id", "model", "stratum", "prompt", "response", "annotator_id", "label"]
+STRATEGIES = ("random", "active")
 
 
 def _judge_verdicts(study: Study, judge: str | None) -> tuple[str, np.ndarray, pd.DataFrame]:
@@ -74,11 +82,13 @@ def comparison_plan(reference: np.ndarray, verdict: np.ndarray, keys: np.ndarray
 
 
 def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = None, judge: str | None = None,
-                seed: int = 0, explain: bool = False) -> tuple[pd.DataFrame, list[str]]:
+                seed: int = 0, explain: bool = False, strategy: str = "random") -> tuple[pd.DataFrame, list[str]]:
     """The items to label (``REQUEST_COLUMNS``: every response of the chosen prompts, both models) and the lines
     to print: per comparison with responses from both models and per outcome the judge rates (harmful compliance
     on harmful prompts, over-refusal on benign ones), the half-width now (the stats row's), planned and the prompts
-    to add; with ``explain`` the planning curve."""
+    to add; with ``explain`` the planning curve. ``strategy="active"`` adds the column ``inclusion_probability``."""
+    if strategy not in STRATEGIES:
+        raise InputError(f"unknown label strategy {strategy!r}; choose one of {list(STRATEGIES)}")
     if "model" not in study.responses:
         raise InputError("responses have no model column: there is no fine-tune effect to plan for", file=study.path)
     judge, _, codes = _judge_verdicts(study, judge)
@@ -97,6 +107,8 @@ def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = N
     strata = _strata(codes, _incoherent(study))
     chosen: set[str] = set()
     requested = np.zeros(len(responses), dtype=bool)
+    not_drawn = np.ones(len(responses))  # active: probability no comparison's draw took the item
+    uncertainty = _uncertainty(codes, data.p_unsafe, judge, _incoherent(study))
     lines = []
     for pair in pairs:
         treated, control = models == pair["model"], models == pair["base_model"]
@@ -118,7 +130,12 @@ def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = N
                          + (f"; {plan.reason}" if plan.reason else ""))
             if explain:
                 lines += _explain(plan)
-            new = _pick_prompts(keys, items, view.reference, strata, plan.additional, chosen, rng)
+            if strategy == "active":
+                probability, new = _draw_active(keys, items, view.reference, uncertainty, plan.additional, rng)
+                open_items = items & np.isnan(view.reference)
+                not_drawn[open_items] *= 1 - probability.reindex(keys[open_items]).fillna(0.0).to_numpy()
+            else:
+                new = _pick_prompts(keys, items, view.reference, strata, plan.additional, chosen, rng)
             chosen |= new
             requested |= items & pd.Series(keys).isin(new).to_numpy() & np.isnan(view.reference)
     rows = np.flatnonzero(requested)
@@ -126,6 +143,8 @@ def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = N
                              "stratum": strata[rows].astype(str), "prompt": responses["prompt"].to_numpy()[rows],
                              "response": responses["response"].to_numpy()[rows], "annotator_id": None, "label": None},
                             columns=REQUEST_COLUMNS)
+    if strategy == "active":
+        requests["inclusion_probability"] = 1 - not_drawn[rows]
     return requests, lines
 
 
@@ -146,6 +165,33 @@ def _strata(codes: pd.DataFrame, incoherent: np.ndarray) -> np.ndarray:
     return np.array([j + ("incoherent" if i else "coherent") for j, i in zip(judges_part, incoherent, strict=True)])
 
 
+def _uncertainty(codes: pd.DataFrame, p_unsafe: pd.DataFrame, judge: str, incoherent: np.ndarray) -> np.ndarray:
+    """Per item, where the judge is likely wrong: the judges' disagreement (share of judges against the majority,
+    times 2) plus the judge's closeness to an even call ``1 - 2|p_unsafe - 0.5|`` (where it gives P(unsafe)) plus
+    1 for an incoherent response; each part in [0, 1]."""
+    verdicts = codes.to_numpy(dtype=float)
+    judged = (~np.isnan(verdicts)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unsafe_share = np.where(judged > 0, np.nansum(verdicts, axis=1) / np.maximum(judged, 1), 0.0)
+    disagreement = 2 * np.minimum(unsafe_share, 1 - unsafe_share)
+    closeness = np.zeros(len(verdicts))
+    if judge in p_unsafe:
+        p = p_unsafe[judge].to_numpy(dtype=float)
+        closeness = np.where(np.isnan(p), 0.0, 1 - 2 * np.abs(np.nan_to_num(p) - 0.5))
+    return disagreement + closeness + incoherent.astype(float)
+
+
+def _draw_active(keys, items, reference, uncertainty, count, rng) -> tuple[pd.Series, set[str]]:
+    """(inclusion probability per open prompt, the prompts drawn): Poisson sampling with probabilities mixing uniform
+    and the prompt's mean uncertainty over its unlabelled items, ``count`` prompts expected."""
+    frame = pd.DataFrame({"key": keys[items], "missing": np.isnan(reference[items]), "u": uncertainty[items]})
+    per_prompt = frame[frame["missing"]].groupby("key", sort=True)["u"].mean()
+    probability = pd.Series(active_inclusion_probabilities(per_prompt.to_numpy(), min(count, len(per_prompt))),
+                            index=per_prompt.index)
+    drawn = poisson_draw(probability.to_numpy(), rng=rng)
+    return probability, set(per_prompt.index[drawn])
+
+
 def _pick_prompts(keys, items, reference, strata, count, already: set[str], rng) -> set[str]:
     """``count`` prompts not yet labelled for both models, drawn stratified (a prompt's stratum: its first item's
     whose label is missing), prompts another comparison already asked for first."""
@@ -158,7 +204,8 @@ def _pick_prompts(keys, items, reference, strata, count, already: set[str], rng)
 
 
 def plan_labels_step(study_dir: Path, out_path: Path, *, target_halfwidth: float, budget: int | None = None,
-                     judge: str | None = None, seed: int = 0, explain: bool = False) -> list[str]:
+                     judge: str | None = None, seed: int = 0, explain: bool = False,
+                     strategy: str = "random") -> list[str]:
     """Plan labels for ``study_dir`` and write the items to ``out_path`` (.csv/.jsonl/.parquet)."""
     if out_path.suffix not in (".csv", ".jsonl", ".parquet"):
         raise InputError("the label requests file must end in .csv, .jsonl or .parquet", file=out_path)
@@ -166,11 +213,13 @@ def plan_labels_step(study_dir: Path, out_path: Path, *, target_halfwidth: float
         raise InputError("already exists; choose a new file (label requests are never overwritten)", file=out_path)
     study = load_study(study_dir)
     requests, lines = plan_labels(study, target_halfwidth=target_halfwidth, budget=budget, judge=judge, seed=seed,
-                                  explain=explain)
+                                  explain=explain, strategy=strategy)
     # Spreadsheets run cells starting with = + - @ as formulas: the responses are adversarial text.
     write_table(requests, out_path, neutralise_formulas=out_path.suffix == ".csv")
+    how = ("drawn independently, more often where the judge is unsure, each with its inclusion_probability (seed "
+           f"{seed}): keep that column when importing" if strategy == "active" else "drawn at random within strata")
     lines.append(f"wrote {len(requests)} items to label to {out_path} (every response of each chosen prompt, both "
-                 "models, drawn at random within strata)")
+                 f"models, {how})")
     return lines
 
 
@@ -182,7 +231,10 @@ IMPORTED_LABELS = TableSchema(
         Column("item_id", "id", "Item labelled."),
         Column("annotator_id", "category", "Who labelled it; empty cells take --annotator.", nullable=True),
         Column("label", "category", "A label from the study's declared set; empty = not labelled yet.", nullable=True),
+        Column("inclusion_probability", "float", "As plan-labels --strategy active wrote it: kept into annotations.",
+               required=False, nullable=True, bounds=(0.0, 1.0)),
     ),
+    rules=SCHEMAS["annotations"].rules,
 )
 
 
@@ -216,7 +268,9 @@ def _checked_labels(incoming: pd.DataFrame, study: Study, path: Path) -> pd.Data
         if problem is not None:
             raise InputError(problem[1], file=path, row=int(position) + 1, column=problem[0])
         already.add((row["item_id"], row["annotator_id"]))  # the same label twice in one file is a duplicate too
-    return incoming.loc[filled, ["item_id", "annotator_id", "label"]].reset_index(drop=True)
+    kept = ["item_id", "annotator_id", "label"] + (["inclusion_probability"] if "inclusion_probability" in incoming
+                                                   else [])
+    return incoming.loc[filled, kept].reset_index(drop=True)
 
 
 def _label_problem(row: pd.Series, known_items: set, allowed: set, already: set) -> tuple[str, str] | None:

@@ -151,6 +151,16 @@ RESPONSES = TableSchema(
     rules=(_one_row_per_model_prompt_sample,),
 )
 
+def _positive_inclusion_probability(frame: pd.DataFrame) -> tuple[int, str, str] | None:
+    """An inclusion probability of 0 would give its label an infinite weight: the bounds are (0, 1], not [0, 1]."""
+    if "inclusion_probability" not in frame:
+        return None
+    zero = (frame["inclusion_probability"] == 0).to_numpy()
+    if not zero.any():
+        return None
+    return int(np.flatnonzero(zero)[0]), "inclusion_probability", "value 0.0 is outside (0, 1]"
+
+
 PROMPTS = TableSchema(
     name="prompts",
     key=("prompt_id",),
@@ -170,7 +180,12 @@ ANNOTATIONS = TableSchema(
         Column("item_id", "id", "Item the label belongs to."),
         Column("annotator_id", "id", "Who labelled it."),
         Column("label", "id", "A label from the declared label set."),
+        Column("inclusion_probability", "float",
+               "Optional: the probability, in (0, 1], with which the item was drawn for labelling (written by "
+               "`plan-labels --strategy active`); the corrected rows weight such labels by its inverse.",
+               required=False, nullable=True, bounds=(0.0, 1.0)),
     ),
+    rules=(_positive_inclusion_probability,),
 )
 
 MODELS = TableSchema(

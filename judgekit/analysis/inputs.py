@@ -205,6 +205,9 @@ class StudyArrays:
     # per coherence-judge scale, e.g. "em-coherent:coherent <= 50 on 0-100 (interval)": 1.0 where the judge's score
     # is on the incoherent side of its threshold, 0.0 where not, NaN without a score (coherence_verdicts)
     coherence: dict[str, NDArray] = field(default_factory=dict)
+    # per item, the probability with which it was drawn for labelling (annotations' inclusion_probability, written by
+    # plan-labels --strategy active); NaN where none is recorded; None when the annotations have no such column
+    inclusion: NDArray | None = None
 
     @property
     def has_reference(self) -> bool:
@@ -233,7 +236,18 @@ def study_arrays(study: Study, policy: str) -> StudyArrays:
     return StudyArrays(responses, human_codes(study), reference, tied, judges, p_unsafe, flags,
                        pd.factorize(clusters.astype(str), sort=True)[0].astype(np.int64), cluster_name,
                        _policy_mask(flags, policy), study.path, tuple(views), score_matrices(study),
-                       study.metadata.judge_scales, derived_verdict_methods(study), coherence_verdicts(study))
+                       study.metadata.judge_scales, derived_verdict_methods(study), coherence_verdicts(study),
+                       inclusion_probabilities(study))
+
+
+def inclusion_probabilities(study: Study) -> NDArray | None:
+    """Per item (responses' order) its recorded inclusion probability (the largest of its annotators' rows), NaN where
+    none; None when the annotations carry no ``inclusion_probability`` column."""
+    annotations = study.annotations
+    if annotations is None or "inclusion_probability" not in annotations:
+        return None
+    recorded = annotations.dropna(subset=["inclusion_probability"]).groupby("item_id")["inclusion_probability"].max()
+    return recorded.reindex(study.responses["item_id"]).to_numpy(dtype=float)
 
 
 def for_outcome(data: StudyArrays, view: OutcomeView) -> StudyArrays:

@@ -483,3 +483,75 @@ def plan_unit_labels(
         return plan(total, False, f"not reachable: labelling every prompt gives about {curve_halfwidth[-1]:.4f}")
     final = int(grid[np.argmax(curve_halfwidth <= target_halfwidth)])
     return plan(final, True, "")
+
+
+def active_inclusion_probabilities(
+    uncertainty: ArrayLike, expected_count: float, *, uniform_share: float = 0.5
+) -> NDArray:
+    """Inclusion probabilities proportional to a mix of uniform and judge uncertainty, summing to ``expected_count``.
+
+    Parameters
+    ----------
+    uncertainty : array-like of shape (n,)
+        Non-negative score per candidate (e.g. judges' disagreement, or
+        ``1 - 2|p_unsafe - 0.5|``): where the judge is likely wrong.
+    expected_count : float
+        Wanted expected number drawn, in [0, n].
+    uniform_share : float in (0, 1], default=0.5
+        Share of the uniform part: every probability is at least
+        ``uniform_share * expected_count / n`` (a floor, so every inverse
+        weight stays bounded and the estimator unbiased).
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        Probabilities in (0, 1] (0 only when ``expected_count`` is 0),
+        :math:`\\pi_i = \\min(1, c\\,[s/n + (1-s) u_i/\\sum u])` with c
+        raised until :math:`\\sum \\pi = ` ``expected_count`` (those capped at
+        1 give their excess to the others).
+
+    References
+    ----------
+    .. [1] Zrnic, T., & Candès, E. J. (2024). Active statistical inference.
+       ICML 2024, arXiv:2403.03208, sec. 3 (sampling by uncertainty, mixed
+       with uniform).
+
+    Examples
+    --------
+    >>> active_inclusion_probabilities([0, 0, 1, 1], 2).round(3).tolist()
+    [0.25, 0.25, 0.75, 0.75]
+    """
+    scores = np.asarray(uncertainty, dtype=float)
+    if scores.ndim != 1 or not np.isfinite(scores).all() or (scores < 0).any():
+        raise ValueError("The 'uncertainty' parameter must be 1-d, finite and non-negative.")
+    if not (np.isfinite(expected_count) and 0 <= expected_count <= len(scores)):
+        raise ValueError(f"The 'expected_count' parameter must be in [0, {len(scores)}]. Got {expected_count!r} instead.")
+    if not 0 < uniform_share <= 1:
+        raise ValueError(f"The 'uniform_share' parameter must be in (0, 1]. Got {uniform_share!r} instead.")
+    if expected_count == 0:
+        return np.zeros(len(scores))
+    shape = uniform_share / len(scores) + (1 - uniform_share) * (
+        scores / scores.sum() if scores.sum() > 0 else np.full(len(scores), 1 / len(scores)))
+    low, high = 0.0, expected_count / shape.min()  # at c = high every probability is 1
+    for _ in range(100):
+        middle = (low + high) / 2
+        if np.minimum(1.0, middle * shape).sum() < expected_count:
+            low = middle
+        else:
+            high = middle
+    return np.minimum(1.0, high * shape)
+
+
+def poisson_draw(probabilities: ArrayLike, *, rng: np.random.Generator | int | None = None) -> NDArray[np.bool_]:
+    """Each candidate drawn independently with its probability (Poisson sampling): the design the IPW estimator of
+    :func:`judgekit.stats.ppi.ppi_clustered` (``inclusion``) assumes.
+
+    Examples
+    --------
+    >>> poisson_draw([1.0, 0.0, 1.0], rng=0).tolist()
+    [True, False, True]
+    """
+    values = np.asarray(probabilities, dtype=float)
+    if values.ndim != 1 or not np.all((values >= 0) & (values <= 1)):
+        raise ValueError("The 'probabilities' parameter must be 1-d with values in [0, 1].")
+    return np.random.default_rng(rng).random(len(values)) < values

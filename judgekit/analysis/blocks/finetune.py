@@ -23,7 +23,14 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   effect, like the paired one, uses only prompts both models answered (fewer
   than 10: no estimate, the warning says why); one PPI++ weight per model,
   variance summed within clusters, so prompts labelled for both models pair
-  their residuals; the method says how many were;
+  their residuals; the method says how many were; when the annotations record
+  inclusion probabilities (``plan-labels --strategy active``) the labels are
+  inverse-probability weighted (active inference) and the method says so —
+  a labelled item without a recorded probability then counts as labelled
+  with certainty (probability 1): right for labels that were there before
+  the active draw (which draws only among prompts not yet labelled), so add
+  later labels only through a plan; labels with no recorded probability at
+  all keep the unweighted estimator and its non-random-labels warning;
 * ``judge_error_shift`` — per judge, its sensitivity and specificity on each
   model's labelled items (in the method) and base minus fine-tune
   (``subset_value`` names the measure), cluster-robust interval; when one
@@ -423,9 +430,11 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
                            warning=f"fewer than {MIN_LABELLED} human-labelled items of {model}: no corrected rate")
                 estimable = False
                 continue
-            result = ppi_clustered(data.reference[items], verdicts[items], clusters[items], level=level)
+            inclusion, weighted = _recorded_inclusion(data, items)
+            result = ppi_clustered(data.reference[items], verdicts[items], clusters[items], level=level,
+                                   inclusion=inclusion)
             _ppi_row(writer, "harmful_rate_corrected", judge_id, model_group, result, int((mask & in_model).sum()),
-                     design=_design_warning(data, judge_id, items))
+                     design="" if inclusion is not None else _design_warning(data, judge_id, items), weighted=weighted)
         if not estimable:
             continue
         if n_matched < MIN_MATCHED_PROMPTS:
@@ -442,12 +451,30 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
                        warning=f"fewer than {MIN_LABELLED} human-labelled items of a model on the prompts both "
                                "models answered: no corrected effect")
             continue
+        inclusion, weighted = _recorded_inclusion(data, items)
         effect = ppi_clustered(data.reference[items], verdicts[items], clusters[items], treated=treated[items],
-                               level=level)
+                               level=level, inclusion=inclusion)
         _ppi_row(writer, "finetune_effect_corrected", judge_id, group, effect, int(matched.sum()),
-                 paired=_labelled_pairs(labelled, treated, keys),
-                 design="; ".join(filter(None, (_design_warning(data, judge_id, items & arm)
-                                                for arm in (treated, control)))))
+                 paired=_labelled_pairs(labelled, treated, keys), weighted=weighted,
+                 design="" if inclusion is not None else "; ".join(filter(None, (
+                     _design_warning(data, judge_id, items & arm) for arm in (treated, control)))))
+
+
+def _recorded_inclusion(data: StudyArrays, items: NDArray) -> tuple[NDArray | None, str]:
+    """(inclusion probabilities of ``items`` for :func:`ppi_clustered`, what the method says): None and "" when no
+    labelled item of ``items`` has one recorded; else labelled items without one count as certain (1), as do the
+    unlabelled items (their probability does not enter the estimate)."""
+    if data.inclusion is None:
+        return None, ""
+    labelled = ~np.isnan(data.reference[items])
+    recorded = data.inclusion[items]
+    with_probability = labelled & ~np.isnan(recorded)
+    if not with_probability.any():
+        return None, ""
+    without = int((labelled & np.isnan(recorded)).sum())
+    note = (f"{int(with_probability.sum())} labels weighted by their recorded inclusion probabilities"
+            + (f", {without} without one counted as labelled with certainty (probability 1)" if without else ""))
+    return np.where(with_probability, recorded, 1.0), note
 
 
 def _labelled_pairs(labelled: NDArray, treated: NDArray, keys: NDArray) -> str:
@@ -475,12 +502,12 @@ def _ppi_warning(result: ClusteredPPIEstimate, design: str) -> str:
 
 
 def _ppi_row(writer: RowWriter, name: str, judge_id: str, group: Subset, result: ClusteredPPIEstimate,
-             n_in_subset: int, *, paired: str = "", design: str = "") -> None:
+             n_in_subset: int, *, paired: str = "", design: str = "", weighted: str = "") -> None:
     n_items = result.n_labelled + result.n_unlabelled
     writer.add(name, judge_id, HUMAN_MAJORITY, group, result.estimate, result.ci_low, result.ci_high,
                n_items=n_items, n_in_subset=max(n_in_subset, n_items), warning=_ppi_warning(result, design),
                method=f"{result.method}; {result.n_labelled} labelled, {result.n_unlabelled} judge-only items"
-                      + (f"; {paired}" if paired else ""),
+                      + (f"; {weighted}" if weighted else "") + (f"; {paired}" if paired else ""),
                interval="ppi")
 
 
