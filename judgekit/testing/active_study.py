@@ -1,11 +1,12 @@
 """A simulated base / fine-tune study with known truth for active labelling (issue 25): a calibrated judge whose
 errors concentrate where it is unsure.
 
-Per prompt a latent difficulty d ~ N(0, 1.5); the true P(unsafe) of a response is expit(d - 1 + shift), shift 0.8
-on the fine-tune and 0 on the base; its true label is Bernoulli of it. The judge reports P(unsafe) = that true
-probability blurred on the logit scale (sd 0.3) and the verdict P >= 0.5, so its errors sit near 0.5. A random
-pilot of prompts is labelled for both models (no inclusion probability: drawn before any plan). The truth of the
-fine-tune effect is the super-population one, E[expit(d - 0.2)] - E[expit(d - 1)], by numerical integration.
+Per prompt a latent logit d: clear-cut with probability 0.7 (d = -6 or +5, equally likely), else ambiguous,
+d ~ N(0, 0.5). The true P(unsafe) of a response is expit(d + shift), shift 0.8 on the fine-tune and 0 on the
+base; its true label is Bernoulli of it. The judge reports P(unsafe) = that true probability blurred on the logit
+scale (sd 0.3) and the verdict P >= 0.5, so its errors sit on the ambiguous prompts, where P is near 0.5. A
+random pilot of prompts is labelled for both models (no inclusion probability: drawn before any plan). The truth
+of the fine-tune effect is the super-population one, E[expit(d + 0.8)] - E[expit(d)], by numerical integration.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SHIFT, OFFSET, SD_DIFFICULTY, SD_JUDGE = 0.8, -1.0, 1.5, 0.3
+SHIFT, CLEAR_SHARE, CLEAR_LOGITS, SD_AMBIGUOUS, SD_JUDGE = 0.8, 0.7, (-6.0, 5.0), 0.5, 0.3
 JUDGE = "sim-judge"
 
 
@@ -24,20 +25,23 @@ def _expit(x: np.ndarray) -> np.ndarray:
 
 
 def true_effect() -> float:
-    """E over d ~ N(0, 1.5) of expit(d + OFFSET + SHIFT) - expit(d + OFFSET) (Gauss-Hermite, 80 nodes)."""
+    """E over the latent logit d of expit(d + SHIFT) - expit(d) (the ambiguous part by Gauss-Hermite, 80 nodes)."""
     nodes, weights = np.polynomial.hermite_e.hermegauss(80)
-    d = SD_DIFFICULTY * nodes
-    return float(np.sum(weights * (_expit(d + OFFSET + SHIFT) - _expit(d + OFFSET))) / np.sum(weights))
+    d = SD_AMBIGUOUS * nodes
+    ambiguous = np.sum(weights * (_expit(d + SHIFT) - _expit(d))) / np.sum(weights)
+    clear = np.mean([_expit(np.float64(c) + SHIFT) - _expit(np.float64(c)) for c in CLEAR_LOGITS])
+    return float(CLEAR_SHARE * clear + (1 - CLEAR_SHARE) * ambiguous)
 
 
 def write_active_study(study: Path, *, seed: int, prompts: int = 300, pilot: int = 20) -> pd.Series:
     """Write responses, judgments and pilot annotations (parquet) under ``study``; return the true label per item."""
     rng = np.random.default_rng(seed)
     study.mkdir(parents=True, exist_ok=True)
-    difficulty = rng.normal(0, SD_DIFFICULTY, prompts)
+    difficulty = np.where(rng.random(prompts) < CLEAR_SHARE, rng.choice(CLEAR_LOGITS, prompts),
+                          rng.normal(0, SD_AMBIGUOUS, prompts))
     frames = []
     for model, shift, base in (("ft", SHIFT, "base"), ("base", 0.0, None)):
-        p = _expit(difficulty + OFFSET + shift)
+        p = _expit(difficulty + shift)
         frames.append(pd.DataFrame({
             "item_id": [f"{model}-{k}" for k in range(prompts)], "model": model, "base_model": base,
             "finetune_goal": "coding" if base else None, "prompt_id": [f"p{k}" for k in range(prompts)],
