@@ -1,0 +1,88 @@
+"""plan-labels --strategy active -> labels -> import-labels -> the inverse-probability-weighted corrected effect
+(issue 25, build item 3). The coverage run is analyses/active_labels_coverage.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from judgekit import cli
+from judgekit.analysis import StatsSettings, compute_stats
+from judgekit.stats.labelplan import active_inclusion_probabilities, poisson_draw
+from judgekit.errors import InputError
+from judgekit.labelling import import_labels_step
+from judgekit.study import load_study, validate_path
+from judgekit.testing.active_study import true_effect, write_active_study
+
+ONLY = ("finetune_effect_corrected", "harmful_rate_corrected")
+
+
+def _corrected(study: Path) -> pd.DataFrame:
+    stats, _ = compute_stats(load_study(study), StatsSettings(n_boot=20, seed=0), version="t", only=ONLY)
+    return stats.set_index("statistic")
+
+
+def test_active_probabilities_mix_uniform_and_uncertainty_sum_to_the_count_and_stay_positive():
+    u = np.array([0.0, 0.0, 0.0, 1.0, 3.0, 0.0])
+    pi = active_inclusion_probabilities(u, 3, uniform_share=0.5)
+    assert pi.sum() == pytest.approx(3) and (pi > 0).all() and (pi <= 1).all()
+    # by hand: shape 0.5/6 + 0.5 u/4 = [1/12]*3 + [1/12 + 1/8, 1/12 + 3/8] + [1/12]; the last prompt capped at 1,
+    # the rest scaled to the remaining 2: c * (4/12 + 5/24) = 2 -> c = 48/13
+    assert pi[4] == 1.0 and pi[0] == pytest.approx(48 / 13 / 12) and pi[3] == pytest.approx(48 / 13 * 5 / 24)
+    assert np.allclose(active_inclusion_probabilities(np.zeros(4), 2), 0.5)  # no uncertainty: uniform
+    drawn = np.mean([poisson_draw(pi, rng=s).sum() for s in range(2000)])
+    assert drawn == pytest.approx(3, abs=0.1)
+
+
+def test_active_plan_import_and_weighted_effect_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture):
+    study, requests = tmp_path / "study", tmp_path / "requests.csv"
+    truth = write_active_study(study, seed=4)
+    before = _corrected(study).loc["finetune_effect_corrected"]
+    assert "labels not drawn at random" not in before["warning"]  # the pilot was random
+    assert cli.main(["plan-labels", str(study), "--target-halfwidth", "0.01", "--budget", "60", "--strategy",
+                     "active", "--seed", "4", "--out", str(requests)]) == 0
+    assert "inclusion_probability" in capsys.readouterr().out
+    filled = pd.read_csv(requests)
+    pi = filled["inclusion_probability"]
+    assert ((pi > 0) & (pi <= 1)).all() and pi.nunique() > 5  # not uniform: drawn by uncertainty
+    # both models' responses of a chosen prompt, one probability per prompt
+    assert filled.groupby(filled["item_id"].str.split("-").str[1])["inclusion_probability"].nunique().max() == 1
+    filled["label"] = truth.reindex(filled["item_id"]).to_numpy()
+    filled.to_csv(requests, index=False)
+    assert cli.main(["data", "import-labels", str(study), str(requests), "--annotator", "sim"]) == 0
+    stored = load_study(study).annotations
+    assert stored["inclusion_probability"].notna().sum() == len(filled)
+    assert stored.loc[stored["annotator_id"] == "pilot", "inclusion_probability"].isna().all()
+    after = _corrected(study)
+    effect = after.loc["finetune_effect_corrected"]
+    assert "inverse-probability weighted" in effect["method"]
+    assert f"{len(filled)} labels weighted by their recorded inclusion probabilities, 40 without one counted as " \
+           "labelled with certainty" in effect["method"]
+    assert "labels not drawn at random" not in effect["warning"]
+    assert effect["ci_low"] <= true_effect() <= effect["ci_high"]
+    # the probabilities dropped: the unweighted estimator (and its non-random-labels check) again
+    annotations = next(study.glob("annotations.*"))
+    pd.read_parquet(annotations).drop(columns="inclusion_probability").to_parquet(annotations, index=False)
+    unweighted = _corrected(study).loc["finetune_effect_corrected"]
+    assert "inverse-probability" not in unweighted["method"] and "pseudo-labels" in unweighted["method"]
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.2"])
+def test_import_and_validate_reject_an_inclusion_probability_outside_0_1(tmp_path: Path, value: str):
+    study = tmp_path / "study"
+    write_active_study(study, seed=0, prompts=30, pilot=5)
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"item_id,annotator_id,label,inclusion_probability\nft-1,a,safe,0.5\nft-2,a,safe,{value}\n")
+    with pytest.raises(InputError) as caught:
+        import_labels_step(study, labels)
+    message = str(caught.value)
+    assert "labels.csv" in message and "row 2" in message and "inclusion_probability" in message, message
+    annotations = pd.read_parquet(study / "annotations.parquet")
+    annotations["inclusion_probability"] = float(value)
+    annotations.to_parquet(study / "annotations.parquet", index=False)
+    with pytest.raises(InputError) as caught:
+        validate_path(study)
+    assert "annotations" in str(caught.value) and "inclusion_probability" in str(caught.value), str(caught.value)
