@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from judgekit.analysis.inputs import effect_clusters, judge_codes, prompt_keys, study_arrays
+from judgekit.analysis.inputs import effect_clusters, judge_codes, prompt_keys, recorded_inclusion, study_arrays
 from judgekit.capability.tables import finetune_pairs, model_lineage, read_models
 from judgekit.errors import InputError
 from judgekit.io import read_table, write_table
@@ -67,9 +67,11 @@ def _incoherent(study: Study) -> np.ndarray:
 
 def comparison_plan(reference: np.ndarray, verdict: np.ndarray, keys: np.ndarray, clusters: np.ndarray,
                     treated: np.ndarray, control: np.ndarray, *, target_halfwidth: float, level: float = 0.95,
-                    budget: int | None = None) -> tuple[np.ndarray, UnitPlan] | None:
+                    budget: int | None = None, inclusion: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, UnitPlan] | None:
     """The items of a fine-tune comparison's corrected effect (judged responses of both models to the prompts both
-    answered, as ``stats`` takes them) and its plan in prompts; None when fewer than 2 prompts are shared."""
+    answered, as ``stats`` takes them) and its plan in prompts; None when fewer than 2 prompts are shared.
+    ``inclusion``: per item its recorded inclusion probability (NaN none), weighted as ``stats`` weighs it."""
     in_pair = treated | control
     answered = pd.DataFrame({"key": keys[in_pair], "treated": treated[in_pair]}).groupby("key")["treated"].nunique()
     shared = pd.Series(keys).isin(answered.index[answered == 2]).to_numpy()
@@ -77,7 +79,8 @@ def comparison_plan(reference: np.ndarray, verdict: np.ndarray, keys: np.ndarray
     if len(np.unique(keys[items])) < 2:
         return None
     plan = plan_unit_labels(reference[items], verdict[items], keys[items], clusters[items],
-                            treated=treated[items], target_halfwidth=target_halfwidth, level=level, budget=budget)
+                            treated=treated[items], target_halfwidth=target_halfwidth, level=level, budget=budget,
+                            inclusion=recorded_inclusion(inclusion, reference, items)[0])
     return items, plan
 
 
@@ -119,7 +122,7 @@ def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = N
             scope = view.items & data.policy_mask
             planned = comparison_plan(view.reference, view.judges[judge].to_numpy(dtype=float), keys, clusters,
                                       treated & scope, control & scope, target_halfwidth=target_halfwidth,
-                                      budget=budget)
+                                      budget=budget, inclusion=data.inclusion)
             if planned is None:
                 lines.append(f"{name}: fewer than 2 prompts answered by both models; nothing to plan")
                 continue

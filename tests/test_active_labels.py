@@ -86,3 +86,22 @@ def test_import_and_validate_reject_an_inclusion_probability_outside_0_1(tmp_pat
     with pytest.raises(InputError) as caught:
         validate_path(study)
     assert "annotations" in str(caught.value) and "inclusion_probability" in str(caught.value), str(caught.value)
+
+
+def test_after_an_active_round_plan_labels_states_the_weighted_rows_halfwidth(tmp_path: Path):
+    import re
+
+    from judgekit.labelling import plan_labels, plan_labels_step
+
+    study, requests = tmp_path / "study", tmp_path / "requests.csv"
+    truth = write_active_study(study, seed=2)
+    plan_labels_step(study, requests, target_halfwidth=0.01, budget=60, seed=2, strategy="active")
+    filled = pd.read_csv(requests)
+    filled["label"], filled["annotator_id"] = truth.reindex(filled["item_id"]).to_numpy(), "sim"
+    filled.to_csv(requests, index=False)
+    import_labels_step(study, requests)
+    row = _corrected(study).loc["finetune_effect_corrected"]
+    assert "inverse-probability weighted" in row["method"]
+    _, lines = plan_labels(load_study(study), target_halfwidth=0.01, budget=10)
+    stated = float(re.search(r"half-width now ([0-9.]+)", lines[0]).group(1))
+    assert stated == pytest.approx((row["ci_high"] - row["ci_low"]) / 2, abs=5e-5), (lines[0], row)

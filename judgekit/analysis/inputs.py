@@ -240,6 +240,24 @@ def study_arrays(study: Study, policy: str) -> StudyArrays:
                        inclusion_probabilities(study))
 
 
+def recorded_inclusion(inclusion: NDArray | None, reference: NDArray, items: NDArray) -> tuple[NDArray | None, str]:
+    """(inclusion probabilities of ``items`` for :func:`judgekit.stats.ppi.ppi_clustered`, what the method says):
+    None and "" when no labelled item of ``items`` has one recorded; else labelled items without one count as
+    labelled with certainty (1) — right for labels there before the active draw, which draws only among prompts
+    not yet labelled — as do the unlabelled items (their probability does not enter the estimate)."""
+    if inclusion is None:
+        return None, ""
+    labelled = ~np.isnan(reference[items])
+    recorded = inclusion[items]
+    with_probability = labelled & ~np.isnan(recorded)
+    if not with_probability.any():
+        return None, ""
+    without = int((labelled & np.isnan(recorded)).sum())
+    note = (f"{int(with_probability.sum())} labels weighted by their recorded inclusion probabilities"
+            + (f", {without} without one counted as labelled with certainty (probability 1)" if without else ""))
+    return np.where(with_probability, recorded, 1.0), note
+
+
 def inclusion_probabilities(study: Study) -> NDArray | None:
     """Per item (responses' order) its recorded inclusion probability (the largest of its annotators' rows), NaN where
     none; None when the annotations carry no ``inclusion_probability`` column."""

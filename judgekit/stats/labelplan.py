@@ -385,6 +385,7 @@ def plan_unit_labels(
     budget: int | None = None,
     prior_residual: float = MAX_BINARY_VARIANCE,
     few_units: int = 30,
+    inclusion: ArrayLike | None = None,
 ) -> UnitPlan:
     """Fewest extra labelled units (prompts: both models' responses) for the PPI++ interval to reach a half-width.
 
@@ -407,6 +408,10 @@ def plan_unit_labels(
     few_units : int, default=30
         A plan below this many labelled units warns: the normal interval can
         under-cover.
+    inclusion : array-like of shape (n,), optional
+        Recorded inclusion probabilities, as for ``ppi_clustered``: the
+        current half-width is then the weighted estimator's (the curve is
+        scaled through it; further labels are planned as a random draw).
 
     Returns
     -------
@@ -449,7 +454,8 @@ def plan_unit_labels(
     z = NormalDist().inv_cdf(1 - (1 - level) / 2)
     halfwidth_now, scale = float("inf"), 1.0
     try:
-        current = ppi_clustered(labels, predictions, np.asarray(clusters), treated=treated, level=level)
+        current = ppi_clustered(labels, predictions, np.asarray(clusters), treated=treated, level=level,
+                                inclusion=inclusion)
         halfwidth_now = (current.ci_high - current.ci_low) / 2
     except ValueError:  # fewer than 2 labelled items in an arm: no interval yet
         pass

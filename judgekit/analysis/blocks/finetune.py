@@ -78,7 +78,7 @@ from numpy.typing import NDArray
 
 from judgekit.analysis.blocks.conclusions import benchmark_scopes
 from judgekit.analysis.blocks.rates import raters
-from judgekit.analysis.inputs import StudyArrays, effect_clusters, prompt_keys
+from judgekit.analysis.inputs import StudyArrays, effect_clusters, prompt_keys, recorded_inclusion
 from judgekit.analysis.outcomes import OutcomeView
 from judgekit.analysis.rows import RowWriter, row_generator
 from judgekit.analysis.subsets import Subset
@@ -430,7 +430,7 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
                            warning=f"fewer than {MIN_LABELLED} human-labelled items of {model}: no corrected rate")
                 estimable = False
                 continue
-            inclusion, weighted = _recorded_inclusion(data, items)
+            inclusion, weighted = recorded_inclusion(data.inclusion, data.reference, items)
             result = ppi_clustered(data.reference[items], verdicts[items], clusters[items], level=level,
                                    inclusion=inclusion)
             _ppi_row(writer, "harmful_rate_corrected", judge_id, model_group, result, int((mask & in_model).sum()),
@@ -451,7 +451,7 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
                        warning=f"fewer than {MIN_LABELLED} human-labelled items of a model on the prompts both "
                                "models answered: no corrected effect")
             continue
-        inclusion, weighted = _recorded_inclusion(data, items)
+        inclusion, weighted = recorded_inclusion(data.inclusion, data.reference, items)
         effect = ppi_clustered(data.reference[items], verdicts[items], clusters[items], treated=treated[items],
                                level=level, inclusion=inclusion)
         _ppi_row(writer, "finetune_effect_corrected", judge_id, group, effect, int(matched.sum()),
@@ -459,22 +459,6 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
                  design="" if inclusion is not None else "; ".join(filter(None, (
                      _design_warning(data, judge_id, items & arm) for arm in (treated, control)))))
 
-
-def _recorded_inclusion(data: StudyArrays, items: NDArray) -> tuple[NDArray | None, str]:
-    """(inclusion probabilities of ``items`` for :func:`ppi_clustered`, what the method says): None and "" when no
-    labelled item of ``items`` has one recorded; else labelled items without one count as certain (1), as do the
-    unlabelled items (their probability does not enter the estimate)."""
-    if data.inclusion is None:
-        return None, ""
-    labelled = ~np.isnan(data.reference[items])
-    recorded = data.inclusion[items]
-    with_probability = labelled & ~np.isnan(recorded)
-    if not with_probability.any():
-        return None, ""
-    without = int((labelled & np.isnan(recorded)).sum())
-    note = (f"{int(with_probability.sum())} labels weighted by their recorded inclusion probabilities"
-            + (f", {without} without one counted as labelled with certainty (probability 1)" if without else ""))
-    return np.where(with_probability, recorded, 1.0), note
 
 
 def _labelled_pairs(labelled: NDArray, treated: NDArray, keys: NDArray) -> str:
@@ -527,7 +511,8 @@ def _label_plan_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: 
     clusters = effect_clusters(data.responses, keys)
     for judge_id in data.judges.columns:
         planned = comparison_plan(data.reference, data.judges[judge_id].to_numpy(), keys, clusters, mask & treated,
-                                  mask & control, target_halfwidth=LABEL_PLAN_HALFWIDTH, level=writer.settings.level)
+                                  mask & control, target_halfwidth=LABEL_PLAN_HALFWIDTH, level=writer.settings.level,
+                                  inclusion=data.inclusion)
         if planned is None:
             continue
         items, plan = planned
