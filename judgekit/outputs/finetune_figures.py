@@ -7,7 +7,8 @@ finetune_effect_forest         finetune_effect_paired (per judge x benchmark)
 conclusion_flip_matrix         finetune_effect_paired: estimate, and sign x
                                significance of the same row's interval
 specification_curve            finetune_effect_cell (judge x benchmark x
-                               incoherence policy; humans as reference)
+                               incoherence policy x threshold; humans as
+                               reference)
 safety_capability_plane        capability (goal task), harmful_rate_corrected
                                (else the humans' harmful_rate) per outcome
                                (harmful compliance, over-refusal), capability_gain
@@ -172,22 +173,34 @@ def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
     return fig
 
 
-SPEC_FACTORS = (("judge_id", "judge"), ("benchmark", "benchmark"), ("subset_value", "incoherent"))
+SPEC_FACTORS = (("judge_id", "judge"), ("benchmark", "benchmark"), ("subset_value", "incoherent"),
+                ("threshold", "threshold"))
+
+
+def _level_order(level: str) -> tuple[int, float | str]:
+    """Numbers (thresholds) in numeric order, before any text."""
+    try:
+        return 0, float(level)
+    except ValueError:
+        return 1, level
 
 
 def specification_curve(data: FigureInputs) -> plt.Figure | None:
-    """Every judge x benchmark x incoherence-policy cell of each comparison, sorted by effect, with its interval and
-    the humans' effect in the same benchmark and policy beside it; an indicator panel shows each cell's choices."""
+    """Every judge x benchmark x incoherence-policy (x threshold, for judges cut from a graded score) cell of each
+    comparison, sorted by effect, with its interval and the humans' effect in the same benchmark and policy beside it;
+    an indicator panel shows each cell's choices."""
     rows = data.stats[data.stats["statistic"] == "finetune_effect_cell"].copy()
     if rows.empty:
         return None
     rows["comparison"] = panel_key(rows)
     rows["benchmark"] = rows["benchmark"].fillna("all")
+    # a judge cut from a graded score has one cell per threshold (``|threshold=T`` in the subset); others have none
+    rows["threshold"] = rows["subset"].str.extract(r"\|threshold=([^|]+)", expand=False)
     comparisons = sorted(rows["comparison"].unique())
     names = sign_names(outcome_of(rows))
     judges_all = rows.loc[rows["judge_id"] != HUMAN_MAJORITY, "judge_id"]
-    levels = {factor: sorted(judges_all.unique()) if factor == "judge_id" else sorted(rows[factor].unique())
-              for factor, _ in SPEC_FACTORS}
+    levels = {factor: sorted(judges_all.unique()) if factor == "judge_id" else
+              sorted(rows[factor].dropna().unique(), key=_level_order) for factor, _ in SPEC_FACTORS}
     n_indicators = sum(len(v) for v in levels.values())
     with plt.rc_context(PAPER_STYLE):
         fig, axes = plt.subplots(2 * len(comparisons), 1, figsize=(DOUBLE_COLUMN_IN, len(comparisons) * (1.9 + 0.1 * n_indicators)),
@@ -225,7 +238,7 @@ def specification_curve(data: FigureInputs) -> plt.Figure | None:
                 curve.legend(loc="upper left", fontsize=5.5, frameon=False, ncol=2)
             ticks, tick_labels, y = [], [], 0
             for factor, name in SPEC_FACTORS:
-                for level in levels[factor]:
+                for level in levels[factor]:  # threshold: judges cut from a score; binary verdicts have no square
                     used = (cells[factor] == level).to_numpy()
                     indicator.plot(x[used], np.full(used.sum(), y), "s", color="0.2", markersize=2.2)
                     indicator.plot(x[~used], np.full((~used).sum(), y), "s", color="0.88", markersize=2.2)
@@ -237,7 +250,9 @@ def specification_curve(data: FigureInputs) -> plt.Figure | None:
             indicator.set_xlim(curve.get_xlim())
             indicator.set_xticks([])
             indicator.spines[["left", "bottom"]].set_visible(False)
-        fig.suptitle("Specification curve: the effect under every judge × benchmark × incoherence policy, sorted\n"
+        thresholds = " × threshold" if levels["threshold"] else ""
+        fig.suptitle(f"Specification curve: the effect under every judge × benchmark × incoherence policy{thresholds}, "
+                     "sorted\n"
                      f"(dark squares: the choices of each cell; {interval_note(rows)})", fontsize=7.5)
     return fig
 
