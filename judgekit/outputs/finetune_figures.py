@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from judgekit.analysis.outcomes import DEFAULT_OUTCOME, OUTCOMES
+from judgekit.analysis.blocks.finetune import NATIVE_VERDICT
 from judgekit.outputs.report_finetune import comparison_of, interval_note, outcome_of
 from judgekit.outputs.style import DOUBLE_COLUMN_IN, OKABE_ITO, PAPER_STYLE, FigureInputs, interval_errors
 from judgekit.schema import HUMAN_MAJORITY
@@ -194,8 +195,11 @@ def specification_curve(data: FigureInputs) -> plt.Figure | None:
         return None
     rows["comparison"] = panel_key(rows)
     rows["benchmark"] = rows["benchmark"].fillna("all")
-    # a judge cut from a graded score has one cell per threshold (``|threshold=T`` in the subset); others have none
+    # a judge cut from a graded score has one cell per threshold (``|threshold=T`` in the subset); when a study has
+    # such judges, the other judges' cells read "binary verdict" on that axis
     rows["threshold"] = rows["subset"].str.extract(r"\|threshold=([^|]+)", expand=False)
+    if rows["threshold"].notna().any():
+        rows.loc[rows["threshold"].isna() & (rows["judge_id"] != HUMAN_MAJORITY), "threshold"] = NATIVE_VERDICT
     comparisons = sorted(rows["comparison"].unique())
     names = sign_names(outcome_of(rows))
     judges_all = rows.loc[rows["judge_id"] != HUMAN_MAJORITY, "judge_id"]
@@ -238,7 +242,7 @@ def specification_curve(data: FigureInputs) -> plt.Figure | None:
                 curve.legend(loc="upper left", fontsize=5.5, frameon=False, ncol=2)
             ticks, tick_labels, y = [], [], 0
             for factor, name in SPEC_FACTORS:
-                for level in levels[factor]:  # threshold: judges cut from a score; binary verdicts have no square
+                for level in levels[factor]:
                     used = (cells[factor] == level).to_numpy()
                     indicator.plot(x[used], np.full(used.sum(), y), "s", color="0.2", markersize=2.2)
                     indicator.plot(x[~used], np.full((~used).sum(), y), "s", color="0.88", markersize=2.2)
