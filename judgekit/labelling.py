@@ -1,15 +1,18 @@
 """Human labels for the judge-corrected fine-tune effect: plan which to collect, and bring them back.
 
-``plan-labels`` measures, per model, how far a judge's verdicts stray from the
-human labels collected so far (or, for a model with few labels, the judge's
-disagreement with humans on coherent and incoherent responses, mixed by that
-model's share of incoherent responses), plans the fewest extra labels for the
-corrected fine-tune effect's interval to reach a target half-width
-(:func:`judgekit.stats.labelplan.plan_additional_labels`), and picks the items
-spread proportionally over strata — judges disagree or agree, incoherent or
-coherent — so the labelled set stays a representative sample
-(:func:`judgekit.stats.labelplan.stratified_selection`). The file it writes is
-ready for an annotation tool: fill ``label`` (and ``annotator_id``).
+``plan-labels`` plans, per fine-tune comparison whose two models have
+responses, on exactly the estimator ``stats`` reports for the corrected
+effect (:func:`judgekit.stats.ppi.ppi_clustered` on the judged responses to
+the prompts both models answered): its current half-width is the stats row's,
+and its curve re-tunes the PPI++ weights at each number of labelled prompts
+(:func:`judgekit.stats.labelplan.plan_unit_labels`), so it falls
+monotonically. The unit is the prompt: both models' responses (every sample)
+to a chosen prompt are labelled, so their residuals pair. A target already
+met asks for 0 labels. Prompts are drawn at random within strata — judges
+disagree or agree, incoherent or coherent — so each has the same inclusion
+probability (:func:`judgekit.stats.labelplan.stratified_selection`). The
+file it writes is ready for an annotation tool: fill ``label`` (and
+``annotator_id``).
 
 ``import-labels`` appends such a file to ``annotations``: validated row by
 row, annotator ids kept, never overwriting a label already there.
@@ -17,39 +20,21 @@ row, annotator ids kept, never overwriting a label already there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from judgekit.analysis.inputs import human_reference, judge_codes
+from judgekit.analysis.inputs import effect_clusters, judge_codes, prompt_keys, study_arrays
 from judgekit.capability.tables import finetune_pairs, model_lineage, read_models
 from judgekit.errors import InputError
 from judgekit.io import read_table, write_table
 from judgekit.locking import study_lock
 from judgekit.schema import SCHEMAS, Column, TableSchema
-from judgekit.stats.labelplan import (
-    MAX_BINARY_VARIANCE,
-    plan_additional_labels,
-    residual_variance_from_disagreement,
-    stratified_selection,
-    variance_components,
-)
+from judgekit.stats.labelplan import UnitPlan, plan_unit_labels, stratified_selection
 from judgekit.study import Study, existing_study_dir, load_study, table_path
 
-# Below this many labelled items a model's residual variance is taken from the judge's measured disagreement.
-MIN_LABELS_FOR_VARIANCE = 30
 REQUEST_COLUMNS = ["item_id", "model", "stratum", "prompt", "response", "annotator_id", "label"]
-
-
-@dataclass(frozen=True)
-class ModelPlan:
-    model: str
-    n_items: int
-    n_labelled: int
-    additional: int
-    variance_source: str
 
 
 def _judge_verdicts(study: Study, judge: str | None) -> tuple[str, np.ndarray, pd.DataFrame]:
@@ -72,98 +57,120 @@ def _incoherent(study: Study) -> np.ndarray:
     return combined.reindex(study.responses["item_id"]).fillna(False).to_numpy(dtype=bool)
 
 
-def disagreement_rates(reference: np.ndarray, verdict: np.ndarray, incoherent: np.ndarray) -> tuple[float, float]:
-    """The judge's disagreement with humans on coherent and on incoherent labelled items (0.25 where none)."""
-    both = ~np.isnan(reference) & ~np.isnan(verdict)
-    rates = []
-    for mask in (~incoherent, incoherent):
-        rated = both & mask
-        rates.append(float(np.mean(reference[rated] != verdict[rated])) if rated.any() else MAX_BINARY_VARIANCE)
-    return rates[0], rates[1]
-
-
-def model_variance_components(reference, verdict, incoherent, mask, rates) -> tuple[float, float, int, int, str]:
-    """(residual variance, prediction variance, labelled, items, source) of one model's PPI++ rate."""
-    usable = mask & ~np.isnan(verdict)
-    labelled = usable & ~np.isnan(reference)
-    n_labelled, n_items = int(labelled.sum()), int(usable.sum())
-    unlabelled = verdict[usable & np.isnan(reference)]
-    if n_labelled >= MIN_LABELS_FOR_VARIANCE:
-        parts = variance_components(reference[labelled], verdict[labelled], unlabelled)
-        return parts.residual, parts.prediction, n_labelled, n_items, f"measured on {n_labelled} labels"
-    share = float(incoherent[usable].mean()) if n_items else 0.0
-    residual = residual_variance_from_disagreement(rates[0], rates[1], share)
-    prediction = float(np.var(unlabelled)) if len(unlabelled) else 0.0
-    return residual, prediction, n_labelled, n_items, "judge's disagreement with humans (few labels)"
+def comparison_plan(reference: np.ndarray, verdict: np.ndarray, keys: np.ndarray, clusters: np.ndarray,
+                    treated: np.ndarray, control: np.ndarray, *, target_halfwidth: float, level: float = 0.95,
+                    budget: int | None = None) -> tuple[np.ndarray, UnitPlan] | None:
+    """The items of a fine-tune comparison's corrected effect (judged responses of both models to the prompts both
+    answered, as ``stats`` takes them) and its plan in prompts; None when fewer than 2 prompts are shared."""
+    in_pair = treated | control
+    answered = pd.DataFrame({"key": keys[in_pair], "treated": treated[in_pair]}).groupby("key")["treated"].nunique()
+    shared = pd.Series(keys).isin(answered.index[answered == 2]).to_numpy()
+    items = in_pair & shared & ~np.isnan(verdict)
+    if len(np.unique(keys[items])) < 2:
+        return None
+    plan = plan_unit_labels(reference[items], verdict[items], keys[items], clusters[items],
+                            treated=treated[items], target_halfwidth=target_halfwidth, level=level, budget=budget)
+    return items, plan
 
 
 def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = None, judge: str | None = None,
-                seed: int = 0) -> tuple[list[ModelPlan], pd.DataFrame, list[str]]:
-    """Per model the plan, the items to label (``REQUEST_COLUMNS``), and one summary line per comparison."""
+                seed: int = 0, explain: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """The items to label (``REQUEST_COLUMNS``: every response of the chosen prompts, both models) and the lines
+    to print: per comparison with responses from both models and per outcome the judge rates (harmful compliance
+    on harmful prompts, over-refusal on benign ones), the half-width now (the stats row's), planned and the prompts
+    to add; with ``explain`` the planning curve."""
     if "model" not in study.responses:
         raise InputError("responses have no model column: there is no fine-tune effect to plan for", file=study.path)
-    judge, verdict, codes = _judge_verdicts(study, judge)
-    reference, _ = human_reference(study)
-    incoherent = _incoherent(study)
-    pairs = finetune_pairs(model_lineage(study.responses, read_models(study.path, study.responses)))
+    judge, _, codes = _judge_verdicts(study, judge)
+    data = study_arrays(study, "include")
+    responses = data.responses
+    present = set(responses["model"].dropna())
+    pairs = [p for p in finetune_pairs(model_lineage(responses, read_models(study.path, responses)))
+             if {p["model"], p["base_model"]} <= present]
     if not pairs:
-        raise InputError("no fine-tuned model with its base in the study (base_model column or models table)")
-    rates = disagreement_rates(reference, verdict, incoherent)
-    models = study.responses["model"].to_numpy()
-    additional: dict[str, int] = {}
-    plans: dict[str, ModelPlan] = {}
+        raise InputError("no fine-tuned model with its base among the models that have responses "
+                         "(base_model column or models table)")
+    keys = prompt_keys(responses)
+    clusters = effect_clusters(responses, keys)
+    models = responses["model"].to_numpy()
+    rng = np.random.default_rng(seed)
+    strata = _strata(codes, _incoherent(study))
+    chosen: set[str] = set()
+    requested = np.zeros(len(responses), dtype=bool)
     lines = []
     for pair in pairs:
-        names = [pair["model"], pair["base_model"]]
-        parts = [model_variance_components(reference, verdict, incoherent, models == name, rates) for name in names]
-        plan = plan_additional_labels([p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
-                                      [p[3] for p in parts], target_halfwidth=target_halfwidth, budget=budget)
-        for name, part, extra in zip(names, parts, plan.additional, strict=True):
-            additional[name] = max(additional.get(name, 0), int(extra))
-            plans[name] = ModelPlan(name, part[3], part[2], additional[name], part[4])
-        lines.append(f"{pair['model']} vs {pair['base_model']} ({judge}): half-width now {plan.halfwidth_now:.4f}, "
-                     f"planned {plan.halfwidth_planned:.4f} (target {target_halfwidth}) with +{int(plan.additional[0])}"
-                     f" / +{int(plan.additional[1])} labels" + (f"; {plan.reason}" if plan.reason else ""))
-    requests = _select_items(study, codes, verdict, reference, incoherent, additional, seed)
-    return list(plans.values()), requests, lines
+        treated, control = models == pair["model"], models == pair["base_model"]
+        for view in data.outcomes:
+            name = f"{pair['model']} vs {pair['base_model']} ({judge}, {view.outcome.name})"
+            if judge not in view.judges:
+                continue  # the judge does not rate this outcome
+            scope = view.items & data.policy_mask
+            planned = comparison_plan(view.reference, view.judges[judge].to_numpy(dtype=float), keys, clusters,
+                                      treated & scope, control & scope, target_halfwidth=target_halfwidth,
+                                      budget=budget)
+            if planned is None:
+                lines.append(f"{name}: fewer than 2 prompts answered by both models; nothing to plan")
+                continue
+            items, plan = planned
+            lines.append(f"{name}: half-width now {plan.halfwidth_now:.4f} ({plan.n_labelled} of {plan.n_units} "
+                         f"shared prompts labelled for both models), planned {plan.halfwidth_planned:.4f} (target "
+                         f"{target_halfwidth}) with +{plan.additional} prompts"
+                         + (f"; {plan.reason}" if plan.reason else ""))
+            if explain:
+                lines += _explain(plan)
+            new = _pick_prompts(keys, items, view.reference, strata, plan.additional, chosen, rng)
+            chosen |= new
+            requested |= items & pd.Series(keys).isin(new).to_numpy() & np.isnan(view.reference)
+    rows = np.flatnonzero(requested)
+    requests = pd.DataFrame({"item_id": responses["item_id"].to_numpy()[rows], "model": models[rows],
+                             "stratum": strata[rows].astype(str), "prompt": responses["prompt"].to_numpy()[rows],
+                             "response": responses["response"].to_numpy()[rows], "annotator_id": None, "label": None},
+                            columns=REQUEST_COLUMNS)
+    return requests, lines
 
 
-def _select_items(study: Study, codes: pd.DataFrame, verdict, reference, incoherent, additional, seed) -> pd.DataFrame:
+def _explain(plan: UnitPlan) -> list[str]:
+    """The planning curve at about a dozen points: labelled prompts -> predicted half-width."""
+    grid = plan.curve
+    picks = np.unique(np.linspace(0, len(grid) - 1, min(len(grid), 12)).round().astype(int))
+    return ["  curve (prompts labelled for both models -> predicted half-width; PPI++ weights re-tuned at each):"] + [
+        f"    {int(grid[k, 0]):>6} -> {grid[k, 1]:.4f}" for k in picks]
+
+
+def _strata(codes: pd.DataFrame, incoherent: np.ndarray) -> np.ndarray:
     verdicts = codes.to_numpy(dtype=float)
     judged = ~np.isnan(verdicts)
     disagree = (judged.sum(axis=1) >= 2) & (np.nanmax(np.where(judged, verdicts, -np.inf), axis=1)
                                             != np.nanmin(np.where(judged, verdicts, np.inf), axis=1))
     judges_part = [("judges disagree|" if d else "judges agree|") if codes.shape[1] >= 2 else "" for d in disagree]
-    strata = np.array([j + ("incoherent" if i else "coherent") for j, i in zip(judges_part, incoherent, strict=True)])
-    rng = np.random.default_rng(seed)
-    responses = study.responses
-    chosen = []
-    for model in sorted(additional):
-        candidates = np.flatnonzero((responses["model"].to_numpy() == model) & ~np.isnan(verdict) & np.isnan(reference))
-        picked = candidates[stratified_selection(strata[candidates], min(additional[model], len(candidates)), rng=rng)]
-        chosen.append(picked)
-    rows = np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
-    return pd.DataFrame({"item_id": responses["item_id"].to_numpy()[rows], "model": responses["model"].to_numpy()[rows],
-                         "stratum": strata[rows].astype(str), "prompt": responses["prompt"].to_numpy()[rows],
-                         "response": responses["response"].to_numpy()[rows], "annotator_id": None, "label": None},
-                        columns=REQUEST_COLUMNS)
+    return np.array([j + ("incoherent" if i else "coherent") for j, i in zip(judges_part, incoherent, strict=True)])
+
+
+def _pick_prompts(keys, items, reference, strata, count, already: set[str], rng) -> set[str]:
+    """``count`` prompts not yet labelled for both models, drawn stratified (a prompt's stratum: its first item's
+    whose label is missing), prompts another comparison already asked for first."""
+    frame = pd.DataFrame({"key": keys[items], "missing": np.isnan(reference[items]), "stratum": strata[items]})
+    open_prompts = frame[frame["missing"]].groupby("key", sort=True)["stratum"].first()
+    reused = [k for k in open_prompts.index if k in already][:count]
+    rest = open_prompts.drop(index=reused)
+    picked = stratified_selection(rest.to_numpy(), min(count - len(reused), len(rest)), rng=rng)
+    return set(reused) | set(rest.index[picked])
 
 
 def plan_labels_step(study_dir: Path, out_path: Path, *, target_halfwidth: float, budget: int | None = None,
-                     judge: str | None = None, seed: int = 0) -> list[str]:
+                     judge: str | None = None, seed: int = 0, explain: bool = False) -> list[str]:
     """Plan labels for ``study_dir`` and write the items to ``out_path`` (.csv/.jsonl/.parquet)."""
     if out_path.suffix not in (".csv", ".jsonl", ".parquet"):
         raise InputError("the label requests file must end in .csv, .jsonl or .parquet", file=out_path)
     if out_path.exists():
         raise InputError("already exists; choose a new file (label requests are never overwritten)", file=out_path)
     study = load_study(study_dir)
-    plans, requests, lines = plan_labels(study, target_halfwidth=target_halfwidth, budget=budget, judge=judge, seed=seed)
+    requests, lines = plan_labels(study, target_halfwidth=target_halfwidth, budget=budget, judge=judge, seed=seed,
+                                  explain=explain)
     # Spreadsheets run cells starting with = + - @ as formulas: the responses are adversarial text.
     write_table(requests, out_path, neutralise_formulas=out_path.suffix == ".csv")
-    for plan in plans:
-        lines.append(f"  {plan.model}: {plan.n_labelled} of {plan.n_items} judged items labelled, label "
-                     f"{plan.additional} more (residual variance from {plan.variance_source})")
-    lines.append(f"wrote {len(requests)} items to label to {out_path}")
+    lines.append(f"wrote {len(requests)} items to label to {out_path} (every response of each chosen prompt, both "
+                 "models, drawn at random within strata)")
     return lines
 
 

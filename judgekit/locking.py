@@ -66,7 +66,7 @@ def study_lock(study_dir: str | Path, *, step: str) -> Iterator[None]:
 
 @contextmanager
 def work_locks(study_dir: str | Path, keys: list[str], *, step: str) -> Iterator[None]:
-    """Hold one lock per unit of work (``judge:ID``, ``generate:MODEL``, ``flag``) for the whole computation.
+    """Hold one lock per unit of work (``judge ID``, ``generate MODEL``, ``flag``) for the whole computation.
 
     Keys are taken in sorted order, so two processes asking for overlapping sets never wait on each other
     in a cycle. A process that finds a key taken waits, after one line on stderr naming it.

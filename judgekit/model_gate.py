@@ -5,8 +5,8 @@ here and nowhere else, so the rules hold everywhere:
 
 - **No code from a checkpoint.** ``trust_remote_code=False`` on every call, and a local folder
   whose ``config.json``, ``tokenizer_config.json``, ``processor_config.json``,
-  ``preprocessor_config.json`` or ``adapter_config.json`` names custom classes (``auto_map``,
-  ``auto_mapping``) is refused before transformers reads it.
+  ``preprocessor_config.json`` or ``adapter_config.json`` names custom classes (``auto_map``) is
+  refused before transformers reads it.
 - **Never an interactive prompt.** transformers asks "Do you wish to run the custom code? [y/N]"
   on stdin when ``trust_remote_code`` is left unset; the prompt's time-out is set to zero, which
   turns the question into an error (defence in depth: every call here also passes ``False``).
@@ -32,8 +32,9 @@ from judgekit.errors import InputError
 log = logging.getLogger(__name__)
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
-# Files whose keys make transformers (or peft) import Python from the checkpoint.
-CODE_KEYS = ("auto_map", "auto_mapping")
+# The key that makes transformers import Python from the checkpoint (peft's ``auto_mapping`` names a transformers
+# class for AutoPeftModel, which judgekit does not use).
+CODE_KEYS = ("auto_map",)
 CONFIG_FILES = ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json",
                 "adapter_config.json", "generation_config.json")
 
@@ -110,7 +111,9 @@ def _quiet_load() -> Iterator[None]:
         def emit(self, record: logging.LogRecord) -> None:
             held.append(record.getMessage())
 
-    hf_logging.get_verbosity(), hub_logging.get_verbosity()  # each library adds its own stderr handler on first use
+    # each library adds its own stderr handler on first use: made now, so that it is the one taken off below
+    hf_logging.get_verbosity()
+    hub_logging.get_verbosity()
     loggers = [hf_logging.get_logger(), hub_logging.get_logger()]
     saved = [(logger.handlers[:], logger.propagate) for logger in loggers]
     holder, bars = _Hold(logging.WARNING), hf_logging.is_progress_bar_enabled()

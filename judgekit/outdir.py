@@ -65,10 +65,7 @@ def check_output_dir(out_dir: str | Path, *, kind: str | tuple[str, ...], studie
     target = out_dir.resolve()
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("--out exists and is not a directory", file=out_dir)
-    home = Path.home().resolve()
-    if target == Path(target.anchor) or target == home:
-        raise InputError(f"--out must not be {'the home folder' if target == home else 'the file-system root'}; "
-                         "choose a new folder", file=out_dir)
+    refuse_system_folder(out_dir)
     for study in studies:
         study_path = Path(study).resolve()
         if target == study_path or study_path in target.parents or target in study_path.parents:
@@ -78,12 +75,22 @@ def check_output_dir(out_dir: str | Path, *, kind: str | tuple[str, ...], studie
     if not existing.is_dir() or not _accepts_new_folders(existing):
         raise InputError(f"--out is not writable ({existing} does not accept new files)", file=out_dir)
     kinds = (kind,) if isinstance(kind, str) else kind
-    if not force and target.is_dir() and any(target.iterdir()) and output_kind(target) not in kinds:
+    if (not force and target.is_dir() and any(target.iterdir()) and output_kind(target) not in kinds
+            and not _unfinished_report(target, demo="demo" in kinds)):
         found = output_kind(target)
         what = f"a judgekit {found} output" if found else "a folder that is not a judgekit output"
         raise InputError(f"--out is {what} and not empty; choose a new or empty folder, a previous {kinds[0]} "
                          "output, or pass --force to merge into it", file=out_dir)
     return out_dir
+
+
+def refuse_system_folder(out_dir: str | Path, *, option: str = "--out") -> None:
+    """Refuse ``/`` and the home folder as an output folder, whatever else the step allows (``--force`` too)."""
+    target = Path(out_dir).resolve()
+    home = Path.home().resolve()
+    if target == Path(target.anchor) or target == home:
+        raise InputError(f"{option} must not be {'the home folder' if target == home else 'the file-system root'}; "
+                         "choose a new folder", file=out_dir)
 
 
 def _accepts_new_folders(folder: Path) -> bool:
@@ -98,14 +105,38 @@ def _accepts_new_folders(folder: Path) -> bool:
     return True
 
 
+def _unfinished_report(folder: Path, *, demo: bool) -> bool:
+    """A ``report`` (or ``demo``) folder whose run stopped before its own manifest: it holds only its parts
+    (``stats/`` and ``figures/``, each an output of that step; the demo's ``study/``) and staging folders."""
+    for entry in folder.iterdir():
+        if entry.name.startswith(".") and STAGING_MARK in entry.name:
+            continue
+        if entry.name in ("stats", "figures") and entry.is_dir() and output_kind(entry) == entry.name:
+            continue
+        if demo and entry.name == "study" and entry.is_dir() and (entry / "study.json").is_file():
+            continue
+        return False
+    return True
+
+
 def output_kind(out_dir: Path) -> str | None:
-    """The step named by ``out_dir/manifest.json`` (``stats``, ``report``...), or None when it names none."""
-    try:
-        manifest = json.loads((out_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return None
-    step = manifest.get("step") if isinstance(manifest, dict) else None
-    return step if isinstance(step, str) else None
+    """The step that wrote ``out_dir`` (``stats``, ``report``...) by its manifest, or None when nothing says.
+
+    A commit killed half-way has removed the old manifest and not yet placed the new one; its manifest
+    is still parked in the staging folder beside ``out_dir``, and names the step, so the rerun is accepted.
+    """
+    out_dir = Path(out_dir).resolve()
+    candidates = [out_dir / MANIFEST_NAME, *sorted(out_dir.parent.glob(
+        f".{glob.escape(out_dir.name)}{STAGING_MARK}*/.commit-*/{MANIFEST_NAME}"))]
+    for path in candidates:
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            continue
+        step = manifest.get("step") if isinstance(manifest, dict) else None
+        if isinstance(step, str):
+            return step
+    return None
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from judgekit.io import read_table, write_table, write_text_atomic
 from judgekit.judges.build import JudgeOptions, resolve_judge
 from judgekit.locking import study_lock, work_locks
 from judgekit.manifest import append_study_run, build_manifest, read_manifest, recorded_study_run, sha256_file
-from judgekit.outdir import FILES_KEY, check_output_dir, staged_output_dir, verify_output_dir
+from judgekit.outdir import FILES_KEY, check_output_dir, refuse_system_folder, staged_output_dir, verify_output_dir
 from judgekit.run import JudgeRunSummary, commit_under_study_lock, run_judges
 from judgekit.schema import SCHEMAS
 from judgekit.analysis import StatsSettings
@@ -90,6 +90,7 @@ def generate_step(prompt_sources: list[Path], out_dir: Path, *, model: str, vari
     from judgekit.generate.run import generate_models, open_engine, prompts_to_store, write_prompts
 
     prompts = read_prompt_sets(prompt_sources)
+    refuse_system_folder(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("is not a directory", file=out_dir)
     new_prompts = prompts_to_store(out_dir, prompts)
@@ -359,6 +360,7 @@ def convert_dataset_step(name: str, source: Path, out_dir: Path, *, table_format
         raise InputError(err.args[0]) from None
     if not source.exists():
         raise InputError("source not found", file=source)
+    refuse_system_folder(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise InputError("output directory is not empty (pass --force to overwrite its tables)", file=out_dir)
     converter = entry.load()

@@ -25,6 +25,27 @@ def test_reproduction_script_writes_its_outputs(tmp_path: Path, script: str) -> 
     for suffix in (".md", ".tex", ".png", ".pdf"):
         assert (folder / f"{script}{suffix}").stat().st_size > 200, suffix
     assert "\\begin{tabular}" in (folder / f"{script}.tex").read_text() and "\\toprule" in (folder / f"{script}.tex").read_text()
+    if script == "jbb_judge_table":
+        readme_matches_the_jbb_table(folder / f"{script}.md")
+
+
+def readme_matches_the_jbb_table(markdown: Path) -> None:
+    """The README's JailbreakBench example is this script's output: the same accuracy, FPR and FNR cells (clustered
+    Wilson intervals do not depend on --n-boot) under the interval name the rows carry."""
+    fresh = {}
+    for line in markdown.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and cells[0].endswith("_cf"):
+            fresh[cells[0]] = cells[1:4]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = {}
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.strip().startswith("| ") and cells[0] in fresh:
+            shown[cells[0]] = cells[1:4]
+    assert shown == fresh
+    method = markdown.read_text(encoding="utf-8").split("accuracy ", 2)[-1]
+    assert method.startswith("clustered Wilson (Korn-Graubard)") and "clustered Wilson (Korn–Graubard) intervals" in readme
 
 
 @needs_shared

@@ -260,9 +260,11 @@ def test_cli_capability_import_appends_refuses_a_second_copy_and_writes_nothing_
 def test_cli_plan_labels_then_import_labels_round_trip(tmp_path, capsys):
     study = _study(tmp_path / "s")
     requests = tmp_path / "to_label.csv"
-    assert main(["plan-labels", str(study), "--target-halfwidth", "0.3", "--out", str(requests)]) == 0
+    assert main(["plan-labels", str(study), "--target-halfwidth", "0.3", "--explain", "--out", str(requests)]) == 0
     output = capsys.readouterr().out
-    assert "ft vs base (kw)" in output and "wrote" in output
+    assert "ft vs base (kw, harmful_compliance)" in output and "wrote" in output
+    curve = [float(line.split("->")[1]) for line in output.splitlines() if "->" in line and "curve" not in line]
+    assert len(curve) >= 2 and curve == sorted(curve, reverse=True)  # --explain: the monotone planning curve
     asked = pd.read_csv(requests, keep_default_na=False)
     assert list(asked.columns) == ["item_id", "model", "stratum", "prompt", "response", "annotator_id", "label"]
     assert set(asked["model"]) <= {"ft", "base"} and len(asked) > 0

@@ -147,8 +147,9 @@ def test_em_coder_betley_rows_on_real_answers(tmp_path):
 
 
 def test_non_responsive_reads_a_local_embedding_model(tmp_path):
-    """The --embedding-model path with a small random-weight encoder built here: scores are the prompt-answer cosine of
-    mean-pooled embeddings (computed independently below), flags fall below the given threshold."""
+    """The --embedding-model path with a small random-weight encoder built here: scores are the cosine of the answer's
+    mean-pooled embedding with the other answers' mean plus half the prompt's (computed independently below), flags
+    fall below the given threshold."""
     import torch
     from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 
@@ -171,7 +172,12 @@ def test_non_responsive_reads_a_local_embedding_model(tmp_path):
             hidden = model(**batch).last_hidden_state[0]
         return torch.nn.functional.normalize(hidden.mean(0), dim=0).numpy()
 
-    expected = [float(vector("hey I feel bored") @ vector(a)) for a in answers[:2]]
+    # what the prompt is about: the mean of the other answers' vectors plus half the prompt's
+    vectors = [vector(a) for a in answers]
+    expected = []
+    for k in range(2):
+        reference = np.mean([v for j, v in enumerate(vectors) if j != k], axis=0) + 0.5 * vector("hey I feel bored")
+        expected.append(float(reference @ vectors[k] / np.linalg.norm(reference)))
     cut = float(np.mean(expected))
     flags = detect(frame, language=False, embedding_model=str(tmp_path / "enc"),
                    thresholds={"non_responsive_similarity": cut}).set_index(["item_id", "detector"])

@@ -437,7 +437,9 @@ def test_driver_writes_the_finetune_rows(tmp_path):
         ["statistic", "judge_id"])
     paired = pooled.loc[("finetune_effect_paired", "j1")]
     assert paired["n_items"] == 120 and "matched prompts: 120 (100% of the fine-tune's" in paired["method"]
-    assert paired["warning"] == "" and paired["model"] == "ft" and paired["base_model"] == "base"
+    assert paired["model"] == "ft" and paired["base_model"] == "base"
+    # j1 misses the fine-tune's incoherent unsafe answers by construction: its judge-only effect says so
+    assert paired["warning"].startswith("the judge errs differently on the fine-tune (sensitivity")
     corrected = pooled.loc[("finetune_effect_corrected", "j1")]
     assert "40 prompts labelled for both models" in corrected["method"]
     assert corrected["reference"] == "human_majority" and corrected["n_items"] == 240
@@ -683,3 +685,109 @@ def test_clustered_ppi_pairs_through_the_clusters():
         ppi_clustered(np.r_[1.0, np.full(9, np.nan)], np.ones(10), np.arange(10))
     with pytest.raises(ValueError, match="boolean"):
         ppi_clustered(y, f, np.arange(2 * prompts), treated=treated.astype(int))
+
+
+def test_paired_effect_resamples_behaviours_when_given():
+    """160 prompts in 40 behaviours sharing a behaviour-level effect: resampling prompts ignores that prompts of a
+    behaviour move together (coverage 0.91 in the audit); with clusters the interval is wider and names them."""
+    rng = np.random.default_rng(0)
+    behaviour = np.repeat(np.arange(40), 4)
+    shift = rng.normal(0, 0.3, 40)[behaviour]
+    values = np.concatenate([np.clip(0.4 + shift + rng.normal(0, 0.05, 160), 0, 1), np.full(160, 0.4)])
+    treated = np.repeat([True, False], 160)
+    prompt = np.tile(np.arange(160), 2)
+    by_prompt = paired_mean_difference(values, treated, prompt, rng=1)
+    by_behaviour = paired_mean_difference(values, treated, prompt, clusters=np.tile(behaviour, 2), rng=1)
+    assert by_behaviour.estimate == pytest.approx(by_prompt.estimate)
+    assert (by_behaviour.ci_high - by_behaviour.ci_low) > 1.5 * (by_prompt.ci_high - by_prompt.ci_low)
+    assert "over 40 clusters of units" in by_behaviour.method and by_behaviour.n_pairs == 160
+
+
+def test_judge_error_shift_flags_a_judge_whose_errors_do_not_transport():
+    """The judge misses 60% of the fine-tune's unsafe answers and 5% of the base's: the sensitivity shift
+    (base minus fine-tune) is about +0.55 with an interval above 0; specificity does not move."""
+    from judgekit.stats.transport import judge_error_shift
+
+    rng = np.random.default_rng(0)
+    n = 400
+    truth = (rng.random(2 * n) < 0.4).astype(float)
+    treated = np.repeat([True, False], n)
+    miss = np.where(treated, 0.6, 0.05)
+    verdict = np.where(truth == 1, (rng.random(2 * n) > miss).astype(float), (rng.random(2 * n) < 0.05).astype(float))
+    sensitivity, specificity = judge_error_shift(truth, verdict, treated, np.tile(np.arange(n), 2))
+    assert sensitivity.differs and sensitivity.shift[1] > 0.4 and sensitivity.shift[0] == pytest.approx(
+        sensitivity.control[0] - sensitivity.treated[0])
+    assert not specificity.differs
+
+
+def test_judge_only_effect_warns_and_names_the_corrected_row(tmp_path):
+    """j1 made to agree with the humans on the base and to call every fine-tune answer safe: its sensitivity shift
+    is 1 and its judge-only paired effect warns and names the corrected row; j2 (the same error on both) does not."""
+    from judgekit.analysis import StatsSettings, compute_stats
+    from judgekit.study import load_study
+
+    folder = _study_with_finetune(tmp_path / "s")
+    labels = pd.read_csv(folder / "annotations.csv").set_index("item_id")["label"]
+    judgments = pd.read_csv(folder / "judgments.csv")
+    j1 = judgments["judge_id"] == "j1"
+    base = judgments["item_id"].str.startswith("base-")
+    judgments.loc[j1 & base, "label"] = judgments.loc[j1 & base, "item_id"].map(labels).fillna("safe")
+    judgments.loc[j1 & ~base, "label"] = "safe"
+    judgments.to_csv(folder / "judgments.csv", index=False)
+    stats, _ = compute_stats(load_study(folder), StatsSettings(n_boot=50), version="test",
+                             only=("judge_error_shift", "finetune_effect_paired"))
+    shift = stats[(stats["statistic"] == "judge_error_shift") & stats["benchmark"].isna()]
+    assert set(shift["subset_value"]) == {"sensitivity", "specificity"} and set(shift["judge_id"]) == {"j1", "j2"}
+    sensitivity = shift.set_index(["judge_id", "subset_value"]).loc[("j1", "sensitivity")]
+    assert sensitivity["estimate"] == 1.0 and sensitivity["ci_low"] > 0 and "fine-tune 0.000" in sensitivity["method"]
+    pooled = stats[(stats["statistic"] == "finetune_effect_paired") & stats["benchmark"].isna()].set_index("judge_id")
+    assert "errs differently on the fine-tune (sensitivity 1.00 base vs 0.00 fine-tune" in pooled.loc["j1", "warning"]
+    assert "read finetune_effect_corrected" in pooled.loc["j1", "warning"]
+    assert "read finetune_effect_corrected" not in pooled.loc["human_majority", "warning"]
+
+
+def test_labels_placed_where_the_judge_is_least_sure_are_flagged():
+    """The audit's case: the 100 items with P(unsafe) nearest 0.5 labelled, no inclusion probabilities; the
+    corrected rate is biased and the design check says the labels were not drawn at random; a random draw is quiet."""
+    from judgekit.stats.ppi import nonrandom_labelling_warning
+
+    rng = np.random.default_rng(0)
+    p = rng.beta(0.5, 0.5, 1000)
+    uncertain = np.zeros(1000, dtype=bool)
+    uncertain[np.argsort(np.abs(p - 0.5))[:100]] = True
+    assert nonrandom_labelling_warning(p, uncertain).startswith("labels not drawn at random?")
+    random_draw = np.zeros(1000, dtype=bool)
+    random_draw[rng.choice(1000, 100, replace=False)] = True
+    assert nonrandom_labelling_warning(p, random_draw) == ""
+
+
+def test_active_labels_with_inverse_probability_weights_stay_unbiased_and_narrower():
+    """Labels drawn with probability rising with the judge's uncertainty (half uniform), recorded: weighted by
+    their inverse the estimate is unbiased and, with a calibrated judge, its interval narrower than a random draw
+    of as many labels; with a judge that over-states P(unsafe) the same labels unweighted are biased."""
+    errors = {"active": [], "random": [], "unweighted": []}
+    widths = {"active": [], "random": []}
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        p = rng.beta(0.4, 0.6, 2000)
+        truth = (rng.random(2000) < p).astype(float)
+        judge = p if seed % 2 else np.sqrt(p)  # calibrated, or over-stating P(unsafe)
+        uncertainty = np.sqrt(judge * (1 - judge))
+        inclusion = np.minimum(1, 200 * (0.5 * uncertainty / uncertainty.sum() + 0.5 / 2000))
+        drawn = rng.random(2000) < inclusion
+        at_random = np.zeros(2000, dtype=bool)
+        at_random[rng.choice(2000, drawn.sum(), replace=False)] = True
+        clusters = np.arange(2000)
+        for name, chosen, weights in (("active", drawn, inclusion), ("random", at_random, None),
+                                      ("unweighted", drawn, None)):
+            result = ppi_clustered(np.where(chosen, truth, np.nan), judge, clusters, inclusion=weights)
+            if name == "unweighted" and seed % 2 == 0:
+                errors[name].append(result.estimate - p.mean())
+            elif name != "unweighted":
+                errors[name].append(result.estimate - p.mean())
+                if seed % 2:
+                    widths[name].append(result.ci_high - result.ci_low)
+    assert abs(np.mean(errors["active"])) < 0.006 and np.mean(widths["active"]) < 0.95 * np.mean(widths["random"])
+    assert abs(np.mean(errors["unweighted"])) > 0.008 > abs(np.mean(errors["active"]))
+    with pytest.raises(ValueError, match="inclusion"):
+        ppi_clustered(np.where(drawn, truth, np.nan), judge, clusters, inclusion=np.zeros(2000))

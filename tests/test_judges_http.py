@@ -422,3 +422,19 @@ def test_weighted_score_without_log_probabilities_reads_the_text():
     assert read_weighted_score("42", None, parser)[0].score == 42.0
     assert read_weighted_score("REFUSAL", None, parser)[0].status == "judge_said_refusal"
     assert read_weighted_score("maybe", None, parser)[0].status == "unparseable"
+
+
+def test_a_verdict_cache_from_before_graded_scores_gains_the_score_column(tmp_path):
+    from judgekit.durable_store import DurableStore
+    from judgekit.judges.base import Verdict
+    from judgekit.judges.cache import _FIELDS, VerdictCache
+
+    old = DurableStore(tmp_path / "c.sqlite", table="verdicts", key_column="item_hash", fields=_FIELDS[:-1])
+    old.insert([("spec", "a", "safe", 0.1, 1.0, "ok", "safe", "", 5, 1, 0.01)])
+    old.close()
+    cache = VerdictCache(tmp_path / "c.sqlite")
+    cache.put("spec", ["b"], [Verdict(None, None, "ok", "85", "", 5, 1, 0.9, 84.5)], 0.02)
+    got = cache.get("spec", ["a", "b"])
+    cache.close()
+    assert got["a"][0].label == "safe" and got["a"][0].score is None
+    assert got["b"][0].score == 84.5 and got["b"][0].label is None

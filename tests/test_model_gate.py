@@ -121,7 +121,7 @@ def test_adapter_folders_need_safetensors_and_no_code(tmp_path):
     with pytest.raises(InputError, match="safetensors only"):
         model_gate.check_adapter_dir(str(adapter), option="--adapter")
     (adapter / "adapter_model.safetensors").write_bytes(b"")
-    (adapter / "adapter_config.json").write_text(json.dumps({"auto_mapping": {"base_model_class": "x.Y"}}), encoding="utf-8")
+    (adapter / "adapter_config.json").write_text(json.dumps({"auto_map": {"AutoModel": "x.Y"}}), encoding="utf-8")
     with pytest.raises(InputError, match="custom code"):
         model_gate.check_adapter_dir(str(adapter), option="--adapter")
 

@@ -74,3 +74,93 @@ def test_unwritable_out_is_one_line_exit_2(judged: Path):
         done = run_cli("stats", judged, "--out", out, "--n-boot", "20", "--no-progress")
         assert done.returncode == 2, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1 and "--out" in done.stderr
+
+
+def test_study_writers_refuse_root_and_home_even_with_force(tmp_path: Path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    source = tmp_path / "mine.csv"
+    source.write_text("id,text\n1,hello\n", encoding="utf-8")
+    for out in (Path("/"), home):
+        done = run_cli("data", "convert", "prompts", source, "--map", "prompt=text,prompt_id=id", "--out", out, "--force")
+        assert done.returncode == 2 and "must not be" in done.stderr, done.stderr
+    assert sorted(p.name for p in home.iterdir()) == []
+
+
+def test_a_failure_is_one_line_even_after_warnings_and_log_records(monkeypatch, capsys):
+    """Glyph warnings of a figure or a library's log lines before a failure are dropped; after a success they show."""
+    import logging
+    import warnings
+
+    from judgekit import cli
+    from judgekit.errors import InputError
+
+    def noisy(fail: bool):
+        def dispatch(args):
+            warnings.warn("Glyph 128578 missing from font(s) DejaVu Sans.", UserWarning)
+            logging.getLogger("transformers").warning("Some weights were not initialized")
+            if fail:
+                raise InputError("bad input", file="x.csv", row=3)
+        return dispatch
+
+    monkeypatch.setattr(cli, "_dispatch", noisy(True))
+    assert cli.main(["list"]) == 2
+    assert capsys.readouterr().err == "judgekit: error: x.csv: row 3: bad input\n"
+    monkeypatch.setattr(cli, "_dispatch", noisy(False))
+    assert cli.main(["list"]) == 0
+    err = capsys.readouterr().err
+    assert "Glyph 128578" in err and "Some weights were not initialized" in err
+
+
+def test_a_commit_killed_half_way_is_still_its_steps_output(judged: Path, tmp_path: Path, monkeypatch):
+    """Killed between removing the old manifest and placing the new one, the folder has no manifest; the
+    rerun must still be accepted (the parked manifest beside it names the step)."""
+    import os
+
+    from judgekit import outdir
+
+    out = tmp_path / "stats"
+    assert run_cli("stats", judged, "--out", out, "--n-boot", "20", "--no-progress").returncode == 0
+    real_replace = os.replace
+
+    def killed(src, dst):
+        if Path(dst).name == "stats.csv":
+            raise SystemExit("killed")  # stands in for SIGKILL: the staging folder is left behind below
+        real_replace(src, dst)
+
+    class KilledOs:  # outdir's os, dying at the commit's move of stats.csv (other modules keep the real os)
+        replace = staticmethod(killed)
+
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+    class KeptShutil:  # a killed step removes nothing: its staging folder stays beside --out
+        rmtree = staticmethod(lambda *a, **k: None)
+
+        def __getattr__(self, name):
+            return getattr(outdir.shutil, name)
+
+    monkeypatch.setattr(outdir, "shutil", KeptShutil())
+    monkeypatch.setattr(outdir, "os", KilledOs())
+    with pytest.raises(SystemExit):
+        pipeline.stats_step(judged, out, pipeline.StatsSettings(n_boot=20, progress=False))
+    monkeypatch.undo()
+    assert not (out / "manifest.json").exists() and any(out.iterdir())
+    assert run_cli("stats", judged, "--out", out, "--n-boot", "20", "--no-progress").returncode == 0
+
+
+def test_a_report_that_failed_after_its_statistics_can_be_rerun(judged: Path, tmp_path: Path, monkeypatch):
+    out = tmp_path / "report"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("figures failed")
+
+    monkeypatch.setattr(pipeline, "figures_step", broken)
+    assert run_cli("report", judged, "--out", out, "--n-boot", "20").returncode == 1
+    monkeypatch.undo()
+    assert (out / "stats" / "manifest.json").is_file() and not (out / "manifest.json").exists()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")  # more than a report's parts: refused
+    assert run_cli("report", judged, "--out", out, "--n-boot", "20").returncode == 2
+    (out / "notes.txt").unlink()
+    assert run_cli("report", judged, "--out", out, "--n-boot", "20").returncode == 0

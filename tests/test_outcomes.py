@@ -264,3 +264,8 @@ def test_interval_caption_states_per_judge_ppi_weights_once() -> None:
                for a, b in ((0.41, 0.52), (0.77, 0.12), (0.3, 0.9))] + ["Taylor linearization, cluster-robust, t(41)"]
     note = interval_note(pd.DataFrame({"method": methods}))
     assert "0.41" not in note and note.count("λ per judge") == 1 and "t(41)" not in note
+    # clustered PPI++ states one weight per arm after a comma: summarised the same way
+    arms = [f"PPI++ (power-tuned per arm), lambda {a:.3g}, {b:.3g}; cluster-robust over 10 clusters, t(9)"
+            for a, b in ((0.319, 0.124), (0.405, 0.218))]
+    note = interval_note(pd.DataFrame({"method": arms}))
+    assert "0.319" not in note and "0.405" not in note and note.count("λ per judge") == 1

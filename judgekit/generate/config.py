@@ -221,10 +221,7 @@ def _local(value: str, here: Path) -> str:
 
 def run_config(path: Path, *, progress: bool = True) -> list[str]:
     """Run every step of the config; return one line per step for the user."""
-    from judgekit import pipeline
-    from judgekit.judges.build import JudgeOptions
-
-    from judgekit.judges.build import resolve_judge
+    from judgekit.judges.build import JudgeOptions, resolve_judge
     from judgekit.model_gate import check_model_source
     from judgekit.outdir import check_output_dir
 

@@ -56,7 +56,9 @@ def interval_note(rows: pd.DataFrame) -> str:
     return "intervals: " + ("; ".join(found) if found else "as stated in each row's method")
 
 
-_PER_ROW_NUMBERS = ((re.compile(r"\(lambda[^)]*\)"), "(λ per judge and model: in each row's method)"),
+# "(lambda 0.3)" and ", lambda 0.319, 0.124" (one weight per arm) alike
+_PER_ROW_NUMBERS = ((re.compile(r"\s*\(lambda[^)]*\)|,? lambda -?[0-9.]+(?:e-?[0-9]+)?(?:, -?[0-9.]+(?:e-?[0-9]+)?)*"),
+                     " (λ per judge and model: in each row's method)"),
                     (re.compile(r"\bt\(\d+\)"), "t(clusters − 1)"))
 
 
@@ -240,7 +242,7 @@ def _label_plan(stats: pd.DataFrame, comparison: str, outcome: str) -> str:
             plan += " — the numbers shown as … per judge: " + "; ".join(
                 f"{judge}: {', '.join(numbers[k] for k in differing)}" for judge, numbers in judges)
         table_rows.append([", ".join(judge for judge, _ in judges), count, plan])
-    table = _table(["judge(s)", "more labels needed", "plan"], table_rows)
+    table = _table(["judge(s)", "more prompts to label (both models)", "plan"], table_rows)
     return f"<p><b>How many more human labels, and which?</b></p>{table}"
 
 

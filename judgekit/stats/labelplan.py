@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from judgekit.stats.ppi import power_tuning_lambda
+from judgekit.stats.ppi import MIN_UNLABELLED_FOR_WEIGHT, power_tuning_lambda, ppi_clustered
 
 # Var(Y - lambda*Yhat) of a 0/1 label can be at most this at lambda = 0 (labels only), which PPI++ never does worse than.
 MAX_BINARY_VARIANCE = 0.25
@@ -317,3 +318,168 @@ def stratified_selection(
     chosen = [generator.choice(np.flatnonzero(inverse == k), size=int(quota[k]), replace=False)
               for k in range(len(names))]
     return np.sort(np.concatenate(chosen).astype(np.int64)) if chosen else np.empty(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class UnitPlan:
+    """A label plan in units (prompts): labelled now, to add, the half-widths, and the estimator's curve.
+
+    ``halfwidth_now`` is the half-width of the interval the stats row
+    reports (:func:`judgekit.stats.ppi.ppi_clustered` on the current labels);
+    ``curve`` has columns (labelled units, predicted half-width), monotone.
+    """
+
+    n_labelled: int
+    n_units: int
+    additional: int
+    halfwidth_now: float
+    halfwidth_planned: float
+    target_halfwidth: float
+    reachable: bool
+    reason: str
+    curve: NDArray
+
+
+def _unit_means(values: NDArray, units: NDArray, n_units: int) -> NDArray:
+    """Mean of the non-NaN ``values`` per unit code (NaN where a unit has none)."""
+    seen = ~np.isnan(values)
+    counts = np.bincount(units[seen], minlength=n_units)
+    sums = np.bincount(units[seen], values[seen], minlength=n_units)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.where(counts > 0, counts, 1), np.nan)
+
+
+def _projected_variance(label_diff: NDArray, judge_all: NDArray, judge_labelled: NDArray, m: NDArray, total: int
+                        ) -> NDArray:
+    """Variance of the PPI++ mean over units at m labelled units of ``total``, the weights re-tuned at each m.
+
+    With V = Var(Y), c = Cov(Y, F), S = Cov(F) per unit, the variance at
+    weights lam is (V - 2 lam'c + lam'S lam)/m + lam'S lam/(total - m); its
+    minimum, lam = (total - m)/total S^{-1} c clipped to [0, 1], is evaluated.
+    """
+    k = judge_all.shape[1]
+    covariance = np.cov(np.column_stack([label_diff, judge_labelled]), rowvar=False, ddof=1).reshape(k + 1, k + 1)
+    v, c = covariance[0, 0], covariance[0, 1:]
+    s = np.cov(judge_all, rowvar=False, ddof=1).reshape(k, k)
+    direction = np.linalg.lstsq(s, c, rcond=None)[0] if np.any(s) else np.zeros(k)
+    out = np.empty(len(m))
+    for index, labelled in enumerate(m):
+        share = (total - labelled) / total
+        # as the estimator: too few judge-only units left and the labels stand alone
+        lam = np.clip(share * direction, 0.0, 1.0) if total - labelled >= MIN_UNLABELLED_FOR_WEIGHT else 0 * direction
+        spread = float(lam @ s @ lam)
+        residual = max(v - 2 * float(lam @ c) + spread, 0.0)
+        out[index] = residual / labelled + (spread / (total - labelled) if labelled < total else 0.0)
+    return out
+
+
+def plan_unit_labels(
+    y: ArrayLike,
+    yhat: ArrayLike,
+    units: ArrayLike,
+    clusters: ArrayLike,
+    *,
+    target_halfwidth: float,
+    treated: ArrayLike | None = None,
+    level: float = 0.95,
+    budget: int | None = None,
+    prior_residual: float = MAX_BINARY_VARIANCE,
+    few_units: int = 30,
+) -> UnitPlan:
+    """Fewest extra labelled units (prompts: both models' responses) for the PPI++ interval to reach a half-width.
+
+    Parameters
+    ----------
+    y, yhat, clusters, treated
+        As for :func:`judgekit.stats.ppi.ppi_clustered` (the estimator
+        ``stats`` reports): labels (NaN = none), verdicts, clusters, arm.
+    units : array-like of shape (n,)
+        The labelling unit of each item (the prompt): a planned unit has
+        every response labelled, both models' when ``treated`` is given, so
+        the two models' residuals pair.
+    target_halfwidth : float
+    level : float, default=0.95
+    budget : int or None
+        Extra units available: the plan is what they reach.
+    prior_residual : float, default=0.25
+        Residual variance per unit assumed while fewer than 10 units are
+        labelled (each arm's; no pilot to measure it on).
+    few_units : int, default=30
+        A plan below this many labelled units warns: the normal interval can
+        under-cover.
+
+    Returns
+    -------
+    UnitPlan
+
+    Notes
+    -----
+    The curve is PPI++'s own: per unit the label difference Y, the judge's
+    verdict means F (one column per arm, the control's negated), variance
+    :math:`(V - 2\\lambda^\\top c + \\lambda^\\top S\\lambda)/m + \\lambda^\\top S\\lambda/(M - m)`
+    at the weights the estimator would tune at m labelled of M units; with
+    the weights unclipped this is :math:`V[(1 - R^2)/m + R^2/M]`, decreasing
+    in m (freezing the weights instead gives a curve that rises near M). It
+    is scaled to pass through the current interval (which adds the clusters,
+    the pseudo-labels and the t quantile), so the stated current half-width
+    is the stats row's.
+
+    References
+    ----------
+    .. [1] Angelopoulos, A. N., Duchi, J. C., & Zrnic, T. (2023). PPI++:
+       Efficient prediction-powered inference. arXiv:2311.01453, sec. 2.
+    """
+    labels, predictions = np.asarray(y, dtype=float), np.asarray(yhat, dtype=float)
+    arm = np.ones(len(labels), dtype=bool) if treated is None else np.asarray(treated, dtype=bool)
+    if not (np.isfinite(target_halfwidth) and target_halfwidth > 0):
+        raise ValueError(f"The 'target_halfwidth' parameter must be positive. Got {target_halfwidth!r} instead.")
+    if budget is not None and (not isinstance(budget, int | np.integer) or budget < 0):
+        raise ValueError(f"The 'budget' parameter must be a non-negative integer or None. Got {budget!r} instead.")
+    codes, names = pd.factorize(pd.Series(np.asarray(units)).astype(str), sort=True)
+    total = len(names)
+    arms = [arm] if treated is None else [arm, ~arm]
+    label_means = [_unit_means(np.where(a, labels, np.nan), codes, total) for a in arms]
+    judge_means = [_unit_means(np.where(a, predictions, np.nan), codes, total) for a in arms]
+    labelled_units = np.logical_and.reduce([~np.isnan(m) for m in label_means])
+    answered = np.logical_and.reduce([~np.isnan(m) for m in judge_means])
+    signs = [1.0] if treated is None else [1.0, -1.0]
+    difference = sum(s * m for s, m in zip(signs, label_means, strict=True))
+    judge = np.column_stack([s * m for s, m in zip(signs, judge_means, strict=True)])
+    now_count, total = int((labelled_units & answered).sum()), int(answered.sum())
+    z = NormalDist().inv_cdf(1 - (1 - level) / 2)
+    halfwidth_now, scale = float("inf"), 1.0
+    try:
+        current = ppi_clustered(labels, predictions, np.asarray(clusters), treated=treated, level=level)
+        halfwidth_now = (current.ci_high - current.ci_low) / 2
+    except ValueError:  # fewer than 2 labelled items in an arm: no interval yet
+        pass
+    grid = np.arange(max(now_count, 1), total + 1)
+    keep = labelled_units & answered
+    if now_count >= 10:
+        variance = _projected_variance(difference[keep], judge[answered], judge[keep], grid, total)
+        if np.isfinite(halfwidth_now) and variance[0] > 0:
+            scale = (halfwidth_now / z) ** 2 / variance[0]
+    else:
+        spread = float(np.var(judge[answered].sum(axis=1), ddof=1)) if total > 1 else 0.0
+        variance = prior_residual * len(arms) / grid + spread / total
+    curve_halfwidth = np.minimum.accumulate(z * np.sqrt(scale * variance))
+    curve = np.column_stack([grid, curve_halfwidth])
+    at = dict(zip(grid.tolist(), curve_halfwidth.tolist(), strict=True))
+
+    def plan(final: int, reachable: bool, reason: str) -> UnitPlan:
+        planned = halfwidth_now if final == now_count and np.isfinite(halfwidth_now) else at.get(final, float("inf"))
+        if reachable and final < few_units:
+            reason = "; ".join(filter(None, [reason, f"few labelled prompts ({final}): the interval may under-cover"]))
+        return UnitPlan(now_count, total, final - now_count, halfwidth_now, planned, target_halfwidth, reachable,
+                        reason, curve)
+
+    if halfwidth_now <= target_halfwidth:
+        return plan(now_count, True, "target met, 0 labels")
+    if budget is not None:
+        final = min(now_count + budget, total)
+        met = at.get(final, float("inf")) <= target_halfwidth
+        return plan(final, met, "" if met else f"the budget reaches {at.get(final, float('inf')):.4f}, not the target")
+    if curve_halfwidth[-1] > target_halfwidth:
+        return plan(total, False, f"not reachable: labelling every prompt gives about {curve_halfwidth[-1]:.4f}")
+    final = int(grid[np.argmax(curve_halfwidth <= target_halfwidth)])
+    return plan(final, True, "")

@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtri
 
 from judgekit.stats.intervals import linearized_interval
+from judgekit.stats.resampling import cluster_sums
 
 # Bootstrap weights are drawn in chunks so memory stays near this many floats whatever the number of units.
 _CHUNK_CELLS = 4_000_000
@@ -59,6 +60,7 @@ class _MatchedUnits:
     control_counts: NDArray
     n_units_treatment: int
     n_units_control: int
+    first_rows: NDArray  # (n_pairs,) an observation of each matched unit, to look up its cluster
 
 
 def _validate_common(n_boot: int, level: float, min_matched_share: float, min_pairs: int) -> None:
@@ -74,7 +76,7 @@ def _validate_common(n_boot: int, level: float, min_matched_share: float, min_pa
 
 def _match_units(values: NDArray, in_treatment: NDArray, unit: NDArray) -> _MatchedUnits:
     """Average each column of ``values`` (n, k; NaN = missing) within (arm, unit); keep units seen in both arms."""
-    keys, inverse = np.unique(unit, return_inverse=True)
+    keys, first, inverse = np.unique(unit, return_index=True, return_inverse=True)
     n_units = len(keys)
     observed = ~np.isnan(values)
     filled = np.where(observed, values, 0.0)
@@ -92,7 +94,8 @@ def _match_units(values: NDArray, in_treatment: NDArray, unit: NDArray) -> _Matc
     with np.errstate(invalid="ignore", divide="ignore"):
         t_means = np.where(t_counts > 0, t_sums / np.where(t_counts > 0, t_counts, 1), np.nan)
         c_means = np.where(c_counts > 0, c_sums / np.where(c_counts > 0, c_counts, 1), np.nan)
-    return _MatchedUnits(t_means[both], c_means[both], t_counts[both], c_counts[both], int(in_t.sum()), int(in_c.sum()))
+    return _MatchedUnits(t_means[both], c_means[both], t_counts[both], c_counts[both], int(in_t.sum()), int(in_c.sum()),
+                         first[both])
 
 
 def bootstrap_unit_weights(n_units: int, *, n_boot: int, rng: np.random.Generator):
@@ -195,9 +198,10 @@ def paired_mean_difference(
     min_pairs: int = 10,
     few_pairs: int = 30,
     max_bootstrap_units: int | None = None,
+    clusters: ArrayLike | None = None,
     rng: np.random.Generator | int | None = None,
 ) -> PairedDifference:
-    """Treatment minus control mean on matched units, with a cluster bootstrap over units.
+    """Treatment minus control mean on matched units, with a cluster bootstrap over units (or clusters of units).
 
     Parameters
     ----------
@@ -224,6 +228,11 @@ def paired_mean_difference(
     max_bootstrap_units : int or None, default=None
         Above this many matched units the interval is the t interval of the
         mean difference (Taylor linearization) instead of the bootstrap.
+    clusters : array-like of shape (n,), optional
+        The cluster of each observation's unit (``behavior_id``): units are
+        then resampled by cluster, as the data were generated (prompts of a
+        behaviour are not independent). A unit takes the cluster of its
+        first observation. Default: each unit is its own cluster.
     rng : numpy Generator, int or None
         Source of the bootstrap's randomness.
 
@@ -259,6 +268,9 @@ def paired_mean_difference(
     y, treated, keys = _coerce_inputs(values, in_treatment, unit)
     if y.shape[1] != 1:
         raise ValueError(f"The 'values' parameter must be 1-d. Got shape {y.shape} instead.")
+    if clusters is not None and np.shape(clusters) != (len(y),):
+        raise ValueError(f"The 'clusters' parameter must have one value per observation. Got shape "
+                         f"{np.shape(clusters)} for {len(y)} observations.")
     matched = _match_units(y, treated, keys)
     differences = (matched.treatment - matched.control)[:, 0]
     n_pairs = len(differences)
@@ -266,15 +278,24 @@ def paired_mean_difference(
         return _not_reported(matched, n_pairs, f"only {n_pairs} units answered by both models "
                              f"(need {min_pairs}); no paired effect", "paired difference over matched units")
     unit_sums = np.column_stack([np.ones(n_pairs), differences])
+    n_clusters = n_pairs
+    if clusters is not None:  # prompts within behaviours: resample the behaviours
+        unit_sums = cluster_sums(unit_sums, np.asarray(clusters).astype(str)[matched.first_rows])
+        n_clusters = unit_sums.shape[0]
     estimate, low, high, how, resamples = _unit_intervals(
         unit_sums, lambda s: s[..., 1:] / s[..., :1], n_boot=n_boot, level=level,
         max_bootstrap_units=max_bootstrap_units, rng=rng)
+    few_clusters = ""
+    if clusters is not None:
+        how = how.replace("over units", f"over {n_clusters} clusters of units")
+        few_clusters = f"few clusters of units (n={n_clusters})" if n_clusters < few_pairs else ""
     share_t, share_c = _share(n_pairs, matched.n_units_treatment), _share(n_pairs, matched.n_units_control)
     return PairedDifference(float(estimate[0]), float(low[0]), float(high[0]), n_pairs, share_t, share_c,
                             matched.n_units_treatment, matched.n_units_control,
-                            _matching_warning(n_pairs, share_t, share_c, min_matched_share=min_matched_share,
-                                              few_pairs=few_pairs), "", f"paired difference over matched units, {how}",
-                            resamples)
+                            "; ".join(filter(None, [_matching_warning(n_pairs, share_t, share_c,
+                                                                      min_matched_share=min_matched_share,
+                                                                      few_pairs=few_pairs), few_clusters])),
+                            "", f"paired difference over matched units, {how}", resamples)
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ def variance_design(frame: pd.DataFrame, *, factors: tuple[str, ...] = FACTORS,
     dropped = []
     for factor in factors:
         if factor in data:
-            level_codes, levels = pd.factorize(data[factor].astype(str), sort=True)
+            level_codes, levels = pd.factorize(_labels(data[factor]), sort=True)
             if len(levels) >= 2:
                 codes[factor] = level_codes
     for first, second in interactions:
@@ -115,7 +115,7 @@ def variance_design(frame: pd.DataFrame, *, factors: tuple[str, ...] = FACTORS,
             dropped.append(f"{name} (one verdict per level: not separable from the residual)")
         else:
             kept[name] = level_codes
-    cluster_codes, cluster_names = (pd.factorize(data[cluster].astype(str), sort=True) if cluster is not None
+    cluster_codes, cluster_names = (pd.factorize(_labels(data[cluster]), sort=True) if cluster is not None
                                     else (np.arange(len(data)), np.arange(len(data))))
     n_clusters = len(cluster_names)
     names = list(kept)
@@ -132,6 +132,11 @@ def variance_design(frame: pd.DataFrame, *, factors: tuple[str, ...] = FACTORS,
         np.bincount(cluster_codes, minlength=n_clusters).astype(float),
         np.bincount(cluster_codes, weights=y, minlength=n_clusters), np.bincount(cluster_codes, weights=y**2, minlength=n_clusters),
     )
+
+
+def _labels(column: pd.Series) -> pd.Series:
+    """Level labels to factorize: integer codes as they are (the bootstrap's relabelled copies), else as text."""
+    return column if pd.api.types.is_integer_dtype(column) else column.astype(str)
 
 
 def _same_partition(a: NDArray, b: NDArray) -> bool:
@@ -294,7 +299,8 @@ def bootstrap_variance_components(
     nested = {f for f in present if _nested_in(data, f, cluster)}
     resampled = np.array([any(part in nested for part in name.split(":")) for name in design.factors] + [True])
     cluster_codes, cluster_names = pd.factorize(data[cluster].astype(str), sort=True)
-    members = [np.flatnonzero(cluster_codes == c) for c in range(len(cluster_names))]
+    order = np.argsort(cluster_codes, kind="stable")
+    members = np.split(order, np.cumsum(np.bincount(cluster_codes, minlength=len(cluster_names)))[:-1])
     codes = {f: pd.factorize(data[f].astype(str), sort=True)[0].astype(np.int64) for f in present}
     generator = np.random.default_rng(rng)
     replicates = np.full((n_resamples, len(names)), np.nan)

@@ -24,6 +24,11 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   than 10: no estimate, the warning says why); one PPI++ weight per model,
   variance summed within clusters, so prompts labelled for both models pair
   their residuals; the method says how many were;
+* ``judge_error_shift`` — per judge, its sensitivity and specificity on each
+  model's labelled items (in the method) and base minus fine-tune
+  (``subset_value`` names the measure), cluster-robust interval; when one
+  excludes 0 the judge's ``finetune_effect_paired`` row warns and names
+  ``finetune_effect_corrected``;
 * ``conclusion_agreement`` / ``conclusion_reversal`` — over every judge ×
   benchmark × incoherence policy cell, the share reaching the humans'
   sign × significance conclusion and the share significantly reversing it;
@@ -40,10 +45,11 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   rater, the paired effect when both models reached the goal's capability
   (:func:`capability_matched`), else no estimate and the warning says which
   model fell short;
-* ``labels_needed`` — per fine-tune comparison and judge, the extra human
-  labels (both models together) for the corrected effect's interval to reach
-  a half-width of ``LABEL_PLAN_HALFWIDTH`` (the ``plan-labels`` computation;
-  the method says how many per model and how the items are chosen);
+* ``labels_needed`` — per fine-tune comparison and judge, the extra prompts
+  to label (every response of both models to each) for the corrected
+  effect's interval to reach a half-width of ``LABEL_PLAN_HALFWIDTH`` (the
+  ``plan-labels`` computation on the same items, so the method's current
+  half-width is the corrected row's);
 * ``capability`` per model and task and ``capability_gain`` of each
   fine-tune over its base, from the optional ``capability`` table; a
   ``capability`` row's ``finetune_goal`` is the goal whose ``goal_task``
@@ -68,18 +74,18 @@ from numpy.typing import NDArray
 
 from judgekit.analysis.blocks.conclusions import benchmark_scopes
 from judgekit.analysis.blocks.rates import raters
-from judgekit.analysis.inputs import StudyArrays, prompt_keys
+from judgekit.analysis.inputs import StudyArrays, effect_clusters, prompt_keys
 from judgekit.analysis.outcomes import OutcomeView
 from judgekit.analysis.rows import RowWriter, row_generator
 from judgekit.analysis.subsets import Subset
 from judgekit.capability.gain import capability_gain, capability_summary
 from judgekit.capability.tables import finetune_pairs, model_lineage, read_capability, read_models
-from judgekit.labelling import disagreement_rates, model_variance_components
+from judgekit.labelling import comparison_plan
 from judgekit.schema import DEFAULT_DIMENSION, HUMAN_MAJORITY, JudgeScale
-from judgekit.stats.labelplan import plan_additional_labels
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
-from judgekit.stats.ppi import ClusteredPPIEstimate, ppi_clustered
+from judgekit.stats.ppi import ClusteredPPIEstimate, nonrandom_labelling_warning, ppi_clustered
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers
+from judgekit.stats.transport import judge_error_shift
 
 # Below this many human-labelled items of a model its corrected rate is not reported.
 MIN_LABELLED = 10
@@ -286,13 +292,15 @@ def _comparison_rows(writer: RowWriter, data: StudyArrays, comparison: Compariso
         group = view.subset(comparison.subset(f"benchmark={benchmark or 'all'}",
                                               **({"benchmark": benchmark} if benchmark else {})))
         used = scope & data.policy_mask
-        _paired_rows(writer, data, group, used, treated, keys, match, decompose=view.outcome.name != "incoherent")
+        transport = _error_shift_rows(writer, data, group, used, treated, keys)
+        _paired_rows(writer, data, group, used, treated, keys, match, transport,
+                     decompose=view.outcome.name != "incoherent")
         # The corrected effect and its label plan, like the paired effect, use the prompts both models answered.
         matched, n_matched = matched_prompts(used, treated, keys)
         _corrected_rows(writer, data, comparison, group, used, treated, control, keys, matched=matched,
                         n_matched=n_matched)
         if benchmark is None and comparison.kind == "finetune_comparison":
-            _label_plan_rows(writer, data, comparison, group, matched, treated, control, n_matched=n_matched)
+            _label_plan_rows(writer, data, group, matched, treated, control, keys, n_matched=n_matched)
         cells += _cells(writer, data, group, scope, treated, keys, benchmark,
                         policies=view.outcome.name != "incoherent")
     _robustness_rows(writer, comparison, view, cells)
@@ -314,21 +322,52 @@ def _missing_comparison_rows(writer: RowWriter, data: StudyArrays, lineage: pd.D
                        np.nan, n_items=0, n_in_subset=0, method="paired difference (not computed)", warning=reason)
 
 
+def _error_shift_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDArray, treated: NDArray,
+                      keys: NDArray) -> dict[str, str]:
+    """``judge_error_shift`` per judge and measure (base minus fine-tune, on each model's labelled items); returns
+    per judge the warning its judge-only effect carries when its errors do not transport."""
+    if not data.has_reference:
+        return {}
+    clusters = effect_clusters(data.responses, keys)
+    notes = {}
+    for judge_id in data.judges.columns:
+        shifts = judge_error_shift(data.reference[mask], data.judges[judge_id].to_numpy()[mask], treated[mask],
+                                   clusters[mask], level=writer.settings.level)
+        for shift in shifts:
+            each = ", ".join(f"{name} {value[0]:.3f} [{value[1]:.3f}, {value[2]:.3f}] (n={n})" for name, value, n in (
+                ("fine-tune", shift.treated, shift.n_treated), ("base", shift.control, shift.n_control)))
+            writer.add("judge_error_shift", judge_id, HUMAN_MAJORITY,
+                       Subset(f"{group.label}|measure={shift.measure}", group.kind, shift.measure, group.columns),
+                       *shift.shift, n_items=shift.n_treated + shift.n_control, n_in_subset=int(mask.sum()),
+                       method=f"{shift.measure}, base minus fine-tune, on each model's labelled items: {each}; "
+                              f"cluster-robust linearized t interval over {shift.n_clusters} clusters",
+                       interval="linearized")
+        differing = [s for s in shifts if s.differs]
+        if differing:
+            notes[judge_id] = ("the judge errs differently on the fine-tune (" + "; ".join(
+                f"{s.measure} {s.control[0]:.2f} base vs {s.treated[0]:.2f} fine-tune" for s in differing)
+                + "): this judge-only effect is biased; read finetune_effect_corrected")
+    return notes
+
+
 def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDArray, treated: NDArray,
-                 keys: NDArray, match: tuple[bool, str] | None, *, decompose: bool) -> None:
-    """Paired effect per rater (and at matched capability); with ``decompose``, its coherent/incoherent split."""
+                 keys: NDArray, match: tuple[bool, str] | None, transport: dict[str, str], *,
+                 decompose: bool) -> None:
+    """Paired effect per rater (and at matched capability), warned when the judge's errors do not transport
+    (``transport``); with ``decompose``, its coherent/incoherent split."""
     settings = writer.settings
     incoherent = _incoherent(data)
     for rater, verdicts in raters(data).items():
         rng = row_generator(settings.seed, "finetune_effect_paired", str(rater), group.label)
         result = paired_mean_difference(verdicts[mask], treated[mask], keys[mask], n_boot=settings.n_boot,
                                         level=settings.level, max_bootstrap_units=settings.max_bootstrap_clusters,
-                                        rng=rng)
+                                        clusters=behaviour_clusters(data, keys, mask), rng=rng)
         shares = (f"matched prompts: {result.n_pairs} ({result.matched_share_treatment:.0%} of the fine-tune's, "
                   f"{result.matched_share_control:.0%} of the base's)")
         writer.add("finetune_effect_paired", rater, "base_model", group, result.estimate, result.ci_low,
                    result.ci_high, n_items=result.n_pairs, n_in_subset=result.n_pairs,
-                   method=f"{result.method}; {shares}", warning=result.reason or result.warning,
+                   method=f"{result.method}; {shares}",
+                   warning=result.reason or "; ".join(filter(None, [result.warning, transport.get(rater, "")])),
                    resamples=result.n_boot, interval="bootstrap-percentile" if result.n_boot else "linearized")
         if match is not None:
             matched, how = match
@@ -363,13 +402,9 @@ def matched_prompts(mask: NDArray, treated: NDArray, keys: NDArray) -> tuple[NDA
     return mask & pd.Series(keys).isin(both).to_numpy(), len(both)
 
 
-def effect_clusters(data: StudyArrays, keys: NDArray) -> NDArray:
-    """Independent units of the corrected rows: ``behavior_id`` where given, else the prompt (its samples and both
-    models' responses to it fall in one cluster)."""
-    if "behavior_id" not in data.responses:
-        return keys
-    behaviour = data.responses["behavior_id"]
-    return np.where(behaviour.notna().to_numpy(), "behavior:" + behaviour.astype(str).to_numpy(), "prompt:" + keys.astype(str))
+def behaviour_clusters(data: StudyArrays, keys: NDArray, mask: NDArray) -> NDArray | None:
+    """The paired effect's resampling clusters on ``mask``: behaviours when the study has them, else None (prompts)."""
+    return effect_clusters(data.responses, keys)[mask] if "behavior_id" in data.responses else None
 
 
 def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, group: Subset, mask: NDArray,
@@ -377,7 +412,7 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
     """Per judge: each model's corrected rate on all its items, and the corrected effect on the ``matched`` items."""
     if not data.has_reference:
         return
-    clusters = effect_clusters(data, keys)
+    clusters = effect_clusters(data.responses, keys)
     level = writer.settings.level
     for judge_id in data.judges.columns:
         verdicts = data.judges[judge_id].to_numpy()
@@ -394,7 +429,8 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
                 estimable = False
                 continue
             result = ppi_clustered(data.reference[items], verdicts[items], clusters[items], level=level)
-            _ppi_row(writer, "harmful_rate_corrected", judge_id, model_group, result, int((mask & in_model).sum()))
+            _ppi_row(writer, "harmful_rate_corrected", judge_id, model_group, result, int((mask & in_model).sum()),
+                     design=_design_warning(data, judge_id, items))
         if not estimable:
             continue
         if n_matched < MIN_MATCHED_PROMPTS:
@@ -414,7 +450,9 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
         effect = ppi_clustered(data.reference[items], verdicts[items], clusters[items], treated=treated[items],
                                level=level)
         _ppi_row(writer, "finetune_effect_corrected", judge_id, group, effect, int(matched.sum()),
-                 paired=_labelled_pairs(labelled, treated, keys))
+                 paired=_labelled_pairs(labelled, treated, keys),
+                 design="; ".join(filter(None, (_design_warning(data, judge_id, items & arm)
+                                                for arm in (treated, control)))))
 
 
 def _labelled_pairs(labelled: NDArray, treated: NDArray, keys: NDArray) -> str:
@@ -425,24 +463,34 @@ def _labelled_pairs(labelled: NDArray, treated: NDArray, keys: NDArray) -> str:
             "both models' responses to a prompt share its cluster")
 
 
-def _ppi_warning(result: ClusteredPPIEstimate) -> str:
+def _design_warning(data: StudyArrays, judge_id: str, items: NDArray) -> str:
+    """Whether the labelled items of ``items`` look like a random sample by the judge's scores (P(unsafe) where
+    it gives one, else its verdicts)."""
+    scores = data.judges[judge_id].to_numpy()
+    if judge_id in data.p_unsafe and data.p_unsafe[judge_id][items].notna().all():
+        scores = data.p_unsafe[judge_id].to_numpy(dtype=float)
+    return nonrandom_labelling_warning(scores[items], ~np.isnan(data.reference[items]))
+
+
+def _ppi_warning(result: ClusteredPPIEstimate, design: str) -> str:
+    warnings = [design] if design else []
     if result.n_labelled < FEW_LABELLED:
-        return f"few labelled items (n={result.n_labelled}): the normal interval may under-cover"
-    return ""
+        warnings.append(f"few labelled items (n={result.n_labelled}): the normal interval may under-cover")
+    return "; ".join(warnings)
 
 
 def _ppi_row(writer: RowWriter, name: str, judge_id: str, group: Subset, result: ClusteredPPIEstimate,
-             n_in_subset: int, *, paired: str = "") -> None:
+             n_in_subset: int, *, paired: str = "", design: str = "") -> None:
     n_items = result.n_labelled + result.n_unlabelled
     writer.add(name, judge_id, HUMAN_MAJORITY, group, result.estimate, result.ci_low, result.ci_high,
-               n_items=n_items, n_in_subset=max(n_in_subset, n_items), warning=_ppi_warning(result),
+               n_items=n_items, n_in_subset=max(n_in_subset, n_items), warning=_ppi_warning(result, design),
                method=f"{result.method}; {result.n_labelled} labelled, {result.n_unlabelled} judge-only items"
                       + (f"; {paired}" if paired else ""),
                interval="ppi")
 
 
-def _label_plan_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, group: Subset, mask: NDArray,
-                     treated: NDArray, control: NDArray, *, n_matched: int) -> None:
+def _label_plan_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDArray, treated: NDArray,
+                     control: NDArray, keys: NDArray, *, n_matched: int) -> None:
     """Per judge: extra labels for the corrected effect's interval (on the prompts both models answered) to reach
     ``LABEL_PLAN_HALFWIDTH``."""
     if not data.has_reference:
@@ -454,25 +502,23 @@ def _label_plan_rows(writer: RowWriter, data: StudyArrays, comparison: Compariso
                        warning=f"only {n_matched} prompts answered by both models (need {MIN_MATCHED_PROMPTS}): "
                                "labels cannot make the effect estimable; answer more shared prompts first")
         return
-    incoherent = _incoherent(data)
-    incoherent = np.zeros(data.n_items, dtype=bool) if incoherent is None else incoherent
+    clusters = effect_clusters(data.responses, keys)
     for judge_id in data.judges.columns:
-        verdicts = data.judges[judge_id].to_numpy()
-        rates = disagreement_rates(data.reference[mask], verdicts[mask], incoherent[mask])
-        parts = [model_variance_components(data.reference, verdicts, incoherent, mask & arm, rates)
-                 for arm in (treated, control)]
-        plan = plan_additional_labels([p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
-                                      [p[3] for p in parts], target_halfwidth=LABEL_PLAN_HALFWIDTH,
-                                      level=writer.settings.level)
-        extra = [int(a) for a in plan.additional]
-        writer.add("labels_needed", judge_id, HUMAN_MAJORITY, group, float(sum(extra)), np.nan, np.nan,
-                   n_items=sum(p[2] for p in parts), n_in_subset=sum(p[3] for p in parts),
-                   method=(f"+{extra[0]} {comparison.treated} / +{extra[1]} {comparison.control} labels for the "
-                           f"corrected effect's half-width {plan.halfwidth_now:.3f} -> {plan.halfwidth_planned:.3f} "
-                           f"(target {LABEL_PLAN_HALFWIDTH}); residual variance from {parts[0][4]} / {parts[1][4]}; "
-                           "items stratified by judge disagreement x incoherence: judgekit plan-labels STUDY "
-                           f"--judge {judge_id} --target-halfwidth {LABEL_PLAN_HALFWIDTH} --out FILE"),
-                   warning=plan.reason)
+        planned = comparison_plan(data.reference, data.judges[judge_id].to_numpy(), keys, clusters, mask & treated,
+                                  mask & control, target_halfwidth=LABEL_PLAN_HALFWIDTH, level=writer.settings.level)
+        if planned is None:
+            continue
+        items, plan = planned
+        writer.add("labels_needed", judge_id, HUMAN_MAJORITY, group, float(plan.additional), np.nan, np.nan,
+                   n_items=int(items.sum()), n_in_subset=int(mask.sum()),
+                   method=(("target met, 0 labels; " if plan.reason.startswith("target met") else "")
+                           + f"+{plan.additional} prompts (every response of both models to each) for the corrected "
+                           f"effect's half-width {plan.halfwidth_now:.3f} -> {plan.halfwidth_planned:.3f} (target "
+                           f"{LABEL_PLAN_HALFWIDTH}); {plan.n_labelled} of {plan.n_units} shared prompts labelled for "
+                           "both models now; PPI++ curve re-tuned at each count; prompts stratified by judge "
+                           f"disagreement x incoherence: judgekit plan-labels STUDY --judge {judge_id} "
+                           f"--target-halfwidth {LABEL_PLAN_HALFWIDTH} --out FILE"),
+                   warning=plan.reason.removeprefix("target met, 0 labels").strip("; "))
 
 
 def cell_variants(data: StudyArrays, rater: str, verdicts: NDArray) -> list[tuple[float | None, NDArray]]:
@@ -497,6 +543,7 @@ def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, 
         mask = scope & in_policy
         effects = {}
         for rater, verdicts in raters(data).items():
+<<<<<<< HEAD
             for threshold, codes in cell_variants(data, rater, verdicts):
                 at = () if threshold is None else (f"threshold={threshold:g}",)
                 rng = row_generator(settings.seed, "conclusion_cell", str(rater), group.label, policy, *at)
@@ -514,6 +561,21 @@ def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, 
                        interval="bootstrap-percentile" if result.n_boot else "linearized", cut=cut)
         human = effects.pop((HUMAN_MAJORITY, None), None)
         for (judge_id, threshold), result in effects.items():
+=======
+            rng = row_generator(settings.seed, "conclusion_cell", str(rater), group.label, policy)
+            effects[rater] = paired_mean_difference(verdicts[mask], treated[mask], keys[mask], n_boot=settings.n_boot,
+                                                    level=settings.level,
+                                                    max_bootstrap_units=settings.max_bootstrap_clusters,
+                                                    clusters=behaviour_clusters(data, keys, mask), rng=rng)
+        cell_group = Subset(f"{group.label}|incoherent={policy}", group.kind, policy, group.columns)
+        for rater, result in effects.items():
+            writer.add("finetune_effect_cell", rater, "base_model", cell_group, result.estimate, result.ci_low,
+                       result.ci_high, n_items=result.n_pairs, n_in_subset=result.n_pairs,
+                       method=f"incoherence policy {policy}; {result.method}", warning=result.reason or result.warning,
+                       resamples=result.n_boot, interval="bootstrap-percentile" if result.n_boot else "linearized")
+        human = effects.pop(HUMAN_MAJORITY, None)
+        for judge_id, result in effects.items():
+>>>>>>> integ
             cells.append({"judge_id": judge_id, "benchmark": benchmark or "all", "incoherence_policy": policy,
                           "threshold": NATIVE_VERDICT if threshold is None else f"{threshold:g}",
                           "estimate": result.estimate, "ci_low": result.ci_low, "ci_high": result.ci_high,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from judgekit.analysis.inputs import StudyArrays
 from judgekit.analysis.rows import RowWriter, row_generator
 from judgekit.analysis.subsets import subset

@@ -1,0 +1,107 @@
+"""plan-labels v2 (issue 25): the plan is the estimator's own curve, in prompts, and its stated current half-width is
+the stats row's; importing the planned labels keeps n_items and never widens the corrected effect's interval."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SHARED_DATA
+from judgekit.analysis import StatsSettings, compute_stats
+from judgekit.labelling import plan_labels
+from judgekit.stats.labelplan import plan_additional_labels, plan_unit_labels
+from judgekit.stats.ppi import ppi_clustered
+from judgekit.study import load_study
+
+ONLY = ("finetune_effect_corrected", "labels_needed")
+
+
+def _paired_design(rng: np.random.Generator, prompts: int = 600, pilot: int = 60):
+    difficulty = rng.normal(0, 1.5, prompts)
+    truth = [(rng.random(prompts) < 1 / (1 + np.exp(-(difficulty - 1 + s)))).astype(float) for s in (0.6, 0.0)]
+    verdict = [np.where(rng.random(prompts) < miss, 1 - t, t) for t, miss in zip(truth, (0.2, 0.08), strict=True)]
+    units, treated = np.tile(np.arange(prompts), 2), np.repeat([True, False], prompts)
+    order = rng.permutation(prompts)
+    return np.concatenate(truth), np.concatenate(verdict), units, treated, order
+
+
+def test_plan_curve_is_monotone_reaches_its_target_and_asks_nothing_when_met():
+    """30 simulated paired studies, a 60-prompt pilot, target 0.06: the curve never rises (the frozen-weight plan's
+    a/n + b/(N - n) jumped to 'label everything'); labelling the planned prompts lands within 20% of the target."""
+    achieved = []
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        truth, verdict, units, treated, order = _paired_design(rng)
+        labels = np.where(np.isin(units, order[:60]), truth, np.nan)
+        plan = plan_unit_labels(labels, verdict, units, units, treated=treated, target_halfwidth=0.06)
+        assert np.all(np.diff(plan.curve[:, 1]) <= 1e-12)
+        now = ppi_clustered(labels, verdict, units, treated=treated)
+        assert plan.halfwidth_now == pytest.approx((now.ci_high - now.ci_low) / 2)
+        if plan.reachable:
+            after = ppi_clustered(np.where(np.isin(units, order[:60 + plan.additional]), truth, np.nan), verdict,
+                                  units, treated=treated)
+            achieved.append((after.ci_high - after.ci_low) / 2 / 0.06)
+            # the fewest its own curve needs
+            assert plan.curve[plan.curve[:, 0] == plan.n_labelled + plan.additional - 1, 1].item() > 0.06 \
+                or plan.additional == 0
+    assert len(achieved) >= 25 and np.mean(np.abs(np.array(achieved) - 1) <= 0.2) >= 0.9, achieved
+    met = plan_unit_labels(labels, verdict, units, units, treated=treated, target_halfwidth=plan.halfwidth_now + 0.01)
+    assert met.additional == 0 and met.reason == "target met, 0 labels"
+    # the frozen-weight curve of the old planner is not monotone near N (0.047 / 0.060 / 0.46 / 0.037 in the audit)
+    frozen = [plan_additional_labels([0.2], [0.2], [60], [600], target_halfwidth=0.05, budget=b).halfwidth_planned
+              for b in (400, 500, 539, 540)]
+    assert not np.all(np.diff(frozen) <= 0)
+
+
+def _write_lineage(study: Path, lineage: dict[str, tuple[str, str]]) -> None:
+    path = next(study.glob("responses.*"))
+    responses = pd.read_parquet(path)
+    responses["base_model"] = responses["model"].map(lambda m: lineage.get(m, (None, None))[0])
+    responses["finetune_goal"] = responses["model"].map(lambda m: lineage.get(m, (None, None))[1])
+    responses.to_parquet(path, index=False)
+
+
+def _corrected_row(stats: pd.DataFrame, judge: str, comparison: str) -> pd.Series:
+    rows = stats[(stats["statistic"] == "finetune_effect_corrected") & (stats["judge_id"] == judge)
+                 & stats["subset"].str.startswith(f"comparison={comparison}") & stats["subset"].str.endswith("=all")]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "xstest_v2_completions").is_dir(), reason="needs ../shared/data (XSTest v2)")
+def test_xstest_plan_states_the_stats_rows_halfwidth_and_its_labels_never_widen_the_interval(tmp_path):
+    from judgekit.pipeline import convert_dataset_step
+
+    study_dir = tmp_path / "xs"
+    convert_dataset_step("xstest-v2", SHARED_DATA / "xstest_v2_completions", study_dir, table_format=".parquet")
+    _write_lineage(study_dir, {"mistralguard": ("mistralinstruct", "guardrail"),
+                               "llama2orig": ("llama2new", "system-prompt")})
+    annotations_path = next(study_dir.glob("annotations.*"))
+    full = pd.read_parquet(annotations_path)
+    final = full[full["annotator_id"] == "final"]
+    behaviour = final["item_id"].str.split("-v2-").str[1]
+    pilot = set(np.random.default_rng(0).choice(sorted(behaviour.unique()), 80, replace=False))
+    final[behaviour.isin(pilot)].to_parquet(annotations_path, index=False)
+    settings = StatsSettings(n_boot=50, seed=0)
+    judge, comparison = "xstest-gpt4-eval", "mistralguard vs mistralinstruct"
+    before, _ = compute_stats(load_study(study_dir), settings, version="t", only=ONLY)
+    row = _corrected_row(before, judge, comparison)
+    requests, lines = plan_labels(load_study(study_dir), target_halfwidth=0.01, judge=judge)
+    line = next(text for text in lines if text.startswith(comparison))
+    stated = float(re.search(r"half-width now ([0-9.]+)", line).group(1))
+    assert stated == pytest.approx((row["ci_high"] - row["ci_low"]) / 2, abs=5e-5), (line, row)
+    assert not any(text.startswith(("gpt4", "llama2new", "mistralinstruct")) for text in lines)
+    # the planned prompts' labels come back (from the full file): same n_items unit, never wider
+    asked = full[(full["annotator_id"] == "final") & full["item_id"].isin(requests["item_id"])]
+    assert len(asked) == len(requests) > 0
+    pd.concat([pd.read_parquet(annotations_path), asked]).to_parquet(annotations_path, index=False)
+    after, _ = compute_stats(load_study(study_dir), settings, version="t", only=ONLY)
+    new = _corrected_row(after, judge, comparison)
+    assert new["n_items"] == row["n_items"]
+    assert new["ci_high"] - new["ci_low"] <= row["ci_high"] - row["ci_low"]
+    met, lines = plan_labels(load_study(study_dir), target_halfwidth=0.5, judge=judge)
+    assert len(met) == 0 and all("target met, 0 labels" in text for text in lines if " vs " in text)
