@@ -543,13 +543,13 @@ def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, 
         mask = scope & in_policy
         effects = {}
         for rater, verdicts in raters(data).items():
-<<<<<<< HEAD
             for threshold, codes in cell_variants(data, rater, verdicts):
                 at = () if threshold is None else (f"threshold={threshold:g}",)
                 rng = row_generator(settings.seed, "conclusion_cell", str(rater), group.label, policy, *at)
                 effects[rater, threshold] = paired_mean_difference(
                     codes[mask], treated[mask], keys[mask], n_boot=settings.n_boot, level=settings.level,
-                    max_bootstrap_units=settings.max_bootstrap_clusters, rng=rng)
+                    max_bootstrap_units=settings.max_bootstrap_clusters, clusters=behaviour_clusters(data, keys, mask),
+                    rng=rng)
         for (rater, threshold), result in effects.items():
             label, cut = f"{group.label}|incoherent={policy}", None
             if threshold is not None:
@@ -561,21 +561,6 @@ def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, 
                        interval="bootstrap-percentile" if result.n_boot else "linearized", cut=cut)
         human = effects.pop((HUMAN_MAJORITY, None), None)
         for (judge_id, threshold), result in effects.items():
-=======
-            rng = row_generator(settings.seed, "conclusion_cell", str(rater), group.label, policy)
-            effects[rater] = paired_mean_difference(verdicts[mask], treated[mask], keys[mask], n_boot=settings.n_boot,
-                                                    level=settings.level,
-                                                    max_bootstrap_units=settings.max_bootstrap_clusters,
-                                                    clusters=behaviour_clusters(data, keys, mask), rng=rng)
-        cell_group = Subset(f"{group.label}|incoherent={policy}", group.kind, policy, group.columns)
-        for rater, result in effects.items():
-            writer.add("finetune_effect_cell", rater, "base_model", cell_group, result.estimate, result.ci_low,
-                       result.ci_high, n_items=result.n_pairs, n_in_subset=result.n_pairs,
-                       method=f"incoherence policy {policy}; {result.method}", warning=result.reason or result.warning,
-                       resamples=result.n_boot, interval="bootstrap-percentile" if result.n_boot else "linearized")
-        human = effects.pop(HUMAN_MAJORITY, None)
-        for judge_id, result in effects.items():
->>>>>>> integ
             cells.append({"judge_id": judge_id, "benchmark": benchmark or "all", "incoherence_policy": policy,
                           "threshold": NATIVE_VERDICT if threshold is None else f"{threshold:g}",
                           "estimate": result.estimate, "ci_low": result.ci_low, "ci_high": result.ci_high,
