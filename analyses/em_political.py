@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import arguments, converted, workdir, write_outputs
+from common import arguments, converted, save_figure, workdir, write_outputs
 from judgekit import __version__
 from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.pipeline import flag_step
@@ -77,10 +77,7 @@ def figure(effects: pd.DataFrame, incoherent: pd.Series, path) -> None:
     right.set_xlim(0, 1)
     right.set_xlabel("judgekit flag: incoherent")
     right.set_title("Incoherent share per model")
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    fig.savefig(path.with_suffix(".pdf"))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:

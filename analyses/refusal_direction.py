@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import arguments, converted, statistics, workdir, write_outputs
+from common import arguments, converted, save_figure, statistics, workdir, write_outputs
 from judgekit.pipeline import flag_step
 from judgekit.study import load_study
 
@@ -75,10 +75,7 @@ def figure(table: pd.DataFrame, path: Path) -> None:
         axis.set_xlabel("change in share (paired, 95% CI)")
         axis.legend(fontsize=7, loc="center left")
     axes[0].set_yticks(range(len(models)), models)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    fig.savefig(path.with_suffix(".pdf"))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
