@@ -49,6 +49,16 @@ def workdir() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="judgekit-analysis-")
 
 
+def save_figure(fig, path: Path) -> None:
+    """``path`` (PNG, 150 dpi) and a PDF beside it; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    fig.savefig(path.with_suffix(".pdf"))
+    plt.close(fig)
+
+
 def write_outputs(out_dir: Path, name: str, table: pd.DataFrame, *, caption: str, preface: str = "") -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = out_dir / f"{name}.md"

@@ -2,10 +2,10 @@
 
 convert -> judgekit keyword judges -> flag -> stats, then per fine-tune vs base_qwen25 on the 50 safety probes the
 paired effect (fine-tune minus base share judged unsafe, matched by prompt) per judge: the four LLM judges' safety
-scores cut at >= 1, >= 2 (the stated threshold) and >= 3, and two keyword refusal detectors. The paired effects come
-from ``judgekit.stats.paired.paired_mean_difference`` (the per-threshold cut is computed here: the h24-outcomes
-specification-curve axis was not merged when this ran). Agreement on the native 0-3 scales and the incoherent share
-per model come from the stats and flags tables.
+scores cut at >= 1, >= 2 (the stated threshold) and >= 3, and two keyword refusal detectors. The paired effects are
+the ``finetune_effect_cell`` rows of ``judgekit stats`` (benchmark safety, incoherent responses kept): the
+specification curve's cells, one per threshold of each LLM judge's declared scale. Agreement on the native 0-3 scales
+and the incoherent share per model come from the stats and flags tables.
 
 Usage: python analyses/em_political.py [--data ../shared/data] [--out analyses/results] [--n-boot 2000]
 """
@@ -17,39 +17,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import arguments, converted, workdir, write_outputs
+from common import arguments, converted, save_figure, workdir, write_outputs
 from judgekit import __version__
 from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.pipeline import flag_step
-from judgekit.analysis.inputs import judge_codes, threshold_verdicts
-from judgekit.stats.paired import paired_mean_difference
 from judgekit.study import load_study
 
 BASE = "base_qwen25"
 KEYWORD_JUDGES = ("keyword-gcg-13", "keyword-jbb-string")
-THRESHOLDS = (1.0, 2.0, 3.0)
+LLM_JUDGES = ("claude_35_haiku", "llama_33_70b", "mistral_large_3", "nova_pro")
 
 
-def verdict_columns(study) -> pd.DataFrame:
-    """Items x (judge, threshold) unsafe codes: LLM judges' safety scores cut at each threshold, keyword labels."""
-    columns = {(judge, f">= {threshold:g}"): codes for (judge, threshold), codes in threshold_verdicts(study).items()}
-    labels = judge_codes(study)
-    columns.update({(judge, "keyword"): labels[judge] for judge in KEYWORD_JUDGES})
-    return pd.DataFrame(columns).reindex(study.responses["item_id"])
-
-
-def paired_effects(study, verdicts: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
-    responses = study.responses.set_index("item_id")
-    safety = responses[responses.benchmark == "safety"]
-    rows = []
-    for model in sorted(m for m in safety.model.unique() if safety.loc[safety.model == m, "base_model"].notna().all()):
-        pair = safety[safety.model.isin([model, BASE])]
-        for (judge, cut), column in verdicts.items():
-            result = paired_mean_difference(column.reindex(pair.index).to_numpy(), (pair.model == model).to_numpy(),
-                                            pair.prompt_id.to_numpy(), n_boot=n_boot, rng=seed)
-            rows.append({"model": model, "judge": judge, "threshold": cut, "effect": result.estimate,
-                         "ci_low": result.ci_low, "ci_high": result.ci_high, "n_pairs": result.n_pairs})
-    return pd.DataFrame(rows)
+def paired_effects(stats: pd.DataFrame) -> pd.DataFrame:
+    """Per fine-tune and specification cell on the safety probes (all responses kept): the ``finetune_effect_cell``
+    rows of ``judgekit stats``, one per threshold for the LLM judges (``|threshold=T`` in the subset), one per
+    keyword judge."""
+    cells = stats[(stats.statistic == "finetune_effect_cell") & (stats.outcome == "harmful_compliance")
+                  & (stats.benchmark == "safety") & (stats.subset_value == "include") & (stats.base_model == BASE)
+                  & stats.judge_id.isin(LLM_JUDGES + KEYWORD_JUDGES)]
+    threshold = cells.subset.str.extract(r"\|threshold=([^|]+)", expand=False)
+    table = pd.DataFrame({"model": cells.model, "judge": cells.judge_id,
+                          "threshold": np.where(threshold.isna(), "keyword", ">= " + threshold.fillna("")),
+                          "effect": cells.estimate, "ci_low": cells.ci_low, "ci_high": cells.ci_high,
+                          "n_pairs": cells.n_items})
+    return table.sort_values(["model", "judge"], kind="stable").reset_index(drop=True)
 
 
 def conclusion(row) -> str:
@@ -86,10 +77,7 @@ def figure(effects: pd.DataFrame, incoherent: pd.Series, path) -> None:
     right.set_xlim(0, 1)
     right.set_xlabel("judgekit flag: incoherent")
     right.set_title("Incoherent share per model")
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    fig.savefig(path.with_suffix(".pdf"))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
@@ -101,9 +89,9 @@ def main() -> None:
         flag_step(Path(tmp) / "em-political")
         study = load_study(Path(tmp) / "em-political")
         stats, _ = compute_stats(study, StatsSettings(n_boot=args.n_boot, seed=args.seed), version=__version__,
-                                 only=("krippendorff_alpha_interval", "krippendorff_alpha_ordinal"))
-    verdicts = verdict_columns(study)
-    effects = paired_effects(study, verdicts, args.n_boot, args.seed)
+                                 only=("krippendorff_alpha_interval", "krippendorff_alpha_ordinal",
+                                       "finetune_effect_cell"))
+    effects = paired_effects(stats)
     effects["conclusion"] = effects.apply(conclusion, axis=1)
     flags = study.flags[study.flags.detector == "incoherent"].merge(study.responses[["item_id", "model"]], on="item_id")
     incoherent = flags.groupby("model")["flagged"].mean()

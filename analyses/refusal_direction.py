@@ -1,14 +1,15 @@
 """refusal_direction: per model, the ablation's effect on harmful compliance and actadd's over-refusal on harmless prompts.
 
-convert -> judgekit keyword judge -> flag, then per model (paired by prompt, cluster bootstrap over prompts,
-``judgekit.stats.paired.paired_mean_difference``):
+convert -> judgekit keyword judge -> flag -> stats, then per model the ``finetune_effect_paired`` rows of
+``judgekit stats`` (paired by prompt, cluster bootstrap over prompts), per outcome:
 
 - harmful compliance on the 100 JailbreakBench prompts: share judged unsafe, ablation minus baseline and actadd minus
   baseline, under the source's substring matcher, Llama Guard 2, and judgekit's keyword-gcg-13;
 - over-refusal on the 100 harmless prompts: share where a refusal was found (substring matcher / keyword-gcg-13 say
   ``safe``), actadd minus baseline.
 
-Computed here with library functions: the h24-outcomes machinery (outcome column per row) was not merged when this ran.
+The study declares ``substring_matching`` a refusal judge (``refusal_judges``), so stats measures over-refusal with
+it; keyword-gcg-13 is a refusal detector as every keyword judge.
 
 Usage: python analyses/refusal_direction.py [--data ../shared/data] [--out analyses/results] [--n-boot 2000]
 """
@@ -20,40 +21,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import arguments, converted, workdir, write_outputs
+from common import arguments, converted, save_figure, statistics, workdir, write_outputs
 from judgekit.pipeline import flag_step
-from judgekit.stats.paired import paired_mean_difference
 from judgekit.study import load_study
 
 JUDGES = ("substring_matching", "llamaguard2", "keyword-gcg-13")
-# outcome -> (intent of its prompts, the verdict that counts: unsafe = complied, safe = refused, conditions compared)
-OUTCOMES = {"harmful compliance": ("harmful", "unsafe", ("ablation", "actadd")),
-            "over-refusal": ("benign", "safe", ("actadd",))}
+# judgekit's outcome -> the words used in this analysis' tables and figure
+OUTCOMES = {"harmful_compliance": "harmful compliance", "over_refusal": "over-refusal"}
 
 
-def effects(study, n_boot: int, seed: int) -> pd.DataFrame:
-    responses = study.responses.set_index("item_id")
-    labels = study.judgments.pivot(index="item_id", columns="judge_id", values="label").reindex(responses.index)
-    rows = []
-    for outcome, (intent, counted, conditions) in OUTCOMES.items():
-        prompts = responses[responses.intent == intent]
-        for model in sorted({m.split("/")[0] for m in prompts.model}):
-            control = f"{model}/baseline"
-            for condition in conditions:
-                treated = f"{model}/{condition}"
-                pair = prompts[prompts.model.isin([treated, control])]
-                for judge in JUDGES:
-                    verdict = labels.loc[pair.index, judge]
-                    if verdict.isna().all():
-                        continue  # Llama Guard 2 did not judge the harmless prompts
-                    values = np.where(verdict.isna(), np.nan, (verdict == counted).astype(float))
-                    result = paired_mean_difference(values, (pair.model == treated).to_numpy(), pair.prompt_id.to_numpy(),
-                                                    n_boot=n_boot, rng=seed)
-                    base_rate = float(np.nanmean(values[(pair.model == control).to_numpy()]))
-                    rows.append({"outcome": outcome, "model": model, "comparison": f"{condition} vs baseline",
-                                 "judge": judge, "baseline rate": base_rate, "effect": result.estimate,
-                                 "ci_low": result.ci_low, "ci_high": result.ci_high, "n_pairs": result.n_pairs})
-    return pd.DataFrame(rows)
+def effects(stats: pd.DataFrame) -> pd.DataFrame:
+    """The paired effects per model, comparison, outcome and judge, read from ``judgekit stats`` rows.
+
+    ``finetune_effect_paired`` over every benchmark of the outcome's prompts, with the baseline's rate from the
+    ``harmful_rate`` row of the same outcome and judge; comparisons that have no prompts of an outcome (ablation
+    was not run on the harmless prompts) are rows saying so in the stats and left out here.
+    """
+    paired = stats[(stats.statistic == "finetune_effect_paired") & stats.subset.str.contains("|benchmark=all", regex=False)
+                   & stats.outcome.isin(list(OUTCOMES)) & stats.judge_id.isin(JUDGES) & stats.estimate.notna()]
+    rates = stats[stats.statistic == "harmful_rate"].dropna(subset=["model"])
+    base_rate = rates.set_index(["model", "outcome", "judge_id"])["estimate"]
+    rows = [{"outcome": OUTCOMES[r.outcome], "model": r.base_model.split("/")[0],
+             "comparison": f"{r.model.split('/')[1]} vs baseline", "judge": r.judge_id,
+             "baseline rate": float(base_rate.loc[(r.base_model, r.outcome, r.judge_id)]), "effect": r.estimate,
+             "ci_low": r.ci_low, "ci_high": r.ci_high, "n_pairs": int(r.n_items)} for r in paired.itertuples()]
+    table = pd.DataFrame(rows)
+    order = table.judge.map({judge: k for k, judge in enumerate(JUDGES)}).rename("judge order")
+    return table.assign(**{order.name: order}).sort_values(["outcome", "model", "comparison", order.name]).drop(
+        columns=order.name).reset_index(drop=True)
 
 
 def figure(table: pd.DataFrame, path: Path) -> None:
@@ -80,10 +75,7 @@ def figure(table: pd.DataFrame, path: Path) -> None:
         axis.set_xlabel("change in share (paired, 95% CI)")
         axis.legend(fontsize=7, loc="center left")
     axes[0].set_yticks(range(len(models)), models)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    fig.savefig(path.with_suffix(".pdf"))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
@@ -94,7 +86,7 @@ def main() -> None:
         converted("refusal-direction", args.data / "refusal_direction", Path(tmp), judges=("keyword-gcg-13",))
         flag_step(Path(tmp) / "refusal-direction")
         study = load_study(Path(tmp) / "refusal-direction")
-    table = effects(study, args.n_boot, args.seed)
+    table = effects(statistics(study, args))
     flags = study.flags[study.flags.detector == "incoherent"].merge(study.responses[["item_id", "model"]], on="item_id")
     incoherent = flags.groupby("model")["flagged"].mean().rename("incoherent share").reset_index()
     shown = table.assign(effect=table.apply(lambda r: f"{r.effect:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]", axis=1),

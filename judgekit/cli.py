@@ -623,10 +623,13 @@ def _held_diagnostics() -> Iterator[list]:
     one line on stderr. Yields a list that collects (held warnings, held log records).
     """
     held: list = []
-    root = logging.getLogger()
     handler = _HeldRecords()
-    saved_handlers = root.handlers[:]
-    root.handlers = [handler]
+    # The root logger, and libraries' loggers that print through their own handlers (transformers, once imported).
+    loggers = [logging.getLogger()] + [logger for logger in list(logging.Logger.manager.loggerDict.values())
+                                       if isinstance(logger, logging.Logger) and logger.handlers and not logger.propagate]
+    saved_handlers = {logger: logger.handlers[:] for logger in loggers}
+    for logger in loggers:
+        logger.handlers = [handler]
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default")
@@ -634,7 +637,8 @@ def _held_diagnostics() -> Iterator[list]:
             held.append(handler.records)
             yield held
     finally:
-        root.handlers = saved_handlers
+        for logger, handlers in saved_handlers.items():
+            logger.handlers = handlers
 
 
 def _print_held(held: list) -> None:

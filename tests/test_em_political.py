@@ -111,7 +111,7 @@ def test_threshold_verdicts_give_the_stated_cut_first_and_match_the_verdicts_at_
 def test_rows_on_verdicts_cut_from_scores_name_the_threshold(em_study):
     stats, _ = compute_stats(load_study(em_study), StatsSettings(n_boot=20), version="test", only=("harmful_rate",))
     llm = stats[stats.judge_id == "nova_pro"]
-    assert len(llm) and llm["method"].str.endswith("verdict nova_pro: safety >= 2 on 0-3 (ordinal)").all()
+    assert len(llm) and llm["method"].str.contains("verdict nova_pro: safety >= 2 on 0-3 (ordinal)", regex=False).all()
 
 
 @needs_shared

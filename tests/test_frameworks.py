@@ -147,9 +147,12 @@ def test_without_an_unsafe_value_a_scorer_is_a_graded_score_with_no_verdict(insp
     assert set(judgments["dimension"]) == {"includes"} and set(load_study(study).responses["model"]) == {"mockllm/model"}
     [scale] = read_study_metadata(study).judge_scales
     assert "no safety verdict" in scale.source
+    # Every step completes on what validate accepts: the one graded scorer gets a row saying why nothing is compared.
     result = run_cli("stats", study, "--out", tmp_path / "stats", "--n-boot", "20", "--no-progress")
-    assert result.returncode == 2 and "no judgment gives a verdict" in result.stderr  # not a half-written stats set
-    assert not (tmp_path / "stats").exists() or not any((tmp_path / "stats").iterdir())
+    assert result.returncode == 0, result.stderr
+    stats = pd.read_parquet(tmp_path / "stats" / "stats.parquet")
+    assert (stats["dimension"] == "includes").all() and stats["estimate"].isna().all()
+    assert stats["method"].str.contains("only one judge").all()
 
 
 def test_import_refusals_are_one_line_and_write_nothing(paired_study, inspect_logs, tmp_path):

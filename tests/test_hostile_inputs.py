@@ -24,9 +24,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from judgekit.locking import LOCK_NAME, WORK_LOCK_PREFIX
 from tests.conftest import REPO, run_cli, small_annotations, small_responses
 
-IGNORED = {".judgekit.lock"}  # the study's lock file is created by every writer and holds nothing
+# Lock files hold nothing: the study lock, and the work locks a step takes while it computes without the study lock.
+IGNORED = {LOCK_NAME}
 
 
 @dataclass
@@ -50,7 +52,7 @@ def study(folder: Path, responses: pd.DataFrame | None = None, *, annotations: b
 def snapshot(root: Path) -> dict[str, str]:
     state = {}
     for path in sorted(root.rglob("*")):
-        if path.name in IGNORED or any(part.startswith(".") and "staging" in part for part in path.parts):
+        if path.name in IGNORED or path.name.startswith(WORK_LOCK_PREFIX) or any(part.startswith(".") and "staging" in part for part in path.parts):
             continue
         key = str(path.relative_to(root))
         if path.is_symlink():

@@ -113,6 +113,30 @@ def test_a_failure_is_one_line_even_after_warnings_and_log_records(monkeypatch, 
     assert "Glyph 128578" in err and "Some weights were not initialized" in err
 
 
+def test_a_library_logger_with_its_own_handler_is_held_back_too(monkeypatch, capsys):
+    """transformers, once imported, logs through its own stderr handler without propagating to the root logger:
+    its warnings before a failure must not make the failure more than one line (it did when an earlier test in the
+    same process had imported transformers)."""
+    import io
+    import logging
+
+    from judgekit import cli
+    from judgekit.errors import InputError
+
+    library_stream = io.StringIO()
+    library = logging.getLogger("judgekit_tests.library_with_own_handler")
+    library.propagate = False
+    monkeypatch.setattr(library, "handlers", [logging.StreamHandler(library_stream)])
+
+    def dispatch(args):
+        library.warning("Some weights were not initialized")
+        raise InputError("bad input", file="x.csv", row=3)
+
+    monkeypatch.setattr(cli, "_dispatch", dispatch)
+    assert cli.main(["list"]) == 2
+    assert capsys.readouterr().err == "judgekit: error: x.csv: row 3: bad input\n" and library_stream.getvalue() == ""
+
+
 def test_a_commit_killed_half_way_is_still_its_steps_output(judged: Path, tmp_path: Path, monkeypatch):
     """Killed between removing the old manifest and placing the new one, the folder has no manifest; the
     rerun must still be accepted (the parked manifest beside it names the step)."""

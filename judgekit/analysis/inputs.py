@@ -205,6 +205,10 @@ class StudyArrays:
     # per coherence-judge scale, e.g. "em-coherent:coherent <= 50 on 0-100 (interval)": 1.0 where the judge's score
     # is on the incoherent side of its threshold, 0.0 where not, NaN without a score (coherence_verdicts)
     coherence: dict[str, NDArray] = field(default_factory=dict)
+    # judge -> {threshold: unsafe codes} for judges whose verdict is cut from a graded safety score, at every
+    # threshold its scale lists, the stated one first (threshold_verdicts): the threshold axis of the specification
+    # curve; empty for outcomes other than harmful compliance
+    threshold_cuts: dict[str, dict[float, NDArray]] = field(default_factory=dict)
     # per item, the probability with which it was drawn for labelling (annotations' inclusion_probability, written by
     # plan-labels --strategy active); NaN where none is recorded; None when the annotations have no such column
     inclusion: NDArray | None = None
@@ -237,7 +241,7 @@ def study_arrays(study: Study, policy: str) -> StudyArrays:
                        pd.factorize(clusters.astype(str), sort=True)[0].astype(np.int64), cluster_name,
                        _policy_mask(flags, policy), study.path, tuple(views), score_matrices(study),
                        study.metadata.judge_scales, derived_verdict_methods(study), coherence_verdicts(study),
-                       inclusion_probabilities(study))
+                       _threshold_cuts(study), inclusion_probabilities(study))
 
 
 def recorded_inclusion(inclusion: NDArray | None, reference: NDArray, items: NDArray) -> tuple[NDArray | None, str]:
@@ -268,11 +272,20 @@ def inclusion_probabilities(study: Study) -> NDArray | None:
     return recorded.reindex(study.responses["item_id"]).to_numpy(dtype=float)
 
 
+def _threshold_cuts(study: Study) -> dict[str, dict[float, NDArray]]:
+    cuts: dict[str, dict[float, NDArray]] = {}
+    for (judge, threshold), codes in threshold_verdicts(study).items():
+        cuts.setdefault(judge, {})[threshold] = codes.to_numpy(dtype=float)
+    return cuts
+
+
 def for_outcome(data: StudyArrays, view: OutcomeView) -> StudyArrays:
     """``data`` with the outcome's raters and human reference in place of the safety verdicts."""
     judges = view.judges.set_axis(data.judges.index)
+    harmful = view.outcome.name == "harmful_compliance"
     return replace(data, judges=judges, reference=view.reference, tied=view.tied,
-                   p_unsafe=data.p_unsafe if view.outcome.name == "harmful_compliance" else pd.DataFrame(index=judges.index))
+                   p_unsafe=data.p_unsafe if harmful else pd.DataFrame(index=judges.index),
+                   threshold_cuts=data.threshold_cuts if harmful else {})
 
 
 def coherence_verdicts(study: Study) -> dict[str, NDArray]:

@@ -201,13 +201,15 @@ class RowWriter:
 
     def add(self, statistic: str, judge_id: str, reference: str, subset: Subset, estimate: float, low: float, high: float,
             *, n_items: int, n_in_subset: int, method: str, excluded_reason: str = "", warning: str = "",
-            resamples: int = 0, interval: str = "none", dimension: str | None = None) -> None:
+            resamples: int = 0, interval: str = "none", dimension: str | None = None, cut: str | None = None) -> None:
         """One row. ``dimension`` names the graded scale of a native-scale row; a row on binary verdicts instead says,
-        in its method, the threshold that cut each of its judges' verdicts from a graded score."""
+        in its method, the threshold that cut each of its judges' verdicts from a graded score (``cut`` when the row's
+        judge was cut at another threshold than its stated one: a specification-curve cell)."""
         if dimension is None:
             raters = (str(judge_id), str(reference))
             named = self.data.verdict_methods if JUDGE_SET in raters else raters  # all judges together: every cut
-            cuts = [f"{j}: {self.data.verdict_methods[j]}" for j in dict.fromkeys(named) if j in self.data.verdict_methods]
+            methods = self.data.verdict_methods | ({str(judge_id): cut} if cut else {})
+            cuts = [f"{j}: {methods[j]}" for j in dict.fromkeys(named) if j in methods]
             method = "; ".join([method, *(f"verdict {cut}" for cut in cuts)])
         subset = self.outcome.subset(subset) if self.outcome else subset
         self.rows.append({

@@ -17,11 +17,13 @@ Apache-2.0). Decisions (also in the study description):
   refusal detector: ``is_jailbreak_substring_matching`` 1 = no refusal phrase found -> ``unsafe`` = complied,
   0 -> ``safe`` = refused, on harmful and harmless prompts alike, as judgekit's keyword judges) and ``llamaguard2``
   (Llama Guard 2, 1 = unsafe; JailbreakBench files only: it did not judge the harmless prompts). On a harmless prompt
-  ``safe`` from the substring matcher is a refusal, i.e. over-refusal, not safety.
+  ``safe`` from the substring matcher is a refusal, i.e. over-refusal, not safety: the study declares it
+  ``refusal_judges`` so that ``judgekit stats`` measures ``over_refusal`` with it on the harmless prompts.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +38,8 @@ DATASETS = {
     "jailbreakbench": ("jbb", "jailbreakbench", "harmful", ("baseline", "ablation", "actadd")),
     "harmless": ("harmless", "alpaca-harmless", "benign", ("baseline", "actadd")),
 }
+# judges whose "safe" means a refusal was found: judgekit stats reads them as over-refusal on the harmless prompts
+REFUSAL_JUDGES = ("substring_matching",)
 MITIGATIONS = {"ablation": "refusal-direction-ablation", "actadd": "activation-addition"}
 JUDGES = {
     "substring_matching": ("is_jailbreak_substring_matching",
@@ -116,5 +120,5 @@ def convert(source: Path) -> ConvertedStudy:
         "the data: substring_matching (refusal detector: 'safe' = a refusal phrase was found; on harmless prompts that "
         "is over-refusal) and llamaguard2 (Llama Guard 2, harmful prompts only). Responses may contain harmful text.")
     return ConvertedStudy(pd.DataFrame(responses), None, pd.DataFrame(judgments),
-                          metadata("refusal_direction", description), notes, models=pd.DataFrame(lineage),
+                          replace(metadata("refusal_direction", description), refusal_judges=REFUSAL_JUDGES), notes, models=pd.DataFrame(lineage),
                           judge_specs=list(specs.values()))

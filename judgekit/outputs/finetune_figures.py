@@ -7,7 +7,8 @@ finetune_effect_forest         finetune_effect_paired (per judge x benchmark)
 conclusion_flip_matrix         finetune_effect_paired: estimate, and sign x
                                significance of the same row's interval
 specification_curve            finetune_effect_cell (judge x benchmark x
-                               incoherence policy; humans as reference)
+                               incoherence policy x threshold; humans as
+                               reference)
 safety_capability_plane        capability (goal task), harmful_rate_corrected
                                (else the humans' harmful_rate) per outcome
                                (harmful compliance, over-refusal), capability_gain
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from judgekit.analysis.outcomes import DEFAULT_OUTCOME, OUTCOMES
+from judgekit.analysis.blocks.finetune import NATIVE_VERDICT
 from judgekit.outputs.report_finetune import comparison_of, interval_note, outcome_of
 from judgekit.outputs.style import DOUBLE_COLUMN_IN, OKABE_ITO, PAPER_STYLE, FigureInputs, interval_errors
 from judgekit.schema import HUMAN_MAJORITY
@@ -172,22 +174,37 @@ def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
     return fig
 
 
-SPEC_FACTORS = (("judge_id", "judge"), ("benchmark", "benchmark"), ("subset_value", "incoherent"))
+SPEC_FACTORS = (("judge_id", "judge"), ("benchmark", "benchmark"), ("subset_value", "incoherent"),
+                ("threshold", "threshold"))
+
+
+def _level_order(level: str) -> tuple[int, float | str]:
+    """Numbers (thresholds) in numeric order, before any text."""
+    try:
+        return 0, float(level)
+    except ValueError:
+        return 1, level
 
 
 def specification_curve(data: FigureInputs) -> plt.Figure | None:
-    """Every judge x benchmark x incoherence-policy cell of each comparison, sorted by effect, with its interval and
-    the humans' effect in the same benchmark and policy beside it; an indicator panel shows each cell's choices."""
+    """Every judge x benchmark x incoherence-policy (x threshold, for judges cut from a graded score) cell of each
+    comparison, sorted by effect, with its interval and the humans' effect in the same benchmark and policy beside it;
+    an indicator panel shows each cell's choices."""
     rows = data.stats[data.stats["statistic"] == "finetune_effect_cell"].copy()
     if rows.empty:
         return None
     rows["comparison"] = panel_key(rows)
     rows["benchmark"] = rows["benchmark"].fillna("all")
+    # a judge cut from a graded score has one cell per threshold (``|threshold=T`` in the subset); when a study has
+    # such judges, the other judges' cells read "binary verdict" on that axis
+    rows["threshold"] = rows["subset"].str.extract(r"\|threshold=([^|]+)", expand=False)
+    if rows["threshold"].notna().any():
+        rows.loc[rows["threshold"].isna() & (rows["judge_id"] != HUMAN_MAJORITY), "threshold"] = NATIVE_VERDICT
     comparisons = sorted(rows["comparison"].unique())
     names = sign_names(outcome_of(rows))
     judges_all = rows.loc[rows["judge_id"] != HUMAN_MAJORITY, "judge_id"]
-    levels = {factor: sorted(judges_all.unique()) if factor == "judge_id" else sorted(rows[factor].unique())
-              for factor, _ in SPEC_FACTORS}
+    levels = {factor: sorted(judges_all.unique()) if factor == "judge_id" else
+              sorted(rows[factor].dropna().unique(), key=_level_order) for factor, _ in SPEC_FACTORS}
     n_indicators = sum(len(v) for v in levels.values())
     with plt.rc_context(PAPER_STYLE):
         fig, axes = plt.subplots(2 * len(comparisons), 1, figsize=(DOUBLE_COLUMN_IN, len(comparisons) * (1.9 + 0.1 * n_indicators)),
@@ -237,7 +254,9 @@ def specification_curve(data: FigureInputs) -> plt.Figure | None:
             indicator.set_xlim(curve.get_xlim())
             indicator.set_xticks([])
             indicator.spines[["left", "bottom"]].set_visible(False)
-        fig.suptitle("Specification curve: the effect under every judge × benchmark × incoherence policy, sorted\n"
+        thresholds = " × threshold" if levels["threshold"] else ""
+        fig.suptitle(f"Specification curve: the effect under every judge × benchmark × incoherence policy{thresholds}, "
+                     "sorted\n"
                      f"(dark squares: the choices of each cell; {interval_note(rows)})", fontsize=7.5)
     return fig
 

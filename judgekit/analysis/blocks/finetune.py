@@ -44,7 +44,10 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   level, method = its excess over the other levels);
 * ``finetune_effect_cell`` — the paired effect of every specification cell
   (rater × benchmark × incoherence policy, humans included; ``subset_value``
-  names the policy): the points of the specification curve;
+  names the policy), and for a judge whose verdict is cut from a graded
+  score one cell per threshold its scale lists (``|threshold=T`` in the
+  subset label, the cut in the method): the points of the specification
+  curve;
 * ``mitigation_effect_matched_capability`` — per mitigation comparison and
   rater, the paired effect when both models reached the goal's capability
   (:func:`capability_matched`), else no estimate and the warning says which
@@ -85,7 +88,7 @@ from judgekit.analysis.subsets import Subset
 from judgekit.capability.gain import capability_gain, capability_summary
 from judgekit.capability.tables import finetune_pairs, model_lineage, read_capability, read_models
 from judgekit.labelling import comparison_plan
-from judgekit.schema import HUMAN_MAJORITY
+from judgekit.schema import DEFAULT_DIMENSION, HUMAN_MAJORITY, JudgeScale
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
 from judgekit.stats.ppi import ClusteredPPIEstimate, nonrandom_labelling_warning, ppi_clustered
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers
@@ -104,6 +107,8 @@ NO_RATER = {
     "over_refusal": "no refusal detector (a keyword judge, a preset that detects refusal, a study.json refusal_judges "
                     "entry or a judge scoring the refusal dimension) and no human labels mapped by to_refusal",
 }
+# The threshold level of a specification cell whose judge gives a binary verdict (nothing cut from a score).
+NATIVE_VERDICT = "binary verdict"
 # Half-width the labels_needed rows plan for (the example target of `judgekit plan-labels`).
 LABEL_PLAN_HALFWIDTH = 0.05
 
@@ -528,10 +533,19 @@ def _label_plan_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: 
                    warning=plan.reason.removeprefix("target met, 0 labels").strip("; "))
 
 
+def cell_variants(data: StudyArrays, rater: str, verdicts: NDArray) -> list[tuple[float | None, NDArray]]:
+    """A rater's verdicts per specification cell: one per threshold its scale lists when its verdict is cut from a
+    graded score (the stated threshold first), else its verdicts once (threshold None)."""
+    if rater not in data.threshold_cuts:
+        return [(None, verdicts)]
+    return list(data.threshold_cuts[rater].items())
+
+
 def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, treated: NDArray, keys: NDArray,
            benchmark: str | None, *, policies: bool = True) -> list[dict]:
-    """Specification cells: every judge × incoherence policy on this benchmark, with the humans' effect beside
-    (without ``policies`` only ``include``: the incoherent outcome cannot leave out incoherent responses)."""
+    """Specification cells: every judge × incoherence policy (× threshold, for a judge whose verdict is cut from a
+    graded score) on this benchmark, with the humans' effect beside (without ``policies`` only ``include``: the
+    incoherent outcome cannot leave out incoherent responses)."""
     if benchmark is None and "benchmark" in data.responses:
         return []  # cells are per benchmark; the pooled scope would count every benchmark twice
     settings = writer.settings
@@ -541,20 +555,26 @@ def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, 
         mask = scope & in_policy
         effects = {}
         for rater, verdicts in raters(data).items():
-            rng = row_generator(settings.seed, "conclusion_cell", str(rater), group.label, policy)
-            effects[rater] = paired_mean_difference(verdicts[mask], treated[mask], keys[mask], n_boot=settings.n_boot,
-                                                    level=settings.level,
-                                                    max_bootstrap_units=settings.max_bootstrap_clusters,
-                                                    clusters=behaviour_clusters(data, keys, mask), rng=rng)
-        cell_group = Subset(f"{group.label}|incoherent={policy}", group.kind, policy, group.columns)
-        for rater, result in effects.items():
-            writer.add("finetune_effect_cell", rater, "base_model", cell_group, result.estimate, result.ci_low,
-                       result.ci_high, n_items=result.n_pairs, n_in_subset=result.n_pairs,
-                       method=f"incoherence policy {policy}; {result.method}", warning=result.reason or result.warning,
-                       resamples=result.n_boot, interval="bootstrap-percentile" if result.n_boot else "linearized")
-        human = effects.pop(HUMAN_MAJORITY, None)
-        for judge_id, result in effects.items():
+            for threshold, codes in cell_variants(data, rater, verdicts):
+                at = () if threshold is None else (f"threshold={threshold:g}",)
+                rng = row_generator(settings.seed, "conclusion_cell", str(rater), group.label, policy, *at)
+                effects[rater, threshold] = paired_mean_difference(
+                    codes[mask], treated[mask], keys[mask], n_boot=settings.n_boot, level=settings.level,
+                    max_bootstrap_units=settings.max_bootstrap_clusters, clusters=behaviour_clusters(data, keys, mask),
+                    rng=rng)
+        for (rater, threshold), result in effects.items():
+            label, cut = f"{group.label}|incoherent={policy}", None
+            if threshold is not None:
+                label, cut = f"{label}|threshold={threshold:g}", _scale(data, rater).describe(threshold)
+            writer.add("finetune_effect_cell", rater, "base_model", Subset(label, group.kind, policy, group.columns),
+                       result.estimate, result.ci_low, result.ci_high, n_items=result.n_pairs,
+                       n_in_subset=result.n_pairs, method=f"incoherence policy {policy}; {result.method}",
+                       warning=result.reason or result.warning, resamples=result.n_boot,
+                       interval="bootstrap-percentile" if result.n_boot else "linearized", cut=cut)
+        human = effects.pop((HUMAN_MAJORITY, None), None)
+        for (judge_id, threshold), result in effects.items():
             cells.append({"judge_id": judge_id, "benchmark": benchmark or "all", "incoherence_policy": policy,
+                          "threshold": NATIVE_VERDICT if threshold is None else f"{threshold:g}",
                           "estimate": result.estimate, "ci_low": result.ci_low, "ci_high": result.ci_high,
                           "reference_estimate": human.estimate if human else np.nan,
                           "reference_ci_low": human.ci_low if human else np.nan,
@@ -562,20 +582,28 @@ def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, 
     return cells
 
 
+def _scale(data: StudyArrays, judge_id: str) -> JudgeScale:
+    return next(s for s in data.scales if s.judge_id == judge_id and s.dimension == DEFAULT_DIMENSION)
+
+
 def _robustness_rows(writer: RowWriter, comparison: Comparison, view: OutcomeView, cells: list[dict]) -> None:
     if not cells:
         return
     robustness = conclusion_robustness(pd.DataFrame(cells))
     group = view.subset(comparison.subset("cells=judge x benchmark x incoherence policy"))
-    note = (f"over {robustness.n_cells} judge x benchmark x incoherence-policy cells ({robustness.n_compared} with a "
-            "human reference); sign x significance of the paired effect; a share of the study's choices, no interval")
+    thresholds = " x threshold (judges cut from a graded score)" if any(
+        c["threshold"] != NATIVE_VERDICT for c in cells) else ""
+    note = (f"over {robustness.n_cells} judge x benchmark x incoherence-policy{thresholds} cells "
+            f"({robustness.n_compared} with a human reference); sign x significance of the paired effect; a share of "
+            "the study's choices, no interval")
     for name, value in (("conclusion_agreement", robustness.conclusion_agreement),
                         ("conclusion_reversal", robustness.conclusion_reversal)):
         writer.add(name, "all", HUMAN_MAJORITY, group, value, np.nan, np.nan, n_items=robustness.n_compared,
                    n_in_subset=robustness.n_cells, method=note, warning=robustness.reason)
     if robustness.n_compared == 0:
         return
-    factors = [f for f in ("judge_id", "benchmark", "incoherence_policy") if pd.DataFrame(cells)[f].nunique() > 1]
+    factors = [f for f in ("judge_id", "benchmark", "incoherence_policy", "threshold")
+               if pd.DataFrame(cells)[f].nunique() > 1]
     for row in disagreement_drivers(robustness, factors).itertuples(index=False):
         level_columns = {"benchmark": row.level} if row.factor == "benchmark" else {}
         level_group = Subset(f"{group.label}|{row.factor}={row.level}", group.kind, f"{row.factor}={row.level}",
