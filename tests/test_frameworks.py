@@ -236,15 +236,20 @@ def test_judge_scorer_is_found_through_the_inspect_ai_entry_point(tmp_path):
 
     pytest.importorskip("inspect_ai")
     entry = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]["inspect_ai"]
-    dist = tmp_path / "judgekit_probe-0.dist-info"
+    # An editable install of this checkout, as pip writes it, first on the path. The process runs outside the
+    # checkout: `python -c` puts its working directory first, and the `judgekit.egg-info` setuptools leaves in the
+    # checkout has no direct_url.json, so Inspect would register the scorer without its `judgekit/` namespace.
+    dist = tmp_path / "judgekit-0.1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: judgekit-probe\nVersion: 0\n")
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: judgekit\nVersion: 0.1.0\n")
     (dist / "entry_points.txt").write_text("[inspect_ai]\n" + "".join(f"{k} = {v}\n" for k, v in entry.items()))
+    (dist / "direct_url.json").write_text(json.dumps({"url": REPO.as_uri(), "dir_info": {"editable": True}}))
     code = ("import sys; from inspect_ai.scorer._scorer import scorer_create; "
             "scorer_create('judgekit/judge_scorer', judge='keyword-gcg-29'); "
             "print('judgekit.inspect' in sys.modules)")
     env = {"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                            cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr[-2000:]
 
 
