@@ -141,3 +141,23 @@ def test_captions_and_titles_come_from_the_rows(inputs) -> None:
     for name, (_, caption) in study_tables(stats).items():
         assert "95%" not in caption, name
     assert "90% intervals" in study_tables(stats)["judge_vs_human"][1]
+
+
+def test_a_very_large_figure_gets_a_png_image_viewers_open_and_a_normal_one_keeps_300_dpi(tmp_path) -> None:
+    """em_political's specification curve was a 240-megapixel PNG (PIL refuses it as a decompression bomb)."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from judgekit.outputs.style import PNG_MAX_PIXELS, save_figure
+
+    for name, size in (("tall", (7.0, 120.0)), ("normal", (7.0, 4.0))):
+        fig, ax = plt.subplots(figsize=size)
+        ax.plot([0, 1], [0, 1])
+        png = save_figure(fig, tmp_path, name)[1]
+        with Image.open(png) as image:
+            width, height = image.size
+        assert width * height <= PNG_MAX_PIXELS * 1.05, (name, image.size)
+        if name == "normal":  # 300 dpi of a 7 x 4 in figure, up to the tight box's trim
+            assert width >= 0.8 * 7 * 300 and height >= 0.8 * 4 * 300
+        else:
+            assert height >= 10_000  # still readable: far above screen resolution

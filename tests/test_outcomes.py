@@ -269,3 +269,7 @@ def test_interval_caption_states_per_judge_ppi_weights_once() -> None:
             for a, b in ((0.319, 0.124), (0.405, 0.218))]
     note = interval_note(pd.DataFrame({"method": arms}))
     assert "0.319" not in note and "0.405" not in note and note.count("λ per judge") == 1
+    # and the cluster bootstrap's count per comparison, which made em_political's specification curve 34 inches wide
+    counts = [f"cluster bootstrap over {n} clusters of units, percentile (200 resamples)" for n in (13, 16, 23)]
+    note = interval_note(pd.DataFrame({"method": counts}))
+    assert note == "intervals: cluster bootstrap over each row's clusters of units, percentile (200 resamples)"

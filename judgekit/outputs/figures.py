@@ -7,7 +7,7 @@ paper sizes, single-column (3.5 in) or double-column (7 in) widths, every
 estimate with its interval, the interval named from the rows' own method and
 signature. Judges are sorted by the statistic shown; more than
 ``ROWS_PER_PANEL`` judges are split into panels with shared axes. Each figure
-is saved as PDF and 300-dpi PNG.
+is saved as PDF and PNG (300 dpi; less above 40 megapixels).
 
 =============================  ==============================================
 figure                         reads

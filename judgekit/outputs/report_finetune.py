@@ -59,7 +59,9 @@ def interval_note(rows: pd.DataFrame) -> str:
 # "(lambda 0.3)" and ", lambda 0.319, 0.124" (one weight per arm) alike
 _PER_ROW_NUMBERS = ((re.compile(r"\s*\(lambda[^)]*\)|,? lambda -?[0-9.]+(?:e-?[0-9]+)?(?:, -?[0-9.]+(?:e-?[0-9]+)?)*"),
                      " (λ per judge and model: in each row's method)"),
-                    (re.compile(r"\bt\(\d+\)"), "t(clusters − 1)"))
+                    (re.compile(r"\bt\(\d+\)"), "t(clusters − 1)"),
+                    # one cluster count per comparison and outcome (em_political: nine variants in one title)
+                    (re.compile(r"\bover \d+ clusters\b"), "over each row's clusters"))
 
 
 def _summarised(method: str) -> str:

@@ -35,13 +35,27 @@ PAPER_STYLE = {
 }
 
 
+PNG_DPI = 300
+# A study with many comparisons makes figures of a metre or more (em_political's specification curve: 240
+# megapixels at 300 dpi), which image viewers and PIL refuse to open; such a PNG gets fewer dots per inch.
+PNG_MAX_PIXELS = 40_000_000
+
+
+def png_dpi(width_in: float, height_in: float) -> int:
+    """300 dpi, or less where the PNG would exceed :data:`PNG_MAX_PIXELS` (the PDF keeps every detail)."""
+    return int(min(PNG_DPI, (PNG_MAX_PIXELS / max(width_in * height_in, 1e-9)) ** 0.5))
+
+
 def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
-    """Save as PDF and 300-dpi PNG; return both paths."""
+    """Save as PDF and PNG (300 dpi, less for a very large figure); return both paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.pdf", out_dir / f"{name}.png"]
     fig.savefig(paths[0], bbox_inches="tight")
-    fig.savefig(paths[1], dpi=300, bbox_inches="tight")
+    # The tight box, not the figure size, is what the PNG holds (long titles and labels reach past the figure);
+    # measured once and passed on, so savefig does not measure it again.
+    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
+    fig.savefig(paths[1], dpi=png_dpi(box.width, box.height), bbox_inches=box)
     plt.close(fig)
     return paths
 
