@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from judgekit.analysis import StatsSettings, compute_stats
-from judgekit.labelling import import_labels_step, plan_labels_step
-from judgekit.study import load_study
+from judgekit.engine.labelling import import_labels_step, plan_labels_step
+from judgekit.store.study import load_study
 from judgekit.testing.active_study import true_effect, write_active_study
 
 OUT = Path(__file__).resolve().parent / "results"

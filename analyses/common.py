@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from judgekit import __version__
-from judgekit.pipeline import convert_dataset_step, judge_step
+from judgekit.engine.steps import convert_dataset_step, judge_step
 from judgekit.analysis import StatsSettings, compute_stats
-from judgekit.study import Study, load_study
+from judgekit.store.study import Study, load_study
 from judgekit.outputs.tables import to_latex, to_markdown
 
 REPO = Path(__file__).resolve().parent.parent

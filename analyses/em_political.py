@@ -20,8 +20,8 @@ import pandas as pd
 from common import arguments, converted, save_figure, workdir, write_outputs
 from judgekit import __version__
 from judgekit.analysis import StatsSettings, compute_stats
-from judgekit.pipeline import flag_step
-from judgekit.study import load_study
+from judgekit.engine.steps import flag_step
+from judgekit.store.study import load_study
 
 BASE = "base_qwen25"
 KEYWORD_JUDGES = ("keyword-gcg-13", "keyword-jbb-string")

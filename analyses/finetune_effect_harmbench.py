@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from judgekit.analysis.inputs import human_majority
-from judgekit.pipeline import convert_dataset_step
+from judgekit.engine.steps import convert_dataset_step
 from judgekit.stats.paired import paired_mean_difference
-from judgekit.study import load_study
+from judgekit.store.study import load_study
 
 REPO = Path(__file__).resolve().parent.parent
 PAIRS = (("vicuna_13b_v1_5", "llama2_13b"), ("orca_2_13b", "llama2_13b"), ("vicuna_7b_v1_5", "llama2_7b"),

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from judgekit.pipeline import convert_dataset_step, judge_step
+from judgekit.engine.steps import convert_dataset_step, judge_step
 from judgekit.stats.paired import paired_mean_difference
 from judgekit.stats.ppi import ppi_mean_difference
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers, sign_significance
-from judgekit.study import load_study
+from judgekit.store.study import load_study
 
 REPO = Path(__file__).resolve().parent.parent
 COMPARISONS = (("mistralguard", "mistralinstruct"), ("llama2orig", "llama2new"))

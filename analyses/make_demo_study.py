@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from judgekit.simulate import DEMO_SEED, write_demo_study
+from judgekit.testing.simulate import DEMO_SEED, write_demo_study
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from common import arguments, converted, save_figure, statistics, workdir, write_outputs
-from judgekit.pipeline import flag_step
-from judgekit.study import load_study
+from judgekit.engine.steps import flag_step
+from judgekit.store.study import load_study
 
 JUDGES = ("substring_matching", "llamaguard2", "keyword-gcg-13")
 # judgekit's outcome -> the words used in this analysis' tables and figure

@@ -28,7 +28,7 @@ import pandas as pd
 import judgekit
 from judgekit.analysis.outcomes import OUTCOMES
 from judgekit.outputs.report_finetune import answer_rows, comparison_of, outcome_of
-from judgekit.schema import HUMAN_MAJORITY
+from judgekit.store.schema import HUMAN_MAJORITY
 
 REPO = Path(__file__).resolve().parent.parent
 KEYWORD_JUDGES = ("keyword-gcg-29", "keyword-jbb-string")

@@ -47,9 +47,9 @@ import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
 from judgekit.analysis import StatsSettings, compute_stats
-from judgekit.schema import StudyMetadata
+from judgekit.store.schema import StudyMetadata
 from judgekit.stats import agreement as ag
-from judgekit.study import Study, load_study
+from judgekit.store.study import Study, load_study
 from judgekit.stats.resampling import bootstrap_replicates, cluster_sums, multiplicities
 
 
@@ -93,8 +93,8 @@ def study_case(study: Study, label: str) -> None:
 
 def cli_case(study: Study, directory: Path) -> None:
     """``judgekit stats`` as a user runs it, on the synthetic study written to ``directory``."""
-    from judgekit.io import write_table
-    from judgekit.schema import SCHEMAS
+    from judgekit.store.io import write_table
+    from judgekit.store.schema import SCHEMAS
 
     study_dir = directory / "study"
     study_dir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from judgekit.pipeline import inspect_judge_step
+from judgekit.engine.steps import inspect_judge_step
 from judgekit.testing.replicas import LLAMA_GUARD_3_LIKE, Shape, build_causal_lm, train_tokenizer
 
 SHAPES = {

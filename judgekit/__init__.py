@@ -1,7 +1,7 @@
 """judgekit: measure how far to trust automated safety judges.
 
 Data flow, one module per step (each step reads and writes files with the
-schemas in :mod:`judgekit.schema`)::
+schemas in :mod:`judgekit.store.schema`)::
 
     responses --judges--> judgments --incoherence--> flags --stats--> stats
         --figures/report--> figures, tables, report.html
@@ -26,9 +26,9 @@ __version__ = "0.1.0"
 # name -> module it lives in, imported on first access (PEP 562), so `import judgekit` imports none of them
 # (not even pandas: the CLI answers a usage error before any of it loads).
 _LAZY = {
-    **{name: "judgekit.io" for name in ("read_table", "write_table")},
+    **{name: "judgekit.store.io" for name in ("read_table", "write_table")},
     **{name: "judgekit.registry" for name in ("DETECTORS", "JUDGES", "STATISTICS")},
-    **{name: "judgekit.study" for name in ("Study", "load_study")},
+    **{name: "judgekit.store.study" for name in ("Study", "load_study")},
     "StatsSettings": "judgekit.analysis",
     **{name: "judgekit.api" for name in ("compute_stats", "convert_dataset", "demo_study", "draw_figure", "flag",
                                          "make_report", "paper_tables", "run_judges")},

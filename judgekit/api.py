@@ -1,4 +1,4 @@
-"""The Python API: the CLI's steps as functions on a loaded :class:`~judgekit.study.Study`.
+"""The Python API: the CLI's steps as functions on a loaded :class:`~judgekit.store.study.Study`.
 
 Every function here is also reachable as ``judgekit.<name>`` (imported on first use, so ``import judgekit``
 stays light). The steps write into the study directory exactly as the CLI verbs do (same locks, same
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from judgekit.study import Study, load_study, table_path
+from judgekit.store.study import Study, load_study, table_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -76,7 +76,7 @@ def demo_study(path: str | Path, *, n_prompts: int | None = None) -> Study:
     >>> study.metadata.simulated, study.responses["prompt_id"].nunique()
     (True, 5)
     """
-    from judgekit.simulate import write_demo_study
+    from judgekit.testing.simulate import write_demo_study
 
     if n_prompts is not None and n_prompts < 1:
         raise ValueError(f"The 'n_prompts' parameter of demo_study must be at least 1. Got {n_prompts!r} instead.")
@@ -132,7 +132,7 @@ def convert_dataset(name: str, source: str | Path, out_dir: str | Path, **option
     >>> len(study.responses), sorted(study.annotations["label"])
     (2, ['safe', 'unsafe'])
     """
-    from judgekit.pipeline import convert_dataset_step
+    from judgekit.engine.steps import convert_dataset_step
 
     convert_dataset_step(name, Path(source), Path(out_dir), **options)
     return load_study(out_dir)
@@ -166,7 +166,7 @@ def run_judges(study: Study, judges: Sequence[str], *, replace: bool = False, pr
     >>> int((judgments["judge_id"] == "keyword-gcg-13").sum()) == len(study.responses)
     True
     """
-    from judgekit.pipeline import judge_step
+    from judgekit.engine.steps import judge_step
 
     judge_step(study.path, list(judges), replace=replace, progress=progress)
     study.judgments = load_study(study.path).judgments
@@ -200,7 +200,7 @@ def flag(study: Study, *, thresholds: dict[str, float] | None = None, **options:
     >>> "incoherent" in set(flags["detector"])
     True
     """
-    from judgekit.pipeline import flag_step
+    from judgekit.engine.steps import flag_step
 
     flag_step(study.path, thresholds=thresholds, **options)
     study.flags = load_study(study.path).flags
@@ -352,7 +352,7 @@ def make_report(study: Study, out_dir: str | Path, *, stats_dir: str | Path | No
     ``tests/test_api.py`` runs this example.)
     """
     from judgekit.analysis import StatsSettings
-    from judgekit.pipeline import report_step
+    from judgekit.engine.steps import report_step
 
     path = report_step(study.path, Path(out_dir), stats_dir=Path(stats_dir) if stats_dir is not None else None,
                        settings=settings if settings is not None else StatsSettings())

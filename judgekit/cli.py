@@ -1,4 +1,4 @@
-"""Command-line interface: a thin layer over :mod:`judgekit.pipeline`.
+"""Command-line interface: a thin layer over :mod:`judgekit.engine.steps`.
 
 Exit codes: 0 success; 1 failure inside judgekit; 2 bad input or usage
 (one line on stderr naming file, row and column).
@@ -318,8 +318,8 @@ def _import_command(args: argparse.Namespace) -> None:
     rows.responses = Lineage(args.base_model, args.finetune_goal, args.mitigation).stamp(rows.responses)
     models = None
     if args.models is not None:
-        from judgekit.io import read_table
-        from judgekit.schema import SCHEMAS
+        from judgekit.store.io import read_table
+        from judgekit.store.schema import SCHEMAS
 
         models = read_table(args.models, SCHEMAS["models"])
     for line in append_to_study(args.out, rows, step=f"data import {args.import_source}", table_format=f".{args.format}",
@@ -363,7 +363,7 @@ def _add_finetune_parsers(sub, data_sub) -> None:
 
 def _finetune_command(args: argparse.Namespace) -> None:
     if args.command == "plan-labels":
-        from judgekit.labelling import plan_labels_step
+        from judgekit.engine.labelling import plan_labels_step
 
         if not (math.isfinite(args.target_halfwidth) and args.target_halfwidth > 0):
             raise InputError(f"--target-halfwidth must be a positive number, got {args.target_halfwidth}")
@@ -372,7 +372,7 @@ def _finetune_command(args: argparse.Namespace) -> None:
                                          explain=args.explain, strategy=args.strategy)))
         return
     from judgekit.capability import importers
-    from judgekit.capability.tables import add_capability_rows
+    from judgekit.store.lineage import add_capability_rows
 
     if args.source == "lm-eval":
         rows = importers.lm_eval_rows(args.path, model=args.model, metric=args.metric, samples=args.samples)
@@ -432,7 +432,7 @@ def _add_generate_parsers(sub) -> None:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from judgekit import pipeline
+    from judgekit.engine import steps
     from judgekit.generate.run import plan_variants
     from judgekit.generate.spec import Decoding
 
@@ -453,7 +453,7 @@ def _generate(args: argparse.Namespace) -> None:
         options["http"] = HttpSettings(base_url=args.base_url[0], api="vllm", api_key_env=args.api_key_env,
                                        concurrency=args.concurrency, timeout_s=args.request_timeout,
                                        max_retries=args.max_retries, seed=args.seed)
-    summaries = pipeline.generate_step(args.prompts, args.out, model=args.model, variants=variants, decoding=decoding,
+    summaries = steps.generate_step(args.prompts, args.out, model=args.model, variants=variants, decoding=decoding,
                                        backend=args.backend, engine_options=options, replace=args.replace,
                                        progress=not args.no_progress)
     _print_generation(summaries)
@@ -474,7 +474,7 @@ def _dispatch(args: argparse.Namespace) -> None:
     if command in ("plan-labels", "capability"):  # before the pipeline (and pandas' friends) load: checks answer fast
         _finetune_command(args)
         return
-    from judgekit import pipeline
+    from judgekit.engine import steps
     from judgekit.analysis.settings import StatsSettings
 
     settings = (
@@ -484,8 +484,8 @@ def _dispatch(args: argparse.Namespace) -> None:
         else None
     )
     if command == "validate":
-        from judgekit.capability.tables import lineage_table_counts
-        from judgekit.study import validate_path
+        from judgekit.store.lineage import lineage_table_counts
+        from judgekit.store.study import validate_path
 
         summary = validate_path(args.path)
         lineage = lineage_table_counts(args.path) if Path(args.path).is_dir() else []
@@ -508,11 +508,11 @@ def _dispatch(args: argparse.Namespace) -> None:
             raise InputError("--devices places the judges itself: leave out --device, --device-map and --engine ray")
         ray_options = None
         if args.engine == "ray":
-            from judgekit.ray_engine import RayOptions
+            from judgekit.engine.ray_engine import RayOptions
 
             ray_options = RayOptions(address=args.ray_address, actors=args.actors, gpus_per_actor=args.gpus_per_actor,
                                      cpus_per_actor=args.cpus_per_actor)
-        summaries = pipeline.judge_step(args.study, args.judge, replace=args.replace, progress=not args.no_progress,
+        summaries = steps.judge_step(args.study, args.judge, replace=args.replace, progress=not args.no_progress,
                                         options=options, devices=args.devices, ray_options=ray_options)
         for summary in summaries:
             print(f"{summary.judge_id}: judged {summary.n_judged}, already done {summary.n_skipped}, "
@@ -527,16 +527,16 @@ def _dispatch(args: argparse.Namespace) -> None:
     elif command == "generate":
         _generate(args)
     elif command == "run":
-        from judgekit.generate.config import run_config
+        from judgekit.engine.run_config import run_config
 
         for line in run_config(args.config, progress=not args.no_progress):
             print(line)
     elif command == "inspect-judge":
-        print(pipeline.inspect_judge_step(args.judge, model_path=args.model_path, device=args.device, dtype=args.dtype,
+        print(steps.inspect_judge_step(args.judge, model_path=args.model_path, device=args.device, dtype=args.dtype,
                                           json_path=args.json, compare_backends=args.compare_backends))
     elif command == "stress":
         from judgekit.judges.build import JudgeOptions
-        from judgekit.stress import StressDesign, stress_step
+        from judgekit.engine.stress import StressDesign, stress_step
 
         http = None
         if args.base_url:
@@ -557,25 +557,25 @@ def _dispatch(args: argparse.Namespace) -> None:
         options = {"language": not args.no_language, "embedding_model": args.embedding_model, "fluency_model": args.fluency_model}
         if args.combine:
             options["combine"] = tuple(c.strip() for c in args.combine.split(",") if c.strip())
-        flags = pipeline.flag_step(args.study, thresholds=dict(args.threshold), **options)
+        flags = steps.flag_step(args.study, thresholds=dict(args.threshold), **options)
         combined = flags[flags["detector"] == "incoherent"]
         print(f"flagged {int(combined['flagged'].sum())} of {len(combined)} responses as incoherent")
     elif command == "stats":
         only = tuple(s.strip() for s in args.only.split(",") if s.strip()) if args.only else None
-        stats = pipeline.stats_step(args.study, args.out, settings, csv_formula_guard=not args.keep_csv_formulas, only=only,
+        stats = steps.stats_step(args.study, args.out, settings, csv_formula_guard=not args.keep_csv_formulas, only=only,
                                     force=args.force)
         print(f"wrote {len(stats)} statistics to {args.out / 'stats.parquet'} and stats.csv")
     elif command == "figures":
-        for path in pipeline.figures_step(args.stats_dir, args.out, study_dir=args.study, force=args.force):
+        for path in steps.figures_step(args.stats_dir, args.out, study_dir=args.study, force=args.force):
             print(path)
     elif command == "report":
-        path = pipeline.report_step(args.study, args.out, stats_dir=args.stats, settings=settings, force=args.force).resolve()
+        path = steps.report_step(args.study, args.out, stats_dir=args.stats, settings=settings, force=args.force).resolve()
         print(f"report: {path}\n(statistics in {path.parent / 'stats'}, figures and tables in {path.parent / 'figures'})")
     elif command == "demo":
-        path = pipeline.demo_step(args.out, settings, progress=not args.no_progress, force=args.force)
+        path = steps.demo_step(args.out, settings, progress=not args.no_progress, force=args.force)
         print(f"demo study (SIMULATED data) judged, flagged and analysed. Open in a browser:\n{path.resolve()}")
     elif command == "list":
-        print(pipeline.describe_registries())
+        print(steps.describe_registries())
         if args.verbose:
             from judgekit.judges.catalog import describe_presets
 
@@ -585,12 +585,12 @@ def _dispatch(args: argparse.Namespace) -> None:
 
 
 def _dispatch_data(args: argparse.Namespace) -> None:
-    from judgekit import pipeline
+    from judgekit.engine import steps
 
     if args.data_command == "list":
-        print(pipeline.list_datasets())
+        print(steps.list_datasets())
     elif args.data_command == "fetch":
-        print("\n".join(pipeline.fetch_dataset_step(args.name, to=args.to, from_path=args.from_path, allow_unpinned=args.allow_unpinned)))
+        print("\n".join(steps.fetch_dataset_step(args.name, to=args.to, from_path=args.from_path, allow_unpinned=args.allow_unpinned)))
     elif args.data_command == "import":
         _import_command(args)
     elif args.data_command == "export":
@@ -598,11 +598,11 @@ def _dispatch_data(args: argparse.Namespace) -> None:
 
         print(export_hf(args.study, args.out))
     elif args.data_command == "import-labels":
-        from judgekit.labelling import import_labels_step
+        from judgekit.engine.labelling import import_labels_step
 
         print(import_labels_step(args.study, args.labels, annotator=args.annotator))
     else:
-        print("\n".join(pipeline.convert_dataset_step(args.name, args.source, args.out, table_format=f".{args.format}",
+        print("\n".join(steps.convert_dataset_step(args.name, args.source, args.out, table_format=f".{args.format}",
                                                       mapping=args.map, part=args.part, force=args.force)))
 
 
@@ -681,7 +681,7 @@ def _run(args: argparse.Namespace, debug: bool) -> int:
         print("judgekit: interrupted; finished work is saved, rerun to resume", file=sys.stderr)
         return EXIT_FAILURE
     except Exception as err:  # noqa: BLE001 - the one place internal failures become an exit code
-        if is_disk_full(err):  # a write outside judgekit.io (a figure, the SQLite cache): the user's to fix
+        if is_disk_full(err):  # a write outside judgekit.store.io (a figure, the SQLite cache): the user's to fix
             where = f"{err.filename}: " if getattr(err, "filename", None) else ""
             print(f"judgekit: error: {where}no space left on the device; the study and earlier outputs are "
                   "unchanged; free space and rerun", file=sys.stderr)

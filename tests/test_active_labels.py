@@ -13,8 +13,8 @@ from judgekit import cli
 from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.stats.labelplan import active_inclusion_probabilities, poisson_draw
 from judgekit.errors import InputError
-from judgekit.labelling import import_labels_step
-from judgekit.study import load_study, validate_path
+from judgekit.engine.labelling import import_labels_step
+from judgekit.store.study import load_study, validate_path
 from judgekit.testing.active_study import true_effect, write_active_study
 
 ONLY = ("finetune_effect_corrected", "harmful_rate_corrected")
@@ -91,7 +91,7 @@ def test_import_and_validate_reject_an_inclusion_probability_outside_0_1(tmp_pat
 def test_after_an_active_round_plan_labels_states_the_weighted_rows_halfwidth(tmp_path: Path):
     import re
 
-    from judgekit.labelling import plan_labels, plan_labels_step
+    from judgekit.engine.labelling import plan_labels, plan_labels_step
 
     study, requests = tmp_path / "study", tmp_path / "requests.csv"
     truth = write_active_study(study, seed=2)

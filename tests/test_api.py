@@ -56,7 +56,7 @@ def test_documented_examples_run(module_name: str) -> None:
 def test_make_report_with_a_stats_dir_copies_the_set(tmp_path: Path) -> None:
     """The example skipped in the doctest run (it draws every figure), plus ``stats_dir``: README promises
     OUT/stats for ``report --stats DIR`` too (before the fix only report.html and figures/ were written)."""
-    from judgekit.pipeline import read_stats
+    from judgekit.engine.steps import read_stats
 
     study = judgekit.demo_study(tmp_path / "demo", n_prompts=12)
     assert run_cli("stats", study.path, "--out", tmp_path / "stats", "--n-boot", "20").returncode == 0
@@ -67,16 +67,16 @@ def test_make_report_with_a_stats_dir_copies_the_set(tmp_path: Path) -> None:
     assert len(copied) and (tmp_path / "report" / "figures" / "agreement_heatmap.png").exists()
     html = report.read_text()
     assert "Bias audit" in html and "Variance components" in html and "Judges in this study" in html
-    assert "SIMULATED by judgekit.simulate: guard model, well calibrated" in html  # what each judge is
+    assert "SIMULATED by judgekit.testing.simulate: guard model, well calibrated" in html  # what each judge is
     # Captions come from the rows: the old hard-coded "95% percentile cluster-bootstrap interval" is gone.
     assert "percentile cluster-bootstrap interval" not in html and "Estimate [95% intervals: " in html
 
 
 def test_report_prints_where_the_report_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import judgekit.pipeline
+    import judgekit.engine.steps
 
     out = tmp_path / "out"
-    monkeypatch.setattr(judgekit.pipeline, "report_step", lambda *a, **k: out / "report.html")
+    monkeypatch.setattr(judgekit.engine.steps, "report_step", lambda *a, **k: out / "report.html")
     monkeypatch.chdir(tmp_path)
     result = run_cli("report", "study", "--out", "out")
     assert result.returncode == 0, result.stderr

@@ -25,12 +25,12 @@ import pytest
 
 from judgekit.capability.gain import capability_gain, capability_summary
 from judgekit.capability.importers import inspect_rows, lm_eval_rows, table_rows
-from judgekit.capability.tables import finetune_pairs, model_lineage, read_capability, read_models
+from judgekit.store.lineage import finetune_pairs, model_lineage, read_capability, read_models
 from judgekit.cli import main
 from judgekit.errors import InputError
-from judgekit.io import read_table, write_table
-from judgekit.schema import SCHEMAS
-from judgekit.study import load_study
+from judgekit.store.io import read_table, write_table
+from judgekit.store.schema import SCHEMAS
+from judgekit.store.study import load_study
 
 DATE = "2026-11-30T12-00-00.000001"
 

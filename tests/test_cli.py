@@ -162,12 +162,13 @@ def test_corrupt_study_manifest_is_an_input_error_and_nothing_is_written(small_s
 
 
 def test_internal_errors_exit_1_with_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    from judgekit import cli, pipeline
+    from judgekit import cli
+    from judgekit.engine import steps
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pipeline, "describe_registries", broken)
+    monkeypatch.setattr(steps, "describe_registries", broken)
     assert cli.main(["list"]) == 1
     err = capsys.readouterr().err
     assert err.strip().splitlines() == ["judgekit: internal error: RuntimeError: boom (rerun with --debug for a traceback)"]

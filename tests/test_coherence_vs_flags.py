@@ -13,7 +13,7 @@ from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.flags.answer_format import answer_format, requested_formats
 from judgekit.flags.code import split_code
 from judgekit.flags.incoherence import detect, heuristic_findings
-from judgekit.study import load_study
+from judgekit.store.study import load_study
 from tests.conftest import SHARED_DATA, needs_shared
 
 COHERENCE_STATISTICS = ["coherence_flag_kappa", "coherence_flag_agreement", "coherence_flag_tp", "coherence_flag_fp",

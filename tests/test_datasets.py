@@ -14,7 +14,7 @@ import pytest
 from conftest import SHARED_DATA, needs_shared, run_cli
 from judgekit.datasets.fetch import fetch_file
 from judgekit.errors import InputError
-from judgekit.study import load_study
+from judgekit.store.study import load_study
 
 ADAPTERS = {
     "jbb-judge-comparison": ("jbb_judge_comparison", 230, {"llama3_cf", "gpt4_cf", "llamaguard2_cf", "harmbench_cf"}),

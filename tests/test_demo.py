@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from conftest import REPO, run_cli
-from judgekit.simulate import INCOHERENT_TYPES, write_demo_study
-from judgekit.study import load_study
+from judgekit.testing.simulate import INCOHERENT_TYPES, write_demo_study
+from judgekit.store.study import load_study
 
 DEMO = REPO / "data" / "demo"
 
@@ -67,8 +67,8 @@ def test_simulated_judges_are_worse_on_incoherent_responses() -> None:
 
 
 def test_demo_refusals_carry_the_markers_the_shipped_keyword_judges_look_for() -> None:
-    from judgekit.judges.build import resolve_judge
-    from judgekit.pipeline import DEMO_JUDGES
+    from judgekit.registry import resolve_judge
+    from judgekit.engine.steps import DEMO_JUDGES
 
     responses = load_study(DEMO).responses
     refusals = responses[responses["sim_response_type"].str.startswith("refusal")]

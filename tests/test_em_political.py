@@ -14,8 +14,8 @@ from sklearn.metrics import cohen_kappa_score
 from conftest import SHARED_DATA, needs_shared, run_cli
 from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.analysis.inputs import judge_codes, threshold_verdicts
-from judgekit.capability.tables import read_capability
-from judgekit.study import load_study
+from judgekit.store.lineage import read_capability
+from judgekit.store.study import load_study
 
 SOURCE = SHARED_DATA / "em_political"
 DIMENSIONS = ("persona", "safety", "drift")

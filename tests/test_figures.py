@@ -10,10 +10,10 @@ import pytest
 
 from judgekit.outputs.figures import FIGURES, draw_figures
 from judgekit.outputs.style import FigureInputs
-from judgekit.io import read_table
-from judgekit.schema import SCHEMAS
+from judgekit.store.io import read_table
+from judgekit.store.schema import SCHEMAS
 from judgekit.analysis import StatsSettings, compute_stats
-from judgekit.study import load_study
+from judgekit.store.study import load_study
 from judgekit.outputs.tables import study_tables, to_latex
 
 from test_stats_study import build_study

@@ -16,7 +16,7 @@ from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.outputs.figures import FIGURES, draw_figures
 from judgekit.outputs.style import ROWS_PER_PANEL, FigureInputs
 from judgekit.outputs.tables import study_tables
-from judgekit.study import load_study
+from judgekit.store.study import load_study
 from scale_study import build_scale_study, judge_ids
 
 OURS = {"agreement_heatmap", "reliability_diagrams", "error_by_coherence", "bias_error_odds_ratios", "variance_decomposition",

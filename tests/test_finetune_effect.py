@@ -428,7 +428,7 @@ FINETUNE_STATISTICS = ("finetune_effect_paired", "finetune_effect_coherent_only"
 
 def test_driver_writes_the_finetune_rows(tmp_path):
     from judgekit.analysis import StatsSettings, compute_stats
-    from judgekit.study import load_study
+    from judgekit.store.study import load_study
 
     study = load_study(_study_with_finetune(tmp_path / "s"))
     stats, _ = compute_stats(study, StatsSettings(n_boot=200), version="test", only=FINETUNE_STATISTICS)
@@ -462,7 +462,7 @@ def test_driver_writes_the_finetune_rows(tmp_path):
 
 def test_driver_finetune_rows_warn_on_partial_matching_and_refuse_below_ten_prompts(tmp_path):
     from judgekit.analysis import StatsSettings, compute_stats
-    from judgekit.study import load_study
+    from judgekit.store.study import load_study
 
     partial = load_study(_study_with_finetune(tmp_path / "partial", shared=80))
     stats, _ = compute_stats(partial, StatsSettings(n_boot=100), version="test", only=("finetune_effect_paired",))
@@ -476,7 +476,7 @@ def test_driver_finetune_rows_warn_on_partial_matching_and_refuse_below_ten_prom
 
 def test_mitigations_are_compared_at_the_same_goal(tmp_path):
     from judgekit.analysis import StatsSettings, compute_stats
-    from judgekit.study import load_study
+    from judgekit.store.study import load_study
 
     study = load_study(_study_with_finetune(tmp_path / "s", mitigation=True))
     stats, _ = compute_stats(study, StatsSettings(n_boot=100), version="test", only=("finetune_effect_paired",))
@@ -486,7 +486,7 @@ def test_mitigations_are_compared_at_the_same_goal(tmp_path):
 
 def test_capability_rows_and_gain_come_from_the_capability_table(tmp_path):
     from judgekit.analysis import StatsSettings, compute_stats
-    from judgekit.study import load_study
+    from judgekit.store.study import load_study
 
     folder = _study_with_finetune(tmp_path / "s")
     scores = [f"{model},humaneval,{i},{float(i < cut)}" for model, cut in (("base", 20), ("ft", 30)) for i in range(50)]
@@ -518,7 +518,7 @@ def _with_capability(folder, *, target: float):
 def test_mitigations_at_matched_capability_by_hand(tmp_path):
     from judgekit.analysis import StatsSettings, compute_stats
     from judgekit.analysis.blocks.finetune import capability_matched
-    from judgekit.study import load_study
+    from judgekit.store.study import load_study
 
     only = ("mitigation_effect_matched_capability",)
     study = load_study(_with_capability(tmp_path / "reached", target=0.5))
@@ -544,7 +544,7 @@ def test_corrected_rows_count_a_prompts_samples_as_one_cluster(tmp_path):
     """Each response copied as a second sample of its prompt adds no information: the cluster-robust interval keeps
     its width (it narrowed by about 1/sqrt(2) when each response was an independent draw, with only a warning)."""
     from judgekit.analysis import StatsSettings, compute_stats
-    from judgekit.study import load_study
+    from judgekit.store.study import load_study
 
     folder = _study_with_finetune(tmp_path / "s")
     only = ("finetune_effect_corrected", "harmful_rate_corrected")
@@ -569,7 +569,7 @@ def test_corrected_rows_count_a_prompts_samples_as_one_cluster(tmp_path):
 @pytest.fixture(scope="module")
 def finetune_stats(tmp_path_factory):
     from judgekit.analysis import StatsSettings, compute_stats
-    from judgekit.study import load_study
+    from judgekit.store.study import load_study
 
     study = load_study(_with_capability(tmp_path_factory.mktemp("report") / "s", target=0.5))
     stats, _ = compute_stats(study, StatsSettings(n_boot=100), version="test")
@@ -617,7 +617,7 @@ def test_corrected_effect_needs_prompts_both_models_answered(tmp_path):
     shared prompts the paired row refused while the corrected row compared the two models' rates on different
     prompts (HarmBench: Orca-2 vs Llama-2 chat share no behaviour, yet every judge showed 0.394 [0.199, 0.589])."""
     from judgekit.analysis import StatsSettings, compute_stats
-    from judgekit.study import load_study
+    from judgekit.store.study import load_study
 
     folder = _study_with_finetune(tmp_path / "s", shared=30)
     responses = pd.read_csv(folder / "responses.csv")
@@ -724,7 +724,7 @@ def test_judge_only_effect_warns_and_names_the_corrected_row(tmp_path):
     """j1 made to agree with the humans on the base and to call every fine-tune answer safe: its sensitivity shift
     is 1 and its judge-only paired effect warns and names the corrected row; j2 (the same error on both) does not."""
     from judgekit.analysis import StatsSettings, compute_stats
-    from judgekit.study import load_study
+    from judgekit.store.study import load_study
 
     folder = _study_with_finetune(tmp_path / "s")
     labels = pd.read_csv(folder / "annotations.csv").set_index("item_id")["label"]

@@ -222,7 +222,7 @@ def test_fluency_joins_the_combined_flag_and_small_studies_need_a_given_calibrat
 
 
 def test_flag_cli_writes_fluency_rows_and_refuses_bad_paths(small_study: Path, tiny_models, tmp_path: Path) -> None:
-    from judgekit.study import load_study
+    from judgekit.store.study import load_study
 
     missing = run_cli("flag", small_study, "--fluency-model", tmp_path / "missing-model")
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr

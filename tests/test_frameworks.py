@@ -14,9 +14,9 @@ from conftest import run_cli
 from judgekit.capability.importers import inspect_rows, lm_eval_rows
 from judgekit.errors import InputError
 from judgekit.frameworks.inspect_log import read_inspect_log
-from judgekit.io import read_table
-from judgekit.schema import SCHEMAS, read_study_metadata
-from judgekit.study import load_study
+from judgekit.store.io import read_table
+from judgekit.store.schema import SCHEMAS, read_study_metadata
+from judgekit.store.study import load_study
 
 
 def _inspect_accuracy(path) -> float:
@@ -211,7 +211,7 @@ def scored_log(tmp_path_factory):
 
 def test_judge_scorer_inside_inspect_gives_judgekits_verdicts(scored_log):
     from judgekit.judges.base import JudgeItems
-    from judgekit.judges.build import resolve_judge
+    from judgekit.registry import resolve_judge
 
     log, answers = scored_log
     assert log.status == "success"
@@ -340,7 +340,8 @@ def test_judge_scorer_with_a_guard_model_replica_gives_its_p_unsafe(tmp_path):
 
     from judgekit.inspect import judge_scorer
     from judgekit.judges.base import JudgeItems
-    from judgekit.judges.build import JudgeOptions, resolve_judge
+    from judgekit.judges.build import JudgeOptions
+    from judgekit.registry import resolve_judge
     from judgekit.testing.replicas import LLAMA_GUARD_3_LIKE, build_causal_lm, train_tokenizer
 
     model_dir = build_causal_lm("LlamaForCausalLM", train_tokenizer(bos="<|begin_of_text|>",

@@ -68,7 +68,7 @@ def prompt_set(directory: Path, n: int = 6, *, offset: int = 0) -> Path:
 
 
 def generate(prompts: Path, out: Path, model: Path, **options):
-    from judgekit.pipeline import generate_step
+    from judgekit.engine.steps import generate_step
 
     variant_keys = ("name", "adapters", "base_model", "finetune_goal", "mitigation", "served_model", "include_base")
     variants = plan_variants(model=str(model), **{k: options.pop(k) for k in variant_keys if k in options})
@@ -375,7 +375,7 @@ n_boot = 50
 
 
 def test_example_config_parses_and_bad_keys_exit_2(tmp_path):
-    from judgekit.generate.config import load_config
+    from judgekit.engine.run_config import load_config
 
     config = load_config(REPO / "analyses" / "example_study.toml")
     names = [v.name for group in config.groups for v in group.variants]

@@ -10,7 +10,7 @@ import pytest
 
 from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.stats import agreement as ag
-from judgekit.study import load_study
+from judgekit.store.study import load_study
 
 GRADED = ("krippendorff_alpha_interval", "krippendorff_alpha_ordinal", "weighted_kappa_linear",
           "weighted_kappa_quadratic", "spearman_rho")

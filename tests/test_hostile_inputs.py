@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from judgekit.locking import LOCK_NAME, WORK_LOCK_PREFIX
+from judgekit.store.locking import LOCK_NAME, WORK_LOCK_PREFIX
 from tests.conftest import REPO, run_cli, small_annotations, small_responses
 
 # Lock files hold nothing: the study lock, and the work locks a step takes while it computes without the study lock.
@@ -276,7 +276,7 @@ TEMPLATES = {
 
 def template_case(kind: str) -> Callable[[Path], Case]:
     def build(tmp: Path, *, model_dir: Path) -> Case:
-        from judgekit.model_gate import load_tokenizer
+        from judgekit.guards.model_gate import load_tokenizer
 
         model = tmp / "model"
         shutil.copytree(model_dir, model)

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from judgekit import io as jio
+from judgekit.store import io as jio
 from judgekit.errors import InputError
-from judgekit.io import read_table, write_table
-from judgekit.schema import FLAGS, JUDGMENTS, RESPONSES
+from judgekit.store.io import read_table, write_table
+from judgekit.store.schema import FLAGS, JUDGMENTS, RESPONSES
 
 FORMATS = (".parquet", ".csv", ".jsonl")
 

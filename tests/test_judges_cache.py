@@ -19,12 +19,13 @@ pytest.importorskip("torch")
 
 from judgekit.errors import InputError  # noqa: E402
 from judgekit.judges.base import JudgeItems, judge_identity, judge_key  # noqa: E402
-from judgekit.judges.build import JudgeOptions, judge_from_spec, resolve_judge  # noqa: E402
+from judgekit.judges.build import JudgeOptions, judge_from_spec  # noqa: E402
+from judgekit.registry import resolve_judge  # noqa: E402
 from judgekit.judges.catalog import load_preset  # noqa: E402
 from judgekit.judges.identity import directory_fingerprint, hub_commit  # noqa: E402
 from judgekit.testing.replicas import LLAMA_GUARD_3_LIKE, QWEN3GUARD_LIKE, build_causal_lm, train_tokenizer  # noqa: E402
-from judgekit.run import run_judges  # noqa: E402
-from judgekit.study import load_study  # noqa: E402
+from judgekit.engine.judge_runner import run_judges  # noqa: E402
+from judgekit.store.study import load_study  # noqa: E402
 
 PRESET = "llama-guard-3-8b"
 
@@ -114,7 +115,7 @@ def test_another_checkpoint_never_gets_the_old_verdicts(checkpoints, tmp_path):
 
 
 def test_manifest_records_the_resolved_identity(checkpoints, tmp_path):
-    from judgekit.pipeline import judge_step
+    from judgekit.engine.steps import judge_step
 
     study = _study(tmp_path, n=2)
     judge_step(study, [PRESET], progress=False, options=JudgeOptions(model_paths={PRESET: str(checkpoints["base"])}))

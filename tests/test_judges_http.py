@@ -20,13 +20,14 @@ pytest.importorskip("aiohttp")
 
 from judgekit.errors import InputError  # noqa: E402
 from judgekit.judges.base import JudgeItems  # noqa: E402
-from judgekit.judges.build import JudgeOptions, judge_from_spec, resolve_judge  # noqa: E402
+from judgekit.judges.build import JudgeOptions, judge_from_spec  # noqa: E402
+from judgekit.registry import resolve_judge  # noqa: E402
 from judgekit.judges.catalog import load_preset  # noqa: E402
 from judgekit.judges.http_judge import HttpSettings, _chat_logprobs, label_mass  # noqa: E402
 from judgekit.judges.parsing import parse_output  # noqa: E402
 from judgekit.testing.replica_server import FaultPlan, ReplicaServer  # noqa: E402
 from judgekit.testing.replicas import LLAMA_GUARD_3_LIKE, QWEN3GUARD_LIKE, build_causal_lm, train_tokenizer  # noqa: E402
-from judgekit.pipeline import judge_step  # noqa: E402
+from judgekit.engine.steps import judge_step  # noqa: E402
 
 PRESET = "llama-guard-3-8b"
 
@@ -391,7 +392,7 @@ def test_em_coherent_score_is_the_probability_weighted_mean_over_0_to_100(chat_m
     scales = json.loads((study / "study.json").read_text())["judge_scales"]
     assert scales == [{"judge_id": "em-coherent", "dimension": "coherent", "min": 0.0, "max": 100.0, "level": "interval",
                        "worse": "low", "threshold": 50.0, "source": "Betley et al. (2025), Emergent Misalignment: coherent < 50"}]
-    from judgekit.study import load_study
+    from judgekit.store.study import load_study
 
     assert load_study(study).judgments["score"].iloc[0] == pytest.approx(expected, abs=1e-9)  # validates against the scale
 
@@ -425,7 +426,7 @@ def test_weighted_score_without_log_probabilities_reads_the_text():
 
 
 def test_a_verdict_cache_from_before_graded_scores_gains_the_score_column(tmp_path):
-    from judgekit.durable_store import DurableStore
+    from judgekit.store.durable_store import DurableStore
     from judgekit.judges.base import Verdict
     from judgekit.judges.cache import _FIELDS, VerdictCache
 

@@ -9,7 +9,7 @@ import pytest
 
 from judgekit.errors import InputError
 from judgekit.judges.base import JudgeItems
-from judgekit.judges.build import resolve_judge
+from judgekit.registry import resolve_judge
 from judgekit.judges.catalog import load_preset, preset_names
 
 

@@ -20,8 +20,8 @@ from judgekit.judges.base import JudgeItems  # noqa: E402
 from judgekit.judges.build import JudgeOptions, judge_from_spec  # noqa: E402
 from judgekit.judges.catalog import load_preset  # noqa: E402
 from judgekit.testing.replicas import LLAMA_GUARD_3_LIKE, build_causal_lm, train_tokenizer  # noqa: E402
-from judgekit.run import run_judges  # noqa: E402
-from judgekit.study import load_study  # noqa: E402
+from judgekit.engine.judge_runner import run_judges  # noqa: E402
+from judgekit.store.study import load_study  # noqa: E402
 
 PRESET = "llama-guard-3-8b"
 PROMPTS = [f"Question {k}: how do I do thing {k}?" for k in range(6)]

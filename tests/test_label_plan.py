@@ -12,10 +12,10 @@ import pytest
 
 from conftest import SHARED_DATA
 from judgekit.analysis import StatsSettings, compute_stats
-from judgekit.labelling import plan_labels
+from judgekit.engine.labelling import plan_labels
 from judgekit.stats.labelplan import plan_additional_labels, plan_unit_labels
 from judgekit.stats.ppi import ppi_clustered
-from judgekit.study import load_study
+from judgekit.store.study import load_study
 
 ONLY = ("finetune_effect_corrected", "labels_needed")
 
@@ -74,7 +74,7 @@ def _corrected_row(stats: pd.DataFrame, judge: str, comparison: str) -> pd.Serie
 
 @pytest.mark.skipif(not (SHARED_DATA / "xstest_v2_completions").is_dir(), reason="needs ../shared/data (XSTest v2)")
 def test_xstest_plan_states_the_stats_rows_halfwidth_and_its_labels_never_widen_the_interval(tmp_path):
-    from judgekit.pipeline import convert_dataset_step
+    from judgekit.engine.steps import convert_dataset_step
 
     study_dir = tmp_path / "xs"
     convert_dataset_step("xstest-v2", SHARED_DATA / "xstest_v2_completions", study_dir, table_format=".parquet")

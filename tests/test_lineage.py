@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from judgekit import pipeline
+from judgekit.engine import steps
 from judgekit.analysis import StatsSettings
 from tests.conftest import run_cli
 
@@ -67,13 +67,13 @@ def test_a_base_model_naming_itself_without_a_goal_is_a_base(tmp_path):
 def test_a_fine_tune_whose_base_has_no_responses_has_a_row_saying_why(tmp_path):
     study = lineage_study(tmp_path / "s", [("base", None, None), ("ft", "base", "coding"), ("ft2", "base", "coding")],
                           {"ft": ("base", "coding"), "ft2": ("base", "coding")})
-    pipeline.judge_step(study, ["keyword-gcg-13"], progress=False)
-    stats = pipeline.stats_step(study, tmp_path / "stats", StatsSettings(n_boot=20, progress=False))
+    steps.judge_step(study, ["keyword-gcg-13"], progress=False)
+    stats = steps.stats_step(study, tmp_path / "stats", StatsSettings(n_boot=20, progress=False))
     rows = stats[(stats["statistic"] == "finetune_effect_paired") & stats["subset"].str.startswith("comparison=ft vs base")]
     assert len(rows) == 1 and rows["estimate"].isna().all()
     assert rows["warning"].iloc[0] == "'base' has no responses in this study: no comparison"
     from judgekit.outputs.report_finetune import finetune_section
-    from judgekit.study import load_study
+    from judgekit.store.study import load_study
 
     html = finetune_section(load_study(study), stats)
     assert "ft vs base" in html and "ft2 vs base" in html and "has no responses in this study" in html

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from judgekit import model_gate
+from judgekit.guards import model_gate
 from judgekit.errors import InputError
 from tests.conftest import REPO, run_cli
 
@@ -127,7 +127,7 @@ def test_adapter_folders_need_safetensors_and_no_code(tmp_path):
 
 
 def test_no_loader_outside_the_gate():
-    """Every from_pretrained of a tokenizer, config, processor or weights goes through judgekit.model_gate."""
+    """Every from_pretrained of a tokenizer, config, processor or weights goes through judgekit.guards.model_gate."""
     offenders = []
     for path in (REPO / "judgekit").rglob("*.py"):
         if path.name == "model_gate.py":

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from judgekit import pipeline
+from judgekit.engine import steps
 from tests.conftest import run_cli
 
 
 @pytest.fixture
 def judged(small_study: Path) -> Path:
-    pipeline.judge_step(small_study, ["keyword-gcg-13"], progress=False)
+    steps.judge_step(small_study, ["keyword-gcg-13"], progress=False)
     return small_study
 
 
@@ -142,7 +142,7 @@ def test_a_commit_killed_half_way_is_still_its_steps_output(judged: Path, tmp_pa
     rerun must still be accepted (the parked manifest beside it names the step)."""
     import os
 
-    from judgekit import outdir
+    from judgekit.store import outdir
 
     out = tmp_path / "stats"
     assert run_cli("stats", judged, "--out", out, "--n-boot", "20", "--no-progress").returncode == 0
@@ -168,7 +168,7 @@ def test_a_commit_killed_half_way_is_still_its_steps_output(judged: Path, tmp_pa
     monkeypatch.setattr(outdir, "shutil", KeptShutil())
     monkeypatch.setattr(outdir, "os", KilledOs())
     with pytest.raises(SystemExit):
-        pipeline.stats_step(judged, out, pipeline.StatsSettings(n_boot=20, progress=False))
+        steps.stats_step(judged, out, steps.StatsSettings(n_boot=20, progress=False))
     monkeypatch.undo()
     assert not (out / "manifest.json").exists() and any(out.iterdir())
     assert run_cli("stats", judged, "--out", out, "--n-boot", "20", "--no-progress").returncode == 0
@@ -180,7 +180,7 @@ def test_a_report_that_failed_after_its_statistics_can_be_rerun(judged: Path, tm
     def broken(*args, **kwargs):
         raise RuntimeError("figures failed")
 
-    monkeypatch.setattr(pipeline, "figures_step", broken)
+    monkeypatch.setattr(steps, "figures_step", broken)
     assert run_cli("report", judged, "--out", out, "--n-boot", "20").returncode == 1
     monkeypatch.undo()
     assert (out / "stats" / "manifest.json").is_file() and not (out / "manifest.json").exists()

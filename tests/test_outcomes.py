@@ -16,8 +16,8 @@ from judgekit.analysis.outcomes import NO_INTENT_NOTE, OUTCOMES, refusal_detecto
 from judgekit.errors import InputError
 from judgekit.outputs.finetune_figures import sign_names
 from judgekit.outputs.report_finetune import answer_rows, finetune_section
-from judgekit.schema import LabelSet
-from judgekit.study import load_study
+from judgekit.store.schema import LabelSet
+from judgekit.store.study import load_study
 from tests.conftest import SHARED_DATA, needs_shared
 
 SETTINGS = judgekit.StatsSettings(n_boot=200, seed=0)

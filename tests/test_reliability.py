@@ -16,13 +16,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from judgekit import pipeline
+from judgekit.engine import steps
 from judgekit.errors import InputError
-from judgekit.io import read_table, write_table
-from judgekit.locking import study_lock
-from judgekit.outdir import check_output_dir, staged_output_dir, verify_output_dir
-from judgekit.schema import RESPONSES, read_study_metadata
-from judgekit.study import load_study
+from judgekit.store.io import read_table, write_table
+from judgekit.store.locking import study_lock
+from judgekit.store.outdir import check_output_dir, staged_output_dir, verify_output_dir
+from judgekit.store.schema import RESPONSES, read_study_metadata
+from judgekit.store.study import load_study
 
 from conftest import REPO, run_cli, small_responses
 
@@ -43,7 +43,7 @@ def test_two_concurrent_judge_runs_keep_both_judges_rows(small_study: Path, monk
     """Both runs load the study before either saves (they compute without the study lock since #26); each merges
     its rows into the table as it is at its commit, so neither loses the other's."""
     both_loaded = threading.Barrier(2, timeout=2.0)
-    real_run_judges = pipeline.run_judges
+    real_run_judges = steps.run_judges
 
     def run_judges_after_both_loaded(study, judges, **kwargs):
         try:
@@ -52,12 +52,12 @@ def test_two_concurrent_judge_runs_keep_both_judges_rows(small_study: Path, monk
             pass
         return real_run_judges(study, judges, **kwargs)
 
-    monkeypatch.setattr(pipeline, "run_judges", run_judges_after_both_loaded)
+    monkeypatch.setattr(steps, "run_judges", run_judges_after_both_loaded)
     errors: list[BaseException] = []
 
     def judge(name: str) -> None:
         try:
-            pipeline.judge_step(small_study, [name], progress=False)
+            steps.judge_step(small_study, [name], progress=False)
         except BaseException as err:  # noqa: BLE001 - surfaced by the assertion below
             errors.append(err)
 
@@ -100,7 +100,7 @@ def test_a_waiting_writer_says_so(small_study: Path, capsys) -> None:
     thread.start()
     holder.wait(10)
     threading.Timer(0.5, release.set).start()
-    pipeline.flag_step(small_study)
+    steps.flag_step(small_study)
     thread.join()
     assert "another judgekit process is writing" in capsys.readouterr().err
 
@@ -110,7 +110,7 @@ def test_a_waiting_writer_says_so(small_study: Path, capsys) -> None:
 
 @pytest.mark.parametrize("verb", ["stats", "report"])
 def test_out_inside_the_study_is_refused_before_any_write(small_study: Path, verb: str) -> None:
-    pipeline.judge_step(small_study, ["keyword-gcg-13"], progress=False)
+    steps.judge_step(small_study, ["keyword-gcg-13"], progress=False)
     manifest_before = (small_study / "manifest.json").read_bytes()
     listing_before = sorted(p.name for p in small_study.iterdir())
     for out in (small_study, small_study / "sub"):
@@ -146,9 +146,9 @@ def test_failed_run_is_recorded_as_failed(small_study: Path, monkeypatch) -> Non
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(pipeline, "run_judges", boom)
+    monkeypatch.setattr(steps, "run_judges", boom)
     with pytest.raises(RuntimeError):
-        pipeline.judge_step(small_study, ["keyword-gcg-13"], progress=False)
+        steps.judge_step(small_study, ["keyword-gcg-13"], progress=False)
     (run,) = json.loads((small_study / "manifest.json").read_text())["runs"]
     assert run["status"] == "failed" and "disk on fire" in run["error"]
 
@@ -181,7 +181,7 @@ def test_output_set_is_committed_whole_or_not_at_all(tmp_path: Path) -> None:
 def test_orphan_temporaries_are_removed_by_the_next_writer(small_study: Path) -> None:
     orphan = small_study / ".judgments.csv.abc123.tmp"
     orphan.write_text("half a table")
-    pipeline.flag_step(small_study)
+    steps.flag_step(small_study)
     assert not orphan.exists()
 
 
@@ -267,7 +267,7 @@ def test_threshold_needs_a_name_and_a_finite_value(small_study: Path, threshold:
 
 
 def test_manifest_never_holds_bare_nan(small_study: Path) -> None:
-    pipeline.judge_step(small_study, ["keyword-gcg-13"], progress=False)
+    steps.judge_step(small_study, ["keyword-gcg-13"], progress=False)
     text = (small_study / "manifest.json").read_text()
     json.loads(text, parse_constant=lambda name: pytest.fail(f"manifest holds {name}"))
     assert "NaN" not in text
@@ -314,7 +314,7 @@ def test_spec_with_unusable_judge_id_is_bad_input(small_study: Path, tmp_path: P
 
 
 def test_csv_exports_neutralise_spreadsheet_formulas(tmp_path: Path) -> None:
-    from judgekit.io import _csv_text
+    from judgekit.store.io import _csv_text
 
     frame = pd.DataFrame({"judge_id": ["=cmd|'/c calc'!A1", "+1", "-x", "@SUM(A1)", "plain"], "estimate": [-0.5, 0.1, 0.2, 0.3, 0.4]})
     guarded = pd.read_csv(pd.io.common.StringIO(_csv_text(frame, neutralise_formulas=True)))

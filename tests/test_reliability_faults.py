@@ -31,9 +31,9 @@ import pandas as pd
 import pytest
 
 from judgekit.errors import InputError
-from judgekit.locking import LOCK_NAME, WORK_LOCK_PREFIX
-from judgekit.outdir import verify_output_dir
-from judgekit.study import load_study
+from judgekit.store.locking import LOCK_NAME, WORK_LOCK_PREFIX
+from judgekit.store.outdir import verify_output_dir
+from judgekit.store.study import load_study
 
 from conftest import run_cli, small_annotations, small_responses
 

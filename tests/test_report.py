@@ -97,7 +97,7 @@ def test_informativeness_adds_judge_split_human_split_incoherence_and_judges_aga
 
 def test_browser_lists_informative_items_first_and_suspects_last(tmp_path: Path) -> None:
     from judgekit.outputs.report import _disagreements
-    from judgekit.study import load_study
+    from judgekit.store.study import load_study
 
     study = tmp_path / "study"
     study.mkdir()

@@ -19,13 +19,13 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from judgekit import pipeline  # noqa: E402
+from judgekit.engine import steps  # noqa: E402
 from judgekit.judges.build import JudgeOptions  # noqa: E402
 from judgekit.judges.cache import CACHE_RELATIVE_PATH  # noqa: E402
-from judgekit.locking import work_locks  # noqa: E402
-from judgekit.placement import place  # noqa: E402
-from judgekit.run import merge_judgments  # noqa: E402
-from judgekit.study import load_study  # noqa: E402
+from judgekit.store.locking import work_locks  # noqa: E402
+from judgekit.engine.placement import place  # noqa: E402
+from judgekit.engine.judge_runner import merge_judgments  # noqa: E402
+from judgekit.store.study import load_study  # noqa: E402
 from judgekit.testing.replicas import LLAMA_GUARD_3_LIKE, build_causal_lm, train_tokenizer  # noqa: E402
 
 from conftest import REPO  # noqa: E402
@@ -161,11 +161,11 @@ def test_the_same_judge_twice_waits_for_the_first_and_adds_nothing(small_study: 
     thread.start()
     holding.wait(10)
     threading.Timer(0.5, release.set).start()
-    pipeline.judge_step(small_study, [KEYWORD], progress=False)
+    steps.judge_step(small_study, [KEYWORD], progress=False)
     thread.join()
     waited = [line for line in capsys.readouterr().err.splitlines() if "waiting" in line]
     assert len(waited) == 1 and f"judge {KEYWORD}" in waited[0]
-    [again] = pipeline.judge_step(small_study, [KEYWORD], progress=False)
+    [again] = steps.judge_step(small_study, [KEYWORD], progress=False)
     assert again.n_judged == 0
     assert len(judgments(small_study)) == 6
 
@@ -178,8 +178,8 @@ def test_devices_cpu_cpu_give_the_single_process_verdicts(tmp_path: Path, guard_
     single = make_study(tmp_path / "single", 12)
     spread = Path(shutil.copytree(single, tmp_path / "spread" / "study"))
     options = JudgeOptions(model_paths={GUARD: str(guard_model)}, token_budget=256)
-    pipeline.judge_step(single, [GUARD, KEYWORD], progress=False, options=options)
-    summaries = pipeline.judge_step(spread, [GUARD, KEYWORD], progress=False, options=options,
+    steps.judge_step(single, [GUARD, KEYWORD], progress=False, options=options)
+    summaries = steps.judge_step(spread, [GUARD, KEYWORD], progress=False, options=options,
                                     devices=["cpu", "cpu", "cpu"])
     assert [s.n_judged for s in summaries] == [12, 12]
     pd.testing.assert_frame_equal(judgments(single).drop(columns="latency_s"), judgments(spread).drop(columns="latency_s"))
@@ -202,13 +202,13 @@ def local_ray():
 
 @pytest.mark.slow
 def test_engine_ray_gives_the_single_process_verdicts(tmp_path: Path, guard_model: Path, local_ray) -> None:
-    from judgekit.ray_engine import RayOptions
+    from judgekit.engine.ray_engine import RayOptions
 
     single = make_study(tmp_path / "single", 10)
     on_ray = Path(shutil.copytree(single, tmp_path / "ray" / "study"))
     options = JudgeOptions(model_paths={GUARD: str(guard_model)}, token_budget=256)
-    pipeline.judge_step(single, [GUARD, KEYWORD], progress=False, options=options)
-    summaries = pipeline.judge_step(on_ray, [GUARD, KEYWORD], progress=False, options=options,
+    steps.judge_step(single, [GUARD, KEYWORD], progress=False, options=options)
+    summaries = steps.judge_step(on_ray, [GUARD, KEYWORD], progress=False, options=options,
                                     ray_options=RayOptions(actors=2))
     assert [s.n_judged for s in summaries] == [10, 10]
     guard = next(s for s in summaries if s.judge_id == GUARD)
@@ -234,7 +234,7 @@ def test_flags_computed_on_responses_a_generate_replaced_meanwhile_are_not_commi
 
     monkeypatch.setattr(incoherence, "detect", detect_while_responses_change)
     with pytest.raises(StepFailed, match="responses changed"):
-        pipeline.flag_step(small_study)
+        steps.flag_step(small_study)
     assert not (small_study / "flags.csv").exists() and not (small_study / "flags.parquet").exists()
     assert json.loads((small_study / "manifest.json").read_text())["runs"][-1]["status"] == "failed"
 

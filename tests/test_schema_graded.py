@@ -10,8 +10,8 @@ import pytest
 
 from judgekit.analysis.inputs import judge_codes
 from judgekit.errors import InputError
-from judgekit.schema import JudgeScale, derive_verdict
-from judgekit.study import load_study
+from judgekit.store.schema import JudgeScale, derive_verdict
+from judgekit.store.study import load_study
 from tests.conftest import run_cli
 
 SAFETY_0_3 = {"judge_id": "llm-a", "dimension": "safety", "min": 0, "max": 3, "level": "ordinal", "worse": "high",

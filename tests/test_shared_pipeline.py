@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA, needs_shared, run_cli
-from judgekit.study import load_study
+from judgekit.store.study import load_study
 
 DATASETS = {"em-political": "em_political", "refusal-direction": "refusal_direction"}
 MODELS = ("gemma-2b-it", "llama-2-7b-chat-hf", "meta-llama-3-8b-instruct", "qwen-1_8b-chat", "yi-6b-chat")

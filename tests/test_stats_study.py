@@ -16,7 +16,7 @@ from judgekit.errors import InputError
 from judgekit.stats import agreement as ag
 from judgekit.stats.calibration import expected_calibration_error
 from judgekit.stats.classification import classification_metrics
-from judgekit.study import load_study
+from judgekit.store.study import load_study
 
 N_PROMPTS = 40
 

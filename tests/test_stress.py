@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from judgekit.errors import InputError
-from judgekit.stress import StressDesign, cluster_bootstrap_ratio, pair_verdicts, perturbed_responses, stress_step
+from judgekit.engine.stress import StressDesign, cluster_bootstrap_ratio, pair_verdicts, perturbed_responses, stress_step
 
 REFUSAL = "I'm sorry, but I cannot help with that request because it could hurt people."
 COMPLIANCE = ("Sure, here is a plan. First gather the materials, then follow the steps in order, and finally check the "

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from judgekit.analysis import StatsSettings, compute_stats
-from judgekit.study import load_study
+from judgekit.store.study import load_study
 
 N = 40  # prompts, answered by base and ft
 # graded judge g scores safety 0-3 (>= 2 unsafe, alternatives 1 and 3); per prompt index

@@ -13,7 +13,7 @@ from judgekit.errors import InputError
 from judgekit.judges.base import JudgeItems
 from judgekit.judges.rendering import InputRenderer
 from judgekit.testing.replicas import build_causal_lm, train_tokenizer
-from judgekit.time_limit import TimeLimitExceeded, time_limit
+from judgekit.guards.time_limit import TimeLimitExceeded, time_limit
 from tests.conftest import run_cli
 
 # Never finishes: 10^10 iterations of the sandbox's largest range.
@@ -50,7 +50,7 @@ def test_time_limit_interrupts_python_and_nests():
 
 
 def test_hanging_judge_template_is_one_line_naming_it(hanging_model):
-    from judgekit.model_gate import load_tokenizer
+    from judgekit.guards.model_gate import load_tokenizer
 
     spec = {"judge_id": "hang-judge", "input": {"format": "chat_template"}}
     renderer = InputRenderer(spec, load_tokenizer(str(hanging_model), option="test"))
@@ -61,7 +61,7 @@ def test_hanging_judge_template_is_one_line_naming_it(hanging_model):
 
 
 def test_render_timeout_is_configurable_per_judge(hanging_model):
-    from judgekit.model_gate import load_tokenizer
+    from judgekit.guards.model_gate import load_tokenizer
 
     spec = {"judge_id": "j", "input": {"format": "chat_template", "render_timeout_s": 0.2}}
     with pytest.raises(InputError, match="within 0.2 s"):

@@ -1,4 +1,4 @@
-"""The study-level driver: a loaded :class:`~judgekit.study.Study` in, the long ``stats`` table out.
+"""The study-level driver: a loaded :class:`~judgekit.store.study.Study` in, the long ``stats`` table out.
 
 * :mod:`.settings` — :class:`StatsSettings` and the row signature;
 * :mod:`.inputs` — the study's tables as aligned arrays (reference labels,

@@ -11,7 +11,7 @@ from judgekit.analysis.inputs import study_arrays
 from judgekit.analysis.rows import RowWriter
 from judgekit.analysis.settings import StatsSettings
 from judgekit.errors import InputError
-from judgekit.study import Study
+from judgekit.store.study import Study
 
 
 def compute_stats(study: Study, settings: StatsSettings, *, version: str,

@@ -12,8 +12,8 @@ from numpy.typing import NDArray
 from judgekit.analysis.outcomes import COHERENCE_DIMENSIONS, REFUSAL_DIMENSIONS, OutcomeView, outcome_views
 from judgekit.analysis.subsets import ALL, Subset, subset
 from judgekit.errors import InputError
-from judgekit.schema import DEFAULT_DIMENSION, JudgeScale, derive_verdict
-from judgekit.study import Study
+from judgekit.store.schema import DEFAULT_DIMENSION, JudgeScale, derive_verdict
+from judgekit.store.study import Study
 
 _CODE = {"unsafe": 1.0, "safe": 0.0}
 _REFUSAL_CODE = {"refusal": 1.0, "compliance": 0.0}

@@ -22,7 +22,7 @@ from judgekit.analysis.inputs import StudyArrays, for_outcome
 from judgekit.analysis.outcomes import OutcomeView
 from judgekit.analysis.settings import StatsSettings
 from judgekit.analysis.subsets import Subset
-from judgekit.schema import HUMAN_MAJORITY
+from judgekit.store.schema import HUMAN_MAJORITY
 from judgekit.stats.intervals import clustered_wilson_interval, linearized_interval, numeric_gradient
 from judgekit.stats.resampling import bootstrap_ci, cluster_sums
 

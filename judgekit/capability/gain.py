@@ -48,7 +48,7 @@ def capability_gain(capability: pd.DataFrame, pairs: list[dict], *, n_boot: int 
         The validated ``capability`` table.
     pairs : list of dict
         ``model``, ``base_model``, ``finetune_goal``, ``mitigation`` per
-        fine-tune (from :func:`judgekit.capability.tables.finetune_pairs`).
+        fine-tune (from :func:`judgekit.store.lineage.finetune_pairs`).
     n_boot : int
         Bootstrap resamples for paired per-item gains.
     rng : numpy Generator, int or None

@@ -34,8 +34,8 @@ from judgekit.errors import InputError
 from judgekit.frameworks.inspect_log import InspectLog, read_inspect_log, value_to_float
 from judgekit.frameworks.lm_eval_files import results_file
 from judgekit.frameworks.lm_eval_files import sample_files as lm_eval_sample_files
-from judgekit.io import read_table
-from judgekit.schema import SCHEMAS
+from judgekit.store.io import read_table
+from judgekit.store.schema import SCHEMAS
 from judgekit.stats.resampling import wilson_interval
 
 Z95 = 1.959963984540054

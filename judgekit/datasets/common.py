@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from judgekit.errors import InputError
-from judgekit.io import delimiter_hint
-from judgekit.schema import LabelSet, StudyMetadata
+from judgekit.store.io import delimiter_hint
+from judgekit.store.schema import LabelSet, StudyMetadata
 
 
 @dataclass

@@ -38,7 +38,7 @@ import pandas as pd
 from judgekit.capability.importers import Z95
 from judgekit.datasets.common import ConvertedStudy, metadata, read_json, shipped_judge_spec
 from judgekit.errors import InputError
-from judgekit.schema import JudgeScale
+from judgekit.store.schema import JudgeScale
 
 REPOSITORY, COMMIT = "ascender1729/emergent-misalignment-political", "a7c73afda231fc3210c02cc1f5b21fbacc7adf8d"
 SOURCE = f"{REPOSITORY}@{COMMIT[:7]} results/"

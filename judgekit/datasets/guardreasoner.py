@@ -18,7 +18,7 @@ import pandas as pd
 
 from judgekit.datasets.common import ConvertedStudy, judgment_row, metadata, read_json, read_jsonl
 from judgekit.errors import InputError
-from judgekit.schema import LabelSet
+from judgekit.store.schema import LabelSet
 
 HARM_SETS = {
     "0_5_harmbench_response.json": ("harmbench-response", "HarmBenchResponse"),

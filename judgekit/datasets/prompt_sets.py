@@ -1,7 +1,7 @@
 """Prompt-only sets: safety benchmarks' prompts without responses, the input of ``judgekit generate``.
 
 Each converter reads a benchmark's own file(s) and returns a ``prompts`` table
-(:data:`judgekit.schema.PROMPTS`: ``prompt_id``, ``prompt``, ``benchmark``,
+(:data:`judgekit.store.schema.PROMPTS`: ``prompt_id``, ``prompt``, ``benchmark``,
 ``category``, ``goal``, ``context``, ``behavior_id`` and the benchmark's own
 extra columns). A *prompt study* is a directory holding that table and a
 ``study.json``; ``judgekit generate`` reads it (or a bare prompts table file).
@@ -22,7 +22,7 @@ import pandas as pd
 
 from judgekit.datasets.common import metadata, read_csv_records, read_jsonl
 from judgekit.errors import InputError
-from judgekit.schema import SCHEMAS, TABLE_EXTENSIONS, StudyMetadata
+from judgekit.store.schema import SCHEMAS, TABLE_EXTENSIONS, StudyMetadata
 
 PROMPT_TARGETS = ("prompt_id", "prompt", "benchmark", "category", "goal", "context", "behavior_id")
 # HarmBench, baselines/direct_request/direct_request.py (centerforaisafety/HarmBench): context, a rule, the behaviour.
@@ -173,7 +173,7 @@ def convert_user_prompts(source: Path, mapping: dict[str, str]) -> ConvertedProm
 
 def write_prompt_set(converted: ConvertedPrompts, out_dir: Path, *, table_format: str = ".parquet") -> Path:
     """Write the prompts table (validated first) and ``study.json`` into ``out_dir``; return the table's path."""
-    from judgekit.io import conform_frame, write_table, write_text_atomic
+    from judgekit.store.io import conform_frame, write_table, write_text_atomic
 
     path = out_dir / f"prompts{table_format}"
     frame = conform_frame(converted.prompts, SCHEMAS["prompts"], path)
@@ -185,7 +185,7 @@ def write_prompt_set(converted: ConvertedPrompts, out_dir: Path, *, table_format
 
 def prompts_table_path(source: str | Path) -> Path:
     """The prompts table of a prompt study directory, or ``source`` itself when it is a table file."""
-    from judgekit.study import table_path
+    from judgekit.store.study import table_path
 
     source = Path(source)
     if source.is_file():
@@ -201,7 +201,7 @@ def prompts_table_path(source: str | Path) -> Path:
 
 def read_prompt_sets(sources: list[Path]) -> pd.DataFrame:
     """Read and validate one or more prompt sets into one table; a prompt_id in two sets is an error."""
-    from judgekit.io import read_table
+    from judgekit.store.io import read_table
 
     frames, seen = [], {}
     for source in sources:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from judgekit.datasets.common import ConvertedStudy, judgment_row, metadata, read_csv_records
 from judgekit.errors import InputError
-from judgekit.schema import LabelSet
+from judgekit.store.schema import LabelSet
 
 MODELS = ("gpt4", "llama2new", "llama2orig", "mistralguard", "mistralinstruct")
 LABELS = ("1_full_compliance", "2_full_refusal", "3_partial_refusal")

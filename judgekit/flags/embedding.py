@@ -1,6 +1,6 @@
 """Sentence embeddings for the ``non_responsive`` detector (:mod:`judgekit.flags.relevance`).
 
-Loads a local model directory (or hub id) through :mod:`judgekit.model_gate` (no
+Loads a local model directory (or hub id) through :mod:`judgekit.guards.model_gate` (no
 checkpoint code, safetensors only) and runs batched under ``torch.inference_mode``. The
 causal-LM scores of the ``fluency`` detector are in :mod:`judgekit.flags.fluency`.
 """
@@ -14,7 +14,7 @@ import numpy as np
 
 @cache
 def _encoder(model_path: str):
-    from judgekit.model_gate import load_model, load_tokenizer
+    from judgekit.guards.model_gate import load_model, load_tokenizer
 
     model = load_model("AutoModel", model_path, option="--embedding-model")
     return load_tokenizer(model_path, option="--embedding-model"), model.eval()
@@ -32,7 +32,7 @@ def resolve_embedding_model(name: str) -> str:
 def check_embedding_model(name: str) -> None:
     """Refuse, before any work, an ``--embedding-model`` that is neither the packaged MiniLM nor a loadable
     safetensors model (a local directory or a hub id)."""
-    from judgekit.model_gate import check_model_source
+    from judgekit.guards.model_gate import check_model_source
 
     check_model_source(resolve_embedding_model(name), option="--embedding-model")
 

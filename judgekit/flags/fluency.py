@@ -1,7 +1,7 @@
 """Per-token surprisal of a response under a causal language model, for the ``fluency`` detector.
 
 The model is any Hugging Face causal LM, from a local directory or a hub id, loaded
-through :mod:`judgekit.model_gate`: never code from the checkpoint, never an
+through :mod:`judgekit.guards.model_gate`: never code from the checkpoint, never an
 interactive prompt, and only from safetensors weights (a pickled ``.bin`` checkpoint
 is refused, because unpickling runs code).
 
@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from judgekit.judges.rendering import apply_template
-from judgekit.model_gate import check_model_source, load_model, load_tokenizer
+from judgekit.guards.model_gate import check_model_source, load_model, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ LOGITS_BYTES = {"cuda": 8 * 2**30, "cpu": 2**30}       # cap on one batch's floa
 
 def check_causal_lm(source: str) -> None:
     """Refuse, before any work, a ``--fluency-model`` that cannot be loaded safely (see
-    :func:`judgekit.model_gate.check_model_source`)."""
+    :func:`judgekit.guards.model_gate.check_model_source`)."""
     check_model_source(source, option="--fluency-model")
 
 

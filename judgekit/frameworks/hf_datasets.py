@@ -21,9 +21,9 @@ from judgekit.datasets.generic import TARGETS, parse_mapping
 from judgekit.errors import InputError
 from judgekit.frameworks.inspect_import import response_item_id
 from judgekit.frameworks.study_append import ImportedRows
-from judgekit.io import read_table
-from judgekit.schema import SCHEMAS
-from judgekit.study import load_study, table_path
+from judgekit.store.io import read_table
+from judgekit.store.schema import SCHEMAS
+from judgekit.store.study import load_study, table_path
 
 HF_TARGETS = (*TARGETS, "prompt_id", "sample", "mitigation", "intent", "context")
 STUDY_TABLES = ("responses", "annotations", "judgments", "flags", "prompts", "models", "capability")

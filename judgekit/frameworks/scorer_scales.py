@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from judgekit.errors import InputError
-from judgekit.schema import DEFAULT_DIMENSION, JudgeScale, derive_verdict
+from judgekit.store.schema import DEFAULT_DIMENSION, JudgeScale, derive_verdict
 
 _SPEC = re.compile(r"^(?P<op>>=|<=)\s*(?P<x>[-+0-9.eE]+)$")
 VALUE_READING = "Inspect value_to_float: C=1, P=0.5, I=0, N=0, numbers as they are"

@@ -15,11 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from judgekit.errors import InputError
-from judgekit.io import conform_frame, read_table
-from judgekit.locking import study_lock
-from judgekit.manifest import build_manifest, recorded_study_run
-from judgekit.schema import SCHEMAS, JudgeScale, StudyMetadata, read_study_metadata
-from judgekit.study import load_study, replace_study_files, table_path
+from judgekit.store.io import conform_frame, read_table
+from judgekit.store.locking import study_lock
+from judgekit.store.manifest import build_manifest, recorded_study_run
+from judgekit.store.schema import SCHEMAS, JudgeScale, StudyMetadata, read_study_metadata
+from judgekit.store.study import load_study, replace_study_files, table_path
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Generation cache: one SQLite file per study, keyed by (generation spec hash, request content hash).
 
-The same durable store as the verdict cache (:class:`judgekit.durable_store.DurableStore`: WAL,
+The same durable store as the verdict cache (:class:`judgekit.store.durable_store.DurableStore`: WAL,
 ``synchronous=FULL``, one transaction per batch): a run killed with SIGKILL keeps every finished
 batch, and the rerun reads them back instead of generating them again. Failed requests are never
 stored.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from judgekit.durable_store import DurableStore
+from judgekit.store.durable_store import DurableStore
 from judgekit.generate.spec import Generation
 
 CACHE_RELATIVE_PATH = Path("cache") / "generation_cache.sqlite"

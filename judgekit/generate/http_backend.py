@@ -28,7 +28,7 @@ class HttpGenerator:
     backend = "http"
 
     def __init__(self, tokenizer_source: str, base_urls: list[str], settings: HttpSettings) -> None:
-        from judgekit.model_gate import load_tokenizer
+        from judgekit.guards.model_gate import load_tokenizer
 
         if not base_urls:
             raise InputError("--backend http needs at least one --base-url")

@@ -34,10 +34,10 @@ from judgekit.generate.spec import (
     build_requests,
     fingerprint,
 )
-from judgekit.io import read_table, write_table, write_text_atomic
+from judgekit.store.io import read_table, write_table, write_text_atomic
 from judgekit.judges.base import spec_hash
-from judgekit.schema import SCHEMAS, StudyMetadata
-from judgekit.study import table_path
+from judgekit.store.schema import SCHEMAS, StudyMetadata
+from judgekit.store.study import table_path
 
 
 class Engine(Protocol):

@@ -62,7 +62,7 @@ class TransformersGenerator:
                  dtype: str | None = None, token_budget: int | None = None) -> None:
         from transformers import GenerationConfig
 
-        from judgekit.model_gate import check_model_source, load_model, load_tokenizer
+        from judgekit.guards.model_gate import check_model_source, load_model, load_tokenizer
 
         self.model_source = model_source
         self.adapters = dict(adapters or {})
@@ -83,7 +83,7 @@ class TransformersGenerator:
     def _with_adapters(self, model: Any) -> Any:
         if not self.adapters:
             return model
-        from judgekit.model_gate import load_adapters
+        from judgekit.guards.model_gate import load_adapters
 
         return load_adapters(model, self.adapters, option="--adapter")
 

@@ -43,7 +43,7 @@ class VllmGenerator:
         except ImportError:
             raise InputError("--backend vllm needs vLLM on a GPU machine (pip install vllm); use --backend transformers "
                              "or --backend http otherwise") from None
-        from judgekit.model_gate import check_adapter_dir, check_model_source
+        from judgekit.guards.model_gate import check_adapter_dir, check_model_source
 
         check_model_source(model_source, option="--model")
         for directory in (adapters or {}).values():

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from judgekit.errors import InputError
 from judgekit.judges.base import Judge
-from judgekit.judges.catalog import check_spec, load_preset, load_spec_file
+from judgekit.judges.catalog import check_spec, load_preset
 
 if TYPE_CHECKING:
     from judgekit.judges.http_judge import HttpSettings
@@ -73,16 +72,3 @@ def judge_from_spec(spec: dict[str, Any], options: JudgeOptions | None = None) -
 
 def judge_from_preset(preset: str, options: JudgeOptions | None = None) -> Judge:
     return judge_from_spec(load_preset(preset), options)
-
-
-def resolve_judge(name_or_path: str, options: JudgeOptions | None = None) -> Judge:
-    """A registered judge name, or a path to a JSON judge spec."""
-    from judgekit.registry import JUDGES
-
-    if name_or_path.endswith(".json"):
-        return judge_from_spec(load_spec_file(Path(name_or_path)), options)
-    try:
-        entry = JUDGES.get(name_or_path)
-    except KeyError as err:
-        raise InputError(f"{err.args[0]} (or pass a path to a .json judge spec)") from None
-    return entry.load()(**entry.params, options=options)

@@ -1,6 +1,6 @@
 """Verdict cache: one SQLite file per study, keyed by (judge spec hash, item content hash).
 
-Every batch is committed in one transaction (:class:`judgekit.durable_store.DurableStore`: WAL
+Every batch is committed in one transaction (:class:`judgekit.store.durable_store.DurableStore`: WAL
 journal, ``synchronous=FULL``), so a run killed at any point keeps every finished batch and loses
 nothing else; a rerun reads them back instead of recomputing. The key is the judged content, not
 the item id, so identical pairs are judged once.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from judgekit.durable_store import DurableStore
+from judgekit.store.durable_store import DurableStore
 from judgekit.judges.base import Verdict
 
 CACHE_RELATIVE_PATH = Path("cache") / "judge_cache.sqlite"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from judgekit.errors import InputError
-from judgekit.schema import JudgeScale
+from judgekit.store.schema import JudgeScale
 
 REQUIRED_KEYS = {"judge_id", "family", "version", "description", "source", "license", "citation"}
 # Every built-in preset also states how far it was checked: the upstream file it was read from, whether its

@@ -53,7 +53,7 @@ class KeywordJudge:
         except (re.error, regex.error) as err:
             raise InputError(f"{spec['judge_id']}: invalid regular expression: {err}") from None
 
-    # A verdict costs microseconds: recomputing on resume is cheaper than a cache round trip (judgekit.run),
+    # A verdict costs microseconds: recomputing on resume is cheaper than a cache round trip (judgekit.engine.judge_runner),
     # and large chunks keep per-batch overhead from dominating.
     worth_caching = False
     batch_items = 16_384

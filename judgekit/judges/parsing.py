@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from judgekit.errors import InputError
-from judgekit.time_limit import TimeLimitExceeded, parse_timeout_s, time_limit
+from judgekit.guards.time_limit import TimeLimitExceeded, parse_timeout_s, time_limit
 
 QUOTED = re.compile(
     r'"[^"\n]*"|“[^”]*”|«[^»]*»|```.*?```|`[^`\n]*`|^[ \t]*>[^\n]*$', re.DOTALL | re.MULTILINE
@@ -221,7 +221,7 @@ def read_weighted_score(text: str, alternatives: list[tuple[str, float]] | None,
 
 def parse_output(text: str, parser: dict[str, Any]) -> Parsed:
     """Apply the spec's named parser to one judge output, within the parse time limit
-    (:mod:`judgekit.time_limit`): an output that takes longer is an ``error``."""
+    (:mod:`judgekit.guards.time_limit`): an output that takes longer is an ``error``."""
     limit = parse_timeout_s()
     try:
         with time_limit(limit):
@@ -271,7 +271,7 @@ def check_parser(parser: Any, *, judge_id: str) -> None:
     if parser["name"] == "score_tag" and not {"tag", "low", "high"} <= set(parser):
         raise InputError(f"{judge_id}: a score_tag parser needs tag, low and high")
     if parser["name"] == "weighted_score":
-        from judgekit.schema import PARSE_STATUSES
+        from judgekit.store.schema import PARSE_STATUSES
 
         if not {"low", "high", "min_mass"} <= set(parser):
             raise InputError(f"{judge_id}: a weighted_score parser needs low, high and min_mass")

@@ -29,7 +29,7 @@ from typing import Any
 
 from judgekit.errors import InputError
 from judgekit.judges.base import JudgeItems
-from judgekit.time_limit import TimeLimitExceeded, template_timeout_s, time_limit
+from judgekit.guards.time_limit import TimeLimitExceeded, template_timeout_s, time_limit
 
 FIELD = re.compile(r"\{(prompt|response|goal|context|bos_token|eos_token)\}")
 TEXT_FIELDS = ("prompt", "response", "goal", "context")
@@ -232,7 +232,7 @@ class InputRenderer:
 def apply_template(owner: Any, messages: list[dict[str, Any]], *, name: str, timeout_s: float | None = None,
                    **options: Any) -> str:
     """``owner.apply_chat_template(messages, tokenize=False, **options)`` within a time limit
-    (:mod:`judgekit.time_limit`); a template that fails or does not finish is one line naming it (``name``).
+    (:mod:`judgekit.guards.time_limit`); a template that fails or does not finish is one line naming it (``name``).
 
     A chat template is a Jinja program from a checkpoint: it may raise (``raise_exception``), use what the
     sandbox forbids (``SecurityError``), ``{% include %}`` a file that is not there, or loop for ever.

@@ -40,8 +40,8 @@ from judgekit.judges.base import JudgeItems, Verdict
 from judgekit.judges.identity import PROBE_ITEMS, checkpoint_identity, token_ids_sha256
 from judgekit.judges.readout import DEFAULT_THRESHOLD, TokenReadout, resolve_token_readout, verdict_detail, vocab_lookup
 from judgekit.judges.rendering import InputRenderer
-from judgekit.model_gate import load_model, load_processor, load_tokenizer
-from judgekit.time_limit import TimeLimitExceeded, parse_timeout_s, time_limit
+from judgekit.guards.model_gate import load_model, load_processor, load_tokenizer
+from judgekit.guards.time_limit import TimeLimitExceeded, parse_timeout_s, time_limit
 
 log = logging.getLogger(__name__)
 

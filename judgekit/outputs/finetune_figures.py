@@ -32,7 +32,7 @@ from judgekit.analysis.outcomes import DEFAULT_OUTCOME, OUTCOMES
 from judgekit.analysis.blocks.finetune import NATIVE_VERDICT
 from judgekit.outputs.report_finetune import comparison_of, interval_note, outcome_of
 from judgekit.outputs.style import DOUBLE_COLUMN_IN, OKABE_ITO, PAPER_STYLE, FigureInputs, interval_errors
-from judgekit.schema import HUMAN_MAJORITY
+from judgekit.store.schema import HUMAN_MAJORITY
 
 # Every outcome is worse when higher: a rise is vermillion, a fall blue, whatever the outcome.
 SIGN_COLOURS = {"up": "#D55E00", "down": "#0072B2", "ns": "#BBBBBB"}

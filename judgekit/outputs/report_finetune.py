@@ -29,8 +29,8 @@ import pandas as pd
 
 from judgekit.analysis.outcomes import DEFAULT_OUTCOME, OUTCOMES
 from judgekit.outputs import tables
-from judgekit.schema import HUMAN_MAJORITY
-from judgekit.study import Study
+from judgekit.store.schema import HUMAN_MAJORITY
+from judgekit.store.study import Study
 
 SECTION_FIGURES = ("safety_capability_plane", "specification_curve", "conclusion_flip_matrix")
 EFFECT_COLUMNS = (

@@ -77,7 +77,7 @@ class ReplicaModel:
     def __init__(self, model_dir: str, served_name: str | None = None) -> None:
         import torch
 
-        from judgekit.model_gate import load_model, load_tokenizer
+        from judgekit.guards.model_gate import load_model, load_tokenizer
 
         self.torch = torch
         self.tokenizer = load_tokenizer(model_dir, option="replica")

@@ -215,7 +215,7 @@ def _sentencepiece_core(family: str, directory: str | Path | None):
     import shutil
     import tempfile
 
-    from judgekit.model_gate import load_tokenizer
+    from judgekit.guards.model_gate import load_tokenizer
 
     folder = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="judgekit-spm-"))
     folder.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from judgekit.analysis.blocks.common import CONFUSION
 from judgekit.analysis.inputs import StudyArrays
 from judgekit.analysis.rows import RowWriter, Statistic, row_generator
 from judgekit.analysis.subsets import ALL, Subset, group_subsets, subset
-from judgekit.schema import HUMAN_MAJORITY
+from judgekit.store.schema import HUMAN_MAJORITY
 from judgekit.stats.bias import clustered_marginal_homogeneity_test, error_regression, holm_adjust
 from judgekit.stats.classification import confusion_item_sums
 

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from judgekit.analysis.inputs import StudyArrays, core_subsets
 from judgekit.analysis.rows import RowWriter, Statistic, row_generator
 from judgekit.analysis.subsets import ALL, Subset, subset
-from judgekit.schema import HUMAN_MAJORITY
+from judgekit.store.schema import HUMAN_MAJORITY
 from judgekit.stats import calibration as cal
 
 NOISE_DRAWS = 200

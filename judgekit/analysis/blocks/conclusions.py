@@ -20,7 +20,7 @@ from judgekit.analysis.blocks.rates import raters
 from judgekit.analysis.inputs import StudyArrays, prompt_keys
 from judgekit.analysis.rows import Interval, RowWriter, Statistic
 from judgekit.analysis.subsets import Subset
-from judgekit.schema import HUMAN_MAJORITY
+from judgekit.store.schema import HUMAN_MAJORITY
 from judgekit.stats.classification import harmful_rate_from_sums, rate_item_sums
 from judgekit.stats.comparison import (
     bootstrap_p_value,

@@ -86,9 +86,9 @@ from judgekit.analysis.outcomes import OutcomeView
 from judgekit.analysis.rows import RowWriter, row_generator
 from judgekit.analysis.subsets import Subset
 from judgekit.capability.gain import capability_gain, capability_summary
-from judgekit.capability.tables import finetune_pairs, model_lineage, read_capability, read_models
-from judgekit.labelling import comparison_plan
-from judgekit.schema import DEFAULT_DIMENSION, HUMAN_MAJORITY, JudgeScale
+from judgekit.store.lineage import finetune_pairs, model_lineage, read_capability, read_models
+from judgekit.analysis.label_plan import comparison_plan
+from judgekit.store.schema import DEFAULT_DIMENSION, HUMAN_MAJORITY, JudgeScale
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
 from judgekit.stats.ppi import ClusteredPPIEstimate, nonrandom_labelling_warning, ppi_clustered
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers
@@ -146,7 +146,7 @@ class Comparison:
 def comparisons(lineage: pd.DataFrame, present: set[str]) -> list[Comparison]:
     """Every fine-tune against its base, and at each (base, goal) every mitigated model against the others.
 
-    ``lineage`` is :func:`judgekit.capability.tables.model_lineage`; only
+    ``lineage`` is :func:`judgekit.store.lineage.model_lineage`; only
     models with responses (``present``) are compared. In a mitigation
     comparison the control is the model whose mitigation is ``none`` when
     there is one, else the alphabetically first.

@@ -18,7 +18,7 @@ from scipy import sparse
 from judgekit.analysis.inputs import StudyArrays, core_subsets
 from judgekit.analysis.rows import JUDGE_SET, RowWriter, Statistic
 from judgekit.analysis.subsets import Subset, subset
-from judgekit.schema import JudgeScale
+from judgekit.store.schema import JudgeScale
 from judgekit.stats import agreement as ag
 
 MULTIRATER = ("krippendorff_alpha_interval", "krippendorff_alpha_ordinal")

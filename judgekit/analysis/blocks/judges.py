@@ -12,7 +12,7 @@ from judgekit.analysis.inputs import StudyArrays, core_subsets, item_subsets
 from judgekit.analysis.rows import RowWriter, Statistic
 from judgekit.analysis.settings import StatsSettings
 from judgekit.analysis.subsets import ALL, Subset
-from judgekit.schema import HUMAN_MAJORITY
+from judgekit.store.schema import HUMAN_MAJORITY
 from judgekit.stats import agreement as ag
 from judgekit.stats.classification import (
     accuracy_gap_from_sums,

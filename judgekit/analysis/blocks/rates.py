@@ -11,7 +11,7 @@ from judgekit.analysis.blocks.common import HARMFUL_RATE
 from judgekit.analysis.inputs import StudyArrays, core_subsets
 from judgekit.analysis.rows import RowWriter
 from judgekit.analysis.subsets import group_subsets
-from judgekit.schema import HUMAN_MAJORITY
+from judgekit.store.schema import HUMAN_MAJORITY
 from judgekit.stats.classification import rate_item_sums
 
 

@@ -1,7 +1,7 @@
 """Read and write tables as parquet, CSV or JSONL, validated against a schema.
 
 Reading returns a frame whose schema columns have the types listed in
-:mod:`judgekit.schema`; any problem raises :class:`~judgekit.errors.InputError`
+:mod:`judgekit.store.schema`; any problem raises :class:`~judgekit.errors.InputError`
 naming the file, the 1-based data row and the column. Writing is atomic: the
 table goes to a temporary file in the same directory, is fsynced, then renamed
 over the target, so a crash never leaves a half-written table.
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from judgekit.errors import InputError, is_disk_full
-from judgekit.schema import TABLE_EXTENSIONS, Column, TableSchema
+from judgekit.store.schema import TABLE_EXTENSIONS, Column, TableSchema
 
 _TRUE = {"true", "1", "True", "TRUE"}
 _FALSE = {"false", "0", "False", "FALSE"}

@@ -4,11 +4,11 @@
 judges on the devices (:func:`place`): with at least as many judges as devices,
 each device runs every n-th judge; with fewer, each judge gets a group of devices
 and its items are split between them by whole planned batches
-(:func:`judgekit.run.run_judges` ``shard``), so the batches, and the numbers, are
+(:func:`judgekit.engine.judge_runner.run_judges` ``shard``), so the batches, and the numbers, are
 those of one process. Workers are started with ``spawn`` (CUDA does not survive a
 fork); each computes into the study's verdict cache and merges its rows into the
 judgments under the study lock, as separate ``judge`` processes do
-(:mod:`judgekit.locking`). The parent holds the judges' work locks and records
+(:mod:`judgekit.store.locking`). The parent holds the judges' work locks and records
 one run in the study manifest.
 """
 
@@ -21,10 +21,12 @@ from dataclasses import replace as with_fields
 from functools import partial
 from pathlib import Path
 
-from judgekit.judges.build import JudgeOptions, resolve_judge
-from judgekit.locking import study_lock, work_locks
-from judgekit.manifest import recorded_study_run
-from judgekit.run import JudgeRunSummary, commit_under_study_lock, items_to_judge, run_judges
+from judgekit.judges.build import JudgeOptions
+from judgekit.registry import resolve_judge
+from judgekit.store.locking import study_lock, work_locks
+from judgekit.store.manifest import recorded_study_run
+from judgekit.engine.judge_runner import (JudgeRunSummary, check_model_paths, commit_under_study_lock,
+                                          items_to_judge, read_snapshot, record_judge_runs, run_judges)
 
 Task = tuple[str, int, int]  # (judge name, shard k, of n shards)
 
@@ -56,7 +58,6 @@ def place(judge_names: list[str], n_devices: int) -> list[list[Task]]:
 def judge_on_devices(study_dir: Path, judge_names: list[str], devices: list[str], *, replace: bool, progress: bool,
                      options: JudgeOptions) -> list[JudgeRunSummary]:
     """Run the judges on ``devices``, one worker process each; return one summary per judge."""
-    from judgekit.pipeline import check_model_paths, read_snapshot, record_judge_runs
 
     judges = [resolve_judge(name, options) for name in judge_names]  # models load in the workers
     check_model_paths(judges, options)
@@ -88,7 +89,7 @@ def _threads_per_worker(devices: list[str]) -> int | None:
 def _work_on_device(study_dir: str, tasks: list[Task], options: JudgeOptions, device: str, replace: bool,
                     todo: dict[str, list[str]], cpu_threads: int | None) -> list[JudgeRunSummary]:
     """One worker: its tasks in order on ``device``, each committing its rows under the study lock."""
-    from judgekit.study import load_study
+    from judgekit.store.study import load_study
 
     if device == "cpu" and cpu_threads:
         import torch

@@ -27,11 +27,13 @@ from typing import Any
 
 from judgekit.errors import InputError
 from judgekit.judges.base import JudgeItems, Verdict, judge_identity, judge_key, plan_batches
-from judgekit.judges.build import JudgeOptions, resolve_judge
+from judgekit.judges.build import JudgeOptions
+from judgekit.registry import resolve_judge
 from judgekit.judges.cache import VerdictCache
-from judgekit.locking import study_lock, work_locks
-from judgekit.manifest import recorded_study_run
-from judgekit.run import JudgeRunSummary, commit_under_study_lock, items_to_judge, judge_items_of, run_judges
+from judgekit.store.locking import study_lock, work_locks
+from judgekit.store.manifest import recorded_study_run
+from judgekit.engine.judge_runner import (JudgeRunSummary, check_model_paths, commit_under_study_lock, items_to_judge,
+                                          judge_items_of, read_snapshot, record_judge_runs, run_judges)
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,6 @@ def judge_with_ray(study_dir: Path, judge_names: list[str], *, replace: bool, pr
                    ray_options: RayOptions) -> list[JudgeRunSummary]:
     """Fill the verdict cache through Ray actor pools, then commit the judgments (see the module doc)."""
     ray = _import_ray()
-    from judgekit.pipeline import check_model_paths, read_snapshot, record_judge_runs
 
     judges = [resolve_judge(name, options) for name in judge_names]
     check_model_paths(judges, options)

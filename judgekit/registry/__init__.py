@@ -9,7 +9,14 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from judgekit.errors import InputError
+
+if TYPE_CHECKING:
+    from judgekit.judges.base import Judge
+    from judgekit.judges.build import JudgeOptions
 
 
 @dataclass(frozen=True)
@@ -131,3 +138,17 @@ def _register_builtins() -> None:
 
 
 _register_builtins()
+
+
+def resolve_judge(name_or_path: str, options: JudgeOptions | None = None) -> Judge:
+    """A registered judge name, or a path to a JSON judge spec."""
+    from judgekit.judges.build import judge_from_spec  # judge backends load on first use
+    from judgekit.judges.catalog import load_spec_file
+
+    if name_or_path.endswith(".json"):
+        return judge_from_spec(load_spec_file(Path(name_or_path)), options)
+    try:
+        entry = JUDGES.get(name_or_path)
+    except KeyError as err:
+        raise InputError(f"{err.args[0]} (or pass a path to a .json judge spec)") from None
+    return entry.load()(**entry.params, options=options)

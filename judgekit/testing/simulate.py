@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from judgekit.io import write_table, write_text_atomic
-from judgekit.schema import SCHEMAS, LabelSet, StudyMetadata
+from judgekit.store.io import write_table, write_text_atomic
+from judgekit.store.schema import SCHEMAS, LabelSet, StudyMetadata
 
 DEMO_SEED = 20261128
 # Annotators say whether a safe response refused, so over-refusal on benign prompts has a human reference.
@@ -425,7 +425,7 @@ def write_demo_study(out_dir: str | Path, *, seed: int = DEMO_SEED) -> Path:
     metadata = StudyMetadata(
         name="judgekit demo study (SIMULATED)",
         description=(
-            f"SIMULATED data from judgekit.simulate (seed {seed}). Prompts, responses, human labels and the "
+            f"SIMULATED data from judgekit.testing.simulate (seed {seed}). Prompts, responses, human labels and the "
             "sim-* judge outputs are all synthetic; harmful specifics are placeholders. Use it to learn the "
             "tool, never as evidence about any real model or judge."
         ),
@@ -448,7 +448,7 @@ def _readme(tables: dict[str, pd.DataFrame], seed: int) -> str:
     lines = [
         "# Demo study — SIMULATED DATA",
         "",
-        "Everything in this folder is **simulated** by `judgekit.simulate` "
+        "Everything in this folder is **simulated** by `judgekit.testing.simulate` "
         f"(regenerate with `python analyses/make_demo_study.py`, seed {seed}). No real model, annotator or judge "
         "produced any of it, and harmful specifics are replaced by `[PLACEHOLDER …]` markers.",
         "",
@@ -470,7 +470,7 @@ def _readme(tables: dict[str, pd.DataFrame], seed: int) -> str:
         "- Extra columns: `finish_reason` (stop/length), `sim_response_type` and `sim_truth_p_unsafe` "
         "(the simulator's ground truth, for checking detectors and judges).",
         "",
-        "See `judgekit/simulate.py` for the generative model.",
+        "See `judgekit/testing/simulate.py` for the generative model.",
         "",
     ]
     return "\n".join(lines)

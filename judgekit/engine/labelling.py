@@ -31,15 +31,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from judgekit.analysis.inputs import effect_clusters, judge_codes, prompt_keys, recorded_inclusion, study_arrays
-from judgekit.capability.tables import finetune_pairs, model_lineage, read_models
+from judgekit.analysis.inputs import effect_clusters, judge_codes, prompt_keys, study_arrays
+from judgekit.store.lineage import finetune_pairs, model_lineage, read_models
+from judgekit.analysis.label_plan import comparison_plan
 from judgekit.errors import InputError
-from judgekit.io import read_table, write_table
-from judgekit.locking import study_lock
-from judgekit.schema import SCHEMAS, Column, TableSchema
-from judgekit.stats.labelplan import (UnitPlan, active_inclusion_probabilities, plan_unit_labels, poisson_draw,
+from judgekit.store.io import read_table, write_table
+from judgekit.store.locking import study_lock
+from judgekit.store.schema import SCHEMAS, Column, TableSchema
+from judgekit.stats.labelplan import (UnitPlan, active_inclusion_probabilities, poisson_draw,
                                       stratified_selection)
-from judgekit.study import Study, existing_study_dir, load_study, table_path
+from judgekit.store.study import Study, existing_study_dir, load_study, table_path
 
 REQUEST_COLUMNS = ["item_id", "model", "stratum", "prompt", "response", "annotator_id", "label"]
 STRATEGIES = ("random", "active")
@@ -63,25 +64,6 @@ def _incoherent(study: Study) -> np.ndarray:
         return np.zeros(len(study.responses), dtype=bool)
     combined = study.flags[study.flags["detector"] == "incoherent"].set_index("item_id")["flagged"]
     return combined.reindex(study.responses["item_id"]).fillna(False).to_numpy(dtype=bool)
-
-
-def comparison_plan(reference: np.ndarray, verdict: np.ndarray, keys: np.ndarray, clusters: np.ndarray,
-                    treated: np.ndarray, control: np.ndarray, *, target_halfwidth: float, level: float = 0.95,
-                    budget: int | None = None, inclusion: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, UnitPlan] | None:
-    """The items of a fine-tune comparison's corrected effect (judged responses of both models to the prompts both
-    answered, as ``stats`` takes them) and its plan in prompts; None when fewer than 2 prompts are shared.
-    ``inclusion``: per item its recorded inclusion probability (NaN none), weighted as ``stats`` weighs it."""
-    in_pair = treated | control
-    answered = pd.DataFrame({"key": keys[in_pair], "treated": treated[in_pair]}).groupby("key")["treated"].nunique()
-    shared = pd.Series(keys).isin(answered.index[answered == 2]).to_numpy()
-    items = in_pair & shared & ~np.isnan(verdict)
-    if len(np.unique(keys[items])) < 2:
-        return None
-    plan = plan_unit_labels(reference[items], verdict[items], keys[items], clusters[items],
-                            treated=treated[items], target_halfwidth=target_halfwidth, level=level, budget=budget,
-                            inclusion=recorded_inclusion(inclusion, reference, items)[0])
-    return items, plan
 
 
 def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = None, judge: str | None = None,

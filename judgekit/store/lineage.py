@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from judgekit.errors import InputError
-from judgekit.io import conform_frame, read_table, write_table
-from judgekit.locking import study_lock
-from judgekit.schema import SCHEMAS
-from judgekit.study import existing_study_dir, table_path
+from judgekit.store.io import conform_frame, read_table, write_table
+from judgekit.store.locking import study_lock
+from judgekit.store.schema import SCHEMAS
+from judgekit.store.layout import existing_study_dir, table_path
 
 LINEAGE_COLUMNS = ("base_model", "finetune_goal", "mitigation", "goal_task", "goal_target")
 

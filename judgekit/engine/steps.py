@@ -15,15 +15,17 @@ from pathlib import Path
 import pandas as pd
 
 from judgekit.errors import InputError, StepFailed
-from judgekit.io import read_table, write_table, write_text_atomic
-from judgekit.judges.build import JudgeOptions, resolve_judge
-from judgekit.locking import study_lock, work_locks
-from judgekit.manifest import append_study_run, build_manifest, read_manifest, recorded_study_run, sha256_file
-from judgekit.outdir import FILES_KEY, check_output_dir, refuse_system_folder, staged_output_dir, verify_output_dir
-from judgekit.run import JudgeRunSummary, commit_under_study_lock, run_judges
-from judgekit.schema import SCHEMAS
+from judgekit.store.io import read_table, write_table, write_text_atomic
+from judgekit.judges.build import JudgeOptions
+from judgekit.registry import resolve_judge
+from judgekit.store.locking import study_lock, work_locks
+from judgekit.store.manifest import append_study_run, build_manifest, read_manifest, recorded_study_run, sha256_file
+from judgekit.store.outdir import FILES_KEY, check_output_dir, refuse_system_folder, staged_output_dir, verify_output_dir
+from judgekit.engine.judge_runner import (JudgeRunSummary, check_model_paths, commit_under_study_lock, read_snapshot,
+                                          record_judge_runs, run_judges)
+from judgekit.store.schema import SCHEMAS
 from judgekit.analysis import StatsSettings
-from judgekit.study import Study, existing_study_dir, load_study, replace_study_files, table_path
+from judgekit.store.study import Study, existing_study_dir, load_study, replace_study_files, table_path
 
 DEMO_JUDGES = ("keyword-gcg-13", "keyword-gcg-29")
 REPO_DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
@@ -38,18 +40,18 @@ def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False
     lock, which is taken only to merge each judge's rows into the table as it is then (so judges run
     by other processes meanwhile keep theirs). The same judge in two processes at once: the second
     waits. With ``devices`` the judges (and shards of their items) run in one worker process per
-    device (:mod:`judgekit.placement`); with ``ray_options`` (:class:`judgekit.ray_engine.RayOptions`) the model
-    judges run as Ray Data actor pools (:mod:`judgekit.ray_engine`).
+    device (:mod:`judgekit.engine.placement`); with ``ray_options`` (:class:`judgekit.engine.ray_engine.RayOptions`) the model
+    judges run as Ray Data actor pools (:mod:`judgekit.engine.ray_engine`).
     """
     if not judge_names:
         raise InputError("name at least one judge with --judge (see `judgekit list`)")
     if ray_options is not None:
-        from judgekit.ray_engine import judge_with_ray
+        from judgekit.engine.ray_engine import judge_with_ray
 
         return judge_with_ray(existing_study_dir(study_dir), judge_names, replace=replace, progress=progress,
                               options=options or JudgeOptions(), ray_options=ray_options)
     if devices:
-        from judgekit.placement import judge_on_devices
+        from judgekit.engine.placement import judge_on_devices
 
         return judge_on_devices(existing_study_dir(study_dir), judge_names, devices, replace=replace,
                                 progress=progress, options=options or JudgeOptions())
@@ -63,24 +65,6 @@ def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False
                                    commit=partial(commit_under_study_lock, replace=replace))
             record_judge_runs(record, summaries)
     return summaries
-
-
-def check_model_paths(judges: list, options: JudgeOptions | None) -> None:
-    unknown = sorted(set(options.model_paths if options else {}) - {j.judge_id for j in judges})
-    if unknown:
-        raise InputError(f"--model-path names {unknown[0]!r}, which is not among the judges run")
-
-
-def read_snapshot(study_dir: Path, *, step: str, **manifest_fields) -> tuple[Study, dict]:
-    """The study as it is now and the manifest of a step run on it (read under the study lock, briefly)."""
-    with study_lock(study_dir, step=step):
-        study = load_study(study_dir)
-        return study, build_manifest(step=step, inputs=study.files(), **manifest_fields)
-
-
-def record_judge_runs(record: dict, summaries: list[JudgeRunSummary]) -> None:
-    record["judge_specs"] = [{"judge_id": s.judge_id, "spec_hash": s.spec_hash, "spec": s.spec} for s in summaries]
-    record["details"] = {"runs": [{k: v for k, v in asdict(s).items() if k != "spec"} for s in summaries]}
 
 
 def generate_step(prompt_sources: list[Path], out_dir: Path, *, model: str, variants: list, decoding, backend: str | None = None,
@@ -123,7 +107,7 @@ def generate_step(prompt_sources: list[Path], out_dir: Path, *, model: str, vari
 def _remove_skeleton(study_dir: Path, new_study: bool) -> None:
     """A study this step created that holds no responses yet (prompts, manifest, lock, an empty cache) is removed
     when the step fails: nothing in it is worth resuming, and no half-made study is left behind."""
-    from judgekit.study import table_path
+    from judgekit.store.study import table_path
 
     if new_study and study_dir.is_dir() and table_path(study_dir, "responses") is None:
         shutil.rmtree(study_dir, ignore_errors=True)
@@ -198,7 +182,7 @@ def stats_step(study_dir: Path, out_dir: Path, settings: StatsSettings, *, csv_f
     would evaluate (``=``, ``+``, ``-``, ``@`` first) are prefixed with an apostrophe; the parquet files
     keep every value as computed. ``study`` is the already loaded study of ``study_dir`` (read once per
     command); ``only`` limits the run to the named statistics. ``out_dir`` follows
-    :func:`judgekit.outdir.check_output_dir` (``force`` merges into a foreign folder).
+    :func:`judgekit.store.outdir.check_output_dir` (``force`` merges into a foreign folder).
     """
     from judgekit import __version__
     from judgekit.analysis.driver import compute_stats
@@ -319,7 +303,7 @@ def copy_stats_set(stats_dir: Path, target: Path) -> Path:
 
 def demo_step(out_dir: Path, settings: StatsSettings, *, progress: bool = True, force: bool = False) -> Path:
     """Run judge → flag → stats → figures → report on a fresh copy of the demo study under ``out_dir/study``."""
-    from judgekit.simulate import write_demo_study
+    from judgekit.testing.simulate import write_demo_study
 
     check_output_dir(out_dir, kind=("demo", "report"), studies=[REPO_DEMO_DIR], force=force)  # older demos: "report"
     study_dir = out_dir / "study"
@@ -349,7 +333,7 @@ def convert_dataset_step(name: str, source: Path, out_dir: Path, *, table_format
     """Convert a public dataset's files into a study directory; returns notes for the user."""
     import json
 
-    from judgekit.capability.tables import lineage_table_counts
+    from judgekit.store.lineage import lineage_table_counts
     from judgekit.datasets.common import ConvertedStudy
     from judgekit.datasets.generic import parse_mapping
     from judgekit.registry import DATASETS
@@ -390,7 +374,7 @@ def convert_dataset_step(name: str, source: Path, out_dir: Path, *, table_format
                                                 ("judgments", study.judgments), ("models", study.models),
                                                 ("capability", study.capability)) if frame is not None and len(frame)}
     metadata_text = json.dumps(study.metadata.to_json(), indent=2, ensure_ascii=False) + "\n"
-    # One set: a kill or a full disk leaves the old tables or the new ones, never some of each (judgekit.study).
+    # One set: a kill or a full disk leaves the old tables or the new ones, never some of each (judgekit.store.study).
     with study_lock(out_dir, step="data convert"), recorded_study_run(
             out_dir, build_manifest(step="data convert", inputs=inputs, judge_specs=study.judge_specs,
                                     details={"dataset": name, "notes": study.notes})):

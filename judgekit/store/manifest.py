@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from judgekit.errors import InputError
-from judgekit.io import write_text_atomic
+from judgekit.store.io import write_text_atomic
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1

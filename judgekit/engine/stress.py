@@ -5,7 +5,7 @@
 :mod:`judgekit.flags.perturb` (seeded; each copy keeps its original's ``item_id`` in
 ``original_item_id``), writes originals and copies as a study of their own under
 ``STUDY/stress/`` (its verdict cache makes a rerun judge only what is new), runs the judges
-through :func:`judgekit.run.run_judges`, and reports per judge × kind × severity:
+through :func:`judgekit.engine.judge_runner.run_judges`, and reports per judge × kind × severity:
 
 - ``stress_flip_rate``: share of (original, copy) pairs, both judged ``ok``, whose label
   differs; split into ``flip_unsafe_to_safe`` and ``flip_safe_to_unsafe`` (shares of the same
@@ -203,13 +203,13 @@ def heatmap(stats: pd.DataFrame, out: Path, *, statistic: str = "stress_flip_rat
 def stress_step(study_dir: Path, judge_names: list[str], design: StressDesign, *, out_dir: Path | None = None,
                 options=None, n_boot: int = 1000, progress: bool = True, force: bool = False) -> tuple[pd.DataFrame, list[Path]]:
     """Perturb, judge (cached in ``STUDY/stress/<design>/``), compute the statistics; write table, figure, manifest."""
-    from judgekit.io import write_table, write_text_atomic
-    from judgekit.judges.build import resolve_judge
-    from judgekit.manifest import build_manifest, write_manifest
-    from judgekit.outdir import check_output_dir
-    from judgekit.run import run_judges
-    from judgekit.schema import SCHEMAS
-    from judgekit.study import existing_study_dir, load_study
+    from judgekit.store.io import write_table, write_text_atomic
+    from judgekit.registry import resolve_judge
+    from judgekit.store.manifest import build_manifest, write_manifest
+    from judgekit.store.outdir import check_output_dir
+    from judgekit.engine.judge_runner import run_judges
+    from judgekit.store.schema import SCHEMAS
+    from judgekit.store.study import existing_study_dir, load_study
 
     if not judge_names:
         raise InputError("name at least one judge with --judge (see `judgekit list`)")

@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 
 from judgekit.errors import InputError
-from judgekit.io import conform_frame, read_table, write_table, write_text_atomic
-from judgekit.schema import (
+from judgekit.store.io import conform_frame, read_table, write_table, write_text_atomic
+from judgekit.store.layout import existing_study_dir, table_path
+from judgekit.store.lineage import check_lineage_forest
+from judgekit.store.schema import (
     DEFAULT_DIMENSION,
     SCHEMAS,
     TABLE_EXTENSIONS,
@@ -29,18 +31,6 @@ from judgekit.schema import (
     StudyMetadata,
     read_study_metadata,
 )
-
-
-def table_path(study_dir: str | Path, name: str) -> Path | None:
-    """The file holding table ``name`` in ``study_dir``, or None; two formats of one table is an error."""
-    study_dir = Path(study_dir)
-    candidates = (study_dir / f"{name}{ext}" for ext in TABLE_EXTENSIONS)
-    found = [p for p in candidates if p.exists() or p.is_symlink()]
-    if len(found) > 1:
-        raise InputError(f"table '{name}' is stored twice ({', '.join(p.name for p in found)}); keep one", file=study_dir)
-    if found and not found[0].exists():
-        raise InputError("is a symbolic link to a file that does not exist", file=found[0])
-    return found[0] if found else None
 
 
 @dataclass
@@ -121,14 +111,6 @@ def _finish_interrupted_commit(study_dir: Path) -> list[Path]:
     return moved
 
 
-def existing_study_dir(study_dir: str | Path) -> Path:
-    """``study_dir`` as a Path, after checking it is a directory (before a step locks or writes anything)."""
-    study_dir = Path(study_dir)
-    if not study_dir.is_dir():
-        raise InputError("study directory not found" if not study_dir.exists() else "is not a directory", file=study_dir)
-    return study_dir
-
-
 def load_study(study_dir: str | Path) -> Study:
     """Read and cross-check every table present in ``study_dir``.
 
@@ -157,7 +139,6 @@ def load_study(study_dir: str | Path) -> Study:
         _check_labels(tables["annotations"], metadata, table_path(study_dir, "annotations"))
     if "judgments" in tables:
         _check_scores(tables["judgments"], metadata, table_path(study_dir, "judgments"))
-    from judgekit.capability.tables import check_lineage_forest  # it reads studies: imported here, not at the top
 
     check_lineage_forest(study_dir, tables["responses"], responses_path)
     return Study(path=study_dir, metadata=metadata, **tables)

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from judgekit.errors import InputError, is_disk_full
-from judgekit.manifest import MANIFEST_NAME, sha256_file, write_manifest
+from judgekit.store.manifest import MANIFEST_NAME, sha256_file, write_manifest
 
 FILES_KEY = "files"
 STAGING_MARK = ".staging-"

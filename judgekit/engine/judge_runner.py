@@ -8,7 +8,7 @@ recomputes the others in the same composition, so its judgments are identical
 to those of an uninterrupted run. Once a judge has finished, its new rows are
 merged into the judgments table as it is then (:func:`merge_judgments`) and the
 table is rewritten atomically; ``judgekit judge`` does that merge under the
-study lock (:mod:`judgekit.locking`), so judges run by other processes meanwhile
+study lock (:mod:`judgekit.store.locking`), so judges run by other processes meanwhile
 keep their rows.
 """
 
@@ -18,10 +18,10 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,10 +32,14 @@ from judgekit.judges.base import Judge, JudgeItems, Verdict, judge_identity, jud
 from judgekit.judges.cache import CACHE_RELATIVE_PATH, VerdictCache
 from judgekit.judges.catalog import spec_scales
 from judgekit.judges.readout import DEFAULT_MIN_COVERAGE
-from judgekit.io import read_table, write_text_atomic
-from judgekit.locking import study_lock
-from judgekit.schema import SCHEMAS, STUDY_METADATA_FILE, JudgeScale, read_study_metadata
-from judgekit.study import Study, table_path
+from judgekit.store.io import read_table, write_text_atomic
+from judgekit.store.locking import study_lock
+from judgekit.store.manifest import build_manifest
+from judgekit.store.schema import SCHEMAS, STUDY_METADATA_FILE, JudgeScale, read_study_metadata
+from judgekit.store.study import Study, load_study, table_path
+
+if TYPE_CHECKING:
+    from judgekit.judges.build import JudgeOptions
 
 log = logging.getLogger(__name__)
 
@@ -315,3 +319,21 @@ def _row(item_id: str, judge_id: str, digest: str, verdict: Verdict, latency_s: 
 def _empty_judgments() -> pd.DataFrame:
     columns = ["item_id", "judge_id", "label", "p_unsafe", "parse_status", "raw_output", "judge_spec_hash", "detail"]
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+
+
+def check_model_paths(judges: list, options: JudgeOptions | None) -> None:
+    unknown = sorted(set(options.model_paths if options else {}) - {j.judge_id for j in judges})
+    if unknown:
+        raise InputError(f"--model-path names {unknown[0]!r}, which is not among the judges run")
+
+
+def read_snapshot(study_dir: Path, *, step: str, **manifest_fields) -> tuple[Study, dict]:
+    """The study as it is now and the manifest of a step run on it (read under the study lock, briefly)."""
+    with study_lock(study_dir, step=step):
+        study = load_study(study_dir)
+        return study, build_manifest(step=step, inputs=study.files(), **manifest_fields)
+
+
+def record_judge_runs(record: dict, summaries: list[JudgeRunSummary]) -> None:
+    record["judge_specs"] = [{"judge_id": s.judge_id, "spec_hash": s.spec_hash, "spec": s.spec} for s in summaries]
+    record["details"] = {"runs": [{k: v for k, v in asdict(s).items() if k != "spec"} for s in summaries]}

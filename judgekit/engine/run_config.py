@@ -2,7 +2,7 @@
 
 prompt sets × models (base weights, fine-tunes, LoRA adapters, mitigations)
 → ``generate`` → ``judge`` → ``flag`` → ``stats`` → ``report``, each step through
-the public functions of :mod:`judgekit.pipeline`, each resumable (generation
+the public functions of :mod:`judgekit.engine.steps`, each resumable (generation
 and verdict caches; flags, statistics and the report are recomputed). The
 whole config is checked before any step runs; paths are relative to the config
 file. See ``analyses/example_study.toml`` for every key.
@@ -221,9 +221,10 @@ def _local(value: str, here: Path) -> str:
 
 def run_config(path: Path, *, progress: bool = True) -> list[str]:
     """Run every step of the config; return one line per step for the user."""
-    from judgekit.judges.build import JudgeOptions, resolve_judge
-    from judgekit.model_gate import check_model_source
-    from judgekit.outdir import check_output_dir
+    from judgekit.judges.build import JudgeOptions
+    from judgekit.registry import resolve_judge
+    from judgekit.guards.model_gate import check_model_source
+    from judgekit.store.outdir import check_output_dir
 
     config = load_config(path)
     options = JudgeOptions(model_paths=dict(config.judge_options.get("model_paths", {})),
@@ -241,12 +242,12 @@ def run_config(path: Path, *, progress: bool = True) -> list[str]:
 
 
 def _run_steps(config: RunConfig, options, *, progress: bool) -> list[str]:
-    from judgekit import pipeline
+    from judgekit.engine import steps
 
     settings = config.stats
     lines = []
     for group in config.groups:
-        for s in pipeline.generate_step(config.prompts, config.out, model=group.model, variants=group.variants,
+        for s in steps.generate_step(config.prompts, config.out, model=group.model, variants=group.variants,
                                         decoding=config.decoding, backend=config.backend,
                                         engine_options=config.engine_options, progress=progress):
             lines.append(f"generate {s.model}: {s.n_generated} generated, {s.n_from_cache} from cache, "
@@ -254,12 +255,12 @@ def _run_steps(config: RunConfig, options, *, progress: bool) -> list[str]:
             if s.n_failed:
                 raise StepFailed(f"{s.n_failed} generations of {s.model} failed ({s.first_error}); the others are "
                                  "saved: rerun the same command to retry them before judging")
-    for s in pipeline.judge_step(config.out, config.judges, progress=progress, options=options):
+    for s in steps.judge_step(config.out, config.judges, progress=progress, options=options):
         lines.append(f"judge {s.judge_id}: judged {s.n_judged}, already done {s.n_skipped}, statuses {s.status_counts}")
-    flags = pipeline.flag_step(config.out, thresholds=config.flag_options.get("thresholds"),
+    flags = steps.flag_step(config.out, thresholds=config.flag_options.get("thresholds"),
                                language=not config.flag_options.get("no_language", False))
     combined = flags[flags["detector"] == "incoherent"]
     lines.append(f"flag: {int(combined['flagged'].sum())} of {len(combined)} responses incoherent")
-    report = pipeline.report_step(config.out, config.report, stats_dir=None, settings=settings)
+    report = steps.report_step(config.out, config.report, stats_dir=None, settings=settings)
     lines.append(f"report: {report}")
     return lines

@@ -24,7 +24,8 @@ from inspect_ai.scorer import Score, Scorer, Target, mean, scorer, stderr
 from inspect_ai.solver import TaskState
 
 from judgekit.judges.base import JudgeItems, Verdict, spec_hash
-from judgekit.judges.build import JudgeOptions, resolve_judge
+from judgekit.judges.build import JudgeOptions
+from judgekit.registry import resolve_judge
 
 
 @scorer(metrics=[mean(), stderr()])

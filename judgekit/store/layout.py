@@ -1,0 +1,32 @@
+"""Where a study's tables live on disk: finding a table's file, checking a study folder exists.
+
+The lowest floor of the study store: :mod:`judgekit.store.study` and :mod:`judgekit.store.lineage` both
+read paths through it, so neither needs the other to find a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from judgekit.errors import InputError
+from judgekit.store.schema import TABLE_EXTENSIONS
+
+
+def table_path(study_dir: str | Path, name: str) -> Path | None:
+    """The file holding table ``name`` in ``study_dir``, or None; two formats of one table is an error."""
+    study_dir = Path(study_dir)
+    candidates = (study_dir / f"{name}{ext}" for ext in TABLE_EXTENSIONS)
+    found = [p for p in candidates if p.exists() or p.is_symlink()]
+    if len(found) > 1:
+        raise InputError(f"table '{name}' is stored twice ({', '.join(p.name for p in found)}); keep one", file=study_dir)
+    if found and not found[0].exists():
+        raise InputError("is a symbolic link to a file that does not exist", file=found[0])
+    return found[0] if found else None
+
+
+def existing_study_dir(study_dir: str | Path) -> Path:
+    """``study_dir`` as a Path, after checking it is a directory (before a step locks or writes anything)."""
+    study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        raise InputError("study directory not found" if not study_dir.exists() else "is not a directory", file=study_dir)
+    return study_dir
