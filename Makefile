@@ -46,7 +46,7 @@ test: $(TEST_STAMP) browser
 
 # The documentation site: docs/ -> site/ (offline; --strict turns every warning, e.g. a broken link, into a failure)
 docs: $(DOCS_STAMP)
-	$(BIN)/python -m mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
 
 # The report tests open report.html in headless Chromium (Debian package); without it they skip.
 browser:
