@@ -108,3 +108,13 @@ def test_site_builds_strictly_offline(tmp_path):
     assert "judgekit data convert" in cli_page and "a dataset name from" in cli_page
     statistics_page = (tmp_path / "site" / "reference" / "statistics" / "index.html").read_text(encoding="utf-8")
     assert "Cohen, J. (1960)" in statistics_page  # the docstring's References reached the page
+
+
+def test_readme_links_point_at_files_that_exist():
+    """The README is read on GitHub, outside the site build: its relative links are checked here."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    relative = [target for target in targets if "://" not in target]
+    assert relative, "no relative link found: the pattern or the README changed"
+    missing = [target for target in relative if not (REPO / target).exists()]
+    assert not missing, missing
