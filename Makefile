@@ -12,7 +12,7 @@ CORE_STAMP := $(VENV)/.judgekit-core
 TEST_STAMP := $(VENV)/.judgekit-test
 DOCS_STAMP := $(VENV)/.judgekit-docs
 
-.PHONY: install install-test install-docs demo test docs clean browser
+.PHONY: install install-test install-docs demo test docs docs-screenshot clean browser
 
 install: $(CORE_STAMP)
 install-test: $(TEST_STAMP)
@@ -47,6 +47,13 @@ test: $(TEST_STAMP) browser
 # The documentation site: docs/ -> site/ (offline; --strict turns every warning, e.g. a broken link, into a failure)
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
+
+# The README's picture: the demo report's opening in headless Chromium, 64 colours (about 80 kB)
+docs-screenshot: browser
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,820 \
+		--screenshot=reports/report-opening-full.png file://$(CURDIR)/reports/demo/report.html
+	$(BIN)/python -c "from PIL import Image; Image.open('reports/report-opening-full.png').convert('RGB')\
+		.quantize(colors=64).save('docs/images/report-opening.png', optimize=True)"
 
 # The report tests open report.html in headless Chromium (Debian package); without it they skip.
 browser:
