@@ -98,7 +98,10 @@ def test_judge_and_statistics_pages_cover_every_preset_and_registered_statistic(
                     reason="mkdocs, mkdocs-material and mkdocstrings are not installed (the docs extra: "
                            "pip install -e '.[docs]'; make test installs it)")
 def test_site_builds_strictly_offline(tmp_path):
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    dead_proxy = "http://127.0.0.1:9"  # offline: any attempt to fetch something (fonts, inventories) fails the build
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "HTTP_PROXY": dead_proxy, "HTTPS_PROXY": dead_proxy, "http_proxy": dead_proxy, "https_proxy": dead_proxy,
+           "NO_PROXY": "", "no_proxy": ""}
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
