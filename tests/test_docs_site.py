@@ -121,3 +121,11 @@ def test_readme_links_point_at_files_that_exist():
     assert relative, "no relative link found: the pattern or the README changed"
     missing = [target for target in relative if not (REPO / target).exists()]
     assert not missing, missing
+
+
+def test_rst_roles_in_docstrings_become_markdown():
+    pytest.importorskip("griffe", reason="griffe comes with mkdocstrings (the docs extra)")
+    from tools.griffe_rst import markdown_from_rst
+
+    text = "Returns :math:`(p_o - p_e) / (1 - p_e)`.\n\nReferences\n----------\n.. [1] Cohen, J. (1960).\n"
+    assert markdown_from_rst(text) == "Returns `(p_o - p_e) / (1 - p_e)`.\n\nReferences\n----------\n[1] Cohen, J. (1960).\n"
