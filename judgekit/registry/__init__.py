@@ -95,7 +95,7 @@ STATISTIC_ENTRIES = (
     ("bias", "mcnemar_test", "paired test of two judges' correctness"),
     ("bias", "cochrans_q_test", "test of several judges' correctness"),
     ("bias", "error_regression", "logistic regression of judge error, cluster-robust"),
-    ("variance", "variance_decomposition", "share of verdict variance by judge, benchmark, goal, model, prompt"),
+    ("variance", "variance_components", "method-of-moments variance components of verdicts by judge, benchmark, goal, model, prompt"),
 )
 
 JUDGES = Registry("judge")
