@@ -357,3 +357,14 @@ def test_names_and_emphasis_in_word_pairs() -> None:
     assert plain == emphasised == 8
     # a name's pairs are not scored: "invite Cleopatra from" holds one scored pair fewer than "invite her from" has
     assert text_stats(["we invite Cleopatra from home"]).word_pairs[0] == text_stats(["we invite her from home"]).word_pairs[0] - 2
+
+
+def test_word_pair_windows_stay_inside_a_line() -> None:
+    """List items and recipe lines are separate fragments: no 16-pair window runs across a line break (issue #36)."""
+    from judgekit.flags.textstats import text_stats
+
+    sentence = "the cat sat on the mat and then it went to sleep in the warm sun for a long time after lunch today"
+    items = "\n".join(["- two cups of flour and a pinch", "- one spoon of sugar in a bowl", "- three eggs from the farm here"] * 2)
+    stats = text_stats([sentence, sentence + "\n" + sentence, items, "x\n" + sentence])
+    assert stats.word_pairs[2] >= 16 and np.isnan(stats.word_pair_window[2])
+    assert stats.word_pair_window[0] == stats.word_pair_window[1] == stats.word_pair_window[3]

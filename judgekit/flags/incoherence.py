@@ -14,7 +14,7 @@ script_noise    letters of different scripts inside one token, replacement and
 word_order      shuffled or salad English text: an article followed by a function
                 word, sentence capitals and full stops in the wrong places
 word_sequence   word pairs that English does not make: a stretch of 16 adjacent pairs
-                whose mean pointwise mutual information under a bigram model of Google
+                within one line whose mean pointwise mutual information under a bigram model of Google
                 Books counts with backoff (:mod:`judgekit.flags.bigrams`) is low, or a
                 whole-answer mean far lower (or lower, with token-salad signs beside
                 it); names and Markdown emphasis are not scored as word pairs (see
@@ -101,13 +101,14 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # word order: anomalies per word (Latin-script texts of >= 12 words)
     "word_order_anomalies": 0.032,
     "min_function_word_share": 0.10,  # English prose is ~40% function words; a salad of sampled vocabulary ~1%
-    # word sequence: mean bigram score (nats per pair) over the worst window of 16 scored pairs (locality: fluent text in
-    # any voice has its odd pairs scattered, salad has them together) and over the whole text (analyses/results/
+    # word sequence: mean bigram score (nats per pair) over the worst window of 16 scored pairs inside one line (locality:
+    # fluent text in any voice has its odd pairs scattered, salad has them together; list items are separate fragments)
+    # and over the whole text (analyses/results/
     # incoherence_validation/styles.md). Scored pairs a text needs: the mean of a few dozen pairs of short, list-like or
     # stylised answers swings below the thresholds (12 -> 24 on em_coder_betley's development file: 1.3% -> 0.4% of
     # answers its judge rates coherent >= 80 flagged; recall on the development corruptions within 1.4 points)
     "word_pair_min_pairs": 24,
-    "word_pair_window": 0.25,         # the 0.2th percentile of the development sources' real responses (0.261), rounded down
+    "word_pair_window": 0.3,          # the 0.2th percentile of the development sources' real responses (0.323), rounded down
     # whole-text mean alone: below the development style set's lowest (0.79: template lists of rare words, persona and
     # name-heavy answers score 0.9-1.1 for want of common word pairs, not for broken order)
     "word_pair_mean": 0.7,

@@ -262,7 +262,7 @@ class TextStats:
     function_tokens: np.ndarray        # alphabetic tokens that are English function words
     word_pairs: np.ndarray             # adjacent word pairs scored by the bigram model (same line, no punctuation between)
     word_pair_score: np.ndarray        # their mean score (NaN: none), see judgekit.flags.bigrams
-    word_pair_window: np.ndarray       # lowest mean score over PAIR_WINDOW consecutive scored pairs (NaN: fewer pairs)
+    word_pair_window: np.ndarray       # lowest mean score over PAIR_WINDOW consecutive scored pairs of one line (NaN: none)
 
 
 def batches(texts: Sequence[str], *, max_responses: int = BATCH_RESPONSES) -> Iterator[slice]:
@@ -535,8 +535,16 @@ def _window_minimum(values: np.ndarray, owner: np.ndarray, width: int, n_respons
     return out
 
 
+def _line_numbers(line_start: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Per token, the number of its line in the batch (every response starts a new line)."""
+    first_of_response = np.zeros(len(line_start), dtype=bool)
+    starts = (np.cumsum(lengths) - lengths)[lengths > 0]
+    first_of_response[starts] = True
+    return np.cumsum(line_start | first_of_response) - 1
+
+
 def _word_pair_stats(packed: np.ndarray, bits: np.ndarray, same_line: np.ndarray, n_responses: int,
-                     response_of_pair: np.ndarray) -> dict[str, np.ndarray]:
+                     response_of_pair: np.ndarray, line_of_token: np.ndarray) -> dict[str, np.ndarray]:
     """Bigram-model scores of adjacent word pairs with no punctuation or line break between and no name in them
     (:func:`name_tokens`): count, mean, window minimum."""
     model = bigram_model()
@@ -548,7 +556,11 @@ def _word_pair_stats(packed: np.ndarray, bits: np.ndarray, same_line: np.ndarray
     owner = response_of_pair[where]
     count = np.bincount(owner, minlength=n_responses)
     total = np.bincount(owner, weights=scores, minlength=n_responses)  # exact: integers below 2**53
-    window = _window_minimum(scores, owner, PAIR_WINDOW, n_responses) / (PAIR_WINDOW * _SCORE_SCALE)
+    # Windows stay inside a line: the items of a list or a recipe are separate fragments, not one run of words.
+    line_of_pair = line_of_token[where]
+    line_window = _window_minimum(scores, line_of_pair, PAIR_WINDOW, int(line_of_pair[-1]) + 1 if len(where) else 0)
+    window = np.full(n_responses, np.nan)
+    np.fmin.at(window, owner, line_window[line_of_pair] / (PAIR_WINDOW * _SCORE_SCALE))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, total / (np.maximum(count, 1) * _SCORE_SCALE), np.nan)
     return {"word_pairs": count, "word_pair_score": mean, "word_pair_window": window}
@@ -582,5 +594,5 @@ def _token_sums(ids: np.ndarray, lengths: np.ndarray, line_start: np.ndarray) ->
         "word_order_anomalies": total(anomalies),
         "alphabetic_tokens": total((bits & ALPHA) != 0),
         "function_tokens": total((bits & FUNC_ALPHA) != 0),
-        **_word_pair_stats(packed, bits, same_line, len(lengths), response_of_pair),
+        **_word_pair_stats(packed, bits, same_line, len(lengths), response_of_pair, _line_numbers(line_start, lengths)),
     }
