@@ -343,7 +343,7 @@ def test_a_long_unit_repeated_twice_at_the_end_is_a_loop() -> None:
 
 
 def test_names_and_emphasis_in_word_pairs() -> None:
-    """Capitalised words inside a sentence and capitalised runs are names (no word pair scored); sentence openers,
+    """Capitalised words inside a sentence and capitalised runs are names (pairs score 0; runs not scored); openers,
     "I" and capitalised function words are not; Markdown emphasis is not punctuation between words (issue #36)."""
     from judgekit.flags.textstats import _VOCABULARY, text_stats, name_tokens
 
@@ -355,8 +355,12 @@ def test_names_and_emphasis_in_word_pairs() -> None:
     assert names == ["Albert", "Einstein", "French", "Darwin."]
     plain, emphasised = text_stats(["it is right now the time to go home", "it is *right* now the **time** to go home"]).word_pairs
     assert plain == emphasised == 8
-    # a name's pairs are not scored: "invite Cleopatra from" holds one scored pair fewer than "invite her from" has
-    assert text_stats(["we invite Cleopatra from home"]).word_pairs[0] == text_stats(["we invite her from home"]).word_pairs[0] - 2
+    # a lone name's pairs score 0 and count: the mean over "we invite Cleopatra from home" is its two other pairs' over
+    # four; a run of capitalised words is not scored at all: "we invite Albert Einstein from home" holds two pairs
+    stats = text_stats(["we invite Cleopatra from home", "we invite Albert Einstein from home", "we invite", "from home"])
+    named, run, first, last = stats.word_pair_score
+    assert named == pytest.approx((first + last) / 4) and run == pytest.approx((first + last) / 2)
+    assert stats.word_pairs[:2].tolist() == [4, 2]
 
 
 def test_word_pair_windows_stay_inside_a_line() -> None:

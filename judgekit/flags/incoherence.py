@@ -17,9 +17,9 @@ word_sequence   word pairs that English does not make: a stretch of 16 adjacent 
                 within one line whose mean pointwise mutual information under a bigram model of Google
                 Books counts with backoff (:mod:`judgekit.flags.bigrams`) is low, or a
                 whole-answer mean far lower (or lower, with token-salad signs beside
-                it); names and Markdown emphasis are not scored as word pairs (see
-                :func:`judgekit.flags.textstats.name_tokens`); catches real-word salad
-                and shuffles in which every word is a real word
+                it); name runs are not scored, a lone name's pairs score 0, Markdown
+                emphasis is not punctuation (:func:`judgekit.flags.textstats.name_runs`);
+                catches real-word salad and shuffles in which every word is a real word
 truncation      ends mid-sentence — only when the response sits at a length limit
                 (``finish_reason == "length"`` in the responses table, or
                 ``length_limit_words`` set)
@@ -108,7 +108,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # stylised answers swings below the thresholds (12 -> 24 on em_coder_betley's development file: 1.3% -> 0.4% of
     # answers its judge rates coherent >= 80 flagged; recall on the development corruptions within 1.4 points)
     "word_pair_min_pairs": 24,
-    "word_pair_window": 0.3,          # the 0.2th percentile of the development sources' real responses (0.323), rounded down
+    "word_pair_window": 0.3,          # the 0.2th percentile of the development sources' real responses (0.312), rounded down
     # whole-text mean alone: below the development style set's lowest (0.79: template lists of rare words, persona and
     # name-heavy answers score 0.9-1.1 for want of common word pairs, not for broken order)
     "word_pair_mean": 0.7,

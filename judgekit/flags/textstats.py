@@ -501,14 +501,28 @@ def _pair_anomalies(bits: np.ndarray, same_line: np.ndarray) -> np.ndarray:
 _SCORE_SCALE = 1 << 20  # pair scores in fixed point, so sums and windows are exact whatever the batch
 
 
+def name_runs(bits: np.ndarray, same_line: np.ndarray) -> np.ndarray:
+    """Per token: part of a run of two or more capitalised words on one line ("Albert Einstein", "Universal Basic
+    Income"): a name or a title, whose pairs are not scored at all. A salad's stray capitalised words rarely stand
+    side by side."""
+    capitalised = (bits & CAPITALISED) != 0
+    joined = same_line & capitalised[:-1] & capitalised[1:]
+    run = np.zeros(len(bits), dtype=bool)
+    run[:-1] |= joined
+    run[1:] |= joined
+    return run
+
+
 def name_tokens(bits: np.ndarray, same_line: np.ndarray) -> np.ndarray:
-    """Per token: a name, whose pairs the bigram model does not score (``same_line[i]``: tokens i and i+1 share a line).
+    """Per token: a name, whose pairs score 0 (``same_line[i]``: tokens i and i+1 share a line).
 
     A capitalised word ("I" aside) inside a sentence is a name or a title word ("the French", "invite Cleopatra",
     "Universal Access to Healthcare"); so is one that opens a sentence, a line or a list item when the next word is
     capitalised too ("Albert Einstein", "Marie Curie"). A capitalised sentence opener followed by a lower-case word
     ("Sell items", "The dough") is an ordinary word. The word list counts "french" and "paris" in every use, so the
-    pairs of a name say what English does with the common noun, not with the name.
+    pairs of a name say what English does with the common noun, not with the name: they are no evidence either way,
+    like an absent pair of rare words. They still count as pairs, so a salad's stray capitalised words still dilute
+    its windows.
     """
     capitalised = (bits & CAPITALISED) != 0
     opens = np.ones(len(bits), dtype=bool)  # first token of a response or a line, or after an end, a colon or a marker
@@ -545,14 +559,16 @@ def _line_numbers(line_start: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 def _word_pair_stats(packed: np.ndarray, bits: np.ndarray, same_line: np.ndarray, n_responses: int,
                      response_of_pair: np.ndarray, line_of_token: np.ndarray) -> dict[str, np.ndarray]:
-    """Bigram-model scores of adjacent word pairs with no punctuation or line break between and no name in them
-    (:func:`name_tokens`): count, mean, window minimum."""
+    """Bigram-model scores of adjacent word pairs with no punctuation or line break between, none for a word of a name
+    run (:func:`name_runs`), 0 where one is a lone name (:func:`name_tokens`): count, mean, window minimum."""
     model = bigram_model()
-    words = np.where(name_tokens(bits, same_line), model.size, (packed >> _WORD_SHIFT) & 0x1FFFF)
+    words = np.where(name_runs(bits, same_line), model.size, (packed >> _WORD_SHIFT) & 0x1FFFF)
+    names = name_tokens(bits, same_line)
     scored = (same_line & (words[:-1] < model.size) & (words[1:] < model.size)
               & ~((bits[:-1] & BREAK_AFTER) != 0) & ~((bits[1:] & BREAK_BEFORE) != 0))
     where = np.flatnonzero(scored)
-    scores = np.round(model.pair_scores(words[where], words[where + 1]) * _SCORE_SCALE).astype(np.int64)
+    with_name = names[where] | names[where + 1]
+    scores = np.where(with_name, 0, np.round(model.pair_scores(words[where], words[where + 1]) * _SCORE_SCALE).astype(np.int64))
     owner = response_of_pair[where]
     count = np.bincount(owner, minlength=n_responses)
     total = np.bincount(owner, weights=scores, minlength=n_responses)  # exact: integers below 2**53
