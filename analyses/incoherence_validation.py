@@ -208,7 +208,7 @@ def main() -> None:
         "25/50/100% replaced by up to 6 distinct sentences in Spanish, German, French, Russian, Chinese or Italian; "
         "script_noise = 1/3/8% of characters inserted from other scripts, replacement and control characters; "
         "swap = the response of another prompt; empty = empty, whitespace or punctuation only. "
-        f"`incoherent` = the default combined rule ({', '.join(COMBINED_DEFAULT)}; word_sequence thresholds: the "
+        f"`incoherent` = the default combined rule ({', '.join(COMBINED_DEFAULT)}; word_sequence window threshold: the "
         f"{FIT_QUANTILE:.1%} quantile of these sources' real responses, rounded). Detector run time: "
         f"{seconds:.1f} s for {len(real) + len(corrupted)} responses (includes py3langid language ID). "
         f"Combined flag on moderate/severe corruptions that destroy coherence: min recall {destroying.min():.1%} "

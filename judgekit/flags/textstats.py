@@ -574,9 +574,16 @@ def _word_pair_stats(packed: np.ndarray, bits: np.ndarray, same_line: np.ndarray
     total = np.bincount(owner, weights=scores, minlength=n_responses)  # exact: integers below 2**53
     # Windows stay inside a line: the items of a list or a recipe are separate fragments, not one run of words.
     line_of_pair = line_of_token[where]
-    line_window = _window_minimum(scores, line_of_pair, PAIR_WINDOW, int(line_of_pair[-1]) + 1 if len(where) else 0)
+    n_lines = int(line_of_pair[-1]) + 1 if len(where) else 0
+    line_window = _window_minimum(scores, line_of_pair, PAIR_WINDOW, n_lines)
+    response_of_line = np.zeros(n_lines, dtype=np.int64)
+    response_of_line[line_of_pair] = owner
+    lines = np.flatnonzero(np.isfinite(line_window))  # ascending, so their responses are too
     window = np.full(n_responses, np.nan)
-    np.fmin.at(window, owner, line_window[line_of_pair] / (PAIR_WINDOW * _SCORE_SCALE))
+    if len(lines):
+        responses = response_of_line[lines]
+        first = np.flatnonzero(np.r_[True, responses[1:] != responses[:-1]])
+        window[responses[first]] = np.minimum.reduceat(line_window[lines], first) / (PAIR_WINDOW * _SCORE_SCALE)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, total / (np.maximum(count, 1) * _SCORE_SCALE), np.nan)
     return {"word_pairs": count, "word_pair_score": mean, "word_pair_window": window}
