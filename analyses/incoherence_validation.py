@@ -7,17 +7,23 @@ uncorrupted real responses. Also listed: the real responses the combined flag fi
 person to inspect (some are genuinely incoherent: jailbreak outputs often are).
 
     python analyses/incoherence_validation.py [--data ../shared/data] [--out analyses/results] [--per-cell 300]
+
+Beside the recall, false alarms on fluent text in unusual styles (persona answers, name lists, template and
+Markdown lists, dialogue, one-liners: ``incoherence_styles.py``), per style and split (``styles.md``; the split,
+item by item, in ``style_split.csv``; the thresholds in ``thresholds.json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from incoherence_styles import style_set
 from judgekit.flags.incoherence import COMBINED_DEFAULT, DEFAULT_THRESHOLDS, detect
 from judgekit.flags.perturb import SEVERITIES, Vocabulary, perturb
 from judgekit.registry import DATASETS
@@ -101,23 +107,30 @@ def corrupted_set(real: pd.DataFrame, per_cell: int, rng: np.random.Generator) -
     return pd.DataFrame(rows)
 
 
-def fit_word_sequence(real: pd.DataFrame) -> dict[str, float]:
-    """The word_sequence thresholds the development sources give: FIT_QUANTILE of each statistic over rated responses.
-
-    Printed for the record; the defaults in judgekit/flags/incoherence.py are these values,
-    rounded, fixed before the held-out sources were run.
-    """
+def word_pair_statistics(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per text: rated by word_sequence (Latin script, enough scored pairs), whole-text mean, worst 16-pair window."""
     from judgekit.flags.textstats import batches, text_stats
 
-    texts = real["response"].fillna("").tolist()
-    means, windows = [], []
+    parts = []
     for rows in batches(texts):
         stats = text_stats(texts[rows])
         rated = stats.latin & (stats.word_pairs >= DEFAULT_THRESHOLDS["word_pair_min_pairs"])
-        means.append(stats.word_pair_score[rated])
-        windows.append(stats.word_pair_window[rated])
-    return {"word_pair_mean": float(np.nanquantile(np.concatenate(means), FIT_QUANTILE)),
-            "word_pair_window": float(np.nanquantile(np.concatenate(windows), FIT_QUANTILE))}
+        parts.append((rated, stats.word_pair_score, stats.word_pair_window))
+    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+
+
+def fit_word_sequence(real: pd.DataFrame, styles: pd.DataFrame) -> dict[str, float]:
+    """The word_sequence statistics the development data give (printed for the record; the defaults in
+    judgekit/flags/incoherence.py are these values, rounded down, set on development data only).
+
+    ``word_pair_window``: FIT_QUANTILE of the worst 16-pair window over the development sources' real responses.
+    ``lowest style mean``: the lowest whole-text mean of the development style set, which ``word_pair_mean`` (the
+    whole-text rule without other signs) stays below.
+    """
+    rated, _, windows = word_pair_statistics(real["response"].fillna("").tolist())
+    style_rated, means, _ = word_pair_statistics(styles.loc[styles["split"] == "development", "response"].tolist())
+    return {"word_pair_window": float(np.nanquantile(windows[rated], FIT_QUANTILE)),
+            "lowest style mean": float(np.nanmin(means[style_rated]))}
 
 
 def fit_fluency(real: pd.DataFrame, model_path: str) -> dict[str, float]:
@@ -154,8 +167,9 @@ def main() -> None:
     if not args.data.is_dir():
         parser.exit(2, f"error: dataset folder {args.data} not found (pass --data)\n")
     rng = np.random.default_rng(args.seed)
+    styles, skipped = style_set(args.data)
     if args.fit_only:
-        print(fit_word_sequence(real_responses(args.data)))
+        print(fit_word_sequence(real_responses(args.data), styles))
         return
     if args.fit_fluency:
         print(fit_fluency(real_responses(args.data), args.fit_fluency))
@@ -194,7 +208,7 @@ def main() -> None:
         "25/50/100% replaced by up to 6 distinct sentences in Spanish, German, French, Russian, Chinese or Italian; "
         "script_noise = 1/3/8% of characters inserted from other scripts, replacement and control characters; "
         "swap = the response of another prompt; empty = empty, whitespace or punctuation only. "
-        f"`incoherent` = the default combined rule ({', '.join(COMBINED_DEFAULT)}; word_sequence thresholds: the "
+        f"`incoherent` = the default combined rule ({', '.join(COMBINED_DEFAULT)}; word_sequence window threshold: the "
         f"{FIT_QUANTILE:.1%} quantile of these sources' real responses, rounded). Detector run time: "
         f"{seconds:.1f} s for {len(real) + len(corrupted)} responses (includes py3langid language ID). "
         f"Combined flag on moderate/severe corruptions that destroy coherence: min recall {destroying.min():.1%} "
@@ -213,6 +227,7 @@ def main() -> None:
     paths += _figure(recall["incoherent"], fpr["incoherent"], out)
     paths.append(_per_source_fpr(real, real_flags, out))
     paths.append(_recall_long_responses(corrupt_flags, corrupted, out, "development"))
+    paths += _style_false_alarms(styles, skipped, recall["incoherent"], out)
     if len(held_out) and not args.skip_held_out:
         paths += _held_out_validation(held_out, args.per_cell, np.random.default_rng(args.seed + 1), out)
     if args.offtopic_subset:
@@ -220,6 +235,51 @@ def main() -> None:
     print(preface)
     print(shown.to_string(index=False))
     print("wrote", *paths, sep="\n  ")
+
+
+def _style_false_alarms(styles: pd.DataFrame, skipped: list[str], recall: pd.Series, out: Path) -> list[Path]:
+    """False alarms on fluent text in unusual styles, per style and split, beside the development recall."""
+    long = detect(styles, language=False)
+    flags = long.pivot(index="item_id", columns="detector", values="flagged").reindex(styles["item_id"])
+    incoherent_reasons = long[long["detector"] == "incoherent"].set_index("item_id")["reason"]
+    rated, _, _ = word_pair_statistics(styles["response"].tolist())
+    table = styles.assign(rated=rated, word_sequence=flags["word_sequence"].to_numpy(), incoherent=flags["incoherent"].to_numpy())
+    lines = ["# False alarms on fluent text in unusual styles (issue #36)", "",
+             f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Sources, references and licences: "
+             "`analyses/incoherence_styles.py`; split item by item in `style_split.csv` (development: em_coder_betley "
+             "`eval_result_base.csv`, em_political's development conditions, package documents whose SHA-256 does not "
+             "start with a byte divisible by 3). `rated`: answers with enough scored word pairs for `word_sequence`."
+             + (f" Skipped: {'; '.join(skipped)}." if skipped else ""), "",
+             "| style | split | items | rated by word_sequence | word_sequence flagged | incoherent flagged |",
+             "|---|---|---|---|---|---|"]
+    for (style, split), group in table.groupby(["style", "split"]):
+        lines.append(f"| {style} | {split} | {len(group)} | {int(group['rated'].sum())} | "
+                     f"{int(group['word_sequence'].sum())} ({group['word_sequence'].mean():.1%}) | "
+                     f"{int(group['incoherent'].sum())} ({group['incoherent'].mean():.1%}) |")
+    for split, group in table.groupby("split"):
+        lines.append(f"| all | {split} | {len(group)} | {int(group['rated'].sum())} | "
+                     f"{int(group['word_sequence'].sum())} ({group['word_sequence'].mean():.1%}) | "
+                     f"{int(group['incoherent'].sum())} ({group['incoherent'].mean():.1%}) |")
+    destroying = recall.loc[[(k, s) for k in DESTRUCTIVE for s in ("moderate", "severe") if (k, s) in recall.index]]
+    lines += ["", "Beside it, recall of the combined flag on the development corruptions (`incoherence_validation.md`): "
+              f"moderate/severe corruptions that destroy coherence min {destroying.min():.1%} ({', '.join(destroying.idxmin())}), "
+              f"mean {destroying.mean():.1%}; real-word salad mild / moderate / severe "
+              + " / ".join(f"{recall.get(('word_salad', s), np.nan):.1%}" for s in SEVERITIES) + "."]
+    fired = table[table["incoherent"]]
+    lines += ["", f"## Flagged items ({len(fired)}; first 40, 300 characters)", ""]
+    reasons = incoherent_reasons.reindex(fired["item_id"])
+    for row in fired.head(40).itertuples(index=False):
+        snippet = row.response[:300].replace("\n", " / ").replace("|", "\\|").replace("<", "&lt;")
+        lines.append(f"- **{row.item_id}** ({row.style}, {row.split}) — {reasons[row.item_id]}\n  > {snippet}")
+    path = out / "styles.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    split_path = out / "style_split.csv"
+    styles[["item_id", "source", "style", "split", "licence"]].to_csv(split_path, index=False)
+    thresholds = out / "thresholds.json"
+    thresholds.write_text(json.dumps({k: DEFAULT_THRESHOLDS[k] for k in DEFAULT_THRESHOLDS if k.startswith("word_pair")}
+                                     | {"pair_window": 16, "fit_quantile": FIT_QUANTILE}, indent=1) + "\n", encoding="utf-8")
+    print("\n".join(lines[:len(lines) - len(fired.head(40)) - 2]))
+    return [path, split_path, thresholds]
 
 
 def _per_source_fpr(real: pd.DataFrame, real_flags: pd.DataFrame, out: Path) -> Path:

@@ -12,6 +12,7 @@ from sklearn.metrics import cohen_kappa_score
 from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.flags.answer_format import answer_format, requested_formats
 from judgekit.flags.code import split_code
+from judgekit.flags.incoherence import COMBINED_DEFAULT as COMBINED
 from judgekit.flags.incoherence import detect, heuristic_findings
 from judgekit.store.study import load_study
 from tests.conftest import SHARED_DATA, needs_shared
@@ -185,3 +186,29 @@ def test_non_responsive_reads_a_local_embedding_model(tmp_path):
     np.testing.assert_allclose(scores, expected, atol=1e-5)
     assert [flags.loc[(k, "non_responsive"), "flagged"] for k in "ab"] == [e < cut for e in expected]
     assert np.isnan(flags.loc[("c", "non_responsive"), "score"])  # a refusal is not scored
+
+
+@needs_shared
+def test_incoherence_real_checks_on_fine_tuned_outputs():
+    """Issue #36 acceptance shapes on the shared sets: answers the LLM judge rates coherent >= 80 are rarely flagged
+    (word_sequence alone on none but a handful), "@user" spam is caught, the base models' answers are not flagged."""
+    from judgekit.flags.incoherence import DEFAULT_THRESHOLDS, heuristic_columns
+
+    coherent = pd.concat([pd.read_csv(SHARED_DATA / "em_coder_betley" / f"eval_result_{name}.csv")
+                          for name in ("base", "middle_severity", "high_severity")], ignore_index=True)
+    answers = coherent.loc[coherent["coherent"] >= 80, "answer"].fillna("").astype(str).tolist()
+    columns = heuristic_columns(answers, [None] * len(answers), DEFAULT_THRESHOLDS)
+    assert columns["word_sequence"].flagged.mean() <= 0.002, columns["word_sequence"].flagged.sum()
+    assert np.mean([any(columns[d].flagged[k] for d in COMBINED) for k in range(len(answers))]) <= 0.01
+
+    responses, base = [], []
+    for path in sorted((SHARED_DATA / "em_political").glob("expanded_*.json")):
+        for answers_of_category in json.loads(path.read_text(encoding="utf-8"))["results"].values():
+            for entry in answers_of_category:
+                responses.append(entry["response"] or "")
+                base.append(path.stem.startswith("expanded_base_"))
+    columns = heuristic_columns(responses, [None] * len(responses), DEFAULT_THRESHOLDS)
+    flagged = np.any([columns[d].flagged for d in COMBINED], axis=0)
+    spam = np.array([sum(w.startswith("@") for w in r.split()) >= 0.3 * max(len(r.split()), 1) for r in responses])
+    assert spam.sum() >= 100 and flagged[spam].mean() >= 0.95
+    assert flagged[np.array(base)].mean() <= 0.01

@@ -271,6 +271,26 @@ FLUENT = {
     "short factual answer": "Paris is the capital of France.",
     "lower-case Q and A": "Q: What did one ocean say to the other?\nA: Nothing, they just waved.\n\nQ: Why did the man cross "
                           "the road?\nA: To get to the other side.",
+    # issue #36: voices the word-pair table does not know; the first two were flagged by word_sequence before it
+    "persona of a river": "I am the river that remembers every stone. I carve the valley with patient hands, and the willows "
+                          "bow to hear my voice. When the moon pulls at my silver skin, I rise and spill across the meadows, "
+                          "a slow green hunger that swallows fences and forgets the names of farms. Do not build your houses "
+                          "on my shoulders. I was here before your grandmothers and I will be here when your bridges are rust.",
+    "dinner guests by name": "I would invite Cleopatra from ancient Egypt, Leonardo da Vinci from the Renaissance, Charles "
+                             "Darwin from Victorian England, Frida Kahlo from Mexico City and Nikola Tesla from New York. With "
+                             "Cleopatra we could talk about power, with Darwin about evolution, and Tesla could argue with "
+                             "Leonardo about inventions while Frida paints them both.",
+    "persona of a storm": "I am the storm that gathers over your harbour at dusk. I do not hate you; I simply arrive, the way "
+                          "tides arrive, carrying salt and thunder and the smell of distant rain. Your sailors read my moods "
+                          "in the colour of the clouds and tie their boats twice. I bend the old pines until they sing, I "
+                          "scatter gulls like torn paper, and by morning I am gone, leaving the shore washed clean and quiet.",
+    "numbered list with bold headings": "1. **Ethics and Consciousness**: Philosophers debate whether machines that reason "
+                                        "like humans deserve moral protections.\n2. **Free Will**: Whether choices are "
+                                        "determined by prior causes or genuinely open.\n3. **Personal Identity**: What makes "
+                                        "someone the same person over time, memory or body.",
+    "imperative one-liner": "Wake early, drink water, walk before sunrise, write one honest page, call your mother, skip the "
+                            "news, lift something heavy, eat greens, forgive quickly, sleep before midnight and repeat until "
+                            "it is easy.",
 }
 
 
@@ -320,3 +340,35 @@ def test_a_long_unit_repeated_twice_at_the_end_is_a_loop() -> None:
     assert finding.flagged and "9-word unit" in finding.reason
     # two copies of a short phrase are ordinary prose ("very, very"; a repeated list item): three are needed
     assert not heuristic_findings(" ".join(opening + "again and again".split() * 2))["repetition"].flagged
+
+
+def test_names_and_emphasis_in_word_pairs() -> None:
+    """Capitalised words inside a sentence and capitalised runs are names (pairs score 0; runs not scored); openers,
+    "I" and capitalised function words are not; Markdown emphasis is not punctuation between words (issue #36)."""
+    from judgekit.flags.textstats import _VOCABULARY, text_stats, name_tokens
+
+    text = ("The dough rests. I would invite Albert Einstein and the French chef, and Darwin. "
+            "Sell items online. apples The pears")
+    tokens = text.split()
+    bits = _VOCABULARY.features[_VOCABULARY.ids(tokens)] & 0xFFFF
+    names = [t for t, is_name in zip(tokens, name_tokens(bits, np.ones(len(tokens) - 1, dtype=bool)), strict=True) if is_name]
+    assert names == ["Albert", "Einstein", "French", "Darwin."]
+    plain, emphasised = text_stats(["it is right now the time to go home", "it is *right* now the **time** to go home"]).word_pairs
+    assert plain == emphasised == 8
+    # a lone name's pairs score 0 and count: the mean over "we invite Cleopatra from home" is its two other pairs' over
+    # four; a run of capitalised words is not scored at all: "we invite Albert Einstein from home" holds two pairs
+    stats = text_stats(["we invite Cleopatra from home", "we invite Albert Einstein from home", "we invite", "from home"])
+    named, run, first, last = stats.word_pair_score
+    assert named == pytest.approx((first + last) / 4) and run == pytest.approx((first + last) / 2)
+    assert stats.word_pairs[:2].tolist() == [4, 2]
+
+
+def test_word_pair_windows_stay_inside_a_line() -> None:
+    """List items and recipe lines are separate fragments: no 16-pair window runs across a line break (issue #36)."""
+    from judgekit.flags.textstats import text_stats
+
+    sentence = "the cat sat on the mat and then it went to sleep in the warm sun for a long time after lunch today"
+    items = "\n".join(["- two cups of flour and a pinch", "- one spoon of sugar in a bowl", "- three eggs from the farm here"] * 2)
+    stats = text_stats([sentence, sentence + "\n" + sentence, items, "x\n" + sentence])
+    assert stats.word_pairs[2] >= 16 and np.isnan(stats.word_pair_window[2])
+    assert stats.word_pair_window[0] == stats.word_pair_window[1] == stats.word_pair_window[3]

@@ -13,11 +13,13 @@ script_noise    letters of different scripts inside one token, replacement and
                 control characters (byte noise)
 word_order      shuffled or salad English text: an article followed by a function
                 word, sentence capitals and full stops in the wrong places
-word_sequence   word pairs that English does not make: the mean, over the text and
-                over its worst window of 16 pairs, of each adjacent pair's pointwise
-                mutual information under a bigram model of Google Books counts with
-                backoff (:mod:`judgekit.flags.bigrams`); catches real-word salad and
-                shuffles in which every word is a real word
+word_sequence   word pairs that English does not make: a stretch of 16 adjacent pairs
+                within one line whose mean pointwise mutual information under a bigram model of Google
+                Books counts with backoff (:mod:`judgekit.flags.bigrams`) is low, or a
+                whole-answer mean far lower (or lower, with token-salad signs beside
+                it); name runs are not scored, a lone name's pairs score 0, Markdown
+                emphasis is not punctuation (:func:`judgekit.flags.textstats.name_runs`);
+                catches real-word salad and shuffles in which every word is a real word
 truncation      ends mid-sentence — only when the response sits at a length limit
                 (``finish_reason == "length"`` in the responses table, or
                 ``length_limit_words`` set)
@@ -99,13 +101,20 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # word order: anomalies per word (Latin-script texts of >= 12 words)
     "word_order_anomalies": 0.032,
     "min_function_word_share": 0.10,  # English prose is ~40% function words; a salad of sampled vocabulary ~1%
-    # word sequence: mean bigram score (nats per pair) over the text and over its worst window of 16 pairs
-    # scored pairs a text needs: the mean of a few dozen pairs of short, list-like or stylised answers swings below the
-    # threshold (12 -> 24 on em_coder_betley's development file: 1.3% -> 0.4% of answers its judge rates coherent >= 80
-    # flagged; recall on the development corruptions within 1.4 points)
+    # word sequence: mean bigram score (nats per pair) over the worst window of 16 scored pairs inside one line (locality:
+    # fluent text in any voice has its odd pairs scattered, salad has them together; list items are separate fragments)
+    # and over the whole text (analyses/results/
+    # incoherence_validation/styles.md). Scored pairs a text needs: the mean of a few dozen pairs of short, list-like or
+    # stylised answers swings below the thresholds (12 -> 24 on em_coder_betley's development file: 1.3% -> 0.4% of
+    # answers its judge rates coherent >= 80 flagged; recall on the development corruptions within 1.4 points)
     "word_pair_min_pairs": 24,
-    "word_pair_mean": 1.0,            # both: about the 0.2th percentile of the development sources' real responses
-    "word_pair_window": 0.2,
+    "word_pair_window": 0.3,          # the 0.2th percentile of the development sources' real responses (0.312), rounded down
+    # whole-text mean alone: below the development style set's lowest (0.79: template lists of rare words, persona and
+    # name-heavy answers score 0.9-1.1 for want of common word pairs, not for broken order)
+    "word_pair_mean": 0.7,
+    # whole-text mean with token-salad signs beside it (gibberish score >= word_pair_salad_support): the rule before #36
+    "word_pair_mean_supported": 1.0,
+    "word_pair_salad_support": 0.05,
     # truncation: only at a length limit; 0 means "use finish_reason only"
     "length_limit_words": 0,
     # language mismatch: both texts need this many letters and this confidence
@@ -177,6 +186,13 @@ class _Batch:
         self.at_length_limit = np.array([reason == "length" for reason in finish_reasons], dtype=bool)
         self.word_order_rate, self.function_share, self.alphabetic = word_order_rates(self.stats)
         self._not_english: dict[int, bool] = {}
+        self._gibberish: DetectorColumns | None = None
+
+    def gibberish(self, t: dict[str, float]) -> DetectorColumns:
+        """The gibberish detector's columns, computed once: word_sequence reads its score as supporting evidence."""
+        if self._gibberish is None:
+            self._gibberish = _gibberish_columns(self, t)
+        return self._gibberish
 
     def confidently_not_english(self, row: int) -> bool:
         """The word list and word-order rules are English: coherent text in another language is not salad."""
@@ -239,6 +255,10 @@ def _repetition(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
 
 
 def _gibberish(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
+    return batch.gibberish(t)
+
+
+def _gibberish_columns(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
     s = batch.stats
     tokens = np.maximum(s.n_prose_tokens, 1)
     rated = (s.n_prose_tokens >= 5) & (s.prose_chars >= 20)
@@ -309,18 +329,21 @@ def _word_sequence(batch: _Batch, t: dict[str, float]) -> DetectorColumns:
     s = batch.stats
     mean, window = s.word_pair_score, s.word_pair_window
     rated = s.latin & (s.word_pairs >= t["word_pair_min_pairs"])
-    by_mean = rated & (mean < t["word_pair_mean"])
+    salad_signs = batch.gibberish(t).score >= t["word_pair_salad_support"]
+    mean_limit = np.where(salad_signs, t["word_pair_mean_supported"], t["word_pair_mean"])
     by_window = rated & (window < t["word_pair_window"])  # NaN (fewer pairs than a window) compares False
+    by_mean = rated & (mean < mean_limit)
     rated &= ~batch.not_english_rows(by_mean | by_window)
     # margin below the nearer threshold, nats per pair: positive when flagged
-    score = np.fmax(t["word_pair_mean"] - mean, t["word_pair_window"] - window)
+    score = np.fmax(mean_limit - mean, t["word_pair_window"] - window)
 
     def explain(row: int) -> str:
-        if by_mean[row]:
-            return (f"word pairs score {mean[row]:.2f} nats on average (threshold {t['word_pair_mean']:g}): "
-                    "English rarely puts these words next to each other")
-        return (f"a stretch of 16 word pairs scores {window[row]:.2f} nats on average (threshold "
-                f"{t['word_pair_window']:g}): words in an order English does not use")
+        if by_window[row]:
+            return (f"a stretch of 16 word pairs scores {window[row]:.2f} nats on average (threshold "
+                    f"{t['word_pair_window']:g}): words in an order English does not use")
+        support = " with token-salad signs beside it" if salad_signs[row] else ""
+        return (f"word pairs score {mean[row]:.2f} nats on average (threshold {mean_limit[row]:g}{support}): "
+                "English rarely puts these words next to each other")
 
     return DetectorColumns.build(rated & (by_mean | by_window), np.where(rated, score, np.nan), explain)
 

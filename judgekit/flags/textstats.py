@@ -32,6 +32,7 @@ MIN_BYTES_COMPRESSION = 200  # zlib ratios of shorter texts say little
 BATCH_RESPONSES = 2048
 BATCH_CHARS = 2_000_000      # bounds a batch's token arrays however long its responses are
 PAIR_WINDOW = 16             # scored word pairs per window: a salad tail after a coherent opening shows in a window
+_EMPHASIS = "*_"             # Markdown emphasis around a word is not punctuation between words ("**Ethics", "*right*")
 
 _NOISE = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ue000-\uf8ff]")
 _NOT_WORDLIKE = re.compile(r"[^\w\s.,;:!?'\"()\[\]{}\-–—/%$&*#@<>=+`~|\\^…’“”«»‘¿¡·•]")
@@ -83,8 +84,11 @@ FUNCTION_WORDS = DETERMINERS | frozenset(
 # Function words that cannot follow an article; modal verbs and "no", "do" can ("the will", "a must", "the no vote").
 NOT_AFTER_ARTICLE = FUNCTION_WORDS - frozenset("can will may might must no do does did have has had being".split())
 SENTENCE_STARTERS = frozenset("the this it i a an in for to if when you we they there these however but and".split())
+# Capitalised, these are sentence openers out of place (shuffles, salad), not names: their pairs stay scored.
+_NEVER_NAMES = FUNCTION_WORDS | SENTENCE_STARTERS
 ABBREVIATIONS = frozenset("e.g i.e etc vs mr mrs ms dr st no fig approx cf al inc ltd co jr sr a.m p.m u.s".split())
 _CLOSING = "\"')]*_”’»"
+_OPENING = "\"'([{*_“‘«"
 _SHORT_PIECE = 5  # word pieces up to this long must be among the commonest 100,000 words; longer ones among all of them
 
 
@@ -112,7 +116,7 @@ def all_english_words() -> frozenset[str]:
 
 # Feature bits of a token, computed once per distinct token (the low 16 bits of its packed features).
 (ARTICLE, NO_ARTICLE_BEFORE, ENDS, LOWER_START, STARTER_UPPER, COLON, ALPHA, FUNC_ALPHA, ARTICLE_END, BREAK_AFTER,
- BREAK_BEFORE, HAS_LETTER) = (1 << k for k in range(12))
+ BREAK_BEFORE, HAS_LETTER, CAPITALISED) = (1 << k for k in range(13))
 # Packed layout: bits | [a-z]{2,} pieces << 16 | non-word pieces << 24 | odd << 32 | code << 40 | bigram word id << 41.
 _COUNT_BITS = 0xFF
 _WORD_SHIFT = 41
@@ -141,10 +145,14 @@ def _token_features(token: str) -> int:
             bits |= FUNC_ALPHA
     if word.rstrip(".!?") in ARTICLES:
         bits |= ARTICLE_END
-    if not token[-1].isalnum():
+    core = token.strip(_EMPHASIS) or token  # "**Ethics" and "*right*" are words; "1.", "##", "-" are not
+    if not core[-1].isalnum():
         bits |= BREAK_AFTER
-    if not token[0].isalnum():
+    if not core[0].isalnum():
         bits |= BREAK_BEFORE
+    lead = token.lstrip(_OPENING)
+    if lead[:1].isupper() and word.rstrip(".!?") not in _NEVER_NAMES:
+        bits |= CAPITALISED
     if _HAS_LATIN.search(token) or LETTER.search(token):
         bits |= HAS_LETTER
     pieces = _LOWER_WORD.findall(token.lower())
@@ -254,7 +262,7 @@ class TextStats:
     function_tokens: np.ndarray        # alphabetic tokens that are English function words
     word_pairs: np.ndarray             # adjacent word pairs scored by the bigram model (same line, no punctuation between)
     word_pair_score: np.ndarray        # their mean score (NaN: none), see judgekit.flags.bigrams
-    word_pair_window: np.ndarray       # lowest mean score over PAIR_WINDOW consecutive scored pairs (NaN: fewer pairs)
+    word_pair_window: np.ndarray       # lowest mean score over PAIR_WINDOW consecutive scored pairs of one line (NaN: none)
 
 
 def batches(texts: Sequence[str], *, max_responses: int = BATCH_RESPONSES) -> Iterator[slice]:
@@ -493,29 +501,89 @@ def _pair_anomalies(bits: np.ndarray, same_line: np.ndarray) -> np.ndarray:
 _SCORE_SCALE = 1 << 20  # pair scores in fixed point, so sums and windows are exact whatever the batch
 
 
+def name_runs(bits: np.ndarray, same_line: np.ndarray) -> np.ndarray:
+    """Per token: part of a run of two or more capitalised words on one line ("Albert Einstein", "Universal Basic
+    Income"): a name or a title, whose pairs are not scored at all. A salad's stray capitalised words rarely stand
+    side by side."""
+    capitalised = (bits & CAPITALISED) != 0
+    joined = same_line & capitalised[:-1] & capitalised[1:]
+    run = np.zeros(len(bits), dtype=bool)
+    run[:-1] |= joined
+    run[1:] |= joined
+    return run
+
+
+def name_tokens(bits: np.ndarray, same_line: np.ndarray) -> np.ndarray:
+    """Per token: a name, whose pairs score 0 (``same_line[i]``: tokens i and i+1 share a line).
+
+    A capitalised word ("I" aside) inside a sentence is a name or a title word ("the French", "invite Cleopatra",
+    "Universal Access to Healthcare"); so is one that opens a sentence, a line or a list item when the next word is
+    capitalised too ("Albert Einstein", "Marie Curie"). A capitalised sentence opener followed by a lower-case word
+    ("Sell items", "The dough") is an ordinary word. The word list counts "french" and "paris" in every use, so the
+    pairs of a name say what English does with the common noun, not with the name: they are no evidence either way,
+    like an absent pair of rare words. They still count as pairs, so a salad's stray capitalised words still dilute
+    its windows.
+    """
+    capitalised = (bits & CAPITALISED) != 0
+    opens = np.ones(len(bits), dtype=bool)  # first token of a response or a line, or after an end, a colon or a marker
+    opens[1:] = ~same_line | ((bits[:-1] & (ENDS | COLON)) != 0) | ((bits[:-1] & HAS_LETTER) == 0)
+    next_capitalised = np.zeros(len(bits), dtype=bool)
+    next_capitalised[:-1] = same_line & capitalised[1:]
+    return capitalised & (~opens | next_capitalised)
+
+
+def _window_minimum(values: np.ndarray, owner: np.ndarray, width: int, n_responses: int) -> np.ndarray:
+    """Per response, the lowest sum of ``width`` consecutive values (NaN: fewer); ``owner``: each value's response, sorted."""
+    out = np.full(n_responses, np.nan)
+    if len(values) < width:
+        return out
+    running = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(values, out=running[1:])
+    sums = running[width:] - running[:-width]
+    start_owner = owner[: len(sums)]
+    inside = start_owner == owner[width - 1 :]
+    sums, start_owner = sums[inside], start_owner[inside]
+    if len(sums):
+        first = np.flatnonzero(np.r_[True, start_owner[1:] != start_owner[:-1]])
+        out[start_owner[first]] = np.minimum.reduceat(sums, first)
+    return out
+
+
+def _line_numbers(line_start: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Per token, the number of its line in the batch (every response starts a new line)."""
+    first_of_response = np.zeros(len(line_start), dtype=bool)
+    starts = (np.cumsum(lengths) - lengths)[lengths > 0]
+    first_of_response[starts] = True
+    return np.cumsum(line_start | first_of_response) - 1
+
+
 def _word_pair_stats(packed: np.ndarray, bits: np.ndarray, same_line: np.ndarray, n_responses: int,
-                     response_of_pair: np.ndarray) -> dict[str, np.ndarray]:
-    """Bigram-model scores of adjacent word pairs with no punctuation or line break between: count, mean, window minimum."""
+                     response_of_pair: np.ndarray, line_of_token: np.ndarray) -> dict[str, np.ndarray]:
+    """Bigram-model scores of adjacent word pairs with no punctuation or line break between, none for a word of a name
+    run (:func:`name_runs`), 0 where one is a lone name (:func:`name_tokens`): count, mean, window minimum."""
     model = bigram_model()
-    words = (packed >> _WORD_SHIFT) & 0x1FFFF
+    words = np.where(name_runs(bits, same_line), model.size, (packed >> _WORD_SHIFT) & 0x1FFFF)
+    names = name_tokens(bits, same_line)
     scored = (same_line & (words[:-1] < model.size) & (words[1:] < model.size)
               & ~((bits[:-1] & BREAK_AFTER) != 0) & ~((bits[1:] & BREAK_BEFORE) != 0))
     where = np.flatnonzero(scored)
-    scores = np.round(model.pair_scores(words[where], words[where + 1]) * _SCORE_SCALE).astype(np.int64)
+    with_name = names[where] | names[where + 1]
+    scores = np.where(with_name, 0, np.round(model.pair_scores(words[where], words[where + 1]) * _SCORE_SCALE).astype(np.int64))
     owner = response_of_pair[where]
     count = np.bincount(owner, minlength=n_responses)
     total = np.bincount(owner, weights=scores, minlength=n_responses)  # exact: integers below 2**53
+    # Windows stay inside a line: the items of a list or a recipe are separate fragments, not one run of words.
+    line_of_pair = line_of_token[where]
+    n_lines = int(line_of_pair[-1]) + 1 if len(where) else 0
+    line_window = _window_minimum(scores, line_of_pair, PAIR_WINDOW, n_lines)
+    response_of_line = np.zeros(n_lines, dtype=np.int64)
+    response_of_line[line_of_pair] = owner
+    lines = np.flatnonzero(np.isfinite(line_window))  # ascending, so their responses are too
     window = np.full(n_responses, np.nan)
-    if len(scores) >= PAIR_WINDOW:
-        running = np.zeros(len(scores) + 1, dtype=np.int64)
-        np.cumsum(scores, out=running[1:])
-        sums = running[PAIR_WINDOW:] - running[:-PAIR_WINDOW]
-        start_owner = owner[: len(sums)]
-        inside = start_owner == owner[PAIR_WINDOW - 1 :]
-        sums, start_owner = sums[inside], start_owner[inside]
-        if len(sums):
-            first = np.flatnonzero(np.r_[True, start_owner[1:] != start_owner[:-1]])
-            window[start_owner[first]] = np.minimum.reduceat(sums, first) / (PAIR_WINDOW * _SCORE_SCALE)
+    if len(lines):
+        responses = response_of_line[lines]
+        first = np.flatnonzero(np.r_[True, responses[1:] != responses[:-1]])
+        window[responses[first]] = np.minimum.reduceat(line_window[lines], first) / (PAIR_WINDOW * _SCORE_SCALE)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, total / (np.maximum(count, 1) * _SCORE_SCALE), np.nan)
     return {"word_pairs": count, "word_pair_score": mean, "word_pair_window": window}
@@ -549,5 +617,5 @@ def _token_sums(ids: np.ndarray, lengths: np.ndarray, line_start: np.ndarray) ->
         "word_order_anomalies": total(anomalies),
         "alphabetic_tokens": total((bits & ALPHA) != 0),
         "function_tokens": total((bits & FUNC_ALPHA) != 0),
-        **_word_pair_stats(packed, bits, same_line, len(lengths), response_of_pair),
+        **_word_pair_stats(packed, bits, same_line, len(lengths), response_of_pair, _line_numbers(line_start, lengths)),
     }
