@@ -9,17 +9,22 @@ from judgekit.analysis.inputs import recorded_inclusion
 from judgekit.stats.labelplan import UnitPlan, plan_unit_labels
 
 
+NOTHING_TO_PLAN = "fewer than 2 prompts answered by both models and rated by this judge on both: nothing to plan"
+
+
 def comparison_plan(reference: np.ndarray, verdict: np.ndarray, keys: np.ndarray, clusters: np.ndarray,
                     treated: np.ndarray, control: np.ndarray, *, target_halfwidth: float, level: float = 0.95,
                     budget: int | None = None, inclusion: np.ndarray | None = None
                     ) -> tuple[np.ndarray, UnitPlan] | None:
     """The items of a fine-tune comparison's corrected effect (judged responses of both models to the prompts both
-    answered, as ``stats`` takes them) and its plan in prompts; None when fewer than 2 prompts are shared.
+    answered, as ``stats`` takes them) and its plan in prompts; None when the judge rates fewer than 2 prompts of both
+    models (:data:`NOTHING_TO_PLAN`).
     ``inclusion``: per item its recorded inclusion probability (NaN none), weighted as ``stats`` weighs it."""
     in_pair = treated | control
-    answered = pd.DataFrame({"key": keys[in_pair], "treated": treated[in_pair]}).groupby("key")["treated"].nunique()
+    judged = in_pair & ~np.isnan(verdict)  # a judge covering one model only shares no prompt: nothing to plan
+    answered = pd.DataFrame({"key": keys[judged], "treated": treated[judged]}).groupby("key")["treated"].nunique()
     shared = pd.Series(keys).isin(answered.index[answered == 2]).to_numpy()
-    items = in_pair & shared & ~np.isnan(verdict)
+    items = judged & shared
     if len(np.unique(keys[items])) < 2:
         return None
     plan = plan_unit_labels(reference[items], verdict[items], keys[items], clusters[items],

@@ -204,6 +204,12 @@ MODELS = TableSchema(
                required=False, nullable=True),
         Column("goal_target", "float", "Capability score on goal_task the fine-tune aimed to reach, in [0, 1].",
                required=False, nullable=True, bounds=(0.0, 1.0)),
+        Column("compare_with", "category", "Another model this one is compared with, paired by prompt (\"A vs B\", "
+               "no lineage implied); empty for none.", required=False, nullable=True),
+        Column("checkpoint_of", "category", "The base model of the training run this model is a checkpoint of; each "
+               "checkpoint is compared with it and a trend is tested across `step`.", required=False, nullable=True),
+        Column("step", "float", "Training step (or epoch) of a checkpoint; needed with checkpoint_of.",
+               required=False, nullable=True, bounds=(0.0, float("inf"))),
     ),
 )
 

@@ -87,7 +87,7 @@ from judgekit.analysis.rows import RowWriter, row_generator
 from judgekit.analysis.subsets import Subset
 from judgekit.capability.gain import capability_gain, capability_summary
 from judgekit.store.lineage import finetune_pairs, model_lineage, read_capability, read_models
-from judgekit.analysis.label_plan import comparison_plan
+from judgekit.analysis.label_plan import NOTHING_TO_PLAN, comparison_plan
 from judgekit.store.schema import DEFAULT_DIMENSION, HUMAN_MAJORITY, JudgeScale
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
 from judgekit.stats.ppi import ClusteredPPIEstimate, nonrandom_labelling_warning, ppi_clustered
@@ -135,7 +135,7 @@ class Comparison:
     control: str
     base_model: str
     goal: str | None
-    kind: str  # finetune_comparison or mitigation_comparison
+    kind: str  # finetune_comparison, mitigation_comparison, model_comparison (compare_with), checkpoint_comparison
 
     def subset(self, suffix: str, **columns: str) -> Subset:
         return Subset(f"comparison={self.treated} vs {self.control}|goal={self.goal}|{suffix}", self.kind,
@@ -144,7 +144,9 @@ class Comparison:
 
 
 def comparisons(lineage: pd.DataFrame, present: set[str]) -> list[Comparison]:
-    """Every fine-tune against its base, and at each (base, goal) every mitigated model against the others.
+    """Every fine-tune against its base, at each (base, goal) every mitigated model against the others, every
+    ``compare_with`` of the models table (``model_comparison``) and every checkpoint against its run's base
+    (``checkpoint_comparison``).
 
     ``lineage`` is :func:`judgekit.store.lineage.model_lineage`; only
     models with responses (``present``) are compared. In a mitigation
@@ -153,6 +155,11 @@ def comparisons(lineage: pd.DataFrame, present: set[str]) -> list[Comparison]:
     """
     out = [Comparison(p["model"], p["base_model"], p["base_model"], p["finetune_goal"], "finetune_comparison")
            for p in finetune_pairs(lineage) if {p["model"], p["base_model"]} <= present]
+    for column, kind in (("compare_with", "model_comparison"), ("checkpoint_of", "checkpoint_comparison")):
+        for row in lineage.dropna(subset=[column]).itertuples(index=False):
+            other = getattr(row, column)
+            if {row.model, other} <= present:
+                out.append(Comparison(row.model, other, other, None, kind))
     mitigated = lineage[lineage["model"].isin(present)].dropna(subset=["base_model", "finetune_goal", "mitigation"])
     for (base, goal), group in mitigated.groupby(["base_model", "finetune_goal"], sort=True):
         ordered = sorted(group.itertuples(index=False), key=lambda r: (r.mitigation != "none", r.model))
@@ -306,7 +313,7 @@ def _comparison_rows(writer: RowWriter, data: StudyArrays, comparison: Compariso
         matched, n_matched = matched_prompts(used, treated, keys)
         _corrected_rows(writer, data, comparison, group, used, treated, control, keys, matched=matched,
                         n_matched=n_matched)
-        if benchmark is None and comparison.kind == "finetune_comparison":
+        if benchmark is None and comparison.kind != "mitigation_comparison":
             _label_plan_rows(writer, data, group, matched, treated, control, keys, n_matched=n_matched)
         cells += _cells(writer, data, group, scope, treated, keys, benchmark,
                         policies=view.outcome.name != "incoherent")
@@ -519,6 +526,9 @@ def _label_plan_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: 
                                   mask & control, target_halfwidth=LABEL_PLAN_HALFWIDTH, level=writer.settings.level,
                                   inclusion=data.inclusion)
         if planned is None:
+            writer.add("labels_needed", judge_id, HUMAN_MAJORITY, group, np.nan, np.nan, np.nan, n_items=0,
+                       n_in_subset=int(mask.sum()), method="label plan for the corrected effect",
+                       warning=NOTHING_TO_PLAN)
             continue
         items, plan = planned
         writer.add("labels_needed", judge_id, HUMAN_MAJORITY, group, float(plan.additional), np.nan, np.nan,
