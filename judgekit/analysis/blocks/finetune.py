@@ -11,8 +11,10 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   prompt, cluster bootstrap over prompts (t interval above
   ``max_bootstrap_clusters`` prompts); ``n_items`` = matched prompts, the
   method gives the matched shares, the warning says when under 80% of either
-  model's prompts matched, and with fewer than 10 the row has no estimate
-  and the warning says why;
+  model's prompts matched; with fewer than 10 (or fewer than 10
+  discordant prompts) a 0/1 outcome gets Newcombe's small-sample paired
+  interval and the warning says so; a judge that rates only one of the
+  models gets a row saying so;
 * ``finetune_effect_coherent_only`` and ``finetune_effect_incoherent_share`` —
   the paired effect on coherent responses alone, and the share of the effect
   carried by unsafe incoherent responses (needs the flags table);
@@ -347,6 +349,7 @@ def _error_shift_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask:
     for judge_id in data.judges.columns:
         shifts = judge_error_shift(data.reference[mask], data.judges[judge_id].to_numpy()[mask], treated[mask],
                                    clusters[mask], level=writer.settings.level)
+        gap = coverage_gap(data.judges[judge_id].to_numpy(), mask, treated, group, str(judge_id))
         for shift in shifts:
             each = ", ".join(f"{name} {value[0]:.3f} [{value[1]:.3f}, {value[2]:.3f}] (n={n})" for name, value, n in (
                 ("fine-tune", shift.treated, shift.n_treated), ("base", shift.control, shift.n_control)))
@@ -355,6 +358,8 @@ def _error_shift_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask:
                        *shift.shift, n_items=shift.n_treated + shift.n_control, n_in_subset=int(mask.sum()),
                        method=f"{shift.measure}, base minus fine-tune, on each model's labelled items: {each}; "
                               f"cluster-robust linearized t interval over {shift.n_clusters} clusters",
+                       warning=gap or ("" if np.isfinite(shift.shift[0]) else
+                                       "undefined: too few labelled items of this measure's class in a model"),
                        interval="linearized")
         differing = [s for s in shifts if s.differs]
         if differing:
@@ -362,6 +367,17 @@ def _error_shift_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask:
                 f"{s.measure} {s.control[0]:.2f} base vs {s.treated[0]:.2f} fine-tune" for s in differing)
                 + "): this judge-only effect is biased; read finetune_effect_corrected")
     return notes
+
+
+def coverage_gap(verdicts: NDArray, mask: NDArray, treated: NDArray, group: Subset, rater: str) -> str:
+    """Why a rater has no paired effect when it rates none of one model's responses here (a judge imported for
+    part of a study); empty when it rates both models."""
+    missing = [name for name, arm in ((group.columns.get("model"), treated), (group.columns.get("base_model"), ~treated))
+               if not (mask & arm & ~np.isnan(verdicts)).any()]
+    if not missing:
+        return ""
+    return (f"{rater} has no verdict on {' or '.join(map(str, missing))}'s responses here (it rates part of the study "
+            "only): no paired effect for it")
 
 
 def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDArray, treated: NDArray,
@@ -378,10 +394,11 @@ def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDAr
                                         clusters=behaviour_clusters(data, keys, mask), rng=rng)
         shares = (f"matched prompts: {result.n_pairs} ({result.matched_share_treatment:.0%} of the fine-tune's, "
                   f"{result.matched_share_control:.0%} of the base's)")
+        gap = coverage_gap(verdicts, mask, treated, group, str(rater))
         writer.add("finetune_effect_paired", rater, "base_model", group, result.estimate, result.ci_low,
                    result.ci_high, n_items=result.n_pairs, n_in_subset=result.n_pairs,
                    method=f"{result.method}; {shares}",
-                   warning=result.reason or "; ".join(filter(None, [result.warning, transport.get(rater, "")])),
+                   warning=gap or result.reason or "; ".join(filter(None, [result.warning, transport.get(rater, "")])),
                    resamples=result.n_boot, interval="bootstrap-percentile" if result.n_boot else "linearized")
         if match is not None:
             matched, how = match
@@ -563,8 +580,9 @@ def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, 
     masks = _policy_masks(data) if policies else {"include": np.ones(data.n_items, dtype=bool)}
     for policy, in_policy in masks.items():
         mask = scope & in_policy
-        effects = {}
+        effects, gaps = {}, {}
         for rater, verdicts in raters(data).items():
+            gaps[rater] = coverage_gap(verdicts, mask, treated, group, str(rater))
             for threshold, codes in cell_variants(data, rater, verdicts):
                 at = () if threshold is None else (f"threshold={threshold:g}",)
                 rng = row_generator(settings.seed, "conclusion_cell", str(rater), group.label, policy, *at)
@@ -579,7 +597,7 @@ def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, 
             writer.add("finetune_effect_cell", rater, "base_model", Subset(label, group.kind, policy, group.columns),
                        result.estimate, result.ci_low, result.ci_high, n_items=result.n_pairs,
                        n_in_subset=result.n_pairs, method=f"incoherence policy {policy}; {result.method}",
-                       warning=result.reason or result.warning, resamples=result.n_boot,
+                       warning=gaps[rater] or result.reason or result.warning, resamples=result.n_boot,
                        interval="bootstrap-percentile" if result.n_boot else "linearized", cut=cut)
         human = effects.pop((HUMAN_MAJORITY, None), None)
         for (judge_id, threshold), result in effects.items():
