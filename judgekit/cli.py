@@ -594,6 +594,10 @@ def _dispatch(args: argparse.Namespace) -> None:
         stats = steps.stats_step(args.study, args.out, settings, csv_formula_guard=not args.keep_csv_formulas, only=only,
                                     force=args.force)
         print(f"wrote {len(stats)} statistics to {args.out / 'stats.parquet'} and stats.csv")
+        from judgekit.analysis.driver import undefined_lines
+
+        for line in undefined_lines(stats, only):
+            print(line)
     elif command == "figures":
         for path in steps.figures_step(args.stats_dir, args.out, study_dir=args.study, force=args.force):
             print(path)

@@ -454,9 +454,11 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
             model_group = Subset(f"{group.label}|rate_of={model}", group.kind, model,
                                  group.columns | {"model": model})
             if (items & ~np.isnan(data.reference)).sum() < MIN_LABELLED:
+                why = (f"{judge_id} has no verdict on {model}'s responses (it rates part of the study only)"
+                       if not items.any() else f"fewer than {MIN_LABELLED} human-labelled items of {model}")
                 writer.add("harmful_rate_corrected", judge_id, HUMAN_MAJORITY, model_group, np.nan, np.nan, np.nan,
                            n_items=0, n_in_subset=int((mask & in_model).sum()), method="PPI++",
-                           warning=f"fewer than {MIN_LABELLED} human-labelled items of {model}: no corrected rate")
+                           warning=f"{why}: no corrected rate")
                 estimable = False
                 continue
             inclusion, weighted = recorded_inclusion(data.inclusion, data.reference, items)
