@@ -348,6 +348,7 @@ STATS = TableSchema(
         Column("subset", "id", "Readable label of the subset, e.g. all, incoherent, model=x|benchmark=y."),
         Column("subset_kind", "id", "What kind of subset: all, coherence, coherence_gap (accuracy_gap: coherent minus "
                "incoherent), flag, humans, ceiling_items, group, length, refusal_marker, category, finetune_comparison, "
+               "mitigation_comparison, model_comparison (models.csv compare_with), checkpoint_comparison (checkpoint_of), "
                "models, recalibrated, term, factor."),
         Column("subset_value", "category", "The subset's value within its kind (coherent, a detector, Q1, a term...).",
                nullable=True),

@@ -59,6 +59,14 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   effect's interval to reach a half-width of ``LABEL_PLAN_HALFWIDTH`` (the
   ``plan-labels`` computation on the same items, so the method's current
   half-width is the corrected row's);
+* ``checkpoint_trend`` — per series of checkpoints (models table
+  ``checkpoint_of``, ``step``), outcome and rater: the slope of the
+  log-odds of the outcome per training step (base at step 0), a logistic
+  regression with a cluster-robust interval over prompts
+  (:func:`judgekit.stats.trend.clustered_logistic_trend`); each
+  checkpoint also gets every comparison row against the base
+  (``subset_kind`` ``checkpoint_comparison``), and a model named in
+  another's ``compare_with`` every row too (``model_comparison``);
 * ``capability`` per model and task and ``capability_gain`` of each
   fine-tune over its base, from the optional ``capability`` table; a
   ``capability`` row's ``finetune_goal`` is the goal whose ``goal_task``
@@ -95,6 +103,7 @@ from judgekit.stats.paired import incoherence_decomposition, paired_mean_differe
 from judgekit.stats.ppi import ClusteredPPIEstimate, nonrandom_labelling_warning, ppi_clustered
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers
 from judgekit.stats.transport import judge_error_shift
+from judgekit.stats.trend import clustered_logistic_trend
 
 # Below this many human-labelled items of a model its corrected rate is not reported.
 MIN_LABELLED = 10
@@ -288,6 +297,38 @@ def paired_comparisons(writer: RowWriter, data: StudyArrays) -> None:
         for view in data.outcomes:
             with writer.measuring(view) as outcome_data:
                 _comparison_rows(writer, outcome_data, comparison, view, treated, control, keys, match)
+    _checkpoint_trend_rows(writer, data, lineage, present, keys)
+
+
+def _checkpoint_trend_rows(writer: RowWriter, data: StudyArrays, lineage: pd.DataFrame, present: set[str],
+                           keys: NDArray) -> None:
+    """``checkpoint_trend`` per run (base and its checkpoints), outcome and rater: the clustered logistic slope of
+    the outcome on ``step`` (the base at step 0), responses to one prompt (or behaviour) as a cluster."""
+    checkpoints = lineage.dropna(subset=["checkpoint_of"])
+    checkpoints = checkpoints[checkpoints["model"].isin(present) & checkpoints["checkpoint_of"].isin(present)]
+    clusters = effect_clusters(data.responses, keys)
+    for base, run in checkpoints.groupby("checkpoint_of", sort=True):
+        steps = {base: 0.0} | {row.model: float(row.step) for row in run.itertuples(index=False)}
+        for model, at in steps.items():
+            if model != base:  # figures place each checkpoint's comparison rows at its step
+                checkpoint = Comparison(model, base, base, None, "checkpoint_comparison")
+                writer.add("checkpoint_step", "none", "none", checkpoint.subset("benchmark=all"), at, np.nan, np.nan,
+                           n_items=0, n_in_subset=0, method="step stated in the models table (an input, not an estimate)")
+        step = data.responses["model"].map(steps).to_numpy(dtype=float)
+        in_run = ~np.isnan(step)
+        group = Subset(f"comparison=checkpoints of {base}|goal=None|benchmark=all", "checkpoint_comparison",
+                       f"checkpoints of {base}", {"base_model": base})
+        for view in data.outcomes:
+            with writer.measuring(view) as outcome_data:
+                mask = in_run & view.items & outcome_data.policy_mask
+                for rater, verdicts in raters(outcome_data).items():
+                    trend = clustered_logistic_trend(verdicts[mask], step[mask], clusters[mask],
+                                                     level=writer.settings.level)
+                    writer.add("checkpoint_trend", rater, "base_model", group, trend.slope, trend.ci_low,
+                               trend.ci_high, n_items=trend.n_items, n_in_subset=int(mask.sum()),
+                               method=f"{trend.method}; {len(steps)} models ({base} at step 0), {trend.n_steps} steps "
+                                      f"with verdicts; p = {trend.p_value:.3g}",
+                               warning=trend.reason, interval="linearized")
 
 
 def _comparison_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, view: OutcomeView,
