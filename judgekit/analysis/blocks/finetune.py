@@ -386,6 +386,7 @@ def _error_shift_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask:
     if not data.has_reference:
         return {}
     clusters = effect_clusters(data.responses, keys)
+    treated_name, control_name = arm_names(group)
     notes = {}
     for judge_id in data.judges.columns:
         shifts = judge_error_shift(data.reference[mask], data.judges[judge_id].to_numpy()[mask], treated[mask],
@@ -393,21 +394,29 @@ def _error_shift_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask:
         gap = coverage_gap(data.judges[judge_id].to_numpy(), mask, treated, group, str(judge_id))
         for shift in shifts:
             each = ", ".join(f"{name} {value[0]:.3f} [{value[1]:.3f}, {value[2]:.3f}] (n={n})" for name, value, n in (
-                ("fine-tune", shift.treated, shift.n_treated), ("base", shift.control, shift.n_control)))
+                (treated_name, shift.treated, shift.n_treated), (control_name, shift.control, shift.n_control)))
             writer.add("judge_error_shift", judge_id, HUMAN_MAJORITY,
                        Subset(f"{group.label}|measure={shift.measure}", group.kind, shift.measure, group.columns),
                        *shift.shift, n_items=shift.n_treated + shift.n_control, n_in_subset=int(mask.sum()),
-                       method=f"{shift.measure}, base minus fine-tune, on each model's labelled items: {each}; "
+                       method=f"{shift.measure}, {control_name} minus {treated_name}, on each model's labelled items: "
+                              f"{each}; "
                               f"cluster-robust linearized t interval over {shift.n_clusters} clusters",
                        warning=gap or ("" if np.isfinite(shift.shift[0]) else
                                        "undefined: too few labelled items of this measure's class in a model"),
                        interval="linearized")
         differing = [s for s in shifts if s.differs]
         if differing:
-            notes[judge_id] = ("the judge errs differently on the fine-tune (" + "; ".join(
-                f"{s.measure} {s.control[0]:.2f} base vs {s.treated[0]:.2f} fine-tune" for s in differing)
+            notes[judge_id] = (f"the judge errs differently on the {treated_name} (" + "; ".join(
+                f"{s.measure} {s.control[0]:.2f} {control_name} vs {s.treated[0]:.2f} {treated_name}" for s in differing)
                 + "): this judge-only effect is biased; read finetune_effect_corrected")
     return notes
+
+
+def arm_names(group: Subset) -> tuple[str, str]:
+    """How rows name the two models: fine-tune and base for lineage comparisons, the models' names otherwise."""
+    if group.kind in ("finetune_comparison", "mitigation_comparison"):
+        return "fine-tune", "base"
+    return str(group.columns.get("model")), str(group.columns.get("base_model"))
 
 
 def coverage_gap(verdicts: NDArray, mask: NDArray, treated: NDArray, group: Subset, rater: str) -> str:
@@ -433,8 +442,9 @@ def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDAr
         result = paired_mean_difference(verdicts[mask], treated[mask], keys[mask], n_boot=settings.n_boot,
                                         level=settings.level, max_bootstrap_units=settings.max_bootstrap_clusters,
                                         clusters=behaviour_clusters(data, keys, mask), rng=rng)
-        shares = (f"matched prompts: {result.n_pairs} ({result.matched_share_treatment:.0%} of the fine-tune's, "
-                  f"{result.matched_share_control:.0%} of the base's)")
+        treated_name, control_name = arm_names(group)
+        shares = (f"matched prompts: {result.n_pairs} ({result.matched_share_treatment:.0%} of the {treated_name}'s, "
+                  f"{result.matched_share_control:.0%} of the {control_name}'s)")
         gap = coverage_gap(verdicts, mask, treated, group, str(rater))
         writer.add("finetune_effect_paired", rater, "base_model", group, result.estimate, result.ci_low,
                    result.ci_high, n_items=result.n_pairs, n_in_subset=result.n_pairs,
