@@ -21,11 +21,12 @@ def comparison_plan(reference: np.ndarray, verdict: np.ndarray, keys: np.ndarray
     models (:data:`NOTHING_TO_PLAN`).
     ``inclusion``: per item its recorded inclusion probability (NaN none), weighted as ``stats`` weighs it."""
     in_pair = treated | control
-    judged = in_pair & ~np.isnan(verdict)  # a judge covering one model only shares no prompt: nothing to plan
-    answered = pd.DataFrame({"key": keys[judged], "treated": treated[judged]}).groupby("key")["treated"].nunique()
+    answered = pd.DataFrame({"key": keys[in_pair], "treated": treated[in_pair]}).groupby("key")["treated"].nunique()
     shared = pd.Series(keys).isin(answered.index[answered == 2]).to_numpy()
-    items = judged & shared
-    if len(np.unique(keys[items])) < 2:
+    items = in_pair & shared & ~np.isnan(verdict)
+    # a judge rating one model only (or failing on one side) leaves no prompt judged in both arms: nothing to plan
+    rated = pd.DataFrame({"key": keys[items], "treated": treated[items]}).groupby("key")["treated"].nunique()
+    if (rated == 2).sum() < 2:
         return None
     plan = plan_unit_labels(reference[items], verdict[items], keys[items], clusters[items],
                             treated=treated[items], target_halfwidth=target_halfwidth, level=level, budget=budget,

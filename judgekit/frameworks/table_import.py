@@ -146,8 +146,8 @@ def _plan(options: TableOptions) -> _Plan:
 
 
 def cell_text(value: object) -> str:
-    """A cell as text: empty for a missing value, integral floats without ``.0`` (a CSV's ``1`` and a parquet's
-    ``1.0`` read alike), lists and dicts as JSON."""
+    """A cell as text, verbatim: empty for a missing value, integral floats without ``.0`` (a CSV's ``1`` and a
+    parquet's ``1.0`` read alike), lists and dicts as JSON. (Filters, value maps and verdicts compare it stripped.)"""
     if value is None:
         return ""
     if isinstance(value, float | np.floating):
@@ -158,11 +158,12 @@ def cell_text(value: object) -> str:
         return json.dumps(value.tolist() if isinstance(value, np.ndarray) else value, ensure_ascii=False, default=str)
     if value is pd.NA or value is pd.NaT:
         return ""
-    return str(value).strip() if isinstance(value, str) else str(value)
+    return str(value)
 
 
-def _read_one(path: Path, options: TableOptions) -> pd.DataFrame:
-    """One file's rows as text, with its own row numbers (data rows from 1)."""
+def _read_one(path: Path, options: TableOptions, plan: _Plan) -> pd.DataFrame:
+    """One file's rows as text, with its own row numbers (data rows from 1); a list or struct in a column the
+    command reads is refused (extra columns keep theirs as JSON text)."""
     if path.is_file() and path.suffix.lower() in (".csv", ".tsv"):
         text = read_text(path, encoding=options.encoding)
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
@@ -176,6 +177,12 @@ def _read_one(path: Path, options: TableOptions) -> pd.DataFrame:
     if frame.empty:
         raise InputError("has no data rows", file=path)
     frame = frame.rename(columns=str)
+    read = [*plan.mapping.values(), *plan.judges.values(), *(c for c, _ in plan.labels), plan.legacy_label]
+    for column in (c for c in dict.fromkeys(read) if c in frame.columns):
+        nested = next((k for k, v in enumerate(frame[column]) if isinstance(v, list | dict | np.ndarray)), None)
+        if nested is not None:
+            raise InputError("is a list or struct column; map a column of text or numbers", file=path,
+                             row=nested + 1, column=column)
     return pd.DataFrame({c: [cell_text(v) for v in frame[c]] for c in frame.columns}, index=range(1, len(frame) + 1))
 
 
@@ -208,7 +215,8 @@ def _check_columns(frame: pd.DataFrame, plan: _Plan, path: Path) -> None:
 def _filter(frame: pd.DataFrame, plan: _Plan) -> tuple[pd.DataFrame, list[str]]:
     notes = []
     for column, equal, value in plan.filters:
-        keep = (frame[column] == value) if equal else (frame[column] != value)
+        cells = frame[column].str.strip()
+        keep = (cells == value) if equal else (cells != value)
         notes.append(f"--where {column}{'=' if equal else '!='}{value}: {int((~keep).sum())} rows left out")
         frame = frame.loc[keep.to_numpy()]
     return frame, notes
@@ -217,7 +225,7 @@ def _filter(frame: pd.DataFrame, plan: _Plan) -> tuple[pd.DataFrame, list[str]]:
 def _apply_values(frame: pd.DataFrame, plan: _Plan) -> pd.DataFrame:
     out = frame.copy()
     for column, mapping in plan.value_maps.items():
-        out[column] = [mapping.get(v, v) for v in out[column]]
+        out[column] = [mapping.get(v.strip(), v) for v in out[column]]
     return out
 
 
@@ -235,7 +243,7 @@ class _Origin:
 def _verdicts(cells: pd.Series, rule: UnsafeRule, origin: _Origin, column: str) -> tuple[list, np.ndarray]:
     """unsafe/safe/None per cell and the numeric score (NaN unless a threshold rule)."""
     labels, scores = [], np.full(len(cells), np.nan)
-    for k, text in enumerate(cells):
+    for k, text in enumerate(cells.str.strip()):
         if text == "":
             labels.append(None)
             continue
@@ -256,7 +264,7 @@ def _verdicts(cells: pd.Series, rule: UnsafeRule, origin: _Origin, column: str) 
 
 
 def _values_seen(cells: pd.Series) -> str:
-    counts = Counter(v for v in cells if v != "")
+    counts = Counter(v.strip() for v in cells if v.strip())
     return ", ".join(f"{v!r} {n}" for v, n in counts.most_common(6)) + (", ..." if len(counts) > 6 else "")
 
 
@@ -268,14 +276,14 @@ def _label_readings(frame: pd.DataFrame, plan: _Plan, origin: _Origin) -> list[t
         if rule is not None:
             out.append((column, annotator, _verdicts(frame[column], rule, origin, column)[0]))
             continue
-        named = {v.casefold() for v in frame[column] if v != ""}
+        named = {v.strip().casefold() for v in frame[column] if v.strip()}
         if not named <= {"unsafe", "safe"}:
             raise InputError(f"--label {column} needs --unsafe-value label=VALUE (values seen: "
                              f"{_values_seen(frame[column])})", column=column)
-        out.append((column, annotator, [v.casefold() or None for v in frame[column]]))
+        out.append((column, annotator, [v.strip().casefold() or None for v in frame[column]]))
     if plan.legacy_label:
         column, labels = plan.legacy_label, []
-        for k, text in enumerate(frame[column]):
+        for k, text in enumerate(frame[column].str.strip()):
             if text == "":
                 labels.append(None)
             elif text.casefold() in _LEGACY_LABELS:
@@ -386,7 +394,7 @@ def import_table(paths: list[Path], options: TableOptions) -> TableImport:
     plan = _plan(options)
     parts, read_counts = [], []
     for path in paths:
-        frame = _read_one(path, options)
+        frame = _read_one(path, options, plan)
         _check_columns(frame, plan, path)
         read_counts.append(len(frame))
         parts.append(frame)
@@ -406,7 +414,8 @@ def import_table(paths: list[Path], options: TableOptions) -> TableImport:
     annotations = [pd.DataFrame({"item_id": items, "annotator_id": annotator, "label": labels})
                    for _, annotator, labels in label_readings]
     annotation_rows = pd.concat(annotations, ignore_index=True).dropna(subset=["label"]) if annotations else None
-    rows = ImportedRows(responses.reset_index(drop=True), judgments, scales, list(paths), annotations=annotation_rows,
+    inputs = [f for p in paths for f in (sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p])]
+    rows = ImportedRows(responses.reset_index(drop=True), judgments, scales, inputs, annotations=annotation_rows,
                         details={"source": "table", "options": {k: v for k, v in options.__dict__.items() if v}})
     preview = _preview(responses, read_counts, paths, where_notes, renamed, extras,
                        {name: (plan.judges[name], labels) for name, labels in readings.items()},
