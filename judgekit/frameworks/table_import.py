@@ -17,7 +17,7 @@ says what each column is; nothing is guessed:
 * A source column named like a judgekit column and not mapped is kept as ``source_<name>``; every other
   unmapped column is kept as an extra response column. The preview names both.
 
-Everything is read and checked before anything is written; :func:`preview_lines` says what would be written
+Everything is read and checked before anything is written; ``TableImport.preview`` says what would be written
 (``--dry-run`` stops there).
 """
 
@@ -42,7 +42,7 @@ from judgekit.frameworks.hf_datasets import HF_TARGETS, _read
 from judgekit.frameworks.inspect_import import response_item_id
 from judgekit.frameworks.scorer_scales import UnsafeRule, parse_unsafe_values
 from judgekit.frameworks.study_append import ImportedRows
-from judgekit.store.schema import DEFAULT_DIMENSION, SCHEMAS, JudgeScale
+from judgekit.store.schema import DEFAULT_DIMENSION, INTENTS, SCHEMAS, JudgeScale
 
 TABLE_TARGETS = (*HF_TARGETS, "goal")
 REQUIRED = ("prompt", "response")
@@ -319,6 +319,11 @@ def _responses(frame: pd.DataFrame, plan: _Plan, origin: _Origin) -> tuple[pd.Da
                    "finetune_goal", "mitigation", "goal"):
         if column in out:
             out[column] = out[column].replace("", None)
+    if "intent" in out:
+        bad = next((k for k, v in enumerate(out["intent"]) if v is not None and v not in INTENTS), None)
+        if bad is not None:
+            raise origin.error(f"intent {out['intent'].iloc[bad]!r} is not one of {list(INTENTS)} (map the column's "
+                               "values with --values COL:OLD=harmful,...)", bad, plan.mapping.get("intent", "intent"))
     if "sample" in out:
         column = plan.mapping.get("sample", "sample")
         out["sample"] = [_sample(v, origin, k, column) for k, v in enumerate(out["sample"])]
@@ -337,7 +342,15 @@ def _sample(text: str, origin: _Origin, k: int, column: str) -> int | None:
     return int(value)
 
 
-def _item_ids(responses: pd.DataFrame, origin: _Origin) -> list[str]:
+def _item_ids(responses: pd.DataFrame, origin: _Origin, plan: _Plan) -> list[str]:
+    if "item_id" in responses:  # mapped: the file's own ids, each once
+        ids = [str(v) for v in responses.pop("item_id")]
+        repeated = pd.Series(ids).duplicated().to_numpy()
+        if repeated.any() or "" in ids:
+            k = int(np.flatnonzero(repeated | (np.array(ids) == ""))[0])
+            raise origin.error(f"item id {ids[k]!r} is empty or repeated; item ids must be unique", k,
+                               plan.mapping["item_id"])
+        return ids
     if "prompt_id" in responses and "model" in responses and responses[["prompt_id", "model"]].notna().all().all():
         samples = responses["sample"].fillna(0) if "sample" in responses else pd.Series(0, index=responses.index)
         ids = [response_item_id(str(m), str(p), int(s)) for m, p, s in
@@ -349,7 +362,7 @@ def _item_ids(responses: pd.DataFrame, origin: _Origin) -> list[str]:
                 raise origin.error(f"model {responses['model'].iloc[k]!r} answers prompt {responses['prompt_id'].iloc[k]!r}"
                                    f" twice (rows {origin.rows[first]} of {origin.files[first].name} and "
                                    f"{origin.rows[k]}): leave one out with --where, or map a sample column", k,
-                                   "prompt_id")
+                                   plan.mapping.get("prompt_id", "prompt_id"))
             seen[item] = k
         return ids
     return [f"{p.stem}-{r:06d}" for p, r in zip(origin.files, origin.rows, strict=True)]
@@ -388,7 +401,7 @@ def _judge_rows(frame: pd.DataFrame, plan: _Plan, items: list[str], origin: _Ori
 
 
 def import_table(paths: list[Path], options: TableOptions) -> TableImport:
-    """Read, check and convert every file; nothing is written (see :func:`preview_lines` and ``append_to_study``)."""
+    """Read, check and convert every file; nothing is written (the caller shows ``preview``, then ``append_to_study``)."""
     if not paths:
         raise InputError("give at least one FILE")
     plan = _plan(options)
@@ -407,7 +420,7 @@ def import_table(paths: list[Path], options: TableOptions) -> TableImport:
     origin = _Origin([origins.files[k] for k in frame.index], [origins.rows[k] for k in frame.index])
     frame = frame.reset_index(drop=True)
     responses, renamed, extras = _responses(frame, plan, origin)
-    items = _item_ids(responses, origin)
+    items = _item_ids(responses, origin, plan)
     responses.insert(0, "item_id", items)
     judgments, scales, readings = _judge_rows(frame, plan, items, origin)
     label_readings = _label_readings(frame, plan, origin)
