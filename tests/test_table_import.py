@@ -260,3 +260,17 @@ def test_two_eight_prompt_inspect_logs_give_the_accuracy_difference_with_a_small
     assert row["estimate"] == pytest.approx(accuracy["ft"] - accuracy["base"], abs=1e-12) and row["n_items"] == 8
     assert row["ci_low"] < row["estimate"] < row["ci_high"] and "small n (8 matched units" in row["warning"]
     assert "Newcombe" in row["method"] and row["subset_kind"] == "model_comparison"
+
+
+def test_a_comparison_with_a_model_without_responses_gets_rows_saying_so(imported, tmp_path):
+    import shutil
+
+    study = tmp_path / "S"
+    shutil.copytree(imported["study"], study)
+    (study / "models.csv").write_text("model,compare_with\nmistral-7b,gpt-3.5-turbo\ngpt-3.5-turbo,\nllama-2-7b-chat,\n")
+    result = run_cli("stats", study, "--out", tmp_path / "stats", "--only", "finetune_effect_paired")
+    assert result.returncode == 0, result.stderr
+    stats = pd.read_parquet(tmp_path / "stats" / "stats.parquet")
+    rows = stats[stats["subset"] == "comparison=mistral-7b vs gpt-3.5-turbo|goal=None|benchmark=all"]
+    assert len(rows) == 4 and rows["estimate"].isna().all() and set(rows["subset_kind"]) == {"model_comparison"}
+    assert rows["warning"].str.contains("'mistral-7b' has no responses in this study").all()

@@ -154,6 +154,18 @@ class Comparison:
                       {"model": self.treated, "base_model": self.base_model, "finetune_goal": self.goal} | columns)
 
 
+def declared_comparisons(lineage: pd.DataFrame) -> list[Comparison]:
+    """Every fine-tune against its base, every ``compare_with`` and every checkpoint against its run's base, whether
+    or not both models have responses."""
+    out = [Comparison(p["model"], p["base_model"], p["base_model"], p["finetune_goal"], "finetune_comparison")
+           for p in finetune_pairs(lineage)]
+    for column, kind in (("compare_with", "model_comparison"), ("checkpoint_of", "checkpoint_comparison")):
+        for row in lineage.dropna(subset=[column]).itertuples(index=False):
+            other = getattr(row, column)
+            out.append(Comparison(row.model, other, other, None, kind))
+    return out
+
+
 def comparisons(lineage: pd.DataFrame, present: set[str]) -> list[Comparison]:
     """Every fine-tune against its base, at each (base, goal) every mitigated model against the others, every
     ``compare_with`` of the models table (``model_comparison``) and every checkpoint against its run's base
@@ -164,13 +176,7 @@ def comparisons(lineage: pd.DataFrame, present: set[str]) -> list[Comparison]:
     comparison the control is the model whose mitigation is ``none`` when
     there is one, else the alphabetically first.
     """
-    out = [Comparison(p["model"], p["base_model"], p["base_model"], p["finetune_goal"], "finetune_comparison")
-           for p in finetune_pairs(lineage) if {p["model"], p["base_model"]} <= present]
-    for column, kind in (("compare_with", "model_comparison"), ("checkpoint_of", "checkpoint_comparison")):
-        for row in lineage.dropna(subset=[column]).itertuples(index=False):
-            other = getattr(row, column)
-            if {row.model, other} <= present:
-                out.append(Comparison(row.model, other, other, None, kind))
+    out = [c for c in declared_comparisons(lineage) if {c.treated, c.control} <= present]
     mitigated = lineage[lineage["model"].isin(present)].dropna(subset=["base_model", "finetune_goal", "mitigation"])
     for (base, goal), group in mitigated.groupby(["base_model", "finetune_goal"], sort=True):
         ordered = sorted(group.itertuples(index=False), key=lambda r: (r.mitigation != "none", r.model))
@@ -364,14 +370,12 @@ def _comparison_rows(writer: RowWriter, data: StudyArrays, comparison: Compariso
 
 
 def _missing_comparison_rows(writer: RowWriter, data: StudyArrays, lineage: pd.DataFrame, present: set[str]) -> None:
-    """A declared fine-tune whose model or base has no responses gets ``finetune_effect_paired`` rows saying so,
-    so it is in the report with its reason instead of vanishing."""
-    for pair in finetune_pairs(lineage):
-        absent = [name for name in (pair["model"], pair["base_model"]) if name not in present]
+    """A declared comparison (fine-tune, compare_with, checkpoint) whose models lack responses gets
+    ``finetune_effect_paired`` rows saying so, so it is in the report with its reason instead of vanishing."""
+    for comparison in declared_comparisons(lineage):
+        absent = [name for name in (comparison.treated, comparison.control) if name not in present]
         if not absent:
             continue
-        comparison = Comparison(pair["model"], pair["base_model"], pair["base_model"], pair["finetune_goal"],
-                                "finetune_comparison")
         reason = (f"{' and '.join(repr(a) for a in absent)} {'has' if len(absent) == 1 else 'have'} no responses in "
                   "this study: no comparison")
         for rater in raters(data):
