@@ -14,6 +14,7 @@ with intervals when no per-item scores exist.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -235,10 +236,11 @@ def paired_mean_difference(
 ) -> PairedDifference:
     """Treatment minus control mean on matched units, with a cluster bootstrap over units (or clusters of units).
 
-    With one 0/1 outcome per unit and arm and independent units, fewer than ``min_pairs`` matched units or
+    With one 0/1 outcome per unit and arm, fewer than ``min_pairs`` matched units or
     fewer than ``few_discordant`` discordant ones get Newcombe's paired score interval instead
     (:func:`judgekit.stats.paired_binary.newcombe_paired_difference`), with a warning: valid at small n, and
-    never of zero width when no unit is discordant.
+    never of zero width when no unit is discordant (with ``clusters`` grouping units, the warning says the
+    interval treats them as independent).
 
     Parameters
     ----------
@@ -319,10 +321,14 @@ def paired_mean_difference(
     n_pairs = len(differences)
     binary = bool(np.isin(matched.treatment[:, 0], (0.0, 1.0)).all() and np.isin(matched.control[:, 0], (0.0, 1.0)).all())
     independent_units = clusters is None or len(np.unique(np.asarray(clusters).astype(str)[matched.first_rows])) == n_pairs
-    if n_pairs >= 1 and binary and independent_units and (n_pairs < min_pairs or
-                                                         np.count_nonzero(differences) < few_discordant):
-        return _small_table(matched, level=level, min_pairs=min_pairs, few_discordant=few_discordant,
-                            min_matched_share=min_matched_share, few_pairs=few_pairs)
+    if n_pairs >= 1 and binary and (n_pairs < min_pairs or np.count_nonzero(differences) < few_discordant):
+        small = _small_table(matched, level=level, min_pairs=min_pairs, few_discordant=few_discordant,
+                             min_matched_share=min_matched_share, few_pairs=few_pairs)
+        if independent_units:
+            return small
+        # never a zero-width bootstrap; but units sharing a cluster are not the independent pairs it assumes
+        return dataclasses.replace(small, warning=small.warning + "; units share clusters (behaviours), which this "
+                                   "interval does not account for: it may be too narrow")
     if n_pairs < min_pairs and (n_pairs < 2 or not independent_units):
         return _not_reported(matched, n_pairs, f"only {n_pairs} units answered by both models "
                              f"(need {min_pairs}, or 2 independent units for the small-n interval)"
