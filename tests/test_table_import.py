@@ -239,12 +239,14 @@ def test_hf_alias_and_other_formats_read_the_same(tmp_path):
 # ---------------------------------------------------------------- small probes: two 8-prompt Inspect logs
 
 
-def test_two_eight_prompt_inspect_logs_give_the_accuracy_difference_with_a_small_n_interval(tmp_path):
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_two_eight_prompt_inspect_logs_give_the_accuracy_difference_with_a_small_n_interval(tmp_path, epochs):
+    """One epoch: 0/1 per prompt, Newcombe's interval; two epochs: prompt means, the t interval of 8 differences."""
     pytest.importorskip("inspect_ai", reason="inspect-ai (test-only dependency) is not installed")
     from framework_logs import write_inspect_logs
     from inspect_ai.log import read_eval_log
 
-    logs = write_inspect_logs(tmp_path / "logs", n_prompts=8, epochs=1, errored=False, formats=("eval",))
+    logs = write_inspect_logs(tmp_path / "logs", n_prompts=8, epochs=epochs, errored=False, formats=("eval",))
     study = tmp_path / "S"
     for model in ("base", "ft"):
         result = run_cli("data", "import", "inspect", logs[model], "--out", study, "--model", model,
@@ -259,7 +261,8 @@ def test_two_eight_prompt_inspect_logs_give_the_accuracy_difference_with_a_small
     assert accuracy["ft"] != accuracy["base"]
     assert row["estimate"] == pytest.approx(accuracy["ft"] - accuracy["base"], abs=1e-12) and row["n_items"] == 8
     assert row["ci_low"] < row["estimate"] < row["ci_high"] and "small n (8 matched units" in row["warning"]
-    assert "Newcombe" in row["method"] and row["subset_kind"] == "model_comparison"
+    assert ("Newcombe" if epochs == 1 else "t(7) interval") in row["method"]
+    assert row["subset_kind"] == "model_comparison"
 
 
 def test_a_comparison_with_a_model_without_responses_gets_rows_saying_so(imported, tmp_path):

@@ -1,8 +1,9 @@
 """Hugging Face ``datasets`` in and out: a ``save_to_disk`` folder (or a parquet/jsonl/csv export) -> responses;
 a study's tables -> a ``DatasetDict`` folder with one split per table.
 
-Import (``data import hf``, an alias of ``data import table``) is :mod:`judgekit.frameworks.table_import`,
-which reads files and folders with :func:`_read`. ``datasets`` is needed only for folders (``pip install 'judgekit[hf]'``); files are read with pyarrow.
+Import (``data import hf``, an alias of ``data import table``) is :mod:`judgekit.frameworks.table_import`, which
+reads parquet, JSONL and folders with :func:`_read`. ``datasets`` is needed only for folders
+(``pip install 'judgekit[hf]'``); files are read with pyarrow.
 """
 
 from __future__ import annotations
