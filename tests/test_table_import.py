@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import SHARED_DATA, needs_shared, run_cli
 from sklearn.metrics import accuracy_score, cohen_kappa_score, recall_score
 
 from judgekit.store.study import load_study
@@ -277,3 +277,24 @@ def test_a_comparison_with_a_model_without_responses_gets_rows_saying_so(importe
     rows = stats[stats["subset"] == "comparison=mistral-7b vs gpt-3.5-turbo|goal=None|benchmark=all"]
     assert len(rows) == 4 and rows["estimate"].isna().all() and set(rows["subset_kind"]) == {"model_comparison"}
     assert rows["warning"].str.contains("'mistral-7b' has no responses in this study").all()
+
+
+@needs_shared
+def test_real_jailbreakbench_file_imports_four_judges_and_three_humans_in_one_command(tmp_path):
+    """The shared JBB judge comparison (Mac Roman CSV): the counts SOURCE.md states for its shared part."""
+    source = SHARED_DATA / "jbb_judge_comparison" / "judge-comparison.csv"
+    args = ["data", "import", "table", source, "--out", tmp_path / "S", "--encoding", "mac_roman", "--map",
+            "prompt=prompt,response=target_response,prompt_id=Index,goal=goal", "--set", "model=jbb-targets",
+            "--label", "human1", "--label", "human2", "--label", "human3", "--unsafe-value", "label=1"]
+    for name in ("harmbench", "gpt4", "llamaguard2", "llama3"):
+        args += ["--judge", f"{name}={name}_cf", "--unsafe-value", f"{name}=1"]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    for line in ("judge harmbench (column harmbench_cf): unsafe 111, safe 119, missing 0",
+                 "judge gpt4 (column gpt4_cf): unsafe 91, safe 139, missing 0",
+                 "judge llamaguard2 (column llamaguard2_cf): unsafe 93, safe 137, missing 0",
+                 "judge llama3 (column llama3_cf): unsafe 98, safe 132, missing 0",
+                 "kept as extra response columns: human_majority"):
+        assert line in result.stdout
+    study = load_study(tmp_path / "S")
+    assert len(study.responses) == 230 and len(study.annotations) == 690 and len(study.judgments) == 920
