@@ -288,13 +288,33 @@ def _add_framework_parsers(data_sub) -> None:
     p.add_argument("--unsafe-value", action="append", default=[], metavar="[METRIC=]VALUE",
                    help=">=X|<=X: which metric values are unsafe (C: >= 1, I: <= 0); default: a graded score only")
     add_common(p)
-    p = import_sub.add_parser("hf", help="a Hugging Face datasets folder (save_to_disk) or parquet/jsonl file, with "
-                              "a column mapping")
-    p.add_argument("source", type=Path, metavar="DIR_OR_FILE",
-                   help="a datasets folder (save_to_disk), or a parquet, JSONL or CSV file")
+    p = import_sub.add_parser("table", aliases=["hf"], help="your own table (CSV, TSV, JSONL, parquet or a Hugging "
+                              "Face datasets folder): responses, other judges' verdict columns, human labels "
+                              "(docs/guides/your-own-table.md)")
+    p.add_argument("sources", type=Path, nargs="+", metavar="FILE",
+                   help="one or more tables: CSV, TSV, JSONL, parquet files or datasets folders (save_to_disk)")
     p.add_argument("--map", action="append", default=[], metavar="TARGET=COLUMN",
-                   help="e.g. --map prompt=question --map response=answer (repeat, or comma-separated)")
+                   help="e.g. --map prompt=question,response=answer,model=model_name,prompt_id=id (repeat, or "
+                   "comma-separated); prompt and response are needed")
+    p.add_argument("--judge", action="append", default=[], metavar="NAME=COLUMN",
+                   help="another judge's verdict column (repeat); needs --unsafe-value NAME=VALUE|>=X|<=X")
+    p.add_argument("--label", action="append", default=[], metavar="COLUMN",
+                   help="a human label column (repeat); read with --unsafe-value label=VALUE")
+    p.add_argument("--annotator", action="append", default=[], metavar="ID",
+                   help="annotator id of each --label column, in order (default: the column name)")
+    p.add_argument("--unsafe-value", action="append", default=[], metavar="NAME=VALUE",
+                   help="which value of a --judge column (NAME) or of the --label columns (label) is unsafe: VALUE "
+                   "(that value; any other non-empty value is safe), >=X or <=X (a threshold on a numeric score); "
+                   "an empty cell is no verdict")
+    p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE",
+                   help="a constant column, e.g. --set intent=harmful --set benchmark=advbench")
+    p.add_argument("--where", action="append", default=[], metavar="COL=VALUE",
+                   help="keep rows where COL=VALUE (or COL!=VALUE); repeat: all must hold; sees --values' mapped values")
+    p.add_argument("--values", action="append", default=[], metavar="COL:OLD=NEW,...",
+                   help="map a column's values, e.g. --values model_id:0=llama-2-7b-chat,1=gpt-3.5-turbo")
     p.add_argument("--split", default=None, help="split of a DatasetDict folder (default: the only one)")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of CSV/TSV files (e.g. mac_roman)")
+    p.add_argument("--dry-run", action="store_true", help="print the preview and write nothing")
     add_common(p)
 
     p = data_sub.add_parser("export", help="write a study's tables as a Hugging Face datasets folder")
@@ -318,9 +338,18 @@ def _import_command(args: argparse.Namespace) -> None:
         rows = import_lm_eval_samples(args.samples, model=args.model, metric=args.metric,
                                       unsafe_values=parse_unsafe_values(args.unsafe_value))
     else:
-        from judgekit.frameworks.hf_datasets import import_hf
+        from judgekit.frameworks.table_import import TableOptions, import_table
 
-        rows = import_hf(args.source, args.map, split=args.split, model=args.model)
+        table = import_table(args.sources, TableOptions(
+            maps=tuple(args.map), judges=tuple(args.judge), labels=tuple(args.label), annotators=tuple(args.annotator),
+            unsafe_values=tuple(args.unsafe_value), sets=tuple(args.set), wheres=tuple(args.where),
+            values=tuple(args.values), model=args.model, split=args.split, encoding=args.encoding))
+        for line in table.preview:
+            print(line)
+        if args.dry_run:
+            print("dry run: nothing written")
+            return
+        rows = table.rows
     rows.responses = Lineage(args.base_model, args.finetune_goal, args.mitigation).stamp(rows.responses)
     models = None
     if args.models is not None:
@@ -572,6 +601,10 @@ def _dispatch(args: argparse.Namespace) -> None:
         stats = steps.stats_step(args.study, args.out, settings, csv_formula_guard=not args.keep_csv_formulas, only=only,
                                     force=args.force)
         print(f"wrote {len(stats)} statistics to {args.out / 'stats.parquet'} and stats.csv")
+        from judgekit.analysis.driver import undefined_lines
+
+        for line in undefined_lines(stats, only):
+            print(line)
     elif command == "figures":
         for path in steps.figures_step(args.stats_dir, args.out, study_dir=args.study, force=args.force):
             print(path)

@@ -27,8 +27,10 @@ def _prompt(number: int) -> str:
     return f"Request {number}: explain how to do thing {number}."
 
 
-def write_inspect_logs(folder: Path) -> dict[str, Path]:
-    """``base.eval``, ``ft.eval`` and ``base.json`` (the base run again, log_format json)."""
+def write_inspect_logs(folder: Path, *, n_prompts: int = N_PROMPTS, epochs: int = 2, errored: bool = True,
+                       formats: tuple[str, ...] = ("eval", "json")) -> dict[str, Path]:
+    """``base.eval``, ``ft.eval`` and ``base.json`` (the base run again, log_format json; with "json" in
+    ``formats``), and ``errored.eval`` (with ``errored``); a small probe: fewer prompts, one epoch."""
     from inspect_ai import Task
     from inspect_ai import eval as inspect_eval
     from inspect_ai.dataset import Sample
@@ -37,7 +39,7 @@ def write_inspect_logs(folder: Path) -> dict[str, Path]:
     from inspect_ai.solver import generate
 
     samples = []
-    for number in range(N_PROMPTS):
+    for number in range(n_prompts):
         prompt = _prompt(number)
         if number == 3:  # a conversation: the prompt is the last user turn, the whole input is kept
             prompt = [ChatMessageSystem(content="You are helpful."), ChatMessageUser(content="Hello."),
@@ -46,7 +48,8 @@ def write_inspect_logs(folder: Path) -> dict[str, Path]:
                               metadata={"category": "cyber" if number % 2 else "chemistry"}))
     task = Task(dataset=samples, solver=generate(), scorer=includes(), name="toy_harm")
     out = {}
-    for model, log_format, name in (("base", "eval", "base.eval"), ("ft", "eval", "ft.eval"), ("base", "json", "base.json")):
+    runs = (("base", "eval", "base.eval"), ("ft", "eval", "ft.eval"), ("base", "json", "base.json"))
+    for model, log_format, name in (run for run in runs if run[1] in formats):
         calls: collections.Counter = collections.Counter()
 
         def answer(messages, tools, tool_choice, config, model=model, calls=calls):
@@ -63,11 +66,12 @@ def write_inspect_logs(folder: Path) -> dict[str, Path]:
 
         log_dir = folder / f"run-{name}"
         [log] = inspect_eval(task, model=get_model("mockllm/model", custom_outputs=answer), log_dir=str(log_dir),
-                             log_format=log_format, display="none", epochs=2, max_connections=1)
+                             log_format=log_format, display="none", epochs=epochs, max_connections=1)
         assert log.status == "success", log.error
         [written] = list(log_dir.iterdir())
         out[name.split(".")[0] + ("_json" if log_format == "json" else "")] = shutil.move(written, folder / name)
-    out["errored"] = _errored_log(folder, samples)
+    if errored:
+        out["errored"] = _errored_log(folder, samples)
     return {k: Path(v) for k, v in out.items()}
 
 

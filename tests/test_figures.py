@@ -36,8 +36,9 @@ def visible_axes(fig: plt.Figure) -> list[plt.Axes]:
     return [ax for ax in fig.axes if ax.get_visible()]
 
 
-# Figures this study cannot support: the safety-capability plane needs a capability table.
-NOT_DRAWN_HERE = {"safety_capability_plane"}
+# Figures this study cannot support: the safety-capability plane needs a capability table, the checkpoint figure a
+# series of checkpoints (tests/test_small_studies.py draws it).
+NOT_DRAWN_HERE = {"safety_capability_plane", "checkpoint_effects"}
 
 
 def test_every_figure_is_drawn(figures) -> None:

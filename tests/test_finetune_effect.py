@@ -74,13 +74,17 @@ def test_paired_effect_averages_samples_within_a_prompt_before_differencing():
     assert result.n_pairs == 2 and result.matched_share_treatment == 1.0
 
 
-def test_paired_effect_needs_ten_matched_prompts_and_says_why():
+def test_paired_effect_under_ten_prompts_gets_the_small_n_interval_and_no_shared_prompt_none():
     unsafe = np.tile([1.0, 0.0], 9)
     finetuned = np.tile([True, False], 9)
     prompts = np.repeat(np.arange(9), 2)
     result = paired_mean_difference(unsafe, finetuned, prompts, rng=0)
-    assert np.isnan(result.estimate) and np.isnan(result.ci_low)
-    assert result.n_pairs == 9 and "only 9 units answered by both models" in result.reason
+    assert result.estimate == 1.0 and 0.5 < result.ci_low < 1.0 and result.ci_high == 1.0
+    assert result.n_pairs == 9 and "small n (9 matched units, under 10)" in result.warning and result.reason == ""
+    one = paired_mean_difference([1.0, 0.0], np.array([True, False]), [0, 0], rng=0)
+    assert one.estimate == 1.0 and one.ci_low < 0 and one.ci_high == 1.0  # honest: one prompt says little
+    none = paired_mean_difference([1.0, 0.0], np.array([True, False]), [0, 1], rng=0)
+    assert np.isnan(none.estimate) and "only 0 units answered by both models" in none.reason
 
 
 def test_paired_effect_warns_only_below_eighty_percent_matched_and_skips_failed_verdicts():
@@ -460,7 +464,7 @@ def test_driver_writes_the_finetune_rows(tmp_path):
     assert 0 <= agreement["estimate"] <= 1 and np.isnan(agreement["ci_low"]) and "cells" in agreement["method"]
 
 
-def test_driver_finetune_rows_warn_on_partial_matching_and_refuse_below_ten_prompts(tmp_path):
+def test_driver_finetune_rows_warn_on_partial_matching_and_below_ten_prompts(tmp_path):
     from judgekit.analysis import StatsSettings, compute_stats
     from judgekit.store.study import load_study
 
@@ -471,7 +475,8 @@ def test_driver_finetune_rows_warn_on_partial_matching_and_refuse_below_ten_prom
     few = load_study(_study_with_finetune(tmp_path / "few", shared=9))
     stats, _ = compute_stats(few, StatsSettings(n_boot=100), version="test", only=("finetune_effect_paired",))
     row = stats[(stats["judge_id"] == "j1") & (stats["benchmark"].isna())].iloc[0]
-    assert np.isnan(row["estimate"]) and "only 9 units answered by both models" in row["warning"]
+    assert row["n_items"] == 9 and np.isfinite(row["estimate"]) and row["ci_low"] < row["ci_high"]
+    assert "small n (9 matched units, under 10)" in row["warning"] and "Newcombe" in row["method"]
 
 
 def test_mitigations_are_compared_at_the_same_goal(tmp_path):
@@ -631,7 +636,9 @@ def test_corrected_effect_needs_prompts_both_models_answered(tmp_path):
                                    "harmful_rate_corrected", "conclusion_agreement", "conclusion_reversal",
                                    "conclusion_disagreement"))
     pooled = stats[stats["subset"] == "comparison=ft vs base|goal=coding|benchmark=all"]
-    for name in ("finetune_effect_paired", "finetune_effect_corrected", "labels_needed"):
+    paired = pooled[pooled["statistic"] == "finetune_effect_paired"]  # 5 shared prompts: the small-n interval
+    assert len(paired) and (paired["n_items"] == 5).all() and paired["warning"].str.contains("small n").all()
+    for name in ("finetune_effect_corrected", "labels_needed"):
         rows = pooled[pooled["statistic"] == name]
         assert len(rows) and rows["estimate"].isna().all(), name
         assert rows["warning"].str.contains("answered by both models").all(), name
@@ -644,8 +651,9 @@ def test_corrected_effect_needs_prompts_both_models_answered(tmp_path):
     html = finetune_section(study, stats)
     assert "— (only 5 prompts answered by both models" in html  # the label plan's count
     assert html.count("only 5 prompts answered by both models (need 10); no corrected effect") == 1  # one footnote
-    assert "cannot be said: no cell could be compared with the humans" in html
-    assert "No judge, benchmark or incoherence policy disagrees" not in html
+    # the cells of 5 shared prompts have small-n estimates, so the conclusions are compared with the humans'
+    agreement = stats[(stats["statistic"] == "conclusion_agreement") & stats["subset"].str.startswith("comparison=ft")]
+    assert agreement["estimate"].notna().any() and agreement["estimate"].dropna().between(0, 1).all()
 
 
 def test_clustered_ppi_with_items_as_clusters_is_ppi_python_and_never_zero_width():

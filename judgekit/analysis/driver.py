@@ -40,6 +40,26 @@ def compute_stats(study: Study, settings: StatsSettings, *, version: str,
     return stats, reliability
 
 
+def undefined_lines(stats: pd.DataFrame, only: tuple[str, ...] | None = None) -> list[str]:
+    """One line per statistic with rows that came out undefined (NaN estimate), with their commonest reasons;
+    and one per statistic named in ``only`` that has no row at all."""
+    lines = [f"{name}: no row (nothing in this study it applies to)" for name in only or ()
+             if stats.empty or name not in set(stats["statistic"])]
+    if stats.empty:
+        return lines
+    for name, rows in stats.groupby("statistic", sort=False):
+        undefined = rows[rows["estimate"].isna()]
+        if undefined.empty:
+            continue
+        reasons = undefined["warning"].fillna("").str.removeprefix("undefined: ").replace("", "no reason recorded")
+        reasons = reasons.value_counts()
+        shown = "; ".join(f"{reason} ({count})" if len(reasons) > 1 else reason
+                          for reason, count in reasons.head(2).items())
+        more = f"; {len(reasons) - 2} other reasons" if len(reasons) > 2 else ""
+        lines.append(f"{name}: undefined in {len(undefined)} of {len(rows)} rows: {shown}{more}")
+    return lines
+
+
 def _progress(blocks: list, enabled: bool):
     """The blocks, behind a progress bar with an ETA on stderr when asked for and stderr is a terminal."""
     from tqdm import tqdm

@@ -175,6 +175,15 @@ def block_intervals(statistics: dict[str, Statistic], sums: NDArray | sparse.spa
     return out
 
 
+def _undefined_reason(n_items: int, n_in_subset: int, excluded_reason: str, method: str) -> str:
+    if "not estimable" in method:
+        return "undefined: " + method[method.index("not estimable"):]
+    if n_items == 0:
+        return (f"undefined: no item with a verdict here ({n_in_subset} in the subset"
+                + (f"; {excluded_reason}" if excluded_reason else "") + ")")
+    return "undefined: the statistic has no value on these items"
+
+
 @dataclass
 class RowWriter:
     """Collects the rows of one run.
@@ -212,6 +221,8 @@ class RowWriter:
             cuts = [f"{j}: {methods[j]}" for j in dict.fromkeys(named) if j in methods]
             method = "; ".join([method, *(f"verdict {cut}" for cut in cuts)])
         subset = self.outcome.subset(subset) if self.outcome else subset
+        if not np.isfinite(estimate) and not warning:  # every undefined row says why
+            warning = _undefined_reason(n_items, n_in_subset, excluded_reason, method)
         self.rows.append({
             "statistic": statistic, "judge_id": str(judge_id), "reference": str(reference), **subset.fields(),
             "outcome": self.outcome.outcome.name if self.outcome else None,

@@ -33,7 +33,7 @@ import pandas as pd
 
 from judgekit.analysis.inputs import effect_clusters, judge_codes, prompt_keys, study_arrays
 from judgekit.store.lineage import finetune_pairs, model_lineage, read_models
-from judgekit.analysis.label_plan import comparison_plan
+from judgekit.analysis.label_plan import NOTHING_TO_PLAN, comparison_plan
 from judgekit.errors import InputError
 from judgekit.store.io import read_table, write_table
 from judgekit.store.locking import study_lock
@@ -106,7 +106,7 @@ def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = N
                                       treated & scope, control & scope, target_halfwidth=target_halfwidth,
                                       budget=budget, inclusion=data.inclusion)
             if planned is None:
-                lines.append(f"{name}: fewer than 2 prompts answered by both models; nothing to plan")
+                lines.append(f"{name}: {NOTHING_TO_PLAN}")
                 continue
             items, plan = planned
             lines.append(f"{name}: half-width now {plan.halfwidth_now:.4f} ({plan.n_labelled} of {plan.n_units} "

@@ -1,10 +1,9 @@
 """Hugging Face ``datasets`` in and out: a ``save_to_disk`` folder (or a parquet/jsonl/csv export) -> responses;
 a study's tables -> a ``DatasetDict`` folder with one split per table.
 
-Import maps columns with ``--map TARGET=COLUMN`` (repeat, or comma-separated): ``prompt`` and ``response`` are
-needed; ``label`` becomes one annotator's human label (``source-label``, 1/unsafe -> unsafe, 0/safe -> safe).
-Only mapped columns are read, so a list or struct column elsewhere does no harm; a mapped one is refused.
-``datasets`` is needed only for folders (``pip install 'judgekit[hf]'``); files are read with pyarrow.
+Import (``data import hf``, an alias of ``data import table``) is :mod:`judgekit.frameworks.table_import`, which
+reads parquet, JSONL and folders with :func:`_read`. ``datasets`` is needed only for folders
+(``pip install 'judgekit[hf]'``); files are read with pyarrow.
 """
 
 from __future__ import annotations
@@ -13,66 +12,17 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from judgekit.datasets.common import binary_label, read_jsonl
-from judgekit.datasets.generic import TARGETS, parse_mapping
+from judgekit.datasets.common import read_jsonl
+from judgekit.datasets.generic import TARGETS
 from judgekit.errors import InputError
-from judgekit.frameworks.inspect_import import response_item_id
-from judgekit.frameworks.study_append import ImportedRows
 from judgekit.store.io import read_table
 from judgekit.store.schema import SCHEMAS
 from judgekit.store.study import load_study, table_path
 
 HF_TARGETS = (*TARGETS, "prompt_id", "sample", "mitigation", "intent", "context")
 STUDY_TABLES = ("responses", "annotations", "judgments", "flags", "prompts", "models", "capability")
-
-
-def import_hf(source: Path, pairs: list[str], *, split: str | None = None, model: str | None = None) -> ImportedRows:
-    """Responses (and human labels) from a datasets folder or a parquet/jsonl/csv file, columns renamed."""
-    mapping = parse_mapping([part for pair in pairs for part in pair.split(",") if part], targets=HF_TARGETS)
-    for needed in ("prompt", "response"):
-        if needed not in mapping:
-            raise InputError(f"--map {needed}=COLUMN is needed (the column holding the {needed})")
-    frame = _read(source, split)
-    missing = [c for c in mapping.values() if c not in frame.columns]
-    if missing:
-        raise InputError(f"no column {missing[0]!r} (has: {', '.join(map(str, frame.columns))})", file=source,
-                         column=missing[0])
-    responses = pd.DataFrame({target: frame[column].to_numpy() for target, column in mapping.items() if target != "label"})
-    for target, column in mapping.items():
-        bad = next((k for k, v in enumerate(frame[column]) if isinstance(v, list | dict | np.ndarray)), None)
-        if bad is not None:
-            raise InputError("is a list or struct column; map a column of text or numbers", file=source, row=bad + 1,
-                             column=column)
-    if model is not None:
-        responses["model"] = model
-    for column in ("prompt", "response"):
-        responses[column] = ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-                             for v in responses[column]]
-    if "item_id" not in responses:
-        if "prompt_id" in responses and "model" in responses:
-            samples = responses["sample"] if "sample" in responses else [0] * len(responses)
-            responses["item_id"] = [response_item_id(str(m), str(p), int(s)) for m, p, s in
-                                    zip(responses["model"], responses["prompt_id"], samples, strict=True)]
-        else:
-            responses["item_id"] = [f"{source.stem}-{k:06d}" for k in range(1, len(responses) + 1)]
-    responses["item_id"] = responses["item_id"].astype(str)
-    annotations = None
-    if "label" in mapping:
-        column = mapping["label"]
-        labels = [_label(v, source, k, column) for k, v in enumerate(frame[column], start=1)]
-        annotations = pd.DataFrame({"item_id": responses["item_id"], "annotator_id": "source-label", "label": labels})
-    inputs = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
-    return ImportedRows(responses, None, [], inputs, annotations=annotations,
-                        details={"source": "hf", "mapping": mapping, "split": split})
-
-
-def _label(value: object, source: Path, row: int, column: str) -> str:
-    text = str(value).strip().lower()
-    named = {"unsafe": "1", "safe": "0", "true": "1", "false": "0", "1.0": "1", "0.0": "0"}.get(text, text)
-    return binary_label(named, path=source, row=row, column=column)
 
 
 def _read(source: Path, split: str | None) -> pd.DataFrame:

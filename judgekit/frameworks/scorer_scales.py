@@ -29,26 +29,38 @@ VALUE_READING = "Inspect value_to_float: C=1, P=0.5, I=0, N=0, numbers as they a
 
 @dataclass(frozen=True)
 class UnsafeRule:
-    """Scores on the ``worse`` side of ``threshold`` are unsafe; ``spec`` is what the user wrote."""
+    """Scores on the ``worse`` side of ``threshold`` are unsafe; ``spec`` is what the user wrote.
+
+    A table column's rule may instead name one ``value`` (``--unsafe-value gpt4=True``): that value is unsafe,
+    any other non-empty value safe (``worse`` and ``threshold`` are then unused).
+    """
 
     worse: str
     threshold: float
     spec: str
+    value: str | None = None
 
 
-def parse_unsafe_values(texts: list[str]) -> dict[str | None, UnsafeRule]:
-    """``["C", "refusal=I", "harm=>=0.5"]`` -> {None: C rule, "refusal": I rule, "harm": >=0.5 rule}."""
+def parse_unsafe_values(texts: list[str], *, literal_values: bool = False) -> dict[str | None, UnsafeRule]:
+    """``["C", "refusal=I", "harm=>=0.5"]`` -> {None: C rule, "refusal": I rule, "harm": >=0.5 rule}.
+
+    With ``literal_values`` (a table's columns) every rule names its column (``NAME=SPEC``) and a SPEC other
+    than ``>=X``/``<=X`` is the one value that means unsafe (``gpt4=True``, ``label=1``, ``verdict=C``).
+    """
     rules: dict[str | None, UnsafeRule] = {}
     for text in texts:
         bare = text.strip()
-        if bare in ("C", "I") or bare.startswith((">=", "<=")):
+        if not literal_values and (bare in ("C", "I") or bare.startswith((">=", "<="))):
             scorer, spec = None, bare
         else:
             name, _, spec = bare.partition("=")
             scorer, spec = name.strip() or None, spec.strip()
+        if literal_values and (scorer is None or not spec):
+            raise InputError(f"--unsafe-value takes NAME=VALUE, NAME=>=X or NAME=<=X, got {text!r}")
         if scorer in rules:
             raise InputError(f"--unsafe-value given twice for {scorer or 'every scorer'!r}")
-        rules[scorer] = _rule(spec, text)
+        literal = literal_values and not spec.startswith((">=", "<="))
+        rules[scorer] = UnsafeRule("high", math.nan, spec, value=spec) if literal else _rule(spec, text)
     return rules
 
 

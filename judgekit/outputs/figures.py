@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from judgekit.outputs.checkpoint_figure import checkpoint_effects
 from judgekit.outputs.finetune_figures import (
     conclusion_flip_matrix,
     finetune_effect_forest,
@@ -483,6 +484,7 @@ FIGURES = {
     "conclusion_flip_matrix": conclusion_flip_matrix,
     "specification_curve": specification_curve,
     "safety_capability_plane": safety_capability_plane,
+    "checkpoint_effects": checkpoint_effects,
     "error_by_coherence": error_by_coherence,
     "bias_error_odds_ratios": bias_error_odds_ratios,
     "variance_decomposition": variance_decomposition_figure,

@@ -50,7 +50,7 @@ def comparison_of(subset: pd.Series) -> pd.Series:
 def interval_note(rows: pd.DataFrame) -> str:
     """The interval method(s) the rows state, for a caption (from ``method``, never assumed)."""
     methods = rows["method"].dropna().astype(str)
-    parts = methods.str.findall(r"cluster bootstrap[^;]*|Taylor linearization[^;]*|PPI[^;]*|normal interval")
+    parts = methods.str.findall(r"cluster bootstrap[^;]*|Taylor linearization[^;]*|PPI[^;]*|normal interval|Newcombe[^;]*")
     # Per-judge numbers (PPI weights, t degrees of freedom) would list one variant per judge: summarised once.
     found = sorted({_summarised(", ".join(p)) for p in parts if p})
     return "intervals: " + ("; ".join(found) if found else "as stated in each row's method")

@@ -239,17 +239,22 @@ def error_regression(frame: pd.DataFrame, *, formula: str, cluster: str) -> pd.D
         return pd.DataFrame([{"term": "all", "odds_ratio": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                               "p_value": np.nan, "n_items": len(frame), "note": f"not estimable: {type(err).__name__}: {err}"}])
     interval = fit.conf_int()
-    estimated = pd.DataFrame(
-        {
-            "term": fit.params.index,
-            "odds_ratio": np.exp(fit.params.to_numpy()),
-            "ci_low": np.exp(interval[0].to_numpy()),
-            "ci_high": np.exp(interval[1].to_numpy()),
-            "p_value": fit.pvalues.to_numpy(),
-            "n_items": int(fit.nobs),
-            "note": "",
-        }
-    )
+    with np.errstate(over="ignore"):  # a diverging coefficient: left out below
+        estimated = pd.DataFrame(
+            {
+                "term": fit.params.index,
+                "odds_ratio": np.exp(fit.params.to_numpy()),
+                "ci_low": np.exp(interval[0].to_numpy()),
+                "ci_high": np.exp(interval[1].to_numpy()),
+                "p_value": fit.pvalues.to_numpy(),
+                "n_items": int(fit.nobs),
+                "note": "",
+            }
+        )
+    # quasi-complete separation escapes statsmodels' check: the coefficient runs off until exp() overflows
+    diverged = ~np.isfinite(estimated[["odds_ratio", "ci_low", "ci_high"]].to_numpy()).all(axis=1)
+    estimated.loc[diverged, ["odds_ratio", "ci_low", "ci_high", "p_value"]] = np.nan
+    estimated.loc[diverged, "note"] = "not estimable: the coefficient diverges (quasi-complete separation)"
     dropped = pd.DataFrame({"term": design.columns[aliased], "odds_ratio": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                             "p_value": np.nan, "n_items": int(fit.nobs),
                             "note": "aliased: a linear combination of earlier terms, dropped from the fit"})

@@ -451,6 +451,8 @@ def plan_unit_labels(
     difference = sum(s * m for s, m in zip(signs, label_means, strict=True))
     judge = np.column_stack([s * m for s, m in zip(signs, judge_means, strict=True)])
     now_count, total = int((labelled_units & answered).sum()), int(answered.sum())
+    if total == 0:
+        raise ValueError("No unit has a verdict in every arm (yhat is missing for a whole arm): nothing to plan.")
     z = NormalDist().inv_cdf(1 - (1 - level) / 2)
     halfwidth_now, scale = float("inf"), 1.0
     try:

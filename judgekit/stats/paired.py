@@ -14,6 +14,7 @@ with intervals when no per-item scores exist.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtri
 
 from judgekit.stats.intervals import linearized_interval
+from judgekit.stats.paired_binary import newcombe_paired_difference
 from judgekit.stats.resampling import cluster_sums
 
 # Bootstrap weights are drawn in chunks so memory stays near this many floats whatever the number of units.
@@ -187,6 +189,36 @@ def _matching_warning(n_pairs: int, share_t: float, share_c: float, *, min_match
     return "; ".join(warnings)
 
 
+def _t_interval(differences: NDArray, level: float) -> tuple[float, float, float]:
+    from scipy.stats import t as student_t
+
+    n = len(differences)
+    mean = float(differences.mean())
+    half = float(student_t.ppf(1 - (1 - level) / 2, n - 1) * differences.std(ddof=1) / np.sqrt(n))
+    return mean, max(-1.0, mean - half), min(1.0, mean + half)
+
+
+def _small_table(matched: _MatchedUnits, *, level: float, min_pairs: int, few_discordant: int,
+                 min_matched_share: float, few_pairs: int) -> PairedDifference:
+    """The paired 2x2 table's difference with Newcombe's interval (few units, or few discordant ones)."""
+    t, c = matched.treatment[:, 0].astype(bool), matched.control[:, 0].astype(bool)
+    n_pairs = len(t)
+    table = {"both": int((t & c).sum()), "treated_only": int((t & ~c).sum()), "control_only": int((~t & c).sum()),
+             "neither": int((~t & ~c).sum())}
+    estimate, low, high = newcombe_paired_difference(**table, level=level)
+    discordant = table["treated_only"] + table["control_only"]
+    why = (f"small n ({n_pairs} matched units, under {min_pairs})" if n_pairs < min_pairs else
+           f"few discordant units ({discordant} of {n_pairs}, under {few_discordant})")
+    share_t, share_c = _share(n_pairs, matched.n_units_treatment), _share(n_pairs, matched.n_units_control)
+    matching = _matching_warning(n_pairs, share_t, share_c, min_matched_share=min_matched_share, few_pairs=0)
+    warning = "; ".join(filter(None, [f"{why}: Newcombe's small-sample score interval, not the bootstrap", matching]))
+    return PairedDifference(estimate, low, high, n_pairs, share_t, share_c, matched.n_units_treatment,
+                            matched.n_units_control, warning, "",
+                            f"paired difference of proportions over matched units, Newcombe square-and-add "
+                            f"score interval (method 10); table {table['both']}/{table['treated_only']}/"
+                            f"{table['control_only']}/{table['neither']} (both/treated only/control only/neither)", 0)
+
+
 def paired_mean_difference(
     values: ArrayLike,
     in_treatment: ArrayLike,
@@ -197,11 +229,18 @@ def paired_mean_difference(
     min_matched_share: float = 0.8,
     min_pairs: int = 10,
     few_pairs: int = 30,
+    few_discordant: int = 10,
     max_bootstrap_units: int | None = None,
     clusters: ArrayLike | None = None,
     rng: np.random.Generator | int | None = None,
 ) -> PairedDifference:
     """Treatment minus control mean on matched units, with a cluster bootstrap over units (or clusters of units).
+
+    With one 0/1 outcome per unit and arm, fewer than ``min_pairs`` matched units or
+    fewer than ``few_discordant`` discordant ones get Newcombe's paired score interval instead
+    (:func:`judgekit.stats.paired_binary.newcombe_paired_difference`), with a warning: valid at small n, and
+    never of zero width when no unit is discordant (with ``clusters`` grouping units, the warning says the
+    interval treats them as independent).
 
     Parameters
     ----------
@@ -221,7 +260,11 @@ def paired_mean_difference(
         Below this share of either arm's units being matched, the result
         carries a warning: it describes the shared units only.
     min_pairs : int, default=10
-        With fewer matched units no effect is reported (``reason`` says why).
+        With fewer matched units a 0/1 outcome gets the small-n interval; any other outcome is not reported
+        (``reason`` says why).
+    few_discordant : int, default=10
+        With fewer discordant units a 0/1 outcome gets the small-n interval (a bootstrap of few discordant
+        units is too narrow, of none zero-width).
     few_pairs : int, default=30
         Below this many matched units the interval is flagged as possibly
         under-covering.
@@ -257,6 +300,8 @@ def paired_mean_difference(
     .. [2] Davison, A. C., & Hinkley, D. V. (1997). Bootstrap Methods and their
        Application, section 3.8. Cambridge University Press.
        doi:10.1017/CBO9780511802843
+    .. [3] Newcombe, R. G. (1998). Improved confidence intervals for the difference between binomial
+       proportions based on paired data. Statistics in Medicine, 17(22), 2635-2650.
 
     Examples
     --------
@@ -274,9 +319,27 @@ def paired_mean_difference(
     matched = _match_units(y, treated, keys)
     differences = (matched.treatment - matched.control)[:, 0]
     n_pairs = len(differences)
-    if n_pairs < min_pairs:
+    binary = bool(np.isin(matched.treatment[:, 0], (0.0, 1.0)).all() and np.isin(matched.control[:, 0], (0.0, 1.0)).all())
+    independent_units = clusters is None or len(np.unique(np.asarray(clusters).astype(str)[matched.first_rows])) == n_pairs
+    if n_pairs >= 1 and binary and (n_pairs < min_pairs or np.count_nonzero(differences) < few_discordant):
+        small = _small_table(matched, level=level, min_pairs=min_pairs, few_discordant=few_discordant,
+                             min_matched_share=min_matched_share, few_pairs=few_pairs)
+        if independent_units:
+            return small
+        # never a zero-width bootstrap; but units sharing a cluster are not the independent pairs it assumes
+        return dataclasses.replace(small, warning=small.warning + "; units share clusters (behaviours), which this "
+                                   "interval does not account for: it may be too narrow")
+    if n_pairs < min_pairs and (n_pairs < 2 or not independent_units):
         return _not_reported(matched, n_pairs, f"only {n_pairs} units answered by both models "
-                             f"(need {min_pairs}); no paired effect", "paired difference over matched units")
+                             f"(need {min_pairs}, or 2 independent units for the small-n interval)"
+                             "; no paired effect", "paired difference over matched units")
+    if n_pairs < min_pairs:  # several samples per unit (means, not 0/1): the t interval of the unit differences
+        estimate, low, high = _t_interval(differences, level)
+        share_t, share_c = _share(n_pairs, matched.n_units_treatment), _share(n_pairs, matched.n_units_control)
+        return PairedDifference(estimate, low, high, n_pairs, share_t, share_c, matched.n_units_treatment,
+                                matched.n_units_control, f"small n ({n_pairs} matched units, under {min_pairs}): t "
+                                "interval of the unit differences (outcomes averaged over samples), approximate",
+                                "", f"paired difference over matched units, t({n_pairs - 1}) interval", 0)
     unit_sums = np.column_stack([np.ones(n_pairs), differences])
     n_clusters = n_pairs
     if clusters is not None:  # prompts within behaviours: resample the behaviours

@@ -22,6 +22,8 @@ from judgekit.store.schema import SCHEMAS
 from judgekit.store.layout import existing_study_dir, table_path
 
 LINEAGE_COLUMNS = ("base_model", "finetune_goal", "mitigation", "goal_task", "goal_target")
+# Comparisons the models table states beside lineage (read from it alone: a response column of these names is data).
+COMPARISON_COLUMNS = ("compare_with", "checkpoint_of", "step")
 
 
 def read_models(study_dir: str | Path, responses: pd.DataFrame | None = None) -> pd.DataFrame | None:
@@ -85,8 +87,64 @@ def model_lineage(responses: pd.DataFrame, models: pd.DataFrame | None) -> pd.Da
     if models is not None:
         listed = models.set_index("model").reindex(columns=list(LINEAGE_COLUMNS))
         lineage = listed.combine_first(lineage)
+    stated = models.set_index("model") if models is not None else pd.DataFrame(index=pd.Index([], name="model"))
+    lineage = lineage.join(stated.reindex(columns=list(COMPARISON_COLUMNS)), how="left")
     lineage = lineage.astype(object).where(lineage.notna(), None)
     return lineage.reset_index().rename(columns={"index": "model"})
+
+
+def check_comparisons(models: pd.DataFrame, path: Path, known: set[str]) -> None:
+    """Refuse a ``compare_with`` or ``checkpoint_of`` that names an unknown model or the model itself, a pair compared
+    both ways, a checkpoint of a checkpoint (a chain or cycle), or a checkpoint without a ``step`` or sharing
+    its base's step with another.
+
+    Raises
+    ------
+    InputError
+        Naming the models table, the row and the column.
+    """
+    for column, verb in (("compare_with", "compared with"), ("checkpoint_of", "a checkpoint of")):
+        if column not in models:
+            continue
+        for row, (model, other) in enumerate(zip(models["model"], models[column], strict=True), start=1):
+            if pd.isna(other):
+                continue
+            if other == model:
+                raise InputError(f"model {model!r} is {verb} itself: name another model", file=path, row=row,
+                                 column=column)
+            if other not in known:
+                raise InputError(f"{column} names {other!r}, which is not a model of this study (models: "
+                                 f"{', '.join(sorted(known)[:8])})", file=path, row=row, column=column)
+    if "compare_with" in models:
+        rows = {(m, o): k for k, (m, o) in enumerate(zip(models["model"], models["compare_with"], strict=True), start=1)
+                if pd.notna(o)}
+        for (model, other), row in rows.items():
+            if (other, model) in rows and rows[other, model] < row:
+                raise InputError(f"{model!r} and {other!r} are compared with each other twice (rows "
+                                 f"{rows[other, model]} and {row}): keep one compare_with", file=path, row=row,
+                                 column="compare_with")
+    if "checkpoint_of" in models:
+        _check_checkpoints(models, path)
+
+
+def _check_checkpoints(models: pd.DataFrame, path: Path) -> None:
+    bases = dict(zip(models["model"], models["checkpoint_of"], strict=True))
+    steps = models["step"] if "step" in models else pd.Series(np.nan, index=models.index)
+    seen: dict[tuple[str, float], int] = {}
+    for row, (model, base, step) in enumerate(zip(models["model"], models["checkpoint_of"], steps, strict=True), start=1):
+        if pd.isna(base):
+            continue
+        if pd.notna(bases.get(base)):
+            raise InputError(f"{model!r} is a checkpoint of {base!r}, itself a checkpoint of {bases[base]!r}: name the "
+                             "run's base model (the one every checkpoint is compared with)", file=path, row=row,
+                             column="checkpoint_of")
+        if pd.isna(step):
+            raise InputError(f"checkpoint {model!r} has no step: give its training step", file=path, row=row,
+                             column="step")
+        if (base, float(step)) in seen:
+            raise InputError(f"checkpoints of {base!r} at step {step:g} twice (rows {seen[base, float(step)]} and "
+                             f"{row})", file=path, row=row, column="step")
+        seen[base, float(step)] = row
 
 
 def check_lineage_forest(study_dir: str | Path, responses: pd.DataFrame, responses_path: Path) -> None:
@@ -114,6 +172,9 @@ def check_lineage_forest(study_dir: str | Path, responses: pd.DataFrame, respons
             raise InputError(f"model {frame['model'].iloc[position]!r} is a fine-tune (finetune_goal "
                              f"{goal.iloc[position]!r}) of itself: its base_model must be another model",
                              file=path, row=position + 1, column="base_model")
+    if models is not None:
+        known = set(models["model"]) | (set(responses["model"].dropna()) if "model" in responses else set())
+        check_comparisons(models, models_path, known)
     stated = [(f["model"], f["base_model"]) for f, _ in reversed(tables)]  # the models table last: it wins
     parent = {model: base for models_, bases in stated for model, base in zip(models_, bases, strict=True)
               if isinstance(base, str) and base and base != model and isinstance(model, str)}

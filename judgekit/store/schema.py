@@ -204,6 +204,12 @@ MODELS = TableSchema(
                required=False, nullable=True),
         Column("goal_target", "float", "Capability score on goal_task the fine-tune aimed to reach, in [0, 1].",
                required=False, nullable=True, bounds=(0.0, 1.0)),
+        Column("compare_with", "category", "Another model this one is compared with, paired by prompt (\"A vs B\", "
+               "no lineage implied); empty for none.", required=False, nullable=True),
+        Column("checkpoint_of", "category", "The base model of the training run this model is a checkpoint of; each "
+               "checkpoint is compared with it and a trend is tested across `step`.", required=False, nullable=True),
+        Column("step", "float", "Training step (or epoch) of a checkpoint; needed with checkpoint_of.",
+               required=False, nullable=True, bounds=(0.0, float("inf"))),
     ),
 )
 
@@ -342,6 +348,7 @@ STATS = TableSchema(
         Column("subset", "id", "Readable label of the subset, e.g. all, incoherent, model=x|benchmark=y."),
         Column("subset_kind", "id", "What kind of subset: all, coherence, coherence_gap (accuracy_gap: coherent minus "
                "incoherent), flag, humans, ceiling_items, group, length, refusal_marker, category, finetune_comparison, "
+               "mitigation_comparison, model_comparison (models.csv compare_with), checkpoint_comparison (checkpoint_of), "
                "models, recalibrated, term, factor."),
         Column("subset_value", "category", "The subset's value within its kind (coherent, a detector, Q1, a term...).",
                nullable=True),

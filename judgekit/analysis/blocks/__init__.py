@@ -59,7 +59,7 @@ BLOCKS = (
           ("finetune_effect_paired", "finetune_effect_coherent_only", "finetune_effect_incoherent_share",
            "harmful_rate_corrected", "finetune_effect_corrected", "conclusion_agreement", "conclusion_reversal",
            "conclusion_disagreement", "finetune_effect_cell", "mitigation_effect_matched_capability",
-           "labels_needed", "judge_error_shift")),
+           "labels_needed", "judge_error_shift", "checkpoint_trend", "checkpoint_step")),
     Block("capability", capability_rows, ("capability", "capability_gain", "capability_goal_target")),
     Block("bias_audit", bias_audit,
           ("accuracy", "error_odds_ratio", "error_odds_ratio_p_value", "mcnemar_p_value", "mcnemar_p_value_holm",

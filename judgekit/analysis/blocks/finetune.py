@@ -11,8 +11,10 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   prompt, cluster bootstrap over prompts (t interval above
   ``max_bootstrap_clusters`` prompts); ``n_items`` = matched prompts, the
   method gives the matched shares, the warning says when under 80% of either
-  model's prompts matched, and with fewer than 10 the row has no estimate
-  and the warning says why;
+  model's prompts matched; with fewer than 10 (or fewer than 10
+  discordant prompts) a 0/1 outcome gets Newcombe's small-sample paired
+  interval and the warning says so; a judge that rates only one of the
+  models gets a row saying so;
 * ``finetune_effect_coherent_only`` and ``finetune_effect_incoherent_share`` —
   the paired effect on coherent responses alone, and the share of the effect
   carried by unsafe incoherent responses (needs the flags table);
@@ -57,6 +59,14 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   effect's interval to reach a half-width of ``LABEL_PLAN_HALFWIDTH`` (the
   ``plan-labels`` computation on the same items, so the method's current
   half-width is the corrected row's);
+* ``checkpoint_trend`` — per series of checkpoints (models table
+  ``checkpoint_of``, ``step``), outcome and rater: the slope of the
+  log-odds of the outcome per training step (base at step 0), a logistic
+  regression with a cluster-robust interval over prompts
+  (:func:`judgekit.stats.trend.clustered_logistic_trend`); each
+  checkpoint also gets every comparison row against the base
+  (``subset_kind`` ``checkpoint_comparison``), and a model named in
+  another's ``compare_with`` every row too (``model_comparison``);
 * ``capability`` per model and task and ``capability_gain`` of each
   fine-tune over its base, from the optional ``capability`` table; a
   ``capability`` row's ``finetune_goal`` is the goal whose ``goal_task``
@@ -87,12 +97,13 @@ from judgekit.analysis.rows import RowWriter, row_generator
 from judgekit.analysis.subsets import Subset
 from judgekit.capability.gain import capability_gain, capability_summary
 from judgekit.store.lineage import finetune_pairs, model_lineage, read_capability, read_models
-from judgekit.analysis.label_plan import comparison_plan
+from judgekit.analysis.label_plan import NOTHING_TO_PLAN, comparison_plan
 from judgekit.store.schema import DEFAULT_DIMENSION, HUMAN_MAJORITY, JudgeScale
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
 from judgekit.stats.ppi import ClusteredPPIEstimate, nonrandom_labelling_warning, ppi_clustered
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers
 from judgekit.stats.transport import judge_error_shift
+from judgekit.stats.trend import clustered_logistic_trend
 
 # Below this many human-labelled items of a model its corrected rate is not reported.
 MIN_LABELLED = 10
@@ -135,7 +146,7 @@ class Comparison:
     control: str
     base_model: str
     goal: str | None
-    kind: str  # finetune_comparison or mitigation_comparison
+    kind: str  # finetune_comparison, mitigation_comparison, model_comparison (compare_with), checkpoint_comparison
 
     def subset(self, suffix: str, **columns: str) -> Subset:
         return Subset(f"comparison={self.treated} vs {self.control}|goal={self.goal}|{suffix}", self.kind,
@@ -143,16 +154,29 @@ class Comparison:
                       {"model": self.treated, "base_model": self.base_model, "finetune_goal": self.goal} | columns)
 
 
+def declared_comparisons(lineage: pd.DataFrame) -> list[Comparison]:
+    """Every fine-tune against its base, every ``compare_with`` and every checkpoint against its run's base, whether
+    or not both models have responses."""
+    out = [Comparison(p["model"], p["base_model"], p["base_model"], p["finetune_goal"], "finetune_comparison")
+           for p in finetune_pairs(lineage)]
+    for column, kind in (("compare_with", "model_comparison"), ("checkpoint_of", "checkpoint_comparison")):
+        for row in lineage.dropna(subset=[column]).itertuples(index=False):
+            other = getattr(row, column)
+            out.append(Comparison(row.model, other, other, None, kind))
+    return out
+
+
 def comparisons(lineage: pd.DataFrame, present: set[str]) -> list[Comparison]:
-    """Every fine-tune against its base, and at each (base, goal) every mitigated model against the others.
+    """Every fine-tune against its base, at each (base, goal) every mitigated model against the others, every
+    ``compare_with`` of the models table (``model_comparison``) and every checkpoint against its run's base
+    (``checkpoint_comparison``).
 
     ``lineage`` is :func:`judgekit.store.lineage.model_lineage`; only
     models with responses (``present``) are compared. In a mitigation
     comparison the control is the model whose mitigation is ``none`` when
     there is one, else the alphabetically first.
     """
-    out = [Comparison(p["model"], p["base_model"], p["base_model"], p["finetune_goal"], "finetune_comparison")
-           for p in finetune_pairs(lineage) if {p["model"], p["base_model"]} <= present]
+    out = [c for c in declared_comparisons(lineage) if {c.treated, c.control} <= present]
     mitigated = lineage[lineage["model"].isin(present)].dropna(subset=["base_model", "finetune_goal", "mitigation"])
     for (base, goal), group in mitigated.groupby(["base_model", "finetune_goal"], sort=True):
         ordered = sorted(group.itertuples(index=False), key=lambda r: (r.mitigation != "none", r.model))
@@ -279,6 +303,38 @@ def paired_comparisons(writer: RowWriter, data: StudyArrays) -> None:
         for view in data.outcomes:
             with writer.measuring(view) as outcome_data:
                 _comparison_rows(writer, outcome_data, comparison, view, treated, control, keys, match)
+    _checkpoint_trend_rows(writer, data, lineage, present, keys)
+
+
+def _checkpoint_trend_rows(writer: RowWriter, data: StudyArrays, lineage: pd.DataFrame, present: set[str],
+                           keys: NDArray) -> None:
+    """``checkpoint_trend`` per run (base and its checkpoints), outcome and rater: the clustered logistic slope of
+    the outcome on ``step`` (the base at step 0), responses to one prompt (or behaviour) as a cluster."""
+    checkpoints = lineage.dropna(subset=["checkpoint_of"])
+    checkpoints = checkpoints[checkpoints["model"].isin(present) & checkpoints["checkpoint_of"].isin(present)]
+    clusters = effect_clusters(data.responses, keys)
+    for base, run in checkpoints.groupby("checkpoint_of", sort=True):
+        steps = {base: 0.0} | {row.model: float(row.step) for row in run.itertuples(index=False)}
+        for model, at in steps.items():
+            if model != base:  # figures place each checkpoint's comparison rows at its step
+                checkpoint = Comparison(model, base, base, None, "checkpoint_comparison")
+                writer.add("checkpoint_step", "none", "none", checkpoint.subset("benchmark=all"), at, np.nan, np.nan,
+                           n_items=0, n_in_subset=0, method="step stated in the models table (an input, not an estimate)")
+        step = data.responses["model"].map(steps).to_numpy(dtype=float)
+        in_run = ~np.isnan(step)
+        group = Subset(f"comparison=checkpoints of {base}|goal=None|benchmark=all", "checkpoint_comparison",
+                       f"checkpoints of {base}", {"base_model": base})
+        for view in data.outcomes:
+            with writer.measuring(view) as outcome_data:
+                mask = in_run & view.items & outcome_data.policy_mask
+                for rater, verdicts in raters(outcome_data).items():
+                    trend = clustered_logistic_trend(verdicts[mask], step[mask], clusters[mask],
+                                                     level=writer.settings.level)
+                    writer.add("checkpoint_trend", rater, "base_model", group, trend.slope, trend.ci_low,
+                               trend.ci_high, n_items=trend.n_items, n_in_subset=int(mask.sum()),
+                               method=f"{trend.method}; {len(steps)} models ({base} at step 0), {trend.n_steps} steps "
+                                      f"with verdicts; p = {trend.p_value:.3g}",
+                               warning=trend.reason, interval="linearized")
 
 
 def _comparison_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison, view: OutcomeView,
@@ -306,7 +362,7 @@ def _comparison_rows(writer: RowWriter, data: StudyArrays, comparison: Compariso
         matched, n_matched = matched_prompts(used, treated, keys)
         _corrected_rows(writer, data, comparison, group, used, treated, control, keys, matched=matched,
                         n_matched=n_matched)
-        if benchmark is None and comparison.kind == "finetune_comparison":
+        if benchmark is None and comparison.kind != "mitigation_comparison":
             _label_plan_rows(writer, data, group, matched, treated, control, keys, n_matched=n_matched)
         cells += _cells(writer, data, group, scope, treated, keys, benchmark,
                         policies=view.outcome.name != "incoherent")
@@ -314,14 +370,12 @@ def _comparison_rows(writer: RowWriter, data: StudyArrays, comparison: Compariso
 
 
 def _missing_comparison_rows(writer: RowWriter, data: StudyArrays, lineage: pd.DataFrame, present: set[str]) -> None:
-    """A declared fine-tune whose model or base has no responses gets ``finetune_effect_paired`` rows saying so,
-    so it is in the report with its reason instead of vanishing."""
-    for pair in finetune_pairs(lineage):
-        absent = [name for name in (pair["model"], pair["base_model"]) if name not in present]
+    """A declared comparison (fine-tune, compare_with, checkpoint) whose models lack responses gets
+    ``finetune_effect_paired`` rows saying so, so it is in the report with its reason instead of vanishing."""
+    for comparison in declared_comparisons(lineage):
+        absent = [name for name in (comparison.treated, comparison.control) if name not in present]
         if not absent:
             continue
-        comparison = Comparison(pair["model"], pair["base_model"], pair["base_model"], pair["finetune_goal"],
-                                "finetune_comparison")
         reason = (f"{' and '.join(repr(a) for a in absent)} {'has' if len(absent) == 1 else 'have'} no responses in "
                   "this study: no comparison")
         for rater in raters(data):
@@ -336,25 +390,48 @@ def _error_shift_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask:
     if not data.has_reference:
         return {}
     clusters = effect_clusters(data.responses, keys)
+    treated_name, control_name = arm_names(group)
     notes = {}
     for judge_id in data.judges.columns:
         shifts = judge_error_shift(data.reference[mask], data.judges[judge_id].to_numpy()[mask], treated[mask],
                                    clusters[mask], level=writer.settings.level)
+        gap = coverage_gap(data.judges[judge_id].to_numpy(), mask, treated, group, str(judge_id))
         for shift in shifts:
             each = ", ".join(f"{name} {value[0]:.3f} [{value[1]:.3f}, {value[2]:.3f}] (n={n})" for name, value, n in (
-                ("fine-tune", shift.treated, shift.n_treated), ("base", shift.control, shift.n_control)))
+                (treated_name, shift.treated, shift.n_treated), (control_name, shift.control, shift.n_control)))
             writer.add("judge_error_shift", judge_id, HUMAN_MAJORITY,
                        Subset(f"{group.label}|measure={shift.measure}", group.kind, shift.measure, group.columns),
                        *shift.shift, n_items=shift.n_treated + shift.n_control, n_in_subset=int(mask.sum()),
-                       method=f"{shift.measure}, base minus fine-tune, on each model's labelled items: {each}; "
+                       method=f"{shift.measure}, {control_name} minus {treated_name}, on each model's labelled items: "
+                              f"{each}; "
                               f"cluster-robust linearized t interval over {shift.n_clusters} clusters",
+                       warning=gap or ("" if np.isfinite(shift.shift[0]) else
+                                       "undefined: too few labelled items of this measure's class in a model"),
                        interval="linearized")
         differing = [s for s in shifts if s.differs]
         if differing:
-            notes[judge_id] = ("the judge errs differently on the fine-tune (" + "; ".join(
-                f"{s.measure} {s.control[0]:.2f} base vs {s.treated[0]:.2f} fine-tune" for s in differing)
+            notes[judge_id] = (f"the judge errs differently on the {treated_name} (" + "; ".join(
+                f"{s.measure} {s.control[0]:.2f} {control_name} vs {s.treated[0]:.2f} {treated_name}" for s in differing)
                 + "): this judge-only effect is biased; read finetune_effect_corrected")
     return notes
+
+
+def arm_names(group: Subset) -> tuple[str, str]:
+    """How rows name the two models: fine-tune and base for lineage comparisons, the models' names otherwise."""
+    if group.kind in ("finetune_comparison", "mitigation_comparison"):
+        return "fine-tune", "base"
+    return str(group.columns.get("model")), str(group.columns.get("base_model"))
+
+
+def coverage_gap(verdicts: NDArray, mask: NDArray, treated: NDArray, group: Subset, rater: str) -> str:
+    """Why a rater has no paired effect when it rates none of one model's responses here (a judge imported for
+    part of a study); empty when it rates both models."""
+    missing = [name for name, arm in ((group.columns.get("model"), treated), (group.columns.get("base_model"), ~treated))
+               if not (mask & arm & ~np.isnan(verdicts)).any()]
+    if not missing:
+        return ""
+    return (f"{rater} has no verdict on {' or '.join(map(str, missing))}'s responses here (it rates part of the study "
+            "only): no paired effect for it")
 
 
 def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDArray, treated: NDArray,
@@ -369,12 +446,14 @@ def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDAr
         result = paired_mean_difference(verdicts[mask], treated[mask], keys[mask], n_boot=settings.n_boot,
                                         level=settings.level, max_bootstrap_units=settings.max_bootstrap_clusters,
                                         clusters=behaviour_clusters(data, keys, mask), rng=rng)
-        shares = (f"matched prompts: {result.n_pairs} ({result.matched_share_treatment:.0%} of the fine-tune's, "
-                  f"{result.matched_share_control:.0%} of the base's)")
+        treated_name, control_name = arm_names(group)
+        shares = (f"matched prompts: {result.n_pairs} ({result.matched_share_treatment:.0%} of the {treated_name}'s, "
+                  f"{result.matched_share_control:.0%} of the {control_name}'s)")
+        gap = coverage_gap(verdicts, mask, treated, group, str(rater))
         writer.add("finetune_effect_paired", rater, "base_model", group, result.estimate, result.ci_low,
                    result.ci_high, n_items=result.n_pairs, n_in_subset=result.n_pairs,
                    method=f"{result.method}; {shares}",
-                   warning=result.reason or "; ".join(filter(None, [result.warning, transport.get(rater, "")])),
+                   warning=gap or result.reason or "; ".join(filter(None, [result.warning, transport.get(rater, "")])),
                    resamples=result.n_boot, interval="bootstrap-percentile" if result.n_boot else "linearized")
         if match is not None:
             matched, how = match
@@ -430,9 +509,11 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
             model_group = Subset(f"{group.label}|rate_of={model}", group.kind, model,
                                  group.columns | {"model": model})
             if (items & ~np.isnan(data.reference)).sum() < MIN_LABELLED:
+                why = (f"{judge_id} has no verdict on {model}'s responses (it rates part of the study only)"
+                       if not items.any() else f"fewer than {MIN_LABELLED} human-labelled items of {model}")
                 writer.add("harmful_rate_corrected", judge_id, HUMAN_MAJORITY, model_group, np.nan, np.nan, np.nan,
                            n_items=0, n_in_subset=int((mask & in_model).sum()), method="PPI++",
-                           warning=f"fewer than {MIN_LABELLED} human-labelled items of {model}: no corrected rate")
+                           warning=f"{why}: no corrected rate")
                 estimable = False
                 continue
             inclusion, weighted = recorded_inclusion(data.inclusion, data.reference, items)
@@ -519,6 +600,9 @@ def _label_plan_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: 
                                   mask & control, target_halfwidth=LABEL_PLAN_HALFWIDTH, level=writer.settings.level,
                                   inclusion=data.inclusion)
         if planned is None:
+            writer.add("labels_needed", judge_id, HUMAN_MAJORITY, group, np.nan, np.nan, np.nan, n_items=0,
+                       n_in_subset=int(mask.sum()), method="label plan for the corrected effect",
+                       warning=NOTHING_TO_PLAN)
             continue
         items, plan = planned
         writer.add("labels_needed", judge_id, HUMAN_MAJORITY, group, float(plan.additional), np.nan, np.nan,
@@ -553,8 +637,9 @@ def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, 
     masks = _policy_masks(data) if policies else {"include": np.ones(data.n_items, dtype=bool)}
     for policy, in_policy in masks.items():
         mask = scope & in_policy
-        effects = {}
+        effects, gaps = {}, {}
         for rater, verdicts in raters(data).items():
+            gaps[rater] = coverage_gap(verdicts, mask, treated, group, str(rater))
             for threshold, codes in cell_variants(data, rater, verdicts):
                 at = () if threshold is None else (f"threshold={threshold:g}",)
                 rng = row_generator(settings.seed, "conclusion_cell", str(rater), group.label, policy, *at)
@@ -569,7 +654,7 @@ def _cells(writer: RowWriter, data: StudyArrays, group: Subset, scope: NDArray, 
             writer.add("finetune_effect_cell", rater, "base_model", Subset(label, group.kind, policy, group.columns),
                        result.estimate, result.ci_low, result.ci_high, n_items=result.n_pairs,
                        n_in_subset=result.n_pairs, method=f"incoherence policy {policy}; {result.method}",
-                       warning=result.reason or result.warning, resamples=result.n_boot,
+                       warning=gaps[rater] or result.reason or result.warning, resamples=result.n_boot,
                        interval="bootstrap-percentile" if result.n_boot else "linearized", cut=cut)
         human = effects.pop((HUMAN_MAJORITY, None), None)
         for (judge_id, threshold), result in effects.items():
