@@ -482,11 +482,36 @@ def _print_generation(summaries: list) -> None:
                          "responses are saved: rerun the same command to retry them")
 
 
+# The folder arguments of each command: a study folder, or a stats folder (what `judgekit stats --out` wrote).
+STUDY_ARGUMENTS = {"judge": ("study",), "flag": ("study",), "stats": ("study",), "stress": ("study",),
+                   "report": ("study",), "figures": ("study",)}
+STATS_ARGUMENTS = {"figures": ("stats_dir",), "report": ("stats",)}
+
+
+def _check_folders(args: argparse.Namespace) -> None:
+    """A missing folder, or a study where a stats folder belongs, is a one-line error before anything heavy loads."""
+    for name in STUDY_ARGUMENTS.get(args.command, ()):
+        folder = getattr(args, name, None)
+        if folder is not None and not folder.is_dir():
+            raise InputError("study directory not found" if not folder.exists() else "is not a directory", file=folder)
+    for name in STATS_ARGUMENTS.get(args.command, ()):
+        folder = getattr(args, name, None)
+        if folder is None:
+            continue
+        if not folder.is_dir():
+            raise InputError("stats directory not found" if not folder.exists() else "is not a directory", file=folder)
+        if not (folder / "stats.parquet").exists():
+            study = any(folder.glob("responses.*"))
+            raise InputError(("is a study folder, not a stats folder" if study else "holds no stats.parquet")
+                             + f": write one with `judgekit stats STUDY --out DIR` and pass DIR", file=folder)
+
+
 def _dispatch(args: argparse.Namespace) -> None:
     command = args.command
     if command in ("plan-labels", "capability"):  # before the pipeline (and pandas' friends) load: checks answer fast
         _finetune_command(args)
         return
+    _check_folders(args)
     from judgekit.engine import steps
     from judgekit.analysis.settings import StatsSettings
 
