@@ -26,7 +26,9 @@ INTERACTIONS = (("judge_id", "prompt"),)
 RESIDUAL = "residual"
 
 
-_DENSE_CELLS = 4  # tally as a dense (clusters x cells) matrix while it has at most this many cells per (cell, cluster) pair
+# Weighted sums go through a dense (clusters x cells) matrix while it has at most this many slots per (cell, cluster)
+# pair it holds (few levels crossing many clusters: one BLAS product), else through a sparse one.
+_DENSE_CELLS = 4
 _CHUNK_ELEMENTS = 10_000_000  # bound the (resamples x clusters) and (resamples x cells) blocks held at once
 KEPT, ABSENT, ONE_PER_LEVEL = -1, -2, -3  # how a fit treats a candidate factor (else: the earlier one it repeats)
 
@@ -112,7 +114,8 @@ class _Rows:
         codes = {}
         for factor in factors:
             if factor in data:
-                codes[factor] = pd.factorize(_labels(data[factor]), sort=True, use_na_sentinel=False)[0].astype(np.int64)
+                level_codes = pd.factorize(_labels(data[factor]), sort=True, use_na_sentinel=False)[0]
+                codes[factor] = level_codes.astype(np.int64)
         candidates = {factor: (factor,) for factor, level_codes in codes.items() if level_codes.max() >= 1}
         candidates |= {f"{first}:{second}": (first, second) for first, second in interactions
                        if first in candidates and second in candidates}
@@ -460,15 +463,15 @@ def _replicates(rows: _Rows, design: VarianceDesign, copied: dict[str, bool], n_
     """
     n_clusters = rows.n_clusters
     factor_copied = tuple(copied[name] for name in design.factors)
-    widest = max([n_clusters] + [tally.n_cells for tally, is_copied in zip(design.level_tallies, factor_copied, strict=True)
-                                 if not is_copied] + [tally.n_cells for tally, *_ in design.pair_tallies.values()])
+    crossed = [tally.n_cells for tally, is_copied in zip(design.level_tallies, factor_copied, strict=True) if not is_copied]
+    widest = max([n_clusters, *crossed] + [tally.n_cells for tally, *_ in design.pair_tallies.values()])
     chunk = max(1, _CHUNK_ELEMENTS // widest)
     replicates = np.full((n_resamples, len(design.factors) + 1), np.nan)
     for start in range(0, n_resamples, chunk):
         weights = np.array([np.bincount(generator.integers(0, n_clusters, size=n_clusters), minlength=n_clusters)
                             for _ in range(min(chunk, n_resamples - start))], dtype=float)
         status = _selection(rows.candidates, lambda name: rows.tally(name).n_levels(weights, copied[name]),
-                            lambda first, second: rows.tally(first, second).n_levels(weights, copied[first] or copied[second]),
+                            lambda a, b: rows.tally(a, b).n_levels(weights, copied[a] or copied[b]),
                             weights @ design.cluster_rows)
         same_factors = np.all([(status[name] == KEPT) == (name in design.factors) for name in rows.candidates], axis=0)
         valid = np.flatnonzero(same_factors)
