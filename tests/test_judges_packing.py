@@ -94,3 +94,16 @@ def test_no_cap_packs_as_before_and_the_cap_is_validated() -> None:
             [b.tolist() for b in plain]
     with pytest.raises(ValueError, match="max_padding"):
         pack_by_budget(lengths, budget=128, max_items=3, max_padding=1.5)
+
+
+def test_max_padding_reaches_the_model_judge_from_the_command_line() -> None:
+    from judgekit.cli import build_parser
+    from judgekit.judges.build import JudgeOptions, judge_from_preset
+
+    args = build_parser().parse_args(["judge", "study", "--judge", "llama-guard-3-8b", "--max-padding", "0.2"])
+    assert args.max_padding == 0.2
+    assert build_parser().parse_args(["judge", "study"]).max_padding is None  # JudgeOptions' default applies
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["judge", "study", "--max-padding", "2"])
+    assert judge_from_preset("llama-guard-3-8b", JudgeOptions(max_padding=0.2)).max_padding == 0.2
+    assert judge_from_preset("llama-guard-3-8b").max_padding == 0.10
