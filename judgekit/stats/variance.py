@@ -415,6 +415,14 @@ def bootstrap_variance_components(
     many clusters) keep their levels; their few levels are not resampled,
     so no bootstrap interval is given for them (fixed spread).
 
+    No resample's rows are built: each partition of the verdicts is tallied
+    once per (level, cluster), and a resample's cluster multiplicities give
+    every sum of the refit as a product, for a chunk of resamples at once
+    (the refit of the copied rows to 1e-12; ``tests/test_variance_bootstrap.py``).
+    A resample whose refit would keep other factors (a benchmark lost, an
+    interaction that gains a second verdict per cell) is NaN, as that refit
+    would not be comparable.
+
     References
     ----------
     .. [1] Field, C. A., & Welsh, A. H. (2007). Bootstrapping clustered data.
