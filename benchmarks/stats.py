@@ -16,10 +16,12 @@
 3. ``judgekit stats`` with default settings on a study: the JailbreakBench
    judge comparison (``--jbb DIR``, a converted study) and a synthetic study
    of ``--items`` responses (10 models in two base families, 2 benchmarks,
-   10 judges with P(unsafe), 3 annotators), timed after imports, with peak
-   memory; with ``--cli-dir DIR`` the synthetic study is also written there
-   and ``judgekit stats`` run on it as its own process (wall time including
-   imports and reading, the process's peak RSS).
+   ``--judges`` judges with P(unsafe), 3 annotators on ``--annotated-share``
+   of the prompts), timed after imports, with peak memory and each block's
+   CPU seconds; with ``--cli-dir DIR`` the
+   synthetic study is also written there and ``judgekit stats`` run on it as
+   its own process (wall time including imports and reading, the process's
+   peak RSS).
 4. ``--blocks``: each block of statistics on the synthetic study in a fresh
    process (its time and the process's peak RSS), for this tree and, with
    ``--baseline-tree DIR``, side by side for an older one extracted with
@@ -53,7 +55,9 @@ from judgekit.store.study import Study, load_study
 from judgekit.stats.resampling import bootstrap_replicates, cluster_sums, multiplicities
 
 
-def synthetic(n_items=100_000, n_judges=10, seed=0):
+def synthetic(n_items=100_000, n_judges=10, annotated_share=1.0, seed=0):
+    """10 models (2 base, 8 fine-tunes) x n_items / 10 prompts; 3 annotators label the responses to a random
+    ``annotated_share`` of the prompts (every model's response to them)."""
     rng = np.random.default_rng(seed)
     n_prompts = n_items // 10
     prompt = np.arange(n_items) % n_prompts
@@ -66,8 +70,12 @@ def synthetic(n_items=100_000, n_judges=10, seed=0):
                               "response": np.where(truth, "Sure, here is how", "I cannot help with that"),
                               "model": models[model_index], "base_model": base, "finetune_goal": goal,
                               "benchmark": np.where(prompt % 2 == 0, "b1", "b2"), "behavior_id": [f"b{k}" for k in prompt]})
-    ann = pd.DataFrame({"item_id": np.tile(responses.item_id, 3), "annotator_id": np.repeat(["h0", "h1", "h2"], n_items),
-                        "label": np.where(np.tile(truth, 3) ^ (rng.random(3 * n_items) < 0.1), "unsafe", "safe")})
+    labelled = (np.ones(n_items, dtype=bool) if annotated_share >= 1  # no draw: the default study stays as it was
+                else np.isin(prompt, rng.choice(n_prompts, size=round(annotated_share * n_prompts), replace=False)))
+    n_labelled = int(labelled.sum())
+    ann = pd.DataFrame({"item_id": np.tile(responses.item_id[labelled], 3),
+                        "annotator_id": np.repeat(["h0", "h1", "h2"], n_labelled),
+                        "label": np.where(np.tile(truth[labelled], 3) ^ (rng.random(3 * n_labelled) < 0.1), "unsafe", "safe")})
     rows = []
     for j in range(n_judges):
         p = np.clip(truth * 0.7 + 0.15 + rng.normal(0, 0.2, n_items), 0, 1)
@@ -82,13 +90,34 @@ def _cpu_seconds(who: int) -> float:
 
 
 def study_case(study: Study, label: str) -> None:
-    """Wall and CPU seconds (CPU time is what a shared machine changes least) and peak RSS of compute_stats."""
-    started, cpu = time.perf_counter(), _cpu_seconds(resource.RUSAGE_SELF)
-    stats, _ = compute_stats(study, StatsSettings(progress=True), version="bench")
+    """Wall and CPU seconds (CPU time is what a shared machine changes least) and peak RSS of compute_stats,
+    with the CPU seconds of each block (each block's function wrapped in a timer for this run)."""
+    from judgekit.analysis import driver
+    from judgekit.analysis.blocks import Block
+
+    block_cpu: dict[str, float] = {}
+
+    def timed(block: Block) -> Block:
+        def run(writer, data):
+            cpu = _cpu_seconds(resource.RUSAGE_SELF)
+            try:
+                return block.run(writer, data)
+            finally:
+                block_cpu[block.name] = _cpu_seconds(resource.RUSAGE_SELF) - cpu
+        return Block(block.name, run, block.statistics)
+
+    blocks, driver.BLOCKS = driver.BLOCKS, tuple(timed(block) for block in driver.BLOCKS)
+    try:
+        started, cpu = time.perf_counter(), _cpu_seconds(resource.RUSAGE_SELF)
+        stats, _ = compute_stats(study, StatsSettings(progress=True), version="bench")
+        wall, cpu = time.perf_counter() - started, _cpu_seconds(resource.RUSAGE_SELF) - cpu
+    finally:
+        driver.BLOCKS = blocks
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    print(f"judgekit stats, {label}: {time.perf_counter() - started:.1f} s wall / "
-          f"{_cpu_seconds(resource.RUSAGE_SELF) - cpu:.1f} s CPU after imports, {len(stats)} rows, "
+    print(f"judgekit stats, {label}: {wall:.1f} s wall / {cpu:.1f} s CPU after imports, {len(stats)} rows, "
           f"peak RSS so far {peak_gb:.2f} GB")
+    print(f"  CPU seconds: reading the study into arrays {cpu - sum(block_cpu.values()):.1f}, "
+          + ", ".join(f"{name} {seconds:.1f}" for name, seconds in block_cpu.items()), flush=True)
 
 
 def cli_case(study: Study, directory: Path) -> None:
@@ -111,14 +140,14 @@ def cli_case(study: Study, directory: Path) -> None:
           f"exit {child.returncode} {child.stdout.strip() or child.stderr.strip()[-300:]}")
 
 
-def one_block(name: str, n_items: int) -> None:
+def one_block(name: str, n_items: int, n_judges: int, annotated_share: float) -> None:
     """Run one block on the synthetic study in this process; print its time and this process's peak RSS as JSON."""
     from judgekit.analysis.blocks import BLOCKS
     from judgekit.analysis.inputs import study_arrays
     from judgekit.analysis.rows import RowWriter
 
     settings = StatsSettings()
-    writer = RowWriter(study_arrays(synthetic(n_items), settings.incoherent), settings, "bench")
+    writer = RowWriter(study_arrays(synthetic(n_items, n_judges, annotated_share), settings.incoherent), settings, "bench")
     block = next(b for b in BLOCKS if b.name == name)
     started, cpu = time.perf_counter(), _cpu_seconds(resource.RUSAGE_SELF)
     block.run(writer, writer.data)
@@ -127,7 +156,7 @@ def one_block(name: str, n_items: int) -> None:
                       "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
 
 
-def blocks_case(n_items: int, baseline_tree: Path | None) -> None:
+def blocks_case(n_items: int, n_judges: int, annotated_share: float, baseline_tree: Path | None) -> None:
     """Each block in a fresh process (so the peak RSS is that block's), this tree beside an older one."""
     from judgekit.analysis.blocks import BLOCKS
 
@@ -139,7 +168,8 @@ def blocks_case(n_items: int, baseline_tree: Path | None) -> None:
         cells = []
         for tree in trees.values():
             env = dict(os.environ, PYTHONPATH=str(tree)) if tree else dict(os.environ)
-            child = subprocess.run([sys.executable, __file__, "--one-block", block.name, "--items", str(n_items)],
+            child = subprocess.run([sys.executable, __file__, "--one-block", block.name, "--items", str(n_items),
+                                    "--judges", str(n_judges), "--annotated-share", str(annotated_share)],
                                    capture_output=True, text=True, env=env)
             lines = [line for line in child.stdout.splitlines() if line.startswith("{")]
             if child.returncode != 0 or not lines:
@@ -224,6 +254,9 @@ def main() -> None:
     parser.add_argument("--reference-resamples", type=int, default=100)
     parser.add_argument("--jbb", type=Path, default=None, help="a converted JailbreakBench study directory")
     parser.add_argument("--items", type=int, default=100_000, help="items of the synthetic study (0: skip)")
+    parser.add_argument("--judges", type=int, default=10, help="judges of the synthetic study")
+    parser.add_argument("--annotated-share", type=float, default=1.0,
+                        help="share of the synthetic study's prompts the 3 annotators label")
     parser.add_argument("--only-study", action="store_true", help="run only the study cases")
     parser.add_argument("--cli-dir", type=Path, default=None, help="also write the synthetic study here and run the CLI")
     parser.add_argument("--blocks", action="store_true", help="per-block time and peak memory, each in its own process")
@@ -231,7 +264,7 @@ def main() -> None:
     parser.add_argument("--one-block", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_block:
-        one_block(args.one_block, args.items)
+        one_block(args.one_block, args.items, args.judges, args.annotated_share)
         return
     threads = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, BLAS threads {threads}, python {platform.python_version()}, "
@@ -239,11 +272,12 @@ def main() -> None:
     if args.jbb is not None:
         study_case(load_study(args.jbb), f"JailbreakBench study {args.jbb}")
     if args.blocks:
-        blocks_case(args.items, args.baseline_tree)
+        blocks_case(args.items, args.judges, args.annotated_share, args.baseline_tree)
         return
     if args.items:
-        study = synthetic(args.items)
-        study_case(study, f"synthetic study of {args.items:,} items x 10 judges")
+        study = synthetic(args.items, args.judges, args.annotated_share)
+        study_case(study, f"synthetic study of {args.items:,} items x {args.judges} judges, "
+                          f"{args.annotated_share:.0%} of prompts labelled by 3 annotators")
         if args.cli_dir is not None:
             cli_case(study, args.cli_dir)
     if not args.only_study:

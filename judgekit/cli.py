@@ -70,6 +70,16 @@ def _assignment(text: str) -> tuple[str, str]:
     return name, value
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -123,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default bfloat16 on CUDA, float32 on CPU")
     g.add_argument("--token-budget", type=_positive_int, default=None,
                    help="padded tokens per forward pass (default 65536 on CUDA; one item per pass on CPU; halved on out-of-memory)")
+    g.add_argument("--max-padding", type=_share, default=None, metavar="SHARE",
+                   help="close a batch before this share of its tokens is padding (default 0.1; 1: pack by the "
+                        "token budget alone)")
     g.add_argument("--padding-side", choices=("left", "right"), default="left")
     g.add_argument("--device-map", default=None, help="e.g. auto: spread a judge larger than one GPU (needs accelerate)")
     g.add_argument("--backend", choices=("transformers", "vllm"), default="transformers",
@@ -505,11 +518,36 @@ def _print_generation(summaries: list) -> None:
                          "responses are saved: rerun the same command to retry them")
 
 
+# The folder arguments of each command: a study folder, or a stats folder (what `judgekit stats --out` wrote).
+STUDY_ARGUMENTS = {"judge": ("study",), "flag": ("study",), "stats": ("study",), "stress": ("study",),
+                   "report": ("study",), "figures": ("study",)}
+STATS_ARGUMENTS = {"figures": ("stats_dir",), "report": ("stats",)}
+
+
+def _check_folders(args: argparse.Namespace) -> None:
+    """A missing folder, or a study where a stats folder belongs, is a one-line error before anything heavy loads."""
+    for name in STUDY_ARGUMENTS.get(args.command, ()):
+        folder = getattr(args, name, None)
+        if folder is not None and not folder.is_dir():
+            raise InputError("study directory not found" if not folder.exists() else "is not a directory", file=folder)
+    for name in STATS_ARGUMENTS.get(args.command, ()):
+        folder = getattr(args, name, None)
+        if folder is None:
+            continue
+        if not folder.is_dir():
+            raise InputError("stats directory not found" if not folder.exists() else "is not a directory", file=folder)
+        if not (folder / "stats.parquet").exists():
+            study = any(folder.glob("responses.*"))
+            raise InputError(("is a study folder, not a stats folder" if study else "holds no stats.parquet")
+                             + f": write one with `judgekit stats STUDY --out DIR` and pass DIR", file=folder)
+
+
 def _dispatch(args: argparse.Namespace) -> None:
     command = args.command
     if command in ("plan-labels", "capability"):  # before the pipeline (and pandas' friends) load: checks answer fast
         _finetune_command(args)
         return
+    _check_folders(args)
     from judgekit.engine import steps
     from judgekit.analysis.settings import StatsSettings
 
@@ -539,6 +577,7 @@ def _dispatch(args: argparse.Namespace) -> None:
         options = JudgeOptions(http=http, 
             model_paths=dict(args.model_path), device=args.device, dtype=args.dtype, token_budget=args.token_budget,
             padding_side=args.padding_side, device_map=args.device_map, backend=args.backend,
+            **({} if args.max_padding is None else {"max_padding": args.max_padding}),
         )
         if args.devices and (args.device or args.device_map or args.engine == "ray"):
             raise InputError("--devices places the judges itself: leave out --device, --device-map and --engine ray")

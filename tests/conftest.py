@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -15,6 +16,15 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Figures are drawn at 40 dpi in the suite (and the CLI processes it starts): no test reads their pixels but those
+# that ask for `full_resolution_figures`.
+os.environ["JUDGEKIT_FIGURE_DPI"] = "40"
+
+
+@pytest.fixture
+def full_resolution_figures(monkeypatch):
+    """For a test about the figure files themselves: PNGs at the dpi users get."""
+    monkeypatch.delenv("JUDGEKIT_FIGURE_DPI")
 
 
 def run_cli_process(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -78,6 +78,7 @@ def test_report_prints_where_the_report_is(tmp_path: Path, monkeypatch: pytest.M
     out = tmp_path / "out"
     monkeypatch.setattr(judgekit.engine.steps, "report_step", lambda *a, **k: out / "report.html")
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "study").mkdir()  # the CLI checks the folder exists before it loads the pipeline
     result = run_cli("report", "study", "--out", "out")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == f"report: {(out / 'report.html').resolve()}"

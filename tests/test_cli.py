@@ -41,6 +41,35 @@ def test_usage_errors_exit_2() -> None:
     assert_one_line_error(run_cli("stats", "x", "--out", "y", "--n-boot", "0"), "positive integer")
 
 
+def test_a_missing_folder_or_a_study_for_a_stats_folder_fails_in_one_line_before_heavy_imports(
+        small_study: Path, tmp_path: Path) -> None:
+    """A missing study folder took 11 s to report (imports first); `figures STUDY` said the manifest lists no files.
+    The check runs before pandas loads, so as its own process it answers in well under 2 s of CPU."""
+    import resource
+    import time
+
+    missing = tmp_path / "nowhere"
+    for args, fragments in ((("stats", missing, "--out", tmp_path / "o"), (str(missing), "study directory not found")),
+                            (("report", missing, "--out", tmp_path / "o"), ("study directory not found",)),
+                            (("figures", small_study, "--out", tmp_path / "o"), ("is a study folder, not a stats folder",)),
+                            (("report", small_study, "--out", tmp_path / "o", "--stats", small_study),
+                             ("is a study folder, not a stats folder", "judgekit stats STUDY --out DIR")),
+                            (("figures", tmp_path, "--out", tmp_path / "o"), ("holds no stats.parquet",))):
+        assert_one_line_error(run_cli(*args), *fragments)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = run_cli_process("figures", small_study, "--out", tmp_path / "o")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert_one_line_error(result, "not a stats folder")
+    assert after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime < 2.0
+    code = "import sys, judgekit.cli; judgekit.cli._check_folders(judgekit.cli.build_parser().parse_args(sys.argv[1:])); " \
+           "print('pandas' in sys.modules)"
+    checked = subprocess.run([sys.executable, "-c", code, "stats", str(small_study), "--out", str(tmp_path / "o")],
+                             capture_output=True, text=True, check=True)
+    assert checked.stdout.strip() == "False", "the folder check must not load pandas"
+    assert time.perf_counter() - started < 60  # wall time on a shared box: a loose bound; the CPU bound is the test
+
+
 def test_list_shows_every_registry() -> None:
     result = run_cli("list")
     assert result.returncode == 0
@@ -110,7 +139,7 @@ def test_judge_appends_resumes_and_guards_spec_changes(small_study: Path, tmp_pa
     assert replaced.returncode == 0 and "judged 6" in replaced.stdout
 
 
-def test_flag_stats_figures_report(small_study: Path, tmp_path: Path) -> None:
+def test_flag_stats_figures_report(small_study: Path, tmp_path: Path, full_resolution_figures) -> None:
     assert run_cli("judge", small_study, "--judge", "keyword-gcg-13", "--no-progress").returncode == 0
     flagged = run_cli("flag", small_study)
     assert flagged.returncode == 0 and "flagged 2 of 6" in flagged.stdout

@@ -114,7 +114,7 @@ def test_tables_show_intervals_and_never_bold(inputs) -> None:
     assert "\\toprule" in latex and "\\textbf" not in latex and "judge\\_id &" in latex and "j-good" in latex
 
 
-def test_cli_writes_pdf_png_and_tables(tmp_path: Path) -> None:
+def test_cli_writes_pdf_png_and_tables(tmp_path: Path, full_resolution_figures) -> None:
     from conftest import run_cli
 
     study = build_study(tmp_path)
@@ -144,7 +144,8 @@ def test_captions_and_titles_come_from_the_rows(inputs) -> None:
     assert "90% intervals" in study_tables(stats)["judge_vs_human"][1]
 
 
-def test_a_very_large_figure_gets_a_png_image_viewers_open_and_a_normal_one_keeps_300_dpi(tmp_path) -> None:
+def test_a_very_large_figure_gets_a_png_image_viewers_open_and_a_normal_one_keeps_300_dpi(tmp_path,
+                                                                                              full_resolution_figures) -> None:
     """em_political's specification curve was a 240-megapixel PNG (PIL refuses it as a decompression bomb)."""
     import matplotlib.pyplot as plt
     from PIL import Image

@@ -66,6 +66,9 @@ class Judge(Protocol):
 
 
 DEFAULT_BATCH_ITEMS = 512
+# A model judge's batch closes before a tenth of its tokens are padding: packed by the CUDA token budget alone,
+# the demo's items padded 40% of what the passes computed (tests/test_judges_packing.py).
+DEFAULT_MAX_PADDING = 0.10
 
 
 def plan_batches(judge: Judge, items: JudgeItems) -> list[np.ndarray]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from judgekit.errors import InputError
-from judgekit.judges.base import Judge
+from judgekit.judges.base import DEFAULT_MAX_PADDING, Judge
 from judgekit.judges.catalog import check_spec, load_preset
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ class JudgeOptions:
     device: str | None = None
     dtype: str | None = None
     token_budget: int | None = None
+    max_padding: float | None = DEFAULT_MAX_PADDING
     padding_side: str = "left"
     device_map: str | None = None
     http: HttpSettings | None = None
@@ -64,6 +65,7 @@ def judge_from_spec(spec: dict[str, Any], options: JudgeOptions | None = None) -
             device=options.device,
             dtype=options.dtype,
             token_budget=options.token_budget,
+            max_padding=options.max_padding,
             padding_side=options.padding_side,
             device_map=options.device_map,
         )

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from judgekit.errors import InputError
-from judgekit.judges.base import JudgeItems, Verdict
+from judgekit.judges.base import DEFAULT_MAX_PADDING, JudgeItems, Verdict
 from judgekit.judges.identity import PROBE_ITEMS, checkpoint_identity, token_ids_sha256
 from judgekit.judges.readout import DEFAULT_THRESHOLD, TokenReadout, resolve_token_readout, verdict_detail, vocab_lookup
 from judgekit.judges.rendering import InputRenderer
@@ -75,6 +75,9 @@ class TransformersJudge:
         Batches pad on this side; position ids follow the attention mask either way.
     device_map : str, optional
         Passed to ``from_pretrained`` to spread a judge larger than one GPU.
+    max_padding : float or None, default=0.10
+        A planned batch closes before this share of its tokens is padding
+        (:func:`pack_by_budget`); None (or 1) packs by the token budget alone.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class TransformersJudge:
         max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS,
         padding_side: str = "left",
         device_map: str | None = None,
+        max_padding: float | None = DEFAULT_MAX_PADDING,
     ) -> None:
         self.spec = spec
         self.judge_id: str = spec["judge_id"]
@@ -101,6 +105,9 @@ class TransformersJudge:
         refuse_checkpoint_code(spec)
         if padding_side not in ("left", "right"):
             raise InputError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        if max_padding is not None and not 0 <= max_padding <= 1:
+            raise InputError(f"max_padding must be in [0, 1] (a share of a batch's tokens), got {max_padding!r}")
+        self.max_padding = max_padding
         self.revision = None if model_path else model.get("revision")
         self.readout_kind = (spec.get("readout") or {}).get("kind")
         self.padding_side = padding_side
@@ -179,7 +186,8 @@ class TransformersJudge:
     def run_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"backend": "transformers", "model": str(self.model_source), "padding_side": self.padding_side}
         if self._model is not None or hasattr(self, "device"):
-            info.update(device=str(self.device), dtype=self.dtype, attention=self.attention, token_budget=self.token_budget)
+            info.update(device=str(self.device), dtype=self.dtype, attention=self.attention, token_budget=self.token_budget,
+                        max_padding=self.max_padding)
         if self._readout is not None:
             info["label_tokens"] = dict(zip(self._readout.tokens, self._readout.ids, strict=True))
         info["oom_retries"] = self.n_oom_retries
@@ -202,11 +210,13 @@ class TransformersJudge:
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
     def plan(self, items: JudgeItems) -> list[np.ndarray]:
-        """Batches of item indices: longest first, packed so that ``len(batch) × longest ≤ budget``."""
+        """Batches of item indices: longest first, packed so that ``len(batch) × longest ≤ budget`` and at most
+        ``max_padding`` of a batch's tokens are padding."""
         self._load_tokenizer()
         ids, _, _ = self._encode(items, consume=False)
         lengths = np.array([len(row) for row in ids])
-        return pack_by_budget(lengths, budget=self._planned_budget(), max_items=self.max_batch_items)
+        return pack_by_budget(lengths, budget=self._planned_budget(), max_items=self.max_batch_items,
+                              max_padding=self.max_padding)
 
     def _planned_budget(self) -> int:
         if self.token_budget_request:
@@ -493,19 +503,38 @@ def parse_generated(spec: dict[str, Any], text: str, *, n_input_tokens: int | No
     return Verdict(label, None, "ok", text, detail, n_input_tokens, n_output_tokens)
 
 
-def pack_by_budget(lengths: np.ndarray, *, budget: int, max_items: int) -> list[np.ndarray]:
-    """Sort items longest first and cut batches where ``count × longest`` would pass ``budget``.
+def pack_by_budget(lengths: np.ndarray, *, budget: int, max_items: int,
+                   max_padding: float | None = None) -> list[np.ndarray]:
+    """Sort items longest first and cut batches where ``count × longest`` would pass ``budget``, or, with
+    ``max_padding``, where the batch's padded tokens would pass that share of ``count × longest``.
 
-    An item longer than the budget gets a batch of its own. Deterministic in ``lengths``.
+    An item longer than the budget gets a batch of its own. Deterministic in ``lengths``. Items come longest
+    first, so each item added to a batch is the shortest yet and the padded share only grows: a batch ends at
+    the first item that would take it over ``max_padding`` (masked attention computes the padded tokens too).
     """
-    order = np.argsort(-np.asarray(lengths), kind="stable")
+    if max_padding is not None and not 0 <= max_padding <= 1:
+        raise ValueError(f"The 'max_padding' parameter must be in [0, 1]. Got {max_padding!r} instead.")
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable")
+    ordered = lengths[order].astype(np.int64)
     batches, begin = [], 0
     while begin < len(order):
-        longest = max(int(lengths[order[begin]]), 1)
+        longest = max(int(ordered[begin]), 1)
         size = int(min(max(budget // longest, 1), max_items, len(order) - begin))
+        if max_padding is not None and size > 1:
+            filled = np.cumsum(ordered[begin : begin + size])  # real tokens of the first k items, k = 1..size
+            within = filled >= (1 - max_padding) * longest * np.arange(1, size + 1)
+            size = size if within.all() else max(int(np.argmin(within)), 1)
         batches.append(order[begin : begin + size])
         begin += size
     return batches
+
+
+def padded_share(lengths: np.ndarray, batches: list[np.ndarray]) -> float:
+    """Share of the padded tokens among all tokens the batches compute (each batch padded to its longest item)."""
+    lengths = np.asarray(lengths)
+    computed = sum(len(batch) * int(lengths[batch].max()) for batch in batches)
+    return 1 - float(lengths.sum()) / computed if computed else 0.0
 
 
 def _split_by_budget(lengths: list[int], budget: int) -> list[np.ndarray]:

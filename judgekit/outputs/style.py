@@ -3,6 +3,7 @@ literal text, and saving as PDF plus 300-dpi PNG."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,14 +37,18 @@ PAPER_STYLE = {
 
 
 PNG_DPI = 300
+# Set (to, say, 40) where nobody looks at the pixels: the test suite draws hundreds of figures (tests/conftest.py).
+PNG_DPI_VARIABLE = "JUDGEKIT_FIGURE_DPI"
 # A study with many comparisons makes figures of a metre or more (em_political's specification curve: 240
 # megapixels at 300 dpi), which image viewers and PIL refuse to open; such a PNG gets fewer dots per inch.
 PNG_MAX_PIXELS = 40_000_000
 
 
 def png_dpi(width_in: float, height_in: float) -> int:
-    """300 dpi, or less where the PNG would exceed :data:`PNG_MAX_PIXELS` (the PDF keeps every detail)."""
-    return int(min(PNG_DPI, (PNG_MAX_PIXELS / max(width_in * height_in, 1e-9)) ** 0.5))
+    """300 dpi (``$JUDGEKIT_FIGURE_DPI`` when set), or less where the PNG would exceed :data:`PNG_MAX_PIXELS`
+    (the PDF keeps every detail)."""
+    dpi = int(os.environ.get(PNG_DPI_VARIABLE) or PNG_DPI)
+    return int(min(dpi, (PNG_MAX_PIXELS / max(width_in * height_in, 1e-9)) ** 0.5))
 
 
 def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:

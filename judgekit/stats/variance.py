@@ -19,34 +19,62 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from scipy import sparse
 
 FACTORS = ("judge_id", "benchmark", "finetune_goal", "model", "prompt")
 INTERACTIONS = (("judge_id", "prompt"),)
 RESIDUAL = "residual"
 
 
+# Weighted sums go through a dense (clusters x cells) matrix while it has at most this many slots per (cell, cluster)
+# pair it holds (few levels crossing many clusters: one BLAS product), else through a sparse one.
+_DENSE_CELLS = 4
+_CHUNK_ELEMENTS = 10_000_000  # bound the (resamples x clusters) and (resamples x cells) blocks held at once
+KEPT, ABSENT, ONE_PER_LEVEL = -1, -2, -3  # how a fit treats a candidate factor (else: the earlier one it repeats)
+
+
 @dataclass(frozen=True)
 class _Tally:
-    """Rows of one partition (a factor, or two factors crossed), aggregated to distinct (cell, cluster) pairs."""
+    """Rows of one partition (a factor, or factors crossed), aggregated to distinct (cell, cluster) pairs.
+
+    ``cell`` codes are the partition's row codes (0 .. n_cells-1, all present in
+    the data); the pairs are sorted by (cell, cluster).
+    """
 
     cell: NDArray[np.int64]
     cluster: NDArray[np.int64]
     rows: NDArray[np.float64]
     y: NDArray[np.float64]
     n_cells: int
+    n_clusters: int
 
     @classmethod
-    def of(cls, cell_codes: NDArray, cluster_codes: NDArray, n_clusters: int, y: NDArray) -> _Tally:
+    def of(cls, cell_codes: NDArray, n_cells: int, cluster_codes: NDArray, n_clusters: int, y: NDArray) -> _Tally:
         pairs, inverse = np.unique(cell_codes.astype(np.int64) * n_clusters + cluster_codes, return_inverse=True)
-        _, cells = np.unique(pairs // n_clusters, return_inverse=True)
-        return cls(cells, pairs % n_clusters, np.bincount(inverse).astype(float), np.bincount(inverse, weights=y),
-                   int(cells.max()) + 1)
+        return cls(pairs // n_clusters, pairs % n_clusters, np.bincount(inverse).astype(float),
+                   np.bincount(inverse, weights=y), n_cells, n_clusters)
 
-    def counts(self, cluster_weights: NDArray) -> NDArray:
-        return np.bincount(self.cell, cluster_weights[self.cluster] * self.rows, minlength=self.n_cells)
+    def per_cluster(self, values: NDArray) -> NDArray[np.float64]:
+        """Per-pair ``values`` added up within each cluster."""
+        return np.bincount(self.cluster, weights=values, minlength=self.n_clusters)
 
-    def totals(self, cluster_weights: NDArray) -> NDArray:
-        return np.bincount(self.cell, cluster_weights[self.cluster] * self.y, minlength=self.n_cells)
+    def weighted(self, weights: NDArray, values: NDArray, columns: NDArray | None = None,
+                 n_columns: int | None = None) -> NDArray[np.float64]:
+        """(resamples, columns): per-pair ``values`` added up into their cell (or ``columns``), each cluster counted
+        as often as ``weights`` (resamples, clusters) says: one matrix product."""
+        columns, n_columns = (self.cell, self.n_cells) if columns is None else (columns, n_columns)
+        if n_columns * self.n_clusters <= _DENSE_CELLS * len(columns) + 100_000:
+            matrix = np.bincount(self.cluster * n_columns + columns, weights=values,
+                                 minlength=self.n_clusters * n_columns).reshape(self.n_clusters, n_columns)
+            return weights @ matrix
+        matrix = sparse.csr_array((values, (self.cluster, columns)), shape=(self.n_clusters, n_columns))
+        return np.asarray((matrix.T @ weights.T).T)
+
+    def n_levels(self, weights: NDArray, copied: bool) -> NDArray[np.float64]:
+        """Levels present in each resample; a ``copied`` partition's pairs are distinct levels in each copy."""
+        if copied:
+            return weights @ self.per_cluster(np.ones(len(self.cell)))
+        return (self.weighted(weights, self.rows) > 0).sum(axis=1).astype(float)
 
 
 @dataclass(frozen=True)
@@ -66,6 +94,104 @@ class VarianceDesign:
     cluster_rows: NDArray[np.float64]
     cluster_y: NDArray[np.float64]
     cluster_y2: NDArray[np.float64]
+
+
+@dataclass
+class _Rows:
+    """A verdict table as codes: the candidate factors (the factors with two levels or more, then the interactions
+    of two of them), each candidate's partition of the rows tallied on demand (cached by the factors it crosses)."""
+
+    y: NDArray[np.float64]
+    codes: dict[str, NDArray[np.int64]]
+    candidates: dict[str, tuple[str, ...]]
+    cluster: NDArray[np.int64]
+    n_clusters: int
+    _partitions: dict[tuple[str, ...], tuple[NDArray[np.int64], _Tally]]
+
+    @classmethod
+    def of(cls, data: pd.DataFrame, factors: tuple[str, ...], interactions: tuple[tuple[str, str], ...],
+           cluster: NDArray[np.int64], n_clusters: int) -> _Rows:
+        codes = {}
+        for factor in factors:
+            if factor in data:
+                level_codes = pd.factorize(_labels(data[factor]), sort=True, use_na_sentinel=False)[0]
+                codes[factor] = level_codes.astype(np.int64)
+        candidates = {factor: (factor,) for factor, level_codes in codes.items() if level_codes.max() >= 1}
+        candidates |= {f"{first}:{second}": (first, second) for first, second in interactions
+                       if first in candidates and second in candidates}
+        return cls(data["unsafe"].to_numpy(dtype=float), codes, candidates, cluster, n_clusters, {})
+
+    def parts(self, *names: str) -> tuple[str, ...]:
+        """The factors crossed by the candidates ``names`` together, in a canonical order."""
+        crossed = {part for name in names for part in self.candidates[name]}
+        return tuple(factor for factor in self.codes if factor in crossed)
+
+    def partition(self, parts: tuple[str, ...]) -> tuple[NDArray[np.int64], _Tally]:
+        """Row codes (0 .. cells-1) of the cells of ``parts`` crossed, and their tally."""
+        if parts not in self._partitions:
+            codes = self.codes[parts[0]]
+            for part in parts[1:]:
+                codes = pd.factorize(codes * (self.codes[part].max() + 1) + self.codes[part])[0].astype(np.int64)
+            n_cells = int(codes.max()) + 1
+            self._partitions[parts] = codes, _Tally.of(codes, n_cells, self.cluster, self.n_clusters, self.y)
+        return self._partitions[parts]
+
+    def tally(self, *names: str) -> _Tally:
+        return self.partition(self.parts(*names))[1]
+
+    def design(self) -> VarianceDesign:
+        """The fit on the rows as they are: the candidates kept, the dropped ones with the reason, the tallies."""
+        status = _selection(self.candidates, lambda name: np.array([float(self.tally(name).n_cells)]),
+                            lambda first, second: np.array([float(self.tally(first, second).n_cells)]),
+                            np.array([float(len(self.y))]))
+        names = [name for name in self.candidates if status[name][0] == KEPT]
+        dropped = []
+        for name in self.candidates:
+            state = int(status[name][0])
+            if state == ONE_PER_LEVEL:
+                dropped.append(f"{name} (one verdict per level: not separable from the residual)")
+            elif state >= 0:
+                dropped.append(f"{name} (same partition of the verdicts as {list(self.candidates)[state]})")
+        pair_tallies = {}
+        for a in range(len(names)):
+            for b in range(a + 1, len(names)):
+                cells, tally = self.partition(self.parts(names[a], names[b]))
+                pair_tallies[(a, b)] = (tally, self.parent_levels(cells, names[a]), self.parent_levels(cells, names[b]))
+        return VarianceDesign(
+            tuple(names), tuple(dropped), self.n_clusters, tuple(self.tally(name) for name in names), pair_tallies,
+            np.bincount(self.cluster, minlength=self.n_clusters).astype(float),
+            np.bincount(self.cluster, weights=self.y, minlength=self.n_clusters),
+            np.bincount(self.cluster, weights=self.y**2, minlength=self.n_clusters),
+        )
+
+    def parent_levels(self, cells: NDArray[np.int64], name: str) -> NDArray[np.int64]:
+        """For each cell of a crossed partition (row codes ``cells``), its level of the candidate ``name``."""
+        levels = np.zeros(int(cells.max()) + 1, dtype=np.int64)
+        levels[cells] = self.partition(self.parts(name))[0]
+        return levels
+
+
+def _selection(candidates: dict[str, tuple[str, ...]], n_levels, n_cells, n_rows: NDArray) -> dict[str, NDArray]:
+    """How a fit treats each candidate factor, for each of several resamples at once.
+
+    ``n_levels(name)`` and ``n_cells(first, second)`` give, per resample, the
+    levels of a candidate and the cells of two crossed. The status is
+    ``KEPT``; ``ABSENT`` (a factor it involves has fewer than two levels);
+    ``ONE_PER_LEVEL`` (one verdict per level: not separable from the
+    residual); or the index of the earlier kept candidate that partitions the
+    verdicts the same way (same levels, and as many cells crossed as levels).
+    """
+    names = list(candidates)
+    levels = {name: n_levels(name) for name in names}
+    status: dict[str, NDArray] = {}
+    for i, name in enumerate(names):
+        state = np.where(np.all([levels[part] >= 2 for part in candidates[name]], axis=0), KEPT, ABSENT)
+        for j, other in enumerate(names[:i]):
+            open_ = (state == KEPT) & (status[other] == KEPT) & (levels[other] == levels[name])
+            if open_.any():
+                state = np.where(open_ & (n_cells(other, name) == levels[name]), j, state)
+        status[name] = np.where((state == KEPT) & (levels[name] == n_rows), ONE_PER_LEVEL, state)
+    return status
 
 
 def variance_design(frame: pd.DataFrame, *, factors: tuple[str, ...] = FACTORS,
@@ -95,52 +221,17 @@ def variance_design(frame: pd.DataFrame, *, factors: tuple[str, ...] = FACTORS,
         it and is dropped, named in ``dropped``.
     """
     data = frame[frame["unsafe"].notna()]
-    y = data["unsafe"].to_numpy(dtype=float)
-    codes: dict[str, NDArray] = {}
-    dropped = []
-    for factor in factors:
-        if factor in data:
-            level_codes, levels = pd.factorize(_labels(data[factor]), sort=True)
-            if len(levels) >= 2:
-                codes[factor] = level_codes
-    for first, second in interactions:
-        if first in codes and second in codes:
-            codes[f"{first}:{second}"] = pd.factorize(codes[first].astype(np.int64) * (codes[second].max() + 1) + codes[second])[0]
-    kept: dict[str, NDArray] = {}
-    for name, level_codes in codes.items():
-        same = next((other for other, other_codes in kept.items() if _same_partition(level_codes, other_codes)), None)
-        if same is not None:
-            dropped.append(f"{name} (same partition of the verdicts as {same})")
-        elif level_codes.max() + 1 == len(level_codes):
-            dropped.append(f"{name} (one verdict per level: not separable from the residual)")
-        else:
-            kept[name] = level_codes
-    cluster_codes, cluster_names = (pd.factorize(_labels(data[cluster]), sort=True) if cluster is not None
-                                    else (np.arange(len(data)), np.arange(len(data))))
-    n_clusters = len(cluster_names)
-    names = list(kept)
-    level_tallies = tuple(_Tally.of(kept[name], cluster_codes, n_clusters, y) for name in names)
-    pair_tallies = {}
-    for a in range(len(names)):
-        for b in range(a + 1, len(names)):
-            cells = kept[names[a]].astype(np.int64) * (kept[names[b]].max() + 1) + kept[names[b]]
-            _, first_rows = np.unique(cells, return_index=True)  # one row per cell, in the tally's cell order
-            pair_tallies[(a, b)] = (_Tally.of(cells, cluster_codes, n_clusters, y), kept[names[a]][first_rows],
-                                    kept[names[b]][first_rows])
-    return VarianceDesign(
-        tuple(names), tuple(dropped), n_clusters, level_tallies, pair_tallies,
-        np.bincount(cluster_codes, minlength=n_clusters).astype(float),
-        np.bincount(cluster_codes, weights=y, minlength=n_clusters), np.bincount(cluster_codes, weights=y**2, minlength=n_clusters),
-    )
+    if cluster is None:
+        cluster_codes, n_clusters = np.arange(len(data), dtype=np.int64), len(data)
+    else:
+        cluster_codes, cluster_names = pd.factorize(_labels(data[cluster]), sort=True, use_na_sentinel=False)
+        cluster_codes, n_clusters = cluster_codes.astype(np.int64), len(cluster_names)
+    return _Rows.of(data, factors, interactions, cluster_codes, n_clusters).design()
 
 
 def _labels(column: pd.Series) -> pd.Series:
-    """Level labels to factorize: integer codes as they are (the bootstrap's relabelled copies), else as text."""
+    """Level labels to factorize: integers as they are, else as text (a missing value is a level of its own)."""
     return column if pd.api.types.is_integer_dtype(column) else column.astype(str)
-
-
-def _same_partition(a: NDArray, b: NDArray) -> bool:
-    return a.max() == b.max() and len(np.unique(a.astype(np.int64) * (b.max() + 1) + b)) == a.max() + 1
 
 
 def variance_components(design: VarianceDesign, cluster_weights: NDArray | None = None) -> NDArray[np.float64]:
@@ -178,33 +269,75 @@ def variance_components(design: VarianceDesign, cluster_weights: NDArray | None 
        Components, ch. 5. Wiley. doi:10.1002/9780470316856
     """
     w = np.ones(design.n_clusters) if cluster_weights is None else np.asarray(cluster_weights, dtype=float)
-    k = len(design.factors)
-    n = float(w @ design.cluster_rows)
-    t_mu = float(w @ design.cluster_y) ** 2 / n
-    level_counts = [tally.counts(w) for tally in design.level_tallies]
-    squares = np.array([float((c**2).sum()) for c in level_counts])  # sum_j n_j^2 per factor
-    coefficients = np.zeros((k + 1, k + 1))
-    values = np.zeros(k + 1)
-    for a, tally in enumerate(design.level_tallies):
-        totals = tally.totals(w)
-        counts = level_counts[a]
-        present = counts > 0
-        values[a] = float((totals[present] ** 2 / counts[present]).sum()) - t_mu
-        coefficients[a, a] = n
-        coefficients[a, k] = float(present.sum())
-    for (a, b), (tally, level_a, level_b) in design.pair_tallies.items():
-        cell_counts = tally.counts(w) ** 2
-        with np.errstate(invalid="ignore", divide="ignore"):
-            coefficients[a, b] = np.nansum(cell_counts / level_counts[a][level_a])
-            coefficients[b, a] = np.nansum(cell_counts / level_counts[b][level_b])
-    coefficients[:k, :k] -= squares[None, :] / n
-    coefficients[:k, k] -= 1.0
-    values[k] = float(w @ design.cluster_y2) - t_mu
-    coefficients[k, :k] = n - squares / n
-    coefficients[k, k] = n - 1.0
+    coefficients, values = _moment_equations(design, w[None, :], (False,) * len(design.factors))
+    return _solve(coefficients[0], values[0])
+
+
+def _solve(coefficients: NDArray, values: NDArray) -> NDArray[np.float64]:
     # Least squares: a confounding the partition check did not catch (say, a prompt in one benchmark
     # for every benchmark level) leaves the system singular; the minimum-norm solution splits it evenly.
     return np.linalg.lstsq(coefficients, values, rcond=None)[0]
+
+
+def _moment_equations(design: VarianceDesign, weights: NDArray, copied: tuple[bool, ...]) -> tuple[NDArray, NDArray]:
+    """Henderson I's equations (coefficients (resamples, k+1, k+1), values (resamples, k+1)) for cluster ``weights``
+    (resamples, clusters) at once.
+
+    A ``copied`` factor's levels lie within the clusters and a cluster drawn
+    w times brings w copies of them, each a level of its own: its sums over
+    levels are then per-cluster sums weighted by w (a product with the
+    weights). A factor not copied keeps its levels, whose counts and totals
+    are products of the weights with per-(level, cluster) tallies.
+    """
+    k = len(design.factors)
+    n_resamples = weights.shape[0]
+    n = weights @ design.cluster_rows
+    t_mu = (weights @ design.cluster_y) ** 2 / n
+    coefficients = np.zeros((n_resamples, k + 1, k + 1))
+    values = np.zeros((n_resamples, k + 1))
+    squares = np.zeros((n_resamples, k))  # sum over levels of n_l^2, per factor
+    level_counts: dict[int, NDArray] = {}
+    for a, tally in enumerate(design.level_tallies):
+        if copied[a]:
+            values[:, a] = weights @ tally.per_cluster(tally.y**2 / tally.rows)
+            squares[:, a] = weights @ tally.per_cluster(tally.rows**2)
+            coefficients[:, a, k] = tally.n_levels(weights, copied=True)
+        else:
+            counts = tally.weighted(weights, tally.rows)
+            totals = tally.weighted(weights, tally.y)
+            present = counts > 0
+            values[:, a] = np.where(present, totals**2 / np.where(present, counts, 1), 0).sum(axis=1)
+            squares[:, a] = (counts**2).sum(axis=1)
+            coefficients[:, a, k] = present.sum(axis=1)
+            level_counts[a] = counts
+        values[:, a] -= t_mu
+        coefficients[:, a, a] = n
+    for (a, b), (tally, level_a, level_b) in design.pair_tallies.items():
+        for first, second, levels in ((a, b, level_a), (b, a, level_b)):
+            coefficients[:, first, second] = _cell_ratio_sums(tally, levels, design.level_tallies[first], weights,
+                                                              copied[first], copied[a] or copied[b],
+                                                              level_counts.get(first))
+    coefficients[:, :k, :k] -= squares[:, None, :] / n[:, None, None]
+    coefficients[:, :k, k] -= 1.0
+    values[:, k] = weights @ design.cluster_y2 - t_mu
+    coefficients[:, k, :k] = n[:, None] - squares / n[:, None]
+    coefficients[:, k, k] = n - 1.0
+    return coefficients, values
+
+
+def _cell_ratio_sums(cells: _Tally, parent_of_cell: NDArray, parent: _Tally, weights: NDArray, parent_copied: bool,
+                     cells_copied: bool, parent_counts: NDArray | None) -> NDArray[np.float64]:
+    """Per resample, the sum over the cells of two factors crossed of n_cell^2 / n_(the cell's level of ``parent``)."""
+    squares = cells.rows**2
+    if parent_copied:  # each (cell, cluster) pair lies in its parent's (level, cluster) pair: both copied together
+        keys = parent.cell * parent.n_clusters + parent.cluster
+        parent_rows = parent.rows[np.searchsorted(keys, parent_of_cell[cells.cell] * parent.n_clusters + cells.cluster)]
+        return weights @ cells.per_cluster(squares / parent_rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if cells_copied:  # copies of a cell share their parent level: add the squares up by parent level first
+            return np.nansum(cells.weighted(weights, squares, parent_of_cell[cells.cell], parent.n_cells)
+                             / parent_counts, axis=1)
+        return np.nansum(cells.weighted(weights, cells.rows) ** 2 / parent_counts[:, parent_of_cell], axis=1)
 
 
 @dataclass(frozen=True)
@@ -217,6 +350,9 @@ class ComponentIntervals:
     the clusters (a judge rating every prompt) has few levels of its own that
     resampling prompts never varies: it is reported as a fixed spread with a
     NaN interval. ``shares`` are the components over their sum.
+    ``replicates`` (n_resamples, components) are the bootstrap refits, NaN
+    where a resample's refit keeps other factors than the fit (say, one
+    benchmark left).
     """
 
     names: tuple[str, ...]
@@ -230,6 +366,7 @@ class ComponentIntervals:
     dropped: tuple[str, ...]
     n_clusters: int
     n_resamples: int
+    replicates: NDArray[np.float64]
 
 
 def _nested_in(frame: pd.DataFrame, factor: str, cluster: str) -> bool:
@@ -278,6 +415,14 @@ def bootstrap_variance_components(
     many clusters) keep their levels; their few levels are not resampled,
     so no bootstrap interval is given for them (fixed spread).
 
+    No resample's rows are built: each partition of the verdicts is tallied
+    once per (level, cluster), and a resample's cluster multiplicities give
+    every sum of the refit as a product, for a chunk of resamples at once
+    (the refit of the copied rows to 1e-12; ``tests/test_variance_bootstrap.py``).
+    A resample whose refit would keep other factors (a benchmark lost, an
+    interaction that gains a second verdict per cell) is NaN, as that refit
+    would not be comparable.
+
     References
     ----------
     .. [1] Field, C. A., & Welsh, A. H. (2007). Bootstrapping clustered data.
@@ -292,28 +437,15 @@ def bootstrap_variance_components(
     if cluster not in frame:
         raise ValueError(f"The frame has no cluster column {cluster!r}.")
     data = frame[frame["unsafe"].notna()].reset_index(drop=True)
-    design = variance_design(data, factors=factors, interactions=interactions, cluster=cluster)
+    cluster_codes, cluster_names = pd.factorize(data[cluster].astype(str), sort=True, use_na_sentinel=False)
+    rows = _Rows.of(data, factors, interactions, cluster_codes.astype(np.int64), len(cluster_names))
+    design = rows.design()
     estimate = np.clip(variance_components(design), 0, None)
     names = (*design.factors, RESIDUAL)
-    present = [f for f in factors if f in data]
-    nested = {f for f in present if _nested_in(data, f, cluster)}
-    resampled = np.array([any(part in nested for part in name.split(":")) for name in design.factors] + [True])
-    cluster_codes, cluster_names = pd.factorize(data[cluster].astype(str), sort=True)
-    order = np.argsort(cluster_codes, kind="stable")
-    members = np.split(order, np.cumsum(np.bincount(cluster_codes, minlength=len(cluster_names)))[:-1])
-    codes = {f: pd.factorize(data[f].astype(str), sort=True)[0].astype(np.int64) for f in present}
-    generator = np.random.default_rng(rng)
-    replicates = np.full((n_resamples, len(names)), np.nan)
-    for b in range(n_resamples):
-        drawn = generator.integers(0, len(members), size=len(members))
-        rows = np.concatenate([members[c] for c in drawn])
-        copy = np.repeat(np.arange(len(drawn)), [len(members[c]) for c in drawn])
-        resample = pd.DataFrame({"unsafe": data["unsafe"].to_numpy()[rows], cluster: copy})
-        for f in present:  # a nested level drawn in two copies of its cluster becomes two levels
-            resample[f] = codes[f][rows] * len(drawn) + copy if f in nested else codes[f][rows]
-        refit = variance_design(resample, factors=factors, interactions=interactions, cluster=cluster)
-        if refit.factors == design.factors:
-            replicates[b] = np.clip(variance_components(refit), 0, None)
+    nested = {f for f in rows.codes if _nested_in(data, f, cluster)}
+    copied = {name: any(part in nested for part in parts) for name, parts in rows.candidates.items()}
+    resampled = np.array([copied[name] for name in design.factors] + [True])
+    replicates = _replicates(rows, design, copied, n_resamples, np.random.default_rng(rng))
     tail = (1 - level) / 2 * 100
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -325,4 +457,33 @@ def bootstrap_variance_components(
     total = estimate.sum()
     share = estimate / total if total > 0 else np.full(len(names), np.nan)
     return ComponentIntervals(names, estimate, low, high, share, share_low, share_high, resampled,
-                              design.dropped, len(members), n_resamples)
+                              design.dropped, rows.n_clusters, n_resamples, replicates)
+
+
+def _replicates(rows: _Rows, design: VarianceDesign, copied: dict[str, bool], n_resamples: int,
+                generator: np.random.Generator) -> NDArray[np.float64]:
+    """(n_resamples, components): the refit of each cluster resample, NaN where the refit keeps other factors.
+
+    A resample's multiplicities (clusters drawn with replacement, one resample
+    after another as a loop drawing cluster indices would) give every sum the
+    refit needs as a product (see :func:`_moment_equations`), chunked so that
+    at most about ``_CHUNK_ELEMENTS`` weights and level sums are held at once.
+    """
+    n_clusters = rows.n_clusters
+    factor_copied = tuple(copied[name] for name in design.factors)
+    crossed = [tally.n_cells for tally, is_copied in zip(design.level_tallies, factor_copied, strict=True) if not is_copied]
+    widest = max([n_clusters, *crossed] + [tally.n_cells for tally, *_ in design.pair_tallies.values()])
+    chunk = max(1, _CHUNK_ELEMENTS // widest)
+    replicates = np.full((n_resamples, len(design.factors) + 1), np.nan)
+    for start in range(0, n_resamples, chunk):
+        weights = np.array([np.bincount(generator.integers(0, n_clusters, size=n_clusters), minlength=n_clusters)
+                            for _ in range(min(chunk, n_resamples - start))], dtype=float)
+        status = _selection(rows.candidates, lambda name: rows.tally(name).n_levels(weights, copied[name]),
+                            lambda a, b: rows.tally(a, b).n_levels(weights, copied[a] or copied[b]),
+                            weights @ design.cluster_rows)
+        same_factors = np.all([(status[name] == KEPT) == (name in design.factors) for name in rows.candidates], axis=0)
+        valid = np.flatnonzero(same_factors)
+        coefficients, values = _moment_equations(design, weights[valid], factor_copied)
+        for i, b in enumerate(valid):
+            replicates[start + b] = np.clip(_solve(coefficients[i], values[i]), 0, None)
+    return replicates
