@@ -69,13 +69,47 @@ def sign_significance_key(row: pd.Series) -> str:
     return "ns"
 
 
-def _effects(stats: pd.DataFrame) -> pd.DataFrame:
-    rows = stats[stats["statistic"] == "finetune_effect_paired"].copy()
+def _effects(stats: pd.DataFrame, only: Iterable[str] | None = None,
+             statistic: str = "finetune_effect_paired") -> tuple[pd.DataFrame, list[str]]:
+    """The effect rows to draw (of the comparisons in ``only``, when given) and a note per panel left out.
+
+    A panel (comparison × outcome) where no rater has a defined effect is not drawn: its reason goes in the
+    caption. With one benchmark its pooled "all" rows repeat it and are dropped.
+    """
+    rows = stats[stats["statistic"] == statistic].copy()
+    if only is not None:
+        rows = rows[comparison_of(rows["subset"]).isin(list(only))]
     if rows.empty:
-        return rows
+        return rows, []
     rows["comparison"] = panel_key(rows)
     rows["benchmark"] = rows["benchmark"].fillna("all")
-    return rows
+    defined = rows.groupby("comparison")["estimate"].transform(lambda e: e.notna().any())
+    notes = [f"{comparison_title(key).replace(chr(10), ' ')}: undefined ({_first_reason(part)})"
+             for key, part in rows[~defined].groupby("comparison")]
+    rows = rows[defined]
+    named = set(rows["benchmark"]) - {"all"}
+    if len(named) == 1:
+        rows = rows[rows["benchmark"] != "all"]
+    return rows, notes
+
+
+def _first_reason(rows: pd.DataFrame) -> str:
+    reasons = [w.split(";")[0] for w in rows["warning"].fillna("") if w]
+    return reasons[0] if reasons else "no rater has a defined effect"
+
+
+def _caption_notes(notes: list[str]) -> str:
+    """Undefined panels, named in the caption instead of drawn empty (the first two, then a count)."""
+    if not notes:
+        return ""
+    shown = notes[:2] + ([f"and {len(notes) - 2} more (see the report)"] if len(notes) > 2 else [])
+    return "\nnot drawn: " + "; ".join(shown)
+
+
+def comparison_keys(stats: pd.DataFrame, statistic: str = "finetune_effect_paired") -> list[str]:
+    """The comparisons with at least one defined effect of ``statistic``, sorted."""
+    rows = stats[(stats["statistic"] == statistic) & stats["estimate"].notna()]
+    return sorted(comparison_of(rows["subset"]).unique())
 
 
 def _judge_order(rows: pd.DataFrame) -> list[str]:
@@ -85,10 +119,13 @@ def _judge_order(rows: pd.DataFrame) -> list[str]:
     return ([HUMAN_MAJORITY] if (rows["judge_id"] == HUMAN_MAJORITY).any() else []) + judges
 
 
-def finetune_effect_forest(data: FigureInputs) -> plt.Figure | None:
-    """Paired effect (fine-tuned − base): one column of panels per comparison, one row per benchmark, one line per
-    judge (humans first, then by effect); every panel shares the x axis so effects compare across the grid."""
-    rows = _effects(data.stats)
+def finetune_effect_forest(data: FigureInputs, *, only: Iterable[str] | None = None) -> plt.Figure | None:
+    """Paired effect (treated − control): one column of panels per comparison, one row per benchmark, one line per
+    judge (humans first, then by effect); every panel shares the x axis so effects compare across the grid.
+
+    ``only`` draws those comparisons alone (the figures step draws one figure per comparison when there are many).
+    """
+    rows, notes = _effects(data.stats, only)
     if rows.empty:
         return None
     comparisons = sorted(rows["comparison"].unique())
@@ -124,15 +161,16 @@ def finetune_effect_forest(data: FigureInputs) -> plt.Figure | None:
         for ax in axes.ravel():
             ax.tick_params(axis="y", labelsize=5.5)
         fig.supxlabel("paired Δ rate of the panel's outcome (treated − control, same prompts)", fontsize=7)
-        fig.suptitle("Did fine-tuning change safety? Effect under every judge and benchmark (black = humans)\n"
-                     f"{interval_note(rows)}", fontsize=7.5)
+        fig.suptitle("Effect under every judge and benchmark (black = humans)\n"
+                     f"{interval_note(rows)}{_caption_notes(notes)}", fontsize=7.5)
     return fig
 
 
-def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
+def conclusion_flip_matrix(data: FigureInputs, *, only: Iterable[str] | None = None) -> plt.Figure | None:
     """Judge x benchmark grid per comparison. Number: the row's estimate; colour: sign x significance of that row's
-    interval (one quantity, one row); undefined cells are grey and say so."""
-    rows = _effects(data.stats)
+    interval (one quantity, one row); undefined cells are grey and say so; a panel with no defined cell is named in
+    the caption instead."""
+    rows, notes = _effects(data.stats, only)
     if rows.empty:
         return None
     rows = rows[rows["benchmark"] != "all"] if (rows["benchmark"] != "all").any() else rows
@@ -170,7 +208,7 @@ def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
         fig.legend(handles, list(sign_names(outcome_of(rows)).values()), loc="outside lower center", ncol=1, frameon=False,
                    title="number: the row's paired estimate; colour: sign × significance of the same row's interval")
         fig.suptitle("Does the conclusion flip with the judge or the benchmark? (humans on top; judges by mean effect)\n"
-                     f"{interval_note(rows)}", fontsize=7.5)
+                     f"{interval_note(rows)}{_caption_notes(notes)}", fontsize=7.5)
     return fig
 
 
@@ -186,15 +224,13 @@ def _level_order(level: str) -> tuple[int, float | str]:
         return 1, level
 
 
-def specification_curve(data: FigureInputs) -> plt.Figure | None:
+def specification_curve(data: FigureInputs, *, only: Iterable[str] | None = None) -> plt.Figure | None:
     """Every judge x benchmark x incoherence-policy (x threshold, for judges cut from a graded score) cell of each
     comparison, sorted by effect, with its interval and the humans' effect in the same benchmark and policy beside it;
-    an indicator panel shows each cell's choices."""
-    rows = data.stats[data.stats["statistic"] == "finetune_effect_cell"].copy()
+    an indicator panel shows each cell's choices. ``only``: those comparisons alone."""
+    rows, notes = _effects(data.stats, only, "finetune_effect_cell")
     if rows.empty:
         return None
-    rows["comparison"] = panel_key(rows)
-    rows["benchmark"] = rows["benchmark"].fillna("all")
     # a judge cut from a graded score has one cell per threshold (``|threshold=T`` in the subset); when a study has
     # such judges, the other judges' cells read "binary verdict" on that axis
     rows["threshold"] = rows["subset"].str.extract(r"\|threshold=([^|]+)", expand=False)
@@ -257,7 +293,7 @@ def specification_curve(data: FigureInputs) -> plt.Figure | None:
         thresholds = " × threshold" if levels["threshold"] else ""
         fig.suptitle(f"Specification curve: the effect under every judge × benchmark × incoherence policy{thresholds}, "
                      "sorted\n"
-                     f"(dark squares: the choices of each cell; {interval_note(rows)})", fontsize=7.5)
+                     f"(dark squares: the choices of each cell; {interval_note(rows)}){_caption_notes(notes)}", fontsize=7.5)
     return fig
 
 
@@ -333,7 +369,7 @@ def _plane_panel(ax: plt.Axes, capability: pd.DataFrame, gains: pd.DataFrame, ra
                     fmt="D" if model in base_models else "o", color=colour, markersize=4, capsize=1.5,
                     linewidth=0.8)
         ax.annotate(model, (points.at[model, "x"], points.at[model, "y"]), xytext=(4, 4),
-                    textcoords="offset points", fontsize=5.5, color=colour)
+                    textcoords="offset points", fontsize=7, color=colour)
     arrows = [(b, m, "-") for b, m in zip(finetunes["base_model"], finetunes["model"], strict=True)]
     arrows += [(control, treated, "--") for treated, control in mitigation_pairs]
     for start, end, style in arrows:

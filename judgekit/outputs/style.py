@@ -46,16 +46,26 @@ def png_dpi(width_in: float, height_in: float) -> int:
     return int(min(PNG_DPI, (PNG_MAX_PIXELS / max(width_in * height_in, 1e-9)) ** 0.5))
 
 
-def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
-    """Save as PDF and PNG (300 dpi, less for a very large figure); return both paths."""
+def save_figure(fig: plt.Figure, out_dir: str | Path, name: str, *, formats: tuple[str, ...] = ("pdf", "png")) -> list[Path]:
+    """Save in ``formats`` (PDF, and PNG at 300 dpi, less for a very large figure); return the paths.
+
+    The PNG's dpi metadata is the dpi it was drawn at, so its pixel width over its dpi is its true width.
+    """
+    unknown = set(formats) - {"pdf", "png"}
+    if unknown:
+        raise ValueError(f"formats: unknown {sorted(unknown)}; known: pdf, png")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{name}.pdf", out_dir / f"{name}.png"]
-    fig.savefig(paths[0], bbox_inches="tight")
-    # The tight box, not the figure size, is what the PNG holds (long titles and labels reach past the figure);
-    # measured once and passed on, so savefig does not measure it again.
-    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
-    fig.savefig(paths[1], dpi=png_dpi(box.width, box.height), bbox_inches=box)
+    paths = []
+    if "pdf" in formats:
+        paths.append(out_dir / f"{name}.pdf")
+        fig.savefig(paths[-1], bbox_inches="tight")
+    if "png" in formats:
+        # The tight box, not the figure size, is what the PNG holds (long titles and labels reach past the figure);
+        # measured once and passed on, so savefig does not measure it again.
+        box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
+        paths.append(out_dir / f"{name}.png")
+        fig.savefig(paths[-1], dpi=png_dpi(box.width, box.height), bbox_inches=box)
     plt.close(fig)
     return paths
 
