@@ -22,6 +22,7 @@ Every caption names the interval method read from the rows' ``method``.
 from __future__ import annotations
 
 import itertools
+import textwrap
 from collections.abc import Iterable
 
 import matplotlib.pyplot as plt
@@ -33,6 +34,8 @@ from judgekit.analysis.blocks.finetune import NATIVE_VERDICT
 from judgekit.outputs.report_finetune import comparison_of, interval_note, outcome_of
 from judgekit.outputs.style import DOUBLE_COLUMN_IN, OKABE_ITO, PAPER_STYLE, FigureInputs, interval_errors
 from judgekit.store.schema import HUMAN_MAJORITY
+
+CAPTION_CHARS = 110  # a caption line at 7.5 pt stays within a 7-inch figure
 
 # Every outcome is worse when higher: a rise is vermillion, a fall blue, whatever the outcome.
 SIGN_COLOURS = {"up": "#D55E00", "down": "#0072B2", "ns": "#BBBBBB"}
@@ -84,8 +87,8 @@ def _effects(stats: pd.DataFrame, only: Iterable[str] | None = None,
     rows["comparison"] = panel_key(rows)
     rows["benchmark"] = rows["benchmark"].fillna("all")
     defined = rows.groupby("comparison")["estimate"].transform(lambda e: e.notna().any())
-    notes = [f"{comparison_title(key).replace(chr(10), ' ')}: undefined ({_first_reason(part)})"
-             for key, part in rows[~defined].groupby("comparison")]
+    notes = [f"{OUTCOMES[outcome_of(part).iloc[0]].noun} undefined ({_first_reason(part)})"
+             for _, part in rows[~defined].groupby("comparison")]
     rows = rows[defined]
     named = set(rows["benchmark"]) - {"all"}
     if len(named) == 1:
@@ -94,7 +97,8 @@ def _effects(stats: pd.DataFrame, only: Iterable[str] | None = None,
 
 
 def _first_reason(rows: pd.DataFrame) -> str:
-    reasons = [w.split(";")[0] for w in rows["warning"].fillna("") if w]
+    """The first clause of the rows' first warning ('no rater measures over-refusal'): the report has the rest."""
+    reasons = [w.split(";")[0].split(":")[0] for w in rows["warning"].fillna("") if w]
     return reasons[0] if reasons else "no rater has a defined effect"
 
 
@@ -102,8 +106,9 @@ def _caption_notes(notes: list[str]) -> str:
     """Undefined panels, named in the caption instead of drawn empty (the first two, then a count)."""
     if not notes:
         return ""
-    shown = notes[:2] + ([f"and {len(notes) - 2} more (see the report)"] if len(notes) > 2 else [])
-    return "\nnot drawn: " + "; ".join(shown)
+    shown = list(dict.fromkeys(notes))
+    shown = shown[:2] + ([f"and {len(shown) - 2} more (see the report)"] if len(shown) > 2 else [])
+    return "\n" + textwrap.fill("not drawn: " + "; ".join(shown), CAPTION_CHARS)
 
 
 def comparison_keys(stats: pd.DataFrame, statistic: str = "finetune_effect_paired") -> list[str]:

@@ -360,7 +360,7 @@ def answer_rows(stats: pd.DataFrame) -> pd.DataFrame:
     empty), ``estimate``/``ci_low``/``ci_high`` (the humans' effect), ``n_judges`` (judges with a defined effect
     that count: with human labels, only those whose κ with the humans is above chance), ``n_agree`` (of them, the
     same verdict as the humans: interval above 0, below 0 or including 0), ``n_up``/``n_down``/``n_flat`` (judges
-    by verdict), ``judge_low``/``judge_high`` (the judges' range), ``judges`` (their ids), ``words`` (the humans'
+    by verdict), ``judge_low``/``judge_high`` (the judges' range), ``judges`` (their ids), ``validated`` (whether judges were checked against the humans), ``words`` (the humans'
     conclusion in the outcome's words), ``warning`` (why no effect is defined).
     """
     effects = stats[(stats["statistic"] == "finetune_effect_paired") & stats["benchmark"].isna()]
@@ -375,6 +375,7 @@ def answer_rows(stats: pd.DataFrame) -> pd.DataFrame:
         verdicts = [short_verdict(outcome, lo, hi) for lo, hi in zip(judges["ci_low"], judges["ci_high"], strict=True)]
         rise, fall = SHORT_VERDICTS.get(outcome, ("higher", "lower"))
         record = {"comparison": comparison, "kind": part["subset_kind"].iloc[0], "outcome": outcome,
+                  "validated": lead is not None and valid is not None and outcome != "incoherent",
                   "n_judges": len(judges), "judges": tuple(judges["judge_id"]),
                   "n_up": verdicts.count(rise), "n_down": verdicts.count(fall), "n_flat": verdicts.count(NO_CLEAR_CHANGE),
                   "judge_low": judges["estimate"].min() if len(judges) else np.nan,
@@ -423,7 +424,8 @@ def answer_sentence(row: pd.Series, name: str, stats: pd.DataFrame) -> str:
     if row["rater"]:
         rates = _rates(stats, comparison, outcome, [HUMAN_MAJORITY])
         before_after = f" {_percent_range(rates[0])} → {_percent_range(rates[1])}," if rates else ""
-        judges = (f"{row['n_agree']} of {row['n_judges']} valid judges agree" if row["n_judges"] else "no valid judge")
+        valid = " valid" if row["validated"] else ""
+        judges = (f"{row['n_agree']} of {row['n_judges']}{valid} judges agree" if row["n_judges"] else f"no{valid} judge")
         return (f"{_e(name)}: {_e(noun)}{before_after} {_points(row['estimate'])} points "
                 f"{_interval_points(row['ci_low'], row['ci_high'])}: {_e(short_verdict(outcome, row['ci_low'], row['ci_high']))} "
                 f"(humans; {_e(judges)}).")
