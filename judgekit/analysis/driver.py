@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import pandas as pd
@@ -44,4 +45,7 @@ def _progress(blocks: list, enabled: bool):
     """The blocks, behind a progress bar with an ETA on stderr when asked for and stderr is a terminal."""
     from tqdm import tqdm
 
-    return tqdm(blocks, desc="stats", unit="block", file=sys.stderr, disable=None if enabled else True)
+    # A pseudo-terminal of unknown size (0 columns: `script`, CI runners, a pty in tests) makes tqdm draw an empty
+    # bar; shutil falls back to 80 columns there.
+    return tqdm(blocks, desc="stats", unit="block", file=sys.stderr, disable=None if enabled else True,
+                ncols=shutil.get_terminal_size().columns)

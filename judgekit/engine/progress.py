@@ -6,6 +6,7 @@ terminal gets a ``tqdm`` bar whose total is the stage's units (blocks, figures),
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +33,9 @@ def stage(name: str, *, total: int, unit: str, enabled: bool = True, stream: Tex
     if on_terminal(stream):
         from tqdm import tqdm
 
-        with tqdm(total=total, desc=name, unit=unit, file=stream, leave=False) as bar:
+        # a terminal of unknown size (0 columns, e.g. a bare pseudo-terminal) would get an empty bar: 80 columns then
+        with tqdm(total=total, desc=name, unit=unit, file=stream, leave=False,
+                  ncols=shutil.get_terminal_size().columns) as bar:
             yield lambda: bar.update(1)
         return
     print(f"judgekit: {name} ({total} {unit}{'s' if total != 1 else ''})", file=stream, flush=True)

@@ -439,7 +439,7 @@ def answer_sentence(row: pd.Series, name: str, stats: pd.DataFrame) -> str:
     if row["n_judges"]:
         rates = _rates(stats, comparison, outcome, row["judges"])
         before_after = f" {_percent_range(rates[0])} → {_percent_range(rates[1])}" if rates else ""
-        return f"{_e(name)}: {_e(noun)}{before_after}; {_e(_judges_clause(row))}."
+        return f"{_e(name)}: {_e(noun)}{before_after}{'; ' if rates else ', '}{_e(_judges_clause(row))}."
     return ""
 
 

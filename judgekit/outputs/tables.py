@@ -175,7 +175,7 @@ def interval_caption(rows: pd.DataFrame, *, short: bool = False) -> str:
     parts = ", ".join(kind if len(kinds) == 1 else f"{kind} ({count} of {n})" for kind, count in kinds.items())
     text = f"{'/'.join(levels) or 'unknown-level'} intervals: {parts}"
     details = []
-    resamples = sorted({int(f["boot"]) for f in fields if f.get("boot", "0").isdigit() and int(f["boot"]) > 0})
+    resamples = sorted({int(f["boot"]) for f in fields if f.get("boot", "").isdigit() and int(f["boot"]) > 0})
     if resamples:
         details.append(f"{'/'.join(map(str, resamples))} resamples")
     for key, label in (("seed", "seed "), ("cluster", "clusters: ")):
