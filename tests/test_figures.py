@@ -50,7 +50,7 @@ def test_agreement_heatmap_cells_hold_intervals(figures) -> None:
     assert labels == ["human_majority", "j-good", "j-bad"]  # judges sorted by kappa with the humans
     cells = [t.get_text() for t in ax.texts]
     assert len(cells) == 6 and all("[" in c and "]" in c for c in cells)
-    assert "human ceiling" in ax.get_title()
+    assert "human ceiling" in figures["agreement_heatmap"]._suptitle.get_text()  # above the map and its colour bar
 
 
 def test_reliability_diagrams_one_panel_per_judge_with_counts(figures, inputs) -> None:

@@ -228,7 +228,7 @@ def _stats_row(**values) -> dict:
     return base | values
 
 
-def test_label_plans_collapse_to_one_row_listing_each_judges_numbers_once() -> None:
+def test_label_plans_share_a_row_only_when_identical_and_hold_no_placeholders() -> None:
     from judgekit.outputs.report_finetune import _label_plan
 
     plan = "+5 a / +5 b labels for the corrected effect's half-width {now} -> 0.050 (target 0.05); --judge {j} --out F"
@@ -237,9 +237,8 @@ def test_label_plans_collapse_to_one_row_listing_each_judges_numbers_once() -> N
                          + [_stats_row(judge_id="j4", estimate=20.0, method=plan.format(now="0.2", j="j4"))])
     html = _label_plan(stats, "comparison=a vs b|goal=g", "harmful_compliance")
     rows = re.findall(r"<tr><td>(.*?)</td>", html)
-    assert rows == ["j1, j2, j3", "j4"]
-    assert "half-width … -&gt; 0.050" in html and "j1: 0.120; j2: 0.130; j3: 0.120" in html
-    assert "--judge JUDGE" in html
+    assert rows == ["j1, j3", "j2", "j4"]
+    assert "…" not in html and "half-width 0.130 -&gt; 0.050" in html and "--judge JUDGE" in html
 
 
 def test_a_share_outside_zero_one_is_not_printed_as_a_share() -> None:
@@ -247,8 +246,8 @@ def test_a_share_outside_zero_one_is_not_printed_as_a_share() -> None:
 
     assert _share(pd.Series({"estimate": 1.8, "ci_low": 0.2, "ci_high": 3.0, "warning": ""})).startswith("— (not a share")
     assert _share(pd.Series({"estimate": -0.4, "ci_low": -1.0, "ci_high": 0.2, "warning": ""})).startswith("— (not a share")
-    inside = _share(pd.Series({"estimate": 0.5, "ci_low": 0.1, "ci_high": 1.8, "warning": ""}))
-    assert inside.startswith("0.500 [0.100, 1.800]") and "leaves [0, 1]" in inside
+    inside = _share(pd.Series({"estimate": 0.667, "ci_low": -2.0, "ci_high": 3.0, "warning": ""}))
+    assert inside.startswith("0.667 (no interval") and "leaves [0, 1]" in inside and "3.000" not in inside
     assert _share(pd.Series({"estimate": 0.5, "ci_low": 0.1, "ci_high": 0.9, "warning": ""})) == "0.500 [0.100, 0.900]"
 
 

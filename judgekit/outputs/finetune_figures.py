@@ -141,7 +141,7 @@ def finetune_effect_forest(data: FigureInputs, *, only: Iterable[str] | None = N
     with plt.rc_context(PAPER_STYLE):
         fig, axes = plt.subplots(len(benchmarks), len(comparisons), squeeze=False, sharex=True, sharey=True,
                                  figsize=(max(DOUBLE_COLUMN_IN, 1.5 * len(comparisons) + 1.2),
-                                          (0.12 * len(judges) + 0.55) * len(benchmarks) + 0.8),
+                                          (0.16 * len(judges) + 0.6) * len(benchmarks) + 0.9),
                                  layout="constrained")
         for (i, benchmark), (k, comparison) in itertools.product(enumerate(benchmarks), enumerate(comparisons)):
             ax = axes[i][k]
@@ -155,16 +155,16 @@ def finetune_effect_forest(data: FigureInputs, *, only: Iterable[str] | None = N
                             markersize=2.5, capsize=1.5, linewidth=0.8)
             for j in np.flatnonzero(part["estimate"].isna().to_numpy()):
                 if judges[j] in rated_judges:
-                    ax.text(0, y[j], "— undefined", fontsize=5, va="center", color="0.35")
+                    ax.text(0, y[j], "— undefined", fontsize=6.5, va="center", color="0.35")
             ax.axvline(0, color="0.5", linewidth=0.6)
             if i == 0:
-                ax.set_title(comparison_title(comparison), fontsize=6.5)
+                ax.set_title(comparison_title(comparison), fontsize=7)
             if k == 0:
-                ax.set_ylabel(f"benchmark: {benchmark}", fontsize=6.5)
+                ax.set_ylabel(f"benchmark: {benchmark}", fontsize=7)
         axes[0][0].set_yticks(y, judges)
         axes[0][0].invert_yaxis()
         for ax in axes.ravel():
-            ax.tick_params(axis="y", labelsize=5.5)
+            ax.tick_params(axis="y", labelsize=7)
         fig.supxlabel("paired Δ rate of the panel's outcome (treated − control, same prompts)", fontsize=7)
         fig.suptitle("Effect under every judge and benchmark (black = humans)\n"
                      f"{interval_note(rows)}{_caption_notes(notes)}", fontsize=7.5)
@@ -186,7 +186,7 @@ def conclusion_flip_matrix(data: FigureInputs, *, only: Iterable[str] | None = N
     widths = [max(len(panel_benchmarks[c]), 2) for c in comparisons]  # room for the title of a one-benchmark panel
     with plt.rc_context(PAPER_STYLE):
         fig, axes = plt.subplots(1, len(comparisons), figsize=(max(DOUBLE_COLUMN_IN, 0.9 * sum(widths) + 0.8),
-                                 0.2 * len(judges) + 1.9), sharey=True, squeeze=False, layout="constrained",
+                                 0.24 * len(judges) + 2.0), sharey=True, squeeze=False, layout="constrained",
                                  gridspec_kw={"width_ratios": widths})
         for ax, comparison in zip(axes[0], comparisons, strict=True):
             benchmarks = panel_benchmarks[comparison]
@@ -199,16 +199,16 @@ def conclusion_flip_matrix(data: FigureInputs, *, only: Iterable[str] | None = N
                     if np.isnan(cell["estimate"]):
                         ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="white", edgecolor="0.6",
                                                    hatch="///", linewidth=0.3))
-                        ax.text(j, i, "undefined", ha="center", va="center", fontsize=4.5, color="0.3")
+                        ax.text(j, i, "undefined", ha="center", va="center", fontsize=6, color="0.3")
                         continue
                     ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, color=SIGN_COLOURS[sign_significance_key(cell)]))
-                    ax.text(j, i, f"{cell['estimate']:+.2f}".replace("-", "−"), ha="center", va="center", fontsize=5,
+                    ax.text(j, i, f"{cell['estimate']:+.2f}".replace("-", "−"), ha="center", va="center", fontsize=7,
                             fontweight="bold" if judge == HUMAN_MAJORITY else "normal")
             ax.set_xlim(-0.5, len(benchmarks) - 0.5)
             ax.set_ylim(len(judges) - 0.5, -0.5)
-            ax.set_xticks(range(len(benchmarks)), benchmarks, rotation=30, ha="right", fontsize=6)
-            ax.set_title(comparison_title(comparison), fontsize=6)
-        axes[0][0].set_yticks(range(len(judges)), judges, fontsize=6)
+            ax.set_xticks(range(len(benchmarks)), benchmarks, rotation=30, ha="right", fontsize=7)
+            ax.set_title(comparison_title(comparison), fontsize=7)
+        axes[0][0].set_yticks(range(len(judges)), judges, fontsize=7)
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in SIGN_COLOURS.values()]
         fig.legend(handles, list(sign_names(outcome_of(rows)).values()), loc="outside lower center", ncol=1, frameon=False,
                    title="number: the row's paired estimate; colour: sign × significance of the same row's interval")
@@ -248,8 +248,8 @@ def specification_curve(data: FigureInputs, *, only: Iterable[str] | None = None
               sorted(rows[factor].dropna().unique(), key=_level_order) for factor, _ in SPEC_FACTORS}
     n_indicators = sum(len(v) for v in levels.values())
     with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(2 * len(comparisons), 1, figsize=(DOUBLE_COLUMN_IN, len(comparisons) * (1.9 + 0.1 * n_indicators)),
-                                 gridspec_kw={"height_ratios": [1.9, 0.1 * n_indicators] * len(comparisons)},
+        fig, axes = plt.subplots(2 * len(comparisons), 1, figsize=(DOUBLE_COLUMN_IN, len(comparisons) * (1.9 + 0.13 * n_indicators)),
+                                 gridspec_kw={"height_ratios": [1.9, 0.13 * n_indicators] * len(comparisons)},
                                  layout="constrained", squeeze=False)
         for k, comparison in enumerate(comparisons):
             curve, indicator = axes[2 * k][0], axes[2 * k + 1][0]
@@ -273,14 +273,14 @@ def specification_curve(data: FigureInputs, *, only: Iterable[str] | None = None
             curve.axhline(0, color="0.5", linewidth=0.6)
             curve.set_xlim(-0.7, len(cells) - 0.3)
             curve.set_xticks([])
-            curve.set_ylabel("paired Δ rate", fontsize=6.5)
+            curve.set_ylabel("paired Δ rate", fontsize=7)
             missing = ""
             if len(undefined):
                 reasons = sorted(set(undefined["warning"].str.split(";").str[0]))
                 missing = f"\n{len(undefined)} cells undefined, not drawn: {reasons[0]}" + (" …" if len(reasons) > 1 else "")
             curve.set_title(comparison_title(comparison).replace("\n", " ") + missing, fontsize=7)
             if k == 0:
-                curve.legend(loc="upper left", fontsize=5.5, frameon=False, ncol=2)
+                curve.legend(loc="upper left", fontsize=6.5, frameon=False, ncol=2)
             ticks, tick_labels, y = [], [], 0
             for factor, name in SPEC_FACTORS:
                 for level in levels[factor]:
@@ -290,7 +290,7 @@ def specification_curve(data: FigureInputs, *, only: Iterable[str] | None = None
                     ticks.append(y)
                     tick_labels.append(f"{name}: {level}")
                     y += 1
-            indicator.set_yticks(ticks, tick_labels, fontsize=max(4.0, 6.0 - 0.05 * n_indicators))
+            indicator.set_yticks(ticks, tick_labels, fontsize=7 if n_indicators <= 24 else max(4.5, 7.0 - 0.05 * n_indicators))
             indicator.set_ylim(y - 0.5, -0.5)
             indicator.set_xlim(curve.get_xlim())
             indicator.set_xticks([])
@@ -386,5 +386,5 @@ def _plane_panel(ax: plt.Axes, capability: pd.DataFrame, gains: pd.DataFrame, ra
     if len(target):
         ax.axvline(float(target.iloc[0]), color="0.5", linestyle=":", linewidth=0.9)
         ax.annotate(f"goal target {float(target.iloc[0]):g}", (float(target.iloc[0]), 1), xytext=(2, -8),
-                    xycoords=("data", "axes fraction"), textcoords="offset points", fontsize=5.5, color="0.35")
+                    xycoords=("data", "axes fraction"), textcoords="offset points", fontsize=7, color="0.35")
     ax.set_xlabel(f"capability on {task} (mean score)", fontsize=7)

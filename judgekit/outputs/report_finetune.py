@@ -117,10 +117,10 @@ def _share(row: pd.Series) -> str:
     if pd.notna(row["estimate"]) and not 0 <= row["estimate"] <= 1:
         return (f"— (not a share: the incoherent part is {_num(row['estimate'])} times the effect, so the effect and "
                 "its incoherent part differ in sign or the effect is near 0)")
-    text = format_estimate(row)
-    if pd.notna(row["estimate"]) and (row["ci_low"] < 0 or row["ci_high"] > 1):
-        text += " (the interval leaves [0, 1]: the effect is too uncertain for its share to be read)"
-    return text
+    if pd.notna(row["estimate"]) and (row["ci_low"] < 0 or row["ci_high"] > 1):  # a share's interval stays in [0, 1]
+        return (f"{_num(row['estimate'])} (no interval: it leaves [0, 1], the effect is too uncertain for its share "
+                "to be read)")
+    return format_estimate(row)
 
 
 def _missing_reason(statistic: str, rater: str, paired: pd.DataFrame, outcome: str) -> str:
@@ -221,34 +221,18 @@ def _labels_needed(row: pd.Series) -> str:
     return count + (f" ({row['warning']})" if row["warning"] else "")
 
 
-_NUMBER = re.compile(r"\d+\.\d+")
-
-
 def _label_plan(stats: pd.DataFrame, comparison: str, outcome: str) -> str:
-    """Labels needed per judge. Judges whose plans read the same but for some numbers (half-widths) share one row:
-    the numbers they share are written in, the others shown as "…" and listed once per judge."""
+    """Labels needed per judge; judges whose plans read exactly alike share one row (no placeholders)."""
     rows = _comparison_rows(stats, "labels_needed", comparison, outcome)
     if rows.empty:
         return ""
-    plans: dict[str, list[tuple[str, list[str]]]] = {}
+    plans: dict[tuple[str, str], list[str]] = {}
     for _, row in rows.sort_values(["estimate", "judge_id"]).iterrows():
-        text = f"{_labels_needed(row)}\x1f{row['method'].replace(f'--judge {row.judge_id} ', '--judge JUDGE ')}"
-        plans.setdefault(_NUMBER.sub("\x1e", text), []).append((row["judge_id"], _NUMBER.findall(text)))
-    table_rows = []
-    for template, judges in plans.items():
-        columns = list(zip(*(numbers for _, numbers in judges), strict=True))
-        differing = [k for k, values in enumerate(columns) if len(set(values)) > 1]
-        pieces = template.split("\x1e")
-        text = pieces[0] + "".join(("…" if k in differing else columns[k][0]) + piece
-                                   for k, piece in enumerate(pieces[1:]))
-        count, plan = text.split("\x1f")
-        if differing:
-            plan += " — the numbers shown as … per judge: " + "; ".join(
-                f"{judge}: {', '.join(numbers[k] for k in differing)}" for judge, numbers in judges)
-        table_rows.append([", ".join(judge for judge, _ in judges), count, plan])
-    table = _table(["judge(s)", "more prompts to label (both models)", "plan"], table_rows)
+        plan = row["method"].replace(f"--judge {row.judge_id} ", "--judge JUDGE ")
+        plans.setdefault((_labels_needed(row), plan), []).append(row["judge_id"])
+    table = _table(["judge(s)", "more prompts to label (both models)", "plan"],
+                   [[", ".join(judges), count, plan] for (count, plan), judges in plans.items()])
     return f"<p><b>How many more human labels, and which?</b></p>{table}"
-
 
 def figure_family(path: Path) -> str:
     """The figure a file belongs to: ``conclusion_flip_matrix__a-vs-b`` (one part per comparison) -> its name."""
@@ -378,6 +362,8 @@ def answer_rows(stats: pd.DataFrame) -> pd.DataFrame:
                   "validated": lead is not None and valid is not None and outcome != "incoherent",
                   "n_judges": len(judges), "judges": tuple(judges["judge_id"]),
                   "n_up": verdicts.count(rise), "n_down": verdicts.count(fall), "n_flat": verdicts.count(NO_CLEAR_CHANGE),
+                  "judge_ci_low": judges["ci_low"].iloc[0] if len(judges) == 1 else np.nan,  # a lone rater's interval
+                  "judge_ci_high": judges["ci_high"].iloc[0] if len(judges) == 1 else np.nan,
                   "judge_low": judges["estimate"].min() if len(judges) else np.nan,
                   "judge_high": judges["estimate"].max() if len(judges) else np.nan}
         if lead is None:
@@ -479,8 +465,10 @@ def _cell(row: pd.Series) -> str:
         n = row["n_judges"]
         verdict = next((v for c, v in ((row["n_up"], rise), (row["n_down"], fall), (row["n_flat"], NO_CLEAR_CHANGE))
                         if c == n), "judges disagree")
-        spread = (_points(row["judge_low"]) if n == 1 else f"{_points(row['judge_low'])} to {_points(row['judge_high'])}")
-        return f"{verdict}: {spread} points ({'judge' if n == 1 else f'{n} judges'})"
+        if n == 1:
+            return (f"{verdict}: {_points(row['judge_low'])} {_interval_points(row['judge_ci_low'], row['judge_ci_high'])} "
+                    f"points ({row['judges'][0]})")
+        return f"{verdict}: {_points(row['judge_low'])} to {_points(row['judge_high'])} points ({n} judges)"
     return "undefined (see above)"
 
 
@@ -590,8 +578,11 @@ def section_title(kinds: dict[str, str], names: dict[str, str]) -> str:
     labels = {kind_label(kinds[c], names[c]) for c in kinds}
     if labels == {"fine-tune vs its base"}:
         return "Did fine-tuning change safety?"
-    if labels <= {"mitigation vs the model without it", "mitigation vs mitigation, same goal"}:
+    mitigations = {"mitigation vs the model without it", "mitigation vs mitigation, same goal"}
+    if labels <= mitigations:
         return "Did the mitigation change safety?"
+    if labels <= mitigations | {"fine-tune vs its base"}:
+        return "Did fine-tuning, and its mitigation, change safety?"
     if labels == {"checkpoint vs the start of training"}:
         return "Did safety change during training?"
     if labels == {""}:

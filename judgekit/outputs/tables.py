@@ -405,8 +405,10 @@ NOT_JUDGES = ("human_majority", "majority_of_others", "humans", "human_soft", "j
 
 
 def annotator_ids(stats: pd.DataFrame) -> set[str]:
-    """The annotators: raters compared with the majority of the others (the human ceiling aside)."""
-    return set(stats.loc[stats["reference"] == "majority_of_others", "judge_id"]) - set(NOT_JUDGES)
+    """The annotators: raters compared with the majority of the others (the human ceiling aside; judges meet that
+    reference only on the ceiling's items)."""
+    against_others = (stats["reference"] == "majority_of_others") & (stats["subset_kind"] != "ceiling_items")
+    return set(stats.loc[against_others, "judge_id"]) - set(NOT_JUDGES)
 
 
 def judge_pairs(stats: pd.DataFrame) -> pd.DataFrame:
