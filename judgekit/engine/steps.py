@@ -237,10 +237,12 @@ def read_stats(stats_dir: Path, *, study_files: list[Path] | None = None) -> tup
 
 
 def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = None, study: Study | None = None,
-                 force: bool = False, formats: tuple[str, ...] = ("pdf", "png"), progress: bool = True) -> list[Path]:
+                 force: bool = False, formats: tuple[str, ...] = ("pdf", "png"), dpi: int | None = None,
+                 progress: bool = True) -> list[Path]:
     """Figures (``formats``: PDF and PNG by default) and paper tables (Markdown + LaTeX under ``tables/``) from a
-    stats directory."""
+    stats directory; PNGs at ``dpi`` (default 300)."""
     from judgekit.outputs.figures import FIGURES, make_figures
+    from judgekit.outputs.style import PNG_DPI
     from judgekit.outputs.style import FigureInputs
     from judgekit.outputs.tables import study_tables, to_latex, to_markdown
 
@@ -257,7 +259,7 @@ def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = Non
     manifest = build_manifest(step="figures", inputs=inputs + (study.files() if study else []))
     with staged_output_dir(out_dir, manifest) as staging:
         with stage("figures", total=len(FIGURES), unit="figure", enabled=progress) as advance:
-            written = make_figures(data, staging, formats=formats, progress=advance)
+            written = make_figures(data, staging, formats=formats, dpi=dpi or PNG_DPI, progress=advance)
         for name, (table, caption) in study_tables(stats).items():
             written.append(write_text_atomic(staging / "tables" / f"{name}.md", to_markdown(table)))
             written.append(write_text_atomic(staging / "tables" / f"{name}.tex",
@@ -284,8 +286,10 @@ def _write_report(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, set
         stats, _ = read_stats(stats_dir, study_files=study.files())
         stats_dir = copy_stats_set(stats_dir, out_dir / "stats")
     # the report embeds PNGs only: PDFs for papers come from `judgekit figures`
+    from judgekit.outputs.style import REPORT_PNG_DPI
+
     figure_paths = figures_step(stats_dir, out_dir / "figures", study_dir=study_dir, study=study, formats=("png",),
-                                progress=settings.progress)
+                                dpi=REPORT_PNG_DPI, progress=settings.progress)
     manifest = build_manifest(
         step=step,
         inputs=study.files() + [stats_dir / "stats.parquet"],

@@ -48,6 +48,7 @@ from judgekit.outputs.style import (
     DOUBLE_COLUMN_IN,
     OKABE_ITO,
     PAPER_STYLE,
+    PNG_DPI,
     ROWS_PER_PANEL,
     SINGLE_COLUMN_IN,
     FigureInputs,
@@ -545,16 +546,17 @@ def draw_figures(data: FigureInputs) -> dict[str, plt.Figure]:
 
 
 def make_figures(data: FigureInputs, out_dir: str | Path, *, formats: tuple[str, ...] = ("pdf", "png"),
-                 progress: Callable[[], None] | None = None) -> list[Path]:
+                 dpi: int = PNG_DPI, progress: Callable[[], None] | None = None) -> list[Path]:
     """Draw and save every figure the inputs support in ``formats``; return the written files.
 
-    The report embeds PNGs only and asks for nothing else; ``judgekit figures`` writes PDFs for papers too.
+    The report embeds PNGs only (at a lower ``dpi``) and asks for nothing else; ``judgekit figures`` writes PDFs
+    for papers too.
     ``progress`` is called once per entry of :data:`FIGURES`, drawn or not.
     """
     written: list[Path] = []
     for family in figure_families(data):
         for name, fig in family:
-            written.extend(save_figure(fig, out_dir, name, formats=formats))
+            written.extend(save_figure(fig, out_dir, name, formats=formats, dpi=dpi))
         if progress is not None:
             progress()
     return written

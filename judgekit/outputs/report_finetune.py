@@ -385,6 +385,9 @@ def _noun(outcome: str) -> str:
 
 
 def _interval_points(low: float, high: float) -> str:
+    """'[+20, +51]'; a zero-width interval says so (every resample gave the same value: not certainty)."""
+    if low == high:
+        return "[every resample equal]"
     fine = abs(high - low) < 0.02
     return f"[{_points(low, fine=fine)}, {_points(high, fine=fine)}]"
 
