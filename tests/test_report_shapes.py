@@ -226,9 +226,52 @@ def test_stats_piped_prints_one_line_per_stage(demo_study) -> None:
     assert piped.stderr.splitlines()[0].startswith("judgekit: stats (")
 
 
-@pytest.mark.xfail(strict=True, reason="tqdm 4.70.1 in this environment writes an empty bar to a pseudo-terminal "
-                   "(even tqdm(range(3), disable=False) alone prints only '\\r\\n'); open in issue 33's report")
 def test_stats_shows_a_bar_under_a_pseudo_terminal(demo_study) -> None:
+    """A bare pseudo-terminal reports 0 x 0; tqdm alone then hid the bar (issue 33: "no progress bar")."""
     folder, env, command = demo_study
     terminal = _run_on_a_pseudo_terminal([*command, "--out", str(folder / "tty")], env)
     assert "stats:" in terminal and "\r" in terminal and re.search(r"<\d\d:\d\d|\?]", terminal), terminal
+
+
+class _Terminal:
+    """A stream that says it is a terminal and keeps what is written."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_stage_is_a_bar_with_an_eta_on_a_terminal_and_one_line_elsewhere() -> None:
+    import io
+
+    from judgekit.engine.progress import stage
+
+    terminal = _Terminal()
+    with stage("figures", total=3, unit="figure", stream=terminal) as advance:
+        for _ in range(3):
+            advance()
+    assert "figures" in terminal.text and "\r" in terminal.text and "/3 [" in terminal.text
+    assert re.search(r"<\d\d:\d\d|<\?", terminal.text), terminal.text  # the ETA field
+    log = io.StringIO()
+    with stage("figures", total=3, unit="figure", stream=log) as advance:
+        for _ in range(3):
+            advance()
+    assert log.getvalue() == "judgekit: figures (3 figures)\n"
+
+
+def test_figures_given_a_study_says_so(tmp_path: Path) -> None:
+    from judgekit.cli import main
+    from judgekit.testing.simulate import write_demo_study
+
+    study = write_demo_study(tmp_path / "study")
+    assert main(["figures", str(study), "--out", str(tmp_path / "fig")]) == 2
+    assert not (tmp_path / "fig").exists()

@@ -45,7 +45,8 @@ def _progress(blocks: list, enabled: bool):
     """The blocks, behind a progress bar with an ETA on stderr when asked for and stderr is a terminal."""
     from tqdm import tqdm
 
-    # A pseudo-terminal of unknown size (0 columns: `script`, CI runners, a pty in tests) makes tqdm draw an empty
-    # bar; shutil falls back to 80 columns there.
+    # A pseudo-terminal of unknown size (0 x 0: `script`, CI runners, a pty in tests) makes tqdm read -1 rows and hide
+    # the bar as "below the screen"; shutil falls back to 80 x 24 there.
+    size = shutil.get_terminal_size()
     return tqdm(blocks, desc="stats", unit="block", file=sys.stderr, disable=None if enabled else True,
-                ncols=shutil.get_terminal_size().columns)
+                ncols=size.columns, nrows=size.lines)

@@ -33,9 +33,10 @@ def stage(name: str, *, total: int, unit: str, enabled: bool = True, stream: Tex
     if on_terminal(stream):
         from tqdm import tqdm
 
-        # a terminal of unknown size (0 columns, e.g. a bare pseudo-terminal) would get an empty bar: 80 columns then
-        with tqdm(total=total, desc=name, unit=unit, file=stream, leave=False,
-                  ncols=shutil.get_terminal_size().columns) as bar:
+        # a terminal of unknown size (0 x 0, e.g. a bare pseudo-terminal) makes tqdm hide the bar: 80 x 24 then
+        size = shutil.get_terminal_size()
+        with tqdm(total=total, desc=name, unit=unit, file=stream, leave=False, ncols=size.columns,
+                  nrows=size.lines) as bar:
             yield lambda: bar.update(1)
         return
     print(f"judgekit: {name} ({total} {unit}{'s' if total != 1 else ''})", file=stream, flush=True)
