@@ -125,8 +125,10 @@ def _judge_order(rows: pd.DataFrame) -> list[str]:
 
 
 def finetune_effect_forest(data: FigureInputs, *, only: Iterable[str] | None = None) -> plt.Figure | None:
-    """Paired effect (treated − control): one column of panels per comparison, one row per benchmark, one line per
-    judge (humans first, then by effect); every panel shares the x axis so effects compare across the grid.
+    """Paired effect (treated − control): one column of panels per comparison and outcome, one row per benchmark,
+    one line per rater of that outcome (humans first, then by effect); every panel shares the x axis so effects
+    compare across the grid. A benchmark where an outcome has no defined effect (harmful compliance on benign
+    prompts) leaves no empty panel: it is named in the caption.
 
     ``only`` draws those comparisons alone (the figures step draws one figure per comparison when there are many).
     """
@@ -134,21 +136,26 @@ def finetune_effect_forest(data: FigureInputs, *, only: Iterable[str] | None = N
     if rows.empty:
         return None
     comparisons = sorted(rows["comparison"].unique())
-    judges = _judge_order(rows)
+    raters = {c: _judge_order(rows[rows["comparison"] == c]) for c in comparisons}  # each outcome's own raters
     benchmarks = sorted(rows["benchmark"].unique(), key=lambda b: (b != "all", b))
-    y = np.arange(len(judges))
-    human = np.array([j == HUMAN_MAJORITY for j in judges])
+    longest = max(len(r) for r in raters.values())
     with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(len(benchmarks), len(comparisons), squeeze=False, sharex=True, sharey=True,
-                                 figsize=(max(DOUBLE_COLUMN_IN, 1.5 * len(comparisons) + 1.2),
-                                          (0.16 * len(judges) + 0.6) * len(benchmarks) + 0.9),
+        fig, axes = plt.subplots(len(benchmarks), len(comparisons), squeeze=False, sharex=True, sharey="col",
+                                 figsize=(max(DOUBLE_COLUMN_IN, 2.3 * len(comparisons) + 0.6),
+                                          (0.16 * longest + 0.6) * len(benchmarks) + 0.9),
                                  layout="constrained")
         for (i, benchmark), (k, comparison) in itertools.product(enumerate(benchmarks), enumerate(comparisons)):
-            ax = axes[i][k]
+            ax, judges = axes[i][k], raters[comparison]
             part = rows[(rows["comparison"] == comparison) & (rows["benchmark"] == benchmark)]
-            rated = part["judge_id"].isin(judges)  # a judge without a row here does not rate this outcome: left blank
-            rated_judges = set(part.loc[rated, "judge_id"])
-            part = part.set_index("judge_id").reindex(judges)
+            if part["estimate"].isna().all():
+                ax.set_visible(False)
+                noun = comparison_title(comparison).splitlines()[-1]
+                notes.append(f"{noun} on {benchmark}: {undefined_cause(part, noun)}")
+                continue
+            y = np.arange(len(judges))
+            human = np.array([j == HUMAN_MAJORITY for j in judges])
+            rated_judges = set(part["judge_id"])
+            part = part.drop_duplicates("judge_id").set_index("judge_id").reindex(judges)
             errors = interval_errors(part.reset_index())
             for mask, color in ((human, "black"), (~human, OKABE_ITO[0])):
                 ax.errorbar(part["estimate"].to_numpy()[mask], y[mask], xerr=errors[:, mask], fmt="o", color=color,
@@ -157,18 +164,22 @@ def finetune_effect_forest(data: FigureInputs, *, only: Iterable[str] | None = N
                 if judges[j] in rated_judges:
                     ax.text(0, y[j], "— undefined", fontsize=6.5, va="center", color="0.35")
             ax.axvline(0, color="0.5", linewidth=0.6)
-            if i == 0:
-                ax.set_title(comparison_title(comparison), fontsize=7)
-            if k == 0:
-                ax.set_ylabel(f"benchmark: {benchmark}", fontsize=7)
-        axes[0][0].set_yticks(y, judges)
-        axes[0][0].invert_yaxis()
-        for ax in axes.ravel():
+            ax.set_yticks(y, judges)
+            ax.set_ylim(len(judges) - 0.5, -0.5)
             ax.tick_params(axis="y", labelsize=7)
+            ax.tick_params(axis="x", labelbottom=True)  # the panel below may be left out
+            ax.set_title(f"{comparison_title(comparison)}\nbenchmark: {benchmark}" if i == 0 or not axes[i - 1][k].get_visible()
+                         else f"benchmark: {benchmark}", fontsize=7)
         fig.supxlabel("paired Δ rate of the panel's outcome (treated − control, same prompts)", fontsize=7)
         fig.suptitle("Effect under every judge and benchmark (black = humans)\n"
                      f"{interval_note(rows)}{_caption_notes(notes)}", fontsize=7.5)
     return fig
+
+
+def undefined_cause(rows: pd.DataFrame, outcome_noun: str) -> str:
+    """Why a panel has no defined effect: no rows at all means the stats measure the outcome on none of the
+    benchmark's prompts (harmful compliance on benign prompts); otherwise the rows' own reason."""
+    return f"{outcome_noun} is not measured on these prompts" if rows.empty else _first_reason(rows)
 
 
 def conclusion_flip_matrix(data: FigureInputs, *, only: Iterable[str] | None = None) -> plt.Figure | None:
@@ -276,11 +287,11 @@ def specification_curve(data: FigureInputs, *, only: Iterable[str] | None = None
             curve.set_ylabel("paired Δ rate", fontsize=7)
             missing = ""
             if len(undefined):
-                reasons = sorted(set(undefined["warning"].str.split(";").str[0]))
+                # the reason with the choices that caused it (e.g. the "only incoherent" policy leaves no unit)
+                reasons = sorted({f"{_first_reason(cell)} (benchmark {benchmark}, incoherent: {policy})"
+                                  for (benchmark, policy), cell in undefined.groupby(["benchmark", "subset_value"])})
                 missing = f"\n{len(undefined)} cells undefined, not drawn: {reasons[0]}" + (" …" if len(reasons) > 1 else "")
             curve.set_title(comparison_title(comparison).replace("\n", " ") + missing, fontsize=7)
-            if k == 0:
-                curve.legend(loc="upper left", fontsize=6.5, frameon=False, ncol=2)
             ticks, tick_labels, y = [], [], 0
             for factor, name in SPEC_FACTORS:
                 for level in levels[factor]:
@@ -295,6 +306,10 @@ def specification_curve(data: FigureInputs, *, only: Iterable[str] | None = None
             indicator.set_xlim(curve.get_xlim())
             indicator.set_xticks([])
             indicator.spines[["left", "bottom"]].set_visible(False)
+        legend = {}
+        for ax in axes[::2, 0]:  # every curve's series once, below the figure (inside, it hides points)
+            legend.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+        fig.legend(list(legend.values()), list(legend), loc="outside lower center", fontsize=6.5, frameon=False, ncol=1)
         thresholds = " × threshold" if levels["threshold"] else ""
         fig.suptitle(f"Specification curve: the effect under every judge × benchmark × incoherence policy{thresholds}, "
                      "sorted\n"
