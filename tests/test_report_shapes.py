@@ -16,6 +16,7 @@ import pytest
 
 from judgekit.outputs.report_finetune import answer_rows, finetune_section, human_validated_judges, png_size_in
 from judgekit.outputs.tables import study_tables
+from conftest import SHARED_DATA, needs_shared
 from judgekit.store.study import Study
 
 JUDGES = ("j_alpha", "j_beta", "j_gamma", "j_delta")
@@ -275,3 +276,32 @@ def test_figures_given_a_study_says_so(tmp_path: Path) -> None:
     study = write_demo_study(tmp_path / "study")
     assert main(["figures", str(study), "--out", str(tmp_path / "fig")]) == 2
     assert not (tmp_path / "fig").exists()
+
+
+@pytest.mark.slow
+@needs_shared
+def test_em_political_report_meets_the_acceptance_checks(tmp_path: Path) -> None:
+    """The study behind issue 33: all four judges in the κ table and heatmap, no negative count, every opening
+    sentence ≤ 35 words with an interval or "undefined", every PNG ≤ 12.5 in by its dpi and linked, no "not drawn"
+    beside a drawn figure."""
+    from judgekit.cli import main
+
+    study = tmp_path / "em"
+    assert main(["data", "convert", "em-political", str(SHARED_DATA / "em_political"), "--out", str(study)]) in (0, None)
+    assert main(["report", str(study), "--out", str(tmp_path / "out"), "--n-boot", "20", "--no-progress"]) in (0, None)
+    out = tmp_path / "out"
+    html = (out / "report.html").read_text()
+    kappa = (out / "figures" / "tables" / "judge_agreement.md").read_text()
+    judges = ("claude_35_haiku", "llama_33_70b", "mistral_large_3", "nova_pro")
+    assert all(kappa.count(j) == 2 for j in judges)  # a row and a column each
+    status = re.sub(r"<[^>]+>", " ", html.split("Judgements, failures and exclusions")[1].split("<h2>")[0])
+    assert not re.search(r"\s-\d", status)
+    for sentence in _sentences(html):
+        assert len(sentence.split()) <= 35 and ("[" in sentence or "interval" in sentence or "undefined" in sentence)
+    hrefs = re.findall(r"<a href='([^']+)'>", html)
+    assert len(hrefs) == html.count("<img ") > 20
+    for href in hrefs:
+        assert png_size_in(out / href)[0] <= 12.5, href
+    drawn = {Path(h).stem.split("__")[0] for h in hrefs}
+    assert not any(f"<code>{name}</code> is not drawn" in html for name in drawn)
+    assert "qwen25_political_2e4 vs base_qwen25" in html and "all 4 judges: less safe" in html

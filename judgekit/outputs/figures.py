@@ -195,14 +195,14 @@ def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
         text[i][j] = text[j][i] = (_fmt(row.estimate) if n > 12 or pd.isna(row.estimate)
                                    else f"{_fmt(row.estimate)}\n[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]")
     with plt.rc_context(PAPER_STYLE):
-        size = min(DOUBLE_COLUMN_IN, 1.2 + 0.6 * n)
+        size = min(DOUBLE_COLUMN_IN, 1.6 + 0.8 * n)  # cells wide enough for "0.73 [0.69, 0.77]" at 7 pt
         fig, ax = plt.subplots(figsize=(size, size * 0.9), layout="constrained")
         image = ax.imshow(values, cmap="cividis", vmin=-0.2, vmax=1.0)
         undefined = known & np.isnan(values)
         for i, j in zip(*np.nonzero(undefined), strict=True):
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=UNDEFINED_COLOUR, hatch="////", edgecolor="white", linewidth=0))
         if n <= 20:
-            fontsize = 5.5 if n <= 8 else 4.5 if n <= 12 else 4
+            fontsize = 7 if n <= 5 else 5.5 if n <= 8 else 4.5 if n <= 12 else 4
             for i in range(n):
                 for j in range(n):
                     if i != j and text[i][j]:
