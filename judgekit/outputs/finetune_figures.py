@@ -365,9 +365,12 @@ def safety_capability_plane(data: FigureInputs) -> plt.Figure | None:
             row_axes[0].set_ylabel(f"{OUTCOMES[outcome].noun} rate (its prompts)", fontsize=7)
         rate_notes = "\n".join(f"y ({OUTCOMES[o].noun}): {note}, {interval_note(rates)}"
                                 for o, (rates, note) in planes.items())
-        fig.suptitle("Safety–capability plane: did the fine-tune reach its goal, and at what cost in harm and "
-                     f"over-refusal?\n{rate_notes}\nx: capability, {interval_note(capability)}; "
-                     "◆ base, solid arrow: fine-tune, dashed arrow: mitigation", fontsize=7)
+        title = ("Safety–capability plane: did the fine-tune reach its goal, and at what cost in harm and "
+                 f"over-refusal?\n{rate_notes}\nx: capability, {interval_note(capability)}; "
+                 "◆ base, solid arrow: fine-tune, dashed arrow: mitigation")
+        # each line wrapped to the figure's width: a long interval note made the PNG wider than the page
+        width = round(CAPTION_CHARS * fig.get_figwidth() / DOUBLE_COLUMN_IN)
+        fig.suptitle("\n".join(textwrap.fill(line, width) for line in title.splitlines()), fontsize=7)
     return fig
 
 
