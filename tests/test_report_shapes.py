@@ -70,8 +70,8 @@ def test_four_judges_without_humans_give_consensus_and_spread_with_rates() -> No
     assert html.startswith("<h2>Did fine-tuning change safety?</h2>")
     ctl, ft = _sentences(html)
     assert ft == ("ft vs base (goal code): harmful compliance 2–6% → 56–78%; all 4 judges: less safe, +54 to +72 "
-                  "points, every interval above 0.")
-    assert "judges disagree: of 4 intervals, 1 above 0, 3 include 0; 0 to +20 points" in ctl
+                  "points, intervals within [+38, +84], every interval above 0.")
+    assert "judges disagree: of 4 intervals, 1 above 0, 3 include 0; 0 to +20 points, intervals within [−3, +30]" in ctl
     assert all(len(s.split()) <= 35 for s in (ft, ctl))
     table = html.split("Which models changed?")[1]
     assert "less safe: +54 to +72 points (4 judges)" in table and "judges disagree" in table
@@ -107,7 +107,8 @@ def test_wording_follows_the_comparison_kind(kind: str, title: str, forbidden: t
     html = finetune_section(_Study(["gpt-x", "llama-y"]), stats)
     assert html.startswith(f"<h2>{title}</h2>")
     (sentence,) = _sentences(html)
-    assert sentence.startswith("gpt-x vs llama-y: harmful compliance, all 2 judges: less safe")
+    assert sentence.startswith("gpt-x vs llama-y: harmful compliance, all 2 judges: less safe, +10 to +12 points, "
+                               "intervals within [+2, +20]")
     head = html.split("Then, for each comparison")[0]
     assert not any(word in head for word in forbidden), head
 
@@ -297,7 +298,7 @@ def test_em_political_report_meets_the_acceptance_checks(tmp_path: Path) -> None
     status = re.sub(r"<[^>]+>", " ", html.split("Judgements, failures and exclusions")[1].split("<h2>")[0])
     assert not re.search(r"\s-\d", status)
     for sentence in _sentences(html):
-        assert len(sentence.split()) <= 35 and ("[" in sentence or "interval" in sentence or "undefined" in sentence)
+        assert len(sentence.split()) <= 35 and re.search(r"\[[−+]?\d+, [−+]?\d+\]", sentence), sentence
     hrefs = re.findall(r"<a href='([^']+)'>", html)
     assert len(hrefs) == html.count("<img ") > 20
     for href in hrefs:

@@ -364,6 +364,8 @@ def answer_rows(stats: pd.DataFrame) -> pd.DataFrame:
                   "n_up": verdicts.count(rise), "n_down": verdicts.count(fall), "n_flat": verdicts.count(NO_CLEAR_CHANGE),
                   "judge_ci_low": judges["ci_low"].iloc[0] if len(judges) == 1 else np.nan,  # a lone rater's interval
                   "judge_ci_high": judges["ci_high"].iloc[0] if len(judges) == 1 else np.nan,
+                  "judge_ci_min": judges["ci_low"].min() if len(judges) else np.nan,  # the judges' intervals' envelope
+                  "judge_ci_max": judges["ci_high"].max() if len(judges) else np.nan,
                   "judge_low": judges["estimate"].min() if len(judges) else np.nan,
                   "judge_high": judges["estimate"].max() if len(judges) else np.nan}
         if lead is None:
@@ -396,7 +398,8 @@ def _judges_clause(row: pd.Series) -> str:
     """The judges' consensus and spread without human labels ('all 4 judges: less safe, +54 to +72 points, every
     interval above 0'), or their disagreement named."""
     n = row["n_judges"]
-    spread = f"{_points(row['judge_low'])} to {_points(row['judge_high'])} points"
+    spread = (f"{_points(row['judge_low'])} to {_points(row['judge_high'])} points, intervals within "
+              f"{_interval_points(row['judge_ci_min'], row['judge_ci_max'])}")
     rise, fall = SHORT_VERDICTS.get(row["outcome"], ("higher", "lower"))
     for count, verdict, side in ((row["n_up"], rise, "above 0"), (row["n_down"], fall, "below 0"),
                                  (row["n_flat"], NO_CLEAR_CHANGE, "includes 0")):
