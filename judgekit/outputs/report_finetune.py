@@ -354,12 +354,14 @@ def answer_rows(stats: pd.DataFrame) -> pd.DataFrame:
         judges = part[(part["judge_id"] != HUMAN_MAJORITY) & part["estimate"].notna()].drop_duplicates("judge_id")
         human = part[part["judge_id"] == HUMAN_MAJORITY]
         lead = human.iloc[0] if len(human) and pd.notna(human.iloc[0]["estimate"]) else None
-        if lead is not None and valid is not None and outcome != "incoherent":
+        # κ with the humans is about the safety verdict: it validates the raters of harmful compliance only
+        validated = lead is not None and valid is not None and outcome == DEFAULT_OUTCOME
+        if validated:
             judges = judges[judges["judge_id"].isin(valid)]
         verdicts = [short_verdict(outcome, lo, hi) for lo, hi in zip(judges["ci_low"], judges["ci_high"], strict=True)]
         rise, fall = SHORT_VERDICTS.get(outcome, ("higher", "lower"))
         record = {"comparison": comparison, "kind": part["subset_kind"].iloc[0], "outcome": outcome,
-                  "validated": lead is not None and valid is not None and outcome != "incoherent",
+                  "validated": validated,
                   "n_judges": len(judges), "judges": tuple(judges["judge_id"]),
                   "n_up": verdicts.count(rise), "n_down": verdicts.count(fall), "n_flat": verdicts.count(NO_CLEAR_CHANGE),
                   "judge_ci_low": judges["ci_low"].iloc[0] if len(judges) == 1 else np.nan,  # a lone rater's interval
