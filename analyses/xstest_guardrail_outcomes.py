@@ -118,7 +118,7 @@ def main() -> None:
         if row.outcome in SHOWN:
             name = row.comparison.removeprefix("comparison=").split("|goal=")[0]
             sentences.append(f"- {name}: {OUTCOMES[row.outcome].noun} {row.estimate:+.3f} [{row.ci_low:+.3f}, "
-                             f"{row.ci_high:+.3f}] (humans; {row.n_agree} of {row.n_judges} judges agree in sign: "
+                             f"{row.ci_high:+.3f}] (humans; {row.n_agree} of {row.n_judges} judges reach the same verdict: "
                              f"{row.words})")
     lines = ["# XSTest system prompts: harmful compliance and over-refusal, never pooled", "",
              "Real data (shared copy: 338 of 450 prompts per model; 150 harmful `contrast_*`, 188 benign). Made by "

@@ -227,12 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--study", type=Path, default=None, help="the study, for figures that read its flags (incoherence scores)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (or stage line) on stderr")
 
     p = sub.add_parser("report", help="self-contained HTML report -> OUT/report.html")
     p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--stats", type=Path, default=None, help="use this stats directory instead of computing one")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (or stage lines) on stderr")
     add_stats_options(p)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the bundled SIMULATED demo study")
@@ -645,7 +647,8 @@ def _dispatch(args: argparse.Namespace) -> None:
         for line in undefined_lines(stats, only):
             print(line)
     elif command == "figures":
-        for path in steps.figures_step(args.stats_dir, args.out, study_dir=args.study, force=args.force):
+        for path in steps.figures_step(args.stats_dir, args.out, study_dir=args.study, force=args.force,
+                                       progress=not args.no_progress):
             print(path)
     elif command == "report":
         path = steps.report_step(args.study, args.out, stats_dir=args.stats, settings=settings, force=args.force).resolve()

@@ -102,9 +102,11 @@ def test_demo_pipeline_end_to_end(tmp_path: Path) -> None:
     html = (out / "report.html").read_text()
     assert "SIMULATED DATA" in html and html.count("data:image/png;base64,") == len(list((out / "figures").glob("*.png")))
     # the report opens with the fine-tuning answer (issue 14): before the study overview
-    assert html.index("Did fine-tuning change safety?") < html.index("<h2>Study</h2>")
-    for figure in ("safety_capability_plane", "specification_curve", "conclusion_flip_matrix"):
-        assert (out / "figures" / f"{figure}.png").exists()
+    # (fine-tunes and a mitigation of one: the title names both)
+    assert html.index("Did fine-tuning, and its mitigation, change safety?") < html.index("<h2>Study</h2>")
+    assert (out / "figures" / "safety_capability_plane.png").exists()
+    for figure in ("specification_curve", "conclusion_flip_matrix"):  # 4 comparisons: one figure each
+        assert len(list((out / "figures").glob(f"{figure}__*.png"))) == 4
     for sub in ("stats", "figures", "."):
         manifest = json.loads((out / sub / "manifest.json").read_text())
         assert manifest["judgekit_version"] and "git" in manifest

@@ -51,7 +51,7 @@ def test_agreement_heatmap_cells_hold_intervals(figures) -> None:
     assert labels == ["human_majority", "j-good", "j-bad"]  # judges sorted by kappa with the humans
     cells = [t.get_text() for t in ax.texts]
     assert len(cells) == 6 and all("[" in c and "]" in c for c in cells)
-    assert "human ceiling" in ax.get_title()
+    assert "human ceiling" in figures["agreement_heatmap"]._suptitle.get_text()  # above the map and its colour bar
 
 
 def test_reliability_diagrams_one_panel_per_judge_with_counts(figures, inputs) -> None:
@@ -65,13 +65,15 @@ def test_reliability_diagrams_one_panel_per_judge_with_counts(figures, inputs) -
 
 def test_effect_forest_and_flip_matrix(figures) -> None:
     # One row of panels per benchmark (all first), one column per comparison x outcome (the flags give an
-    # incoherence column beside harmful compliance), judges on the shared y axis, humans on top.
+    # incoherence column beside harmful compliance), each column with its outcome's raters, humans on top.
     forest = visible_axes(figures["finetune_effect_forest"])
-    assert [ax.get_ylabel() for ax in forest if ax.get_ylabel()] == ["benchmark: all", "benchmark: b1", "benchmark: b2"]
+    benchmarks = [ax.get_title().splitlines()[-1] for ax in forest]
+    assert benchmarks == ["benchmark: all"] * 2 + ["benchmark: b1"] * 2 + ["benchmark: b2"] * 2
     assert "harmful compliance" in forest[0].get_title() and "incoherence" in forest[1].get_title()
     assert "goal: coding" in forest[0].get_title()
     ticks = [t.get_text() for t in forest[0].get_yticklabels()]
     assert ticks[0] == "human_majority" and "j-good" in ticks
+    assert [t.get_text() for t in forest[1].get_yticklabels()] == ["flags"]  # no phantom rows of the other outcome
     assert len({ax.get_xlim() for ax in forest}) == 1
     flip = visible_axes(figures["conclusion_flip_matrix"])
     assert len(flip) == 2  # harmful compliance, incoherence

@@ -589,7 +589,8 @@ def test_report_section_opens_with_the_answer_and_never_prints_undefined_as_zero
     broken = paired.iloc[[0]].assign(judge_id="<script>j3</script>", estimate=np.nan, ci_low=np.nan, ci_high=np.nan,
                                      warning="only 4 units answered by both models (need 10); no paired effect")
     html = finetune_section(study, pd.concat([stats, broken], ignore_index=True))
-    assert html.startswith("<h2>Did fine-tuning change safety?</h2>")
+    # fine-tunes and a mitigation of one: the title names both
+    assert html.startswith("<h2>Did fine-tuning, and its mitigation, change safety?</h2>")
     for text in ("ft vs base", "ft-mix vs ft", "conclusion_agreement", "conclusion_reversal", "capability_gain",
                  "effect at matched capability", "judge-error-corrected effect", "How many more human labels",
                  "cluster bootstrap over units, percentile (100 resamples)", "&lt;script&gt;j3&lt;/script&gt;",

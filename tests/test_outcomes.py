@@ -138,9 +138,16 @@ def test_report_states_shares_labels_plans_and_method_once(tmp_path: Path) -> No
     share = stats["statistic"] == "finetune_effect_incoherent_share"
     html = finetune_section(study, stats)
     assert "lambda" not in html.split("The answer.")[1].split("<table>")[0]
-    sentences = re.findall(r"<li><b>(.*?)</li>", html)
-    assert len(sentences) == 1 and "harmful compliance" in sentences[0] and "over-refusal" in sentences[0]
+    sentences = answer_sentences(html)
+    assert len(sentences) == 2 and "harmful compliance" in sentences[0] and "over-refusal" in sentences[1]
+    assert all(len(s.split()) <= 35 and re.search(r"points \[", s) for s in sentences), sentences
     assert not share.any() or "not a share" in html or stats.loc[share, "estimate"].between(0, 1).all()
+
+
+def answer_sentences(html: str) -> list[str]:
+    """The opening sentences of the report (one per comparison and outcome), without tags."""
+    answer = html.split("<ul class='answer'>", 1)[1].split("</ul>", 1)[0]
+    return [re.sub(r"<[^>]+>", "", s) for s in re.findall(r"<li>(.*?)</li>", answer)]
 
 
 def _raw_xstest(model: str) -> dict[str, tuple[str, str]]:
@@ -164,13 +171,14 @@ def test_xstest_report_opens_with_the_two_outcome_effects_of_a_hand_computation(
     over_refusal = sum((1 - complied(guard, i)) - (1 - complied(plain, i)) for i in safe) / len(safe)
 
     html = finetune_section(study, stats)
-    sentence = next(s for s in re.findall(r"<li><b>(.*?)</li>", html) if s.startswith("mistralguard vs mistralinstruct"))
-    values = [float(v) for v in re.findall(r"<data value='([^']+)'>", sentence)]
-    harmful_part, over_part = sentence.split("; over-refusal")
-    assert "harmful compliance" in harmful_part and "less harmful compliance (safer)" in harmful_part
-    assert "more over-refusal" in over_part
-    assert abs(values[0] - harmful_compliance) < 1e-9 and abs(values[3] - over_refusal) < 1e-9
-    assert values[1] < values[0] < values[2] and values[4] < values[3] < values[5]
+    harmful_part, over_part = [s for s in answer_sentences(html) if s.startswith("mistralguard vs mistralinstruct")]
+    assert "harmful compliance" in harmful_part and ": safer (humans" in harmful_part
+    assert "over-refusal" in over_part and ": more over-refusal (humans" in over_part
+    for sentence, expected in ((harmful_part, harmful_compliance), (over_part, over_refusal)):
+        effect, low, high = (float(v.replace("−", "-")) for v in
+                             re.search(r"([−+]?[\d.]+) points \[([−+]?[\d.]+), ([−+]?[\d.]+)\]", sentence).groups())
+        assert abs(effect - 100 * expected) <= 0.5 and low <= effect <= high
+        assert len(sentence.split()) <= 35
     answer = answer_rows(stats)
     assert set(answer["outcome"]) == {"harmful_compliance", "over_refusal"}
 
@@ -220,7 +228,7 @@ def _stats_row(**values) -> dict:
     return base | values
 
 
-def test_label_plans_collapse_to_one_row_listing_each_judges_numbers_once() -> None:
+def test_label_plans_share_a_row_only_when_identical_and_hold_no_placeholders() -> None:
     from judgekit.outputs.report_finetune import _label_plan
 
     plan = "+5 a / +5 b labels for the corrected effect's half-width {now} -> 0.050 (target 0.05); --judge {j} --out F"
@@ -229,9 +237,8 @@ def test_label_plans_collapse_to_one_row_listing_each_judges_numbers_once() -> N
                          + [_stats_row(judge_id="j4", estimate=20.0, method=plan.format(now="0.2", j="j4"))])
     html = _label_plan(stats, "comparison=a vs b|goal=g", "harmful_compliance")
     rows = re.findall(r"<tr><td>(.*?)</td>", html)
-    assert rows == ["j1, j2, j3", "j4"]
-    assert "half-width … -&gt; 0.050" in html and "j1: 0.120; j2: 0.130; j3: 0.120" in html
-    assert "--judge JUDGE" in html
+    assert rows == ["j1, j3", "j2", "j4"]
+    assert "…" not in html and "half-width 0.130 -&gt; 0.050" in html and "--judge JUDGE" in html
 
 
 def test_a_share_outside_zero_one_is_not_printed_as_a_share() -> None:
@@ -239,8 +246,8 @@ def test_a_share_outside_zero_one_is_not_printed_as_a_share() -> None:
 
     assert _share(pd.Series({"estimate": 1.8, "ci_low": 0.2, "ci_high": 3.0, "warning": ""})).startswith("— (not a share")
     assert _share(pd.Series({"estimate": -0.4, "ci_low": -1.0, "ci_high": 0.2, "warning": ""})).startswith("— (not a share")
-    inside = _share(pd.Series({"estimate": 0.5, "ci_low": 0.1, "ci_high": 1.8, "warning": ""}))
-    assert inside.startswith("0.500 [0.100, 1.800]") and "leaves [0, 1]" in inside
+    inside = _share(pd.Series({"estimate": 0.667, "ci_low": -2.0, "ci_high": 3.0, "warning": ""}))
+    assert inside.startswith("0.667 (no interval") and "leaves [0, 1]" in inside and "3.000" not in inside
     assert _share(pd.Series({"estimate": 0.5, "ci_low": 0.1, "ci_high": 0.9, "warning": ""})) == "0.500 [0.100, 0.900]"
 
 
@@ -254,7 +261,8 @@ def test_benign_prompts_without_a_refusal_rater_get_a_row_saying_why(tmp_path: P
     assert len(over) == 1 and np.isnan(over["estimate"].iloc[0])
     assert "no rater measures over-refusal" in over["warning"].iloc[0]
     html = finetune_section(study, stats)
-    assert "over-refusal: undefined (no rater measures over-refusal" in html
+    assert "over-refusal is undefined for tuned vs base (goal chat): no rater measures over-refusal" in html
+    assert not any("over-refusal" in s for s in answer_sentences(html))  # said once, beside the answer, not in it
 
 
 def test_interval_caption_states_per_judge_ppi_weights_once() -> None:

@@ -58,7 +58,10 @@ def test_hostile_text_runs_nothing_in_a_browser(hostile_report: Path, tmp_path: 
     # Inspect the live DOM's elements (text nodes may legitimately contain the attack as inert text).
     elements = HtmlElements()
     elements.feed(dom)
-    assert not {"script", "iframe", "svg", "a"} & set(elements.tags)
+    assert not {"script", "iframe", "svg"} & set(elements.tags)
+    # the only links are the report's own figures (click: full size), never the attack's
+    hrefs = [value for name, value in elements.attrs if name == "href"]
+    assert elements.tags.count("a") == len(hrefs) and all(re.fullmatch(r"figures/[\w.-]+\.png", h) for h in hrefs)
     assert ("id", "pwned-marker") not in elements.attrs and ("id", "pwned-link") not in elements.attrs
     assert not any(name == "data-pwned" for name, _ in elements.attrs)
     assert not any(name.startswith("on") for name, _ in elements.attrs)

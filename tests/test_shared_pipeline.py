@@ -22,16 +22,22 @@ DATASETS = {"em-political": "em_political", "refusal-direction": "refusal_direct
 MODELS = ("gemma-2b-it", "llama-2-7b-chat-hf", "meta-llama-3-8b-instruct", "qwen-1_8b-chat", "yi-6b-chat")
 
 
-def _placeholder_figure(fig, out_dir, name):
-    """Stands in for ``save_figure``: the figure was drawn; write its two files without rendering them."""
+def _placeholder_figure(fig, out_dir, name, *, formats=("pdf", "png"), dpi=300):
+    """Stands in for ``save_figure``: the figure was drawn; write its files without rendering it (a PNG of the
+    figure's size in pixels at ``dpi``, blank, so that the report can read its size)."""
     import matplotlib.pyplot as plt
+    from PIL import Image
 
+    width, height = fig.get_size_inches()
     plt.close(fig)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{name}.pdf", out_dir / f"{name}.png"]
+    paths = [out_dir / f"{name}.{suffix}" for suffix in formats]
     for path in paths:
-        path.write_bytes(b"not rendered in this test")
+        if path.suffix == ".png":
+            Image.new("L", (max(1, int(width * dpi)), max(1, int(height * dpi)))).save(path, dpi=(dpi, dpi))
+        else:
+            path.write_bytes(b"not rendered in this test")
     return paths
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import pandas as pd
@@ -64,4 +65,8 @@ def _progress(blocks: list, enabled: bool):
     """The blocks, behind a progress bar with an ETA on stderr when asked for and stderr is a terminal."""
     from tqdm import tqdm
 
-    return tqdm(blocks, desc="stats", unit="block", file=sys.stderr, disable=None if enabled else True)
+    # A pseudo-terminal of unknown size (0 x 0: `script`, CI runners, a pty in tests) makes tqdm read -1 rows and hide
+    # the bar as "below the screen"; shutil falls back to 80 x 24 there.
+    size = shutil.get_terminal_size()
+    return tqdm(blocks, desc="stats", unit="block", file=sys.stderr, disable=None if enabled else True,
+                ncols=size.columns, nrows=size.lines)

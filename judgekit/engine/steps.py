@@ -21,6 +21,7 @@ from judgekit.registry import resolve_judge
 from judgekit.store.locking import study_lock, work_locks
 from judgekit.store.manifest import append_study_run, build_manifest, read_manifest, recorded_study_run, sha256_file
 from judgekit.store.outdir import FILES_KEY, check_output_dir, refuse_system_folder, staged_output_dir, verify_output_dir
+from judgekit.engine.progress import on_terminal, stage
 from judgekit.engine.judge_runner import (JudgeRunSummary, check_model_paths, commit_under_study_lock, read_snapshot,
                                           record_judge_runs, run_judges)
 from judgekit.store.schema import SCHEMAS
@@ -192,7 +193,11 @@ def stats_step(study_dir: Path, out_dir: Path, settings: StatsSettings, *, csv_f
     if study.judgments is None and study.annotations is None:
         raise InputError("has nothing to compare: no judgments (run `judgekit judge`) and no annotations",
                          file=study_dir)
-    stats, reliability = compute_stats(study, settings, version=__version__, only=only)
+    from judgekit.analysis.driver import BLOCKS
+
+    # on a terminal compute_stats draws its own bar (one step per block); elsewhere this stage's line says it runs
+    with stage("stats", total=len(BLOCKS), unit="block", enabled=settings.progress and not on_terminal()):
+        stats, reliability = compute_stats(study, settings, version=__version__, only=only)
     if stats.empty:  # e.g. only graded scores on dimensions without a verdict (an Inspect scorer left unmapped)
         raise InputError("has nothing to compare: no judgment gives a verdict (graded scores need a declared "
                          "threshold: `data import --unsafe-value`) and there are no annotations"
@@ -232,12 +237,18 @@ def read_stats(stats_dir: Path, *, study_files: list[Path] | None = None) -> tup
 
 
 def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = None, study: Study | None = None,
-                 force: bool = False) -> list[Path]:
-    """Figures (PDF + PNG) and paper tables (Markdown + LaTeX under ``tables/``) from a stats directory."""
-    from judgekit.outputs.figures import make_figures
+                 force: bool = False, formats: tuple[str, ...] = ("pdf", "png"), dpi: int | None = None,
+                 progress: bool = True) -> list[Path]:
+    """Figures (``formats``: PDF and PNG by default) and paper tables (Markdown + LaTeX under ``tables/``) from a
+    stats directory; PNGs at ``dpi`` (default 300)."""
+    from judgekit.outputs.figures import FIGURES, make_figures
+    from judgekit.outputs.style import PNG_DPI
     from judgekit.outputs.style import FigureInputs
     from judgekit.outputs.tables import study_tables, to_latex, to_markdown
 
+    if not (Path(stats_dir) / "stats.parquet").exists() and any(Path(stats_dir).glob("responses.*")):
+        raise InputError("is a study, not a stats folder: run `judgekit stats STUDY --out STATS` first, then "
+                         "`judgekit figures STATS --out FIGURES --study STUDY`", file=stats_dir)
     check_output_dir(out_dir, kind="figures", studies=[stats_dir] + ([study_dir] if study_dir is not None else []),
                      force=force)
     stats, reliability = read_stats(stats_dir)
@@ -247,7 +258,8 @@ def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = Non
     inputs = [stats_dir / "stats.parquet"] + ([stats_dir / "reliability.parquet"] if reliability is not None else [])
     manifest = build_manifest(step="figures", inputs=inputs + (study.files() if study else []))
     with staged_output_dir(out_dir, manifest) as staging:
-        written = make_figures(data, staging)
+        with stage("figures", total=len(FIGURES), unit="figure", enabled=progress) as advance:
+            written = make_figures(data, staging, formats=formats, dpi=dpi or PNG_DPI, progress=advance)
         for name, (table, caption) in study_tables(stats).items():
             written.append(write_text_atomic(staging / "tables" / f"{name}.md", to_markdown(table)))
             written.append(write_text_atomic(staging / "tables" / f"{name}.tex",
@@ -273,13 +285,19 @@ def _write_report(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, set
     else:
         stats, _ = read_stats(stats_dir, study_files=study.files())
         stats_dir = copy_stats_set(stats_dir, out_dir / "stats")
-    figure_paths = figures_step(stats_dir, out_dir / "figures", study_dir=study_dir, study=study)
+    # the report embeds PNGs only: PDFs for papers come from `judgekit figures`
+    from judgekit.outputs.style import REPORT_PNG_DPI
+
+    figure_paths = figures_step(stats_dir, out_dir / "figures", study_dir=study_dir, study=study, formats=("png",),
+                                dpi=REPORT_PNG_DPI, progress=settings.progress)
     manifest = build_manifest(
         step=step,
         inputs=study.files() + [stats_dir / "stats.parquet"],
         details={"stats_manifest": read_manifest(stats_dir / "manifest.json"), "study_manifest": read_manifest(study_dir / "manifest.json")},
     )
-    html_text = build_report(study, stats, figure_paths, manifest)
+    with stage("report", total=1, unit="page", enabled=settings.progress) as advance:
+        html_text = build_report(study, stats, figure_paths, manifest)
+        advance()
     with staged_output_dir(out_dir, manifest) as staging:
         write_text_atomic(staging / "report.html", html_text)
     return out_dir / "report.html"

@@ -27,6 +27,8 @@ harmful_rate_by_model          harmful_rate per model x benchmark
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import matplotlib.ticker
@@ -36,16 +38,18 @@ import pandas as pd
 
 from judgekit.outputs.checkpoint_figure import checkpoint_effects
 from judgekit.outputs.finetune_figures import (
+    comparison_keys,
     conclusion_flip_matrix,
     finetune_effect_forest,
     safety_capability_plane,
     specification_curve,
 )
-from judgekit.outputs.report_finetune import outcome_of
+from judgekit.outputs.report_finetune import FIGURE_PART_SEPARATOR, outcome_of
 from judgekit.outputs.style import (
     DOUBLE_COLUMN_IN,
     OKABE_ITO,
     PAPER_STYLE,
+    PNG_DPI,
     ROWS_PER_PANEL,
     SINGLE_COLUMN_IN,
     FigureInputs,
@@ -54,7 +58,7 @@ from judgekit.outputs.style import (
     panel_chunks,
     save_figure,
 )
-from judgekit.outputs.tables import ACCURACY_GAP, as_shown, interval_caption, term_label
+from judgekit.outputs.tables import ACCURACY_GAP, NOT_JUDGES, annotator_ids, as_shown, interval_caption, judge_pairs, term_label
 
 HUMAN = "human_majority"
 UNDEFINED_COLOUR = "#BBBBBB"
@@ -168,15 +172,18 @@ def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
     colour only (the ``judge_agreement`` table has every interval). Undefined kappas are grey and hatched.
     """
     stats = as_shown(data.stats)
+    between = judge_pairs(stats)
     kappa = stats[(stats["statistic"] == "cohen_kappa") & (stats["subset"] == "all")]
-    pairs = kappa[kappa["reference"].isin(set(kappa["judge_id"]) | {HUMAN})]
-    annotators = stats.loc[(stats["reference"] == "majority_of_others") & (stats["subset_kind"] != "ceiling_items"), "judge_id"]
-    judges = set(pairs.loc[pairs["reference"] != "majority_of_others", "judge_id"]) - {"human_ceiling"} - set(annotators)
+    judges = set(between["judge_id"]) | set(between["reference"])
+    with_humans = kappa[(kappa["reference"] == HUMAN) & ~kappa["judge_id"].isin(set(NOT_JUDGES) | annotator_ids(stats))]
+    if "dimension" in with_humans:
+        with_humans = with_humans[with_humans["dimension"].isna()]
+    judges |= set(with_humans["judge_id"])
     if len(judges) == 0:
         return None
-    with_humans = pairs[(pairs["reference"] == HUMAN) & pairs["judge_id"].isin(judges)]
     ordered = sorted_by(with_humans) + sorted(judges - set(with_humans["judge_id"]))
-    raters = [HUMAN, *ordered]
+    raters = ([HUMAN] if len(with_humans) else []) + ordered  # no empty human row and column without labels
+    pairs = pd.concat([between, with_humans])
     n = len(raters)
     values = np.full((n, n), np.nan)
     known = np.zeros((n, n), dtype=bool)
@@ -189,14 +196,14 @@ def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
         text[i][j] = text[j][i] = (_fmt(row.estimate) if n > 12 or pd.isna(row.estimate)
                                    else f"{_fmt(row.estimate)}\n[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]")
     with plt.rc_context(PAPER_STYLE):
-        size = min(DOUBLE_COLUMN_IN, 1.2 + 0.6 * n)
+        size = min(DOUBLE_COLUMN_IN, 1.6 + 0.8 * n)  # cells wide enough for "0.73 [0.69, 0.77]" at 7 pt
         fig, ax = plt.subplots(figsize=(size, size * 0.9), layout="constrained")
         image = ax.imshow(values, cmap="cividis", vmin=-0.2, vmax=1.0)
         undefined = known & np.isnan(values)
         for i, j in zip(*np.nonzero(undefined), strict=True):
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=UNDEFINED_COLOUR, hatch="////", edgecolor="white", linewidth=0))
         if n <= 20:
-            fontsize = 5.5 if n <= 8 else 4.5 if n <= 12 else 4
+            fontsize = 7 if n <= 5 else 5.5 if n <= 8 else 4.5 if n <= 12 else 4
             for i in range(n):
                 for j in range(n):
                     if i != j and text[i][j]:
@@ -207,7 +214,8 @@ def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
         ax.set_yticks(range(n), raters, fontsize=labelsize)
         cells = "estimate and interval" if n <= 12 else "estimate" if n <= 20 else "colour only; intervals in the judge_agreement table"
         bar = fig.colorbar(image, ax=ax, shrink=0.8, label=f"Cohen's κ (cells: {cells})")
-        title = "Agreement between judges and with the human majority (judges sorted by κ with the humans)"
+        title = ("Agreement between judges and with the human majority (judges sorted by κ with the humans)" if len(with_humans)
+                 else "Agreement between judges (no human labels)")
         ceiling = stats[(stats["judge_id"] == "human_ceiling") & (stats["statistic"] == "cohen_kappa") & (stats["subset"] == "all")]
         if len(ceiling):
             c = ceiling.iloc[0]
@@ -215,7 +223,7 @@ def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
             title += f"\nhuman ceiling κ = {_fmt(c.estimate)} [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}] (orange line)"
         if undefined.any():
             title += "\ngrey hatched: κ undefined (a judge gives one verdict only)"
-        ax.set_title(f"{title}\n{interval_caption(shown, short=True)}", fontsize=7)
+        fig.suptitle(f"{title}\n{interval_caption(shown, short=True)}", fontsize=7)  # over the map and the colour bar
     return fig
 
 
@@ -494,19 +502,63 @@ FIGURES = {
 }
 
 
+# Beyond this many comparisons a figure with one panel per comparison is too wide (or tall) to read where shown:
+# it is drawn once per comparison instead, saved as NAME__COMPARISON.
+MAX_COMPARISONS_PER_FIGURE = 3
+PER_COMPARISON = {"finetune_effect_forest": "finetune_effect_paired", "conclusion_flip_matrix": "finetune_effect_paired",
+                  "specification_curve": "finetune_effect_cell"}
+
+
+def part_name(name: str, comparison: str, taken: set[str]) -> str:
+    """``NAME__A-vs-B`` for one comparison's figure (file-name safe; the goal added when the pair repeats).
+
+    >>> part_name("conclusion_flip_matrix", "comparison=ft 1 vs base|goal=code", set())
+    'conclusion_flip_matrix__ft-1-vs-base'
+    """
+    pair, goal = comparison.removeprefix("comparison=").split("|goal=")
+    for text in (pair, f"{pair}-{goal}"):
+        candidate = f"{name}{FIGURE_PART_SEPARATOR}{re.sub(r'[^A-Za-z0-9._]+', '-', text).strip('-')}"
+        if candidate not in taken:
+            return candidate
+    return f"{candidate}-{len(taken)}"
+
+
+def figure_families(data: FigureInputs) -> Iterator[list[tuple[str, plt.Figure]]]:
+    """For each entry of :data:`FIGURES`, the figures it draws as (file name, figure): none when the inputs do not
+    support it, one, or one per comparison when there are more than :data:`MAX_COMPARISONS_PER_FIGURE`."""
+    taken: set[str] = set()
+    for name, draw in FIGURES.items():
+        comparisons = comparison_keys(data.stats, PER_COMPARISON[name]) if name in PER_COMPARISON else []
+        if len(comparisons) > MAX_COMPARISONS_PER_FIGURE:
+            drawn = []
+            for comparison in comparisons:
+                fig = draw(data, only=[comparison])
+                if fig is not None:
+                    drawn.append((part_name(name, comparison, taken), fig))
+                    taken.add(drawn[-1][0])
+        else:
+            fig = draw(data)
+            drawn = [(name, fig)] if fig is not None else []
+        yield drawn
+
+
 def draw_figures(data: FigureInputs) -> dict[str, plt.Figure]:
     """Every figure the inputs support, as matplotlib figures (not saved)."""
-    figures = {}
-    for name, draw in FIGURES.items():
-        fig = draw(data)
-        if fig is not None:
-            figures[name] = fig
-    return figures
+    return {name: fig for family in figure_families(data) for name, fig in family}
 
 
-def make_figures(data: FigureInputs, out_dir: str | Path) -> list[Path]:
-    """Draw and save every figure the inputs support; return the written files (PDF and PNG)."""
+def make_figures(data: FigureInputs, out_dir: str | Path, *, formats: tuple[str, ...] = ("pdf", "png"),
+                 dpi: int = PNG_DPI, progress: Callable[[], None] | None = None) -> list[Path]:
+    """Draw and save every figure the inputs support in ``formats``; return the written files.
+
+    The report embeds PNGs only (at a lower ``dpi``) and asks for nothing else; ``judgekit figures`` writes PDFs
+    for papers too.
+    ``progress`` is called once per entry of :data:`FIGURES`, drawn or not.
+    """
     written: list[Path] = []
-    for name, fig in draw_figures(data).items():
-        written.extend(save_figure(fig, out_dir, name))
+    for family in figure_families(data):
+        for name, fig in family:
+            written.extend(save_figure(fig, out_dir, name, formats=formats, dpi=dpi))
+        if progress is not None:
+            progress()
     return written

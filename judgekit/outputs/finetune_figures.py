@@ -22,6 +22,7 @@ Every caption names the interval method read from the rows' ``method``.
 from __future__ import annotations
 
 import itertools
+import textwrap
 from collections.abc import Iterable
 
 import matplotlib.pyplot as plt
@@ -33,6 +34,8 @@ from judgekit.analysis.blocks.finetune import NATIVE_VERDICT
 from judgekit.outputs.report_finetune import comparison_of, interval_note, outcome_of
 from judgekit.outputs.style import DOUBLE_COLUMN_IN, OKABE_ITO, PAPER_STYLE, FigureInputs, interval_errors
 from judgekit.store.schema import HUMAN_MAJORITY
+
+CAPTION_CHARS = 110  # a caption line at 7.5 pt stays within a 7-inch figure
 
 # Every outcome is worse when higher: a rise is vermillion, a fall blue, whatever the outcome.
 SIGN_COLOURS = {"up": "#D55E00", "down": "#0072B2", "ns": "#BBBBBB"}
@@ -69,13 +72,49 @@ def sign_significance_key(row: pd.Series) -> str:
     return "ns"
 
 
-def _effects(stats: pd.DataFrame) -> pd.DataFrame:
-    rows = stats[stats["statistic"] == "finetune_effect_paired"].copy()
+def _effects(stats: pd.DataFrame, only: Iterable[str] | None = None,
+             statistic: str = "finetune_effect_paired") -> tuple[pd.DataFrame, list[str]]:
+    """The effect rows to draw (of the comparisons in ``only``, when given) and a note per panel left out.
+
+    A panel (comparison × outcome) where no rater has a defined effect is not drawn: its reason goes in the
+    caption. With one benchmark its pooled "all" rows repeat it and are dropped.
+    """
+    rows = stats[stats["statistic"] == statistic].copy()
+    if only is not None:
+        rows = rows[comparison_of(rows["subset"]).isin(list(only))]
     if rows.empty:
-        return rows
+        return rows, []
     rows["comparison"] = panel_key(rows)
     rows["benchmark"] = rows["benchmark"].fillna("all")
-    return rows
+    defined = rows.groupby("comparison")["estimate"].transform(lambda e: e.notna().any())
+    notes = [f"{OUTCOMES[outcome_of(part).iloc[0]].noun} undefined ({_first_reason(part)})"
+             for _, part in rows[~defined].groupby("comparison")]
+    rows = rows[defined]
+    named = set(rows["benchmark"]) - {"all"}
+    if len(named) == 1:
+        rows = rows[rows["benchmark"] != "all"]
+    return rows, notes
+
+
+def _first_reason(rows: pd.DataFrame) -> str:
+    """The first clause of the rows' first warning ('no rater measures over-refusal'): the report has the rest."""
+    reasons = [w.split(";")[0].split(":")[0] for w in rows["warning"].fillna("") if w]
+    return reasons[0] if reasons else "no rater has a defined effect"
+
+
+def _caption_notes(notes: list[str]) -> str:
+    """Undefined panels, named in the caption instead of drawn empty (the first two, then a count)."""
+    if not notes:
+        return ""
+    shown = list(dict.fromkeys(notes))
+    shown = shown[:2] + ([f"and {len(shown) - 2} more (see the report)"] if len(shown) > 2 else [])
+    return "\n" + textwrap.fill("not drawn: " + "; ".join(shown), CAPTION_CHARS)
+
+
+def comparison_keys(stats: pd.DataFrame, statistic: str = "finetune_effect_paired") -> list[str]:
+    """The comparisons with at least one defined effect of ``statistic``, sorted."""
+    rows = stats[(stats["statistic"] == statistic) & stats["estimate"].notna()]
+    return sorted(comparison_of(rows["subset"]).unique())
 
 
 def _judge_order(rows: pd.DataFrame) -> list[str]:
@@ -85,54 +124,69 @@ def _judge_order(rows: pd.DataFrame) -> list[str]:
     return ([HUMAN_MAJORITY] if (rows["judge_id"] == HUMAN_MAJORITY).any() else []) + judges
 
 
-def finetune_effect_forest(data: FigureInputs) -> plt.Figure | None:
-    """Paired effect (fine-tuned − base): one column of panels per comparison, one row per benchmark, one line per
-    judge (humans first, then by effect); every panel shares the x axis so effects compare across the grid."""
-    rows = _effects(data.stats)
+def finetune_effect_forest(data: FigureInputs, *, only: Iterable[str] | None = None) -> plt.Figure | None:
+    """Paired effect (treated − control): one column of panels per comparison and outcome, one row per benchmark,
+    one line per rater of that outcome (humans first, then by effect); every panel shares the x axis so effects
+    compare across the grid. A benchmark where an outcome has no defined effect (harmful compliance on benign
+    prompts) leaves no empty panel: it is named in the caption.
+
+    ``only`` draws those comparisons alone (the figures step draws one figure per comparison when there are many).
+    """
+    rows, notes = _effects(data.stats, only)
     if rows.empty:
         return None
     comparisons = sorted(rows["comparison"].unique())
-    judges = _judge_order(rows)
+    raters = {c: _judge_order(rows[rows["comparison"] == c]) for c in comparisons}  # each outcome's own raters
     benchmarks = sorted(rows["benchmark"].unique(), key=lambda b: (b != "all", b))
-    y = np.arange(len(judges))
-    human = np.array([j == HUMAN_MAJORITY for j in judges])
+    longest = max(len(r) for r in raters.values())
     with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(len(benchmarks), len(comparisons), squeeze=False, sharex=True, sharey=True,
-                                 figsize=(max(DOUBLE_COLUMN_IN, 1.5 * len(comparisons) + 1.2),
-                                          (0.12 * len(judges) + 0.55) * len(benchmarks) + 0.8),
+        fig, axes = plt.subplots(len(benchmarks), len(comparisons), squeeze=False, sharex=True, sharey="col",
+                                 figsize=(max(DOUBLE_COLUMN_IN, 2.3 * len(comparisons) + 0.6),
+                                          (0.16 * longest + 0.6) * len(benchmarks) + 0.9),
                                  layout="constrained")
         for (i, benchmark), (k, comparison) in itertools.product(enumerate(benchmarks), enumerate(comparisons)):
-            ax = axes[i][k]
+            ax, judges = axes[i][k], raters[comparison]
             part = rows[(rows["comparison"] == comparison) & (rows["benchmark"] == benchmark)]
-            rated = part["judge_id"].isin(judges)  # a judge without a row here does not rate this outcome: left blank
-            rated_judges = set(part.loc[rated, "judge_id"])
-            part = part.set_index("judge_id").reindex(judges)
+            if part["estimate"].isna().all():
+                ax.set_visible(False)
+                noun = comparison_title(comparison).splitlines()[-1]
+                notes.append(f"{noun} on {benchmark}: {undefined_cause(part, noun)}")
+                continue
+            y = np.arange(len(judges))
+            human = np.array([j == HUMAN_MAJORITY for j in judges])
+            rated_judges = set(part["judge_id"])
+            part = part.drop_duplicates("judge_id").set_index("judge_id").reindex(judges)
             errors = interval_errors(part.reset_index())
             for mask, color in ((human, "black"), (~human, OKABE_ITO[0])):
                 ax.errorbar(part["estimate"].to_numpy()[mask], y[mask], xerr=errors[:, mask], fmt="o", color=color,
                             markersize=2.5, capsize=1.5, linewidth=0.8)
             for j in np.flatnonzero(part["estimate"].isna().to_numpy()):
                 if judges[j] in rated_judges:
-                    ax.text(0, y[j], "— undefined", fontsize=5, va="center", color="0.35")
+                    ax.text(0, y[j], "— undefined", fontsize=6.5, va="center", color="0.35")
             ax.axvline(0, color="0.5", linewidth=0.6)
-            if i == 0:
-                ax.set_title(comparison_title(comparison), fontsize=6.5)
-            if k == 0:
-                ax.set_ylabel(f"benchmark: {benchmark}", fontsize=6.5)
-        axes[0][0].set_yticks(y, judges)
-        axes[0][0].invert_yaxis()
-        for ax in axes.ravel():
-            ax.tick_params(axis="y", labelsize=5.5)
+            ax.set_yticks(y, judges)
+            ax.set_ylim(len(judges) - 0.5, -0.5)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.tick_params(axis="x", labelbottom=True)  # the panel below may be left out
+            ax.set_title(f"{comparison_title(comparison)}\nbenchmark: {benchmark}" if i == 0 or not axes[i - 1][k].get_visible()
+                         else f"benchmark: {benchmark}", fontsize=7)
         fig.supxlabel("paired Δ rate of the panel's outcome (treated − control, same prompts)", fontsize=7)
-        fig.suptitle("Did fine-tuning change safety? Effect under every judge and benchmark (black = humans)\n"
-                     f"{interval_note(rows)}", fontsize=7.5)
+        fig.suptitle("Effect under every judge and benchmark (black = humans)\n"
+                     f"{interval_note(rows)}{_caption_notes(notes)}", fontsize=7.5)
     return fig
 
 
-def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
+def undefined_cause(rows: pd.DataFrame, outcome_noun: str) -> str:
+    """Why a panel has no defined effect: no rows at all means the stats measure the outcome on none of the
+    benchmark's prompts (harmful compliance on benign prompts); otherwise the rows' own reason."""
+    return f"{outcome_noun} is not measured on these prompts" if rows.empty else _first_reason(rows)
+
+
+def conclusion_flip_matrix(data: FigureInputs, *, only: Iterable[str] | None = None) -> plt.Figure | None:
     """Judge x benchmark grid per comparison. Number: the row's estimate; colour: sign x significance of that row's
-    interval (one quantity, one row); undefined cells are grey and say so."""
-    rows = _effects(data.stats)
+    interval (one quantity, one row); undefined cells are grey and say so; a panel with no defined cell is named in
+    the caption instead."""
+    rows, notes = _effects(data.stats, only)
     if rows.empty:
         return None
     rows = rows[rows["benchmark"] != "all"] if (rows["benchmark"] != "all").any() else rows
@@ -143,7 +197,7 @@ def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
     widths = [max(len(panel_benchmarks[c]), 2) for c in comparisons]  # room for the title of a one-benchmark panel
     with plt.rc_context(PAPER_STYLE):
         fig, axes = plt.subplots(1, len(comparisons), figsize=(max(DOUBLE_COLUMN_IN, 0.9 * sum(widths) + 0.8),
-                                 0.2 * len(judges) + 1.9), sharey=True, squeeze=False, layout="constrained",
+                                 0.24 * len(judges) + 2.0), sharey=True, squeeze=False, layout="constrained",
                                  gridspec_kw={"width_ratios": widths})
         for ax, comparison in zip(axes[0], comparisons, strict=True):
             benchmarks = panel_benchmarks[comparison]
@@ -156,21 +210,21 @@ def conclusion_flip_matrix(data: FigureInputs) -> plt.Figure | None:
                     if np.isnan(cell["estimate"]):
                         ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="white", edgecolor="0.6",
                                                    hatch="///", linewidth=0.3))
-                        ax.text(j, i, "undefined", ha="center", va="center", fontsize=4.5, color="0.3")
+                        ax.text(j, i, "undefined", ha="center", va="center", fontsize=6, color="0.3")
                         continue
                     ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, color=SIGN_COLOURS[sign_significance_key(cell)]))
-                    ax.text(j, i, f"{cell['estimate']:+.2f}".replace("-", "−"), ha="center", va="center", fontsize=5,
+                    ax.text(j, i, f"{cell['estimate']:+.2f}".replace("-", "−"), ha="center", va="center", fontsize=7,
                             fontweight="bold" if judge == HUMAN_MAJORITY else "normal")
             ax.set_xlim(-0.5, len(benchmarks) - 0.5)
             ax.set_ylim(len(judges) - 0.5, -0.5)
-            ax.set_xticks(range(len(benchmarks)), benchmarks, rotation=30, ha="right", fontsize=6)
-            ax.set_title(comparison_title(comparison), fontsize=6)
-        axes[0][0].set_yticks(range(len(judges)), judges, fontsize=6)
+            ax.set_xticks(range(len(benchmarks)), benchmarks, rotation=30, ha="right", fontsize=7)
+            ax.set_title(comparison_title(comparison), fontsize=7)
+        axes[0][0].set_yticks(range(len(judges)), judges, fontsize=7)
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in SIGN_COLOURS.values()]
         fig.legend(handles, list(sign_names(outcome_of(rows)).values()), loc="outside lower center", ncol=1, frameon=False,
                    title="number: the row's paired estimate; colour: sign × significance of the same row's interval")
         fig.suptitle("Does the conclusion flip with the judge or the benchmark? (humans on top; judges by mean effect)\n"
-                     f"{interval_note(rows)}", fontsize=7.5)
+                     f"{interval_note(rows)}{_caption_notes(notes)}", fontsize=7.5)
     return fig
 
 
@@ -186,15 +240,13 @@ def _level_order(level: str) -> tuple[int, float | str]:
         return 1, level
 
 
-def specification_curve(data: FigureInputs) -> plt.Figure | None:
+def specification_curve(data: FigureInputs, *, only: Iterable[str] | None = None) -> plt.Figure | None:
     """Every judge x benchmark x incoherence-policy (x threshold, for judges cut from a graded score) cell of each
     comparison, sorted by effect, with its interval and the humans' effect in the same benchmark and policy beside it;
-    an indicator panel shows each cell's choices."""
-    rows = data.stats[data.stats["statistic"] == "finetune_effect_cell"].copy()
+    an indicator panel shows each cell's choices. ``only``: those comparisons alone."""
+    rows, notes = _effects(data.stats, only, "finetune_effect_cell")
     if rows.empty:
         return None
-    rows["comparison"] = panel_key(rows)
-    rows["benchmark"] = rows["benchmark"].fillna("all")
     # a judge cut from a graded score has one cell per threshold (``|threshold=T`` in the subset); when a study has
     # such judges, the other judges' cells read "binary verdict" on that axis
     rows["threshold"] = rows["subset"].str.extract(r"\|threshold=([^|]+)", expand=False)
@@ -207,8 +259,8 @@ def specification_curve(data: FigureInputs) -> plt.Figure | None:
               sorted(rows[factor].dropna().unique(), key=_level_order) for factor, _ in SPEC_FACTORS}
     n_indicators = sum(len(v) for v in levels.values())
     with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(2 * len(comparisons), 1, figsize=(DOUBLE_COLUMN_IN, len(comparisons) * (1.9 + 0.1 * n_indicators)),
-                                 gridspec_kw={"height_ratios": [1.9, 0.1 * n_indicators] * len(comparisons)},
+        fig, axes = plt.subplots(2 * len(comparisons), 1, figsize=(DOUBLE_COLUMN_IN, len(comparisons) * (1.9 + 0.13 * n_indicators)),
+                                 gridspec_kw={"height_ratios": [1.9, 0.13 * n_indicators] * len(comparisons)},
                                  layout="constrained", squeeze=False)
         for k, comparison in enumerate(comparisons):
             curve, indicator = axes[2 * k][0], axes[2 * k + 1][0]
@@ -232,14 +284,14 @@ def specification_curve(data: FigureInputs) -> plt.Figure | None:
             curve.axhline(0, color="0.5", linewidth=0.6)
             curve.set_xlim(-0.7, len(cells) - 0.3)
             curve.set_xticks([])
-            curve.set_ylabel("paired Δ rate", fontsize=6.5)
+            curve.set_ylabel("paired Δ rate", fontsize=7)
             missing = ""
             if len(undefined):
-                reasons = sorted(set(undefined["warning"].str.split(";").str[0]))
+                # the reason with the choices that caused it (e.g. the "only incoherent" policy leaves no unit)
+                reasons = sorted({f"{_first_reason(cell)} (benchmark {benchmark}, incoherent: {policy})"
+                                  for (benchmark, policy), cell in undefined.groupby(["benchmark", "subset_value"])})
                 missing = f"\n{len(undefined)} cells undefined, not drawn: {reasons[0]}" + (" …" if len(reasons) > 1 else "")
             curve.set_title(comparison_title(comparison).replace("\n", " ") + missing, fontsize=7)
-            if k == 0:
-                curve.legend(loc="upper left", fontsize=5.5, frameon=False, ncol=2)
             ticks, tick_labels, y = [], [], 0
             for factor, name in SPEC_FACTORS:
                 for level in levels[factor]:
@@ -249,15 +301,19 @@ def specification_curve(data: FigureInputs) -> plt.Figure | None:
                     ticks.append(y)
                     tick_labels.append(f"{name}: {level}")
                     y += 1
-            indicator.set_yticks(ticks, tick_labels, fontsize=max(4.0, 6.0 - 0.05 * n_indicators))
+            indicator.set_yticks(ticks, tick_labels, fontsize=7 if n_indicators <= 24 else max(4.5, 7.0 - 0.05 * n_indicators))
             indicator.set_ylim(y - 0.5, -0.5)
             indicator.set_xlim(curve.get_xlim())
             indicator.set_xticks([])
             indicator.spines[["left", "bottom"]].set_visible(False)
+        legend = {}
+        for ax in axes[::2, 0]:  # every curve's series once, below the figure (inside, it hides points)
+            legend.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+        fig.legend(list(legend.values()), list(legend), loc="outside lower center", fontsize=6.5, frameon=False, ncol=1)
         thresholds = " × threshold" if levels["threshold"] else ""
         fig.suptitle(f"Specification curve: the effect under every judge × benchmark × incoherence policy{thresholds}, "
                      "sorted\n"
-                     f"(dark squares: the choices of each cell; {interval_note(rows)})", fontsize=7.5)
+                     f"(dark squares: the choices of each cell; {interval_note(rows)}){_caption_notes(notes)}", fontsize=7.5)
     return fig
 
 
@@ -309,9 +365,12 @@ def safety_capability_plane(data: FigureInputs) -> plt.Figure | None:
             row_axes[0].set_ylabel(f"{OUTCOMES[outcome].noun} rate (its prompts)", fontsize=7)
         rate_notes = "\n".join(f"y ({OUTCOMES[o].noun}): {note}, {interval_note(rates)}"
                                 for o, (rates, note) in planes.items())
-        fig.suptitle("Safety–capability plane: did the fine-tune reach its goal, and at what cost in harm and "
-                     f"over-refusal?\n{rate_notes}\nx: capability, {interval_note(capability)}; "
-                     "◆ base, solid arrow: fine-tune, dashed arrow: mitigation", fontsize=7)
+        title = ("Safety–capability plane: did the fine-tune reach its goal, and at what cost in harm and "
+                 f"over-refusal?\n{rate_notes}\nx: capability, {interval_note(capability)}; "
+                 "◆ base, solid arrow: fine-tune, dashed arrow: mitigation")
+        # each line wrapped to the figure's width: a long interval note made the PNG wider than the page
+        width = round(CAPTION_CHARS * fig.get_figwidth() / DOUBLE_COLUMN_IN)
+        fig.suptitle("\n".join(textwrap.fill(line, width) for line in title.splitlines()), fontsize=7)
     return fig
 
 
@@ -333,7 +392,7 @@ def _plane_panel(ax: plt.Axes, capability: pd.DataFrame, gains: pd.DataFrame, ra
                     fmt="D" if model in base_models else "o", color=colour, markersize=4, capsize=1.5,
                     linewidth=0.8)
         ax.annotate(model, (points.at[model, "x"], points.at[model, "y"]), xytext=(4, 4),
-                    textcoords="offset points", fontsize=5.5, color=colour)
+                    textcoords="offset points", fontsize=7, color=colour)
     arrows = [(b, m, "-") for b, m in zip(finetunes["base_model"], finetunes["model"], strict=True)]
     arrows += [(control, treated, "--") for treated, control in mitigation_pairs]
     for start, end, style in arrows:
@@ -345,5 +404,5 @@ def _plane_panel(ax: plt.Axes, capability: pd.DataFrame, gains: pd.DataFrame, ra
     if len(target):
         ax.axvline(float(target.iloc[0]), color="0.5", linestyle=":", linewidth=0.9)
         ax.annotate(f"goal target {float(target.iloc[0]):g}", (float(target.iloc[0]), 1), xytext=(2, -8),
-                    xycoords=("data", "axes fraction"), textcoords="offset points", fontsize=5.5, color="0.35")
+                    xycoords=("data", "axes fraction"), textcoords="offset points", fontsize=7, color="0.35")
     ax.set_xlabel(f"capability on {task} (mean score)", fontsize=7)

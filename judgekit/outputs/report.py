@@ -7,7 +7,6 @@ loads as a second line of defence.
 
 from __future__ import annotations
 
-import base64
 import html
 import itertools
 import json
@@ -20,7 +19,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from judgekit.store.schema import PARSE_STATUSES
-from judgekit.outputs.report_finetune import SECTION_FIGURES, finetune_section
+from judgekit.outputs.report_finetune import SECTION_FIGURES, embedded_figure, figure_family, finetune_section
 from judgekit.outputs.tables import as_shown, interval_caption, row_cells, study_tables
 from judgekit.analysis.inputs import human_codes, human_majority, judge_codes, verdict_rows
 from judgekit.store.schema import HUMAN_MAJORITY
@@ -36,7 +35,7 @@ table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0} th,td{border:1px
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .banner{background:#fff3cd;border:2px solid #d39e00;padding:.8rem 1rem;font-weight:600}
 pre,.text{white-space:pre-wrap;word-break:break-word;font-size:.8rem;background:#f8f8f8;padding:.3rem;margin:0;max-height:12rem;overflow:auto}
-img{max-width:min(100%,56rem);border:1px solid #eee} .muted{color:#666;font-size:.85rem}
+img{max-width:100%;height:auto;border:1px solid #eee} .muted{color:#666;font-size:.85rem}
 input.filter{position:absolute;opacity:0;pointer-events:none} .filters div{margin:.3rem 0}
 .filters label{display:inline-block;border:1px solid #999;border-radius:3px;padding:.05rem .4rem;margin:.1rem;cursor:pointer;font-size:.8rem}
 .card{border-top:2px solid #ddd;margin-top:1rem} .wide{overflow-x:auto;max-width:100%}
@@ -60,13 +59,25 @@ def _table(frame: pd.DataFrame, numeric: set[str] = frozenset()) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _status_counts(study: Study) -> pd.DataFrame:
+def status_counts(study: Study) -> pd.DataFrame:
+    """Judgements per judge and dimension by parse status, and the responses that judge left unjudged on it.
+
+    A judge scoring three dimensions gives three judgements per response: counted per dimension, never against
+    the responses once.
+    """
     if study.judgments is None:
         return pd.DataFrame()
-    counts = study.judgments.pivot_table(index="judge_id", columns="parse_status", values="item_id", aggfunc="count", fill_value=0)
-    counts = counts.reindex(columns=[s for s in PARSE_STATUSES], fill_value=0)
-    counts["not judged"] = len(study.responses) - counts.sum(axis=1)
-    return counts.reset_index()
+    judgments = study.judgments
+    dimension = (judgments["dimension"].fillna("verdict") if "dimension" in judgments
+                 else pd.Series("verdict", index=judgments.index))
+    judgments = judgments.assign(dimension=dimension).drop_duplicates(["judge_id", "dimension", "item_id"], keep="last")
+    counts = judgments.pivot_table(index=["judge_id", "dimension"], columns="parse_status", values="item_id",
+                                   aggfunc="count", fill_value=0)
+    counts = counts.reindex(columns=list(PARSE_STATUSES), fill_value=0)
+    judged = judgments[judgments["item_id"].isin(set(study.responses["item_id"]))].groupby(["judge_id", "dimension"]).size()
+    counts["not judged"] = len(study.responses) - judged.reindex(counts.index, fill_value=0)
+    counts = counts.reset_index()
+    return counts.drop(columns="dimension") if set(counts["dimension"]) == {"verdict"} else counts
 
 
 def _agreement_table(stats: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -343,9 +354,10 @@ def _shareable_path(text: str) -> str:
 
 # Report sections: heading, one sentence on what it answers, figures, tables (names from FIGURES and study_tables).
 SECTIONS = (
-    ("Judges against humans and each other", "Cohen's κ, confusion matrices and the usual rates; undefined numbers "
+    ("Judges against humans and each other", "Agreement on the judges' own graded scales (Krippendorff's α, weighted "
+     "κ) where they score one, Cohen's κ on verdicts, confusion matrices and the usual rates; undefined numbers "
      "say why instead of showing 0.", ("agreement_heatmap", "confusion_matrices"),
-     ("judge_vs_human", "judge_agreement", "rater_agreement")),
+     ("graded_agreement", "judge_vs_human", "judge_agreement", "rater_agreement")),
     ("Calibration of P(unsafe)", "Does P(unsafe) mean what it says?", ("reliability_diagrams",), ("calibration",)),
     ("Judges on incoherent responses", "Accuracy on coherent and incoherent responses and the gap between them, "
      "with its own interval.", ("error_by_coherence",), ("accuracy_by_coherence",)),
@@ -354,17 +366,12 @@ SECTIONS = (
      ("bias_error_odds_ratios",), ("bias_error_odds_ratios", "bias_accuracy_by_attribute", "judge_accuracy_tests")),
     ("Variance components", "How much of the verdict's variance is the judge, the benchmark, the model, the prompt?",
      ("variance_decomposition",), ("variance_components",)),
-    ("Fine-tuning and the conclusion", "Fine-tuned minus base harmful rate under every judge, and whether the "
-     "conclusion depends on the judge.", ("finetune_effect_forest", "harmful_rate_by_model"),
+    ("Every judge's effect and the conclusion", "Treated minus control rate under every judge and benchmark, and "
+     "whether the conclusion depends on the judge.", ("finetune_effect_forest", "harmful_rate_by_model"),
      ("conclusion_stability",)),
     ("More statistics", "Every other number the stats run computed (on all items where it was computed there).", (), ("more_statistics",)),
 )
 LONG_TABLE_ROWS = 30
-
-
-def _figure(path: Path) -> str:
-    return (f"<figure><img alt='{_e(path.stem)}' src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'>"
-            f"<figcaption class='muted'>{_e(path.stem)} (PDF and PNG in figures/)</figcaption></figure>")
 
 
 def _captioned_table(frame: pd.DataFrame, caption: str) -> str:
@@ -384,18 +391,20 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
         if meta.simulated
         else ""
     )
-    pngs = {p.stem: p for p in figure_paths if p.suffix == ".png"}
+    pngs: dict[str, list[Path]] = {}
+    for path in sorted(p for p in figure_paths if p.suffix == ".png"):
+        pngs.setdefault(figure_family(path), []).append(path)  # a figure drawn per comparison has one file each
     tables = study_tables(stats)
-    # The fine-tuning answer at the top embeds its own figures; they are not repeated below.
-    sections, used_figures, used_tables = [], set(SECTION_FIGURES), set()
+    # The answer at the top embeds its own figures (and any checkpoint figure); they are not repeated below.
+    sections, used_figures, used_tables = [], {*SECTION_FIGURES, *(n for n in pngs if n.startswith("checkpoint"))}, set()
     for heading, intro, figure_names, table_names in SECTIONS:
-        body = [_figure(pngs[n]) for n in figure_names if n in pngs]
+        body = [embedded_figure(p) for n in figure_names for p in pngs.get(n, [])]
         body += [_captioned_table(*tables[n]) for n in table_names if n in tables]
         used_figures.update(figure_names)
         used_tables.update(table_names)
         if body:
             sections.append(f"<h2>{_e(heading)}</h2><p class='muted'>{_e(intro)}</p>{''.join(body)}")
-    rest = [_figure(p) for n, p in pngs.items() if n not in used_figures]
+    rest = [embedded_figure(p) for n, paths in pngs.items() if n not in used_figures for p in paths]
     rest += [_captioned_table(*t) for n, t in tables.items() if n not in used_tables]
     if rest:
         sections.append(f"<h2>More figures and tables</h2>{''.join(rest)}")
@@ -410,7 +419,7 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
         ],
         columns=["", "count"],
     )
-    status = _status_counts(study)
+    status = status_counts(study)
     agreement, agreement_caption = _agreement_table(stats)
     judges = judge_descriptions(sorted(study.judgments["judge_id"].unique()) if study.judgments is not None else [],
                                 (manifest.get("details") or {}).get("study_manifest"), simulated=meta.simulated)
@@ -427,14 +436,14 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
 <h2>Study</h2>{_table(overview, {"count"})}
 <h2>Judgements, failures and exclusions</h2>
 <p class="muted">Failures are counted, never coerced to a label; they are excluded from every statistic and counted in n_excluded.</p>
-{_table(status, set(status.columns) - {"judge_id"}) if not status.empty else "<p class='muted'>No judgments.</p>"}
+{_table(status, set(status.columns) - {"judge_id", "dimension"}) if not status.empty else "<p class='muted'>No judgments.</p>"}
 <h2>Incoherence flags</h2>
-{_table(_flag_summary(study), {"flagged", "checked", "share"}) if study.flags is not None else "<p class='muted'>Flags not computed.</p>"}
+{_table(_flag_summary(study), {"flagged", "checked", "share"}) if study.flags is not None else "<p class='muted'>Flags not computed: run <code>judgekit flag STUDY</code>, then the report again.</p>"}
 <h2>Judges in this study</h2>
 {_table(judges) if not judges.empty else "<p class='muted'>No judgments.</p>"}
 <h2>Agreement with the human majority</h2>
 <p class="muted">{_e(agreement_caption)}</p>
-{_table(agreement, {"n_items", "n_excluded"}) if not agreement.empty else "<p class='muted'>No human labels.</p>"}
+{_table(agreement, {"n_items", "n_excluded"}) if not agreement.empty else "<p class='muted'>No human labels: judges are compared with each other only (label items with <code>judgekit plan-labels</code>).</p>"}
 {"".join(sections) or "<p class='muted'>No figures or tables.</p>"}
 <h2>Item browser: the most informative items</h2>{_disagreements(study)}
 <h2>Manifest</h2><pre>{_e(json.dumps(shareable_manifest(manifest), indent=2, default=str))}</pre>

@@ -33,6 +33,8 @@ from judgekit.store.schema import HUMAN_MAJORITY
 from judgekit.store.study import Study
 
 SECTION_FIGURES = ("safety_capability_plane", "specification_curve", "conclusion_flip_matrix")
+# A figure drawn once per comparison is saved as NAME__PART; the report groups the parts under NAME.
+FIGURE_PART_SEPARATOR = "__"
 EFFECT_COLUMNS = (
     ("finetune_effect_paired", "paired effect (treated − control)"),
     ("finetune_effect_corrected", "judge-error-corrected effect (PPI++)"),
@@ -115,10 +117,10 @@ def _share(row: pd.Series) -> str:
     if pd.notna(row["estimate"]) and not 0 <= row["estimate"] <= 1:
         return (f"— (not a share: the incoherent part is {_num(row['estimate'])} times the effect, so the effect and "
                 "its incoherent part differ in sign or the effect is near 0)")
-    text = format_estimate(row)
-    if pd.notna(row["estimate"]) and (row["ci_low"] < 0 or row["ci_high"] > 1):
-        text += " (the interval leaves [0, 1]: the effect is too uncertain for its share to be read)"
-    return text
+    if pd.notna(row["estimate"]) and (row["ci_low"] < 0 or row["ci_high"] > 1):  # a share's interval stays in [0, 1]
+        return (f"{_num(row['estimate'])} (no interval: it leaves [0, 1], the effect is too uncertain for its share "
+                "to be read)")
+    return format_estimate(row)
 
 
 def _missing_reason(statistic: str, rater: str, paired: pd.DataFrame, outcome: str) -> str:
@@ -219,130 +221,328 @@ def _labels_needed(row: pd.Series) -> str:
     return count + (f" ({row['warning']})" if row["warning"] else "")
 
 
-_NUMBER = re.compile(r"\d+\.\d+")
-
-
 def _label_plan(stats: pd.DataFrame, comparison: str, outcome: str) -> str:
-    """Labels needed per judge. Judges whose plans read the same but for some numbers (half-widths) share one row:
-    the numbers they share are written in, the others shown as "…" and listed once per judge."""
+    """Labels needed per judge; judges whose plans read exactly alike share one row (no placeholders)."""
     rows = _comparison_rows(stats, "labels_needed", comparison, outcome)
     if rows.empty:
         return ""
-    plans: dict[str, list[tuple[str, list[str]]]] = {}
+    plans: dict[tuple[str, str], list[str]] = {}
     for _, row in rows.sort_values(["estimate", "judge_id"]).iterrows():
-        text = f"{_labels_needed(row)}\x1f{row['method'].replace(f'--judge {row.judge_id} ', '--judge JUDGE ')}"
-        plans.setdefault(_NUMBER.sub("\x1e", text), []).append((row["judge_id"], _NUMBER.findall(text)))
-    table_rows = []
-    for template, judges in plans.items():
-        columns = list(zip(*(numbers for _, numbers in judges), strict=True))
-        differing = [k for k, values in enumerate(columns) if len(set(values)) > 1]
-        pieces = template.split("\x1e")
-        text = pieces[0] + "".join(("…" if k in differing else columns[k][0]) + piece
-                                   for k, piece in enumerate(pieces[1:]))
-        count, plan = text.split("\x1f")
-        if differing:
-            plan += " — the numbers shown as … per judge: " + "; ".join(
-                f"{judge}: {', '.join(numbers[k] for k in differing)}" for judge, numbers in judges)
-        table_rows.append([", ".join(judge for judge, _ in judges), count, plan])
-    table = _table(["judge(s)", "more prompts to label (both models)", "plan"], table_rows)
+        plan = row["method"].replace(f"--judge {row.judge_id} ", "--judge JUDGE ")
+        plans.setdefault((_labels_needed(row), plan), []).append(row["judge_id"])
+    table = _table(["judge(s)", "more prompts to label (both models)", "plan"],
+                   [[", ".join(judges), count, plan] for (count, plan), judges in plans.items()])
     return f"<p><b>How many more human labels, and which?</b></p>{table}"
+
+def figure_family(path: Path) -> str:
+    """The figure a file belongs to: ``conclusion_flip_matrix__a-vs-b`` (one part per comparison) -> its name."""
+    return path.stem.split(FIGURE_PART_SEPARATOR)[0]
+
+
+def png_size_in(path: Path) -> tuple[float, float]:
+    """A PNG's width and height in inches, from its pixel size and its own dpi metadata (72 when it has none)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        dpi = image.info.get("dpi", (72, 72))[0] or 72
+        return image.width / dpi, image.height / dpi
+
+
+CSS_PX_PER_IN = 96
+
+
+def embedded_figure(path: Path, caption: str = "") -> str:
+    """A PNG embedded at its printed size (capped at the page width) and linked to its file for the full size.
+
+    The link is relative to the report (``figures/NAME.png`` beside ``report.html``); the picture itself is
+    in the page, so the report stays readable when sent alone.
+    """
+    width_in, _ = png_size_in(path)
+    data = base64.b64encode(path.read_bytes()).decode()
+    href = f"{path.parent.name}/{path.name}"
+    text = caption or f"Figure <code>{_e(path.stem)}</code> (click for full size; PDF: <code>judgekit figures</code>)"
+    return (f"<figure><a href='{_e(href)}'><img alt='{_e(path.stem)}' style='width:{round(width_in * CSS_PX_PER_IN)}px' "
+            f"src='data:image/png;base64,{data}'></a><figcaption class='muted'>{text}</figcaption></figure>")
 
 
 def _figures(figure_paths: Iterable[Path], names: Iterable[str]) -> str:
-    by_name = {p.stem: p for p in figure_paths if p.suffix == ".png"}
-    shown = []
-    for name in names:
-        if name in by_name:
-            data = base64.b64encode(by_name[name].read_bytes()).decode()
-            shown.append(f"<figure><img alt='{_e(name)}' src='data:image/png;base64,{data}'>"
-                         f"<figcaption class='muted'>Figure <code>{_e(name)}</code></figcaption></figure>")
-    return "".join(shown)
+    """The PNGs of the named figures (each part of a figure drawn per comparison), in the order named."""
+    pngs = [p for p in figure_paths if p.suffix == ".png"]
+    return "".join(embedded_figure(p) for name in names for p in sorted(pngs) if figure_family(p) == name)
 
 
-def _signed(value: float) -> str:
-    """'+0.176' / '−0.620' (a true minus sign), with the exact value kept in a <data> element for readers."""
-    text = f"{round(float(value), 3) + 0.0:+.3f}".replace("-", "−")
-    return f"<data value='{float(value)!r}'>{text}</data>"
+def _points(value: float, *, fine: bool = False, sign: bool = True) -> str:
+    """A difference of rates in percentage points: '+35', '−2.5' (one decimal when ``fine``), true minus sign."""
+    rounded = round(float(value) * 100, 1 if fine else 0) + 0.0
+    if rounded == 0:
+        return "0"
+    return f"{rounded:{'+' if sign else ''}.{1 if fine else 0}f}".replace("-", "−")
+
+
+def _percent_range(values: pd.Series) -> str:
+    """'35%' or '2–6%' (the raters' range)."""
+    values = values.dropna()
+    low, high = (round(float(v) * 100) for v in (values.min(), values.max()))
+    return f"{low}%" if low == high else f"{low}–{high}%"
+
+
+# A verdict in a few words, from the interval's side of 0 (every outcome is worse when higher).
+SHORT_VERDICTS = {"harmful_compliance": ("less safe", "safer"), "over_refusal": ("more over-refusal", "less over-refusal"),
+                  "incoherent": ("more incoherent", "less incoherent")}
+NO_CLEAR_CHANGE = "no clear change"
+
+
+def short_verdict(outcome: str, low: float, high: float) -> str:
+    """'less safe' / 'safer' / 'no clear change' (unknown outcomes: 'higher' / 'lower')."""
+    rise, fall = SHORT_VERDICTS.get(outcome, ("higher", "lower"))
+    return rise if low > 0 else fall if high < 0 else NO_CLEAR_CHANGE
+
+
+def human_validated_judges(stats: pd.DataFrame) -> tuple[set[str] | None, dict[str, str]]:
+    """Judges that agree with the humans better than chance (Cohen's κ with the human majority, interval above 0),
+    and a note for each judge left out ('huang-classifier left out: κ −0.04 with humans').
+
+    ``None`` when the stats hold no judge-vs-human κ (no human labels): every judge counts.
+    """
+    kappa = stats[(stats["statistic"] == "cohen_kappa") & (stats["reference"] == HUMAN_MAJORITY) & (stats["subset"] == "all")]
+    if "dimension" in kappa:
+        kappa = kappa[kappa["dimension"].isna()]
+    kappa = kappa.drop_duplicates("judge_id").set_index("judge_id")
+    if kappa.empty:
+        return None, {}
+    valid = {j for j in kappa.index if kappa.at[j, "ci_low"] > 0}
+    left_out = {}
+    for judge in sorted(set(kappa.index) - valid):
+        row = kappa.loc[judge]
+        value = ("undefined" if pd.isna(row["estimate"]) else
+                 f"{tables.format_estimate(row['estimate'], row['ci_low'], row['ci_high'], digits=2)}".replace("-", "−"))
+        left_out[judge] = f"{judge} left out: κ {value} with humans"
+    return valid, left_out
+
+
+def _rates(stats: pd.DataFrame, comparison: str, outcome: str, raters: Iterable[str]) -> tuple[pd.Series, pd.Series] | None:
+    """The raters' rates of the outcome for (control, treated): pooled over benchmarks, else the study's only benchmark;
+    None when the stats hold no such rates."""
+    treated, control = comparison.removeprefix("comparison=").split("|goal=")[0].split(" vs ", 1)
+    rows = stats[(stats["statistic"] == "harmful_rate") & (outcome_of(stats) == outcome) & stats["judge_id"].isin(list(raters))
+                 & stats["model"].isin([treated, control]) & (stats["subset_kind"] == "group")]
+    pooled = rows[rows["benchmark"].isna()]
+    if pooled.empty and rows["benchmark"].nunique() == 1:
+        pooled = rows
+    if pooled.empty:
+        return None
+    by_model = {m: part.drop_duplicates("judge_id")["estimate"] for m, part in pooled.groupby("model")}
+    if control not in by_model or treated not in by_model:
+        return None
+    return by_model[control], by_model[treated]
 
 
 def answer_rows(stats: pd.DataFrame) -> pd.DataFrame:
-    """One row per comparison × outcome: the lead estimate (the humans' paired effect, else none) and the judges.
+    """One row per comparison × outcome, from the ``finetune_effect_paired`` rows pooled over benchmarks.
 
-    Columns: ``comparison``, ``outcome``, ``rater`` (``human_majority`` or
-    empty), ``estimate``, ``ci_low``, ``ci_high``, ``n_judges`` (judges with a
-    defined effect), ``n_agree`` (of them, same sign as the humans),
-    ``judge_low``/``judge_high`` (the judges' range), ``words`` (the
-    conclusion in the outcome's words), ``warning``.
+    Columns: ``comparison``, ``kind`` (the rows' ``subset_kind``), ``outcome``, ``rater`` (``human_majority`` or
+    empty), ``estimate``/``ci_low``/``ci_high`` (the humans' effect), ``n_judges`` (judges with a defined effect
+    that count: with human labels, only those whose κ with the humans is above chance), ``n_agree`` (of them, the
+    same verdict as the humans: interval above 0, below 0 or including 0), ``n_up``/``n_down``/``n_flat`` (judges
+    by verdict), ``judge_low``/``judge_high`` (the judges' range), ``judges`` (their ids), ``validated`` (whether judges were checked against the humans), ``words`` (the humans'
+    conclusion in the outcome's words), ``warning`` (why no effect is defined).
     """
     effects = stats[(stats["statistic"] == "finetune_effect_paired") & stats["benchmark"].isna()]
+    valid, _ = human_validated_judges(stats)
     out = []
     for (comparison, outcome), part in effects.groupby([comparison_of(effects["subset"]), outcome_of(effects)], sort=False):
-        judges = part[(part["judge_id"] != HUMAN_MAJORITY) & part["estimate"].notna()]
+        judges = part[(part["judge_id"] != HUMAN_MAJORITY) & part["estimate"].notna()].drop_duplicates("judge_id")
         human = part[part["judge_id"] == HUMAN_MAJORITY]
         lead = human.iloc[0] if len(human) and pd.notna(human.iloc[0]["estimate"]) else None
-        record = {"comparison": comparison, "outcome": outcome, "n_judges": len(judges),
+        # κ with the humans is about the safety verdict: it validates the raters of harmful compliance only
+        validated = lead is not None and valid is not None and outcome == DEFAULT_OUTCOME
+        if validated:
+            judges = judges[judges["judge_id"].isin(valid)]
+        verdicts = [short_verdict(outcome, lo, hi) for lo, hi in zip(judges["ci_low"], judges["ci_high"], strict=True)]
+        rise, fall = SHORT_VERDICTS.get(outcome, ("higher", "lower"))
+        record = {"comparison": comparison, "kind": part["subset_kind"].iloc[0], "outcome": outcome,
+                  "validated": validated,
+                  "n_judges": len(judges), "judges": tuple(judges["judge_id"]),
+                  "n_up": verdicts.count(rise), "n_down": verdicts.count(fall), "n_flat": verdicts.count(NO_CLEAR_CHANGE),
+                  "judge_ci_low": judges["ci_low"].iloc[0] if len(judges) == 1 else np.nan,  # a lone rater's interval
+                  "judge_ci_high": judges["ci_high"].iloc[0] if len(judges) == 1 else np.nan,
+                  "judge_ci_min": judges["ci_low"].min() if len(judges) else np.nan,  # the judges' intervals' envelope
+                  "judge_ci_max": judges["ci_high"].max() if len(judges) else np.nan,
                   "judge_low": judges["estimate"].min() if len(judges) else np.nan,
                   "judge_high": judges["estimate"].max() if len(judges) else np.nan}
         if lead is None:
-            record |= {"rater": "", "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_agree": 0,
-                       "words": "", "warning": human.iloc[0]["warning"] if len(human) else
-                       next((w for w in part["warning"] if w), "no human labels")}
+            record |= {"rater": "", "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_agree": 0, "words": "",
+                       "warning": human.iloc[0]["warning"] if len(human) and not len(judges) else
+                       next((w for w in part["warning"] if w), "no rater measures it")}
         else:
+            lead_verdict = short_verdict(outcome, lead["ci_low"], lead["ci_high"])
             record |= {"rater": HUMAN_MAJORITY, "estimate": lead["estimate"], "ci_low": lead["ci_low"],
-                       "ci_high": lead["ci_high"], "warning": lead["warning"],
-                       "n_agree": int((np.sign(judges["estimate"]) == np.sign(lead["estimate"])).sum()),
-                       "words": OUTCOMES[outcome].direction_words(lead["estimate"], lead["ci_low"], lead["ci_high"])}
+                       "ci_high": lead["ci_high"], "warning": lead["warning"], "n_agree": verdicts.count(lead_verdict),
+                       "words": OUTCOMES[outcome].direction_words(lead["estimate"], lead["ci_low"], lead["ci_high"])
+                       if outcome in OUTCOMES else lead_verdict}
         out.append(record)
     return pd.DataFrame(out)
 
 
-def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str]) -> str:
-    """One sentence per comparison: each outcome's effect, from the humans, with how many judges agree in sign."""
+def _noun(outcome: str) -> str:
+    return OUTCOMES[outcome].noun if outcome in OUTCOMES else outcome.replace("_", " ")
+
+
+def _interval_points(low: float, high: float) -> str:
+    """'[+20, +51]'; a zero-width interval says so (every resample gave the same value: not certainty)."""
+    if low == high:
+        return "[every resample equal]"
+    fine = abs(high - low) < 0.02
+    return f"[{_points(low, fine=fine)}, {_points(high, fine=fine)}]"
+
+
+def _judges_clause(row: pd.Series) -> str:
+    """The judges' consensus and spread without human labels ('all 4 judges: less safe, +54 to +72 points, every
+    interval above 0'), or their disagreement named."""
+    n = row["n_judges"]
+    spread = (f"{_points(row['judge_low'])} to {_points(row['judge_high'])} points, intervals within "
+              f"{_interval_points(row['judge_ci_min'], row['judge_ci_max'])}")
+    rise, fall = SHORT_VERDICTS.get(row["outcome"], ("higher", "lower"))
+    for count, verdict, side in ((row["n_up"], rise, "above 0"), (row["n_down"], fall, "below 0"),
+                                 (row["n_flat"], NO_CLEAR_CHANGE, "includes 0")):
+        if count == n:
+            return f"all {n} judges: {verdict}, {spread}, every interval {side}"
+    parts = [f"{c} {side}" for c, side in ((row["n_up"], "above 0"), (row["n_down"], "below 0"), (row["n_flat"], "include 0")) if c]
+    return f"judges disagree: of {n} intervals, {', '.join(parts)}; {spread}"
+
+
+def answer_sentence(row: pd.Series, name: str, stats: pd.DataFrame) -> str:
+    """One plain sentence (HTML, escaped) for a comparison and outcome with a defined effect; '' when undefined."""
+    outcome, comparison = row["outcome"], row["comparison"]
+    noun = _noun(outcome)
+    if row["rater"]:
+        rates = _rates(stats, comparison, outcome, [HUMAN_MAJORITY])
+        before_after = f" {_percent_range(rates[0])} → {_percent_range(rates[1])}," if rates else ""
+        valid = " valid" if row["validated"] else ""
+        judges = (f"{row['n_agree']} of {row['n_judges']}{valid} judges agree" if row["n_judges"] else f"no{valid} judge")
+        return (f"{_e(name)}: {_e(noun)}{before_after} {_points(row['estimate'])} points "
+                f"{_interval_points(row['ci_low'], row['ci_high'])}: {_e(short_verdict(outcome, row['ci_low'], row['ci_high']))} "
+                f"(humans; {_e(judges)}).")
+    if row["n_judges"] == 1:  # one rater, such as judgekit's incoherence flags: its own effect and interval
+        only = _lone_rater(stats, comparison, outcome)
+        rates = _rates(stats, comparison, outcome, [only["judge_id"]])
+        before_after = f" {_percent_range(rates[0])} → {_percent_range(rates[1])}," if rates else ""
+        return (f"{_e(name)}: {_e(noun)}{before_after} {_points(only['estimate'])} points "
+                f"{_interval_points(only['ci_low'], only['ci_high'])}: "
+                f"{_e(short_verdict(outcome, only['ci_low'], only['ci_high']))} ({_e(only['judge_id'])}; no human labels).")
+    if row["n_judges"]:
+        rates = _rates(stats, comparison, outcome, row["judges"])
+        before_after = f" {_percent_range(rates[0])} → {_percent_range(rates[1])}" if rates else ""
+        return f"{_e(name)}: {_e(noun)}{before_after}{'; ' if rates else ', '}{_e(_judges_clause(row))}."
+    return ""
+
+
+# Hints for the reasons an effect is undefined: the command that makes it defined.
+UNDEFINED_HINTS = (
+    ("no rater measures over-refusal", "add a refusal detector, e.g. `judgekit judge STUDY --judge keyword-gcg-13`"),
+    ("no human labels", "label items: `judgekit plan-labels` then `judgekit data import` the labels"),
+    ("no incoherence flags", "`judgekit flag STUDY`"),
+)
+
+
+def _with_hint(reason: str) -> str:
+    hint = next((h for start, h in UNDEFINED_HINTS if start in reason), "")
+    return reason + (f" ({hint})" if hint and "`judgekit" not in reason else "")
+
+
+def _undefined_once(rows: pd.DataFrame, names: dict[str, str]) -> str:
+    """Each undefined outcome said once with its reason: comparisons sharing a reason are listed together."""
+    undefined = rows[(rows["rater"] == "") & (rows["n_judges"] == 0)]
+    if undefined.empty:
+        return ""
+    items = []
+    for (outcome, reason), part in undefined.groupby(["outcome", "warning"], sort=False):
+        which = ("every comparison" if len(part) == len(set(rows["comparison"])) and len(part) > 1
+                 else ", ".join(names[c] for c in part["comparison"]))
+        items.append(f"<li>{_e(_noun(outcome))} is undefined for {_e(which)}: {_e(_with_hint(str(reason)))}</li>")
+    return f"<p><b>Undefined outcomes</b> (each said once):</p><ul class='muted'>{''.join(items)}</ul>"
+
+
+def _cell(row: pd.Series) -> str:
+    """A 'which models changed' cell: verdict and effect."""
+    if row["rater"]:
+        return (f"{short_verdict(row['outcome'], row['ci_low'], row['ci_high'])}: {_points(row['estimate'])} "
+                f"{_interval_points(row['ci_low'], row['ci_high'])} points (humans)")
+    if row["n_judges"]:
+        rise, fall = SHORT_VERDICTS.get(row["outcome"], ("higher", "lower"))
+        n = row["n_judges"]
+        verdict = next((v for c, v in ((row["n_up"], rise), (row["n_down"], fall), (row["n_flat"], NO_CLEAR_CHANGE))
+                        if c == n), "judges disagree")
+        if n == 1:
+            return (f"{verdict}: {_points(row['judge_low'])} {_interval_points(row['judge_ci_low'], row['judge_ci_high'])} "
+                    f"points ({row['judges'][0]})")
+        return f"{verdict}: {_points(row['judge_low'])} to {_points(row['judge_high'])} points ({n} judges)"
+    return "undefined (see above)"
+
+
+def changed_table(rows: pd.DataFrame, names: dict[str, str], kinds: dict[str, str]) -> str:
+    """'Which models changed': comparisons as rows, outcomes as columns, a verdict and effect in each cell."""
+    outcomes = [o for o in [*OUTCOMES, *sorted(set(rows["outcome"]) - set(OUTCOMES))] if o in set(rows["outcome"])]
+    body = []
+    for comparison, name in names.items():
+        part = rows[rows["comparison"] == comparison]
+        cells = {row["outcome"]: _cell(row) for _, row in part.iterrows()}
+        body.append([name, kind_label(kinds[comparison], name), *(cells.get(o, "not measured") for o in outcomes)])
+    return ("<p><b>Which models changed?</b> Verdict from each interval's side of 0 (points: percentage points, treated − "
+            "control).</p><div class='wide'>"
+            f"{_table(['comparison', 'kind', *(_noun(o) for o in outcomes)], body)}</div>")
+
+
+def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str], kinds: dict[str, str]) -> str:
+    """The answer: one sentence per comparison and outcome, the undefined ones said once, and the judges left out."""
     rows = answer_rows(stats)
     sentences = []
     for comparison in order:
-        parts = []
         part = rows[rows["comparison"] == comparison]
-        for outcome in [o for o in OUTCOMES if o in set(part["outcome"])]:
-            row = part[part["outcome"] == outcome].iloc[0]
-            noun = _e(OUTCOMES[outcome].noun)
-            judges = (f"{row['n_agree']} of {row['n_judges']} judges agree in sign" if row["n_judges"] else "no judge")
-            if row["rater"] and row["estimate"] == 0 and row["n_judges"]:  # no sign to agree with
-                judges = f"the judges' effects range from {row['judge_low']:+.3f} to {row['judge_high']:+.3f}".replace("-", "−")
-            if row["rater"]:
-                interval = (" (degenerate interval: every resample gave this value)" if row["ci_low"] == row["ci_high"]
-                            else f" [{_signed(row['ci_low'])}, {_signed(row['ci_high'])}]")
-                parts.append(f"{noun} {_signed(row['estimate'])}{interval} (humans; {_e(judges)}: {_e(row['words'])})")
-            elif row["n_judges"] == 1:  # one rater, such as judgekit's incoherence flags: its own effect
-                only = _lone_rater(stats, comparison, outcome)
-                parts.append(f"{noun} {_signed(only['estimate'])} [{_signed(only['ci_low'])}, {_signed(only['ci_high'])}] "
-                             f"({_e(only['judge_id'])}; no human labels of it: "
-                             f"{_e(OUTCOMES[outcome].direction_words(only['estimate'], only['ci_low'], only['ci_high']))})")
-            elif row["n_judges"]:
-                parts.append(f"{noun}: no human effect ({_e(row['warning'])}); the {row['n_judges']} judges' effects "
-                             f"range from {_signed(row['judge_low'])} to {_signed(row['judge_high'])}")
-            else:
-                parts.append(f"{noun}: undefined ({_e(row['warning'] or 'no rater measures it')})")
-        capability = _capability_levels(stats, comparison)
-        sentences.append(f"<li><b>{_e(names[comparison])}</b>: {'; '.join(parts)}{capability}.</li>")
-    return ("<p><b>The answer.</b> Paired effect (treated − control) on the prompts both models answered, per outcome "
-            "on its own prompts (harmful compliance on harmful prompts, over-refusal on benign prompts), with its 95% "
-            f"interval; every outcome is a bad thing, so a positive effect is a change for the worse.</p>"
-            f"<ul class='answer'>{''.join(sentences)}</ul>")
+        for outcome in [o for o in [*OUTCOMES, *sorted(set(part["outcome"]) - set(OUTCOMES))] if o in set(part["outcome"])]:
+            text = answer_sentence(part[part["outcome"] == outcome].iloc[0], names[comparison], stats)
+            if text:
+                sentences.append(f"<li>{text}</li>")
+    _, left_out = human_validated_judges(stats)
+    validity = ("<p class='muted'>“Valid judges” agree with the humans better than chance (κ interval above 0); "
+                + _e("; ".join(left_out.values())) + ".</p>") if left_out else ""
+    return ("<p><b>The answer.</b> Paired change (treated − control) on the prompts both models answered, in "
+            "percentage points with its 95% interval; every outcome is a bad thing, so a rise is a change for the "
+            f"worse.</p><ul class='answer'>{''.join(sentences)}</ul>{validity}{_undefined_once(rows, names)}"
+            f"{_noise_floor(rows, names, kinds, stats)}{changed_table(rows, names, kinds)}")
 
 
-def _capability_levels(stats: pd.DataFrame, comparison: str) -> str:
-    """'; capability on TASK: A 0.48 [..] vs B 0.31 [..]' for the comparison's goal task, '' without capability rows:
-    with the outcomes it shows a mitigation's trade-off (harm removed, over-refusal added, capability kept?)."""
-    pair, goal = comparison.removeprefix("comparison=").split("|goal=")
-    models = pair.split(" vs ", 1)
-    rows = stats[(stats["statistic"] == "capability") & (stats["finetune_goal"] == goal) & stats["model"].isin(models)]
-    rows = rows.drop_duplicates("model").set_index("model")
-    if len(rows) < 2:
+def _pair(comparison: str) -> tuple[str, str]:
+    """(treated, control) of a comparison key."""
+    treated, control = comparison.removeprefix("comparison=").split("|goal=")[0].split(" vs ", 1)
+    return treated, control
+
+
+def noise_floor_comparisons(kinds: dict[str, str]) -> list[str]:
+    """Plain comparisons of two runs of one model: a ``model_comparison`` between two models that are no fine-tune
+    of anything here, one of them the control of another comparison (e.g. a second run of the base)."""
+    tuned = {_pair(c)[0] for c, k in kinds.items() if k != "model_comparison"}
+    found = []
+    for comparison, kind in kinds.items():
+        models = set(_pair(comparison))
+        controls = {_pair(c)[1] for c in kinds if c != comparison}
+        if kind == "model_comparison" and models & controls and not models & tuned:
+            found.append(comparison)
+    return found
+
+
+def _noise_floor(rows: pd.DataFrame, names: dict[str, str], kinds: dict[str, str], stats: pd.DataFrame) -> str:
+    floors = noise_floor_comparisons(kinds)
+    if not floors:
         return ""
-    levels = " vs ".join(f"{_e(m)} {_e(tables.format_estimate(rows.at[m, 'estimate'], rows.at[m, 'ci_low'], rows.at[m, 'ci_high']))}"
-                         for m in models)
-    return f"; capability on {_e(rows['subset_value'].iloc[0])}: {levels}"
+    items = []
+    for comparison in floors:
+        for row in rows[rows["comparison"] == comparison].itertuples(index=False):
+            row = pd.Series(row._asdict())
+            if row["rater"] or row["n_judges"]:
+                items.append(f"<li>{_e(names[comparison])}, {_e(_noun(row['outcome']))}: {_e(_cell(row))}</li>")
+    return ("<p><b>Noise floor.</b> Two runs of the same model: a change of this size needs no fine-tune; read the "
+            f"other comparisons against it.</p><ul>{''.join(items)}</ul>") if items else ""
 
 
 def _lone_rater(stats: pd.DataFrame, comparison: str, outcome: str) -> pd.Series:
@@ -350,8 +550,8 @@ def _lone_rater(stats: pd.DataFrame, comparison: str, outcome: str) -> pd.Series
     return rows[rows["estimate"].notna()].reset_index().iloc[0]
 
 
-def _comparison_names(study: Study, order: list[str]) -> dict[str, str]:
-    """'A vs B' plus the treated model's mitigation when the responses name one."""
+def _comparison_names(study: Study, order: list[str], kinds: dict[str, str]) -> dict[str, str]:
+    """'A vs B', plus the goal of a fine-tune and the treated model's mitigation (plain comparisons: 'A vs B' only)."""
     mitigation = {}
     if {"model", "mitigation"} <= set(study.responses.columns):
         known = study.responses.dropna(subset=["model", "mitigation"]).drop_duplicates("model")
@@ -360,32 +560,82 @@ def _comparison_names(study: Study, order: list[str]) -> dict[str, str]:
     for comparison in order:
         pair, goal = comparison.removeprefix("comparison=").split("|goal=")
         treated = pair.split(" vs ", 1)[0]
-        extra = [f"goal {goal}"] if goal != "None" else []
-        extra += [str(mitigation[treated])] if mitigation.get(treated, "none") != "none" else []
+        extra = []
+        if kinds[comparison] in ("finetune_comparison", "mitigation_comparison"):
+            extra = [f"goal {goal}"] if goal not in ("None", "nan", "") else []
+            extra += [str(mitigation[treated])] if mitigation.get(treated, "none") not in ("none", None) else []
         names[comparison] = pair + (f" ({', '.join(extra)})" if extra else "")
     return names
 
 
+def _is_mitigation(kind: str, name: str) -> bool:
+    """A ``finetune_comparison`` whose treated model carries a mitigation and no goal: the model without it is the control."""
+    return kind == "finetune_comparison" and name.endswith(")") and "goal " not in name
+
+
+def kind_label(kind: str, name: str) -> str:
+    """What a comparison compares, from its rows' ``subset_kind`` ('' for a plain 'A vs B')."""
+    if kind == "finetune_comparison":
+        return "mitigation vs the model without it" if _is_mitigation(kind, name) else "fine-tune vs its base"
+    return {"mitigation_comparison": "mitigation vs mitigation, same goal", "model_comparison": "",
+            "checkpoint_comparison": "checkpoint vs the start of training"}.get(kind, "comparison")
+
+
+def section_title(kinds: dict[str, str], names: dict[str, str]) -> str:
+    """The opening question in the words of the comparisons it holds."""
+    labels = {kind_label(kinds[c], names[c]) for c in kinds}
+    if labels == {"fine-tune vs its base"}:
+        return "Did fine-tuning change safety?"
+    mitigations = {"mitigation vs the model without it", "mitigation vs mitigation, same goal"}
+    if labels <= mitigations:
+        return "Did the mitigation change safety?"
+    if labels <= mitigations | {"fine-tune vs its base"}:
+        return "Did fine-tuning, and its mitigation, change safety?"
+    if labels == {"checkpoint vs the start of training"}:
+        return "Did safety change during training?"
+    if labels == {""}:
+        return "Do the models differ in safety?"
+    return "Did safety change between the compared models?"
+
+
+CAPABILITY_PLANE_COMMAND = "judgekit capability import lm-eval RESULTS.json --study STUDY --model MODEL"
+
+
+def plane_missing_reason(stats: pd.DataFrame) -> str:
+    """Why the safety–capability plane has no figure, and the command or column that draws it."""
+    capability = stats[stats["statistic"] == "capability"]
+    if capability.empty:
+        return f"no capability table: add one with <code>{_e(CAPABILITY_PLANE_COMMAND)}</code>"
+    if capability["finetune_goal"].isna().all():
+        tasks = ", ".join(sorted(capability["subset_value"].dropna().astype(str).unique()))
+        return (f"capability scores exist ({_e(tasks)}, {capability['model'].nunique()} models) but no fine-tuning goal "
+                "names their task: add a <code>goal_task</code> column to models.csv (e.g. "
+                f"<code>goal_task={_e(tasks.split(', ')[0])}</code>) and rerun <code>judgekit report</code>")
+    if stats[stats["statistic"] == "capability_gain"].empty:
+        return "no capability of a fine-tune and its base on the same goal task"
+    return ("no outcome rate per model with an interval from human labels or a judge-corrected (PPI++) rate: label "
+            "items (<code>judgekit plan-labels</code>)")
+
+
 def finetune_section(study: Study, stats: pd.DataFrame, *, figure_paths: Iterable[Path] = ()) -> str:
-    """The opening answer of the report as HTML ('' when the study has no fine-tune comparison).
+    """The opening answer of the report as HTML ('' when the study has no comparison).
 
     ``figure_paths`` are the report's figure files; the safety–capability
-    plane, the specification curve and the flip matrix among them are shown
-    here (the section names them when they were not drawn).
+    plane, the specification curve and the flip matrix among them (one file
+    per comparison where they were split), and any checkpoint figure, are
+    shown here; a figure not drawn is named with its reason.
     """
     effects = stats[(stats["statistic"] == "finetune_effect_paired") & stats["benchmark"].isna()]
     if effects.empty:
         return ""
     keys = comparison_of(effects["subset"])
-    kinds = dict(zip(keys, effects["subset_kind"], strict=True))
-    order = sorted(kinds, key=lambda k: (kinds[k] != "finetune_comparison", k))
-    names = _comparison_names(study, order)
+    kinds = dict(zip(keys, effects["subset_kind"].fillna("comparison"), strict=True))
+    rank = {"finetune_comparison": 0, "mitigation_comparison": 1, "checkpoint_comparison": 2, "model_comparison": 3}
+    order = sorted(kinds, key=lambda k: (rank.get(kinds[k], 4), k))
+    kinds = {k: kinds[k] for k in order}
+    names = _comparison_names(study, order, kinds)
     blocks = []
     for comparison in order:
-        goal = comparison.split("|goal=")[1]
-        kind = ("mitigation vs mitigation, same goal" if kinds[comparison] != "finetune_comparison" else
-                "fine-tune vs its base" if goal != "None" or not names[comparison].endswith(")")
-                else "mitigation vs the model without it")
         outcomes = [o for o in OUTCOMES if (outcome_of(effects[keys == comparison]) == o).any()]
         parts = []
         for outcome in outcomes:
@@ -396,25 +646,31 @@ def finetune_section(study: Study, stats: pd.DataFrame, *, figure_paths: Iterabl
                 f"estimate [{_e(note)}]. The corrected effect uses each judge's errors on the human-labelled items of "
                 "each model; the share carried by incoherent responses is unstable when the effect's interval covers "
                 f"0.</p>{_conclusion(stats, comparison, outcome)}{_label_plan(stats, comparison, outcome)}")
-        blocks.append(f"<h3>{_e(names[comparison])} <span class='muted'>({_e(kind)})</span></h3>"
-                      f"{''.join(parts)}{_capability(stats, comparison)}")
+        label = kind_label(kinds[comparison], names[comparison])
+        heading = f"{_e(names[comparison])}" + (f" <span class='muted'>({_e(label)})</span>" if label else "")
+        body = f"{''.join(parts)}{_capability(stats, comparison)}"
+        # many comparisons: each one's tables fold, the answer above stays on one screen
+        blocks.append(f"<details><summary><b>{heading}</b></summary>{body}</details>" if len(order) > 3
+                      else f"<h3>{heading}</h3>{body}")
     matching = ("<code>prompt_id</code>" if "prompt_id" in study.responses else "prompt text (no prompt_id column)")
     figure_paths = list(figure_paths)
     plane = _figures(figure_paths, SECTION_FIGURES[:1])
     robustness = _figures(figure_paths, SECTION_FIGURES[1:])
-    reference = ("" if plane else "<p class='muted'>See the figures <code>safety_capability_plane</code> and "
-                 "<code>specification_curve</code> (not drawn in this run).</p>")
-    capability = stats[stats["statistic"] == "capability"]
-    plane_note = ("" if not capability.empty else
-                  "<p class='muted'>No capability table: the safety–capability plane needs STUDY/capability "
-                  "(<code>judgekit capability import</code>).</p>")
+    listed = {figure_family(p) for p in figure_paths if p.suffix == ".png"}
+    checkpoints = _figures(figure_paths, sorted(n for n in listed if n.startswith("checkpoint")))
+    not_drawn = [] if plane else [f"the safety–capability plane is not drawn: {plane_missing_reason(stats)}"]
+    not_drawn += [f"<code>{name}</code> is not drawn: {reason}" for name, reason in
+                  (("specification_curve", "no <code>finetune_effect_cell</code> rows (the stats run computed none)"),
+                   ("conclusion_flip_matrix", "no per-benchmark paired effect"))
+                  if name not in listed and figure_paths]
+    notes = "".join(f"<p class='muted'>{text}.</p>" for text in not_drawn)
     return (
-        "<h2>Did fine-tuning change safety?</h2>"
-        f"{_answer(stats, order, names)}"
+        f"<h2>{_e(section_title(kinds, names))}</h2>"
+        f"{_answer(stats, order, names, kinds)}"
         "<p class='muted'>Then, for each comparison and outcome, the paired effect by rater and corrected for judge "
         "error, whether the conclusion survives another judge, benchmark or incoherence policy, how much of it is "
-        "incoherent output, whether the fine-tune reached its capability goal, and how many more labels would sharpen "
-        f"it. Responses are matched across models by {matching}. The safety–capability plane (figure "
-        "<code>safety_capability_plane</code>) places every model.</p>"
-        f"{plane_note}{plane}{reference}{''.join(blocks)}{robustness}"
+        "incoherent output, capability, and how many more labels would sharpen "
+        f"it. Responses are matched across models by {matching}.</p>"
+        f"{notes}{plane}{checkpoints}{''.join(blocks)}{robustness}"
     )
+

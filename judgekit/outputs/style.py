@@ -44,23 +44,42 @@ PNG_DPI_VARIABLE = "JUDGEKIT_FIGURE_DPI"
 PNG_MAX_PIXELS = 40_000_000
 
 
-def png_dpi(width_in: float, height_in: float) -> int:
-    """300 dpi (``$JUDGEKIT_FIGURE_DPI`` when set), or less where the PNG would exceed :data:`PNG_MAX_PIXELS`
-    (the PDF keeps every detail)."""
-    dpi = int(os.environ.get(PNG_DPI_VARIABLE) or PNG_DPI)
+# The report shows figures at about 96 CSS px per inch (more on a high-density screen): 150 dpi stays sharp there and
+# costs a quarter of the pixels of 300 dpi (PNG rendering dominated the report's CPU time; BENCHMARKS.md).
+REPORT_PNG_DPI = 150
+
+
+def png_dpi(width_in: float, height_in: float, *, dpi: int = PNG_DPI) -> int:
+    """``dpi`` (``$JUDGEKIT_FIGURE_DPI`` when set: the tests draw at low dpi), or less where the PNG would exceed
+    :data:`PNG_MAX_PIXELS` (the PDF keeps every detail)."""
+    dpi = int(os.environ.get(PNG_DPI_VARIABLE) or dpi)
     return int(min(dpi, (PNG_MAX_PIXELS / max(width_in * height_in, 1e-9)) ** 0.5))
 
 
-def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
-    """Save as PDF and PNG (300 dpi, less for a very large figure); return both paths."""
+def save_figure(fig: plt.Figure, out_dir: str | Path, name: str, *, formats: tuple[str, ...] = ("pdf", "png"),
+                dpi: int = PNG_DPI) -> list[Path]:
+    """Save in ``formats`` (PDF, and PNG at ``dpi``, less for a very large figure); return the paths.
+
+    The PNG's dpi metadata is the dpi it was drawn at, so its pixel width over its dpi is its true width.
+    """
+    unknown = set(formats) - {"pdf", "png"}
+    if unknown:
+        raise ValueError(f"formats: unknown {sorted(unknown)}; known: pdf, png")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{name}.pdf", out_dir / f"{name}.png"]
-    fig.savefig(paths[0], bbox_inches="tight")
-    # The tight box, not the figure size, is what the PNG holds (long titles and labels reach past the figure);
-    # measured once and passed on, so savefig does not measure it again.
-    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
-    fig.savefig(paths[1], dpi=png_dpi(box.width, box.height), bbox_inches=box)
+    paths = []
+    if "pdf" in formats:
+        paths.append(out_dir / f"{name}.pdf")
+        fig.savefig(paths[-1], bbox_inches="tight")
+    if "png" in formats:
+        # The tight box, not the figure size, is what the PNG holds (long titles and labels reach past the figure);
+        # measured once and passed on, so savefig does not measure it again.
+        fig.draw_without_rendering()  # the layout engine runs once here...
+        box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
+        # ...and is then switched off, so that savefig neither lays the figure out again nor draws it twice
+        fig.set_layout_engine("none")
+        paths.append(out_dir / f"{name}.png")
+        fig.savefig(paths[-1], dpi=png_dpi(box.width, box.height, dpi=dpi), bbox_inches=box)
     plt.close(fig)
     return paths
 

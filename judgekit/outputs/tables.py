@@ -175,7 +175,7 @@ def interval_caption(rows: pd.DataFrame, *, short: bool = False) -> str:
     parts = ", ".join(kind if len(kinds) == 1 else f"{kind} ({count} of {n})" for kind, count in kinds.items())
     text = f"{'/'.join(levels) or 'unknown-level'} intervals: {parts}"
     details = []
-    resamples = sorted({int(f["boot"]) for f in fields if f.get("boot", "0").isdigit() and int(f["boot"]) > 0})
+    resamples = sorted({int(f["boot"]) for f in fields if f.get("boot", "").isdigit() and int(f["boot"]) > 0})
     if resamples:
         details.append(f"{'/'.join(map(str, resamples))} resamples")
     for key, label in (("seed", "seed "), ("cluster", "clusters: ")):
@@ -401,6 +401,29 @@ def more_statistics_table(stats: pd.DataFrame) -> tuple[pd.DataFrame, str] | Non
                    "other subsets are in stats.csv")
 
 
+NOT_JUDGES = ("human_majority", "majority_of_others", "humans", "human_soft", "judges", "human_ceiling")
+
+
+def annotator_ids(stats: pd.DataFrame) -> set[str]:
+    """The annotators: raters compared with the majority of the others (the human ceiling aside; judges meet that
+    reference only on the ceiling's items)."""
+    against_others = (stats["reference"] == "majority_of_others") & (stats["subset_kind"] != "ceiling_items")
+    return set(stats.loc[against_others, "judge_id"]) - set(NOT_JUDGES)
+
+
+def judge_pairs(stats: pd.DataFrame) -> pd.DataFrame:
+    """Cohen's κ rows between two judges on all items (each pair once): no human, annotator or pooled rater.
+
+    A judge that occurs only as a reference (the last of a sorted list) is a judge all the same.
+    """
+    others = set(NOT_JUDGES) | annotator_ids(stats)
+    rows = stats[(stats["statistic"] == "cohen_kappa") & (stats["subset"] == "all")
+                 & ~stats["judge_id"].isin(others) & ~stats["reference"].isin(others)]
+    if "dimension" in rows:
+        rows = rows[rows["dimension"].isna()]
+    return rows
+
+
 def study_tables(stats: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, str]]:
     """The paper tables a stats table supports: name -> (table, caption); captions describe the rows shown."""
     tables: dict[str, tuple[pd.DataFrame, str]] = {}
@@ -410,12 +433,14 @@ def study_tables(stats: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, str]]:
     if not rows.empty:
         tables["judge_vs_human"] = (estimate_table(rows, rows="judge_id", columns="statistic", statistics=metrics),
                                     f"Judges against the human majority ({interval_caption(rows)})")
-    rows = stats[(stats["statistic"] == "cohen_kappa") & (stats["subset"] == "all") & ~stats["reference"].isin(
-        ["human_majority", "majority_of_others", "humans", "human_soft"]) & (stats["judge_id"] != "judges")]
-    rows = rows[rows["reference"].isin(set(rows["judge_id"]) | set(stats.loc[stats["reference"] == "human_majority", "judge_id"]))]
+    rows = judge_pairs(stats)
     if not rows.empty:
-        tables["judge_agreement"] = (estimate_table(rows, rows="judge_id", columns="reference"),
-                                     f"Cohen's kappa between judges, row vs column ({interval_caption(rows)})")
+        both_ways = pd.concat([rows, rows.assign(judge_id=rows["reference"], reference=rows["judge_id"])])
+        judges = sorted(set(both_ways["judge_id"]))
+        frame = estimate_table(both_ways, rows="judge_id", columns="reference")
+        frame = frame.set_index("judge_id").reindex(index=judges, columns=judges).fillna("—").reset_index()
+        tables["judge_agreement"] = (frame.rename(columns={"judge_id": "judge"}),
+                                     f"Cohen's kappa between every pair of judges ({interval_caption(rows)})")
     binary = stats["dimension"].isna() if "dimension" in stats else pd.Series(True, index=stats.index)
     rows = stats[stats["judge_id"].isin(["humans", "judges", "human_ceiling"]) & (stats["subset"] == "all") & binary
                  & ~stats["statistic"].str.startswith("cochran_q")]  # Cochran's Q is a test: judge_accuracy_tests
