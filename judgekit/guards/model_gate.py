@@ -245,8 +245,8 @@ def load_model(auto_class: str, source: str, *, option: str, allow_missing: tupl
     turn on ``trust_remote_code`` or pickled weights. ``allow_missing``: prefixes of weights the caller never
     uses (the embedding model's pooler), which may be absent from the checkpoint.
     """
-    if options.get("use_safetensors") is False:
-        raise ValueError("the model gate loads safetensors only")
+    if options.get("use_safetensors") is False or options.get("trust_remote_code"):
+        raise ValueError("the model gate loads safetensors only and never runs checkpoint code")
     if Path(source).expanduser().is_dir():
         check_model_source(source, option=option)
     model, info = _from_pretrained(auto_class, source, option=option, what="cannot load the model",
