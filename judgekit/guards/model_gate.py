@@ -156,10 +156,27 @@ def refuse_custom_code(directory: str | Path, *, option: str) -> None:
             content = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise InputError(f"{option} {directory}: {name} is not valid JSON") from None
-        found = [key for key in CODE_KEYS if isinstance(content, dict) and content.get(key)]
+        found = _code_key(content)
         if found:
-            raise InputError(f"{option} {directory}: {name} names custom code ({found[0]}); judgekit never runs "
+            raise InputError(f"{option} {directory}: {name} names custom code ({found}); judgekit never runs "
                              "code from a checkpoint (trust_remote_code is always off)")
+
+
+def _code_key(content: Any) -> str | None:
+    """The path of the first code key at any depth (``auto_map`` inside ``text_config`` counts), walked
+    without recursion."""
+    stack: list[tuple[str, Any]] = [("", content)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                path = f"{where}.{key}" if where else str(key)
+                if key in CODE_KEYS and inner:
+                    return path
+                stack.append((path, inner))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{k}]", inner) for k, inner in enumerate(value))
+    return None
 
 
 def _transformers() -> Any:
