@@ -327,23 +327,23 @@ def read_parquet_table(path: str | Path, limits: ReadLimits | None = None):
                              file=path, column=column.name)
     budget = ExpansionBudget(path, limits)
     budget.take(sum(metadata.row_group(k).total_byte_size for k in range(metadata.num_row_groups)), "its pages")
-    dictionary_text = sorted({metadata.schema.column(j).path.split(".")[0]
-                              for k in range(metadata.num_row_groups) for j in range(metadata.num_columns)
-                              if metadata.row_group(k).column(j).has_dictionary_page})
-    dictionary_text = [name for name in dictionary_text if name in schema.names and
-                       (pa.types.is_string(schema.field(name).type) or pa.types.is_large_string(schema.field(name).type)
-                        or pa.types.is_binary(schema.field(name).type))]
+
+    def is_text(data_type) -> bool:
+        return pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or pa.types.is_binary(data_type)
+
+    encoded = {metadata.schema.column(j).path.split(".")[0] for k in range(metadata.num_row_groups)
+               for j in range(metadata.num_columns) if metadata.row_group(k).column(j).has_dictionary_page}
     try:
-        table = pq.read_table(path, read_dictionary=dictionary_text or None)
-        for name in dictionary_text:
-            column = table.column(name)
-            if not pa.types.is_dictionary(column.type):
+        table = pq.read_table(path, read_dictionary=sorted(n for n in encoded if n in schema.names
+                                                             and is_text(schema.field(n).type)) or None)
+        for index, name in enumerate(table.column_names):
+            column = table.column(index)
+            if not (pa.types.is_dictionary(column.type) and is_text(column.type.value_type)):
                 continue
             decoded = sum(pc.sum(pc.take(pc.binary_length(chunk.dictionary), chunk.indices)).as_py() or 0
                           for chunk in column.chunks)
             budget.take(decoded, f"column {name!r} (dictionary-encoded text)")
-            table = table.set_column(table.schema.get_field_index(name), name,
-                                     column.cast(column.type.value_type))
+            table = table.set_column(index, name, column.cast(column.type.value_type))
     except unreadable as err:
         raise InputError(f"not a readable parquet file: {first_line(err)}", file=path) from None
     return table

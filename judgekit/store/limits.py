@@ -96,7 +96,7 @@ class ExpansionBudget:
         """Count ``n_bytes`` more of ``what``; refuse when the input's total would pass the limit."""
         self.used += n_bytes
         if self.used > self.limits.max_expanded_bytes:
-            raise over_limit(self.path, f"{what} brings what it expands to past {describe(self.limits.max_expanded_bytes)}",
+            raise over_limit(self.path, f"expands to {self.used / MIB:,.1f} MiB or more (at {what})",
                              "max_expanded_bytes", self.limits.max_expanded_bytes)
 
 
