@@ -301,44 +301,58 @@ def template_case(kind: str) -> Callable[[Path], Case]:
 HEADER = {"version": 2, "status": "success", "eval": {"task": "t", "model": "m", "dataset": {"sample_ids": [1]}}}
 
 
-def eval_zip(path: Path, members: dict[str, bytes], *, aliases: int = 0, declare: dict[str, int] | None = None) -> Path:
-    """A deflated ``.eval``; ``aliases`` more central-directory entries point at the last member's bytes (the
-    audit's H1 trick), ``declare`` overwrites members' declared sizes (a member that lies)."""
-    import io
+def deflated(head: bytes, filler: int, tail: bytes) -> tuple[bytes, int, int]:
+    """(raw deflate stream, crc32, size) of ``head + b"x" * filler + tail``, made in well under a second: one
+    fully flushed block of 1 MiB of x is self-contained, so the stream repeats its bytes instead of compressing
+    hundreds of MB."""
+    import zlib
+
+    chunk = 1 << 20
+    block_maker = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = block_maker.compress(b"x" * chunk) + block_maker.flush(zlib.Z_FULL_FLUSH)
+    ends = zlib.compressobj(9, zlib.DEFLATED, -15)
+    stream = [ends.compress(head) + ends.flush(zlib.Z_FULL_FLUSH), block * (filler // chunk)]
+    rest = zlib.compressobj(9, zlib.DEFLATED, -15)
+    stream.append(rest.compress(b"x" * (filler % chunk) + tail) + rest.flush())
+    crc = zlib.crc32(head)
+    one_chunk = b"x" * chunk
+    for _ in range(filler // chunk):
+        crc = zlib.crc32(one_chunk, crc)
+    crc = zlib.crc32(b"x" * (filler % chunk) + tail, crc)
+    return b"".join(stream), crc, len(head) + filler + len(tail)
+
+
+def sample(filler: int) -> tuple[bytes, int, int]:
+    """A sample file whose completion is ``filler`` bytes of x."""
+    return deflated(b'{"id": 1, "epoch": 1, "input": "hi", "scores": {}, "output": {"completion": "', filler, b'"}}')
+
+
+def eval_zip(path: Path, members: dict[str, tuple[bytes, int, int] | bytes], *, aliases: int = 0,
+             declare: dict[str, int] | None = None) -> Path:
+    """A deflated ``.eval`` written by hand: ``aliases`` more central-directory entries point at the last
+    member's bytes (the audit's H1 trick); ``declare`` overwrites members' declared sizes (a member that lies)."""
     import struct
-    import zipfile
+    import zlib
 
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    raw = buffer.getvalue()
-    end = raw.rindex(b"PK\x05\x06")
-    count, size, offset = struct.unpack("<HLL", raw[end + 10:end + 20])
-    records, cursor = [], offset
-    for _ in range(count):
-        name_length, extra_length, comment_length = struct.unpack("<3H", raw[cursor + 28:cursor + 34])
-        length = 46 + name_length + extra_length + comment_length
-        records.append(bytearray(raw[cursor:cursor + length]))
-        cursor += length
-    for record in records:
-        name = bytes(record[46:46 + struct.unpack("<H", record[28:30])[0]]).decode()
-        if declare and name in declare:
-            record[24:28] = struct.pack("<L", declare[name])
-    last = records[-1]
-    name_length = struct.unpack("<H", last[28:30])[0]
-    for k in range(aliases):
-        alias = f"samples/{k + 2}_epoch_1.json".encode()
-        records.append(last[:28] + struct.pack("<H", len(alias)) + last[30:46] + alias + last[46 + name_length:])
-    directory = b"".join(records)
-    path.write_bytes(raw[:offset] + directory + raw[end:end + 4] + struct.pack("<4H", 0, 0, len(records), len(records))
-                     + struct.pack("<LLH", len(directory), offset, 0))
+    local, directory = bytearray(), []
+    for name, member in members.items():
+        if isinstance(member, bytes):
+            maker = zlib.compressobj(9, zlib.DEFLATED, -15)
+            member = (maker.compress(member) + maker.flush(), zlib.crc32(member), len(member))
+        data, crc, size = member
+        size = (declare or {}).get(name, size)
+        encoded = name.encode()
+        fields = (0, 8, 0, 0x21, crc, len(data), size, len(encoded))
+        directory.append((fields, len(local)))
+        local += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, *fields, 0) + encoded + data
+    (fields, offset) = directory[-1]
+    directory += [((*fields[:-1], len(f"samples/{k + 2}_epoch_1.json")), offset) for k in range(aliases)]
+    names = [*members, *(f"samples/{k + 2}_epoch_1.json" for k in range(aliases))]
+    central = b"".join(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, *fields, 0, 0, 0, 0, 0, offset)
+                       + name.encode() for (fields, offset), name in zip(directory, names, strict=True))
+    path.write_bytes(bytes(local) + central + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(names), len(names),
+                                                          len(central), len(local), 0))
     return path
-
-
-def sample(text_bytes: int) -> bytes:
-    body = {"id": 1, "epoch": 1, "input": "hi", "output": {"completion": "x" * text_bytes}, "scores": {}}
-    return json.dumps(body).encode()
 
 
 def eval_overlapping_entries(tmp: Path) -> Case:
@@ -348,8 +362,8 @@ def eval_overlapping_entries(tmp: Path) -> Case:
 
 
 def eval_members_over_limit(tmp: Path) -> Case:
-    members = {"header.json": json.dumps(HEADER).encode(),
-               **{f"samples/{k}_epoch_1.json": sample(300_000_000) for k in (1, 2, 3)}}
+    member = sample(300_000_000)
+    members = {"header.json": json.dumps(HEADER).encode(), **{f"samples/{k}_epoch_1.json": member for k in (1, 2, 3)}}
     log = eval_zip(tmp / "h2.eval", members)
     return Case(["data", "import", "inspect", log, "--out", tmp / "s"], 2, stderr_has="JUDGEKIT_MAX_MEMBER_MB", bomb=True)
 
@@ -364,8 +378,8 @@ def eval_member_lies_about_size(tmp: Path) -> Case:
 
 def eval_total_over_limit(tmp: Path) -> Case:
     os.environ["JUDGEKIT_MAX_EXPANDED_MB"] = "1"  # the test restores the environment
-    members = {"header.json": json.dumps(HEADER).encode(),
-               **{f"samples/{k}_epoch_1.json": sample(400_000) for k in (1, 2, 3)}}
+    member = sample(400_000)
+    members = {"header.json": json.dumps(HEADER).encode(), **{f"samples/{k}_epoch_1.json": member for k in (1, 2, 3)}}
     log = eval_zip(tmp / "total.eval", members)
     return Case(["data", "import", "inspect", log, "--out", tmp / "s"], 2, stderr_has="over the limit of 1 MiB")
 
@@ -553,7 +567,10 @@ def toml_pointing_at(target: str) -> Callable[[Path], Case]:
                 "report foreign": text.replace('report = "r"', f'report = "{foreign}"'),
                 "prompts /proc": text.replace('prompts = ["prompts"]', 'prompts = ["/proc/self/status"]')}[target]
         config.write_text(text, encoding="utf-8")
-        return Case(["run", config], 2)
+        expected = {"out foreign": "neither a study nor empty", "out file": "not a directory",
+                    "out /proc": "not writable", "report foreign": "not a judgekit output",
+                    "prompts /proc": "/proc/self/status"}[target]
+        return Case(["run", config], 2, stderr_has=expected)
     return build
 
 
@@ -667,6 +684,7 @@ def tiny_chat_model(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_input(name: str, tmp_path: Path, monkeypatch, request) -> None:
     monkeypatch.setenv("JUDGEKIT_TEMPLATE_TIMEOUT_S", "0.5")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a model name that is no folder fails at once, not after retries
     for variable in ("JUDGEKIT_MAX_EXPANDED_MB", "JUDGEKIT_MAX_LINE_MB"):  # cases set them; undone after each
         monkeypatch.delenv(variable, raising=False)
     process_env = {**os.environ, "PYTHONPATH": str(REPO)}

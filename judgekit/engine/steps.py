@@ -21,7 +21,7 @@ from judgekit.registry import resolve_judge
 from judgekit.store.layout import study_dir_to_update
 from judgekit.store.locking import study_lock, work_locks
 from judgekit.store.manifest import append_study_run, build_manifest, read_manifest, recorded_study_run, sha256_file
-from judgekit.store.outdir import FILES_KEY, check_output_dir, refuse_system_folder, staged_output_dir, verify_output_dir
+from judgekit.store.outdir import FILES_KEY, check_output_dir, check_study_out, refuse_system_folder, staged_output_dir, verify_output_dir
 from judgekit.engine.judge_runner import (JudgeRunSummary, check_model_paths, commit_under_study_lock, read_snapshot,
                                           record_judge_runs, run_judges)
 from judgekit.store.schema import SCHEMAS
@@ -75,9 +75,7 @@ def generate_step(prompt_sources: list[Path], out_dir: Path, *, model: str, vari
     from judgekit.generate.run import generate_models, open_engine, prompts_to_store, write_prompts
 
     prompts = read_prompt_sets(prompt_sources)
-    refuse_system_folder(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError("is not a directory", file=out_dir)
+    check_study_out(out_dir)
     new_prompts = prompts_to_store(out_dir, prompts)
     engine = open_engine(backend, model, variants, engine_options or {})
     new_study = not out_dir.exists()
