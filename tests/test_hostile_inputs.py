@@ -385,12 +385,12 @@ def eval_total_over_limit(tmp: Path) -> Case:
 
 
 def parquet_dictionary_bomb(tmp: Path) -> Case:
-    """One 20 MB value repeated by 100,000 dictionary indices: 2 TB decoded from a file of a few hundred KB."""
+    """One 2 MB value repeated by 1,000 dictionary indices: 2 GB decoded from a file of a few KB."""
     s = tmp / "s"
     s.mkdir()
-    rows = 100_000
+    rows = 1000
     r = pa.table({"item_id": pa.array([f"i{k}" for k in range(rows)]), "prompt": pa.array(["p"] * rows),
-                  "response": pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), pa.array(["y" * 20_000_000])),
+                  "response": pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), pa.array(["y" * 2_000_000])),
                   "model": pa.array(["m"] * rows)})
     pq.write_table(r, s / "responses.parquet", compression="zstd")
     return Case(["validate", s], 2, stderr_has="dictionary-encoded", bomb=True)
@@ -657,19 +657,58 @@ CASES: dict[str, Callable] = {
 
 
 PEAK_LIMIT_MB = 1024
-# Runs the CLI as its child and writes the child's peak resident memory (ru_maxrss, KiB on Linux) to a file.
-MEASURE = ("import resource, subprocess, sys\n"
-           "done = subprocess.run([sys.executable, '-m', 'judgekit.cli', *sys.argv[2:]])\n"
-           "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
-           "sys.exit(done.returncode)\n")
+# One warm process (judgekit, pandas and pyarrow imported) forks a child per bomb and reports the child's own peak
+# resident memory (os.wait4's ru_maxrss, KiB on Linux): a measurement per case without an interpreter start per case.
+FORK_SERVER = """
+import json, os, sys
+import pandas, pyarrow, pyarrow.parquet
+from judgekit.cli import main
+
+for line in sys.stdin:
+    request = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.dup2(os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        sys.argv = ["judgekit", *request["argv"]]
+        try:
+            code = main(request["argv"])
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 0
+        sys.stderr.flush()
+        os._exit(code)
+    _, status, usage = os.wait4(pid, 0)
+    print(json.dumps({"code": os.waitstatus_to_exitcode(status), "peak_kib": usage.ru_maxrss}), flush=True)
+"""
 
 
-def run_measured(argv: list, env: dict, peak_file: Path) -> tuple[subprocess.CompletedProcess, float]:
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(peak_file), *map(str, argv)], capture_output=True,
-                          text=True, timeout=120, cwd=REPO, env=env)
-    peak_mb = int(peak_file.read_text()) / 1024
-    peak_file.unlink()
-    return done, peak_mb
+class ForkServer:
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", FORK_SERVER], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, cwd=REPO,
+                                        env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    def run(self, argv: list, stderr_file: Path) -> tuple[subprocess.CompletedProcess, float]:
+        request = {"argv": list(map(str, argv)), "env": dict(os.environ), "stderr": str(stderr_file)}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        answer = json.loads(self.process.stdout.readline())
+        stderr = stderr_file.read_text(encoding="utf-8")
+        stderr_file.unlink()
+        return subprocess.CompletedProcess(argv, answer["code"], "", stderr), answer["peak_kib"] / 1024
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def fork_server():
+    server = ForkServer()
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -702,7 +741,7 @@ def test_hostile_input(name: str, tmp_path: Path, monkeypatch, request) -> None:
             else build(world))
     before = snapshot(tmp_path)
     if case.bomb:
-        done, peak_mb = run_measured(case.argv, process_env, tmp_path / "peak.txt")
+        done, peak_mb = request.getfixturevalue("fork_server").run(case.argv, tmp_path / "stderr.txt")
         print(f"{name}: peak {peak_mb:.0f} MB, exit {done.returncode}")
         assert peak_mb <= PEAK_LIMIT_MB, f"{name} peaked at {peak_mb:.0f} MB"
     elif case.in_process:
