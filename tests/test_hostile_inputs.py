@@ -290,7 +290,8 @@ def template_case(kind: str) -> Callable[[Path], Case]:
         (tmp / "prompts").mkdir()
         (tmp / "prompts" / "prompts.csv").write_text("prompt_id,prompt\np1,hi\n", encoding="utf-8")
         return Case(["generate", tmp / "prompts", "--model", model, "--backend", "transformers", "--out", tmp / "ft",
-                     "--max-new-tokens", "2", "--no-progress"], 2, stderr_has="chat template")
+                     "--max-new-tokens", "2", "--no-progress"], 2, stderr_has="chat template",
+                    bomb=kind == "'x' * 10**8")
     build.needs_model = True  # type: ignore[attr-defined]
     return build
 
@@ -660,14 +661,18 @@ PEAK_LIMIT_MB = 1024
 # One warm process (judgekit, pandas and pyarrow imported) forks a child per bomb and reports the child's own peak
 # resident memory (os.wait4's ru_maxrss, KiB on Linux): a measurement per case without an interpreter start per case.
 FORK_SERVER = """
-import json, os, sys
+import json, os, resource, sys
 import pandas, pyarrow, pyarrow.parquet
 from judgekit.cli import main
+
+cap = int(sys.argv[1])  # address-space cap of each child (0: none), so that a bomb of older code cannot take the machine
 
 for line in sys.stdin:
     request = json.loads(line)
     pid = os.fork()
     if pid == 0:
+        if cap:
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         os.environ.clear()
         os.environ.update(request["env"])
         os.dup2(os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
@@ -685,10 +690,12 @@ for line in sys.stdin:
 
 
 class ForkServer:
-    def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-c", FORK_SERVER], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, cwd=REPO,
-                                        env={**os.environ, "PYTHONPATH": str(REPO)})
+    """The judgekit of ``root`` in a warm process; :meth:`run` runs one command in a fresh fork of it."""
+
+    def __init__(self, root: Path = REPO, *, address_cap_bytes: int = 0) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", FORK_SERVER, str(address_cap_bytes)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root,
+                                        env={**os.environ, "PYTHONPATH": str(root)})
 
     def run(self, argv: list, stderr_file: Path) -> tuple[subprocess.CompletedProcess, float]:
         request = {"argv": list(map(str, argv)), "env": dict(os.environ), "stderr": str(stderr_file)}
