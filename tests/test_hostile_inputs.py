@@ -328,8 +328,18 @@ def sample(filler: int) -> tuple[bytes, int, int]:
     return deflated(b'{"id": 1, "epoch": 1, "input": "hi", "scores": {}, "output": {"completion": "', filler, b'"}}')
 
 
+def zstd_sample(filler: int) -> tuple[bytes, int, int]:
+    """A sample file as Inspect writes it today: one zstandard member (zip method 93)."""
+    import zlib
+
+    import zstandard
+
+    data = b'{"id": 1, "epoch": 1, "input": "hi", "scores": {}, "output": {"completion": "' + b"x" * filler + b'"}}'
+    return zstandard.ZstdCompressor(level=1).compress(data), zlib.crc32(data), len(data)
+
+
 def eval_zip(path: Path, members: dict[str, tuple[bytes, int, int] | bytes], *, aliases: int = 0,
-             declare: dict[str, int] | None = None) -> Path:
+             declare: dict[str, int] | None = None, method: int = 8) -> Path:
     """A deflated ``.eval`` written by hand: ``aliases`` more central-directory entries point at the last
     member's bytes (the audit's H1 trick); ``declare`` overwrites members' declared sizes (a member that lies)."""
     import struct
@@ -343,7 +353,7 @@ def eval_zip(path: Path, members: dict[str, tuple[bytes, int, int] | bytes], *, 
         data, crc, size = member
         size = (declare or {}).get(name, size)
         encoded = name.encode()
-        fields = (0, 8, 0, 0x21, crc, len(data), size, len(encoded))
+        fields = (0, method if name.startswith("samples/") else 8, 0, 0x21, crc, len(data), size, len(encoded))
         directory.append((fields, len(local)))
         local += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, *fields, 0) + encoded + data
     (fields, offset) = directory[-1]
@@ -357,8 +367,9 @@ def eval_zip(path: Path, members: dict[str, tuple[bytes, int, int] | bytes], *, 
 
 
 def eval_overlapping_entries(tmp: Path) -> Case:
+    pytest.importorskip("zstandard")
     log = eval_zip(tmp / "h1.eval", {"header.json": json.dumps(HEADER).encode(),
-                                     "samples/1_epoch_1.json": sample(100_000_000)}, aliases=20)
+                                     "samples/1_epoch_1.json": zstd_sample(100_000_000)}, aliases=20, method=93)
     return Case(["data", "import", "inspect", log, "--out", tmp / "s"], 2, stderr_has="overlaps", bomb=True)
 
 
@@ -501,6 +512,7 @@ def flag_proc_self(tmp: Path) -> Case:
 def datasets_folder(tmp: Path) -> Path:
     import datasets
 
+    datasets.disable_progress_bars()
     folder = tmp / "ds"
     datasets.Dataset.from_dict({"p": ["a", "b"], "r": ["x", "y"]}).save_to_disk(str(folder))
     return folder

@@ -114,9 +114,10 @@ def read_bytes_bounded(path: str | Path, limits: ReadLimits | None = None) -> by
             raise InputError("is not a regular file", file=path)
         if status.st_size > limits.max_file_bytes:
             raise over_limit(path, f"is {status.st_size} bytes", "max_file_bytes", limits.max_file_bytes)
-        data = stream.read(limits.max_file_bytes + 1)
-    if len(data) > limits.max_file_bytes:  # grew while read
-        raise over_limit(path, "grew while read", "max_file_bytes", limits.max_file_bytes)
+        # the size found, not the limit: read(n) allocates n bytes before it reads any
+        data = stream.read(status.st_size + 1)
+    if len(data) > status.st_size:
+        raise InputError("grew while it was read; read it again when nothing is writing it", file=path)
     return data
 
 
