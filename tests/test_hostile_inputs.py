@@ -505,6 +505,16 @@ def judge_not_a_study(tmp: Path) -> Case:
                 after=no_lock)
 
 
+def judge_root(tmp: Path) -> Case:
+    existed = Path("/", LOCK_NAME).exists()
+
+    def no_lock_at_root() -> None:
+        assert Path("/", LOCK_NAME).exists() == existed
+
+    return Case(["judge", "/", "--judge", "keyword-gcg-13", "--no-progress"], 2, stderr_has="file-system root",
+                after=no_lock_at_root)
+
+
 def flag_proc_self(tmp: Path) -> Case:
     return Case(["flag", "/proc/self"], 2, stderr_has="/proc/self")
 
@@ -655,6 +665,7 @@ CASES: dict[str, Callable] = {
     "H4 safetensors without tensors": empty_weights,
     **{f"H4 missing tensor: {command}": missing_tensor(command) for command in ("fluency", "embedding", "generate", "judge")},
     "L1 judge on a link to a photos folder": judge_not_a_study,
+    "L1 judge /": judge_root,
     "L2 flag /proc/self": flag_proc_self,
     "L3 truncated .arrow": truncated_arrow,
     "L4 ClassLabel names_file": names_file_feature,
