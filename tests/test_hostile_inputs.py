@@ -772,7 +772,7 @@ def test_hostile_input(name: str, tmp_path: Path, monkeypatch, request) -> None:
     before = snapshot(tmp_path)
     if case.bomb:
         done, peak_mb = request.getfixturevalue("fork_server").run(case.argv, tmp_path / "stderr.txt")
-        print(f"{name}: peak {peak_mb:.0f} MB, exit {done.returncode}")
+        print(f"{name}: peak {peak_mb:.0f} MB, exit {done.returncode}: {done.stderr.strip()[-150:]}")
         assert peak_mb <= PEAK_LIMIT_MB, f"{name} peaked at {peak_mb:.0f} MB"
     elif case.in_process:
         done = run_cli(*case.argv)

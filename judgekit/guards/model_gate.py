@@ -185,7 +185,40 @@ def _transformers() -> Any:
     from transformers import dynamic_module_utils
 
     dynamic_module_utils.TIME_OUT_REMOTE_CODE = 0
+    _bound_chat_templates()
     return transformers
+
+
+MAX_TEMPLATE_VALUE = 16 << 20  # items of one string or list a chat template may build with + or *
+
+
+def _bound_chat_templates() -> None:
+    """Chat templates render in a sandbox whose ``+``, ``*`` and ``**`` cannot build a value over
+    :data:`MAX_TEMPLATE_VALUE` items (``'x' * 10**10`` would allocate 10 GB before any time limit fires)."""
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from transformers.utils import chat_template_utils
+
+    if getattr(chat_template_utils.ImmutableSandboxedEnvironment, "judgekit_bounded", False):
+        return
+
+    class BoundedSandbox(ImmutableSandboxedEnvironment):
+        judgekit_bounded = True
+        intercepted_binops = frozenset({"+", "*", "**"})
+
+        def call_binop(self, context, operator, left, right):  # noqa: ANN001 - jinja's signature
+            sized = [v for v in (left, right) if isinstance(v, str | bytes | list | tuple)]
+            counts = [v for v in (left, right) if isinstance(v, int) and not isinstance(v, bool)]
+            if operator == "*" and sized and counts and len(sized[0]) * max(counts[0], 0) > MAX_TEMPLATE_VALUE:
+                raise SecurityError(f"the template builds a value of over {MAX_TEMPLATE_VALUE} items with *")
+            if operator == "+" and len(sized) == 2 and len(left) + len(right) > MAX_TEMPLATE_VALUE:
+                raise SecurityError(f"the template builds a value of over {MAX_TEMPLATE_VALUE} items with +")
+            if operator == "**" and len(counts) == 2 and abs(left) > 1 and right * abs(left).bit_length() > 4096:
+                raise SecurityError("the template computes a power of over 4096 bits")
+            return super().call_binop(context, operator, left, right)
+
+    chat_template_utils.ImmutableSandboxedEnvironment = BoundedSandbox
+    chat_template_utils._compile_jinja_template.cache_clear()
 
 
 @contextmanager
