@@ -162,3 +162,12 @@ def lm_eval_run(tmp_path_factory) -> Path:
 
     answers = {d["question"]: ("Sure" if n % 3 == 0 else "No.") for n, d in enumerate(LM_EVAL_DOCS)}
     return write_lm_eval_run(tmp_path_factory.mktemp("lm-eval"), model_answers=answers)
+
+
+def minimal_safetensors(path: Path) -> Path:
+    """A valid one-tensor ``*.safetensors`` file: passes the model gate's header check, loads as no real model."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({"weight": np.zeros(4, dtype=np.float32)}, str(path))
+    return path

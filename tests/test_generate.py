@@ -25,7 +25,7 @@ from judgekit.errors import InputError  # noqa: E402
 from judgekit.generate.run import plan_variants  # noqa: E402
 from judgekit.generate.spec import ChatRenderer, Decoding, GenerationRequest, sample_seed  # noqa: E402
 from judgekit.testing.replicas import QWEN3GUARD_LIKE, build_causal_lm, train_tokenizer  # noqa: E402
-from tests.conftest import REPO, SHARED_DATA, kill_after_commits, needs_shared, run_cli  # noqa: E402
+from tests.conftest import REPO, SHARED_DATA, kill_after_commits, minimal_safetensors, needs_shared, run_cli  # noqa: E402
 
 NO_SYSTEM_TEMPLATE = (
     "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
@@ -422,7 +422,10 @@ def test_vllm_engine_plumbing_with_a_stand_in_module(monkeypatch, tmp_path):
                           (math, ("adapter_config.json", "adapter_model.safetensors"))):
         Path(folder).mkdir()
         for name in files:
-            (Path(folder) / name).write_text("{}", encoding="utf-8")
+            if name == "model.safetensors":
+                minimal_safetensors(Path(folder) / name)
+            else:
+                (Path(folder) / name).write_text("{}", encoding="utf-8")
     engine = VllmGenerator(base, {"code": code, "math": math}, tensor_parallel_size=4)
     model, options = calls["engine"]
     assert model == base and options["enable_lora"] and options["max_loras"] == 2 and options["tensor_parallel_size"] == 4
@@ -540,7 +543,7 @@ def test_run_config_checks_judges_and_outputs_before_generation_and_leaves_no_sk
     guard = tmp_path / "guard"
     guard.mkdir()
     (guard / "config.json").write_text("{}", encoding="utf-8")
-    (guard / "model.safetensors").write_bytes(b"")
+    minimal_safetensors(guard / "model.safetensors")
     result = run(guard=guard)  # now generation fails (no such model): the new study is not left behind
     assert result.returncode == 2 and "--model" in result.stderr, result.stderr
     assert not (tmp_path / "s").exists()

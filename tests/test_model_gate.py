@@ -136,3 +136,90 @@ def test_no_loader_outside_the_gate():
             if ".from_pretrained(" in line and "PeftModel" not in line:
                 offenders.append(f"{path.relative_to(REPO)}:{number}")
     assert offenders == []
+
+
+# -- loaded means loaded (issue #35) -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """Real transformers architectures with random weights, built here: untied Qwen2, tied Llama."""
+    from judgekit.testing.replicas import Shape, build_causal_lm, train_tokenizer
+
+    tokenizer = train_tokenizer(bos=None, eos="<|im_end|>", chat_template="{{ messages[0]['content'] }}", vocab_size=300)
+    shape = Shape(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1, intermediate_size=16)
+    root = tmp_path_factory.mktemp("tiny")
+    return {"untied": build_causal_lm("Qwen2ForCausalLM", tokenizer, root / "qwen2", shape=shape),
+            "tied": build_causal_lm("LlamaForCausalLM", tokenizer, root / "llama", shape=shape, tie_word_embeddings=True)}
+
+
+def edited_copy(model: Path, target: Path, edit) -> Path:
+    """``model`` copied with its safetensors tensors passed through ``edit`` (a dict -> dict function)."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    shutil.copytree(model, target)
+    tensors = edit(load_file(str(target / "model.safetensors")))
+    save_file(tensors, str(target / "model.safetensors"), metadata={"format": "pt"})
+    return target
+
+
+def test_a_complete_checkpoint_loads_and_tied_embeddings_are_allowed(tiny_models):
+    from safetensors import safe_open
+
+    with safe_open(str(tiny_models["tied"] / "model.safetensors"), "np") as stored:
+        assert "lm_head.weight" not in stored.keys()  # tied: the head is the embedding, not stored twice
+    for model in tiny_models.values():
+        model_gate.load_model("AutoModelForCausalLM", str(model), option="--x")
+    # an embedding model loaded with AutoModel from a causal LM: the unused lm_head is another task's head
+    model_gate.load_model("AutoModel", str(tiny_models["untied"]), option="--x")
+
+
+@pytest.mark.parametrize("tensor", ["model.norm.weight", "model.embed_tokens.weight", "model.layers.0.mlp.up_proj.weight"])
+def test_a_missing_tensor_is_refused_naming_folder_and_tensor(tiny_models, tmp_path, tensor):
+    folder = edited_copy(tiny_models["untied"], tmp_path / "m", lambda t: {k: v for k, v in t.items() if k != tensor})
+    with pytest.raises(InputError) as caught:
+        model_gate.load_model("AutoModelForCausalLM", str(folder), option="--x")
+    assert str(folder) in str(caught.value) and tensor in str(caught.value)
+
+
+def test_a_stray_tensor_in_the_model_namespace_is_refused(tiny_models, tmp_path):
+    folder = edited_copy(tiny_models["untied"], tmp_path / "m",
+                         lambda t: {**t, "model.layers.7.mlp.up_proj.weight": t["model.layers.0.mlp.up_proj.weight"]})
+    with pytest.raises(InputError, match="model.layers.7.mlp.up_proj.weight"):
+        model_gate.load_model("AutoModelForCausalLM", str(folder), option="--x")
+
+
+def test_links_inside_the_folder_and_hub_snapshots_are_fine_links_out_are_not(tiny_models, tmp_path):
+    import shutil
+
+    snapshot = tmp_path / "models--org--m" / "snapshots" / "abc"
+    blobs = tmp_path / "models--org--m" / "blobs"
+    blobs.mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for file in tiny_models["untied"].iterdir():
+        shutil.copy(file, blobs / file.name)
+        (snapshot / file.name).symlink_to(Path("../../blobs") / file.name)
+    model_gate.check_model_source(str(snapshot), option="--x")
+    outside = tmp_path / "other"
+    shutil.copytree(tiny_models["untied"], outside)
+    (outside / "model.safetensors").unlink()
+    (outside / "model.safetensors").symlink_to(tiny_models["untied"] / "model.safetensors")
+    with pytest.raises(InputError, match="outside the model folder"):
+        model_gate.check_model_source(str(outside), option="--x")
+
+
+def test_safetensors_headers_are_checked_against_the_file(tmp_path):
+    import struct
+
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}', encoding="utf-8")
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(struct.pack("<Q", 1 << 40) + b"{}")
+    with pytest.raises(InputError, match="header"):
+        model_gate.check_model_source(str(tmp_path), option="--x")
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    weights.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 8)  # 8 of the 16 bytes
+    with pytest.raises(InputError, match="outside the file"):
+        model_gate.check_model_source(str(tmp_path), option="--x")
+    weights.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 16)
+    model_gate.check_model_source(str(tmp_path), option="--x")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from judgekit.errors import InputError
 from judgekit.store.io import delimiter_hint
+from judgekit.store.limits import check_columns, check_line_lengths, read_bytes_bounded
 from judgekit.store.schema import LabelSet, StudyMetadata
 
 
@@ -35,7 +36,7 @@ class ConvertedStudy:
 def read_text(path: Path, *, encoding: str = "utf-8") -> str:
     if not path.is_file():
         raise InputError("file not found", file=path)
-    raw = path.read_bytes()
+    raw = read_bytes_bounded(path)
     if not raw.strip():
         raise InputError("file is empty", file=path)
     try:
@@ -48,7 +49,12 @@ def read_text(path: Path, *, encoding: str = "utf-8") -> str:
 def read_csv_records(path: Path, required: list[str], *, encoding: str = "utf-8") -> list[dict[str, str]]:
     """CSV rows as dicts of strings, with the required columns checked; rows numbered from 1."""
     text = read_text(path, encoding=encoding)
+    check_line_lengths(path, text)
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        check_columns(path, len(reader.fieldnames or []))
+    except csv.Error as err:
+        raise InputError(f"malformed CSV header: {err}", file=path) from None
     missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
         raise InputError(f"missing column (has: {', '.join(reader.fieldnames or [])}){delimiter_hint(reader.fieldnames)}",
@@ -74,7 +80,9 @@ def read_json(path: Path) -> Any:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     records = []
-    for number, line in enumerate(read_text(path).split("\n"), start=1):
+    text = read_text(path)
+    check_line_lengths(path, text)
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

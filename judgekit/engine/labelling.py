@@ -36,11 +36,12 @@ from judgekit.store.lineage import finetune_pairs, model_lineage, read_models
 from judgekit.analysis.label_plan import NOTHING_TO_PLAN, comparison_plan
 from judgekit.errors import InputError
 from judgekit.store.io import read_table, write_table
+from judgekit.store.layout import study_dir_to_update
 from judgekit.store.locking import study_lock
 from judgekit.store.schema import SCHEMAS, Column, TableSchema
 from judgekit.stats.labelplan import (UnitPlan, active_inclusion_probabilities, poisson_draw,
                                       stratified_selection)
-from judgekit.store.study import Study, existing_study_dir, load_study, table_path
+from judgekit.store.study import Study, load_study, table_path
 
 REQUEST_COLUMNS = ["item_id", "model", "stratum", "prompt", "response", "annotator_id", "label"]
 STRATEGIES = ("random", "active")
@@ -225,7 +226,7 @@ IMPORTED_LABELS = TableSchema(
 
 def import_labels_step(study_dir: Path, labels_path: Path, *, annotator: str | None = None) -> str:
     """Append the filled rows of ``labels_path`` to ``STUDY/annotations``; nothing already there is changed."""
-    study_dir = existing_study_dir(study_dir)
+    study_dir = study_dir_to_update(study_dir)
     incoming = read_table(labels_path, IMPORTED_LABELS)
     if annotator is not None:
         incoming["annotator_id"] = incoming["annotator_id"].where(incoming["annotator_id"].notna(), annotator)

@@ -224,7 +224,7 @@ def run_config(path: Path, *, progress: bool = True) -> list[str]:
     from judgekit.judges.build import JudgeOptions
     from judgekit.registry import resolve_judge
     from judgekit.guards.model_gate import check_model_source
-    from judgekit.store.outdir import check_output_dir
+    from judgekit.store.outdir import check_output_dir, check_study_out
 
     config = load_config(path)
     options = JudgeOptions(model_paths=dict(config.judge_options.get("model_paths", {})),
@@ -235,6 +235,7 @@ def run_config(path: Path, *, progress: bool = True) -> list[str]:
         resolve_judge(name, options)
     for judge_id, source in options.model_paths.items():
         check_model_source(source, option=f"[judge] model_paths {judge_id}")
+    check_study_out(config.out, option="[study] out")
     check_output_dir(config.report, kind="report", studies=[config.out])
     new_study = not config.out.exists()
     lines = [f"study: {config.out.resolve()}{' (new)' if new_study else ''}; report: {config.report.resolve()}"]

@@ -18,15 +18,17 @@ from judgekit.errors import InputError, StepFailed
 from judgekit.store.io import read_table, write_table, write_text_atomic
 from judgekit.judges.build import JudgeOptions
 from judgekit.registry import resolve_judge
+from judgekit.store.layout import study_dir_to_update
 from judgekit.store.locking import study_lock, work_locks
 from judgekit.store.manifest import append_study_run, build_manifest, read_manifest, recorded_study_run, sha256_file
-from judgekit.store.outdir import FILES_KEY, check_output_dir, refuse_system_folder, staged_output_dir, verify_output_dir
+from judgekit.store.outdir import (FILES_KEY, check_output_dir, check_study_out, refuse_system_folder, staged_output_dir,
+                                    verify_output_dir)
 from judgekit.engine.progress import on_terminal, stage
 from judgekit.engine.judge_runner import (JudgeRunSummary, check_model_paths, commit_under_study_lock, read_snapshot,
                                           record_judge_runs, run_judges)
 from judgekit.store.schema import SCHEMAS
 from judgekit.analysis import StatsSettings
-from judgekit.store.study import Study, existing_study_dir, load_study, replace_study_files, table_path
+from judgekit.store.study import Study, load_study, replace_study_files, table_path
 
 DEMO_JUDGES = ("keyword-gcg-13", "keyword-gcg-29")
 REPO_DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
@@ -49,16 +51,16 @@ def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False
     if ray_options is not None:
         from judgekit.engine.ray_engine import judge_with_ray
 
-        return judge_with_ray(existing_study_dir(study_dir), judge_names, replace=replace, progress=progress,
+        return judge_with_ray(study_dir_to_update(study_dir), judge_names, replace=replace, progress=progress,
                               options=options or JudgeOptions(), ray_options=ray_options)
     if devices:
         from judgekit.engine.placement import judge_on_devices
 
-        return judge_on_devices(existing_study_dir(study_dir), judge_names, devices, replace=replace,
+        return judge_on_devices(study_dir_to_update(study_dir), judge_names, devices, replace=replace,
                                 progress=progress, options=options or JudgeOptions())
     judges = [resolve_judge(name, options) for name in judge_names]
     check_model_paths(judges, options)
-    study_dir = existing_study_dir(study_dir)
+    study_dir = study_dir_to_update(study_dir)
     with work_locks(study_dir, [f"judge {j.judge_id}" for j in judges], step="judge"):
         study, manifest = read_snapshot(study_dir, step="judge")
         with recorded_study_run(study_dir, manifest, lock=partial(study_lock, study_dir, step="judge")) as record:
@@ -75,9 +77,7 @@ def generate_step(prompt_sources: list[Path], out_dir: Path, *, model: str, vari
     from judgekit.generate.run import generate_models, open_engine, prompts_to_store, write_prompts
 
     prompts = read_prompt_sets(prompt_sources)
-    refuse_system_folder(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError("is not a directory", file=out_dir)
+    check_study_out(out_dir)
     new_prompts = prompts_to_store(out_dir, prompts)
     engine = open_engine(backend, model, variants, engine_options or {})
     new_study = not out_dir.exists()
@@ -160,7 +160,7 @@ def flag_step(study_dir: Path, *, thresholds: dict[str, float] | None = None, **
     details = {"thresholds": {**DEFAULT_THRESHOLDS, **(thresholds or {})},
                "combine": list(combined_members(options.get("combine"), fluency_model=options.get("fluency_model"))),
                **{k: v for k, v in options.items() if k != "combine"}}
-    study_dir = existing_study_dir(study_dir)
+    study_dir = study_dir_to_update(study_dir)
     lock = partial(study_lock, study_dir, step="flag")
     with work_locks(study_dir, ["flag"], step="flag"):
         study, manifest = read_snapshot(study_dir, step="flag", details=details)

@@ -209,7 +209,7 @@ def stress_step(study_dir: Path, judge_names: list[str], design: StressDesign, *
     from judgekit.store.outdir import check_output_dir
     from judgekit.engine.judge_runner import run_judges
     from judgekit.store.schema import SCHEMAS
-    from judgekit.store.study import existing_study_dir, load_study
+    from judgekit.store.study import existing_study_dir, load_study, table_path
 
     if not judge_names:
         raise InputError("name at least one judge with --judge (see `judgekit list`)")
@@ -222,6 +222,9 @@ def stress_step(study_dir: Path, judge_names: list[str], design: StressDesign, *
     study = load_study(study_dir)
     work = study_dir / "stress" / design.key()
     out_dir = out_dir or work
+    if not any(word.isalpha() for text in study.responses["response"].dropna().astype(str) for word in text.split()):
+        raise InputError("no response holds an alphabetic word, which the word-level perturbations draw from",
+                         file=table_path(study_dir, "responses"), column="response")
     responses = perturbed_responses(study.responses, design)
     work.mkdir(parents=True, exist_ok=True)
     write_table(responses, work / "responses.parquet", SCHEMAS["responses"])

@@ -16,7 +16,7 @@ import numpy as np
 def _encoder(model_path: str):
     from judgekit.guards.model_gate import load_model, load_tokenizer
 
-    model = load_model("AutoModel", model_path, option="--embedding-model")
+    model = load_model("AutoModel", model_path, option="--embedding-model", allow_missing=("pooler.",))  # mean pooling
     return load_tokenizer(model_path, option="--embedding-model"), model.eval()
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from judgekit.datasets.common import read_jsonl
+from judgekit.datasets.common import read_json, read_jsonl
 from judgekit.datasets.generic import TARGETS
 from judgekit.errors import InputError
-from judgekit.store.io import read_table
+from judgekit.store.io import first_line, read_parquet_table, read_table
+from judgekit.store.limits import ExpansionBudget
 from judgekit.store.schema import SCHEMAS
 from judgekit.store.study import load_study, table_path
 
@@ -34,12 +35,7 @@ def _read(source: Path, split: str | None) -> pd.DataFrame:
     if split is not None:
         raise InputError("--split applies to a datasets folder, not a file", file=source)
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            return pq.read_table(source).to_pandas()
-        except Exception as err:  # noqa: BLE001 - pyarrow's many error types all mean an unreadable file
-            raise InputError(f"not a readable parquet file: {err}", file=source) from None
+        return read_parquet_table(source).to_pandas()
     if suffix in (".jsonl", ".json"):
         return pd.DataFrame(read_jsonl(source))
     if suffix == ".csv":
@@ -57,8 +53,12 @@ def _read_datasets_folder(folder: Path, split: str | None) -> pd.DataFrame:
                          "or export it to parquet", file=folder) from None
     if not ((folder / "dataset_dict.json").exists() or (folder / "state.json").exists()):
         raise InputError("not a datasets folder (no dataset_dict.json or state.json from save_to_disk)", file=folder)
+    check_datasets_folder(folder)
     datasets.disable_progress_bars()
-    loaded = datasets.load_from_disk(str(folder))
+    try:
+        loaded = datasets.load_from_disk(str(folder))
+    except Exception as err:  # noqa: BLE001 - datasets and pyarrow raise many types for one unreadable folder
+        raise InputError(f"not a readable datasets folder: {first_line(err)}", file=folder) from None
     if isinstance(loaded, datasets.DatasetDict):
         if split is None and len(loaded) != 1:
             raise InputError(f"has splits {sorted(loaded)}; choose one with --split", file=folder)
@@ -67,7 +67,75 @@ def _read_datasets_folder(folder: Path, split: str | None) -> pd.DataFrame:
         loaded = loaded[split if split is not None else next(iter(loaded))]
     elif split is not None:
         raise InputError("is a single dataset without splits; leave out --split", file=folder)
-    return loaded.to_pandas()
+    ExpansionBudget(folder).take(loaded.data.nbytes, "its arrow tables")
+    try:
+        return loaded.to_pandas()
+    except Exception as err:  # noqa: BLE001 - a truncated or corrupt arrow file fails only when its rows are read
+        raise InputError(f"not a readable datasets folder: {first_line(err)}", file=folder) from None
+
+
+def check_datasets_folder(folder: Path) -> None:
+    """What ``save_to_disk`` wrote, and only that: every split and data file it names lies inside ``folder``
+    (no ``../`` and no symlink out), is a regular file, and all of them together fit the expansion limit; no
+    feature reads a file of its own (``ClassLabel(names_file=...)``)."""
+    root = folder.resolve()
+    listing = folder / "dataset_dict.json"
+    if listing.exists():
+        splits = _json_object(listing).get("splits")
+        if not isinstance(splits, list) or not all(isinstance(name, str) for name in splits):
+            raise InputError("'splits' must be a list of folder names", file=listing)
+        split_dirs = [_inside(root, folder / name, listing) for name in splits]
+    else:
+        split_dirs = [folder]
+    budget = ExpansionBudget(folder)
+    for split_dir in split_dirs:
+        state_path = split_dir / "state.json"
+        state = _json_object(state_path)
+        files = state.get("_data_files")
+        if not isinstance(files, list) or not all(isinstance(f, dict) and isinstance(f.get("filename"), str) for f in files):
+            raise InputError("'_data_files' must be a list of {\"filename\": ...}", file=state_path)
+        for entry in files:
+            data_file = _inside(root, split_dir / entry["filename"], state_path)
+            if not data_file.is_file():
+                raise InputError(f"names {entry['filename']!r}, which is not a file in the folder", file=state_path)
+            budget.take(data_file.stat().st_size, entry["filename"])
+        info_path = split_dir / "dataset_info.json"
+        if info_path.exists() and _names_a_file(_json_object(info_path).get("features")):
+            raise InputError("a feature names a file of its own (ClassLabel names_file); save the names in the "
+                             "dataset (names=[...]) instead", file=info_path)
+
+
+def _json_object(path: Path) -> dict:
+    if not path.is_file():
+        raise InputError("not found (a datasets folder written by save_to_disk has one)", file=path)
+    content = read_json(path)
+    if not isinstance(content, dict):
+        raise InputError("must hold a JSON object", file=path)
+    return content
+
+
+def _inside(root: Path, path: Path, named_in: Path) -> Path:
+    """``path`` when it resolves inside ``root``; a name that leads out (``..``, an absolute path, a symlink
+    out) is refused: a datasets folder reads only its own files."""
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise InputError(f"names {path.relative_to(named_in.parent) if path.is_relative_to(named_in.parent) else path}, "
+                         f"outside the datasets folder {root}", file=named_in)
+    return resolved
+
+
+def _names_a_file(features: object) -> bool:
+    """Whether any feature (nested ones too) carries a ``names_file``: walked without recursion."""
+    stack = [features]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if value.get("names_file") is not None:
+                return True
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 def export_hf(study_dir: Path, out_dir: Path) -> str:

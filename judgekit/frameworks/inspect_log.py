@@ -26,11 +26,11 @@ from typing import Any
 
 from judgekit.datasets.common import read_json
 from judgekit.errors import InputError
+from judgekit.store.limits import ExpansionBudget, over_limit
 
 ZIP_ZSTANDARD = 93  # the zip compression method number of zstandard (APPNOTE 4.4.5)
 ATTACHMENT = "attachment://"
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
-MAX_MEMBER_BYTES = 2 << 30  # a sample file larger than 2 GiB is not a log Inspect wrote
 
 
 @dataclass(frozen=True)
@@ -88,36 +88,75 @@ def _dataset_order(samples: list[dict[str, Any]], spec: dict[str, Any]) -> list[
 
 
 def _read_eval_zip(path: Path) -> dict[str, Any]:
+    """The log's objects from its zip, every member bounded (:mod:`judgekit.store.limits`) and checked to own
+    its bytes: overlapping or repeated entries (a zip bomb's trick) are refused before anything expands."""
+    budget = ExpansionBudget(path)
     try:
         with zipfile.ZipFile(path) as archive:
+            _check_entries(archive, path)
             names = set(archive.namelist())
             if "header.json" in names:
-                raw = _member_json(archive, path, "header.json")
+                raw = _member_json(archive, path, "header.json", budget)
             elif "_journal/start.json" in names:  # started, never finished: no header was written
-                raw = {**_member_json(archive, path, "_journal/start.json"), "status": "started"}
+                raw = {**_member_json(archive, path, "_journal/start.json", budget), "status": "started"}
             else:
                 raise InputError("not an Inspect AI .eval log (no header.json or _journal/start.json)", file=path)
             if not isinstance(raw, dict):
                 raise InputError("header.json must hold a JSON object", file=path)
             sample_names = sorted(n for n in names if n.startswith("samples/") and n.endswith(".json"))
-            raw["samples"] = [_member_json(archive, path, name) for name in sample_names]
+            raw["samples"] = [_member_json(archive, path, name, budget) for name in sample_names]
             if "reductions.json" in names:
-                raw["reductions"] = _member_json(archive, path, "reductions.json")
+                raw["reductions"] = _member_json(archive, path, "reductions.json", budget)
             return raw
-    except zipfile.BadZipFile as err:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as err:
         raise InputError(f"not a readable Inspect .eval log: {err}", file=path) from None
 
 
-def _member_json(archive: zipfile.ZipFile, path: Path, name: str) -> Any:
+def _check_entries(archive: zipfile.ZipFile, path: Path) -> None:
+    """Each entry names its own member: no name twice, and no two entries' bytes (local header, name, extra
+    field, compressed data) sharing a byte or reaching into the central directory."""
+    seen: set[str] = set()
+    spans = []
+    stream = archive.fp
+    for info in archive.infolist():
+        if info.filename in seen:
+            raise InputError(f"member {info.filename} appears twice in the zip directory; refusing the archive",
+                             file=path)
+        seen.add(info.filename)
+        stream.seek(info.header_offset)
+        header = stream.read(_LOCAL_HEADER.size)
+        if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+            raise InputError(f"member {info.filename}: bad local header", file=path)
+        name_length, extra_length = _LOCAL_HEADER.unpack(header)[-2:]
+        spans.append((info.header_offset, info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+                      + info.compress_size, info.filename))
+    spans.sort()
+    directory_start = getattr(archive, "start_dir", None)
+    for (start, end, name), following in zip(spans, [*spans[1:], None], strict=True):
+        limit = following[0] if following is not None else directory_start
+        if limit is not None and end > limit:
+            other = following[2] if following is not None else "the central directory"
+            raise InputError(f"member {name} overlaps {other} (entries sharing compressed bytes: a zip bomb); "
+                             "refusing the archive", file=path)
+
+
+def _member_json(archive: zipfile.ZipFile, path: Path, name: str, budget: ExpansionBudget) -> Any:
     info = archive.getinfo(name)
-    if info.file_size > MAX_MEMBER_BYTES:
-        raise InputError(f"member {name} declares {info.file_size} bytes; refusing to expand it", file=path)
+    member_limit = budget.limits.max_member_bytes
+    if info.file_size > member_limit:
+        raise over_limit(path, f"member {name} declares {info.file_size} bytes", "max_member_bytes", member_limit)
+    budget.take(info.file_size, f"member {name}")
     data = _zstd_member(archive, path, info) if info.compress_type == ZIP_ZSTANDARD and not _stdlib_zstd() \
         else _stdlib_member(archive, path, info)
+    if len(data) != info.file_size:
+        found = "more than that" if len(data) > info.file_size else f"{len(data)} bytes"
+        raise InputError(f"member {name} declares {info.file_size} bytes but expands to {found}", file=path)
     try:
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"member {name} is not valid JSON: {err}", file=path) from None
+    except RecursionError:
+        raise InputError(f"member {name} is nested too deeply to read", file=path) from None
 
 
 def _stdlib_zstd() -> bool:
@@ -125,8 +164,10 @@ def _stdlib_zstd() -> bool:
 
 
 def _stdlib_member(archive: zipfile.ZipFile, path: Path, info: zipfile.ZipInfo) -> bytes:
+    """At most one byte more than declared: a member that expands further is refused without expanding it."""
     try:
-        return archive.read(info)
+        with archive.open(info) as member:
+            return member.read(info.file_size + 1)
     except (NotImplementedError, zipfile.BadZipFile, OSError, EOFError) as err:
         raise InputError(f"cannot read member {info.filename}: {err}", file=path) from None
 
@@ -141,21 +182,15 @@ def _zstd_member(archive: zipfile.ZipFile, path: Path, info: zipfile.ZipInfo) ->
     stream = archive.fp
     stream.seek(info.header_offset)
     header = stream.read(_LOCAL_HEADER.size)
-    if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
-        raise InputError(f"member {info.filename}: bad local header", file=path)
     name_length, extra_length = _LOCAL_HEADER.unpack(header)[-2:]
     stream.seek(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
     compressed = stream.read(info.compress_size)
     try:
         # Inspect writes several frames for a large member: read across them, and no further than declared.
         reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(compressed), read_across_frames=True)
-        data = reader.read(info.file_size + 1)
+        return reader.read(info.file_size + 1)
     except zstandard.ZstdError as err:
         raise InputError(f"member {info.filename}: {err}", file=path) from None
-    if len(data) != info.file_size:
-        raise InputError(f"member {info.filename} expands to {len(data)} bytes, not the {info.file_size} declared",
-                         file=path)
-    return data
 
 
 def _resolve_attachments(sample: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from judgekit.errors import InputError, is_disk_full
+from judgekit.store.limits import (MAX_NESTING, ExpansionBudget, ReadLimits, check_columns, check_line_lengths,
+                                   read_bytes_bounded, read_limits)
 from judgekit.store.schema import TABLE_EXTENSIONS, Column, TableSchema
 
 _TRUE = {"true", "1", "True", "TRUE"}
@@ -59,11 +61,18 @@ def read_table(path: str | Path, schema: TableSchema, *, allow_empty: bool = Fal
         raise InputError("file not found", file=path)
     if path.stat().st_size == 0:
         raise InputError("file is empty", file=path)
+    limits = read_limits()
     if fmt == "parquet":
-        frame, lines = _read_parquet(path), None
+        frame, lines = _read_parquet(path, limits), None
     else:
-        text = _decode_utf8(path, fmt)
-        frame, lines = (_read_csv(path, text) if fmt == "csv" else _read_jsonl(path, text))
+        text = _decode_utf8(path, fmt, limits)
+        check_line_lengths(path, text, limits)
+        if fmt == "csv":
+            check_columns(path, _csv_header_width(text), limits)
+            frame, lines = _read_csv(path, text)
+        else:
+            frame, lines = _read_jsonl(path, text)
+            check_columns(path, frame.shape[1], limits)
     if len(frame) == 0 and not allow_empty:
         raise InputError("has a header but no data rows", file=path)
     return _conform(frame, schema, path, fmt, lines)
@@ -74,8 +83,8 @@ _UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")
 _ARROW_CSV_MIN_CHARS = 1 << 20
 
 
-def _decode_utf8(path: Path, fmt: str) -> str:
-    raw = path.read_bytes()
+def _decode_utf8(path: Path, fmt: str, limits: ReadLimits) -> str:
+    raw = read_bytes_bounded(path, limits)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     if raw.startswith(_UTF16_MARKS) or _looks_utf16(raw[:64]):
@@ -89,6 +98,16 @@ def _decode_utf8(path: Path, fmt: str) -> str:
     if not text.strip():
         raise InputError("file is empty", file=path)
     return text
+
+
+def _csv_header_width(text: str) -> int:
+    """Fields of the header record alone (the C reader stops after it): a million-column header is counted in
+    milliseconds, before any row is parsed."""
+    _raise_csv_field_limit()
+    try:
+        return len(next(csv.reader(io.StringIO(text, newline="")), []))
+    except csv.Error:
+        return 0  # the full reader names the malformed header
 
 
 def _looks_utf16(head: bytes) -> bool:
@@ -282,15 +301,71 @@ def _read_jsonl(path: Path, text: str) -> tuple[pd.DataFrame, list[int]]:
     return pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in data.items()}), lines
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def read_parquet_table(path: str | Path, limits: ReadLimits | None = None):
+    """A parquet file as an Arrow table, bounded before it expands (:mod:`judgekit.store.limits`).
+
+    From the footer alone: the column count, each column's nesting depth and the declared uncompressed size
+    of its pages (against the expansion limit). Dictionary-encoded text is read as a dictionary first and its
+    decoded size counted too: one 10 MB value repeated by a million two-byte indices is a bomb no page size
+    shows. Every importer of parquet reads through here.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    path, limits = Path(path), limits or read_limits()
+    unreadable = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowException, OSError)
     try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as err:
-        raise InputError(f"not a readable parquet file: {_first_line(err)}", file=path) from None
+        parquet = pq.ParquetFile(path)
+        metadata, schema = parquet.metadata, parquet.schema_arrow
+    except unreadable as err:
+        raise InputError(f"not a readable parquet file: {first_line(err)}", file=path) from None
+    check_columns(path, len(schema), limits)
+    for column in schema:
+        if _nesting(column.type) > MAX_NESTING:
+            raise InputError(f"nests lists or structs more than {MAX_NESTING} deep, over judgekit's limit",
+                             file=path, column=column.name)
+    budget = ExpansionBudget(path, limits)
+    budget.take(sum(metadata.row_group(k).total_byte_size for k in range(metadata.num_row_groups)), "its pages")
+
+    def is_text(data_type) -> bool:
+        return pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or pa.types.is_binary(data_type)
+
+    encoded = {metadata.schema.column(j).path.split(".")[0] for k in range(metadata.num_row_groups)
+               for j in range(metadata.num_columns) if metadata.row_group(k).column(j).has_dictionary_page}
+    try:
+        table = pq.read_table(path, read_dictionary=sorted(n for n in encoded if n in schema.names
+                                                             and is_text(schema.field(n).type)) or None)
+        for index, name in enumerate(table.column_names):
+            column = table.column(index)
+            if not (pa.types.is_dictionary(column.type) and is_text(column.type.value_type)):
+                continue
+            decoded = sum(pc.sum(pc.take(pc.binary_length(chunk.dictionary), chunk.indices)).as_py() or 0
+                          for chunk in column.chunks)
+            budget.take(decoded, f"column {name!r} (dictionary-encoded text)")
+            table = table.set_column(index, name, column.cast(column.type.value_type))
+    except unreadable as err:
+        raise InputError(f"not a readable parquet file: {first_line(err)}", file=path) from None
+    return table
+
+
+def _nesting(data_type) -> int:
+    """Levels of list, struct or map in an Arrow type (iterative: the type itself may be deep)."""
+    deepest, stack = 0, [(data_type, 0)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_NESTING:
+            break
+        stack.extend((current.field(k).type, depth + 1) for k in range(current.num_fields))
+    return deepest
+
+
+def _read_parquet(path: Path, limits: ReadLimits) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = read_parquet_table(path, limits)
     _check_header(table.column_names, path)
     for name in table.column_names:
         column = table.column(name)
@@ -307,7 +382,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
             return table.to_pandas(types_mapper=strings, ignore_metadata=True)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, ValueError) as err:
             nested = next((n for n in table.column_names if pa.types.is_nested(table.column(n).type)), None)
-            raise InputError(f"cannot be read as a table of scalar cells: {_first_line(err)}", file=path,
+            raise InputError(f"cannot be read as a table of scalar cells: {first_line(err)}", file=path,
                              column=nested) from None
 
 
@@ -324,7 +399,7 @@ def _check_header(header: list[str], path: Path) -> None:
 def _conform(frame: pd.DataFrame, schema: TableSchema, path: Path, fmt: str, lines: list[int] | None) -> pd.DataFrame:
     missing = [c for c in schema.required_columns if c not in frame.columns]
     if missing:
-        raise InputError(f"missing required column (has: {', '.join(map(str, frame.columns)) or 'none'})"
+        raise InputError(f"missing required column (has: {_some_names(frame.columns) or 'none'})"
                          f"{delimiter_hint(list(map(str, frame.columns))) if fmt == 'csv' else ''}",
                          file=path, column=missing[0])
 
@@ -347,6 +422,12 @@ def _conform(frame: pd.DataFrame, schema: TableSchema, path: Path, fmt: str, lin
         if violation is not None:
             raise fail(violation[2], violation[0], violation[1])
     return result
+
+
+def _some_names(names, shown: int = 20) -> str:
+    """At most ``shown`` column names, so that the error of a wide table stays one readable line."""
+    names = list(map(str, names))
+    return ", ".join(names[:shown]) + (f", ... ({len(names)} columns)" if len(names) > shown else "")
 
 
 def _extra_column(values: pd.Series, name: str, fail: ConformFail) -> pd.Series:
@@ -756,5 +837,5 @@ def _atomic_file(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -30,3 +30,25 @@ def existing_study_dir(study_dir: str | Path) -> Path:
     if not study_dir.is_dir():
         raise InputError("study directory not found" if not study_dir.exists() else "is not a directory", file=study_dir)
     return study_dir
+
+
+def study_dir_to_update(study_dir: str | Path) -> Path:
+    """``study_dir`` after checking it is a study (it holds a responses table), before a step that updates it
+    takes a lock or writes a file there: a folder that is not a study (``/``, the home folder, ``/proc/self``,
+    a link to a photos folder) is refused with nothing created in it."""
+    study_dir = existing_study_dir(study_dir)
+    if is_system_folder(study_dir):
+        raise InputError("is the file-system root or the home folder, not a study", file=study_dir)
+    try:
+        found = table_path(study_dir, "responses")
+    except OSError:
+        found = None
+    if found is None:
+        raise InputError(f"not a study: no responses table (responses{'|'.join(TABLE_EXTENSIONS)})", file=study_dir)
+    return study_dir
+
+
+def is_system_folder(folder: str | Path) -> bool:
+    """Whether ``folder`` is the file-system root or the user's home folder (never a study or an output)."""
+    target = Path(folder).resolve()
+    return target == Path(target.anchor) or target == Path.home().resolve()

@@ -19,7 +19,7 @@ from judgekit.errors import InputError
 from judgekit.store.io import conform_frame, read_table, write_table
 from judgekit.store.locking import study_lock
 from judgekit.store.schema import SCHEMAS
-from judgekit.store.layout import existing_study_dir, table_path
+from judgekit.store.layout import study_dir_to_update, table_path
 
 LINEAGE_COLUMNS = ("base_model", "finetune_goal", "mitigation", "goal_task", "goal_target")
 # Comparisons the models table states beside lineage (read from it alone: a response column of these names is data).
@@ -214,7 +214,7 @@ def add_capability_rows(study_dir: str | Path, rows: pd.DataFrame, *, replace: b
     ``rows`` is checked against the schema before anything is written; the
     table keeps its format (new tables take the responses table's).
     """
-    study_dir = existing_study_dir(study_dir)
+    study_dir = study_dir_to_update(study_dir)
     new = conform_frame(rows, SCHEMAS["capability"], source)
     with study_lock(study_dir, step="capability import"):
         responses = table_path(study_dir, "responses")

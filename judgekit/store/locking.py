@@ -27,12 +27,17 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from judgekit.errors import InputError
+from judgekit.store.layout import is_system_folder
+
 LOCK_NAME = ".judgekit.lock"
 WORK_LOCK_PREFIX = ".judgekit.work-"
 
 
 @contextmanager
 def _exclusive(path: Path, *, waiting_message: str) -> Iterator[None]:
+    if is_system_folder(path.parent):  # the callers check the folder is a study first; this is the backstop
+        raise InputError("a lock file never goes in the file-system root or the home folder", file=path.parent)
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:

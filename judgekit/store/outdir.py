@@ -84,6 +84,34 @@ def check_output_dir(out_dir: str | Path, *, kind: str | tuple[str, ...], studie
     return out_dir
 
 
+def check_study_out(out_dir: str | Path, *, option: str = "--out") -> Path:
+    """Refuse a folder a step would create a study in (``generate``, a ``run`` file's ``[study] out``) unless
+    it is new, empty or already a study (a responses or prompts table, a manifest), before any lock or file
+    goes there: never ``/``, the home folder, a file, a folder of someone else's files or an unwritable place."""
+    from judgekit.store.layout import table_path
+
+    out_dir = Path(out_dir)
+    refuse_system_folder(out_dir, option=option)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{option} exists and is not a directory", file=out_dir)
+    target = out_dir.resolve()
+    if target.is_dir():
+        try:
+            is_study = (any(table_path(target, name) is not None for name in ("responses", "prompts"))
+                        or (target / MANIFEST_NAME).is_file())
+            empty = next(target.iterdir(), None) is None
+        except OSError as err:
+            raise InputError(f"{option} cannot be read ({err.strerror})", file=out_dir) from None
+        if not (is_study or empty):
+            raise InputError(f"{option} is a folder that is neither a study nor empty; choose a new folder",
+                             file=out_dir)
+        return out_dir
+    existing = next(p for p in target.parents if p.exists())
+    if not existing.is_dir() or not _accepts_new_folders(existing):
+        raise InputError(f"{option} is not writable ({existing} does not accept new files)", file=out_dir)
+    return out_dir
+
+
 def refuse_system_folder(out_dir: str | Path, *, option: str = "--out") -> None:
     """Refuse ``/`` and the home folder as an output folder, whatever else the step allows (``--force`` too)."""
     target = Path(out_dir).resolve()
