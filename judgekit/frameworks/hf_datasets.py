@@ -21,7 +21,7 @@ from judgekit.datasets.generic import TARGETS, parse_mapping
 from judgekit.errors import InputError
 from judgekit.frameworks.inspect_import import response_item_id
 from judgekit.frameworks.study_append import ImportedRows
-from judgekit.store.io import read_table
+from judgekit.store.partitioned import read_stored_table
 from judgekit.store.schema import SCHEMAS
 from judgekit.store.study import load_study, table_path
 
@@ -133,7 +133,7 @@ def export_hf(study_dir: Path, out_dir: Path) -> str:
     splits = {}
     for name in STUDY_TABLES:
         path = table_path(study_dir, name)
-        frame = read_table(path, SCHEMAS[name]) if path is not None else None
+        frame = read_stored_table(path, SCHEMAS[name]) if path is not None else None
         if frame is not None and len(frame):
             splits[name] = datasets.Dataset.from_pandas(_plain(frame), preserve_index=False)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
