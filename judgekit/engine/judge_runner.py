@@ -134,7 +134,8 @@ def merge_judgments(current: pd.DataFrame | None, new: pd.DataFrame, *, judge_id
     by the new ones (retried errors), and with ``replace`` its rows from another spec are dropped. No
     (item, judge) pair is ever lost or doubled by a merge.
     """
-    current = current if current is not None else _empty_judgments()
+    if current is None or not len(current):  # nothing stored yet: the new rows are the judge's rows
+        return new.assign(detail=new["detail"].fillna("")) if "detail" in new else new.assign(detail="")
     mine = (current["judge_id"] == judge_id).to_numpy()
     dropped = mine & current["item_id"].isin(set(new["item_id"])).to_numpy()
     if replace:
@@ -431,19 +432,20 @@ def _rows_of(plan: _Plan, judge_id: str, verdicts: pd.DataFrame, *, latency_s: n
     """The judgments rows of ``plan.todo`` from its verdict columns, built column-wise; a graded judge's rows also
     carry its ``dimension`` and ``score``."""
     n = len(plan.todo)
-    column = lambda name: (verdicts[name].to_numpy() if name in verdicts  # noqa: E731
-                           else np.full(n, None, dtype=object))
-    graded = {"dimension": np.full(n, dimension, dtype=object), "score": column("score")} if dimension is not None else {}
+    constant = lambda value: pd.Series(np.full(n, value, dtype=object), dtype=object)  # noqa: E731
+    column = lambda name: (pd.Series(verdicts[name].to_numpy(), dtype=verdicts[name].dtype)  # noqa: E731
+                           if name in verdicts else constant(None))
+    graded = {"dimension": constant(dimension), "score": column("score")} if dimension is not None else {}
     return pd.DataFrame({
         **graded,
-        "item_id": plan.todo["item_id"].to_numpy(),
-        "judge_id": np.full(n, judge_id, dtype=object),
+        "item_id": pd.Series(plan.todo["item_id"].to_numpy(), dtype=object),
+        "judge_id": constant(judge_id),
         "label": column("label"),
         "p_unsafe": column("p_unsafe"),
         "coverage": column("coverage"),
         "parse_status": column("parse_status"),
         "raw_output": column("raw_output"),
-        "judge_spec_hash": np.full(n, plan.digest, dtype=object),
+        "judge_spec_hash": constant(plan.digest),
         "latency_s": latency_s,
         "n_input_tokens": column("n_input_tokens"),
         "n_output_tokens": column("n_output_tokens"),

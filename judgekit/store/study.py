@@ -17,7 +17,6 @@ and moved into the folder, as one commit, by the first write into it.
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +99,7 @@ class Study:
         """Replace the rows of one partition value (one judge's judgments) atomically; the caller holds the study lock.
 
         Only that value's file is written. A table still stored as one file is first moved into the folder,
-        with every other row kept, in one commit (:func:`replace_study_files`), and the move is told in one line.
+        with every other row kept, in one commit (:func:`replace_study_files`), and the move is told in one line on stdout.
         """
         folder = self.path / name
         stored = table_path(self.path, name)
@@ -111,7 +110,7 @@ class Study:
         replace_study_files(self.path, {name: concat_rows([others, frame], SCHEMAS[name])}, table_format=".parquet",
                             texts={})
         print(f"judgekit: moved {stored.name} ({len(table)} rows, all kept) into {name}/, one parquet file per "
-              f"{PARTITION_COLUMNS[name]} (docs/concepts/study-files.md)", file=sys.stderr, flush=True)
+              f"{PARTITION_COLUMNS[name]} (docs/concepts/study-files.md)", flush=True)
         return folder
 
     def drop(self, name: str) -> None:
