@@ -153,3 +153,62 @@ def test_a_failed_commit_leaves_the_judges_file_as_it_was(small_study, monkeypat
     monkeypatch.setattr(os, "fsync", real_fsync)
     assert path.read_bytes() == before
     assert [p.name for p in (small_study / "judgments").iterdir()] == [path.name]
+
+
+# ---------------------------------------------------------------- verdict-cache commits (issue #31, item 4)
+
+
+class _OneItemJudge:
+    """A model-like judge that judges one item per batch (a CPU guard model's plan) and may fail on one item."""
+
+    batch_items = 1
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.judge_id, self.spec, self.fail_on = "one-item", {"judge_id": "one-item", "family": "test"}, fail_on
+
+    def judge(self, items):
+        from judgekit.judges.base import Verdict
+
+        if self.fail_on in items.responses:
+            raise RuntimeError("the judge crashed")
+        return [Verdict("safe", 0.1, "ok", "safe") for _ in items.responses]
+
+
+def _count_cache_commits(monkeypatch) -> list[int]:
+    from judgekit.judges.cache import VerdictCache
+
+    sizes: list[int] = []
+    real_put = VerdictCache.put
+
+    def counted(self, spec_hash, item_hashes, verdicts, latency_s):
+        sizes.append(len(item_hashes))
+        return real_put(self, spec_hash, item_hashes, verdicts, latency_s)
+
+    monkeypatch.setattr(VerdictCache, "put", counted)
+    return sizes
+
+
+@pytest.mark.parametrize(("every_s", "every_items", "expected"), [(60.0, 4096, [6]), (60.0, 4, [4, 2]),
+                                                                   (0.0, 4096, [1] * 6)])
+def test_verdict_cache_commits_about_once_a_second_not_per_batch(small_study, monkeypatch, every_s, every_items,
+                                                                  expected) -> None:
+    from judgekit.engine import judge_runner
+
+    monkeypatch.setattr(judge_runner, "CACHE_COMMIT_S", every_s)
+    monkeypatch.setattr(judge_runner, "CACHE_COMMIT_ITEMS", every_items)
+    sizes = _count_cache_commits(monkeypatch)
+    [summary] = judge_runner.run_judges(load_study(small_study), [_OneItemJudge()], progress=False)
+    assert sizes == expected and summary.n_judged == 6
+
+
+def test_a_failing_batch_keeps_the_finished_ones_in_the_cache(small_study, monkeypatch) -> None:
+    from judgekit.engine import judge_runner
+
+    monkeypatch.setattr(judge_runner, "CACHE_COMMIT_S", 60.0)
+    sizes = _count_cache_commits(monkeypatch)
+    with pytest.raises(RuntimeError, match="crashed"):
+        judge_runner.run_judges(load_study(small_study), [_OneItemJudge(fail_on=small_responses()["response"][4])],
+                                progress=False)
+    assert sizes == [4]  # items 1-4, committed when the fifth failed
+    [again] = judge_runner.run_judges(load_study(small_study), [_OneItemJudge()], progress=False)
+    assert again.n_from_cache == 4 and again.n_judged == 6

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from judgekit.errors import InputError
-from judgekit.store.io import conform_frame, read_table, write_table
+from judgekit.store.io import conform_frame, read_table, write_arrow_parquet
 from judgekit.store.schema import PARTITION_COLUMNS, TableSchema
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -89,7 +89,7 @@ def write_partition(folder: Path, schema: TableSchema, value: str, frame: pd.Dat
     if not len(frame):
         path.unlink(missing_ok=True)
         return path
-    return write_table(_full_width(conform_frame(frame, schema, path), schema), path)
+    return write_arrow_parquet(_full_width(conform_frame(frame, schema, path), schema), path)
 
 
 def write_partitioned(folder: Path, frame: pd.DataFrame, schema: TableSchema) -> list[Path]:
@@ -98,18 +98,23 @@ def write_partitioned(folder: Path, frame: pd.DataFrame, schema: TableSchema) ->
     return [write_partition(folder, schema, str(value), rows) for value, rows in frame.groupby(column, sort=True)]
 
 
-def _full_width(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+_ARROW_TYPES = {"id": "string", "text": "string", "category": "string", "float": "float64", "int": "int64",
+                "bool": "bool"}
+
+
+def _full_width(frame: pd.DataFrame, schema: TableSchema):
+    """``frame`` (conformed) as an Arrow table with every schema column, in schema order and with its Arrow type
+    (the pandas metadata keeps nullable integers integers when read back)."""
     import pyarrow as pa
 
-    string = pd.ArrowDtype(pa.string())
-    kinds = {"id": string, "text": string, "category": string, "float": "float64", "int": "Int64", "bool": "bool"}
-    columns = {}
-    for spec in schema.columns:
-        values = frame[spec.name] if spec.name in frame else pd.Series("" if spec.kind == "text" else None,
-                                                                        index=frame.index, dtype=object)
-        columns[spec.name] = values.astype(kinds[spec.kind])
-    extras = {name: frame[name] for name in frame.columns if schema.column(name) is None}
-    return pd.DataFrame({**columns, **extras}, index=frame.index)
+    full = {spec.name: frame[spec.name] if spec.name in frame else
+            pd.Series("" if spec.kind == "text" else None, index=frame.index, dtype=object) for spec in schema.columns}
+    fields = [pa.field(spec.name, pa.type_for_alias(_ARROW_TYPES[spec.kind])) for spec in schema.columns]
+    extras = [name for name in frame.columns if schema.column(name) is None]
+    if extras:
+        fields += list(pa.Schema.from_pandas(frame[extras], preserve_index=False))
+        full.update({name: frame[name] for name in extras})
+    return pa.Table.from_pandas(pd.DataFrame(full, index=frame.index), schema=pa.schema(fields), preserve_index=False)
 
 
 def _check_partition(frame: pd.DataFrame, column: str, path: Path) -> None:
