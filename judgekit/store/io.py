@@ -410,9 +410,12 @@ def _coerce_clean_strings(values: pd.Series, column: Column) -> pd.Series | None
         return None
     if column.kind != "text":
         # Ids repeat per judge or detector and categories repeat everywhere: test each distinct value once.
-        if any(not value or value.isspace() for value in pd.unique(array)):
+        distinct = pd.unique(array)
+        if not all(map(str.strip, distinct)):  # an empty or blank value (str.strip runs in C over the values)
             return None
-    if column.allowed is not None and not pd.Series(array).isin(column.allowed).all():
+        if column.allowed is not None and not set(distinct) <= set(column.allowed):
+            return None
+    elif column.allowed is not None and not pd.Series(array, dtype=object).isin(column.allowed).all():
         return None
     return pd.Series(array, dtype=object)
 
