@@ -212,3 +212,9 @@ def test_a_failing_batch_keeps_the_finished_ones_in_the_cache(small_study, monke
     assert sizes == [4]  # items 1-4, committed when the fifth failed
     [again] = judge_runner.run_judges(load_study(small_study), [_OneItemJudge()], progress=False)
     assert again.n_from_cache == 4 and again.n_judged == 6
+
+
+def test_validate_takes_the_folder_as_a_table(small_study) -> None:
+    _judge(small_study, "keyword-gcg-7", "keyword-gcg-13")
+    result = run_cli("validate", small_study / "judgments")
+    assert result.returncode == 0 and "12 rows" in result.stdout, result.stderr

@@ -285,7 +285,8 @@ JUDGMENTS = TableSchema(
     key=("item_id", "judge_id", "dimension"),
     key_defaults={"dimension": DEFAULT_DIMENSION},
     doc="Automated verdicts and graded scores in long form, one row per item, judge and dimension. Failures are rows: "
-        "label and score are null and parse_status says why.",
+        "label and score are null and parse_status says why. Stored as the folder judgments/, one parquet file per "
+        "judge (docs/concepts/study-files.md); a judgments.csv/.parquet/.jsonl file is read as well.",
     columns=(
         Column("item_id", "id", "Item judged."),
         Column("judge_id", "id", "Registered or user-defined judge."),

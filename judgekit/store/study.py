@@ -281,6 +281,8 @@ def validate_path(path: str | Path) -> str:
     path = Path(path)
     if not path.exists():
         raise InputError("not found (expected a study directory or a table file)", file=path)
+    if path.is_dir() and path.name in PARTITION_COLUMNS and any(partition_files(path)):  # STUDY/judgments/
+        return f"{path}: ok ({len(read_stored_table(path, SCHEMAS[path.name]))} rows)"
     if path.is_dir():
         prompts = table_path(path, "prompts")
         if prompts is not None and table_path(path, "responses") is None:
