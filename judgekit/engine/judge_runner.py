@@ -101,14 +101,9 @@ def run_judges(study: Study, judges: list[Judge], *, replace: bool = False, prog
     only_items = only_items or {}
     summaries: dict[int, JudgeRunSummary] = {}
     column_judges = [(k, j) for k, j in enumerate(judges) if hasattr(j, "judge_column")]
-    if column_judges:
-        if shard == (0, 1):
-            summaries.update(_run_column_judges(study, column_judges, replace=replace, commit=commit,
-                                                only_items=only_items))
-        else:  # one column pass is a moment's work: the first shard does it all
-            summaries.update({k: _empty_summary(study, j) for k, j in column_judges} if shard[0] else
-                             _run_column_judges(study, column_judges, replace=replace, commit=commit,
-                                                only_items=only_items))
+    if column_judges:  # one column pass is a moment's work: of several shards, the first does it all
+        summaries.update(_run_column_judges(study, column_judges, replace=replace, commit=commit, only_items=only_items)
+                         if shard[0] == 0 else {k: _empty_summary(study, j) for k, j in column_judges})
     cache = _StudyVerdictCache(study.path)
     try:
         for position, judge in enumerate(judges):

@@ -3,7 +3,7 @@
 The judgments table lives in ``STUDY/judgments/``: every judge's rows in a file of their own,
 ``part-<judge id, filesystem-safe>-<sha256 prefix of the judge id>.parquet``, each file holding the
 ``judge_id`` column as well. A judge's commit replaces its own file atomically (temporary file,
-fsync, rename: :func:`judgekit.store.io.write_table`) and touches no other judge's rows, so
+fsync, rename: :func:`judgekit.store.io.write_arrow_parquet`) and touches no other judge's rows, so
 committing J judges one after another writes each judge's rows once, not the whole table J times.
 
 The folder reads as one table in every common reader, without judgekit::
