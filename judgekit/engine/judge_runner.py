@@ -255,8 +255,8 @@ def _run_column_judges(study: Study, judges: list[tuple[int, Judge]], *, replace
         batch.append(JudgeRows(judge.judge_id, plan.digest, rows, scales))
         summaries[k] = _summary(judge, plan, rows, n_from_cache=0, started=started)
     commit(study, batch)
-    for judged in batch:
-        _warn_low_coverage(next(j for _, j in judges if j.judge_id == judged.judge_id), judged.rows)
+    for (_, judge), judged in zip(judges, batch, strict=True):
+        _warn_low_coverage(judge, judged.rows)
     return summaries
 
 
