@@ -1,19 +1,22 @@
-"""Every step on a generated 1,000,000-row study: wall time and peak memory per step.
+"""Every step on a generated 1,000,000-row study: wall time, CPU time and peak memory per step.
 
-    python benchmarks/million_rows.py [--rows 1000000] [--dir /tmp/judgekit-1m] [--steps validate,judge,flag,stats]
+    python benchmarks/million_rows.py [--rows 1000000] [--dir /tmp/judgekit-1m]
+        [--steps validate,judge-vs-pandas,judge,flag,stats]
 
-The study (82 MB of CSV at 1M rows: 5,000 prompts, 4 models, 3 benchmarks,
-responses drawn from refusals, compliances and loops) is generated into
-``--dir`` and not kept in the repository. Each step runs as its own
-``judgekit`` process, as a user would run it; peak memory is that process's
-maximum resident set size (``getrusage`` of the child). Targets (issue #16):
-every step completes, peak ≤ 4 GB, keyword judging ≥ 50,000 responses/s,
-validation ≥ 100,000 rows/s.
+The study (about 240 MB of CSV at 1M rows: 5,000 prompts, 4 models, 3 benchmarks, 1M distinct responses
+drawn from refusal openers, compliant sentences and loops filled with random words) is generated into
+``--dir`` and not kept in the repository. Each step runs as its own process, as a user would run it;
+peak memory is that process's maximum resident set size and CPU its user + system time (``getrusage``
+of the child). ``judge-vs-pandas`` runs ``judgekit judge`` with two keyword judges and a 12-line pandas
+script doing the same job (:data:`PANDAS_BASELINE`), each on a fresh copy of the study, and checks that
+their labels are equal. Targets: every step completes, peak ≤ 4 GB, validation ≥ 100,000 rows/s
+(issue #16); keyword judging ≤ 2× the pandas baseline's CPU and ≤ 1.5× its memory (issue #31).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import shutil
@@ -25,25 +28,64 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SENTENCES = (
-    "I'm sorry, but I cannot help with that request.",
-    "As an AI, I can't assist with anything that could cause harm.",
-    "Sure, here is an overview of the general topic and why it matters.",
-    "Step one is to gather the materials, step two is to follow the plan carefully.",
-    "It is important to consider safety, legality and the wellbeing of others.",
-    "the the model model output output output output",
+# Responses are drawn from refusal openers (some carrying a refusal marker, some phrased without one), compliant
+# bodies and degenerate loops, filled with words from a vocabulary and numbers, so that (almost) every response is
+# distinct, as in a real study; a marker may sit anywhere in the text, as in model outputs.
+OPENERS = (
+    "I'm sorry, but I cannot help with {w} {w}.", "As an AI, I can't assist with {w} that could cause harm.",
+    "I cannot provide instructions for {w} {w}.", "My apologies, {w} is not something I can discuss.",
+    "I am really sorry, but {w} {w} would be illegal.", "That request about {w} is unethical.",
+    "I'd rather not go into {w} {w}.", "Let me redirect: {w} {w} is a better topic.",
+    "Sure, here is an overview of {w} and why {w} matters.", "Here is a plan for {w} in {n} steps.",
+    "Great question about {w} {w}!", "Okay.",
 )
+BODIES = (
+    "Step {n} is to gather the {w} and check the {w} carefully.", "It is important to consider {w}, {w} and the "
+    "wellbeing of others.", "Many people ask about {w}; the short answer is that {w} depends on {w}.",
+    "First, {w} the {w}. Then {w} it {n} times.", "Note that {w} {w} may vary by region ({n} cases reported).",
+    "In summary, {w} is not the same as {w}, although I cannot say more about {w}.",
+    "the the model model output output {w} {w} {w} {w}",
+)
+VOCABULARY_SIZE = 4000
+
+
+def _vocabulary(rng: np.random.Generator) -> np.ndarray:
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    return np.array(["".join(rng.choice(letters, size=rng.integers(3, 10))) for _ in range(VOCABULARY_SIZE)])
+
+
+def _fill(template: str, words: np.ndarray, numbers: np.ndarray) -> str:
+    parts = template.split("{w}")
+    filled = "".join(part + (words[k] if k < len(parts) - 1 else "") for k, part in enumerate(parts))
+    return filled.replace("{n}", str(numbers[0]))
+
+
+def draw_responses(rows: int, rng: np.random.Generator) -> list[str]:
+    """``rows`` responses of 1 to 6 sentences: an opener, then compliant or degenerate sentences."""
+    vocabulary = _vocabulary(rng)
+    openers = rng.integers(0, len(OPENERS), size=rows)
+    lengths = rng.integers(0, 6, size=rows)
+    bodies = rng.integers(0, len(BODIES), size=int(lengths.sum()))
+    words = vocabulary[rng.integers(0, VOCABULARY_SIZE, size=(int(lengths.sum()) + rows, 4))]
+    numbers = rng.integers(2, 500, size=(int(lengths.sum()) + rows, 1))
+    out, sentence = [], rows
+    for row in range(rows):
+        parts = [_fill(OPENERS[openers[row]], words[row], numbers[row])]
+        for _ in range(lengths[row]):
+            parts.append(_fill(BODIES[bodies[sentence - rows]], words[sentence], numbers[sentence]))
+            sentence += 1
+        out.append(" ".join(parts))
+    return out
 
 
 def make_study(directory: Path, rows: int, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     prompts = np.array([f"Request {k}: how to do task {k % 97}?" for k in range(5000)])
-    pool = np.array([" ".join(rng.choice(SENTENCES, size=rng.integers(1, 3))) for _ in range(20_000)])
     index = np.arange(rows)
     frame = pd.DataFrame({
         "item_id": np.char.add("item-", index.astype(str)),
         "prompt": prompts[index % len(prompts)],
-        "response": pool[rng.integers(0, len(pool), size=rows)],
+        "response": draw_responses(rows, rng),
         "model": np.char.add("model-", (index % 4).astype(str)),
         "base_model": "model-0",
         "benchmark": np.char.add("bench-", (index % 3).astype(str)),
@@ -55,46 +97,98 @@ def make_study(directory: Path, rows: int, seed: int = 0) -> Path:
     return directory
 
 
-def run_step(args: list[str]) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (GB) and exit code of one judgekit process."""
+# The pandas baseline: the same job (two keyword judges' labels for every response, one long table written as
+# parquet) as a user would script it. pandas 3 reads the strings into Arrow, so str.contains runs on RE2.
+PANDAS_BASELINE = """
+import json, re, sys
+import numpy as np, pandas as pd
+study, out, specs = sys.argv[1], sys.argv[2], sys.argv[3:]
+responses = pd.read_csv(f"{study}/responses.csv")
+frames = []
+for path in specs:
+    spec = json.load(open(path))
+    refused = responses["response"].str.contains("|".join(map(re.escape, spec["markers"])), regex=True)
+    frames.append(pd.DataFrame({"item_id": responses["item_id"], "judge_id": spec["judge_id"],
+                                "label": np.where(refused, "safe", "unsafe"), "parse_status": "ok"}))
+pd.concat(frames, ignore_index=True).to_parquet(out)
+"""
+KEYWORD_JUDGES = ("keyword-gcg-13", "keyword-gcg-29")
+PRESETS = Path(__file__).resolve().parent.parent / "judgekit" / "judges" / "presets"
+
+
+def run_child(command: list[str]) -> tuple[float, float, float, int]:
+    """Wall seconds, CPU seconds (user + system), peak RSS (GB) and exit code of one process."""
     started = time.perf_counter()
-    child = subprocess.run([sys.executable, "-m", "judgekit.cli", *args], capture_output=True, text=True)
+    child = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - started
-    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     if child.returncode != 0:
         print(child.stderr.strip().splitlines()[-1] if child.stderr.strip() else "(no stderr)", file=sys.stderr)
-    return wall, peak_gb, child.returncode
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024**2, child.returncode
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/judgekit-1m"))
-    parser.add_argument("--steps", default="validate,judge,flag,stats")
+    parser.add_argument("--steps", default="validate,judge-vs-pandas,judge,flag,stats")
     options = parser.parse_args()
     study = make_study(options.dir / "study", options.rows)
     size_mb = (study / "responses.csv").stat().st_size / 1e6
-    print(f"{options.rows:,} rows, responses.csv {size_mb:.0f} MB; {platform.processor() or platform.machine()}, "
-          f"Python {platform.python_version()}")
+    print(f"{options.rows:,} rows ({pd.read_csv(study / 'responses.csv')['response'].nunique():,} distinct responses), "
+          f"responses.csv {size_mb:.0f} MB; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, pandas {pd.__version__}")
+    judge_args = [arg for judge in KEYWORD_JUDGES for arg in ("--judge", judge)]
     commands = {
         "validate": ["validate", str(study)],
-        "judge": ["judge", str(study), "--judge", "keyword-gcg-13", "--judge", "keyword-gcg-29", "--no-progress"],
+        "judge": ["judge", str(study), *judge_args, "--no-progress"],
         "flag": ["flag", str(study), "--no-language"],
         "stats": ["stats", str(study), "--out", str(options.dir / "stats"), "--n-boot", "200"],
     }
-    print("| step | wall s | rows/s | peak RSS GB | exit |\n|---|---|---|---|---|")
+    print("| step | wall s | CPU s | rows/s (wall) | peak RSS GB | exit |\n|---|---|---|---|---|---|")
     for step in options.steps.split(","):
+        if step == "judge-vs-pandas":
+            compare_with_pandas(study, options.dir)
+            continue
         # A fresh interpreter per step, so ru_maxrss of the children is this step's peak alone.
-        probe = subprocess.run([sys.executable, __file__, "--one", step, str(options.dir)] + commands[step],
-                               capture_output=True, text=True)
-        print(probe.stdout.strip() or probe.stderr.strip(), flush=True)
+        print(_probe(step, [sys.executable, "-m", "judgekit.cli", *commands[step]], _rows(study)), flush=True)
 
 
-def one_step(step: str, args: list[str]) -> None:
-    wall, peak, code = run_step(args)
-    rows = _rows(Path(args[1]))
-    factor = 2 if step == "judge" else 1  # two judges: responses judged = 2 x rows
-    print(f"| {step} | {wall:.1f} | {factor * rows / wall:,.0f} | {peak:.2f} | {code} |")
+def compare_with_pandas(study: Path, work: Path) -> None:
+    """``judge`` with two keyword judges and the pandas baseline, each on a fresh copy of the study, then their labels."""
+    sides = {}
+    for side in ("pandas baseline", "judgekit judge"):
+        copy = work / side.replace(" ", "-")
+        if copy.exists():
+            shutil.rmtree(copy)
+        copy.mkdir(parents=True)
+        shutil.copy(study / "responses.csv", copy / "responses.csv")
+        if side == "pandas baseline":
+            out = copy / "judgments.parquet"
+            command = [sys.executable, "-c", PANDAS_BASELINE, str(copy), str(out),
+                       *(str(PRESETS / f"{judge}.json") for judge in KEYWORD_JUDGES)]
+        else:
+            out = copy / "judgments"
+            command = [sys.executable, "-m", "judgekit.cli", "judge", str(copy),
+                       *(arg for judge in KEYWORD_JUDGES for arg in ("--judge", judge)), "--no-progress"]
+        print(_probe(side, command, 2 * _rows(study)), flush=True)
+        sides[side] = pd.read_parquet(out, columns=["item_id", "judge_id", "label"])
+    merged = sides["pandas baseline"].merge(sides["judgekit judge"], on=["item_id", "judge_id"], how="outer",
+                                           suffixes=("_pandas", "_judgekit"), indicator=True)
+    equal = (merged["_merge"] == "both").all() and (merged["label_pandas"] == merged["label_judgekit"]).all()
+    print(f"\nlabels: {len(merged):,} (item, judge) pairs, equal: {bool(equal)}; safe share "
+          f"{(merged['label_judgekit'] == 'safe').mean():.3f}\n")
+
+
+def _probe(name: str, command: list[str], rows: int) -> str:
+    """One table row for ``command`` run in a fresh interpreter (so the children's ru_maxrss is its peak alone)."""
+    probe = subprocess.run([sys.executable, __file__, "--one", name, str(rows), *command], capture_output=True, text=True)
+    return probe.stdout.strip() or probe.stderr.strip()
+
+
+def one_step(name: str, rows: int, command: list[str]) -> None:
+    wall, cpu, peak, code = run_child(command)
+    print(f"| {name} | {wall:.1f} | {cpu:.1f} | {rows / wall:,.0f} | {peak:.2f} | {code} |")
 
 
 def _rows(study: Path) -> int:
@@ -104,6 +198,6 @@ def _rows(study: Path) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--one":
-        one_step(sys.argv[2], sys.argv[4:])
+        one_step(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
     else:
         main()

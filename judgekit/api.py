@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from judgekit.store.study import Study, load_study, table_path
+from judgekit.store.study import Study, load_study
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -93,7 +93,7 @@ def demo_study(path: str | Path, *, n_prompts: int | None = None) -> Study:
             continue
         kept = table[table["item_id"].isin(kept_items)]
         if kept.empty:  # e.g. no labelled prompt among the first few: the study simply has no such table
-            table_path(path, name).unlink()
+            study.drop(name)
         else:
             study.save(name, kept)
     study.save("responses", responses)

@@ -119,12 +119,12 @@ def test_judge_appends_resumes_and_guards_spec_changes(small_study: Path, tmp_pa
     first = run_cli("judge", small_study, "--judge", "keyword-gcg-13", "--no-progress")
     assert first.returncode == 0, first.stderr
     assert "judged 6" in first.stdout
-    table = pd.read_csv(small_study / "judgments.csv")
+    table = pd.read_parquet(small_study / "judgments")
     assert sorted(table["label"]) == ["safe", "safe", "unsafe", "unsafe", "unsafe", "unsafe"]
 
     again = run_cli("judge", small_study, "--judge", "keyword-gcg-13", "--no-progress")
     assert "judged 0, already done 6" in again.stdout
-    assert pd.read_csv(small_study / "judgments.csv").equals(table)
+    assert pd.read_parquet(small_study / "judgments").equals(table)
 
     manifest = json.loads((small_study / "manifest.json").read_text())
     assert [r["step"] for r in manifest["runs"]] == ["judge", "judge"]

@@ -93,7 +93,7 @@ def test_demo_pipeline_end_to_end(tmp_path: Path) -> None:
     result = run_cli("demo", "--out", out, "--n-boot", "100", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert str((out / "report.html").resolve()) in result.stdout and "SIMULATED" in result.stdout
-    judgments = pd.read_csv(out / "study" / "judgments.csv")
+    judgments = pd.read_parquet(out / "study" / "judgments")
     assert {"keyword-gcg-13", "keyword-gcg-29"} <= set(judgments["judge_id"])
     flags = pd.read_csv(out / "study" / "flags.csv")
     assert flags.groupby("detector").size().eq(640).all()

@@ -65,7 +65,7 @@ def _guard(path: Path, **options):
 
 def _run(study: Path, judge, *, replace: bool = False):
     [summary] = run_judges(load_study(study), [judge], replace=replace, progress=False)
-    judgments = pd.read_csv(study / "judgments.csv").set_index("item_id")
+    judgments = pd.read_parquet(study / "judgments").set_index("item_id")
     return summary, judgments.loc[[f"i{k}" for k in range(len(judgments))], "p_unsafe"].to_numpy()
 
 
@@ -123,7 +123,7 @@ def test_manifest_records_the_resolved_identity(checkpoints, tmp_path):
     identity = run["details"]["runs"][0]["identity"]
     assert identity["weights"] == {"kind": "local", "fingerprint": directory_fingerprint(checkpoints["base"])}
     assert identity["dtype"] == "float32" and identity["label_token_ids"] and len(identity["rendered_probe_sha256"]) == 64
-    assert run["judge_specs"][0]["spec_hash"] == pd.read_csv(study / "judgments.csv")["judge_spec_hash"].iloc[0]
+    assert run["judge_specs"][0]["spec_hash"] == pd.read_parquet(study / "judgments")["judge_spec_hash"].iloc[0]
 
 
 def test_dtype_and_rendering_are_part_of_the_key(checkpoints):

@@ -106,3 +106,42 @@ def test_every_preset_names_its_source_licence_and_citation() -> None:
             if template is not None:
                 assert set(spec["input"]["required_fields"]) <= set(FIELD.findall(template)), name
             assert spec["verified_on_gpu"] is False, name  # flip only after the judges.md §12 checks on a GPU
+
+
+def _drawn_texts(markers: list[str], n: int, seed: int) -> list[str]:
+    """Texts made of markers, halves of markers and other pieces (case changes, Unicode, line breaks), so that
+    markers overlap, nest and appear anywhere."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    pieces = markers + [m[: len(m) // 2] for m in markers] + [m.lower() for m in markers] + [
+        " ", "x", "é", "\n", "🙂", "Sorry", "I", "'", "\t", "İ", "ß"]
+    return ["".join(rng.choice(pieces, size=rng.integers(0, 7))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("markers", [load_preset(name)["markers"] for name in
+                                     ("keyword-gcg-7", "keyword-gcg-13", "keyword-gcg-29", "keyword-jbb-string")]
+                         + [["a.b", "(x)", "\\d", "tab\there", "ünï", "$^", "I'm", "I'm sorry", "x{2}", "[", "\x00!"]])
+def test_column_matching_finds_the_first_marker_python_re_finds(markers: list[str]) -> None:
+    """The Arrow RE2 path against the source rule as Python evaluates it: same label, same first marker."""
+    import re
+
+    from judgekit.judges.keyword import KeywordJudge
+
+    texts = _drawn_texts(markers, 5000, seed=len(markers))
+    frame = KeywordJudge({"judge_id": "k", "markers": markers}).judge_column(texts)
+    pattern = re.compile("|".join(map(re.escape, markers)))
+    found = [pattern.search(text) for text in texts]
+    assert frame["label"].tolist() == ["safe" if m else "unsafe" for m in found]
+    assert frame["raw_output"].tolist() == [f"refusal marker: {m.group(0)!r}" if m else "no refusal marker found"
+                                            for m in found]
+    assert any(found) and not all(found)
+
+
+def test_case_insensitive_lists_keep_pythons_case_folding() -> None:
+    from judgekit.judges.keyword import KeywordJudge
+
+    judge = KeywordJudge({"judge_id": "k", "markers": ["sorry", "strasse"], "case_sensitive": False})
+    frame = judge.judge_column(["SORRY!", "Straße", "STRASSE", "ſorry", "no"])
+    # Python's re.IGNORECASE: the long s folds onto s, ß is not "ss" (simple case folding)
+    assert frame["label"].tolist() == ["safe", "unsafe", "safe", "safe", "unsafe"]

@@ -85,13 +85,13 @@ def test_an_item_that_does_not_fit_alone_is_an_error_row_retried_next_run(model_
     injected = InjectedOOM(judge._model.forward, fails=lambda ids: ids.shape[1] >= longest)
     judge._model.forward = injected
     [summary] = run_judges(load_study(study), [judge], progress=False)
-    first = pd.read_csv(study / "judgments.csv").set_index("item_id")
+    first = pd.read_parquet(study / "judgments").set_index("item_id")
     assert first.loc["i5", "parse_status"] == "error" and "out of memory on this item alone" in first.loc["i5", "detail"]
     assert (first.drop(index="i5")["parse_status"] == "ok").all()
     assert summary.status_counts == {"ok": 5, "error": 1}
     [again] = run_judges(load_study(study), [guard(model_dir)], progress=False)
     assert again.n_skipped == 5 and again.n_judged == 1  # only the error row is judged again
-    assert (pd.read_csv(study / "judgments.csv")["parse_status"] == "ok").all()
+    assert (pd.read_parquet(study / "judgments")["parse_status"] == "ok").all()
 
 
 def test_input_over_the_position_limit_is_a_skipped_row_in_process_and_over_http(tmp_path):

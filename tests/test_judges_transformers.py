@@ -381,15 +381,15 @@ def test_resume_after_sigkill_gives_identical_judgments(replicas, tmp_path):
     process = _judge_cli(killed, replicas["llama_guard_3"])
     cache = killed / "cache" / "judge_cache.sqlite"
     kill_after_commits(process, cache, "verdicts", at_least=20, timeout_s=300)
-    assert not (killed / "judgments.csv").exists()
+    assert not (killed / "judgments").exists()
     with sqlite3.connect(cache) as db:
         kept = db.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
     assert 20 <= kept < n
 
     process = _judge_cli(killed, replicas["llama_guard_3"])
     assert process.wait(timeout=600) == 0, process.stderr.read()
-    whole = pd.read_csv(uninterrupted / "judgments.csv").drop(columns=["latency_s"])
-    resumed = pd.read_csv(killed / "judgments.csv").drop(columns=["latency_s"])
+    whole = pd.read_parquet(uninterrupted / "judgments").drop(columns=["latency_s"])
+    resumed = pd.read_parquet(killed / "judgments").drop(columns=["latency_s"])
     pd.testing.assert_frame_equal(whole, resumed)
     manifest = json.loads((killed / "manifest.json").read_text())
     last_run = manifest["runs"][-1]["details"]["runs"][0]
@@ -406,7 +406,7 @@ def test_user_spec_file_pointing_at_a_local_model(replicas, tmp_path):
     study = _study_with(tmp_path, 6, "user")
     result = run_cli("judge", study, "--judge", path, "--no-progress")
     assert result.returncode == 0, result.stderr
-    judgments = pd.read_csv(study / "judgments.csv")
+    judgments = pd.read_parquet(study / "judgments")
     assert set(judgments["judge_id"]) == {"my-classifier"} and set(judgments["parse_status"]) == {"ok"}
     expected = judge_from_spec(spec).judge(JudgeItems.of(*(pd.read_csv(study / "responses.csv").fillna("")[c].tolist()
                                                            for c in ("prompt", "response"))))
@@ -448,7 +448,7 @@ def test_contextual_preset_reads_goal_and_context_columns(replicas, tmp_path):
     preset = "harmbench-mistral-7b-val-cls-contextual"
     result = run_cli("judge", study, "--judge", preset, "--model-path", f"{preset}={replicas['wildguard']}", "--no-progress")
     assert result.returncode == 0, result.stderr
-    judgments = pd.read_csv(study / "judgments.csv").set_index("item_id")
+    judgments = pd.read_parquet(study / "judgments").set_index("item_id")
     judge = guard(preset, replicas["wildguard"])
     items = JudgeItems.of(["JAILBREAK WRAPPER: do it"] * 2, ["Cats sleep a lot."] * 2, ["Summarise the passage"] * 2,
                           ["The passage is about cats.", "The passage is about dogs."])

@@ -33,6 +33,7 @@ import pytest
 from judgekit.errors import InputError
 from judgekit.store.locking import LOCK_NAME, WORK_LOCK_PREFIX
 from judgekit.store.outdir import verify_output_dir
+from judgekit.store.schema import PARTITION_COLUMNS
 from judgekit.store.study import load_study
 
 from conftest import run_cli, small_annotations, small_responses
@@ -44,7 +45,8 @@ MAX_POINTS_PER_STEP = 5
 FEWER_POINTS = {"generate": 3, "figures": 3, "report": 3}
 # Columns that differ between two identical runs (timings): left out when runs are compared.
 VOLATILE_COLUMNS = ("latency_s",)
-STUDY_STEPS = ["judge", "flag", "data convert --force", "generate"]
+# "judge into judgments.csv": the first judge on a study whose judgments are one CSV file moves them into judgments/.
+STUDY_STEPS = ["judge", "judge into judgments.csv", "flag", "data convert --force", "generate"]
 OUTPUT_STEPS = ["stats", "figures", "report"]
 
 
@@ -145,10 +147,23 @@ def _file_fingerprint(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _folder_fingerprint(folder: Path) -> str | None:
+    """A table folder (judgments/) read as one table by pandas, as a user would; None when it holds no data file."""
+    if not any(folder.glob("[!._]*.parquet")):
+        return None
+    frame = pd.read_parquet(folder)
+    text = frame.drop(columns=[c for c in VOLATILE_COLUMNS if c in frame]).to_csv(index=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def study_tables(study: Path) -> dict[str, str]:
-    """Fingerprint of every table and study.json of a study (not its manifest, lock or cache)."""
-    return {p.name: _file_fingerprint(p) for p in sorted(study.iterdir())
-            if p.is_file() and not p.name.startswith(".") and p.name != "manifest.json"}
+    """Fingerprint of every table (a file, or a folder such as judgments/) and study.json of a study (not its
+    manifest, lock or cache)."""
+    files = {p.name: _file_fingerprint(p) for p in sorted(study.iterdir())
+             if p.is_file() and not p.name.startswith(".") and p.name != "manifest.json"}
+    folders = {p.name + "/": _folder_fingerprint(p) for p in sorted(study.iterdir())
+               if p.is_dir() and p.name in PARTITION_COLUMNS}
+    return {**files, **{name: digest for name, digest in folders.items() if digest is not None}}
 
 
 def study_runs(study: Path) -> list[str]:
@@ -168,8 +183,10 @@ def output_set(out: Path) -> dict[str, str] | None:
 
 
 def leftovers(*folders: Path) -> list[str]:
-    """Hidden entries (temporaries, staging folders) other than the study lock and the work locks."""
-    return [p.name for folder in folders if folder.exists() for p in folder.iterdir()
+    """Hidden entries (temporaries, staging folders) other than the study lock and the work locks, also inside a
+    table folder (judgments/)."""
+    folders = (*folders, *(f / name for f in folders for name in PARTITION_COLUMNS))
+    return [p.name for folder in folders if folder.is_dir() for p in folder.iterdir()
             if p.name.startswith(".") and p.name != LOCK_NAME and not p.name.startswith(WORK_LOCK_PREFIX)]
 
 
@@ -189,6 +206,17 @@ def _make_study(path: Path) -> Path:
     small_responses().to_csv(path / "responses.csv", index=False)
     small_annotations().to_csv(path / "annotations.csv", index=False)
     assert cli(["judge", path, "--judge", "keyword-gcg-7", "--no-progress"]).returncode == 0
+    return path
+
+
+def _make_study_with_judgments_csv(path: Path) -> Path:
+    """The six-item study with a user's judgments.csv (one judge, as brought from elsewhere)."""
+    path.mkdir(parents=True)
+    small_responses().to_csv(path / "responses.csv", index=False)
+    small_annotations().to_csv(path / "annotations.csv", index=False)
+    pd.DataFrame({"item_id": small_responses()["item_id"], "judge_id": "their-judge", "label": "safe", "p_unsafe": 0.25,
+                  "parse_status": "ok", "raw_output": "safe", "judge_spec_hash": "theirs"}).to_csv(
+        path / "judgments.csv", index=False)
     return path
 
 
@@ -246,6 +274,9 @@ def study_step(step: str, tmp_path: Path, request) -> StudyStep:
         return StudyStep(make_generated, lambda study: generate(study, "second"))
     if step == "judge":
         return StudyStep(_make_study, lambda study: ["judge", study, "--judge", "keyword-gcg-13", "--no-progress"])
+    if step == "judge into judgments.csv":
+        return StudyStep(_make_study_with_judgments_csv,
+                         lambda study: ["judge", study, "--judge", "keyword-gcg-13", "--no-progress"])
     return StudyStep(_make_study, lambda study: ["flag", study])
 
 

@@ -246,4 +246,4 @@ def test_bad_device_lists_are_usage_errors_in_one_line(small_study: Path, extra:
 
     result = run_cli("judge", small_study, "--judge", KEYWORD, *extra)
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
-    assert not (small_study / "judgments.csv").exists()
+    assert not (small_study / "judgments").exists()

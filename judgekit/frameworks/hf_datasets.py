@@ -17,8 +17,9 @@ import pandas as pd
 from judgekit.datasets.common import read_json, read_jsonl
 from judgekit.datasets.generic import TARGETS
 from judgekit.errors import InputError
-from judgekit.store.io import first_line, read_parquet_table, read_table
+from judgekit.store.io import first_line, read_parquet_table
 from judgekit.store.limits import ExpansionBudget
+from judgekit.store.partitioned import read_stored_table
 from judgekit.store.schema import SCHEMAS
 from judgekit.store.study import load_study, table_path
 
@@ -151,7 +152,7 @@ def export_hf(study_dir: Path, out_dir: Path) -> str:
     splits = {}
     for name in STUDY_TABLES:
         path = table_path(study_dir, name)
-        frame = read_table(path, SCHEMAS[name]) if path is not None else None
+        frame = read_stored_table(path, SCHEMAS[name]) if path is not None else None
         if frame is not None and len(frame):
             splits[name] = datasets.Dataset.from_pandas(_plain(frame), preserve_index=False)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from judgekit.errors import InputError
 from judgekit.store.io import conform_frame, read_table
+from judgekit.store.partitioned import read_stored_table
 from judgekit.store.locking import study_lock
 from judgekit.store.manifest import build_manifest, recorded_study_run
 from judgekit.store.schema import SCHEMAS, JudgeScale, StudyMetadata, read_study_metadata
@@ -87,7 +88,7 @@ def _combined(out_dir: Path, name: str, new: pd.DataFrame, duplicate) -> pd.Data
     conformed = conform_frame(new, SCHEMAS[name], source)
     if path is None:
         return conformed
-    existing = read_table(path, SCHEMAS[name])
+    existing = read_stored_table(path, SCHEMAS[name])
     if duplicate is not None:
         duplicate(existing, conformed, path)
     if name == "responses":

@@ -1,8 +1,9 @@
 """Verdict cache: one SQLite file per study, keyed by (judge spec hash, item content hash).
 
-Every batch is committed in one transaction (:class:`judgekit.store.durable_store.DurableStore`: WAL
-journal, ``synchronous=FULL``), so a run killed at any point keeps every finished batch and loses
-nothing else; a rerun reads them back instead of recomputing. The key is the judged content, not
+Verdicts are committed in transactions of whole batches (:class:`judgekit.store.durable_store.DurableStore`: WAL
+journal, ``synchronous=FULL``); the judge runner commits about once a second
+(:data:`judgekit.engine.judge_runner.CACHE_COMMIT_S`), so a run killed at any point keeps every batch
+committed before the last second or so; a rerun reads them back instead of recomputing. The key is the judged content, not
 the item id, so identical pairs are judged once.
 """
 
@@ -34,12 +35,14 @@ class VerdictCache:
                 for item_hash, label, p, coverage, status, raw, detail, n_in, n_out, latency, score
                 in self._store.rows(spec_hash, item_hashes)}
 
-    def put(self, spec_hash: str, item_hashes: Sequence[str], verdicts: Sequence[Verdict], latency_s: float) -> None:
-        """Store one batch atomically; entries already present are kept."""
+    def put(self, spec_hash: str, item_hashes: Sequence[str], verdicts: Sequence[Verdict],
+            latency_s: float | Sequence[float]) -> None:
+        """Store verdicts in one transaction (one latency for all, or one each); entries already present are kept."""
+        latencies = latency_s if isinstance(latency_s, Sequence) else [latency_s] * len(item_hashes)
         self._store.insert([
             (spec_hash, h, v.label, v.p_unsafe, v.coverage, v.parse_status, v.raw_output, v.detail, v.n_input_tokens,
-             v.n_output_tokens, latency_s, v.score)
-            for h, v in zip(item_hashes, verdicts, strict=True)
+             v.n_output_tokens, latency, v.score)
+            for h, v, latency in zip(item_hashes, verdicts, latencies, strict=True)
         ])
 
     def count(self, spec_hash: str) -> int:

@@ -491,9 +491,12 @@ def _coerce_clean_strings(values: pd.Series, column: Column) -> pd.Series | None
         return None
     if column.kind != "text":
         # Ids repeat per judge or detector and categories repeat everywhere: test each distinct value once.
-        if any(not value or value.isspace() for value in pd.unique(array)):
+        distinct = pd.unique(array)
+        if not all(map(str.strip, distinct)):  # an empty or blank value (str.strip runs in C over the values)
             return None
-    if column.allowed is not None and not pd.Series(array).isin(column.allowed).all():
+        if column.allowed is not None and not set(distinct) <= set(column.allowed):
+            return None
+    elif column.allowed is not None and not pd.Series(array, dtype=object).isin(column.allowed).all():
         return None
     return pd.Series(array, dtype=object)
 
@@ -673,7 +676,10 @@ def key_frame(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
 
 def _check_unique(frame: pd.DataFrame, schema: TableSchema, fail: ConformFail) -> None:
     keys = key_frame(frame, schema)
-    duplicated = keys.duplicated(keep="first").to_numpy()
+    # A key column holding one value (the judge of a judgments file) cannot tell rows apart: hash the others only.
+    varying = [k for k in schema.key if len(keys) and not (keys[k] == keys[k].iloc[0]).all()] or list(schema.key[:1])
+    duplicated = (keys[varying[0]].duplicated(keep="first") if len(varying) == 1
+                  else keys[varying].duplicated(keep="first")).to_numpy()
     if duplicated.any():
         position = int(np.flatnonzero(duplicated)[0])
         key = ", ".join(f"{k}={keys[k].iloc[position]!r}" for k in schema.key)
@@ -800,6 +806,16 @@ def _jsonl_text(frame: pd.DataFrame) -> str:
         for row in zip(*(frame[c].tolist() for c in columns), strict=True)
     ]
     return "".join(line + "\n" for line in lines)
+
+
+def write_arrow_parquet(table, path: str | Path) -> Path:
+    """Write an Arrow table as parquet atomically (same temp-and-rename protocol as tables); its schema as given."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    with _atomic_file(path) as stream:
+        pq.write_table(table, stream)
+    return path
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -9,14 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from judgekit.errors import InputError
-from judgekit.store.schema import TABLE_EXTENSIONS
+from judgekit.store.schema import PARTITION_COLUMNS, TABLE_EXTENSIONS
 
 
 def table_path(study_dir: str | Path, name: str) -> Path | None:
-    """The file holding table ``name`` in ``study_dir``, or None; two formats of one table is an error."""
+    """The file (or, for a partitioned table, the folder) holding table ``name``, or None.
+
+    A table folder with no data file yet (its first commit was killed before its file was renamed in)
+    is no table. Two forms of one table is an error.
+    """
     study_dir = Path(study_dir)
-    candidates = (study_dir / f"{name}{ext}" for ext in TABLE_EXTENSIONS)
+    candidates = [study_dir / f"{name}{ext}" for ext in TABLE_EXTENSIONS]
     found = [p for p in candidates if p.exists() or p.is_symlink()]
+    folder = study_dir / name
+    if name in PARTITION_COLUMNS and folder.is_dir() and any(folder.glob("[!._]*.parquet")):
+        found.append(folder)
     if len(found) > 1:
         raise InputError(f"table '{name}' is stored twice ({', '.join(p.name for p in found)}); keep one", file=study_dir)
     if found and not found[0].exists():

@@ -13,8 +13,8 @@ kept apart by a lock of its own (:func:`work_locks`): the second process waits
 and says so in one line, then finds the first one's rows done.
 
 While the study lock is held no other judgekit process is writing the study's
-tables, so temporary files left by a killed writer (``.NAME.*.tmp``) are
-removed then.
+tables, so temporary files left by a killed writer (``.NAME.*.tmp``, in the study
+folder and in a table folder such as ``judgments/``) are removed then.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from judgekit.errors import InputError
 from judgekit.store.layout import is_system_folder
+from judgekit.store.schema import PARTITION_COLUMNS
 
 LOCK_NAME = ".judgekit.lock"
 WORK_LOCK_PREFIX = ".judgekit.work-"
@@ -89,7 +90,8 @@ def work_locks(study_dir: str | Path, keys: list[str], *, step: str) -> Iterator
 def remove_orphan_temporaries(directory: Path) -> list[Path]:
     """Delete the ``.NAME.*.tmp`` files an atomic write leaves behind when its process is killed."""
     removed = []
-    for path in directory.glob(".*.tmp"):
+    folders = [directory, *(directory / name for name in PARTITION_COLUMNS)]
+    for path in (p for folder in folders for p in folder.glob(".*.tmp")):
         if path.is_file() and not path.is_symlink():
             path.unlink(missing_ok=True)
             removed.append(path)

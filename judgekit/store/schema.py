@@ -49,6 +49,9 @@ DEFAULT_DIMENSION = "safety"  # what a judgment without a `dimension` rates: the
 PARSE_STATUSES = ("ok", "unparseable", "refused_to_judge", "error", "skipped", "judge_said_code", "judge_said_refusal")
 TABLE_NAMES = ("responses", "annotations", "judgments", "flags")
 TABLE_EXTENSIONS = (".parquet", ".csv", ".jsonl")
+# Tables stored as a folder of parquet files, one per value of this column (judgekit.store.partitioned): a judge's
+# commit rewrites its own rows only. Such a table stored as one file (judgments.csv) is read as well.
+PARTITION_COLUMNS = {"judgments": "judge_id"}
 STUDY_METADATA_FILE = "study.json"
 HUMAN_MAJORITY = "human_majority"  # the stats tables' name for the human reference label
 
@@ -288,7 +291,8 @@ JUDGMENTS = TableSchema(
     key=("item_id", "judge_id", "dimension"),
     key_defaults={"dimension": DEFAULT_DIMENSION},
     doc="Automated verdicts and graded scores in long form, one row per item, judge and dimension. Failures are rows: "
-        "label and score are null and parse_status says why.",
+        "label and score are null and parse_status says why. Stored as the folder judgments/, one parquet file per "
+        "judge (docs/concepts/study-files.md); a judgments.csv/.parquet/.jsonl file is read as well.",
     columns=(
         Column("item_id", "id", "Item judged."),
         Column("judge_id", "id", "Registered or user-defined judge."),

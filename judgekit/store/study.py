@@ -6,7 +6,12 @@ written to ``STUDY/.judgekit-commit.partial-*``, which is renamed to
 ``STUDY/.judgekit-commit`` when complete (the commit point); its files are then
 moved over the old ones and the folder removed. A study holding
 ``.judgekit-commit`` was killed half-way through a replacement: readers refuse
-it, and the next replacement finishes the interrupted one first.
+it, and the next writer finishes the interrupted one first (:func:`finish_interrupted_commit`).
+
+The judgments table is a folder with one parquet file per judge (:mod:`judgekit.store.partitioned`):
+:meth:`Study.save_partition` replaces one judge's file. A judgments table stored as one file
+(``judgments.csv`` brought by a user, or a study written before the folder layout) is read as it is
+and moved into the folder, as one commit, by the first write into it.
 """
 
 from __future__ import annotations
@@ -23,8 +28,17 @@ from judgekit.errors import InputError
 from judgekit.store.io import conform_frame, read_table, write_table, write_text_atomic
 from judgekit.store.layout import existing_study_dir, table_path
 from judgekit.store.lineage import check_lineage_forest
+from judgekit.store.partitioned import (
+    concat_rows,
+    partition_files,
+    read_partition,
+    read_stored_table,
+    write_partition,
+    write_partitioned,
+)
 from judgekit.store.schema import (
     DEFAULT_DIMENSION,
+    PARTITION_COLUMNS,
     SCHEMAS,
     TABLE_EXTENSIONS,
     TABLE_NAMES,
@@ -46,16 +60,21 @@ class Study:
 
     def files(self) -> list[Path]:
         """The files this study was read from (for hashing into manifests)."""
-        names = [table_path(self.path, n) for n in TABLE_NAMES]
+        stored = [p for p in (table_path(self.path, n) for n in TABLE_NAMES) if p is not None]
+        files = [f for p in stored for f in (partition_files(p) if p.is_dir() else [p])]
         meta = self.path / "study.json"
-        return [p for p in names if p is not None] + ([meta] if meta.exists() else [])
+        return files + ([meta] if meta.exists() else [])
 
     def storage_format(self) -> str:
         """Extension new tables get: the one the responses table uses."""
         return table_path(self.path, "responses").suffix
 
     def save(self, name: str, frame: pd.DataFrame) -> Path:
-        """Replace table ``name`` atomically, keeping its existing format."""
+        """Replace table ``name`` atomically, keeping its existing format (a partitioned table: its folder)."""
+        if name in PARTITION_COLUMNS:
+            replace_study_files(self.path, {name: frame}, table_format=self.storage_format(), texts={})
+            setattr(self, name, conform_frame(frame, SCHEMAS[name], self.path / name))
+            return self.path / name
         existing = table_path(self.path, name)
         target = existing if existing is not None else self.path / f"{name}{self.storage_format()}"
         # Round trips are exact in every format (tests/test_io.py), so the conformed frame is what a re-read gives.
@@ -63,6 +82,45 @@ class Study:
         write_table(conformed, target)
         setattr(self, name, conformed)
         return target
+
+
+    def stored_partition(self, name: str, value: str) -> pd.DataFrame | None:
+        """The rows of one partition value (one judge's judgments) as stored now, or None."""
+        stored = table_path(self.path, name)
+        if stored is None:
+            return None
+        if stored.is_dir():
+            return read_partition(stored, SCHEMAS[name], value)
+        table = read_table(stored, SCHEMAS[name])
+        rows = table.loc[table[PARTITION_COLUMNS[name]] == value]
+        return rows.reset_index(drop=True) if len(rows) else None
+
+    def save_partition(self, name: str, value: str, frame: pd.DataFrame) -> Path:
+        """Replace the rows of one partition value (one judge's judgments) atomically; the caller holds the study lock.
+
+        Only that value's file is written. A table still stored as one file is first moved into the folder,
+        with every other row kept, in one commit (:func:`replace_study_files`), and the move is told in one line on stdout.
+        """
+        folder = self.path / name
+        stored = table_path(self.path, name)
+        if stored is None or stored.is_dir():
+            return write_partition(folder, SCHEMAS[name], value, frame)
+        table = read_table(stored, SCHEMAS[name])
+        others = table.loc[table[PARTITION_COLUMNS[name]] != value]
+        replace_study_files(self.path, {name: concat_rows([others, frame], SCHEMAS[name])}, table_format=".parquet",
+                            texts={})
+        print(f"judgekit: moved {stored.name} ({len(table)} rows, all kept) into {name}/, one parquet file per "
+              f"{PARTITION_COLUMNS[name]} (docs/concepts/study-files.md)", flush=True)
+        return folder
+
+    def drop(self, name: str) -> None:
+        """Remove table ``name`` (its file or its folder)."""
+        stored = table_path(self.path, name)
+        if stored is not None and stored.is_dir():
+            shutil.rmtree(stored)
+        elif stored is not None:
+            stored.unlink()
+        setattr(self, name, None)
 
 
 COMMIT_DIR = ".judgekit-commit"
@@ -73,42 +131,65 @@ def replace_study_files(study_dir: Path, tables: dict[str, pd.DataFrame], *, tab
     """Replace tables (in ``table_format``) and text files (e.g. ``study.json``) of a study as one set.
 
     A replaced table's files in other formats are removed with the commit, so no table is left stored
-    twice. The caller holds the study lock. Linked tables are refused rather than cut from their target.
+    twice; a partitioned table (:data:`PARTITION_COLUMNS`) is written as its folder whatever the format.
+    The caller holds the study lock. Linked tables are refused rather than cut from their target.
     """
     for name in tables:
-        linked = [p for p in (study_dir / f"{name}{ext}" for ext in TABLE_EXTENSIONS) if p.is_symlink()]
+        linked = [p for p in _stored_forms(study_dir, name) if p.is_symlink()]
         if linked:
             raise InputError("is a symbolic link; remove it before replacing the table", file=linked[0])
-    _finish_interrupted_commit(study_dir)
+    finish_interrupted_commit(study_dir)
     for partial in study_dir.glob(f"{COMMIT_DIR}.partial-*"):  # a replacement killed before its commit point
         shutil.rmtree(partial, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{COMMIT_DIR}.partial-", dir=study_dir))
     try:
         for name, frame in tables.items():
-            write_table(frame, staging / f"{name}{table_format}", SCHEMAS[name])
+            if name in PARTITION_COLUMNS:
+                write_partitioned(staging / name, frame, SCHEMAS[name])
+            else:
+                write_table(frame, staging / f"{name}{table_format}", SCHEMAS[name])
         for name, text in texts.items():
             write_text_atomic(staging / name, text)
         staging.rename(study_dir / COMMIT_DIR)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return _finish_interrupted_commit(study_dir)
+    return finish_interrupted_commit(study_dir)
 
 
-def _finish_interrupted_commit(study_dir: Path) -> list[Path]:
+def _stored_forms(study_dir: Path, name: str) -> list[Path]:
+    """Every place table ``name`` may be stored: one file per format, and a folder for a partitioned table."""
+    folder = [study_dir / name] if name in PARTITION_COLUMNS else []
+    return [study_dir / f"{name}{ext}" for ext in TABLE_EXTENSIONS] + folder
+
+
+def finish_interrupted_commit(study_dir: Path) -> list[Path]:
+    """Move the files of a committed ``.judgekit-commit`` into the study (each move can be redone after a kill)."""
     commit = study_dir / COMMIT_DIR
     if not commit.is_dir():
         return []
     moved = []
-    for entry in sorted(commit.iterdir()):
-        stem, suffix = entry.name.split(".", 1)[0], entry.suffix
-        if stem in TABLE_NAMES and suffix in TABLE_EXTENSIONS:
-            for twin in (study_dir / f"{stem}{ext}" for ext in TABLE_EXTENSIONS if ext != suffix):
-                twin.unlink(missing_ok=True)
-        entry.replace(study_dir / entry.name)
-        moved.append(study_dir / entry.name)
-    commit.rmdir()
+    for entry in sorted(p for p in commit.iterdir() if not p.name.startswith(".")):
+        stem = entry.name.split(".", 1)[0]
+        if stem in TABLE_NAMES:
+            for twin in _stored_forms(study_dir, stem):
+                if twin.name != entry.name:
+                    _set_aside(twin, commit)
+        target = study_dir / entry.name
+        if entry.is_dir():
+            _set_aside(target, commit)  # a folder cannot be renamed over a non-empty one
+        entry.replace(target)
+        moved.append(target)
+    shutil.rmtree(commit)  # with the old table folders set aside in it
     return moved
+
+
+def _set_aside(path: Path, commit: Path) -> None:
+    """Take an old table out of the study: a file is removed, a folder moved into the commit folder (removed last)."""
+    if path.is_dir() and not path.is_symlink():
+        path.rename(commit / f".replaced-{path.name}")
+    else:
+        path.unlink(missing_ok=True)
 
 
 def load_study(study_dir: str | Path) -> Study:
@@ -121,8 +202,8 @@ def load_study(study_dir: str | Path) -> Study:
     """
     study_dir = existing_study_dir(study_dir)
     if (study_dir / COMMIT_DIR).exists():
-        raise InputError(f"holds {COMMIT_DIR}: a `data convert --force` into this study was killed half-way; "
-                         "rerun it", file=study_dir)
+        raise InputError(f"holds {COMMIT_DIR}: a replacement of several files (`data convert --force`, or a `judge` "
+                         "moving judgments into judgments/) was killed half-way; rerun it", file=study_dir)
     responses_path = table_path(study_dir, "responses")
     if responses_path is None:
         raise InputError(
@@ -133,7 +214,7 @@ def load_study(study_dir: str | Path) -> Study:
     for name in TABLE_NAMES[1:]:
         path = table_path(study_dir, name)
         if path is not None:
-            tables[name] = read_table(path, SCHEMAS[name])
+            tables[name] = read_stored_table(path, SCHEMAS[name])
             _check_known_items(tables[name], tables["responses"], path)
     if "annotations" in tables:
         _check_labels(tables["annotations"], metadata, table_path(study_dir, "annotations"))
@@ -200,6 +281,8 @@ def validate_path(path: str | Path) -> str:
     path = Path(path)
     if not path.exists():
         raise InputError("not found (expected a study directory or a table file)", file=path)
+    if path.is_dir() and path.name in PARTITION_COLUMNS and any(partition_files(path)):  # STUDY/judgments/
+        return f"{path}: ok ({len(read_stored_table(path, SCHEMAS[path.name]))} rows)"
     if path.is_dir():
         prompts = table_path(path, "prompts")
         if prompts is not None and table_path(path, "responses") is None:
