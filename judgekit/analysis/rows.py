@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 from scipy.stats import t as student_t
 
-from judgekit.analysis.inputs import StudyArrays, for_outcome
+from judgekit.analysis.inputs import StudyArrays, design_summary, for_outcome
 from judgekit.analysis.outcomes import OutcomeView
 from judgekit.analysis.settings import StatsSettings
 from judgekit.analysis.subsets import Subset
@@ -211,6 +211,9 @@ class RowWriter:
             methods = self.data.verdict_methods | ({str(judge_id): cut} if cut else {})
             cuts = [f"{j}: {methods[j]}" for j in dict.fromkeys(named) if j in methods]
             method = "; ".join([method, *(f"verdict {cut}" for cut in cuts)])
+        if HUMAN_MAJORITY in (str(judge_id), str(reference)) and "labels by design" not in method:
+            method = "; ".join(filter(None, [method, design_summary(self.data.designs,
+                                                                    ~np.isnan(self.data.reference))]))
         subset = self.outcome.subset(subset) if self.outcome else subset
         self.rows.append({
             "statistic": statistic, "judge_id": str(judge_id), "reference": str(reference), **subset.fields(),

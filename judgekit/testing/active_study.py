@@ -5,7 +5,8 @@ Per prompt a latent logit d: clear-cut with probability 0.7 (d = -6 or +5, equal
 d ~ N(0, 0.5). The true P(unsafe) of a response is expit(d + shift), shift 0.8 on the fine-tune and 0 on the
 base; its true label is Bernoulli of it. The judge reports P(unsafe) = that true probability blurred on the logit
 scale (sd 0.3) and the verdict P >= 0.5, so its errors sit on the ambiguous prompts, where P is near 0.5. A
-random pilot of prompts is labelled for both models (no inclusion probability: drawn before any plan). The truth
+random pilot of prompts is labelled for both models (design random, no inclusion probability: drawn before any
+plan). The truth
 of the fine-tune effect is the super-population one, E[expit(d + 0.8)] - E[expit(d)], by numerical integration.
 """
 
@@ -56,6 +57,6 @@ def write_active_study(study: Path, *, seed: int, prompts: int = 300, pilot: int
         study / "judgments.parquet", index=False)
     labelled = items[items["prompt_id"].isin([f"p{k}" for k in rng.choice(prompts, pilot, replace=False)])]
     pd.DataFrame({"item_id": labelled["item_id"], "annotator_id": "pilot",
-                  "label": np.where(labelled["truth"] == 1, "unsafe", "safe")}).to_parquet(
+                  "label": np.where(labelled["truth"] == 1, "unsafe", "safe"), "design": "random"}).to_parquet(
         study / "annotations.parquet", index=False)
     return pd.Series(np.where(items["truth"] == 1, "unsafe", "safe"), index=items["item_id"])
