@@ -449,9 +449,11 @@ def plan_unit_labels(
     at the weights the estimator would tune at m labelled of M units; with
     the weights unclipped this is :math:`V[(1 - R^2)/m + R^2/M]`, decreasing
     in m (freezing the weights instead gives a curve that rises near M). It
-    is scaled to pass through the current interval (which adds the clusters,
-    the pseudo-labels and the t quantile), so the stated current half-width
-    is the stats row's.
+    is scaled to pass through the current interval without its pseudo-labels
+    (which adds the clusters and the t quantile); the pseudo-labels' widening
+    is added shrinking as 1/m, so the curve starts at the stats row's
+    half-width and ends, at full labelling, near what labelling everything
+    gives (``analyses/label_designs.py``).
 
     References
     ----------
@@ -476,7 +478,7 @@ def plan_unit_labels(
     judge = np.column_stack([s * m for s, m in zip(signs, judge_means, strict=True)])
     now_count, total = int((labelled_units & answered).sum()), int(answered.sum())
     z = NormalDist().inv_cdf(1 - (1 - level) / 2)
-    halfwidth_now, scale, model_halfwidth = float("inf"), 1.0, float("inf")
+    halfwidth_now, scale, model_halfwidth, excess = float("inf"), 1.0, float("inf"), 0.0
     try:
         current = ppi_clustered(labels, predictions, np.asarray(clusters), treated=treated, level=level,
                                 inclusion=inclusion)
@@ -494,10 +496,13 @@ def plan_unit_labels(
         variance = _projected_variance(difference[keep], judge[answered], judge[keep], grid, total)
         if np.isfinite(model_halfwidth) and variance[0] > 0 and model_halfwidth > 0:
             scale = (model_halfwidth / z) ** 2 / variance[0]
+            # the interval's small-sample widening (pseudo-labels, t, jackknife) is a fixed number of pseudo-items:
+            # relative to the variance it shrinks as 1/m
+            excess = max((halfwidth_now / model_halfwidth) ** 2 - 1, 0.0) if np.isfinite(halfwidth_now) else 0.0
     else:
         variance = _prior_variance(labels, predictions, arms, difference[labelled_units & answered], judge[answered],
                                    grid, total, prior_residual)
-    curve_halfwidth = np.minimum.accumulate(z * np.sqrt(scale * variance))
+    curve_halfwidth = np.minimum.accumulate(z * np.sqrt(scale * variance * (1 + excess * max(now_count, 1) / grid)))
     curve = np.column_stack([grid, curve_halfwidth])
     at = dict(zip(grid.tolist(), curve_halfwidth.tolist(), strict=True))
 

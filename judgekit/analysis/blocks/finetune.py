@@ -617,7 +617,12 @@ def _labelled_pairs(labelled: NDArray, treated: NDArray, keys: NDArray) -> str:
 
 def _design_warning(data: StudyArrays, judge_id: str, items: NDArray) -> str:
     """Whether the labelled items of ``items`` look like a random sample by the judge's scores (P(unsafe) where
-    it gives one, else its verdicts)."""
+    it gives one, else its verdicts); asked only of convenience labels: a recorded random or planned design is
+    checked where it is recorded (the KS test also treats a prompt's paired responses as independent, which
+    raised its false alarms on random plans to about 1 in 2 studies in analyses/label_designs.py's first runs)."""
+    labelled = items & ~np.isnan(data.reference)
+    if data.designs is not None and not (data.designs[labelled] == "convenience").any():
+        return ""
     scores = data.judges[judge_id].to_numpy()
     if judge_id in data.p_unsafe and data.p_unsafe[judge_id][items].notna().all():
         scores = data.p_unsafe[judge_id].to_numpy(dtype=float)
