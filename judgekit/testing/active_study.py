@@ -75,7 +75,13 @@ def write_active_study(study: Path, *, seed: int, prompts: int = 300, pilot: int
                   "parse_status": "ok", "raw_output": "", "judge_spec_hash": "sim"}).to_parquet(
         study / "judgments.parquet", index=False)
     labelled = items[items["prompt_id"].isin([f"p{k}" for k in rng.choice(prompts, pilot, replace=False)])]
+    if labelled.empty:
+        return truth_of(items)
     pd.DataFrame({"item_id": labelled["item_id"], "annotator_id": "pilot",
                   "label": np.where(labelled["truth"] == 1, "unsafe", "safe"), "design": "random"}).to_parquet(
         study / "annotations.parquet", index=False)
+    return truth_of(items)
+
+
+def truth_of(items: pd.DataFrame) -> pd.Series:
     return pd.Series(np.where(items["truth"] == 1, "unsafe", "safe"), index=items["item_id"])
