@@ -249,3 +249,22 @@ def test_the_projection_at_full_labelling_is_what_labelling_everything_gives():
         everything = ppi_clustered(truth, verdict, units, treated=treated)
         ratios.append(plan.curve[-1, 1] / ((everything.ci_high - everything.ci_low) / 2))
     assert abs(np.median(ratios) - 1) <= 0.10, ratios
+
+
+def test_fpr_over_twenty_very_unequal_clusters_warns_and_twenty_equal_ones_do_not():
+    """The audit's case: FPR intervals at 20 very unequal clusters covered 0.900, unwarned."""
+    from judgekit.analysis.blocks.common import CONFUSION
+    from judgekit.analysis.rows import block_intervals
+    from judgekit.analysis.settings import StatsSettings
+    from judgekit.stats.classification import confusion_item_sums
+    from judgekit.stats.resampling import cluster_sums
+
+    rng = np.random.default_rng(0)
+    fpr = {"fpr": CONFUSION["fpr"]}
+    for sizes, warned in ((np.full(20, 12), False), (np.array([200, 90, 40, 20] + [3] * 16), True)):
+        clusters = np.repeat(np.arange(20), sizes)
+        reference = np.zeros(len(clusters))  # all negatives: every item counts toward the FPR
+        verdict = (rng.random(len(clusters)) < 0.1).astype(float)
+        sums = cluster_sums(confusion_item_sums(reference, verdict), clusters)
+        interval = block_intervals(fpr, sums, StatsSettings(n_boot=20), np.random.default_rng(0))["fpr"]
+        assert ("unequal clusters: the rate's trials fall effectively" in interval.warning) is warned, interval

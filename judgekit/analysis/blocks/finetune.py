@@ -428,12 +428,21 @@ def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDAr
 
 
 def _human_selection(data: StudyArrays, mask: NDArray, treated: NDArray, keys: NDArray, result) -> str:
-    """The humans' paired effect from convenience labels: it describes the labelled prompts; how far selection of
-    odds up to DEFAULT_GAMMA could move it over every prompt both models answered."""
+    """The humans' paired effect from labels not drawn with equal probability: from a weighted plan it describes
+    the prompts drawn (say so); from convenience labels, how far selection of odds up to DEFAULT_GAMMA could move
+    it over every prompt both models answered."""
     matched, _ = matched_prompts(mask, treated, keys)
     labelled = matched & ~np.isnan(data.reference)
+    if not np.isfinite(result.estimate):
+        return ""
+    recorded = data.inclusion[labelled] if data.inclusion is not None else np.array([])
+    recorded = recorded[~np.isnan(recorded)]
+    if len(recorded) and not np.allclose(recorded, recorded[0]):
+        return (f"{len(recorded)} human labels were drawn with unequal recorded probabilities (an active or "
+                "part-filled plan): the humans' paired effect is not weighted by them and describes the prompts "
+                "drawn, not all; read finetune_effect_corrected (weighted)")
     convenience = int((data.designs[labelled] == "convenience").sum()) if data.designs is not None else 0
-    if not convenience or not np.isfinite(result.estimate):
+    if not convenience:
         return ""
     frame = pd.DataFrame({"key": keys[matched], "treated": treated[matched], "y": data.reference[matched]})
     means = frame.groupby(["key", "treated"])["y"].mean().unstack("treated")
