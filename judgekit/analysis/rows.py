@@ -225,7 +225,7 @@ class RowWriter:
             methods = self.data.verdict_methods | ({str(judge_id): cut} if cut else {})
             cuts = [f"{j}: {methods[j]}" for j in dict.fromkeys(named) if j in methods]
             method = "; ".join([method, *(f"verdict {cut}" for cut in cuts)])
-        if HUMAN_MAJORITY in (str(judge_id), str(reference)) and "labels by design" not in method:
+        if str(judge_id) == HUMAN_MAJORITY and "labels by design" not in method:  # the humans' own rows
             method = "; ".join(filter(None, [method, design_summary(self.data.designs,
                                                                     ~np.isnan(self.data.reference))]))
         subset = self.outcome.subset(subset) if self.outcome else subset
