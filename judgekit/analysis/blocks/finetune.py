@@ -30,11 +30,19 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   with certainty (probability 1): right for labels that were there before
   the active draw (which draws only among prompts not yet labelled), so add
   later labels only through a plan; labels with no recorded probability at
-  all keep the unweighted estimator and its non-random-labels warning;
+  all keep the unweighted estimator. The labels' designs (annotations
+  ``design``: plan, two-phase, random, convenience) are listed in the method;
+  convenience labels add the range selection with odds up to
+  ``DEFAULT_GAMMA`` could produce (:mod:`judgekit.stats.selection`), weighted
+  rows check the inverse probabilities add up to the item count, and an
+  interval over ``UNINFORMATIVE_RATIO`` times its value's scale says
+  "uninformative: label more" with a plan's count;
 * ``judge_error_shift`` — per judge, its sensitivity and specificity on each
   model's labelled items (in the method) and base minus fine-tune
-  (``subset_value`` names the measure), cluster-robust interval; when one
-  excludes 0 the judge's ``finetune_effect_paired`` row warns and names
+  (``subset_value`` names the measure), MOVER interval of the two clustered
+  Wilson intervals; unless both shifts are shown within
+  +-``EQUIVALENCE_MARGIN`` (90% intervals, two one-sided tests) the judge's
+  ``finetune_effect_paired`` row warns and names
   ``finetune_effect_corrected``;
 * ``conclusion_agreement`` / ``conclusion_reversal`` — over every judge ×
   benchmark × incoherence policy cell, the share reaching the humans'
