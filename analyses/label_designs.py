@@ -7,7 +7,8 @@ under each labelling design:
 
 * ``random plan`` / ``active plan`` — a random 20-prompt pilot (design random), then ``plan-labels --budget 60``,
   every requested row labelled, imported with the default design (plan): the false-alarm rate of the design
-  warnings;
+  warnings on the corrected rows (the humans' paired effect under an active plan is unweighted, hence biased, and
+  must warn);
 * ``active plan, part-filled`` — 2 samples per prompt and model; annotators label only sample 0 of each drawn
   prompt. The default import must refuse; ``--allow-partial`` gives the two-phase estimate (and says so);
 * ``convenience, odds 4`` / ``odds 2`` — no pilot, no plan: each response picked for labelling with odds 4 (2)
@@ -21,7 +22,7 @@ under each labelling design:
   (the curve's last point) against the half-width of labelling every prompt.
 
 A row "warns" when its warning names the design (convenience, the recorded design not followed, labels not drawn
-at random, two-phase) or, for the judge-only effect, the judge's transport. Coverage and bias are of the
+at random, two-phase, unequal recorded probabilities) or, for the judge-only effect, the judge's transport. Coverage and bias are of the
 super-population truth; ± is the Monte Carlo s.e.
 
     python analyses/label_designs.py [--replicates 200] [--seed 0] [--out analyses/results]
@@ -51,7 +52,8 @@ from judgekit.testing.active_study import SHIFT, true_effect, true_rate, write_a
 OUT = Path(__file__).resolve().parent / "results"
 BUDGET, TARGET = 60, 0.10
 ROWS = ("finetune_effect_corrected", "harmful_rate_corrected", "finetune_effect_paired", "judge_error_shift")
-DESIGN_WORDS = ("convenience", "do not follow the recorded design", "not drawn at random", "two-phase")
+DESIGN_WORDS = ("convenience", "do not follow the recorded design", "not drawn at random", "two-phase",
+                "unequal recorded probabilities")
 TRANSPORT_WORDS = ("read finetune_effect_corrected",)
 
 
