@@ -382,6 +382,12 @@ def _add_finetune_parsers(sub, data_sub) -> None:
     p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("labels", type=Path, help="CSV/JSONL/parquet with item_id, label and annotator_id")
     p.add_argument("--annotator", default=None, help="annotator id for rows whose annotator_id is empty")
+    p.add_argument("--design", choices=("plan", "random", "convenience"), default=None,
+                   help="how the labelled items were chosen: plan (a plan-labels file, followed; the default when the "
+                        "file has inclusion_probability), random (a uniform random sample) or convenience (anything "
+                        "else; the default otherwise): corrected rows from convenience labels give a selection range")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="under a plan, accept prompts labelled only in part (two-phase weights) instead of refusing")
 
     p = sub.add_parser("plan-labels", help="how many more prompts to label (both models' responses), and which -> FILE")
     p.add_argument("study", type=Path, help=STUDY_HELP)
@@ -682,7 +688,8 @@ def _dispatch_data(args: argparse.Namespace) -> None:
     elif args.data_command == "import-labels":
         from judgekit.engine.labelling import import_labels_step
 
-        print(import_labels_step(args.study, args.labels, annotator=args.annotator))
+        print(import_labels_step(args.study, args.labels, annotator=args.annotator, design=args.design,
+                                 allow_partial=args.allow_partial))
     else:
         print("\n".join(steps.convert_dataset_step(args.name, args.source, args.out, table_format=f".{args.format}",
                                                       mapping=args.map, part=args.part, force=args.force)))

@@ -442,8 +442,11 @@ def test_driver_writes_the_finetune_rows(tmp_path):
     paired = pooled.loc[("finetune_effect_paired", "j1")]
     assert paired["n_items"] == 120 and "matched prompts: 120 (100% of the fine-tune's" in paired["method"]
     assert paired["model"] == "ft" and paired["base_model"] == "base"
-    # j1 misses the fine-tune's incoherent unsafe answers by construction: its judge-only effect says so
-    assert paired["warning"].startswith("the judge errs differently on the fine-tune (sensitivity")
+    # j1 misses the fine-tune's incoherent unsafe answers by construction: its judge-only effect says so (its
+    # sensitivity shift is not shown within +-0.05 by the equivalence test)
+    assert paired["warning"].startswith(("the judge errs differently on the fine-tune (sensitivity",
+                                         "the judge's error shift between the models is not shown small (sensitivity"))
+    assert "read finetune_effect_corrected" in paired["warning"]
     corrected = pooled.loc[("finetune_effect_corrected", "j1")]
     assert "40 prompts labelled for both models" in corrected["method"]
     assert corrected["reference"] == "human_majority" and corrected["n_items"] == 240

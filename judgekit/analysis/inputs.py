@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from judgekit.analysis.outcomes import COHERENCE_DIMENSIONS, REFUSAL_DIMENSIONS, OutcomeView, outcome_views
 from judgekit.analysis.subsets import ALL, Subset, subset
 from judgekit.errors import InputError
-from judgekit.store.schema import DEFAULT_DIMENSION, JudgeScale, derive_verdict
+from judgekit.store.schema import DEFAULT_DIMENSION, LABEL_DESIGNS, JudgeScale, derive_verdict
 from judgekit.store.study import Study
 
 _CODE = {"unsafe": 1.0, "safe": 0.0}
@@ -212,6 +212,9 @@ class StudyArrays:
     # per item, the probability with which it was drawn for labelling (annotations' inclusion_probability, written by
     # plan-labels --strategy active); NaN where none is recorded; None when the annotations have no such column
     inclusion: NDArray | None = None
+    # per item, how its labels were chosen (annotations' design: plan, random or convenience; the weakest when its
+    # annotators' differ; convenience where none is recorded); "" where it has no label
+    designs: NDArray | None = None
 
     @property
     def has_reference(self) -> bool:
@@ -241,7 +244,7 @@ def study_arrays(study: Study, policy: str) -> StudyArrays:
                        pd.factorize(clusters.astype(str), sort=True)[0].astype(np.int64), cluster_name,
                        _policy_mask(flags, policy), study.path, tuple(views), score_matrices(study),
                        study.metadata.judge_scales, derived_verdict_methods(study), coherence_verdicts(study),
-                       _threshold_cuts(study), inclusion_probabilities(study))
+                       _threshold_cuts(study), inclusion_probabilities(study), label_designs(study))
 
 
 def recorded_inclusion(inclusion: NDArray | None, reference: NDArray, items: NDArray) -> tuple[NDArray | None, str]:
@@ -260,6 +263,33 @@ def recorded_inclusion(inclusion: NDArray | None, reference: NDArray, items: NDA
     note = (f"{int(with_probability.sum())} labels weighted by their recorded inclusion probabilities"
             + (f", {without} without one counted as labelled with certainty (probability 1)" if without else ""))
     return np.where(with_probability, recorded, 1.0), note
+
+
+def label_designs(study: Study) -> NDArray:
+    """Per item (responses' order) how its labels were chosen: ``plan``, ``random`` or ``convenience`` (the weakest
+    of its annotators' rows: a label picked by hand is not made random by another drawn by a plan; an empty or absent
+    ``design`` is convenience), "" for an item without a label."""
+    annotations = study.annotations
+    if annotations is None or annotations.empty:
+        return np.full(len(study.responses), "", dtype=object)
+    recorded = annotations["design"] if "design" in annotations else pd.Series(None, index=annotations.index)
+    rank = recorded.map({d: k for k, d in enumerate(LABEL_DESIGNS)}).fillna(LABEL_DESIGNS.index("convenience"))
+    weakest = rank.groupby(annotations["item_id"].to_numpy()).max()
+    per_item = weakest.reindex(study.responses["item_id"])
+    return np.array([LABEL_DESIGNS[int(k)] if pd.notna(k) else "" for k in per_item], dtype=object)
+
+
+def design_summary(designs: NDArray | None, items: NDArray) -> str:
+    """How the labelled ones of ``items`` were chosen, e.g. "labels by design: plan 120, convenience 20 (none
+    recorded = convenience)"; "" when none of them is labelled."""
+    if designs is None:
+        return ""
+    chosen = designs[items]
+    counts = [(d, int((chosen == d).sum())) for d in LABEL_DESIGNS]
+    if not any(n for _, n in counts):
+        return ""
+    return "labels by design: " + ", ".join(f"{d} {n}" for d, n in counts if n) + (
+        " (none recorded = convenience)" if dict(counts)["convenience"] else "")
 
 
 def inclusion_probabilities(study: Study) -> NDArray | None:

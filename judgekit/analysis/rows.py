@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 from scipy.stats import t as student_t
 
-from judgekit.analysis.inputs import StudyArrays, for_outcome
+from judgekit.analysis.inputs import StudyArrays, design_summary, for_outcome
 from judgekit.analysis.outcomes import OutcomeView
 from judgekit.analysis.settings import StatsSettings
 from judgekit.analysis.subsets import Subset
@@ -107,6 +107,19 @@ def cluster_warnings(n_clusters: int, sizes: NDArray | None, minimum: int) -> li
     return []
 
 
+def unequal_trials_warnings(trials: NDArray, minimum: int) -> list[str]:
+    """A rate's clustered Wilson interval over clusters whose trials are so unequal that fewer than ``minimum / 2``
+    effectively remain: FPR intervals at 20 lognormal-sized clusters (sd 1 to 2 on the log scale, effectively 4 to
+    10) covered 0.74-0.92; at 20 equal ones 0.96 (issue 34)."""
+    counts = np.asarray(trials.todense() if sparse.issparse(trials) else trials, dtype=float).ravel()
+    counts = counts[counts > 0]
+    effective = effective_clusters(counts)
+    if len(counts) < 2 or effective >= minimum / 2:
+        return []
+    return [f"unequal clusters: the rate's trials fall effectively in {effective:.0f} of {len(counts)} clusters "
+            f"(largest {int(counts.max())} of {int(counts.sum())}), the interval may under-cover"]
+
+
 def degenerate_warnings(interval: Interval, statistic: Statistic) -> list[str]:
     """Why a row has no estimate, or an interval of zero width at finite n (never a silent 0 [0, 0])."""
     if not np.isfinite(interval.estimate):
@@ -160,8 +173,9 @@ def block_intervals(statistics: dict[str, Statistic], sums: NDArray | sparse.spa
             events, trials = statistic.rate(sums)
             estimate, low, high, deff = clustered_wilson_interval(events, trials, level=settings.level)
             interval = Interval(estimate, low, high, f"clustered Wilson (Korn-Graubard), design effect {deff:.2f}", 0, "")
-        # The clustered Wilson interval holds its level at 20 clusters (benchmarks/coverage.py); the bootstrap does not.
-        notes = list(common) if statistic.rate is None else []
+        # The clustered Wilson interval holds its level at 20 equal clusters (benchmarks/coverage.py; the bootstrap
+        # does not), but not at 20 very unequal ones: warned by the effective count of the clusters' trials.
+        notes = list(common) if statistic.rate is None else unequal_trials_warnings(trials, settings.min_clusters)
         if statistic.classes is not None:
             notes += class_warnings(*statistic.classes(totals), settings.min_class_items)
         if statistic.notes is not None:
@@ -220,6 +234,9 @@ class RowWriter:
             methods = self.data.verdict_methods | ({str(judge_id): cut} if cut else {})
             cuts = [f"{j}: {methods[j]}" for j in dict.fromkeys(named) if j in methods]
             method = "; ".join([method, *(f"verdict {cut}" for cut in cuts)])
+        if str(judge_id) == HUMAN_MAJORITY and "labels by design" not in method:  # the humans' own rows
+            method = "; ".join(filter(None, [method, design_summary(self.data.designs,
+                                                                    ~np.isnan(self.data.reference))]))
         subset = self.outcome.subset(subset) if self.outcome else subset
         if not np.isfinite(estimate) and not warning:  # every undefined row says why
             warning = _undefined_reason(n_items, n_in_subset, excluded_reason, method)

@@ -8,20 +8,26 @@ and its curve re-tunes the PPI++ weights at each number of labelled prompts
 (:func:`judgekit.stats.labelplan.plan_unit_labels`), so it falls
 monotonically. The unit is the prompt: both models' responses (every sample)
 to a chosen prompt are labelled, so their residuals pair. A target already
-met asks for 0 labels. With ``strategy="random"`` prompts are drawn at random
-within strata — judges disagree or agree, incoherent or coherent — so each has
-the same inclusion probability (:func:`judgekit.stats.labelplan.stratified_selection`).
-With ``strategy="active"`` each open prompt is drawn independently (Poisson
+met asks for 0 labels and writes no file. With ``strategy="random"`` prompts
+are drawn at random within strata — judges disagree or agree, incoherent or
+coherent — so each has about the same inclusion probability
+(:func:`judgekit.stats.labelplan.stratified_selection`). With
+``strategy="active"`` each open prompt is drawn independently (Poisson
 sampling) with a probability that mixes uniform and the judge's uncertainty
 on it (:func:`judgekit.stats.labelplan.active_inclusion_probabilities`;
-expected count = the planned prompts), and the file records it per row in
-``inclusion_probability`` (an item requested by several comparisons: the
-probability any of their independent draws took it). The file is ready for
-an annotation tool: fill ``label`` (and ``annotator_id``).
+expected count = the planned prompts). Either way the file records per row
+the prompt (``unit``), the ``strategy`` and the ``inclusion_probability`` (an
+item requested by several comparisons: the probability any of their draws
+took it). The file is ready for an annotation tool: fill ``label`` (and
+``annotator_id``).
 
 ``import-labels`` appends such a file to ``annotations``: validated row by
-row, annotator ids and ``inclusion_probability`` kept, never overwriting a
-label already there.
+row, annotator ids kept, never overwriting a label already there, with the
+labelling design recorded (``design``: plan, random or convenience; see
+``docs/guides/labels.md``). Under a plan it checks that every drawn prompt
+was labelled in full, and keeps the inclusion probabilities the corrected
+rows weight by (an active plan, or a plan labelled in part under
+``allow_partial``: two-phase).
 """
 
 from __future__ import annotations
@@ -38,12 +44,15 @@ from judgekit.errors import InputError
 from judgekit.store.io import read_table, write_table
 from judgekit.store.layout import study_dir_to_update
 from judgekit.store.locking import study_lock
-from judgekit.store.schema import SCHEMAS, Column, TableSchema
+from judgekit.store.schema import LABEL_DESIGNS, SCHEMAS, Column, TableSchema
 from judgekit.stats.labelplan import (UnitPlan, active_inclusion_probabilities, poisson_draw,
                                       stratified_selection)
 from judgekit.store.study import Study, load_study, table_path
 
-REQUEST_COLUMNS = ["item_id", "model", "stratum", "prompt", "response", "annotator_id", "label"]
+# unit: the prompt (the labelling unit: every response of both models to it is requested); strategy and
+# inclusion_probability record the draw, so import-labels can check the plan was followed and weight by it.
+REQUEST_COLUMNS = ["item_id", "unit", "model", "stratum", "prompt", "response", "annotator_id", "label", "strategy",
+                   "inclusion_probability"]
 STRATEGIES = ("random", "active")
 
 
@@ -118,19 +127,19 @@ def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = N
                 lines += _explain(plan)
             if strategy == "active":
                 probability, new = _draw_active(keys, items, view.reference, uncertainty, plan.additional, rng)
-                open_items = items & np.isnan(view.reference)
-                not_drawn[open_items] *= 1 - probability.reindex(keys[open_items]).fillna(0.0).to_numpy()
             else:
-                new = _pick_prompts(keys, items, view.reference, strata, plan.additional, chosen, rng)
+                probability, new = _pick_prompts(keys, items, view.reference, strata, plan.additional, chosen, rng)
+            open_items = items & np.isnan(view.reference)
+            not_drawn[open_items] *= 1 - probability.reindex(keys[open_items]).fillna(0.0).to_numpy()
             chosen |= new
             requested |= items & pd.Series(keys).isin(new).to_numpy() & np.isnan(view.reference)
     rows = np.flatnonzero(requested)
-    requests = pd.DataFrame({"item_id": responses["item_id"].to_numpy()[rows], "model": models[rows],
-                             "stratum": strata[rows].astype(str), "prompt": responses["prompt"].to_numpy()[rows],
-                             "response": responses["response"].to_numpy()[rows], "annotator_id": None, "label": None},
+    requests = pd.DataFrame({"item_id": responses["item_id"].to_numpy()[rows], "unit": keys[rows],
+                             "model": models[rows], "stratum": strata[rows].astype(str),
+                             "prompt": responses["prompt"].to_numpy()[rows],
+                             "response": responses["response"].to_numpy()[rows], "annotator_id": None, "label": None,
+                             "strategy": strategy, "inclusion_probability": 1 - not_drawn[rows]},
                             columns=REQUEST_COLUMNS)
-    if strategy == "active":
-        requests["inclusion_probability"] = 1 - not_drawn[rows]
     return requests, lines
 
 
@@ -178,15 +187,23 @@ def _draw_active(keys, items, reference, uncertainty, count, rng) -> tuple[pd.Se
     return probability, set(per_prompt.index[drawn])
 
 
-def _pick_prompts(keys, items, reference, strata, count, already: set[str], rng) -> set[str]:
-    """``count`` prompts not yet labelled for both models, drawn stratified (a prompt's stratum: its first item's
-    whose label is missing), prompts another comparison already asked for first."""
+def _pick_prompts(keys, items, reference, strata, count, already: set[str], rng) -> tuple[pd.Series, set[str]]:
+    """(per open prompt its probability of being drawn, the ``count`` prompts drawn): prompts not yet labelled for
+    both models, drawn stratified (a prompt's stratum: its first item's whose label is missing), prompts another
+    comparison already asked for first (their probability is then 1)."""
     frame = pd.DataFrame({"key": keys[items], "missing": np.isnan(reference[items]), "stratum": strata[items]})
     open_prompts = frame[frame["missing"]].groupby("key", sort=True)["stratum"].first()
     reused = [k for k in open_prompts.index if k in already][:count]
     rest = open_prompts.drop(index=reused)
-    picked = stratified_selection(rest.to_numpy(), min(count - len(reused), len(rest)), rng=rng)
-    return set(reused) | set(rest.index[picked])
+    wanted = min(count - len(reused), len(rest))
+    picked = stratified_selection(rest.to_numpy(), wanted, rng=rng)
+    drawn = pd.Series(False, index=rest.index)
+    drawn.iloc[picked] = True
+    fraction = drawn.groupby(rest.to_numpy()).mean()  # each stratum's sampling fraction
+    # A reused prompt was in this draw's frame too (had the other comparison not drawn it, this one could have):
+    # its stratum's fraction, so that 1 - prod(1 - p) over comparisons approximates its inclusion probability.
+    probability = open_prompts.map(fraction).fillna(wanted / max(len(rest), 1)).astype(float)
+    return probability, set(reused) | set(rest.index[picked])
 
 
 def plan_labels_step(study_dir: Path, out_path: Path, *, target_halfwidth: float, budget: int | None = None,
@@ -200,12 +217,17 @@ def plan_labels_step(study_dir: Path, out_path: Path, *, target_halfwidth: float
     study = load_study(study_dir)
     requests, lines = plan_labels(study, target_halfwidth=target_halfwidth, budget=budget, judge=judge, seed=seed,
                                   explain=explain, strategy=strategy)
+    if requests.empty:
+        lines.append(f"nothing to label: no file written ({out_path} does not exist; there is nothing to import)")
+        return lines
     # Spreadsheets run cells starting with = + - @ as formulas: the responses are adversarial text.
     write_table(requests, out_path, neutralise_formulas=out_path.suffix == ".csv")
-    how = ("drawn independently, more often where the judge is unsure, each with its inclusion_probability (seed "
-           f"{seed}): keep that column when importing" if strategy == "active" else "drawn at random within strata")
+    how = ("drawn independently, more often where the judge is unsure" if strategy == "active"
+           else "drawn at random within strata")
     lines.append(f"wrote {len(requests)} items to label to {out_path} (every response of each chosen prompt, both "
-                 f"models, {how})")
+                 f"models, {how}, each with its inclusion_probability, seed {seed}): label every row of a prompt, "
+                 "keep the unit, strategy and inclusion_probability columns, and import with `judgekit data "
+                 "import-labels STUDY FILE` (design plan)")
     return lines
 
 
@@ -217,31 +239,52 @@ IMPORTED_LABELS = TableSchema(
         Column("item_id", "id", "Item labelled."),
         Column("annotator_id", "category", "Who labelled it; empty cells take --annotator.", nullable=True),
         Column("label", "category", "A label from the study's declared set; empty = not labelled yet.", nullable=True),
-        Column("inclusion_probability", "float", "As plan-labels --strategy active wrote it: kept into annotations.",
+        Column("inclusion_probability", "float", "As plan-labels wrote it: the probability its prompt was drawn.",
                required=False, nullable=True, bounds=(0.0, 1.0)),
+        Column("strategy", "category", "As plan-labels wrote it: random or active.", required=False, nullable=True),
     ),
     rules=SCHEMAS["annotations"].rules,
 )
+DESIGNS = tuple(d for d in LABEL_DESIGNS if d != "two-phase")  # two-phase is what --allow-partial records
 
 
-def import_labels_step(study_dir: Path, labels_path: Path, *, annotator: str | None = None) -> str:
-    """Append the filled rows of ``labels_path`` to ``STUDY/annotations``; nothing already there is changed."""
+def import_labels_step(study_dir: Path, labels_path: Path, *, annotator: str | None = None,
+                       design: str | None = None, allow_partial: bool = False) -> str:
+    """Append the filled rows of ``labels_path`` to ``STUDY/annotations`` with how they were chosen (``design``);
+    nothing already there is changed.
+
+    ``design``: ``plan`` (a plan-labels file, followed: the default when the file carries
+    ``inclusion_probability``), ``random`` (a uniform random sample) or ``convenience`` (anything else; the default
+    otherwise). Under a plan every requested response of a drawn prompt must be labelled: a prompt labelled only in
+    part is refused, naming its empty rows, unless ``allow_partial``, which weights its labels by the two-phase
+    inclusion probability (the prompt's, times the share of that model's requested responses labelled)."""
     study_dir = study_dir_to_update(study_dir)
     incoming = read_table(labels_path, IMPORTED_LABELS)
+    if design is None:
+        design = "plan" if "inclusion_probability" in incoming else "convenience"
+    if design not in DESIGNS:
+        raise InputError(f"unknown label design {design!r}; choose one of {list(DESIGNS)}", file=labels_path)
+    if design == "plan" and "inclusion_probability" not in incoming:
+        raise InputError("--design plan needs the plan-labels file's inclusion_probability column (this file has "
+                         "none); say --design random or --design convenience", file=labels_path)
     if annotator is not None:
         incoming["annotator_id"] = incoming["annotator_id"].where(incoming["annotator_id"].notna(), annotator)
     with study_lock(study_dir, step="import-labels"):
         study = load_study(study_dir)
-        new = _checked_labels(incoming, study, labels_path)
+        new, note = _designed_labels(_checked_labels(incoming, study, labels_path), incoming, study, labels_path,
+                                     design=design, allow_partial=allow_partial)
         existing = study.annotations
         combined = new if existing is None else pd.concat([existing, new], ignore_index=True)
         path = table_path(study_dir, "annotations") or study_dir / f"annotations{study.storage_format()}"
         write_table(combined, path, SCHEMAS["annotations"])
     skipped = len(incoming) - len(new)
-    return f"appended {len(new)} labels to {path}" + (f" ({skipped} rows without a label skipped)" if skipped else "")
+    return (f"appended {len(new)} labels to {path} (design {design}{note})"
+            + (f" ({skipped} rows without a label skipped)" if skipped else ""))
 
 
 def _checked_labels(incoming: pd.DataFrame, study: Study, path: Path) -> pd.DataFrame:
+    """The filled rows (item_id, annotator_id, label and any inclusion_probability), each checked; in file order,
+    with the file's row position in ``position``."""
     filled = incoming["label"].notna().to_numpy()
     known_items = set(study.responses["item_id"])
     allowed = set(study.metadata.annotation_labels.labels)
@@ -257,6 +300,60 @@ def _checked_labels(incoming: pd.DataFrame, study: Study, path: Path) -> pd.Data
     kept = ["item_id", "annotator_id", "label"] + (["inclusion_probability"] if "inclusion_probability" in incoming
                                                    else [])
     return incoming.loc[filled, kept].reset_index(drop=True)
+
+
+def _designed_labels(new: pd.DataFrame, incoming: pd.DataFrame, study: Study, path: Path, *, design: str,
+                     allow_partial: bool) -> tuple[pd.DataFrame, str]:
+    """``new`` with its ``design`` column and the inclusion probabilities the design implies, and what to say."""
+    new = new.assign(design=design)
+    if design != "plan":
+        return new.drop(columns=["inclusion_probability"], errors="ignore"), ""
+    units = _plan_units(incoming, study)
+    filled = incoming["label"].notna().to_numpy()
+    frame = pd.DataFrame({"unit": units, "model": _item_models(incoming, study), "filled": filled})
+    per_unit = frame.groupby("unit")["filled"]
+    partial_units = per_unit.any() & ~per_unit.all()
+    if partial_units.any():
+        empty = np.flatnonzero(frame["unit"].isin(partial_units.index[partial_units]).to_numpy() & ~filled)
+        if not allow_partial:
+            shown = ", ".join(f"row {k + 1} ({incoming['item_id'].iloc[k]})" for k in empty[:5])
+            raise InputError(f"the plan asks for every response of each drawn prompt, but {int(partial_units.sum())} "
+                             f"drawn prompts are labelled only in part: empty {shown}"
+                             + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+                             + "; label them, or pass --allow-partial for the two-phase estimate", file=path)
+    # Two-phase inclusion: the prompt's probability times the share of its requested responses of that model labelled
+    # (the second phase taken as a random subsample within each prompt and model: stated in the corrected rows).
+    share = frame.groupby(["unit", "model"])["filled"].transform("mean").to_numpy()
+    probability = incoming["inclusion_probability"].to_numpy(dtype=float) * share
+    strategies = set(incoming["strategy"].dropna()) if "strategy" in incoming else set()
+    if partial_units.any() or strategies != {"random"}:  # active (or an older file without the column): weighted
+        new["inclusion_probability"] = probability[filled]
+        in_part = frame["unit"].isin(partial_units.index[partial_units]).to_numpy()[filled]
+        new["design"] = np.where(in_part, "two-phase", "plan")
+        note = (f", {int(partial_units.sum())} prompts labelled in part: two-phase inclusion probabilities"
+                if partial_units.any() else ", weighted by the recorded inclusion probabilities")
+    else:  # a random plan followed: equal probability within strata, the unweighted estimate
+        new = new.drop(columns=["inclusion_probability"], errors="ignore")
+        note = ", random within strata, every drawn prompt labelled in full"
+    drawn_unlabelled = int((~per_unit.any()).sum())
+    if drawn_unlabelled:
+        note += f"; {drawn_unlabelled} drawn prompts have no label yet (import them when labelled)"
+    return new, note
+
+
+def _plan_units(incoming: pd.DataFrame, study: Study) -> np.ndarray:
+    """Per row of a plan file, its labelling unit: the file's ``unit`` column, else the item's prompt in the study."""
+    if "unit" in incoming and incoming["unit"].notna().all():
+        return incoming["unit"].astype(str).to_numpy()
+    keys = pd.Series(prompt_keys(study.responses), index=study.responses["item_id"].to_numpy())
+    return keys.reindex(incoming["item_id"].to_numpy()).astype(str).to_numpy()
+
+
+def _item_models(incoming: pd.DataFrame, study: Study) -> np.ndarray:
+    if "model" not in study.responses:
+        return np.zeros(len(incoming), dtype=int)
+    models = study.responses.set_index("item_id")["model"]
+    return models.reindex(incoming["item_id"].to_numpy()).astype(str).to_numpy()
 
 
 def _label_problem(row: pd.Series, known_items: set, allowed: set, already: set) -> tuple[str, str] | None:

@@ -26,6 +26,9 @@ from judgekit.stats.ppi import MIN_UNLABELLED_FOR_WEIGHT, power_tuning_lambda, p
 
 # Var(Y - lambda*Yhat) of a 0/1 label can be at most this at lambda = 0 (labels only), which PPI++ never does worse than.
 MAX_BINARY_VARIANCE = 0.25
+# Before 10 units are labelled the label difference's variance is the labels' shrunk toward the judge's verdicts'
+# as if those were this many labelled units (so the judge dominates until labels take over).
+JUDGE_WEIGHT = 10
 
 
 @dataclass(frozen=True)
@@ -373,6 +376,26 @@ def _projected_variance(label_diff: NDArray, judge_all: NDArray, judge_labelled:
     return out
 
 
+def _prior_variance(labels: NDArray, predictions: NDArray, arms: list[NDArray], difference: NDArray, judge: NDArray,
+                    m: NDArray, total: int, prior_residual: float) -> NDArray:
+    """The PPI variance at m of ``total`` labelled units while fewer than 10 are: r (1/m - 1/M) + V/M, which at
+    m = M is the labels-only variance V/M. r: per arm the judge's mean squared disagreement with the labels so far,
+    with ``prior_residual`` as one pseudo-item, summed over arms. V: the label difference's variance over the
+    labelled units, shrunk toward the judge's over all units (worth ``JUDGE_WEIGHT`` units): the verdicts stand in
+    for the labels where there are none (its residuals are not added: a thresholded judge's errors run against its
+    verdicts, and adding them doubled V in simulation)."""
+    residual = 0.0
+    for arm in arms:
+        seen = arm & ~np.isnan(labels)
+        disagree = float(np.sum((labels[seen] - predictions[seen]) ** 2))
+        residual += (disagree + prior_residual) / (seen.sum() + 1)
+    judged = float(np.var(judge.sum(axis=1), ddof=1)) if len(judge) > 1 else 0.0
+    seen = difference[~np.isnan(difference)]
+    squares = float(np.sum((seen - seen.mean()) ** 2)) if len(seen) else 0.0
+    spread = (squares + JUDGE_WEIGHT * judged) / (max(len(seen) - 1, 0) + JUDGE_WEIGHT)
+    return residual * (1 / m - 1 / total) + spread / total
+
+
 def plan_unit_labels(
     y: ArrayLike,
     yhat: ArrayLike,
@@ -403,8 +426,9 @@ def plan_unit_labels(
     budget : int or None
         Extra units available: the plan is what they reach.
     prior_residual : float, default=0.25
-        Residual variance per unit assumed while fewer than 10 units are
-        labelled (each arm's; no pilot to measure it on).
+        While fewer than 10 units are labelled, each arm's residual variance
+        is its labels' mean squared disagreement with the judge with this
+        prior added as one pseudo-item (with no label at all: this value).
     few_units : int, default=30
         A plan below this many labelled units warns: the normal interval can
         under-cover.
@@ -425,9 +449,11 @@ def plan_unit_labels(
     at the weights the estimator would tune at m labelled of M units; with
     the weights unclipped this is :math:`V[(1 - R^2)/m + R^2/M]`, decreasing
     in m (freezing the weights instead gives a curve that rises near M). It
-    is scaled to pass through the current interval (which adds the clusters,
-    the pseudo-labels and the t quantile), so the stated current half-width
-    is the stats row's.
+    is scaled to pass through the current interval without its pseudo-labels
+    (which adds the clusters and the t quantile); the pseudo-labels' widening
+    is added shrinking as 1/m, so the curve starts at the stats row's
+    half-width and ends, at full labelling, near what labelling everything
+    gives (``analyses/label_designs.py``).
 
     References
     ----------
@@ -454,23 +480,31 @@ def plan_unit_labels(
     if total == 0:
         raise ValueError("No unit has a verdict in every arm (yhat is missing for a whole arm): nothing to plan.")
     z = NormalDist().inv_cdf(1 - (1 - level) / 2)
-    halfwidth_now, scale = float("inf"), 1.0
+    halfwidth_now, scale, model_halfwidth, excess = float("inf"), 1.0, float("inf"), 0.0
     try:
         current = ppi_clustered(labels, predictions, np.asarray(clusters), treated=treated, level=level,
                                 inclusion=inclusion)
         halfwidth_now = (current.ci_high - current.ci_low) / 2
+        # the curve passes through the interval without its small-sample pseudo-labels, which vanish as labels grow
+        # (scaling through them carried their widening to full labelling: 2x too pessimistic there)
+        bare = current if inclusion is not None else ppi_clustered(
+            labels, predictions, np.asarray(clusters), treated=treated, level=level, pseudo_labels=False)
+        model_halfwidth = bare.se * z
     except ValueError:  # fewer than 2 labelled items in an arm: no interval yet
         pass
     grid = np.arange(max(now_count, 1), total + 1)
     keep = labelled_units & answered
     if now_count >= 10:
         variance = _projected_variance(difference[keep], judge[answered], judge[keep], grid, total)
-        if np.isfinite(halfwidth_now) and variance[0] > 0:
-            scale = (halfwidth_now / z) ** 2 / variance[0]
+        if np.isfinite(model_halfwidth) and variance[0] > 0 and model_halfwidth > 0:
+            scale = (model_halfwidth / z) ** 2 / variance[0]
+            # the interval's small-sample widening (pseudo-labels, t, jackknife) is a fixed number of pseudo-items:
+            # relative to the variance it shrinks as 1/m
+            excess = max((halfwidth_now / model_halfwidth) ** 2 - 1, 0.0) if np.isfinite(halfwidth_now) else 0.0
     else:
-        spread = float(np.var(judge[answered].sum(axis=1), ddof=1)) if total > 1 else 0.0
-        variance = prior_residual * len(arms) / grid + spread / total
-    curve_halfwidth = np.minimum.accumulate(z * np.sqrt(scale * variance))
+        variance = _prior_variance(labels, predictions, arms, difference[labelled_units & answered], judge[answered],
+                                   grid, total, prior_residual)
+    curve_halfwidth = np.minimum.accumulate(z * np.sqrt(scale * variance * (1 + excess * max(now_count, 1) / grid)))
     curve = np.column_stack([grid, curve_halfwidth])
     at = dict(zip(grid.tolist(), curve_halfwidth.tolist(), strict=True))
 

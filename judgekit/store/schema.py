@@ -164,6 +164,22 @@ def _positive_inclusion_probability(frame: pd.DataFrame) -> tuple[int, str, str]
     return int(np.flatnonzero(zero)[0]), "inclusion_probability", "value 0.0 is outside (0, 1]"
 
 
+# Weakest last: an item labelled under several designs counts as its weakest. two-phase: a plan's prompt labelled only
+# in part (import-labels --allow-partial), weighted by the prompt's probability times the share labelled.
+LABEL_DESIGNS = ("plan", "two-phase", "random", "convenience")
+
+
+def _known_label_design(frame: pd.DataFrame) -> tuple[int, str, str] | None:
+    """A design the corrected rows know how to read (``judgekit data import-labels --design``)."""
+    if "design" not in frame:
+        return None
+    unknown = (frame["design"].notna() & ~frame["design"].isin(LABEL_DESIGNS)).to_numpy()
+    if not unknown.any():
+        return None
+    row = int(np.flatnonzero(unknown)[0])
+    return row, "design", f"{frame['design'].iloc[row]!r} is not one of {list(LABEL_DESIGNS)}"
+
+
 PROMPTS = TableSchema(
     name="prompts",
     key=("prompt_id",),
@@ -187,8 +203,12 @@ ANNOTATIONS = TableSchema(
                "Optional: the probability, in (0, 1], with which the item was drawn for labelling (written by "
                "`plan-labels --strategy active`); the corrected rows weight such labels by its inverse.",
                required=False, nullable=True, bounds=(0.0, 1.0)),
+        Column("design", "category",
+               "Optional: how the label's item was chosen, as `import-labels --design` recorded it: plan (drawn by "
+               "a plan-labels file, followed), two-phase (a plan's prompt labelled only in part, --allow-partial), "
+               "random (a uniform random sample) or convenience (anything else); empty or absent = convenience.", required=False, nullable=True),
     ),
-    rules=(_positive_inclusion_probability,),
+    rules=(_positive_inclusion_probability, _known_label_design),
 )
 
 MODELS = TableSchema(

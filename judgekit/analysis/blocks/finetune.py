@@ -32,11 +32,19 @@ others (``subset_kind`` ``mitigation_comparison``), per benchmark and pooled:
   with certainty (probability 1): right for labels that were there before
   the active draw (which draws only among prompts not yet labelled), so add
   later labels only through a plan; labels with no recorded probability at
-  all keep the unweighted estimator and its non-random-labels warning;
+  all keep the unweighted estimator. The labels' designs (annotations
+  ``design``: plan, two-phase, random, convenience) are listed in the method;
+  convenience labels add the range selection with odds up to
+  ``DEFAULT_GAMMA`` could produce (:mod:`judgekit.stats.selection`), weighted
+  rows check the inverse probabilities add up to the item count, and an
+  interval over ``UNINFORMATIVE_RATIO`` times its value's scale says
+  "uninformative: label more" with a plan's count;
 * ``judge_error_shift`` — per judge, its sensitivity and specificity on each
   model's labelled items (in the method) and base minus fine-tune
-  (``subset_value`` names the measure), cluster-robust interval; when one
-  excludes 0 the judge's ``finetune_effect_paired`` row warns and names
+  (``subset_value`` names the measure), MOVER interval of the two clustered
+  Wilson intervals; unless both shifts are shown within
+  +-``EQUIVALENCE_MARGIN`` (90% intervals, two one-sided tests) the judge's
+  ``finetune_effect_paired`` row warns and names
   ``finetune_effect_corrected``;
 * ``conclusion_agreement`` / ``conclusion_reversal`` — over every judge ×
   benchmark × incoherence policy cell, the share reaching the humans'
@@ -91,7 +99,7 @@ from numpy.typing import NDArray
 
 from judgekit.analysis.blocks.conclusions import benchmark_scopes
 from judgekit.analysis.blocks.rates import raters
-from judgekit.analysis.inputs import StudyArrays, effect_clusters, prompt_keys, recorded_inclusion
+from judgekit.analysis.inputs import StudyArrays, design_summary, effect_clusters, prompt_keys, recorded_inclusion
 from judgekit.analysis.outcomes import OutcomeView
 from judgekit.analysis.rows import RowWriter, row_generator
 from judgekit.analysis.subsets import Subset
@@ -101,8 +109,10 @@ from judgekit.analysis.label_plan import NOTHING_TO_PLAN, comparison_plan
 from judgekit.store.schema import DEFAULT_DIMENSION, HUMAN_MAJORITY, JudgeScale
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
 from judgekit.stats.ppi import ClusteredPPIEstimate, nonrandom_labelling_warning, ppi_clustered
+from judgekit.stats.labelplan import plan_unit_labels
+from judgekit.stats.selection import DEFAULT_GAMMA, selection_bounds
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers
-from judgekit.stats.transport import judge_error_shift
+from judgekit.stats.transport import EQUIVALENCE_MARGIN, judge_error_shift
 from judgekit.stats.trend import clustered_logistic_trend
 
 # Below this many human-labelled items of a model its corrected rate is not reported.
@@ -122,6 +132,14 @@ NO_RATER = {
 NATIVE_VERDICT = "binary verdict"
 # Half-width the labels_needed rows plan for (the example target of `judgekit plan-labels`).
 LABEL_PLAN_HALFWIDTH = 0.05
+# Below this many labelled items of a class (unsafe, safe) in a model its sensitivity / specificity interval can
+# under-cover: the shift row warns.
+FEW_CLASS_ITEMS = 20
+# A corrected interval wider than this many times its value's scale (the estimate, the judge's rate) says nothing.
+UNINFORMATIVE_RATIO = 4.0
+# Sum of 1/inclusion probability over the labels this many standard errors from the item count: the design was not
+# followed (a followed one strays that far in about 3 of 1000 arms).
+DESIGN_TOTAL_Z = 3.0
 
 
 def _incoherent(data: StudyArrays) -> NDArray | None:
@@ -386,11 +404,15 @@ def _missing_comparison_rows(writer: RowWriter, data: StudyArrays, lineage: pd.D
 def _error_shift_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDArray, treated: NDArray,
                       keys: NDArray) -> dict[str, str]:
     """``judge_error_shift`` per judge and measure (base minus fine-tune, on each model's labelled items); returns
-    per judge the warning its judge-only effect carries when its errors do not transport."""
+    per judge the warning its judge-only effect carries unless its errors are shown to transport (both shifts
+    within +-EQUIVALENCE_MARGIN by two one-sided tests)."""
     if not data.has_reference:
         return {}
     clusters = effect_clusters(data.responses, keys)
     treated_name, control_name = arm_names(group)
+    labelled = mask & ~np.isnan(data.reference)
+    if not ((labelled & treated).any() and (labelled & ~treated).any()):
+        return {}  # human labels on one model only: nothing to check the judge's transport with
     notes = {}
     for judge_id in data.judges.columns:
         shifts = judge_error_shift(data.reference[mask], data.judges[judge_id].to_numpy()[mask], treated[mask],
@@ -399,20 +421,27 @@ def _error_shift_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask:
         for shift in shifts:
             each = ", ".join(f"{name} {value[0]:.3f} [{value[1]:.3f}, {value[2]:.3f}] (n={n})" for name, value, n in (
                 (treated_name, shift.treated, shift.n_treated), (control_name, shift.control, shift.n_control)))
+            few = min(shift.n_treated, shift.n_control)
             writer.add("judge_error_shift", judge_id, HUMAN_MAJORITY,
                        Subset(f"{group.label}|measure={shift.measure}", group.kind, shift.measure, group.columns),
                        *shift.shift, n_items=shift.n_treated + shift.n_control, n_in_subset=int(mask.sum()),
                        method=f"{shift.measure}, {control_name} minus {treated_name}, on each model's labelled items: "
-                              f"{each}; "
-                              f"cluster-robust linearized t interval over {shift.n_clusters} clusters",
-                       warning=gap or ("" if np.isfinite(shift.shift[0]) else
-                                       "undefined: too few labelled items of this measure's class in a model"),
-                       interval="linearized")
-        differing = [s for s in shifts if s.differs]
-        if differing:
-            notes[judge_id] = (f"the judge errs differently on the {treated_name} (" + "; ".join(
+                              f"{each}; MOVER interval from the two clustered Wilson intervals over {shift.n_clusters} "
+                              f"clusters; equivalence (two one-sided tests, margin {EQUIVALENCE_MARGIN}): 90% interval "
+                              f"[{shift.equivalence[0]:.3f}, {shift.equivalence[1]:.3f}]",
+                       warning=gap or shift.reason or (f"few labelled items of the class (n={few}): the interval may "
+                                                       "under-cover" if few < FEW_CLASS_ITEMS else ""),
+                       interval="mover-wilson-clustered")
+        unshown = [s for s in shifts if not s.within(EQUIVALENCE_MARGIN)]
+        if unshown:
+            differing = [s for s in unshown if s.differs]
+            why = (f"the judge errs differently on the {treated_name} (" + "; ".join(
                 f"{s.measure} {s.control[0]:.2f} {control_name} vs {s.treated[0]:.2f} {treated_name}" for s in differing)
-                + "): this judge-only effect is biased; read finetune_effect_corrected")
+                + ")" if differing else "the judge's error shift between the models is not shown small (" + "; ".join(
+                    f"{s.measure} shift 90% interval [{s.equivalence[0]:.3f}, {s.equivalence[1]:.3f}]"
+                    if np.isfinite(s.equivalence[0]) else f"{s.measure}: {s.reason or 'undefined'}" for s in unshown)
+                + f", margin +-{EQUIVALENCE_MARGIN})")
+            notes[judge_id] = f"{why}: this judge-only effect may be biased; read finetune_effect_corrected"
     return notes
 
 
@@ -450,10 +479,12 @@ def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDAr
         shares = (f"matched prompts: {result.n_pairs} ({result.matched_share_treatment:.0%} of the {treated_name}'s, "
                   f"{result.matched_share_control:.0%} of the {control_name}'s)")
         gap = coverage_gap(verdicts, mask, treated, group, str(rater))
+        selection = _human_selection(data, mask, treated, keys, result) if rater == HUMAN_MAJORITY else ""
         writer.add("finetune_effect_paired", rater, "base_model", group, result.estimate, result.ci_low,
                    result.ci_high, n_items=result.n_pairs, n_in_subset=result.n_pairs,
                    method=f"{result.method}; {shares}",
-                   warning=gap or result.reason or "; ".join(filter(None, [result.warning, transport.get(rater, "")])),
+                   warning=gap or result.reason or "; ".join(filter(None, [result.warning, transport.get(rater, ""),
+                                                                           selection])),
                    resamples=result.n_boot, interval="bootstrap-percentile" if result.n_boot else "linearized")
         if match is not None:
             matched, how = match
@@ -478,6 +509,39 @@ def _paired_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: NDAr
             writer.add(name, rater, "base_model", group, *value, n_items=n_pairs, n_in_subset=split.n_pairs,
                        method=f"{note}; {split.method}", warning=split.warning, resamples=settings.n_boot,
                        interval="bootstrap-percentile")
+
+
+def _human_selection(data: StudyArrays, mask: NDArray, treated: NDArray, keys: NDArray, result) -> str:
+    """The humans' paired effect from labels not drawn with equal probability: from a weighted plan it describes
+    the prompts drawn (say so); from convenience labels, how far selection of odds up to DEFAULT_GAMMA could move
+    it over every prompt both models answered."""
+    matched, _ = matched_prompts(mask, treated, keys)
+    labelled = matched & ~np.isnan(data.reference)
+    if not np.isfinite(result.estimate):
+        return ""
+    recorded = data.inclusion[labelled] if data.inclusion is not None else np.array([])
+    recorded = recorded[~np.isnan(recorded)]
+    if len(recorded) and not np.allclose(recorded, recorded[0]):
+        return (f"{len(recorded)} human labels were drawn with unequal recorded probabilities (an active or "
+                "part-filled plan): the humans' paired effect is not weighted by them and describes the prompts "
+                "drawn, not all; read finetune_effect_corrected (weighted)")
+    convenience = int((data.designs[labelled] == "convenience").sum()) if data.designs is not None else 0
+    if not convenience:
+        return ""
+    frame = pd.DataFrame({"key": keys[matched], "treated": treated[matched], "y": data.reference[matched]})
+    means = frame.groupby(["key", "treated"])["y"].mean().unstack("treated")
+    difference = (means[True] - means[False]).to_numpy()
+    both = ~np.isnan(difference)
+    head = (f"human labels chosen by convenience ({convenience} labels not drawn by a plan or at random): the humans' "
+            f"effect is over the {int(both.sum())} of {len(difference)} shared prompts they labelled for both models, "
+            "and holds for all only if those represent the rest")
+    if not both.any():
+        return head
+    bounds = selection_bounds(difference, both, gamma=DEFAULT_GAMMA)
+    spread = (result.ci_high - result.ci_low) / 2
+    return (f"{head}; selection of prompts with odds up to {DEFAULT_GAMMA:g}x allows {bounds.low:.3f} to "
+            f"{bounds.high:.3f}, [{bounds.low - spread:.3f}, {bounds.high + spread:.3f}] with sampling error "
+            "(marginal sensitivity model: Tan 2006; Zhao, Small & Bhattacharya 2019)")
 
 
 def matched_prompts(mask: NDArray, treated: NDArray, keys: NDArray) -> tuple[NDArray, int]:
@@ -519,8 +583,10 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
             inclusion, weighted = recorded_inclusion(data.inclusion, data.reference, items)
             result = ppi_clustered(data.reference[items], verdicts[items], clusters[items], level=level,
                                    inclusion=inclusion)
+            checks = LabelChecks(data, verdicts, items, None, inclusion, keys, clusters, level)
             _ppi_row(writer, "harmful_rate_corrected", judge_id, model_group, result, int((mask & in_model).sum()),
-                     design="" if inclusion is not None else _design_warning(data, judge_id, items), weighted=weighted)
+                     design="" if inclusion is not None else _design_warning(data, judge_id, items), weighted=weighted,
+                     checks=checks)
         if not estimable:
             continue
         if n_matched < MIN_MATCHED_PROMPTS:
@@ -540,11 +606,100 @@ def _corrected_rows(writer: RowWriter, data: StudyArrays, comparison: Comparison
         inclusion, weighted = recorded_inclusion(data.inclusion, data.reference, items)
         effect = ppi_clustered(data.reference[items], verdicts[items], clusters[items], treated=treated[items],
                                level=level, inclusion=inclusion)
+        checks = LabelChecks(data, verdicts, items, treated, inclusion, keys, clusters, level)
         _ppi_row(writer, "finetune_effect_corrected", judge_id, group, effect, int(matched.sum()),
-                 paired=_labelled_pairs(labelled, treated, keys), weighted=weighted,
+                 paired=_labelled_pairs(labelled, treated, keys), weighted=weighted, checks=checks,
                  design="" if inclusion is not None else "; ".join(filter(None, (
                      _design_warning(data, judge_id, items & arm) for arm in (treated, control)))))
 
+
+@dataclass(frozen=True)
+class LabelChecks:
+    """What a corrected row's labels are checked against: the items it estimates on, their arms (``treated`` None:
+    one rate), the inclusion probabilities it weighted by (per item of ``items``, or None)."""
+
+    data: StudyArrays
+    verdicts: NDArray
+    items: NDArray
+    treated: NDArray | None
+    inclusion: NDArray | None
+    keys: NDArray
+    clusters: NDArray
+    level: float
+
+    def arms(self) -> list[tuple[NDArray, float]]:
+        if self.treated is None:
+            return [(self.items, 1.0)]
+        return [(self.items & self.treated, 1.0), (self.items & ~self.treated, -1.0)]
+
+    def warnings(self, result: ClusteredPPIEstimate) -> list[str]:
+        return [w for w in (self.selection(result), self.two_phase(), self.design_total(), self.uninformative(result))
+                if w]
+
+    def _labelled(self) -> NDArray:
+        return self.items & ~np.isnan(self.data.reference)
+
+    def _count(self, design: str) -> int:
+        designs = self.data.designs
+        return 0 if designs is None else int((designs[self._labelled()] == design).sum())
+
+    def selection(self, result: ClusteredPPIEstimate) -> str:
+        """Convenience labels: say so, with the range selection of odds up to DEFAULT_GAMMA allows."""
+        convenience, labelled = self._count("convenience"), self._labelled()
+        if not convenience:
+            return ""
+        low = high = 0.0
+        for arm, sign in self.arms():
+            bounds = selection_bounds(self.data.reference[arm], labelled[arm], self.verdicts[arm], gamma=DEFAULT_GAMMA)
+            low += bounds.low if sign > 0 else -bounds.high
+            high += bounds.high if sign > 0 else -bounds.low
+        head = (f"labels chosen by convenience ({convenience} of {int(labelled.sum())} labelled items not drawn by a "
+                "plan or at random): this corrected value holds only if they represent the rest")
+        if not np.isfinite(low):
+            return head + "; a judge verdict with no labelled item: selection could put the value anywhere"
+        spread = (result.ci_high - result.ci_low) / 2
+        return (f"{head}; selection with odds up to {DEFAULT_GAMMA:g}x beyond the judge's verdict (Gamma = "
+                f"{DEFAULT_GAMMA:g}) allows {low:.3f} to {high:.3f}, [{low - spread:.3f}, {high + spread:.3f}] with "
+                "sampling error (marginal sensitivity model: Tan 2006; Zhao, Small & Bhattacharya 2019)")
+
+    def two_phase(self) -> str:
+        parts = self._count("two-phase")
+        return (f"{parts} labels from drawn prompts labelled only in part (import-labels --allow-partial): two-phase "
+                "weights assume a prompt's labelled responses are a random subsample of those requested"
+                if parts else "")
+
+    def design_total(self) -> str:
+        """Under recorded inclusion probabilities the labels' inverse weights estimate each arm's item count
+        (Horvitz-Thompson): far off it, the labels do not follow the recorded design."""
+        if self.inclusion is None:
+            return ""
+        probability = np.ones(len(self.items))
+        probability[self.items] = self.inclusion
+        off = []
+        for arm, _ in self.arms():
+            drawn = probability[arm & self._labelled()]
+            total = float(np.sum(1 / drawn))
+            spread = float(np.sqrt(np.sum((1 - drawn) / drawn**2)))
+            if abs(total - arm.sum()) > DESIGN_TOTAL_Z * max(spread, 1.0):
+                off.append(f"sum of 1/inclusion probability over the labels {total:.0f} for {int(arm.sum())} items")
+        return ("labels do not follow the recorded design (" + "; ".join(off) + "): drawn prompts left unlabelled, "
+                "labelled in part, or labels added outside the plan; the weighted value is biased") if off else ""
+
+    def uninformative(self, result: ClusteredPPIEstimate) -> str:
+        """An interval far wider than the quantity it is about says nothing: say so, with what a plan would ask."""
+        width = result.ci_high - result.ci_low
+        judge_rates = [float(np.mean(self.verdicts[arm])) for arm, _ in self.arms()]
+        scale = max(abs(result.estimate), *judge_rates, 1 / max(int(self.items.sum()), 1))
+        if not width > UNINFORMATIVE_RATIO * scale:
+            return ""
+        planned = plan_unit_labels(self.data.reference[self.items], self.verdicts[self.items], self.keys[self.items],
+                                   self.clusters[self.items], target_halfwidth=scale, level=self.level,
+                                   treated=None if self.treated is None else self.treated[self.items],
+                                   inclusion=self.inclusion)
+        ask = (f"+{planned.additional} prompts would bring the half-width to {scale:.3g}" if planned.reachable
+               else f"even labelling every prompt ({planned.additional} more) leaves it above {scale:.3g}")
+        return (f"uninformative: label more (interval {width:.3g} wide, over {UNINFORMATIVE_RATIO:g}x the value's "
+                f"scale {scale:.3g}; {ask}: judgekit plan-labels)")
 
 
 def _labelled_pairs(labelled: NDArray, treated: NDArray, keys: NDArray) -> str:
@@ -557,7 +712,12 @@ def _labelled_pairs(labelled: NDArray, treated: NDArray, keys: NDArray) -> str:
 
 def _design_warning(data: StudyArrays, judge_id: str, items: NDArray) -> str:
     """Whether the labelled items of ``items`` look like a random sample by the judge's scores (P(unsafe) where
-    it gives one, else its verdicts)."""
+    it gives one, else its verdicts); asked only of convenience labels: a recorded random or planned design is
+    checked where it is recorded (the KS test also treats a prompt's paired responses as independent, which
+    raised its false alarms on random plans to about 1 in 2 studies in analyses/label_designs.py's first runs)."""
+    labelled = items & ~np.isnan(data.reference)
+    if data.designs is not None and not (data.designs[labelled] == "convenience").any():
+        return ""
     scores = data.judges[judge_id].to_numpy()
     if judge_id in data.p_unsafe and data.p_unsafe[judge_id][items].notna().all():
         scores = data.p_unsafe[judge_id].to_numpy(dtype=float)
@@ -572,12 +732,15 @@ def _ppi_warning(result: ClusteredPPIEstimate, design: str) -> str:
 
 
 def _ppi_row(writer: RowWriter, name: str, judge_id: str, group: Subset, result: ClusteredPPIEstimate,
-             n_in_subset: int, *, paired: str = "", design: str = "", weighted: str = "") -> None:
+             n_in_subset: int, *, checks: LabelChecks, paired: str = "", design: str = "", weighted: str = "") -> None:
     n_items = result.n_labelled + result.n_unlabelled
+    labels = design_summary(checks.data.designs, checks.items & ~np.isnan(checks.data.reference))
     writer.add(name, judge_id, HUMAN_MAJORITY, group, result.estimate, result.ci_low, result.ci_high,
-               n_items=n_items, n_in_subset=max(n_in_subset, n_items), warning=_ppi_warning(result, design),
+               n_items=n_items, n_in_subset=max(n_in_subset, n_items),
+               warning="; ".join(filter(None, [_ppi_warning(result, design), *checks.warnings(result)])),
                method=f"{result.method}; {result.n_labelled} labelled, {result.n_unlabelled} judge-only items"
-                      + (f"; {weighted}" if weighted else "") + (f"; {paired}" if paired else ""),
+                      + (f"; {weighted}" if weighted else "") + (f"; {paired}" if paired else "")
+                      + (f"; {labels}" if labels else ""),
                interval="ppi")
 
 
