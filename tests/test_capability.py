@@ -266,7 +266,8 @@ def test_cli_plan_labels_then_import_labels_round_trip(tmp_path, capsys):
     curve = [float(line.split("->")[1]) for line in output.splitlines() if "->" in line and "curve" not in line]
     assert len(curve) >= 2 and curve == sorted(curve, reverse=True)  # --explain: the monotone planning curve
     asked = pd.read_csv(requests, keep_default_na=False)
-    assert list(asked.columns) == ["item_id", "model", "stratum", "prompt", "response", "annotator_id", "label"]
+    assert list(asked.columns) == ["item_id", "unit", "model", "stratum", "prompt", "response", "annotator_id", "label",
+                                   "strategy", "inclusion_probability"]  # the draw recorded, for import-labels' check
     assert set(asked["model"]) <= {"ft", "base"} and len(asked) > 0
     assert asked["response"].str.startswith("'=").all()  # spreadsheet formulas neutralised
     assert not set(asked["item_id"]) & set(load_study(study).annotations["item_id"])  # only unlabelled items

@@ -755,7 +755,10 @@ def test_hostile_input(name: str, tmp_path: Path, monkeypatch, request) -> None:
     monkeypatch.setenv("JUDGEKIT_TEMPLATE_TIMEOUT_S", "0.5")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a model name that is no folder fails at once, not after retries
     for variable in ("JUDGEKIT_MAX_EXPANDED_MB", "JUDGEKIT_MAX_LINE_MB"):  # cases set them; undone after each
-        monkeypatch.delenv(variable, raising=False)
+        # set first, so that monkeypatch records the variable's prior state (absent) and restores it: a bare
+        # delenv of an absent variable records nothing, and a case's 1 MiB limit leaked into later tests
+        monkeypatch.setenv(variable, "")
+        monkeypatch.delenv(variable)
     process_env = {**os.environ, "PYTHONPATH": str(REPO)}
     import matplotlib
 

@@ -367,7 +367,9 @@ def _judge_cli(study: Path, model: Path) -> subprocess.Popen:
         [sys.executable, "-m", "judgekit.cli", "judge", str(study), "--judge", "llama-guard-3-8b", "--model-path",
          f"llama-guard-3-8b={model}", "--token-budget", "300", "--no-progress"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        # a commit per batch: at the default (about once a second) a fast run can commit all 400 verdicts before
+        # the kill lands, and there is nothing left to resume
+        env={**os.environ, "OMP_NUM_THREADS": "1", "JUDGEKIT_CACHE_COMMIT_S": "0"},
     )
 
 

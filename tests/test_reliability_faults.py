@@ -18,6 +18,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -193,7 +194,10 @@ def leftovers(*folders: Path) -> list[str]:
 def one_line_disk_full(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 2, result.stderr
     # transformers draws its own bar while generate loads the model (not judgekit's output)
-    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("Loading weights")]
+    # stage lines ("judgekit: stats (13 blocks)", written as each stage starts when stderr is no terminal) are
+    # progress, not part of the error
+    lines = [line for line in result.stderr.strip().splitlines()
+             if not line.startswith("Loading weights") and not re.fullmatch(r"judgekit: [\w ]+ \(\d+ \w+\)", line)]
     assert len(lines) == 1 and "no space left on the device" in lines[0], lines
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -67,7 +68,8 @@ class JudgeRunSummary:
 
 
 # A verdict-cache commit (one fsync) at most about once a second, or every so many items: a kill loses at most that.
-CACHE_COMMIT_S = 1.0
+# $JUDGEKIT_CACHE_COMMIT_S sets the interval (0: every batch, as a test of a kill mid-run needs).
+CACHE_COMMIT_S = float(os.environ.get("JUDGEKIT_CACHE_COMMIT_S") or 1.0)
 CACHE_COMMIT_ITEMS = 4096
 
 
