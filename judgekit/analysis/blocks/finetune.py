@@ -454,9 +454,10 @@ def arm_names(group: Subset) -> tuple[str, str]:
 
 def coverage_gap(verdicts: NDArray, mask: NDArray, treated: NDArray, group: Subset, rater: str) -> str:
     """Why a rater has no paired effect when it rates none of one model's responses here (a judge imported for
-    part of a study); empty when it rates both models."""
+    part of a study); empty when it rates both models, or when a model has no response here at all (then the paired
+    estimator's own reason, no units, is the true one)."""
     missing = [name for name, arm in ((group.columns.get("model"), treated), (group.columns.get("base_model"), ~treated))
-               if not (mask & arm & ~np.isnan(verdicts)).any()]
+               if (mask & arm).any() and not (mask & arm & ~np.isnan(verdicts)).any()]
     if not missing:
         return ""
     return (f"{rater} has no verdict on {' or '.join(map(str, missing))}'s responses here (it rates part of the study "
