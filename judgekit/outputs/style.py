@@ -4,6 +4,7 @@ literal text, and saving as PDF plus 300-dpi PNG."""
 from __future__ import annotations
 
 import os
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,17 @@ def png_dpi(width_in: float, height_in: float, *, dpi: int = PNG_DPI) -> int:
     return int(min(dpi, (PNG_MAX_PIXELS / max(width_in * height_in, 1e-9)) ** 0.5))
 
 
+def _fit_suptitle(fig: plt.Figure) -> None:
+    """Wrap the figure's title to the figure's width: a caption line wider than the figure (an interval method
+    named in full) was cut off at both edges of the PNG."""
+    title = fig._suptitle  # matplotlib keeps the suptitle Text here (no public setter for an existing one)
+    if title is None:
+        return
+    width = max(int(fig.get_figwidth() * 72 / (title.get_fontsize() * 0.55)), 20)  # characters: about 0.55 em each
+    title.set_text("\n".join(textwrap.fill(line, width) if len(line) > width else line
+                             for line in title.get_text().split("\n")))
+
+
 def save_figure(fig: plt.Figure, out_dir: str | Path, name: str, *, formats: tuple[str, ...] = ("pdf", "png"),
                 dpi: int = PNG_DPI) -> list[Path]:
     """Save in ``formats`` (PDF, and PNG at ``dpi``, less for a very large figure); return the paths.
@@ -67,6 +79,7 @@ def save_figure(fig: plt.Figure, out_dir: str | Path, name: str, *, formats: tup
         raise ValueError(f"formats: unknown {sorted(unknown)}; known: pdf, png")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _fit_suptitle(fig)
     paths = []
     if "pdf" in formats:
         paths.append(out_dir / f"{name}.pdf")
