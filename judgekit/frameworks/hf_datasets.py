@@ -2,7 +2,7 @@
 a study's tables -> a ``DatasetDict`` folder with one split per table.
 
 Import (``data import hf``, an alias of ``data import table``) is :mod:`judgekit.frameworks.table_import`, which
-reads parquet, JSONL and folders with :func:`_read`. ``datasets`` is needed only for folders
+reads parquet, JSONL and folders with :func:`read_source`. ``datasets`` is needed only for folders
 (``pip install 'judgekit[hf]'``); files are read with pyarrow.
 """
 
@@ -27,7 +27,7 @@ HF_TARGETS = (*TARGETS, "prompt_id", "sample", "mitigation", "intent", "context"
 STUDY_TABLES = ("responses", "annotations", "judgments", "flags", "prompts", "models", "capability")
 
 
-def _read(source: Path, split: str | None) -> pd.DataFrame:
+def read_source(source: Path, split: str | None) -> pd.DataFrame:
     if source.is_dir():
         return _read_datasets_folder(source, split)
     if not source.is_file():

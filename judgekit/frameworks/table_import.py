@@ -38,7 +38,7 @@ import pandas as pd
 
 from judgekit.datasets.common import read_text
 from judgekit.errors import InputError
-from judgekit.frameworks.hf_datasets import HF_TARGETS, _read
+from judgekit.frameworks.hf_datasets import HF_TARGETS, read_source
 from judgekit.frameworks.inspect_import import response_item_id
 from judgekit.frameworks.scorer_scales import UnsafeRule, parse_unsafe_values
 from judgekit.frameworks.study_append import ImportedRows
@@ -173,7 +173,7 @@ def _read_one(path: Path, options: TableOptions, plan: _Plan) -> pd.DataFrame:
             raise InputError(f"malformed {path.suffix[1:].upper()}: {err}", file=path) from None
         frame = pd.DataFrame(records, columns=reader.fieldnames or [])
     else:
-        frame = _read(path, options.split)
+        frame = read_source(path, options.split)
     if frame.empty:
         raise InputError("has no data rows", file=path)
     frame = frame.rename(columns=str)
