@@ -447,9 +447,11 @@ def test_missing_embedding_model_directory_is_bad_input_before_any_work(small_st
 
 
 @pytest.mark.parametrize("kind", ["unknown hub id", "pickled weights"])
-def test_unloadable_embedding_model_is_bad_input_before_any_work(small_study: Path, tmp_path: Path, kind: str) -> None:
+def test_unloadable_embedding_model_is_bad_input_before_any_work(small_study: Path, tmp_path: Path, kind: str,
+                                                                 monkeypatch) -> None:
     """A hub id that does not resolve (no hub here), or a directory with only pickled weights: exit 2, one line,
     nothing written. Before, the hub id failed inside transformers (exit 1) and pickles were loaded."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub is unreachable either way: fail at once, not after 25 s of retries
     if kind == "pickled weights":
         model = tmp_path / "pickled"
         model.mkdir()
