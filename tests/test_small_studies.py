@@ -10,7 +10,8 @@ from conftest import run_cli
 from scipy.stats import multinomial
 
 from judgekit.stats.paired import paired_mean_difference
-from judgekit.stats.paired_binary import newcombe_paired_difference, wilson_score_interval
+from judgekit.stats.paired_binary import newcombe_paired_difference
+from judgekit.stats.resampling import wilson_interval
 from judgekit.stats.trend import clustered_logistic_trend
 
 
@@ -20,7 +21,7 @@ def test_wilson_interval_equals_statsmodels():
     for successes, trials in ((0, 5), (3, 8), (8, 8), (7, 20), (1, 1)):
         for level in (0.9, 0.95):
             expected = proportion_confint(successes, trials, alpha=1 - level, method="wilson")
-            assert wilson_score_interval(successes, trials, level=level) == pytest.approx(expected, abs=1e-12)
+            assert wilson_interval(successes, trials, level=level) == pytest.approx(expected, abs=1e-12)
 
 
 @pytest.mark.parametrize("cells", [(0.4, 0.1, 0.1, 0.4), (0.03, 0.27, 0.07, 0.63), (0.15, 0.05, 0.35, 0.45)])

@@ -12,32 +12,13 @@ from __future__ import annotations
 
 import math
 
-from scipy.special import ndtri
+from judgekit.stats.resampling import wilson_interval
 
 
-def wilson_score_interval(successes: int, trials: int, *, level: float = 0.95) -> tuple[float, float]:
-    """Wilson's score interval for a binomial proportion (no continuity correction).
-
-    References
-    ----------
-    .. [1] Wilson, E. B. (1927). Probable inference, the law of succession, and statistical inference.
-       JASA, 22(158), 209-212. doi:10.1080/01621459.1927.10502953
-
-    Examples
-    --------
-    >>> tuple(round(v, 4) for v in wilson_score_interval(0, 10))
-    (0.0, 0.2775)
-    """
-    if not (isinstance(trials, int) and trials >= 1 and isinstance(successes, int) and 0 <= successes <= trials):
-        raise ValueError(f"Need integers 0 <= successes <= trials, trials >= 1. Got {successes!r}, {trials!r}.")
-    if not 0 < level < 1:
-        raise ValueError(f"The 'level' parameter must be in (0, 1). Got {level!r} instead.")
-    z = float(ndtri(1 - (1 - level) / 2))
-    p = successes / trials
-    centre = p + z * z / (2 * trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-    scale = 1 + z * z / trials
-    return max(0.0, (centre - half) / scale), min(1.0, (centre + half) / scale)
+def _wilson_bounds(successes: int, trials: int, *, level: float) -> tuple[float, float]:
+    """The project's Wilson interval (:func:`judgekit.stats.resampling.wilson_interval`) as floats in [0, 1]."""
+    low, high = wilson_interval(successes, trials, level=level)
+    return max(0.0, float(low)), min(1.0, float(high))
 
 
 def newcombe_paired_difference(*, both: int, treated_only: int, control_only: int, neither: int,
@@ -88,8 +69,8 @@ def newcombe_paired_difference(*, both: int, treated_only: int, control_only: in
     n = sum(counts)
     treated, control = both + treated_only, both + control_only
     p1, p2 = treated / n, control / n
-    l1, u1 = wilson_score_interval(treated, n, level=level)
-    l2, u2 = wilson_score_interval(control, n, level=level)
+    l1, u1 = _wilson_bounds(treated, n, level=level)
+    l2, u2 = _wilson_bounds(control, n, level=level)
     margins = treated * (n - treated) * control * (n - control)
     cross = both * neither - treated_only * control_only
     corrected = max(cross - n / 2, 0.0) if cross > 0 else float(cross)
