@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import os
@@ -146,6 +147,16 @@ class HtmlElements(HTMLParser):
 
 
 @pytest.fixture(scope="session")
+def demo_output(tmp_path_factory) -> Path:
+    """One ``judgekit demo`` run (study, stats, figures, report) per test worker, for the tests that only read it."""
+    out = tmp_path_factory.mktemp("demo-run") / "demo"
+    result = run_cli("demo", "--out", out, "--n-boot", "50", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    (out / "demo-stdout.txt").write_text(result.stdout, encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="session")
 def inspect_logs(tmp_path_factory) -> dict[str, Path]:
     """``base.eval``, ``ft.eval`` and ``base.json`` written by the real inspect-ai (tests/framework_logs.py)."""
     pytest.importorskip("inspect_ai", reason="inspect-ai (test-only dependency) is not installed")
@@ -171,3 +182,9 @@ def minimal_safetensors(path: Path) -> Path:
 
     save_file({"weight": np.zeros(4, dtype=np.float32)}, str(path))
     return path
+
+
+def pytest_collection_finish(session) -> None:
+    # The modules imported while collecting (pandas, matplotlib, torch, transformers...) live until the worker ends:
+    # moving them to the permanent generation spares every full garbage collection a walk over them.
+    gc.freeze()

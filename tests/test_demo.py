@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conftest import REPO, run_cli
+from conftest import REPO
 from judgekit.testing.simulate import INCOHERENT_TYPES, write_demo_study
 from judgekit.store.study import load_study
 
@@ -88,11 +88,10 @@ def _items(responses: pd.DataFrame):
     return JudgeItems.of(list(responses["prompt"]), list(responses["response"]))
 
 
-def test_demo_pipeline_end_to_end(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
-    result = run_cli("demo", "--out", out, "--n-boot", "100", "--no-progress")
-    assert result.returncode == 0, result.stderr
-    assert str((out / "report.html").resolve()) in result.stdout and "SIMULATED" in result.stdout
+def test_demo_pipeline_end_to_end(demo_output: Path) -> None:
+    out = demo_output
+    stdout = (out / "demo-stdout.txt").read_text(encoding="utf-8")
+    assert str((out / "report.html").resolve()) in stdout and "SIMULATED" in stdout
     judgments = pd.read_parquet(out / "study" / "judgments")
     assert {"keyword-gcg-13", "keyword-gcg-29"} <= set(judgments["judge_id"])
     flags = pd.read_csv(out / "study" / "flags.csv")
