@@ -359,7 +359,7 @@ def answer_rows(stats: pd.DataFrame) -> pd.DataFrame:
         judges = part[(part["judge_id"] != HUMAN_MAJORITY) & part["estimate"].notna()].drop_duplicates("judge_id")
         human = part[part["judge_id"] == HUMAN_MAJORITY]
         lead = human.iloc[0] if len(human) and pd.notna(human.iloc[0]["estimate"]) else None
-        corrected = corrected_lead(stats, comparison, outcome, valid)
+        corrected = corrected_lead(stats, comparison, outcome, valid if outcome == DEFAULT_OUTCOME else None)
         if corrected is not None:
             lead = corrected
         # κ with the humans is about the safety verdict: it validates the raters of harmful compliance only
@@ -422,7 +422,7 @@ def selection_range(warning: str) -> tuple[float, float] | None:
 
 def corrected_lead(stats: pd.DataFrame, comparison: str, outcome: str, valid: set[str] | None) -> pd.Series | None:
     """The judge-corrected effect the answer leads with when only part of the items carry human labels: of the
-    judges validated against the humans (all when none is), the one with the narrowest interval; None when every
+    judges in ``valid`` (all when None), the one with the narrowest interval; None when every
     item is labelled (the humans' paired effect is then the same estimand, and exact) or no corrected effect is
     defined."""
     rows = stats[(stats["statistic"] == "finetune_effect_corrected") & stats["benchmark"].isna()
