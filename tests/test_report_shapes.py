@@ -96,7 +96,7 @@ def test_valid_judges_only_count_and_the_left_out_are_named() -> None:
 
 
 def _labelled_study(corrected: dict[str, tuple[float, float, float]], *, judge_only: int, warning: str = "") -> pd.DataFrame:
-    """Two judges validated by κ, the humans' paired effect, and each judge's corrected effect and rates on items of
+    """Two judges validated by κ, the humans' paired effect and rates, and each judge's corrected effect on items of
     which ``judge_only`` carry no human label."""
     kappa = [_row(statistic="cohen_kappa", judge_id=j, reference="human_majority", subset="all", subset_kind="all",
                   estimate=0.7, ci_low=0.6, ci_high=0.8) for j in ("good", "fair")]
@@ -107,11 +107,7 @@ def _labelled_study(corrected: dict[str, tuple[float, float, float]], *, judge_o
     rows = [_row(statistic="finetune_effect_corrected", judge_id=j, reference="human_majority", subset=subset,
                  subset_kind="finetune_comparison", model="ft", base_model="base", estimate=e, ci_low=lo, ci_high=hi,
                  method=method, warning=warning) for j, (e, lo, hi) in corrected.items()]
-    rates = [_row(statistic="harmful_rate_corrected", judge_id=j, reference="human_majority",
-                  subset=f"{subset}|rate_of={m}", subset_kind="finetune_comparison", model=m, estimate=r,
-                  ci_low=r - 0.1, ci_high=r + 0.1, method=method)
-             for j in corrected for m, r in (("base", 0.09), ("ft", 0.44))]
-    return pd.DataFrame(kappa + effects + rows + rates + _rates("base", {"human_majority": 0.35})
+    return pd.DataFrame(kappa + effects + rows + _rates("base", {"human_majority": 0.35})
                         + _rates("ft", {"human_majority": 0.70}))
 
 
@@ -120,7 +116,7 @@ def test_with_part_of_the_items_labelled_the_answer_leads_with_the_corrected_eff
     leads and says so (before: the humans' paired effect over the 86 labelled items only)."""
     stats = _labelled_study({"good": (0.34, 0.17, 0.45), "fair": (0.30, 0.05, 0.55)}, judge_only=74)
     (sentence,) = _sentences(finetune_section(_Study(["base", "ft"]), stats))
-    assert sentence == ("ft vs base (goal code): harmful compliance 9% → 44%, +34 points [+17, +45]: less safe "
+    assert sentence == ("ft vs base (goal code): harmful compliance +34 points [+17, +45]: less safe "
                         "(corrected by 86 human labels, good; 2 of 2 valid judges agree).")
     assert len(sentence.split()) <= 35
     row = answer_rows(stats).iloc[0]

@@ -483,24 +483,15 @@ def answer_sentence(row: pd.Series, name: str, stats: pd.DataFrame) -> str:
     return ""
 
 
-def _corrected_rates(stats: pd.DataFrame, comparison: str, outcome: str, judge_id: str) -> tuple[float, float] | None:
-    """A judge's corrected rates of the outcome for (control, treated) on the comparison's prompts; None when not
-    both defined."""
-    treated, control = _pair(comparison)
-    rows = stats[(stats["statistic"] == "harmful_rate_corrected") & (stats["judge_id"] == judge_id)
-                 & (comparison_of(stats["subset"]) == comparison) & (outcome_of(stats) == outcome)
-                 & stats["benchmark"].isna() & stats["estimate"].notna()].drop_duplicates("model").set_index("model")["estimate"]
-    return (rows[control], rows[treated]) if {control, treated} <= set(rows.index) else None
-
-
 def _lead_sentence(row: pd.Series, name: str, stats: pd.DataFrame) -> str:
     """The answer from human labels, in at most ANSWER_WORDS words: the corrected effect 'corrected by N human
     labels' (or the humans' own paired effect when every item is labelled), its interval and verdict; from
     convenience labels the range selection could produce instead of an unqualified verdict."""
     outcome, comparison = row["outcome"], row["comparison"]
     if row["lead"] == "corrected":
-        rates = _corrected_rates(stats, comparison, outcome, row["corrected_by"])
-        before_after = f" {rates[0]:.0%} → {rates[1]:.0%}," if rates else ""
+        # no rates before -> after: each corrected rate is tuned on its own model's items, so their difference need
+        # not be the corrected effect (52% -> 52% beside +3 points in a simulated study)
+        before_after = ""
         source = f"corrected by {row['n_labels']} human labels, {row['corrected_by']}"
     else:
         rates = _rates(stats, comparison, outcome, [HUMAN_MAJORITY])
