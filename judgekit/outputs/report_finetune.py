@@ -586,7 +586,7 @@ def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str], kinds:
                 + _e("; ".join(left_out.values())) + ".</p>") if left_out else ""
     return ("<p><b>The answer.</b> Paired change (treated − control) on the prompts both models answered, in "
             "percentage points with its 95% interval; every outcome is a bad thing, so a rise is a change for the "
-            "worse. Where humans labelled part of the items, the change is the judge's corrected by their labels "
+            "worse. Where humans labelled part of the items, the change is a judge's, corrected by the human labels "
             f"(PPI++).</p><ul class='answer'>{''.join(sentences)}</ul>{validity}{_undefined_once(rows, names)}"
             f"{_noise_floor(rows, names, kinds, stats)}{changed_table(rows, names, kinds)}")
 
