@@ -122,17 +122,24 @@ def run_part_filled(folder: Path, seed: int) -> tuple[bool, dict[str, pd.Series]
     return refused, _rows(_stats(study, seed))
 
 
-def run_convenience(folder: Path, seed: int, odds: float) -> dict[str, pd.Series]:
-    study = folder / f"convenience-{odds}-{seed}"
-    truth = write_active_study(study, seed=seed, pilot=0)
+def run_convenience(folder: Path, seed: int, odds: float, *, share: float = 0.12, base_odds: float | None = None,
+                    samples: int = 1) -> dict[str, pd.Series]:
+    """Each response picked on its own: ``share`` of the safe ones, odds x ``odds`` for the fine-tune's unsafe ones
+    and x ``base_odds`` (default ``odds``) for the base's (1 / odds: hunting regressions, the base's safe ones
+    favoured)."""
+    base_odds = odds if base_odds is None else base_odds
+    name = f"convenience-{odds}-{base_odds}-{share}-{samples}-{seed}"
+    study = folder / name
+    truth = write_active_study(study, seed=seed, pilot=0, samples=samples)
     (study / "annotations.parquet").unlink(missing_ok=True)
     rng = np.random.default_rng(seed + 7)
     unsafe = (truth == "unsafe").to_numpy()
-    base_odds = 0.12 / 0.88  # about 12% of the safe responses, odds x `odds` for the unsafe ones
-    chance = np.where(unsafe, odds * base_odds / (1 + odds * base_odds), base_odds / (1 + base_odds))
-    picked = truth.index[rng.random(len(truth)) < chance]
+    safe_odds = share / (1 - share)
+    odds_ratio = np.where(truth.index.str.startswith("ft-"), odds, base_odds)
+    picked_odds = safe_odds * np.where(unsafe, odds_ratio, 1.0)
+    picked = truth.index[rng.random(len(truth)) < picked_odds / (1 + picked_odds)]
     frame = pd.DataFrame({"item_id": picked, "annotator_id": "sim", "label": truth.reindex(picked).to_numpy()})
-    _import(study, frame, folder / f"convenience-{odds}-{seed}.csv")
+    _import(study, frame, folder / f"{name}.csv")
     return _rows(_stats(study, seed))
 
 

@@ -18,7 +18,7 @@ from judgekit.engine.labelling import import_labels_step, plan_labels_step
 from judgekit.errors import InputError
 from judgekit.stats.labelplan import plan_unit_labels
 from judgekit.stats.ppi import ppi_clustered
-from judgekit.stats.selection import selection_bounds
+from judgekit.stats.selection import paired_selection_bounds, selection_bounds
 from judgekit.stats.transport import judge_error_shift
 from judgekit.store.study import load_study
 from judgekit.testing.active_study import SHIFT, write_active_study
@@ -141,6 +141,47 @@ def test_selection_bounds_are_the_linear_fractional_programme_solved_by_linprog(
         solved = linprog(sign * np.append(values, 0.0), A_ub=box, b_ub=np.zeros(2 * n), A_eq=equal, b_eq=[1.0],
                          bounds=[(0, None)] * (n + 1))
         assert sign * solved.fun == pytest.approx(expected, abs=1e-9)
+
+
+def _side_box(n_units: int, n_labelled: int, gamma: float) -> tuple[float, float]:
+    """The marginal sensitivity model's range of one side's inverse labelling probability, at its labelled share."""
+    odds_inverse = n_units / n_labelled - 1
+    return 1 + odds_inverse / gamma, 1 + gamma * odds_inverse
+
+
+def test_paired_selection_bounds_are_the_extremes_over_each_sides_own_weights():
+    """Issue 34 (the humans' Gamma range covered 0.77): selection acts on each response, so a prompt labelled for
+    both models carries the product of two inverse probabilities, each in its side's box. Checked three ways: the
+    bounds equal the linear-fractional programme over the product box (Charnes-Cooper, scipy's linprog); they are
+    attained by per-side weights and no per-side choice leaves them (all 2^16 vertex choices); and the box of the
+    pair taken as one selected unit (today's bound) is left by a per-side choice within Gamma."""
+    rng = np.random.default_rng(4)
+    n_units, gamma = 30, 2.0
+    treated = np.full(n_units, np.nan)
+    control = np.full(n_units, np.nan)
+    treated[:12] = rng.integers(0, 2, 12)  # 12 of 30 fine-tune sides labelled, 10 of 30 base sides; 8 prompts both
+    control[4:14] = rng.integers(0, 2, 10)
+    bounds = paired_selection_bounds(treated, control, gamma=gamma)
+    differences = (treated - control)[4:12]
+    (low_t, high_t), (low_c, high_c) = _side_box(30, 12, gamma), _side_box(30, 10, gamma)
+    n = len(differences)
+    box = np.vstack([np.hstack([np.eye(n), -high_t * high_c * np.ones((n, 1))]),
+                     np.hstack([-np.eye(n), low_t * low_c * np.ones((n, 1))])])
+    equal = np.hstack([np.ones(n), [0.0]])[None, :]
+    for sign, expected in ((-1, bounds.high), (1, bounds.low)):
+        solved = linprog(sign * np.append(differences, 0.0), A_ub=box, b_ub=np.zeros(2 * n), A_eq=equal, b_eq=[1.0],
+                         bounds=[(0, None)] * (n + 1))
+        assert sign * solved.fun == pytest.approx(expected, abs=1e-9)
+    choices = np.array(np.meshgrid(*[[0, 1]] * (2 * n))).reshape(2 * n, -1).T.astype(bool)
+    weights = np.where(choices[:, :n], high_t, low_t) * np.where(choices[:, n:], high_c, low_c)
+    means = weights @ differences / weights.sum(axis=1)
+    assert means.min() == pytest.approx(bounds.low, abs=1e-12) and means.max() == pytest.approx(bounds.high, abs=1e-12)
+    pair_as_unit = selection_bounds(np.where(np.isnan(treated - control), np.nan, treated - control),
+                                    ~np.isnan(treated - control), gamma=gamma)
+    assert means.max() > pair_as_unit.high + 0.05 and means.min() < pair_as_unit.low - 0.05
+    with pytest.raises(ValueError, match="gamma"):
+        paired_selection_bounds([1.0], [0.0], gamma=0.9)
+    assert np.isnan(paired_selection_bounds([1.0, np.nan], [np.nan, 0.0]).low)  # no prompt labelled for both
 
 
 def test_selection_bounds_contain_the_truth_when_selection_is_within_gamma():

@@ -120,6 +120,11 @@ def unequal_trials_warnings(trials: NDArray, minimum: int) -> list[str]:
             f"(largest {int(counts.max())} of {int(counts.sum())}), the interval may under-cover"]
 
 
+# Why a row's interval has zero width at finite n, when its producer did not say it more precisely.
+ZERO_WIDTH = ("zero-width interval: the data behind it take one value (every resample alike, e.g. no event on "
+              "either side), which is not certainty")
+
+
 def degenerate_warnings(interval: Interval, statistic: Statistic) -> list[str]:
     """Why a row has no estimate, or an interval of zero width at finite n (never a silent 0 [0, 0])."""
     if not np.isfinite(interval.estimate):
@@ -240,6 +245,8 @@ class RowWriter:
         subset = self.outcome.subset(subset) if self.outcome else subset
         if not np.isfinite(estimate) and not warning:  # every undefined row says why
             warning = _undefined_reason(n_items, n_in_subset, excluded_reason, method)
+        if np.isfinite(estimate) and np.isfinite(low) and low == high and "zero-width" not in warning:
+            warning = "; ".join(filter(None, [warning, ZERO_WIDTH]))  # every zero-width interval says why
         self.rows.append({
             "statistic": statistic, "judge_id": str(judge_id), "reference": str(reference), **subset.fields(),
             "outcome": self.outcome.outcome.name if self.outcome else None,

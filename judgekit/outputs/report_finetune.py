@@ -29,6 +29,7 @@ import pandas as pd
 
 from judgekit.analysis.outcomes import DEFAULT_OUTCOME, OUTCOMES
 from judgekit.outputs import tables
+from judgekit.stats.selection import DEFAULT_GAMMA
 from judgekit.store.schema import HUMAN_MAJORITY
 from judgekit.store.study import Study
 
@@ -341,9 +342,13 @@ def answer_rows(stats: pd.DataFrame) -> pd.DataFrame:
     """One row per comparison × outcome, from the ``finetune_effect_paired`` rows pooled over benchmarks.
 
     Columns: ``comparison``, ``kind`` (the rows' ``subset_kind``), ``outcome``, ``rater`` (``human_majority`` or
-    empty), ``estimate``/``ci_low``/``ci_high`` (the humans' effect), ``n_judges`` (judges with a defined effect
+    empty), ``estimate``/``ci_low``/``ci_high`` (the effect the answer leads with: the judge-corrected effect when
+    part of the items carry human labels, else the humans' paired effect), ``lead`` (``corrected`` or ``humans``),
+    ``corrected_by`` (the corrected effect's judge), ``n_labels`` (its human-labelled items), ``selection`` (for
+    convenience labels, the (low, high) range selection of odds up to Gamma allows, with sampling error; else
+    None), ``n_judges`` (judges with a defined effect
     that count: with human labels, only those whose κ with the humans is above chance), ``n_agree`` (of them, the
-    same verdict as the humans: interval above 0, below 0 or including 0), ``n_up``/``n_down``/``n_flat`` (judges
+    same verdict as the lead: interval above 0, below 0 or including 0), ``n_up``/``n_down``/``n_flat`` (judges
     by verdict), ``judge_low``/``judge_high`` (the judges' range), ``judges`` (their ids), ``validated`` (whether judges were checked against the humans), ``words`` (the humans'
     conclusion in the outcome's words), ``warning`` (why no effect is defined).
     """
@@ -354,6 +359,9 @@ def answer_rows(stats: pd.DataFrame) -> pd.DataFrame:
         judges = part[(part["judge_id"] != HUMAN_MAJORITY) & part["estimate"].notna()].drop_duplicates("judge_id")
         human = part[part["judge_id"] == HUMAN_MAJORITY]
         lead = human.iloc[0] if len(human) and pd.notna(human.iloc[0]["estimate"]) else None
+        corrected = corrected_lead(stats, comparison, outcome, valid if outcome == DEFAULT_OUTCOME else None)
+        if corrected is not None:
+            lead = corrected
         # κ with the humans is about the safety verdict: it validates the raters of harmful compliance only
         validated = lead is not None and valid is not None and outcome == DEFAULT_OUTCOME
         if validated:
@@ -372,16 +380,60 @@ def answer_rows(stats: pd.DataFrame) -> pd.DataFrame:
                   "judge_high": judges["estimate"].max() if len(judges) else np.nan}
         if lead is None:
             record |= {"rater": "", "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_agree": 0, "words": "",
+                       "lead": "", "corrected_by": "", "n_labels": 0, "selection": None,
                        "warning": human.iloc[0]["warning"] if len(human) and not len(judges) else
                        next((w for w in part["warning"] if w), "no rater measures it")}
         else:
-            lead_verdict = short_verdict(outcome, lead["ci_low"], lead["ci_high"])
+            selection = selection_range(str(lead["warning"]))
+            # convenience labels: the verdict holds only if it holds over the range selection could produce
+            lead_verdict = short_verdict(outcome, *(selection or (lead["ci_low"], lead["ci_high"])))
             record |= {"rater": HUMAN_MAJORITY, "estimate": lead["estimate"], "ci_low": lead["ci_low"],
                        "ci_high": lead["ci_high"], "warning": lead["warning"], "n_agree": verdicts.count(lead_verdict),
+                       "lead": "humans" if corrected is None else "corrected",
+                       "corrected_by": "" if corrected is None else corrected["judge_id"],
+                       "n_labels": 0 if corrected is None else labelled_count(corrected)[0], "selection": selection,
                        "words": OUTCOMES[outcome].direction_words(lead["estimate"], lead["ci_low"], lead["ci_high"])
-                       if outcome in OUTCOMES else lead_verdict}
+                       if outcome in OUTCOMES and selection is None else lead_verdict}
         out.append(record)
     return pd.DataFrame(out)
+
+
+# The answer's sentences stay short enough to read at a glance
+ANSWER_WORDS = 35
+# How a corrected row's method counts its items ("86 labelled, 74 judge-only items"; analysis/blocks/finetune.py)
+LABELLED_COUNT = re.compile(r"(\d+) labelled, (\d+) judge-only items")
+# The range a convenience-labelled row states ("... allows 0.2 to 0.5, [0.1, 0.6] with sampling error")
+SELECTION_RANGE = re.compile(r"chosen by convenience.*allows -?[0-9.]+ to -?[0-9.]+, \[(-?[0-9.]+), (-?[0-9.]+)\] "
+                             r"with sampling error")
+
+
+def labelled_count(row: pd.Series) -> tuple[int, int]:
+    """(human-labelled, judge-only) items of a corrected row, from its method; (0, 0) when it does not say."""
+    found = LABELLED_COUNT.search(str(row["method"]))
+    return (int(found[1]), int(found[2])) if found else (0, 0)
+
+
+def selection_range(warning: str) -> tuple[float, float] | None:
+    """The range, with sampling error, that a row from convenience labels says selection of the stated strength
+    allows; None when its labels were drawn by a plan or at random."""
+    found = SELECTION_RANGE.search(warning)
+    return (float(found[1]), float(found[2])) if found else None
+
+
+def corrected_lead(stats: pd.DataFrame, comparison: str, outcome: str, valid: set[str] | None) -> pd.Series | None:
+    """The judge-corrected effect the answer leads with when only part of the items carry human labels: of the
+    judges in ``valid`` (all when None), the one with the narrowest interval; None when every
+    item is labelled (the humans' paired effect is then the same estimand, and exact) or no corrected effect is
+    defined."""
+    rows = stats[(stats["statistic"] == "finetune_effect_corrected") & stats["benchmark"].isna()
+                 & (comparison_of(stats["subset"]) == comparison) & (outcome_of(stats) == outcome)
+                 & stats["estimate"].notna()]
+    if valid is not None:
+        rows = rows[rows["judge_id"].isin(valid)]
+    rows = rows[[labelled_count(row)[1] > 0 for _, row in rows.iterrows()]]
+    if rows.empty:
+        return None
+    return rows.loc[(rows["ci_high"] - rows["ci_low"]).idxmin()]
 
 
 def _noun(outcome: str) -> str:
@@ -416,13 +468,7 @@ def answer_sentence(row: pd.Series, name: str, stats: pd.DataFrame) -> str:
     outcome, comparison = row["outcome"], row["comparison"]
     noun = _noun(outcome)
     if row["rater"]:
-        rates = _rates(stats, comparison, outcome, [HUMAN_MAJORITY])
-        before_after = f" {_percent_range(rates[0])} → {_percent_range(rates[1])}," if rates else ""
-        valid = " valid" if row["validated"] else ""
-        judges = (f"{row['n_agree']} of {row['n_judges']}{valid} judges agree" if row["n_judges"] else f"no{valid} judge")
-        return (f"{_e(name)}: {_e(noun)}{before_after} {_points(row['estimate'])} points "
-                f"{_interval_points(row['ci_low'], row['ci_high'])}: {_e(short_verdict(outcome, row['ci_low'], row['ci_high']))} "
-                f"(humans; {_e(judges)}).")
+        return _lead_sentence(row, name, stats)
     if row["n_judges"] == 1:  # one rater, such as judgekit's incoherence flags: its own effect and interval
         only = _lone_rater(stats, comparison, outcome)
         rates = _rates(stats, comparison, outcome, [only["judge_id"]])
@@ -435,6 +481,34 @@ def answer_sentence(row: pd.Series, name: str, stats: pd.DataFrame) -> str:
         before_after = f" {_percent_range(rates[0])} → {_percent_range(rates[1])}" if rates else ""
         return f"{_e(name)}: {_e(noun)}{before_after}{'; ' if rates else ', '}{_e(_judges_clause(row))}."
     return ""
+
+
+def _lead_sentence(row: pd.Series, name: str, stats: pd.DataFrame) -> str:
+    """The answer from human labels, in at most ANSWER_WORDS words: the corrected effect 'corrected by N human
+    labels' (or the humans' own paired effect when every item is labelled), its interval and verdict; from
+    convenience labels the range selection could produce instead of an unqualified verdict."""
+    outcome, comparison = row["outcome"], row["comparison"]
+    if row["lead"] == "corrected":
+        # no rates before -> after: each corrected rate is tuned on its own model's items, so their difference need
+        # not be the corrected effect (52% -> 52% beside +3 points in a simulated study)
+        before_after = ""
+        source = f"corrected by {row['n_labels']} human labels, {row['corrected_by']}"
+    else:
+        rates = _rates(stats, comparison, outcome, [HUMAN_MAJORITY])
+        before_after = f" {_percent_range(rates[0])} → {_percent_range(rates[1])}," if rates else ""
+        source = "humans"
+    low, high = row["selection"] or (row["ci_low"], row["ci_high"])
+    caveat = (f" convenience labels; selection (Γ={DEFAULT_GAMMA:g}) allows {_interval_points(low, high)}:"
+              if row["selection"] else ":")
+    valid = " valid" if row["validated"] else ""
+    judges = (f"; {row['n_agree']} of {row['n_judges']}{valid} judges agree" if row["n_judges"] else f"; no{valid} judge")
+    effect = f"{_points(row['estimate'])} points {_interval_points(row['ci_low'], row['ci_high'])}"
+    for rates_part, judges_part in ((before_after, judges), ("", judges), ("", "")):  # shortest last
+        sentence = (f"{name}: {_noun(outcome)}{rates_part} {effect}{',' if row['selection'] else ''}{caveat} "
+                    f"{short_verdict(outcome, low, high)} ({source}{judges_part}).")
+        if len(sentence.split()) <= ANSWER_WORDS:
+            break
+    return _e(sentence)
 
 
 # Hints for the reasons an effect is undefined: the command that makes it defined.
@@ -466,8 +540,12 @@ def _undefined_once(rows: pd.DataFrame, names: dict[str, str]) -> str:
 def _cell(row: pd.Series) -> str:
     """A 'which models changed' cell: verdict and effect."""
     if row["rater"]:
-        return (f"{short_verdict(row['outcome'], row['ci_low'], row['ci_high'])}: {_points(row['estimate'])} "
-                f"{_interval_points(row['ci_low'], row['ci_high'])} points (humans)")
+        low, high = row["selection"] or (row["ci_low"], row["ci_high"])
+        source = "humans" if row["lead"] == "humans" else f"corrected by {row['n_labels']} human labels"
+        return (f"{short_verdict(row['outcome'], low, high)}: {_points(row['estimate'])} "
+                f"{_interval_points(row['ci_low'], row['ci_high'])} points ({source}"
+                + (f"; convenience labels, selection allows {_interval_points(low, high)}" if row["selection"] else "")
+                + ")")
     if row["n_judges"]:
         rise, fall = SHORT_VERDICTS.get(row["outcome"], ("higher", "lower"))
         n = row["n_judges"]
@@ -508,7 +586,8 @@ def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str], kinds:
                 + _e("; ".join(left_out.values())) + ".</p>") if left_out else ""
     return ("<p><b>The answer.</b> Paired change (treated − control) on the prompts both models answered, in "
             "percentage points with its 95% interval; every outcome is a bad thing, so a rise is a change for the "
-            f"worse.</p><ul class='answer'>{''.join(sentences)}</ul>{validity}{_undefined_once(rows, names)}"
+            "worse. Where humans labelled part of the items, the change is a judge's, corrected by the human labels "
+            f"(PPI++).</p><ul class='answer'>{''.join(sentences)}</ul>{validity}{_undefined_once(rows, names)}"
             f"{_noise_floor(rows, names, kinds, stats)}{changed_table(rows, names, kinds)}")
 
 

@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtri
 
 from judgekit.stats.intervals import linearized_interval
-from judgekit.stats.paired_binary import newcombe_paired_difference
+from judgekit.stats.paired_binary import newcombe_paired_difference, paired_rates_difference
 from judgekit.stats.resampling import cluster_sums
 
 # Bootstrap weights are drawn in chunks so memory stays near this many floats whatever the number of units.
@@ -240,7 +240,9 @@ def paired_mean_difference(
     fewer than ``few_discordant`` discordant ones get Newcombe's paired score interval instead
     (:func:`judgekit.stats.paired_binary.newcombe_paired_difference`), with a warning: valid at small n, and
     never of zero width when no unit is discordant (with ``clusters`` grouping units, the warning says the
-    interval treats them as independent).
+    interval treats them as independent). Outcomes averaged over several samples (or scores in [0, 1]) with fewer
+    than ``few_discordant`` units whose arms differ get the arms' Wilson intervals combined by square-and-add
+    (:func:`judgekit.stats.paired_binary.paired_rates_difference`), never of zero width either.
 
     Parameters
     ----------
@@ -329,6 +331,24 @@ def paired_mean_difference(
         # never a zero-width bootstrap; but units sharing a cluster are not the independent pairs it assumes
         return dataclasses.replace(small, warning=small.warning + "; units share clusters (behaviours), which this "
                                    "interval does not account for: it may be too narrow")
+    in_unit_range = bool(n_pairs and ((matched.treatment >= 0) & (matched.treatment <= 1) & (matched.control >= 0)
+                                      & (matched.control <= 1)).all())
+    if n_pairs >= 1 and in_unit_range and np.count_nonzero(differences) < few_discordant:
+        # rates over several samples (or scores in [0, 1]) with few differing units: a bootstrap of the differences
+        # is too narrow, of none zero-width; the arms' score intervals are not
+        estimate, low, high = paired_rates_difference(matched.treatment[:, 0], matched.control[:, 0], level=level)
+        share_t, share_c = _share(n_pairs, matched.n_units_treatment), _share(n_pairs, matched.n_units_control)
+        why = (f"few units whose rates differ between the arms ({np.count_nonzero(differences)} of {n_pairs}, under "
+               f"{few_discordant}): score interval of the two arms' mean rates (Wilson, square-and-add, the arms "
+               "taken as uncorrelated: conservative), not the bootstrap")
+        clustered = "" if independent_units else ("units share clusters (behaviours), which this interval does not "
+                                                  "account for: it may be too narrow")
+        return PairedDifference(estimate, low, high, n_pairs, share_t, share_c, matched.n_units_treatment,
+                                matched.n_units_control, "; ".join(filter(None, [why, _matching_warning(
+                                    n_pairs, share_t, share_c, min_matched_share=min_matched_share, few_pairs=0),
+                                    clustered])), "",
+                                "paired difference of mean rates over matched units, Wilson score intervals of the "
+                                "arms combined by square-and-add (MOVER)", 0)
     if n_pairs < min_pairs and (n_pairs < 2 or not independent_units):
         return _not_reported(matched, n_pairs, f"only {n_pairs} units answered by both models "
                              f"(need {min_pairs}, or 2 independent units for the small-n interval)"

@@ -11,11 +11,12 @@ Wilson score intervals with their correlation and keeps near-nominal coverage do
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from judgekit.stats.resampling import wilson_interval
 
 
-def _wilson_bounds(successes: int, trials: int, *, level: float) -> tuple[float, float]:
+def _wilson_bounds(successes: float, trials: int, *, level: float) -> tuple[float, float]:
     """The project's Wilson interval (:func:`judgekit.stats.resampling.wilson_interval`) as floats in [0, 1]."""
     low, high = wilson_interval(successes, trials, level=level)
     return max(0.0, float(low)), min(1.0, float(high))
@@ -75,7 +76,67 @@ def newcombe_paired_difference(*, both: int, treated_only: int, control_only: in
     cross = both * neither - treated_only * control_only
     corrected = max(cross - n / 2, 0.0) if cross > 0 else float(cross)
     phi = corrected / math.sqrt(margins) if margins > 0 else 0.0
+    return _square_and_add((p1, l1, u1), (p2, l2, u2), phi)
+
+
+def _square_and_add(first: tuple[float, float, float], second: tuple[float, float, float],
+                    phi: float) -> tuple[float, float, float]:
+    """(p1 - p2, low, high) from each proportion's (estimate, low, high) and their correlation (Newcombe 1998)."""
+    (p1, l1, u1), (p2, l2, u2) = first, second
     theta = p1 - p2
     lower = math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
     upper = math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
     return theta, max(-1.0, theta - lower), min(1.0, theta + upper)
+
+
+def paired_rates_difference(treated: Sequence[float], control: Sequence[float], *,
+                            level: float = 0.95) -> tuple[float, float, float]:
+    """Mean difference of paired per-unit rates in [0, 1] (several 0/1 answers per unit and arm) with a score
+    interval that stays valid when few or no units differ.
+
+    Parameters
+    ----------
+    treated, control : sequence of float in [0, 1], one per matched unit
+        Each unit's rate in each arm (its samples' mean).
+    level : float, default=0.95
+
+    Returns
+    -------
+    tuple of float
+        ``(estimate, ci_low, ci_high)``, the estimate the mean of ``treated - control``.
+
+    Notes
+    -----
+    Each arm's mean rate over the :math:`n` units gets the Wilson interval at
+    :math:`n` trials: a mean of independent variables in [0, 1] with mean
+    :math:`p` has variance at most :math:`p(1-p)/n`, the binomial one, so the
+    score interval is conservative for it. The two are combined by
+    Newcombe's square-and-add (MOVER) with correlation 0: paired arms
+    correlate positively, which only narrows the true interval. The
+    bootstrap of the unit differences, which this replaces when few units
+    differ, collapses to zero width when none does.
+
+    References
+    ----------
+    .. [1] Newcombe, R. G. (1998). Interval estimation for the difference between independent proportions:
+       comparison of eleven methods. Statistics in Medicine, 17(8), 873-890 (method 10).
+    .. [2] Zou, G. Y., & Donner, A. (2008). Construction of confidence limits about effect measures: a general
+       approach. Statistics in Medicine, 27(10), 1693-1702. doi:10.1002/sim.3095
+
+    Examples
+    --------
+    >>> tuple(round(v, 3) for v in paired_rates_difference([0.0] * 12, [0.0] * 12))
+    (0.0, -0.242, 0.242)
+    """
+    first, second = [float(v) for v in treated], [float(v) for v in control]
+    n = len(first)
+    if n < 1 or len(second) != n or not all(0.0 <= v <= 1.0 for v in first + second):
+        raise ValueError(f"treated and control must be rates in [0, 1], one per unit, of one length >= 1. Got "
+                         f"{len(first)} and {len(second)} values.")
+    margins = []
+    for rates in (first, second):
+        total = math.fsum(rates)
+        low, high = _wilson_bounds(total, n, level=level)
+        margins.append((total / n, low, high))
+    _, low, high = _square_and_add(margins[0], margins[1], 0.0)
+    return math.fsum(first) / n - math.fsum(second) / n, low, high

@@ -110,7 +110,7 @@ from judgekit.store.schema import DEFAULT_DIMENSION, HUMAN_MAJORITY, JudgeScale
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
 from judgekit.stats.ppi import ClusteredPPIEstimate, nonrandom_labelling_warning, ppi_clustered
 from judgekit.stats.labelplan import plan_unit_labels
-from judgekit.stats.selection import DEFAULT_GAMMA, selection_bounds
+from judgekit.stats.selection import DEFAULT_GAMMA, paired_selection_bounds, selection_bounds
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers
 from judgekit.stats.transport import EQUIVALENCE_MARGIN, judge_error_shift
 from judgekit.stats.trend import clustered_logistic_trend
@@ -531,18 +531,19 @@ def _human_selection(data: StudyArrays, mask: NDArray, treated: NDArray, keys: N
         return ""
     frame = pd.DataFrame({"key": keys[matched], "treated": treated[matched], "y": data.reference[matched]})
     means = frame.groupby(["key", "treated"])["y"].mean().unstack("treated")
-    difference = (means[True] - means[False]).to_numpy()
-    both = ~np.isnan(difference)
+    both = int((means[True].notna() & means[False].notna()).sum())
     head = (f"human labels chosen by convenience ({convenience} labels not drawn by a plan or at random): the humans' "
-            f"effect is over the {int(both.sum())} of {len(difference)} shared prompts they labelled for both models, "
+            f"effect is over the {both} of {len(means)} shared prompts they labelled for both models, "
             "and holds for all only if those represent the rest")
-    if not both.any():
+    if not both:
         return head
-    bounds = selection_bounds(difference, both, gamma=DEFAULT_GAMMA)
+    # each model's response is picked on its own: a prompt labelled for both carries two selections
+    bounds = paired_selection_bounds(means[True].to_numpy(), means[False].to_numpy(), gamma=DEFAULT_GAMMA)
     spread = (result.ci_high - result.ci_low) / 2
-    return (f"{head}; selection of prompts with odds up to {DEFAULT_GAMMA:g}x allows {bounds.low:.3f} to "
-            f"{bounds.high:.3f}, [{bounds.low - spread:.3f}, {bounds.high + spread:.3f}] with sampling error "
-            "(marginal sensitivity model: Tan 2006; Zhao, Small & Bhattacharya 2019)")
+    return (f"{head}; selection of each model's responses with odds up to {DEFAULT_GAMMA:g}x allows {bounds.low:.3f} "
+            f"to {bounds.high:.3f}, [{bounds.low - spread:.3f}, {bounds.high + spread:.3f}] with sampling error "
+            "(marginal sensitivity model per response, a prompt weighted by both sides' bounds: Tan 2006; Zhao, "
+            "Small & Bhattacharya 2019)")
 
 
 def matched_prompts(mask: NDArray, treated: NDArray, keys: NDArray) -> tuple[NDArray, int]:
