@@ -331,6 +331,11 @@ def demo_step(out_dir: Path, settings: StatsSettings, *, progress: bool = True, 
         shutil.copytree(REPO_DEMO_DIR, study_dir)
     else:
         write_demo_study(study_dir)
+    # The bundled demo keeps judgments.csv, one file readable in git; its copy starts in the current layout (one
+    # parquet file per judge) so that the demo's judge step has no old layout to move and no notice to print.
+    with study_lock(study_dir, step="demo"):
+        replace_study_files(study_dir, {"judgments": load_study(study_dir).judgments}, table_format=".parquet",
+                            texts={})
     judge_step(study_dir, list(DEMO_JUDGES), progress=progress)
     flag_step(study_dir)
     return _write_report(study_dir, out_dir, stats_dir=None, settings=settings, step="demo")
