@@ -269,16 +269,28 @@ def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = Non
 
 
 def report_step(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, settings: StatsSettings,
-                force: bool = False) -> Path:
-    """Write ``report.html``; compute stats and figures under ``out_dir`` unless ``stats_dir`` is given."""
+                force: bool = False, lead_judge: str | None = None) -> Path:
+    """Write ``report.html``; compute stats and figures under ``out_dir`` unless ``stats_dir`` is given.
+    ``lead_judge`` names the judge whose corrected effect leads the answer (default: the report's stated rule)."""
     check_output_dir(out_dir, kind="report", studies=[study_dir], force=force)
-    return _write_report(study_dir, out_dir, stats_dir=stats_dir, settings=settings, step="report")
+    return _write_report(study_dir, out_dir, stats_dir=stats_dir, settings=settings, step="report",
+                         lead_judge=lead_judge)
 
 
-def _write_report(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, settings: StatsSettings, step: str) -> Path:
+def check_lead_judge(study: Study, lead_judge: str | None) -> None:
+    """Refuse a ``--lead-judge`` that is no judge of the study, naming the ones it has (before any work is done)."""
+    known = sorted(study.judgments["judge_id"].unique()) if study.judgments is not None else []
+    if lead_judge is not None and lead_judge not in known:
+        raise InputError(f"--lead-judge {lead_judge!r} is not a judge of this study; its judges: "
+                         f"{', '.join(known) or 'none (run `judgekit judge` first)'}", file=study.path)
+
+
+def _write_report(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, settings: StatsSettings, step: str,
+                  lead_judge: str | None = None) -> Path:
     from judgekit.outputs.report import build_report
 
     study = load_study(study_dir)
+    check_lead_judge(study, lead_judge)
     if stats_dir is None:
         stats_dir = out_dir / "stats"
         stats = stats_step(study_dir, stats_dir, settings, study=study)
@@ -296,7 +308,7 @@ def _write_report(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, set
         details={"stats_manifest": read_manifest(stats_dir / "manifest.json"), "study_manifest": read_manifest(study_dir / "manifest.json")},
     )
     with stage("report", total=1, unit="page", enabled=settings.progress) as advance:
-        html_text = build_report(study, stats, figure_paths, manifest)
+        html_text = build_report(study, stats, figure_paths, manifest, lead_judge=lead_judge)
         advance()
     with staged_output_dir(out_dir, manifest) as staging:
         write_text_atomic(staging / "report.html", html_text)
