@@ -238,9 +238,9 @@ def read_stats(stats_dir: Path, *, study_files: list[Path] | None = None) -> tup
 
 def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = None, study: Study | None = None,
                  force: bool = False, formats: tuple[str, ...] = ("pdf", "png"), dpi: int | None = None,
-                 progress: bool = True) -> list[Path]:
+                 progress: bool = True, lead_judge: str | None = None) -> list[Path]:
     """Figures (``formats``: PDF and PNG by default) and paper tables (Markdown + LaTeX under ``tables/``) from a
-    stats directory; PNGs at ``dpi`` (default 300)."""
+    stats directory; PNGs at ``dpi`` (default 300); ``lead_judge`` as the report's answer names it."""
     from judgekit.outputs.figures import FIGURES, make_figures
     from judgekit.outputs.style import PNG_DPI
     from judgekit.outputs.style import FigureInputs
@@ -254,7 +254,8 @@ def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = Non
     stats, reliability = read_stats(stats_dir)
     if study is None and study_dir is not None:
         study = load_study(study_dir)
-    data = FigureInputs(stats, reliability, study.flags if study else None, study.responses if study else None)
+    data = FigureInputs(stats, reliability, study.flags if study else None, study.responses if study else None,
+                        lead_judge=lead_judge)
     inputs = [stats_dir / "stats.parquet"] + ([stats_dir / "reliability.parquet"] if reliability is not None else [])
     manifest = build_manifest(step="figures", inputs=inputs + (study.files() if study else []))
     with staged_output_dir(out_dir, manifest) as staging:
@@ -301,7 +302,7 @@ def _write_report(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, set
     from judgekit.outputs.style import REPORT_PNG_DPI
 
     figure_paths = figures_step(stats_dir, out_dir / "figures", study_dir=study_dir, study=study, formats=("png",),
-                                dpi=REPORT_PNG_DPI, progress=settings.progress)
+                                dpi=REPORT_PNG_DPI, progress=settings.progress, lead_judge=lead_judge)
     manifest = build_manifest(
         step=step,
         inputs=study.files() + [stats_dir / "stats.parquet"],

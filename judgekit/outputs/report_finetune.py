@@ -249,11 +249,23 @@ def png_size_in(path: Path) -> tuple[float, float]:
         return image.width / dpi, image.height / dpi
 
 
+def png_caption(path: Path) -> str:
+    """The caption a figure's PNG carries (``style.set_caption``: the details its short title leaves out); ''
+    when none."""
+    from PIL import Image
+
+    from judgekit.outputs.style import PNG_CAPTION_KEY
+
+    with Image.open(path) as image:
+        return str(image.info.get(PNG_CAPTION_KEY, ""))
+
+
 CSS_PX_PER_IN = 96
 
 
 def embedded_figure(path: Path, caption: str = "") -> str:
-    """A PNG embedded at its printed size (capped at the page width) and linked to its file for the full size.
+    """A PNG embedded at its printed size (capped at the page width) and linked to its file for the full size,
+    over its caption (``caption``, else the one the PNG carries, escaped, and the figure's name).
 
     The link is relative to the report (``figures/NAME.png`` beside ``report.html``); the picture itself is
     in the page, so the report stays readable when sent alone.
@@ -261,7 +273,9 @@ def embedded_figure(path: Path, caption: str = "") -> str:
     width_in, _ = png_size_in(path)
     data = base64.b64encode(path.read_bytes()).decode()
     href = f"{path.parent.name}/{path.name}"
-    text = caption or f"Figure <code>{_e(path.stem)}</code> (click for full size; PDF: <code>judgekit figures</code>)"
+    details = png_caption(path)
+    text = caption or ((f"{_e(details)} " if details else "")
+                       + f"(Figure <code>{_e(path.stem)}</code>; click for full size; PDF: <code>judgekit figures</code>)")
     return (f"<figure><a href='{_e(href)}'><img alt='{_e(path.stem)}' style='width:{round(width_in * CSS_PX_PER_IN)}px' "
             f"src='data:image/png;base64,{data}'></a><figcaption class='muted'>{text}</figcaption></figure>")
 
