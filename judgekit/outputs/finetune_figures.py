@@ -170,7 +170,7 @@ def finetune_effect_forest(data: FigureInputs, *, only: Iterable[str] | None = N
                          else f"benchmark: {benchmark}", fontsize=7)
         fig.supxlabel("paired Δ rate of the panel's outcome (treated − control, same prompts)", fontsize=7)
         fig.suptitle("Effect under every judge and benchmark", fontsize=8)
-        set_caption(fig, f"Black: the humans. {interval_note(rows)}.{_caption_notes(notes)}")
+        set_caption(fig, f"Black: the humans; {interval_note(rows)}.{_caption_notes(notes)}")
     return fig
 
 
@@ -222,7 +222,7 @@ def conclusion_flip_matrix(data: FigureInputs, *, only: Iterable[str] | None = N
         fig.legend(handles, list(sign_names(outcome_of(rows)).values()), loc="outside lower center", ncol=1, frameon=False,
                    title="number: the row's paired estimate; colour: sign × significance of the same row's interval")
         fig.suptitle("Does the conclusion flip with the judge or benchmark?", fontsize=8)
-        set_caption(fig, f"Humans on top; judges by mean effect. {interval_note(rows)}.{_caption_notes(notes)}")
+        set_caption(fig, f"Humans on top; judges by mean effect; {interval_note(rows)}.{_caption_notes(notes)}")
     return fig
 
 
@@ -311,7 +311,7 @@ def specification_curve(data: FigureInputs, *, only: Iterable[str] | None = None
         thresholds = " × threshold" if levels["threshold"] else ""
         fig.suptitle("Specification curve: the effect under every analysis", fontsize=8)
         set_caption(fig, f"The effect under every judge × benchmark × incoherence policy{thresholds}, sorted; dark "
-                         f"squares: the choices of each cell. {interval_note(rows)}.{_caption_notes(notes)}")
+                         f"squares: the choices of each cell; {interval_note(rows)}.{_caption_notes(notes)}")
     return fig
 
 
