@@ -73,11 +73,23 @@ def status_counts(study: Study) -> pd.DataFrame:
     judgments = judgments.assign(dimension=dimension).drop_duplicates(["judge_id", "dimension", "item_id"], keep="last")
     counts = judgments.pivot_table(index=["judge_id", "dimension"], columns="parse_status", values="item_id",
                                    aggfunc="count", fill_value=0)
-    counts = counts.reindex(columns=list(PARSE_STATUSES), fill_value=0)
+    # ok, then only the failure statuses some judgement has: eleven columns of zeros make the table too wide to read
+    counts = counts.reindex(columns=[s for s in PARSE_STATUSES if s == "ok" or s in counts.columns], fill_value=0)
     judged = judgments[judgments["item_id"].isin(set(study.responses["item_id"]))].groupby(["judge_id", "dimension"]).size()
     counts["not judged"] = len(study.responses) - judged.reindex(counts.index, fill_value=0)
     counts = counts.reset_index()
     return counts.drop(columns="dimension") if set(counts["dimension"]) == {"verdict"} else counts
+
+
+def _no_agreement(study: Study) -> str:
+    """Why there is no judge-vs-humans table: no judges (a human-labelled set alone), or no human labels."""
+    if study.judgments is None or study.judgments.empty:
+        labelled = study.annotations is not None and not study.annotations.empty
+        return ("<p class='muted'>No judges: " + ("the human labels alone give the rates below; " if labelled else "")
+                + "import other judges' verdicts (<code>data import table ... --judge NAME=COL</code>) or run "
+                "<code>judgekit judge</code> to compare a judge with the humans.</p>")
+    return ("<p class='muted'>No human labels: judges are compared with each other only (label items with "
+            "<code>judgekit plan-labels</code>).</p>")
 
 
 def _agreement_table(stats: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -435,7 +447,7 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
 {finetune_section(study, stats, figure_paths=figure_paths)}
 <h2>Study</h2>{_table(overview, {"count"})}
 <h2>Judgements, failures and exclusions</h2>
-<p class="muted">Failures are counted, never coerced to a label; they are excluded from every statistic and counted in n_excluded.</p>
+<p class="muted">Failures are counted, never coerced to a label; they are excluded from every statistic and counted in n_excluded. A parse status no judgement has is not shown (all: {_e(", ".join(PARSE_STATUSES))}).</p>
 {_table(status, set(status.columns) - {"judge_id", "dimension"}) if not status.empty else "<p class='muted'>No judgments.</p>"}
 <h2>Incoherence flags</h2>
 {_table(_flag_summary(study), {"flagged", "checked", "share"}) if study.flags is not None else "<p class='muted'>Flags not computed: run <code>judgekit flag STUDY</code>, then the report again.</p>"}
@@ -443,7 +455,7 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
 {_table(judges) if not judges.empty else "<p class='muted'>No judgments.</p>"}
 <h2>Agreement with the human majority</h2>
 <p class="muted">{_e(agreement_caption)}</p>
-{_table(agreement, {"n_items", "n_excluded"}) if not agreement.empty else "<p class='muted'>No human labels: judges are compared with each other only (label items with <code>judgekit plan-labels</code>).</p>"}
+{_table(agreement, {"n_items", "n_excluded"}) if not agreement.empty else _no_agreement(study)}
 {"".join(sections) or "<p class='muted'>No figures or tables.</p>"}
 <h2>Item browser: the most informative items</h2>{_disagreements(study)}
 <h2>Manifest</h2><pre>{_e(json.dumps(shareable_manifest(manifest), indent=2, default=str))}</pre>
