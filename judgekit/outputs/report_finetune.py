@@ -520,8 +520,12 @@ def _pair(comparison: str) -> tuple[str, str]:
 
 def noise_floor_comparisons(kinds: dict[str, str]) -> list[str]:
     """Plain comparisons of two runs of one model: a ``model_comparison`` between two models that are no fine-tune
-    of anything here, one of them the control of another comparison (e.g. a second run of the base)."""
+    of anything here, one of them the control of another comparison (e.g. a second run of the base). Only in a study
+    with fine-tune (or checkpoint, mitigation) comparisons to read against it: where every comparison is a plain
+    ``compare_with`` (three related fine-tunes, two chat models) none of them is a rerun of the same weights."""
     tuned = {_pair(c)[0] for c, k in kinds.items() if k != "model_comparison"}
+    if not tuned:
+        return []
     found = []
     for comparison, kind in kinds.items():
         models = set(_pair(comparison))
