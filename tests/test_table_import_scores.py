@@ -230,3 +230,47 @@ def test_real_harmbench_val_set_imports_with_its_eleven_judges_in_one_command(tm
     flat = pd.DataFrame([item for items in json.loads(source.read_text()).values() for item in items])
     assert len(flat) == 452  # SOURCE.md: 226 behaviours / 452 items in the shared part
     assert f"judge pair (column PAIR_gpt-4-0613): unsafe {(flat['PAIR_gpt-4-0613'] == 'Rating: [[10]]').sum()}" in result.stdout
+
+
+def test_a_human_labelled_set_with_many_judges_draws_a_heatmap_readable_at_7_pt(tmp_path):
+    """harmbench_cls_val has 11 judges and the human majority: 12 raters, whose cells were drawn at 4.5 pt."""
+    from judgekit.outputs.figures import FigureInputs, agreement_heatmap
+
+    rng = np.random.default_rng(11)
+    human = rng.random(120) < 0.4
+    frame = pd.DataFrame({"q": [f"q{k}" for k in range(120)], "r": "text", "human": human.astype(int),
+                          **{f"j{k}": np.where(rng.random(120) < 0.15, ~human, human).astype(int) for k in range(11)}})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    args = ["data", "import", "table", tmp_path / "t.csv", "--out", tmp_path / "S", "--map", "prompt=q,response=r",
+            "--set", "model=m", "--label", "human", "--unsafe-value", "label=1"]
+    for k in range(11):
+        args += ["--judge", f"j{k}=j{k}", "--unsafe-value", f"j{k}=1"]
+    assert run_cli(*args).returncode == 0
+    assert run_cli("stats", tmp_path / "S", "--out", tmp_path / "stats", "--n-boot", "20",
+                   "--only", "cohen_kappa").returncode == 0
+    fig = agreement_heatmap(FigureInputs(pd.read_parquet(tmp_path / "stats" / "stats.parquet")))
+    sizes = [t.get_fontsize() for t in fig.findobj(lambda o: hasattr(o, "get_fontsize") and getattr(o, "get_text", None)
+                                                   and o.get_text())]
+    assert len(sizes) > 12 * 11 and min(sizes) >= 7
+
+
+def test_a_single_model_human_labelled_set_without_judges_reports_its_rate_and_says_no_judges(tmp_path):
+    """gptfuzz_labeled_responses' shape: an integer question index, 77 responses per question, one label column."""
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"question": np.repeat(np.arange(80, 92), 7), "Response": "text",
+                          "label": (rng.random(84) < 0.35).astype(int)})
+    frame.to_csv(tmp_path / "evaluate.csv", index=False)
+    result = run_cli("data", "import", "table", tmp_path / "evaluate.csv", "--out", tmp_path / "S",
+                     "--map", "prompt=question,response=Response,prompt_id=question", "--sample-from-order",
+                     "--set", "model=gpt-3.5-turbo", "--set", "intent=harmful", "--label", "label",
+                     "--unsafe-value", "label=1")
+    assert result.returncode == 0, result.stderr
+    assert run_cli("stats", tmp_path / "S", "--out", tmp_path / "stats", "--n-boot", "30").returncode == 0
+    stats = pd.read_parquet(tmp_path / "stats" / "stats.parquet")
+    rate = stats[(stats["statistic"] == "harmful_rate") & (stats["judge_id"] == "human_majority")
+                 & (stats["subset"] == "all")]
+    assert rate["estimate"].iloc[0] == pytest.approx(frame["label"].mean())
+    report = run_cli("report", tmp_path / "S", "--stats", tmp_path / "stats", "--out", tmp_path / "report")
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "No judges: the human labels alone give the rates below" in html and "No human labels" not in html

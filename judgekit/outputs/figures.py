@@ -165,11 +165,19 @@ def _fmt(value: float) -> str:
     return "undef." if pd.isna(value) else f"{round(float(value), 2) + 0.0:.2f}"
 
 
+# Cells of a 7-inch map of n raters are about 5.4 / n inches wide: "0.73 [0.69, 0.77]" at 7 pt needs about 0.65 in,
+# "-0.05" about 0.3 in.
+HEATMAP_INTERVAL_RATERS = 8
+HEATMAP_ESTIMATE_RATERS = 18
+
+
 def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
     """Cohen's kappa between every pair of raters (judges and the human majority), sorted by kappa with the humans.
 
-    Up to 12 raters a cell holds the estimate and its interval, up to 20 the estimate only, beyond that the
-    colour only (the ``judge_agreement`` table has every interval). Undefined kappas are grey and hatched.
+    Every cell text is 7 pt, the house's smallest readable size at the size the report shows the figure: up to
+    ``HEATMAP_INTERVAL_RATERS`` raters a cell holds the estimate and its interval, up to ``HEATMAP_ESTIMATE_RATERS``
+    the estimate only, beyond that the colour only (the ``judge_agreement`` table has every interval). Undefined
+    kappas are grey and hatched.
     """
     stats = as_shown(data.stats)
     between = judge_pairs(stats)
@@ -193,7 +201,7 @@ def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
         i, j = raters.index(row.judge_id), raters.index(row.reference)
         values[i, j] = values[j, i] = row.estimate
         known[i, j] = known[j, i] = True
-        text[i][j] = text[j][i] = (_fmt(row.estimate) if n > 12 or pd.isna(row.estimate)
+        text[i][j] = text[j][i] = (_fmt(row.estimate) if n > HEATMAP_INTERVAL_RATERS or pd.isna(row.estimate)
                                    else f"{_fmt(row.estimate)}\n[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]")
     with plt.rc_context(PAPER_STYLE):
         size = min(DOUBLE_COLUMN_IN, 1.6 + 0.8 * n)  # cells wide enough for "0.73 [0.69, 0.77]" at 7 pt
@@ -202,17 +210,17 @@ def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
         undefined = known & np.isnan(values)
         for i, j in zip(*np.nonzero(undefined), strict=True):
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=UNDEFINED_COLOUR, hatch="////", edgecolor="white", linewidth=0))
-        if n <= 20:
-            fontsize = 7 if n <= 5 else 5.5 if n <= 8 else 4.5 if n <= 12 else 4
+        if n <= HEATMAP_ESTIMATE_RATERS:
             for i in range(n):
                 for j in range(n):
                     if i != j and text[i][j]:
-                        ax.text(j, i, text[i][j], ha="center", va="center", fontsize=fontsize,
+                        ax.text(j, i, text[i][j], ha="center", va="center", fontsize=7,
                                 color="white" if values[i, j] < 0.45 else "black")
-        labelsize = 7 if n <= 12 else 5 if n <= 20 else 4
+        labelsize = 7 if n <= 40 else 5
         ax.set_xticks(range(n), raters, rotation=45 if n <= 12 else 90, ha="right" if n <= 12 else "center", fontsize=labelsize)
         ax.set_yticks(range(n), raters, fontsize=labelsize)
-        cells = "estimate and interval" if n <= 12 else "estimate" if n <= 20 else "colour only; intervals in the judge_agreement table"
+        cells = ("estimate and interval" if n <= HEATMAP_INTERVAL_RATERS else "estimate" if n <= HEATMAP_ESTIMATE_RATERS
+                 else "colour only; intervals in the judge_agreement table")
         bar = fig.colorbar(image, ax=ax, shrink=0.8, label=f"Cohen's κ (cells: {cells})")
         title = ("Agreement between judges and with the human majority (judges sorted by κ with the humans)" if len(with_humans)
                  else "Agreement between judges (no human labels)")
