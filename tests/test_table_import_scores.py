@@ -274,3 +274,23 @@ def test_a_single_model_human_labelled_set_without_judges_reports_its_rate_and_s
     assert report.returncode == 0, report.stderr
     html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
     assert "No judges: the human labels alone give the rates below" in html and "No human labels" not in html
+
+
+def test_two_models_files_of_one_name_without_prompt_ids_get_distinct_items(tmp_path):
+    """refusal_direction's shape: <model>/jailbreakbench_baseline_evaluations.json, {"completions": [...]} per file."""
+    for model in ("gemma", "llama"):
+        (tmp_path / model).mkdir()
+        records = [{"prompt": f"p{k}", "response": f"{model} r{k}", "flag": k % 2} for k in range(5)]
+        (tmp_path / model / "jbb_baseline_evaluations.json").write_text(json.dumps({"rate": 0.4, "completions": records}))
+    for model in ("gemma", "llama"):
+        result = run_cli("data", "import", "table", tmp_path / model / "jbb_baseline_evaluations.json", "--records",
+                         "completions", "--out", tmp_path / "S", "--map", "prompt=prompt,response=response",
+                         "--set", f"model={model}", "--judge", "substring=flag", "--unsafe-value", "substring=1")
+        assert result.returncode == 0, result.stderr
+    responses = load_study(tmp_path / "S").responses
+    assert len(responses) == 10 and responses["item_id"].is_unique
+    both = run_cli("data", "import", "table", tmp_path / "gemma" / "jbb_baseline_evaluations.json",
+                   tmp_path / "llama" / "jbb_baseline_evaluations.json", "--records", "completions", "--out",
+                   tmp_path / "T", "--map", "prompt=prompt,response=response", "--set", "model=m")
+    assert both.returncode == 0, both.stderr
+    assert load_study(tmp_path / "T").responses["item_id"].is_unique

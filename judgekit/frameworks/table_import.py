@@ -448,7 +448,14 @@ def _item_ids(responses: pd.DataFrame, origin: _Origin, plan: _Plan) -> list[str
                                    plan.mapping.get("prompt_id", "prompt_id"))
             seen[item] = k
         return ids
-    return [f"{p.stem}-{r:06d}" for p, r in zip(origin.files, origin.rows, strict=True)]
+    # No prompt id: the file and row name the response, after its model (two models' files are often named alike:
+    # gemma/jailbreakbench_baseline.json and llama/jailbreakbench_baseline.json), and the file's position among
+    # files of one name.
+    stems = Counter(p.stem for p in dict.fromkeys(origin.files))
+    position = {p: k for k, p in enumerate(dict.fromkeys(origin.files))}
+    models = responses["model"] if "model" in responses else pd.Series(None, index=responses.index, dtype=object)
+    return [(f"{m}--" if pd.notna(m) else "") + p.stem + (f"-f{position[p]}" if stems[p.stem] > 1 else "") + f"-{r:06d}"
+            for p, r, m in zip(origin.files, origin.rows, models, strict=True)]
 
 
 def _judge_dimension(name: str) -> tuple[str, str]:
