@@ -294,3 +294,16 @@ def test_two_models_files_of_one_name_without_prompt_ids_get_distinct_items(tmp_
                    tmp_path / "T", "--map", "prompt=prompt,response=response", "--set", "model=m")
     assert both.returncode == 0, both.stderr
     assert load_study(tmp_path / "T").responses["item_id"].is_unique
+
+
+def test_one_judge_reports_draw_no_one_point_specification_curve_nor_an_undefined_agreement_table(coder):
+    from judgekit.outputs.finetune_figures import specification_curve
+    from judgekit.outputs.figures import FigureInputs
+    from judgekit.outputs.tables import graded_agreement_table
+
+    assert specification_curve(FigureInputs(coder["stats"])) is None
+    assert graded_agreement_table(coder["stats"]) is None
+    out = coder["folder"] / "report-one-judge"
+    assert run_cli("report", coder["study"], "--stats", coder["folder"] / "stats", "--out", out).returncode == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "<code>specification_curve</code> is not drawn: one judge, benchmark and incoherence policy" in html

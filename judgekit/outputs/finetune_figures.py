@@ -247,6 +247,9 @@ def specification_curve(data: FigureInputs, *, only: Iterable[str] | None = None
     rows, notes = _effects(data.stats, only, "finetune_effect_cell")
     if rows.empty:
         return None
+    judged = rows[rows["judge_id"] != HUMAN_MAJORITY]
+    if judged.groupby("comparison").size().max() < 2:  # one judge, benchmark and policy: a curve of one point each
+        return None
     # a judge cut from a graded score has one cell per threshold (``|threshold=T`` in the subset); when a study has
     # such judges, the other judges' cells read "binary verdict" on that axis
     rows["threshold"] = rows["subset"].str.extract(r"\|threshold=([^|]+)", expand=False)

@@ -664,7 +664,9 @@ def finetune_section(study: Study, stats: pd.DataFrame, *, figure_paths: Iterabl
     checkpoints = _figures(figure_paths, sorted(n for n in listed if n.startswith("checkpoint")))
     not_drawn = [] if plane else [f"the safety–capability plane is not drawn: {plane_missing_reason(stats)}"]
     not_drawn += [f"<code>{name}</code> is not drawn: {reason}" for name, reason in
-                  (("specification_curve", "no <code>finetune_effect_cell</code> rows (the stats run computed none)"),
+                  (("specification_curve", "one judge, benchmark and incoherence policy give each comparison one "
+                    "cell, its paired effect below" if (stats["statistic"] == "finetune_effect_cell").any() else
+                    "no <code>finetune_effect_cell</code> rows (the stats run computed none)"),
                    ("conclusion_flip_matrix", "no per-benchmark paired effect"))
                   if name not in listed and figure_paths]
     notes = "".join(f"<p class='muted'>{text}.</p>" for text in not_drawn)
