@@ -307,3 +307,12 @@ def test_one_judge_reports_draw_no_one_point_specification_curve_nor_an_undefine
     assert run_cli("report", coder["study"], "--stats", coder["folder"] / "stats", "--out", out).returncode == 0
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "<code>specification_curve</code> is not drawn: one judge, benchmark and incoherence policy" in html
+
+
+def test_a_study_without_human_labels_says_once_per_outcome_that_robustness_cannot_be_checked(coder):
+    out = coder["folder"] / "report-no-humans"
+    assert run_cli("report", coder["study"], "--stats", coder["folder"] / "stats", "--out", out).returncode == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    said = html.count("Whether the conclusion survives another judge, benchmark or incoherence policy cannot be said")
+    assert said == 3 * 2  # three comparisons x (harmful compliance, incoherence)
+    assert "conclusion_agreement</b> = —" not in html and "no cell has a human-label reference" in html

@@ -175,6 +175,11 @@ def _conclusion(stats: pd.DataFrame, comparison: str, outcome: str) -> str:
                       for name in ("conclusion_agreement", "conclusion_reversal", "conclusion_disagreement")])
     if rows.empty:
         return "<p class='muted'>No conclusion-robustness rows (needs judges and human labels).</p>"
+    agreement = rows[rows["statistic"] == "conclusion_agreement"]
+    if not agreement["estimate"].notna().any():  # one line, not three paragraphs of dashes per comparison and outcome
+        reason = next((w for w in agreement["warning"].fillna("") if w), "no cell could be compared with the humans")
+        return ("<p class='muted'>Whether the conclusion survives another judge, benchmark or incoherence policy "
+                f"cannot be said: {_e(reason.removeprefix('undefined: '))}.</p>")
     parts = []
     for name, text in (("conclusion_agreement", "cells reaching the humans' conclusion"),
                        ("conclusion_reversal", "cells significantly reversing it")):
@@ -185,14 +190,11 @@ def _conclusion(stats: pd.DataFrame, comparison: str, outcome: str) -> str:
     drivers = rows[rows["statistic"] == "conclusion_disagreement"].sort_values("estimate", ascending=False)
     listed = [f"{row.subset_value}: {_num(row.estimate)} of its cells disagree ({row.method.split('; ')[1]})"
               for row in drivers.itertuples(index=False) if row.estimate > 0][:6]
-    agreement = rows[rows["statistic"] == "conclusion_agreement"]["estimate"]
     if listed:
         driver_text = ("Choices driving the disagreement (share of that choice's cells not reaching the humans' "
                        "conclusion; excess over the other levels): " + "; ".join(listed))
-    elif agreement.notna().any():
+    else:
         driver_text = "No judge, benchmark or incoherence policy disagrees with the humans."
-    else:  # no cell could be compared with the humans: silence here must not read as agreement
-        driver_text = "Which choices drive disagreement cannot be said: no cell could be compared with the humans."
     return (f"<p>{' · '.join(parts)}</p><p class='muted'>{_e(method.iloc[0] if len(method) else '')}</p>"
             f"<p>{_e(driver_text)}</p>")
 
