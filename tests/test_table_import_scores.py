@@ -233,16 +233,20 @@ def test_real_harmbench_val_set_imports_with_its_eleven_judges_in_one_command(tm
 
 
 def test_a_human_labelled_set_with_many_judges_draws_a_heatmap_readable_at_7_pt(tmp_path):
-    """harmbench_cls_val has 11 judges and the human majority: 12 raters, whose cells were drawn at 4.5 pt."""
+    """harmbench_cls_val has 11 judges and the human majority: 12 raters, whose cells were drawn at 4.5 pt. Two
+    annotators label disjoint halves (guardreasoner_eval's per-benchmark annotators): no human ceiling, and the
+    title must not promise one ("human ceiling κ = undef. ... (orange line)")."""
     from judgekit.outputs.figures import FigureInputs, agreement_heatmap
 
     rng = np.random.default_rng(11)
     human = rng.random(120) < 0.4
-    frame = pd.DataFrame({"q": [f"q{k}" for k in range(120)], "r": "text", "human": human.astype(int),
+    frame = pd.DataFrame({"q": [f"q{k}" for k in range(120)], "r": "text",
+                          "human_a": np.where(np.arange(120) < 60, human.astype(int).astype(str), ""),
+                          "human_b": np.where(np.arange(120) >= 60, human.astype(int).astype(str), ""),
                           **{f"j{k}": np.where(rng.random(120) < 0.15, ~human, human).astype(int) for k in range(11)}})
     frame.to_csv(tmp_path / "t.csv", index=False)
     args = ["data", "import", "table", tmp_path / "t.csv", "--out", tmp_path / "S", "--map", "prompt=q,response=r",
-            "--set", "model=m", "--label", "human", "--unsafe-value", "label=1"]
+            "--set", "model=m", "--label", "human_a", "--label", "human_b", "--unsafe-value", "label=1"]
     for k in range(11):
         args += ["--judge", f"j{k}=j{k}", "--unsafe-value", f"j{k}=1"]
     assert run_cli(*args).returncode == 0
@@ -252,6 +256,7 @@ def test_a_human_labelled_set_with_many_judges_draws_a_heatmap_readable_at_7_pt(
     sizes = [t.get_fontsize() for t in fig.findobj(lambda o: hasattr(o, "get_fontsize") and getattr(o, "get_text", None)
                                                    and o.get_text())]
     assert len(sizes) > 12 * 11 and min(sizes) >= 7
+    assert "undef." not in " ".join(t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text")))
 
 
 def test_a_single_model_human_labelled_set_without_judges_reports_its_rate_and_says_no_judges(tmp_path):

@@ -225,7 +225,7 @@ def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
         title = ("Agreement between judges and with the human majority (judges sorted by κ with the humans)" if len(with_humans)
                  else "Agreement between judges (no human labels)")
         ceiling = stats[(stats["judge_id"] == "human_ceiling") & (stats["statistic"] == "cohen_kappa") & (stats["subset"] == "all")]
-        if len(ceiling):
+        if len(ceiling) and np.isfinite(ceiling.iloc[0].estimate):  # undefined: no item has two humans' labels
             c = ceiling.iloc[0]
             bar.ax.axhline(c.estimate, color="#D55E00", linewidth=2)
             title += f"\nhuman ceiling κ = {_fmt(c.estimate)} [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}] (orange line)"
