@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import SHARED_DATA, needs_shared, run_cli
+from sklearn.metrics import cohen_kappa_score
 
 from judgekit.store.study import load_study
 
@@ -201,6 +202,14 @@ def test_records_inside_a_json_object_import_with_their_key_and_give_agreement_w
     assert row["estimate"].iloc[0] == pytest.approx(((flat["gpt-3.5-turbo-0613"] == "yes").astype(int) == majority).mean())
     report = run_cli("report", tmp_path / "S", "--stats", stats_dir, "--out", tmp_path / "report")
     assert report.returncode == 0, report.stderr
+    html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    verdicts = {"cls": flat["cls"].astype(int), "gpt35": (flat["gpt-3.5-turbo-0613"] == "yes").astype(int),
+                "pair": (flat["PAIR_gpt-4-0613"] == "Rating: [[10]]").astype(int)}
+    kappas = {name: cohen_kappa_score(majority, v) for name, v in verdicts.items()}
+    best, worst = max(kappas, key=kappas.get), min(kappas, key=kappas.get)
+    answer = html.split("<b>The answer.</b> ")[1].split("</p>")[0]
+    assert answer.startswith(f"Against the human majority on 30 responses, {best} agrees best (κ {kappas[best]:.2f} ")
+    assert f"and {worst} least (κ {kappas[worst]:.2f} ".replace("-", "−") in answer and len(answer.split()) <= 35
 
 
 @needs_shared
@@ -279,6 +288,7 @@ def test_a_single_model_human_labelled_set_without_judges_reports_its_rate_and_s
     assert report.returncode == 0, report.stderr
     html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
     assert "No judges: the human labels alone give the rates below" in html and "No human labels" not in html
+    assert f"<b>The answer.</b> The humans call {frame['label'].mean():.0%} [" in html
 
 
 def test_two_models_files_of_one_name_without_prompt_ids_get_distinct_items(tmp_path):

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from judgekit.store.schema import PARSE_STATUSES
 from judgekit.outputs.report_finetune import SECTION_FIGURES, embedded_figure, figure_family, finetune_section
-from judgekit.outputs.tables import as_shown, interval_caption, row_cells, study_tables
+from judgekit.outputs.tables import NOT_JUDGES, annotator_ids, as_shown, interval_caption, row_cells, study_tables
 from judgekit.analysis.inputs import human_codes, human_majority, judge_codes, verdict_rows
 from judgekit.store.schema import HUMAN_MAJORITY
 from judgekit.store.study import Study
@@ -79,6 +79,40 @@ def status_counts(study: Study) -> pd.DataFrame:
     counts["not judged"] = len(study.responses) - judged.reindex(counts.index, fill_value=0)
     counts = counts.reset_index()
     return counts.drop(columns="dimension") if set(counts["dimension"]) == {"verdict"} else counts
+
+
+def audit_answer(stats: pd.DataFrame) -> str:
+    """The opening answer of a study with no comparison (one model, or responses of many pooled): which judge agrees
+    best and least with the human majority (Cohen's κ on all items), or, without judges, the humans' harmful rate.
+    '' when neither is in the stats."""
+    stats = as_shown(stats)
+    outcome = stats["outcome"] if "outcome" in stats else pd.Series(None, index=stats.index, dtype=object)
+    everything = stats[(stats["subset"] == "all") & (outcome.isna() | (outcome == "harmful_compliance"))]
+    kappa = everything[(everything["statistic"] == "cohen_kappa") & (everything["reference"] == HUMAN_MAJORITY)
+                       & ~everything["judge_id"].isin(set(NOT_JUDGES) | annotator_ids(stats))]
+    if "dimension" in kappa:
+        kappa = kappa[kappa["dimension"].isna()]
+    kappa = kappa.drop_duplicates("judge_id").dropna(subset=["estimate"]).sort_values("estimate", ascending=False)
+
+    def value(row: pd.Series) -> str:
+        return f"κ {row['estimate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]".replace("-", "−")
+
+    if len(kappa):
+        best, worst = kappa.iloc[0], kappa.iloc[-1]
+        chance = int((kappa["ci_low"] > 0).sum())
+        where = f"Against the human majority on {int(best['n_items'])} responses"
+        text = (f"{where}, {best['judge_id']} agrees best ({value(best)}) and {worst['judge_id']} least "
+                f"({value(worst)}); {chance} of {len(kappa)} judges agree better than chance (κ interval above 0)."
+                if len(kappa) > 1 else f"{where}, {best['judge_id']}'s {value(best)}: "
+                + ("better than chance." if chance else "not better than chance (its κ interval reaches 0)."))
+        return f"<h2>Which judge agrees with the humans?</h2><p><b>The answer.</b> {_e(text)}</p>"
+    rate = everything[(everything["statistic"] == "harmful_rate") & (everything["judge_id"] == HUMAN_MAJORITY)]
+    if rate.empty or not np.isfinite(rate["estimate"].iloc[0]):
+        return ""
+    row = rate.iloc[0]
+    text = (f"The humans call {row['estimate']:.0%} [{row['ci_low']:.0%}, {row['ci_high']:.0%}] of "
+            f"{int(row['n_items'])} responses unsafe; no judge's verdicts to compare with them.")
+    return f"<h2>How often is a response unsafe?</h2><p><b>The answer.</b> {_e(text)}</p>"
 
 
 def _no_agreement(study: Study) -> str:
@@ -444,7 +478,7 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
 {banner}
 <h1>judgekit report — {_e(title)}</h1>
 <p class="muted">{_e(meta.description)}</p>
-{finetune_section(study, stats, figure_paths=figure_paths)}
+{finetune_section(study, stats, figure_paths=figure_paths) or audit_answer(stats)}
 <h2>Study</h2>{_table(overview, {"count"})}
 <h2>Judgements, failures and exclusions</h2>
 <p class="muted">Failures are counted, never coerced to a label; they are excluded from every statistic and counted in n_excluded. A parse status no judgement has is not shown (all: {_e(", ".join(PARSE_STATUSES))}).</p>
