@@ -331,3 +331,14 @@ def test_a_study_without_human_labels_says_once_per_outcome_that_robustness_cann
     said = html.count("Whether the conclusion survives another judge, benchmark or incoherence policy cannot be said")
     assert said == 3 * 2  # three comparisons x (harmful compliance, incoherence)
     assert "conclusion_agreement</b> = —" not in html and "no cell has a human-label reference" in html
+
+
+def test_three_comparisons_with_two_outcomes_each_are_drawn_one_figure_per_comparison_within_the_page(coder):
+    """Six panels in one row made a 14.5-inch forest (1,393 px in the report)."""
+    from judgekit.outputs.figures import FigureInputs, draw_figures
+    from judgekit.outputs.style import DOUBLE_COLUMN_IN
+
+    figures = draw_figures(FigureInputs(coder["stats"]))
+    forests = [name for name in figures if name.startswith("finetune_effect_forest")]
+    assert len(forests) == 3 and all("__" in name for name in forests)
+    assert max(figures[name].get_figwidth() for name in forests) <= DOUBLE_COLUMN_IN

@@ -41,6 +41,7 @@ from judgekit.outputs.finetune_figures import (
     comparison_keys,
     conclusion_flip_matrix,
     finetune_effect_forest,
+    panel_count,
     safety_capability_plane,
     specification_curve,
 )
@@ -510,9 +511,10 @@ FIGURES = {
 }
 
 
-# Beyond this many comparisons a figure with one panel per comparison is too wide (or tall) to read where shown:
-# it is drawn once per comparison instead, saved as NAME__COMPARISON.
-MAX_COMPARISONS_PER_FIGURE = 3
+# Beyond this many panels (comparison x outcome: three comparisons with two outcomes each are six) a figure with
+# one panel per comparison and outcome is too wide (or tall) to read where shown: it is drawn once per comparison
+# instead, saved as NAME__COMPARISON.
+MAX_PANELS_PER_FIGURE = 3
 PER_COMPARISON = {"finetune_effect_forest": "finetune_effect_paired", "conclusion_flip_matrix": "finetune_effect_paired",
                   "specification_curve": "finetune_effect_cell"}
 
@@ -533,11 +535,11 @@ def part_name(name: str, comparison: str, taken: set[str]) -> str:
 
 def figure_families(data: FigureInputs) -> Iterator[list[tuple[str, plt.Figure]]]:
     """For each entry of :data:`FIGURES`, the figures it draws as (file name, figure): none when the inputs do not
-    support it, one, or one per comparison when there are more than :data:`MAX_COMPARISONS_PER_FIGURE`."""
+    support it, one, or one per comparison when it would have more than :data:`MAX_PANELS_PER_FIGURE` panels."""
     taken: set[str] = set()
     for name, draw in FIGURES.items():
         comparisons = comparison_keys(data.stats, PER_COMPARISON[name]) if name in PER_COMPARISON else []
-        if len(comparisons) > MAX_COMPARISONS_PER_FIGURE:
+        if len(comparisons) > 1 and panel_count(data.stats, PER_COMPARISON[name]) > MAX_PANELS_PER_FIGURE:
             drawn = []
             for comparison in comparisons:
                 fig = draw(data, only=[comparison])

@@ -117,6 +117,12 @@ def comparison_keys(stats: pd.DataFrame, statistic: str = "finetune_effect_paire
     return sorted(comparison_of(rows["subset"]).unique())
 
 
+def panel_count(stats: pd.DataFrame, statistic: str = "finetune_effect_paired") -> int:
+    """How many comparison × outcome panels have a defined effect of ``statistic``: a figure's width grows with them."""
+    rows = stats[(stats["statistic"] == statistic) & stats["estimate"].notna()]
+    return int(panel_key(rows).nunique()) if len(rows) else 0
+
+
 def _judge_order(rows: pd.DataFrame) -> list[str]:
     """Humans first, then judges by their mean effect (largest first), undefined last."""
     means = rows[rows["judge_id"] != HUMAN_MAJORITY].groupby("judge_id")["estimate"].mean()
