@@ -131,6 +131,7 @@ def test_three_related_models_compared_with_each_other_have_no_noise_floor() -> 
                          + _effects("high", "middle", "model_comparison", "None", effects))
     html = finetune_section(_Study(["base", "middle", "high"]), stats)
     assert "high vs middle" in html and "Noise floor" not in html
+    assert "<th>kind</th>" not in html  # every comparison a plain compare_with: no column of empty cells
 
 
 def _judge_rows(items: list[str], dimensions: tuple[str, ...]) -> pd.DataFrame:

@@ -485,14 +485,16 @@ def _cell(row: pd.Series) -> str:
 def changed_table(rows: pd.DataFrame, names: dict[str, str], kinds: dict[str, str]) -> str:
     """'Which models changed': comparisons as rows, outcomes as columns, a verdict and effect in each cell."""
     outcomes = [o for o in [*OUTCOMES, *sorted(set(rows["outcome"]) - set(OUTCOMES))] if o in set(rows["outcome"])]
+    labels = {comparison: kind_label(kinds[comparison], name) for comparison, name in names.items()}
+    kind = any(labels.values())  # plain compare_with pairs only: a column of empty cells says nothing
     body = []
     for comparison, name in names.items():
         part = rows[rows["comparison"] == comparison]
         cells = {row["outcome"]: _cell(row) for _, row in part.iterrows()}
-        body.append([name, kind_label(kinds[comparison], name), *(cells.get(o, "not measured") for o in outcomes)])
+        body.append([name, *([labels[comparison]] if kind else []), *(cells.get(o, "not measured") for o in outcomes)])
     return ("<p><b>Which models changed?</b> Verdict from each interval's side of 0 (points: percentage points, treated − "
             "control).</p><div class='wide'>"
-            f"{_table(['comparison', 'kind', *(_noun(o) for o in outcomes)], body)}</div>")
+            f"{_table(['comparison', *(['kind'] if kind else []), *(_noun(o) for o in outcomes)], body)}</div>")
 
 
 def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str], kinds: dict[str, str]) -> str:
