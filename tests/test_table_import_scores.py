@@ -342,3 +342,26 @@ def test_three_comparisons_with_two_outcomes_each_are_drawn_one_figure_per_compa
     forests = [name for name in figures if name.startswith("finetune_effect_forest")]
     assert len(forests) == 3 and all("__" in name for name in forests)
     assert max(figures[name].get_figwidth() for name in forests) <= DOUBLE_COLUMN_IN
+
+
+def test_specification_curve_indicator_labels_do_not_overlap_under_a_long_title(tmp_path):
+    """refusal_direction's shape (two judges, one benchmark, the ablated model without benign prompts): the title
+    and legend took the height of the indicator rows, whose 7-pt labels then overlapped."""
+    from judgekit.outputs.figures import FigureInputs
+    from judgekit.outputs.finetune_figures import specification_curve
+
+    rng = np.random.default_rng(3)
+    rows = [{"p": f"h{k}", "r": "x", "m": m, "intent": "harmful", "a": int(rng.random() < rate),
+             "b": int(rng.random() < rate)} for m, rate in (("base", 0.1), ("ablated", 0.8)) for k in range(30)]
+    rows += [{"p": f"b{k}", "r": "x", "m": "base", "intent": "benign", "a": 0, "b": 0} for k in range(30)]
+    pd.DataFrame(rows).to_csv(tmp_path / "t.csv", index=False)
+    assert run_cli("data", "import", "table", tmp_path / "t.csv", "--out", tmp_path / "S", "--map",
+                   "prompt=p,response=r,model=m,intent=intent", "--judge", "a=a", "--unsafe-value", "a=1",
+                   "--judge", "b=b", "--unsafe-value", "b=1", "--set", "benchmark=jbb").returncode == 0
+    (tmp_path / "S" / "models.csv").write_text("model,compare_with\nablated,base\n")
+    assert run_cli("stats", tmp_path / "S", "--out", tmp_path / "stats", "--n-boot", "20").returncode == 0
+    fig = specification_curve(FigureInputs(pd.read_parquet(tmp_path / "stats" / "stats.parquet")))
+    fig.canvas.draw()
+    for ax in fig.axes[1::2]:  # the indicator panels
+        boxes = sorted((t.get_window_extent() for t in ax.get_yticklabels() if t.get_text()), key=lambda b: b.y0)
+        assert len(boxes) >= 3 and all(low.y1 <= high.y0 + 0.5 for low, high in zip(boxes, boxes[1:]))

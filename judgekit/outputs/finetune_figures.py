@@ -268,7 +268,10 @@ def specification_curve(data: FigureInputs, *, only: Iterable[str] | None = None
               sorted(rows[factor].dropna().unique(), key=_level_order) for factor, _ in SPEC_FACTORS}
     n_indicators = sum(len(v) for v in levels.values())
     with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(2 * len(comparisons), 1, figsize=(DOUBLE_COLUMN_IN, len(comparisons) * (1.9 + 0.13 * n_indicators)),
+        # + 1 inch for the title (up to four lines with a panel left out) and the legend: without it the indicator
+        # rows were squeezed until their 7-pt labels overlapped
+        fig, axes = plt.subplots(2 * len(comparisons), 1,
+                                 figsize=(DOUBLE_COLUMN_IN, len(comparisons) * (1.9 + 0.13 * n_indicators) + 1.0),
                                  gridspec_kw={"height_ratios": [1.9, 0.13 * n_indicators] * len(comparisons)},
                                  layout="constrained", squeeze=False)
         for k, comparison in enumerate(comparisons):
