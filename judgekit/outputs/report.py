@@ -152,10 +152,14 @@ def _verdict_text(row: pd.Series) -> str:
     return "—"
 
 
-def judge_descriptions(judge_ids: list[str], study_manifest: dict | None, *, simulated: bool = False) -> pd.DataFrame:
+def judge_descriptions(judge_ids: list[str], study_manifest: dict | None, *, simulated: bool = False,
+                       provenance: dict[str, str] | None = None) -> pd.DataFrame:
     """What each judge is, from the judge specs the study manifest recorded when it ran (latest run wins).
 
-    In a simulated study the ``sim-*`` judges are described by their simulator profile.
+    In a simulated study the ``sim-*`` judges are described by their simulator profile; a judge without a spec by
+    where its verdicts came from (``provenance``: judge -> its judgments' provenance, e.g. ``imported: FILE:COL``).
+    Columns empty for every judge (the spec's source, vocabulary and deviations when no judge has a spec) are
+    left out.
     """
     from judgekit.testing.simulate import JUDGE_PROFILES
 
@@ -171,8 +175,10 @@ def judge_descriptions(judge_ids: list[str], study_manifest: dict | None, *, sim
             rows.append((judge_id, "simulated", f"SIMULATED by judgekit.testing.simulate: {profiles[judge_id]}", "judgekit/testing/simulate.py", "", "", ""))
             continue
         if spec is None:
-            rows.append((judge_id, "—", "no judge spec in the study manifest: these verdicts came with the data "
-                                        "(imported or simulated), not from a judgekit run", "", "", "", ""))
+            came = (provenance or {}).get(judge_id)
+            rows.append((judge_id, "—", f"verdicts that came with the data ({came}), not from a judgekit run" if came
+                         else "no judge spec in the study manifest: these verdicts came with the data (imported or "
+                         "simulated), not from a judgekit run", "", "", "", ""))
             continue
         source = spec.get("source") or {}
         where = "/".join(str(source[k]) for k in ("repository", "path") if source.get(k))
@@ -182,8 +188,21 @@ def judge_descriptions(judge_ids: list[str], study_manifest: dict | None, *, sim
         described = spec.get("description") or (model.get("id") if isinstance(model, dict) else "") or ""
         rows.append((judge_id, spec.get("family", ""), described, where, _vocabulary_check(spec),
                      " · ".join(spec.get("deviations") or []) or "none recorded", spec.get("spec_hash", "")))
-    return pd.DataFrame(rows, columns=["judge", "family", "what it is", "source", "vocabulary verified",
-                                       "deviations from upstream", "spec hash"])
+    table = pd.DataFrame(rows, columns=["judge", "family", "what it is", "source", "vocabulary verified",
+                                        "deviations from upstream", "spec hash"])
+    empty = [c for c in ("source", "vocabulary verified", "deviations from upstream", "spec hash")
+             if len(table) and (table[c] == "").all()]
+    return table.drop(columns=empty)
+
+
+def _provenance(study: Study) -> dict[str, str]:
+    """Each judge's judgments' provenance (``imported: a.csv:gpt4``; several files joined by ', ')."""
+    judgments = study.judgments
+    if judgments is None or "provenance" not in judgments:
+        return {}
+    known = judgments.dropna(subset=["provenance"])
+    return {judge: ", ".join(sorted(set(part["provenance"].astype(str)))[:3])
+            + (", ..." if part["provenance"].nunique() > 3 else "") for judge, part in known.groupby("judge_id")}
 
 
 def _vocabulary_check(spec: dict) -> str:
@@ -468,7 +487,8 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
     status = status_counts(study)
     agreement, agreement_caption = _agreement_table(stats)
     judges = judge_descriptions(sorted(study.judgments["judge_id"].unique()) if study.judgments is not None else [],
-                                (manifest.get("details") or {}).get("study_manifest"), simulated=meta.simulated)
+                                (manifest.get("details") or {}).get("study_manifest"), simulated=meta.simulated,
+                                provenance=_provenance(study))
     title = meta.name or study.path.name
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
