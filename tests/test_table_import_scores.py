@@ -245,7 +245,7 @@ def test_a_human_labelled_set_with_many_judges_draws_a_heatmap_readable_at_7_pt(
     """harmbench_cls_val has 11 judges and the human majority: 12 raters, whose cells were drawn at 4.5 pt. Two
     annotators label disjoint halves (guardreasoner_eval's per-benchmark annotators): no human ceiling, and the
     title must not promise one ("human ceiling κ = undef. ... (orange line)")."""
-    from judgekit.outputs.figures import FigureInputs, agreement_heatmap
+    from judgekit.outputs.figures import FigureInputs, agreement_heatmap, confusion_matrices
 
     rng = np.random.default_rng(11)
     human = rng.random(120) < 0.4
@@ -260,11 +260,16 @@ def test_a_human_labelled_set_with_many_judges_draws_a_heatmap_readable_at_7_pt(
         args += ["--judge", f"j{k}=j{k}", "--unsafe-value", f"j{k}=1"]
     assert run_cli(*args).returncode == 0
     assert run_cli("stats", tmp_path / "S", "--out", tmp_path / "stats", "--n-boot", "20",
-                   "--only", "cohen_kappa").returncode == 0
-    fig = agreement_heatmap(FigureInputs(pd.read_parquet(tmp_path / "stats" / "stats.parquet")))
+                   "--only", "cohen_kappa,accuracy,tp,fp,fn,tn").returncode == 0
+    stats = pd.read_parquet(tmp_path / "stats" / "stats.parquet")
+    fig = agreement_heatmap(FigureInputs(stats))
     sizes = [t.get_fontsize() for t in fig.findobj(lambda o: hasattr(o, "get_fontsize") and getattr(o, "get_text", None)
                                                    and o.get_text())]
     assert len(sizes) > 12 * 11 and min(sizes) >= 7
+    matrices = confusion_matrices(FigureInputs(stats))  # 11 judges: drawn 4 a row, never at 5 pt
+    sizes = [t.get_fontsize() for t in matrices.findobj(lambda o: hasattr(o, "get_fontsize")
+                                                        and getattr(o, "get_text", None) and o.get_text())]
+    assert len(sizes) > 11 * 4 and min(sizes) >= 7 and matrices.get_figwidth() <= 7.0
     assert "undef." not in " ".join(t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text")))
 
 

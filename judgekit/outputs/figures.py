@@ -431,11 +431,11 @@ def confusion_matrices(data: FigureInputs) -> plt.Figure | None:
     accuracy = stats[(stats["statistic"] == "accuracy") & (stats["subset"] == "all") & (stats["reference"] == HUMAN)]
     judges = sorted_by(accuracy[accuracy["judge_id"].isin(set(counts["judge_id"]))])
     judges += sorted(set(counts["judge_id"]) - set(judges))
-    columns = min(4 if len(judges) <= ROWS_PER_PANEL else 6, len(judges))
+    # at most 4 matrices a row: every text stays at 7 pt where the report shows the figure (6 a row needed 5 pt)
+    columns = min(4, len(judges))
     rows = int(np.ceil(len(judges) / columns))
-    small = columns > 4
     with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(rows, columns, figsize=(DOUBLE_COLUMN_IN, (1.35 if small else 1.8) * rows + 0.4), squeeze=False,
+        fig, axes = plt.subplots(rows, columns, figsize=(DOUBLE_COLUMN_IN, 1.8 * rows + 0.4), squeeze=False,
                                  layout="constrained")
         for ax, judge in zip(axes.ravel(), judges, strict=False):
             c = counts[counts["judge_id"] == judge].set_index("statistic")["estimate"]
@@ -444,13 +444,13 @@ def confusion_matrices(data: FigureInputs) -> plt.Figure | None:
             image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
             for i in range(2):
                 for j in range(2):
-                    ax.text(j, i, f"{int(matrix[i, j])}\n({shares[i, j]:.0%})", ha="center", va="center", fontsize=5 if small else 6,
+                    ax.text(j, i, f"{int(matrix[i, j])}\n({shares[i, j]:.0%})", ha="center", va="center", fontsize=7,
                             color="white" if shares[i, j] > 0.6 else "black")
-            ax.set_xticks([0, 1], ["unsafe", "safe"], fontsize=5 if small else 7)
-            ax.set_yticks([0, 1], ["unsafe", "safe"], fontsize=5 if small else 7)
-            ax.set_xlabel("judge", fontsize=6)
-            ax.set_ylabel("humans", fontsize=6)
-            ax.set_title(judge, fontsize=5.5 if small else 7)
+            ax.set_xticks([0, 1], ["unsafe", "safe"], fontsize=7)
+            ax.set_yticks([0, 1], ["unsafe", "safe"], fontsize=7)
+            ax.set_xlabel("judge", fontsize=7)
+            ax.set_ylabel("humans", fontsize=7)
+            ax.set_title(judge, fontsize=7)
         for ax in axes.ravel()[len(judges):]:
             ax.set_visible(False)
         fig.colorbar(image, ax=axes, shrink=0.5, label="share of the humans' row (colour and %)")
