@@ -335,6 +335,9 @@ def _add_framework_parsers(data_sub) -> None:
                    "judge_said_code_or_refusal, unparseable, error), not a missing one")
     p.add_argument("--empty-reason", action="append", default=[], metavar="NAME=COLUMN",
                    help="a column saying why NAME's score is empty: its value (after --values) is the parse status")
+    p.add_argument("--probability", action="append", default=[], metavar="NAME",
+                   help="NAME's column is its P(unsafe) in [0, 1]: kept as p_unsafe (calibration), the verdict cut by "
+                   "--unsafe-value NAME=>=X")
     p.add_argument("--sample-from-order", action="store_true",
                    help="several responses per (model, prompt): number them 0, 1, ... in row order (the sample column)")
     p.add_argument("--records", default=None, metavar="KEY[.KEY...]",
@@ -373,6 +376,7 @@ def _import_command(args: argparse.Namespace) -> None:
             unsafe_values=tuple(args.unsafe_value), sets=tuple(args.set), wheres=tuple(args.where),
             values=tuple(args.values), scales=tuple(args.scale), if_empty=tuple(args.if_empty),
             empty_reasons=tuple(args.empty_reason), sample_from_order=args.sample_from_order, records=args.records,
+            probabilities=tuple(args.probability),
             model=args.model, split=args.split, encoding=args.encoding))
         for line in table.preview:
             print(line)

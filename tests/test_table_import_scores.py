@@ -370,3 +370,28 @@ def test_specification_curve_indicator_labels_do_not_overlap_under_a_long_title(
     for ax in fig.axes[1::2]:  # the indicator panels
         boxes = sorted((t.get_window_extent() for t in ax.get_yticklabels() if t.get_text()), key=lambda b: b.y0)
         assert len(boxes) >= 3 and all(low.y1 <= high.y0 + 0.5 for low, high in zip(boxes, boxes[1:]))
+
+
+def test_a_probability_column_is_kept_as_p_unsafe_and_gives_calibration(tmp_path):
+    """A guard model's P(unsafe) column beside a human label: the verdict at >= 0.5, the probability for calibration;
+    the ECE equals a hand computation (10 equal-width bins)."""
+    rng = np.random.default_rng(8)
+    p = rng.uniform(0, 1, 300).round(4)
+    human = (rng.random(300) < p ** 1.5).astype(int)
+    pd.DataFrame({"q": [f"q{k}" for k in range(300)], "r": "x", "human": human, "guard_p": p}).to_csv(
+        tmp_path / "t.csv", index=False)
+    args = ["data", "import", "table", tmp_path / "t.csv", "--out", tmp_path / "S", "--map", "prompt=q,response=r",
+            "--set", "model=m", "--label", "human", "--unsafe-value", "label=1", "--judge", "guard=guard_p"]
+    refused = run_cli(*args, "--probability", "guard", "--unsafe-value", "guard=<=0.5")
+    assert refused.returncode == 2 and "--unsafe-value guard=>=X" in refused.stderr
+    result = run_cli(*args, "--probability", "guard", "--unsafe-value", "guard=>=0.5")
+    assert result.returncode == 0, result.stderr
+    assert "judge guard (column guard_p, P(unsafe) on 0-1)" in result.stdout
+    judgments = load_study(tmp_path / "S").judgments
+    assert np.allclose(np.sort(judgments["p_unsafe"]), np.sort(p))
+    assert run_cli("stats", tmp_path / "S", "--out", tmp_path / "stats", "--n-boot", "20").returncode == 0
+    stats = pd.read_parquet(tmp_path / "stats" / "stats.parquet")
+    ece = stats[(stats["statistic"] == "ece") & (stats["judge_id"] == "guard") & (stats["subset"] == "all")]
+    bins = np.minimum((p * 10).astype(int), 9)
+    expected = sum((bins == b).mean() * abs(human[bins == b].mean() - p[bins == b].mean()) for b in np.unique(bins))
+    assert ece["estimate"].iloc[0] == pytest.approx(expected, abs=1e-12)

@@ -76,6 +76,7 @@ class TableOptions:
     empty_reasons: tuple[str, ...] = ()
     sample_from_order: bool = False
     records: str | None = None
+    probabilities: tuple[str, ...] = ()
     model: str | None = None
     split: str | None = None
     encoding: str = "utf-8"
@@ -95,6 +96,7 @@ class _Plan:
     if_empty: dict[str, str] = field(default_factory=dict)  # --if-empty NAME=STATUS
     empty_reasons: dict[str, str] = field(default_factory=dict)  # --empty-reason NAME=COL
     sample_from_order: bool = False
+    probabilities: set[str] = field(default_factory=set)  # --probability NAME: the column is P(unsafe)
 
 
 @dataclass
@@ -166,11 +168,21 @@ def _plan(options: TableOptions) -> _Plan:
     for name, status in if_empty.items():
         if status not in FAILURE_STATUSES:
             raise InputError(f"--if-empty {name}={status}: the status must be one of {list(FAILURE_STATUSES)}")
+    for name in options.probabilities:
+        rule = rules.get(name)
+        if name not in judges or _judge_dimension(name)[1] != DEFAULT_DIMENSION:
+            raise InputError(f"--probability {name}: name a --judge whose column is its P(unsafe) (judges: "
+                             f"{sorted(judges) or 'none'})")
+        if rule is None or rule.value is not None or rule.worse != "high":
+            raise InputError(f"--probability {name} needs --unsafe-value {name}=>=X (e.g. >=0.5): the verdict's cut")
+        if scales.setdefault(name, (0.0, 1.0)) != (0.0, 1.0):
+            raise InputError(f"--probability {name}: a probability's scale is 0:1, not --scale {name}="
+                             f"{scales[name][0]:g}:{scales[name][1]:g}")
     if options.sample_from_order and "sample" in mapping:
         raise InputError("--sample-from-order numbers the samples itself; leave out --map sample=COL (or keep it and "
                          "drop --sample-from-order)")
     return _Plan(mapping, judges, labels, rules, constants, filters, value_maps, legacy, scales, if_empty,
-                 empty_reasons, options.sample_from_order)
+                 empty_reasons, options.sample_from_order, set(options.probabilities))
 
 
 def _scale_range(name: str, text: str) -> tuple[float, float]:
@@ -531,7 +543,7 @@ def _judge_rows(frame: pd.DataFrame, plan: _Plan, items: list[str], origin: _Ori
         rows = pd.DataFrame({
             "item_id": items, "judge_id": judge, "dimension": dimension,
             "label": [label if label in ("unsafe", "safe") else None for label in labels],
-            "score": scores, "p_unsafe": np.nan,
+            "score": scores, "p_unsafe": scores if name in plan.probabilities else np.nan,
             "parse_status": ["ok" if good else (status or "") for good, status in zip(ok, statuses, strict=True)],
             "raw_output": [text if good else reason for good, text, reason in zip(ok, frame[column], reasons, strict=True)],
             "judge_spec_hash": spec,
@@ -590,7 +602,8 @@ def _scale_notes(plan: _Plan, scales: list[JudgeScale]) -> dict[str, str]:
     for name in plan.judges:
         scale = next((s for s in scales if (s.judge_id, s.dimension) == _judge_dimension(name)), None)
         if scale is not None:
-            notes[name] = (f", score on {scale.min:g}-{scale.max:g}" if name in plan.scales else
+            notes[name] = (", P(unsafe) on 0-1" if name in plan.probabilities else
+                           f", score on {scale.min:g}-{scale.max:g}" if name in plan.scales else
                            f", scores seen {scale.min:g}-{scale.max:g}: declare the range with --scale {name}=LOW:HIGH")
     return notes
 
