@@ -12,6 +12,12 @@ says what each column is; nothing is guessed:
 * ``--label COL`` (``--annotator ID`` per column, default the column name): human labels, read with
   ``--unsafe-value label=VALUE``. (``--map label=COL`` keeps the old ``data import hf`` reading: 1/unsafe/true
   unsafe, 0/safe/false safe, annotator ``source-label``.)
+* Scores: ``--scale NAME=LOW:HIGH`` declares a score column's range (a score outside it is an error);
+  ``--probability NAME`` keeps a P(unsafe) column as ``p_unsafe``; ``--judge JUDGE:DIMENSION=COL`` is a graded score
+  on another dimension (``coherent``), no label. An empty score is no judgement, unless ``--if-empty NAME=STATUS`` or
+  ``--empty-reason NAME=COL`` makes it a failure row with that parse status (a judge that said CODE or REFUSAL).
+* ``--sample-from-order`` numbers several responses per (model, prompt) in row order (paired effects average
+  them within the prompt); ``--records KEY.KEY`` says where a JSON file keeps its records (``*``: every key).
 * ``--set COLUMN=VALUE`` constants, ``--values COL:OLD=NEW,...`` value maps (applied first), ``--where COL=V`` /
   ``COL!=V`` row filters (on the mapped values; all must hold).
 * A source column named like a judgekit column and not mapped is kept as ``source_<name>``; every other
