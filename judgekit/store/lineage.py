@@ -61,7 +61,8 @@ def lineage_table_counts(study_dir: str | Path) -> list[str]:
     responses = read_table(responses_path, SCHEMAS["responses"]) if responses_path is not None else None
     models = read_models(study_dir, responses)
     capability = read_capability(study_dir)
-    counts = [] if models is None else [f"models table {len(models)} rows"]  # rows, not models: the responses say those
+    # rows of the table, not models: the responses say how many models there are
+    counts = [] if models is None else [f"models table {len(models)} row{'' if len(models) == 1 else 's'}"]
     if capability is None:
         return counts
     known = set(models["model"]) if models is not None else set()
