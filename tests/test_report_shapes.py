@@ -173,6 +173,17 @@ def test_a_second_run_of_the_base_is_the_noise_floor() -> None:
     assert "ft vs base" not in floor
 
 
+def test_three_related_models_compared_with_each_other_have_no_noise_floor() -> None:
+    """em_coder_betley's shape: three fine-tunes, every comparison a compare_with; none is a rerun of the same weights."""
+    effects = {"j_alpha": (-0.01, -0.02, -0.002)}
+    stats = pd.DataFrame(_effects("middle", "base", "model_comparison", "None", effects)
+                         + _effects("high", "base", "model_comparison", "None", effects)
+                         + _effects("high", "middle", "model_comparison", "None", effects))
+    html = finetune_section(_Study(["base", "middle", "high"]), stats)
+    assert "high vs middle" in html and "Noise floor" not in html
+    assert "<th>kind</th>" not in html  # every comparison a plain compare_with: no column of empty cells
+
+
 def _judge_rows(items: list[str], dimensions: tuple[str, ...]) -> pd.DataFrame:
     rng = np.random.default_rng(3)
     return pd.DataFrame([{"item_id": i, "judge_id": j, "dimension": d, "label": None, "score": float(rng.integers(0, 4)),
@@ -356,3 +367,19 @@ def test_em_political_report_meets_the_acceptance_checks(tmp_path: Path) -> None
     drawn = {Path(h).stem.split("__")[0] for h in hrefs}
     assert not any(f"<code>{name}</code> is not drawn" in html for name in drawn)
     assert "qwen25_political_2e4 vs base_qwen25" in html and "all 4 judges: less safe" in html
+
+
+def test_status_table_shows_ok_and_only_the_failure_statuses_present() -> None:
+    """Eleven columns of zeros made the table wider than the page (harmbench_cls_val's 11 judges, no failure)."""
+    from judgekit.outputs.report import status_counts
+
+    items = [f"i{k}" for k in range(6)]
+    judgments = _judge_rows(items, ("safety",))
+    judgments.loc[judgments.index[:2], ["label", "parse_status"]] = [None, "judge_said_code_or_refusal"]
+    study = Study.__new__(Study)
+    object.__setattr__(study, "judgments", judgments)
+    object.__setattr__(study, "responses", pd.DataFrame({"item_id": items}))
+    counts = status_counts(study)
+    assert [c for c in counts.columns if c not in ("judge_id", "dimension")] == [
+        "ok", "judge_said_code_or_refusal", "not judged"]
+    assert counts["judge_said_code_or_refusal"].sum() == 2 and counts["ok"].sum() == len(judgments) - 2

@@ -289,7 +289,8 @@ def validate_path(path: str | Path) -> str:
             # A prompt set (input of `judgekit generate`): no responses yet.
             return f"{path}: ok (prompt set, {len(read_table(prompts, SCHEMAS['prompts']))} prompts)"
         study = load_study(path)
-        parts = [f"{len(study.responses)} responses"]
+        models = study.responses["model"].nunique() if "model" in study.responses else 0
+        parts = [f"{len(study.responses)} responses" + (f" from {models} models" if models > 1 else "")]
         for name in TABLE_NAMES[1:]:
             table = getattr(study, name)
             if table is not None:

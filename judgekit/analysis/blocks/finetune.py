@@ -104,7 +104,7 @@ from judgekit.analysis.outcomes import OutcomeView
 from judgekit.analysis.rows import RowWriter, row_generator
 from judgekit.analysis.subsets import Subset
 from judgekit.capability.gain import capability_gain, capability_summary
-from judgekit.store.lineage import finetune_pairs, model_lineage, read_capability, read_models
+from judgekit.store.lineage import compared_models, finetune_pairs, model_lineage, read_capability, read_models
 from judgekit.analysis.label_plan import NOTHING_TO_PLAN, comparison_plan
 from judgekit.store.schema import DEFAULT_DIMENSION, HUMAN_MAJORITY, JudgeScale
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
@@ -179,8 +179,8 @@ def declared_comparisons(lineage: pd.DataFrame) -> list[Comparison]:
            for p in finetune_pairs(lineage)]
     for column, kind in (("compare_with", "model_comparison"), ("checkpoint_of", "checkpoint_comparison")):
         for row in lineage.dropna(subset=[column]).itertuples(index=False):
-            other = getattr(row, column)
-            out.append(Comparison(row.model, other, other, None, kind))
+            others = compared_models(row.compare_with) if column == "compare_with" else [row.checkpoint_of]
+            out += [Comparison(row.model, other, other, None, kind) for other in others]
     return out
 
 
