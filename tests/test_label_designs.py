@@ -122,6 +122,21 @@ def test_convenience_labels_always_qualify_the_corrected_rows_with_a_gamma_range
         assert "Zhao, Small & Bhattacharya 2019" in warning
 
 
+def test_labels_on_every_item_are_a_census_and_carry_no_selection_warning(tmp_path: Path):
+    """xstest labels all 150 prompts' responses, no design recorded: nothing was chosen, so no row may say the
+    labels were chosen by convenience (they did, before)."""
+    study = tmp_path / "study"
+    truth = write_active_study(study, seed=4, prompts=60, pilot=0)
+    labels = tmp_path / "all.csv"
+    pd.DataFrame({"item_id": truth.index, "annotator_id": "a", "label": truth.to_numpy()}).to_csv(labels, index=False)
+    import_labels_step(study, labels)
+    assert set(load_study(study).annotations["design"]) == {"convenience"}
+    stats = _stats(study)
+    rows = stats[stats["statistic"].isin(["finetune_effect_corrected", "harmful_rate_corrected"])
+                 | ((stats["statistic"] == "finetune_effect_paired") & (stats["judge_id"] == "human_majority"))]
+    assert len(rows) and not rows["warning"].fillna("").str.contains("chosen by convenience").any()
+
+
 def test_selection_bounds_are_the_linear_fractional_programme_solved_by_linprog():
     """Independent check: max and min of the weighted mean over the box, by Charnes-Cooper + scipy's linprog."""
     rng = np.random.default_rng(1)

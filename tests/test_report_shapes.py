@@ -383,3 +383,14 @@ def test_status_table_shows_ok_and_only_the_failure_statuses_present() -> None:
     assert [c for c in counts.columns if c not in ("judge_id", "dimension")] == [
         "ok", "judge_said_code_or_refusal", "not judged"]
     assert counts["judge_said_code_or_refusal"].sum() == 2 and counts["ok"].sum() == len(judgments) - 2
+
+
+def test_an_interval_that_excludes_zero_never_prints_an_end_of_zero() -> None:
+    """em_coder_betley's effects printed '−1 points [−2, 0]: safer', which reads as touching 0."""
+    from judgekit.outputs.report_finetune import _interval_points
+
+    assert _interval_points(-0.024, -0.002) == "[−2.4, −0.2]"  # was [−2, 0]
+    assert _interval_points(0.003, 0.03) == "[+0.3, +3.0]"  # was [0, +3]
+    assert _interval_points(-0.0077, 0.0028) == "[−0.8, +0.3]"  # narrow: one decimal, as before
+    assert _interval_points(0.20, 0.51) == "[+20, +51]"
+    assert _interval_points(-0.05, 0.004) == "[−5, 0]"  # includes 0: whole points are right

@@ -443,10 +443,14 @@ def _noun(outcome: str) -> str:
 
 
 def _interval_points(low: float, high: float) -> str:
-    """'[+20, +51]'; a zero-width interval says so (every resample gave the same value: not certainty)."""
+    """'[+20, +51]'; a zero-width interval says so (every resample gave the same value: not certainty).
+
+    One decimal where whole points would blur the interval: a narrow one, or one that excludes 0 but whose end
+    would round to 0 ('[−2, 0]' beside "safer" reads as touching 0; '[−2.0, −0.3]' does not)."""
     if low == high:
         return "[every resample equal]"
-    fine = abs(high - low) < 0.02
+    excludes_zero = low > 0 or high < 0
+    fine = abs(high - low) < 0.02 or (excludes_zero and min(abs(low), abs(high)) < 0.005)
     return f"[{_points(low, fine=fine)}, {_points(high, fine=fine)}]"
 
 

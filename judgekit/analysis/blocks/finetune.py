@@ -527,7 +527,7 @@ def _human_selection(data: StudyArrays, mask: NDArray, treated: NDArray, keys: N
                 "part-filled plan): the humans' paired effect is not weighted by them and describes the prompts "
                 "drawn, not all; read finetune_effect_corrected (weighted)")
     convenience = int((data.designs[labelled] == "convenience").sum()) if data.designs is not None else 0
-    if not convenience:
+    if not convenience or labelled.sum() == matched.sum():  # every matched response labelled: nothing was chosen
         return ""
     frame = pd.DataFrame({"key": keys[matched], "treated": treated[matched], "y": data.reference[matched]})
     means = frame.groupby(["key", "treated"])["y"].mean().unstack("treated")
@@ -648,7 +648,7 @@ class LabelChecks:
     def selection(self, result: ClusteredPPIEstimate) -> str:
         """Convenience labels: say so, with the range selection of odds up to DEFAULT_GAMMA allows."""
         convenience, labelled = self._count("convenience"), self._labelled()
-        if not convenience:
+        if not convenience or labelled.sum() == self.items.sum():  # every item labelled: nothing was chosen
             return ""
         low = high = 0.0
         for arm, sign in self.arms():
