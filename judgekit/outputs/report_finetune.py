@@ -725,6 +725,7 @@ def finetune_section(study: Study, stats: pd.DataFrame, *, figure_paths: Iterabl
     order = sorted(kinds, key=lambda k: (rank.get(kinds[k], 4), k))
     kinds = {k: kinds[k] for k in order}
     names = _comparison_names(study, order, kinds)
+    has_corrected = (stats["statistic"] == "finetune_effect_corrected").any()
     blocks = []
     for comparison in order:
         outcomes = [o for o in OUTCOMES if (outcome_of(effects[keys == comparison]) == o).any()]
@@ -734,8 +735,10 @@ def finetune_section(study: Study, stats: pd.DataFrame, *, figure_paths: Iterabl
             parts.append(
                 f"<h4>{_e(OUTCOMES[outcome].noun)} <span class='muted'>(outcome <code>{_e(outcome)}</code>)</span></h4>"
                 f"{table}<p class='muted'>Rate difference on the prompts both models answered, all benchmarks pooled; "
-                f"estimate [{_e(note)}]. The corrected effect uses each judge's errors on the human-labelled items of "
-                "each model; the share carried by incoherent responses is unstable when the effect's interval covers "
+                f"estimate [{_e(note)}]. "
+                + ("The corrected effect uses each judge's errors on the human-labelled items of each model. "
+                   if has_corrected else "")
+                + "The share carried by incoherent responses is unstable when the effect's interval covers "
                 f"0.</p>{_conclusion(stats, comparison, outcome)}{_label_plan(stats, comparison, outcome)}")
         label = kind_label(kinds[comparison], names[comparison])
         heading = f"{_e(names[comparison])}" + (f" <span class='muted'>({_e(label)})</span>" if label else "")
