@@ -321,3 +321,24 @@ def test_first_long_line_is_the_first_line_over_the_limit(text: str, limit: int)
     expected = next((int(s) for s, line in zip(starts, text.split("\n"), strict=True) if len(line) > limit), None)
     assert first_long_line(text, limit) == expected
     assert first_long_line(text.encode(), limit) == expected
+
+
+def test_column_wide_text_coercion_reads_missing_cells_as_the_per_value_path_does() -> None:
+    """Nullable categories with missing cells (failed judgements' labels, absent dimensions) take the column-wide
+    path; its result must be the per-value path's, and a missing-looking value that path refuses (NaT) still goes
+    there to be named."""
+    label = JUDGMENTS.column("label")
+
+    def fail(message: str, position: int, column: str) -> InputError:
+        return InputError(message, row=position + 1, column=column)
+
+    values = pd.Series(["safe", None, np.nan, pd.NA, "unsafe", np.float64("nan")] * 50, dtype=object)
+    fast = jio._coerce_clean_strings(values, label)
+    assert fast is not None
+    pd.testing.assert_series_equal(fast, jio._coerce_string_by_value(values, label, "memory", fail))
+    assert fast.tolist()[:6] == ["safe", None, None, None, "unsafe", None]
+    assert jio._coerce_clean_strings(pd.Series(["safe", pd.NaT], dtype=object), label) is None
+    with pytest.raises(InputError, match="row 2.*expected text, got NaTType"):
+        jio.conform_frame(tricky_judgments().assign(label=pd.Series(["safe", pd.NaT, "safe", None], dtype=object),
+                                                    parse_status=["ok", "error", "ok", "error"]), JUDGMENTS)
+    assert jio._coerce_clean_strings(pd.Series(["x", None], dtype=object), RESPONSES.column("item_id")) is None

@@ -236,8 +236,8 @@ def _plan(study: Study, judge: Judge, *, replace: bool, only_items: list[str] | 
         )
     done = _judged_items(existing, judge.judge_id, digest)
     # Items a snapshot found to do stay this run's items while other shards of it commit theirs.
-    wanted = (study.responses["item_id"].isin(set(only_items)) if only_items is not None
-              else ~study.responses["item_id"].isin(done)).to_numpy()
+    ids = pd.Series(study.responses["item_id"].to_numpy(dtype=object), dtype=object)  # isin on Arrow strings loops in Python
+    wanted = (ids.isin(set(only_items)) if only_items is not None else ~ids.isin(done)).to_numpy()
     todo = study.responses if wanted.all() else study.responses.loc[wanted]  # no copy of a million rows to do them all
     return _Plan(identity, digest, done, todo)
 

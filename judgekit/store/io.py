@@ -301,7 +301,7 @@ def _read_large_csv(path: Path, schema: TableSchema, limits: ReadLimits, *, allo
             # One thread: Arrow's threaded reader spent 4x the CPU seconds (1.5 s against 0.4 s on 287 MB, on
             # 2 cores) for a parse that takes half a second anyway.
             table = pacsv.read_csv(
-                pa.PythonFile(stream, mode="r"), read_options=pacsv.ReadOptions(use_threads=False, block_size=8 << 20),
+                pa.PythonFile(stream, mode="r"), read_options=pacsv.ReadOptions(use_threads=False),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(column_types={name: pa.large_string() for name in header},
                                                      strings_can_be_null=False, quoted_strings_can_be_null=False),
@@ -615,13 +615,24 @@ def _coerce_clean_strings(values: pd.Series, column: Column) -> pd.Series | None
     on million-row tables.
     """
     array = values.to_numpy(dtype=object)
-    if len(array) == 0 or pd.api.types.infer_dtype(array, skipna=False) != "string":
+    if len(array) == 0:
         return None
-    if not _all_valid_unicode(array):
+    missing = pd.isna(array)
+    if missing.any():
+        # Missing cells of a nullable category (a failed judgement's label, an absent dimension) are None, as the
+        # per-value path makes them; any other missing cell is that path's to name.
+        if column.kind == "text" or not column.nullable or not _missing_sentinels(array[missing]):
+            return None
+        array = array.copy()
+        array[missing] = None
+    present = array[~missing] if missing.any() else array
+    if len(present) and pd.api.types.infer_dtype(present, skipna=False) != "string":
+        return None
+    if not _all_valid_unicode(present):
         return None
     if column.kind != "text":
         # Ids repeat per judge or detector and categories repeat everywhere: test each distinct value once.
-        distinct = pd.unique(array)
+        distinct = pd.unique(present)
         if not all(map(str.strip, distinct)):  # an empty or blank value (str.strip runs in C over the values)
             return None
         if column.allowed is not None and not set(distinct) <= set(column.allowed):
@@ -629,6 +640,12 @@ def _coerce_clean_strings(values: pd.Series, column: Column) -> pd.Series | None
     elif column.allowed is not None and not pd.Series(array, dtype=object).isin(column.allowed).all():
         return None
     return pd.Series(array, dtype=object)
+
+
+def _missing_sentinels(values: np.ndarray) -> bool:
+    """Whether every value (each one pandas counts as missing) is one :func:`_is_missing` accepts: None, pd.NA or a
+    float NaN (not NaT, nor a NaN of another type)."""
+    return all(kind is type(None) or kind is type(pd.NA) or issubclass(kind, float) for kind in set(map(type, values)))
 
 
 def _coerce_string_by_value(values: pd.Series, column: Column, fmt: str, fail: ConformFail) -> pd.Series:

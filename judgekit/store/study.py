@@ -231,7 +231,7 @@ def load_study(study_dir: str | Path, *, arrow_text: bool = False) -> Study:
 
 
 def _check_known_items(table: pd.DataFrame, responses: pd.DataFrame, path: Path) -> None:
-    unknown = ~table["item_id"].isin(set(responses["item_id"])).to_numpy()
+    unknown = ~table["item_id"].isin(responses["item_id"].to_numpy(dtype=object)).to_numpy()  # Arrow-backed too
     if unknown.any():
         position = int(np.flatnonzero(unknown)[0])
         raise InputError(
