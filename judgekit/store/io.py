@@ -314,7 +314,7 @@ def _read_large_csv(path: Path, schema: TableSchema, limits: ReadLimits, *, allo
         return None
     if any(name not in header for name in schema.required_columns):
         return None
-    single_key = len(schema.key) == 1 and schema.key[0] not in schema.key_defaults
+    single_key = len(schema.key) == 1 and schema.key[0] in header and schema.key[0] not in schema.key_defaults
     if single_key and len(pc.unique(table.column(schema.key[0]))) != table.num_rows:
         return None  # a duplicate key (hashing Arrow strings: a fraction of pandas' factorize of them)
     try:
