@@ -263,10 +263,12 @@ def _exact_read(path: Path, monkeypatch: pytest.MonkeyPatch):
         return read_table(path, RESPONSES)
 
 
-def test_large_csv_column_wise_reader_gives_the_exact_readers_frame(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("bom", [False, True])
+def test_large_csv_column_wise_reader_gives_the_exact_readers_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    bom: bool) -> None:
     path = tmp_path / "responses.csv"
-    _large_responses().to_csv(path, index=False, lineterminator="\r\n")
+    _large_responses().to_csv(path, index=False, lineterminator="\r\n", encoding="utf-8-sig" if bom else "utf-8")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf") == bom
     assert path.stat().st_size > jio._ARROW_CSV_MIN_CHARS
     exact = _exact_read(path, monkeypatch)
     fast = jio._read_large_csv(path, RESPONSES, jio.read_limits(), allow_empty=False, arrow_text=False)

@@ -136,6 +136,12 @@ def test_column_matching_finds_the_first_marker_python_re_finds(markers: list[st
     assert frame["raw_output"].tolist() == [f"refusal marker: {m.group(0)!r}" if m else "no refusal marker found"
                                             for m in found]
     assert any(found) and not all(found)
+    # The judge step hands over the responses as read: Arrow chunks, not one array.
+    import pandas as pd
+    import pyarrow as pa
+
+    chunked = pa.chunked_array([texts[:1234], texts[1234:4000], texts[4000:]], type=pa.large_string())
+    pd.testing.assert_frame_equal(KeywordJudge({"judge_id": "k", "markers": markers}).judge_column(chunked), frame)
 
 
 def test_case_insensitive_lists_keep_pythons_case_folding() -> None:
