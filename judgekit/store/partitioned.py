@@ -118,7 +118,7 @@ def _full_width(frame: pd.DataFrame, schema: TableSchema):
     if extras:
         fields += list(pa.Schema.from_pandas(frame[extras], preserve_index=False))
         full.update({name: frame[name] for name in extras})
-    # One thread: the columns are mostly Arrow already, and a pool of converter threads cost more CPU than it saved.
+    # One thread: the columns are mostly Arrow already, so there is little to convert in parallel and a pool only adds hand-offs.
     table = pa.Table.from_pandas(pd.DataFrame(full, index=frame.index, copy=False), schema=pa.schema(fields),
                                  preserve_index=False, nthreads=1)
     # The pandas metadata names each schema column's canonical type (text: object, int: Int64), whatever type
