@@ -766,6 +766,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "no_progress", False):
         # transformers' "Loading weights" bars follow huggingface_hub's switch, read when it is first imported
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # Arrow's default allocator (mimalloc) asks for transparent huge pages, and the kernel zeroes 2 MiB at each
+    # first touch: `judge` on a million-row study spent 0.7-1.9 s of system time there (perf: clear_page_erms, 36%
+    # of the samples), against 0.5 s with the C library's allocator, which Arrow takes from this variable when it
+    # first allocates (pyarrow is not imported yet here). A value the user set is kept. BENCHMARKS.md has the runs.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     with _held_diagnostics() as held:
         code = _run(args, debug)
     if code == EXIT_OK:

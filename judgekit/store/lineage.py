@@ -183,18 +183,26 @@ def check_lineage_forest(study_dir: str | Path, responses: pd.DataFrame, respons
               if frame is not None and {"model", "base_model"} <= set(frame.columns)]
     for frame, path in tables:
         # A base model may name itself (an old convention, read as "no base"); a fine-tune of itself may not.
-        goal = frame["finetune_goal"].astype(object) if "finetune_goal" in frame else pd.Series(None, index=frame.index)
+        # Each distinct (model, base_model, finetune_goal) is tested once, at its first row (a million responses
+        # hold a few): the first offending combination is at the first offending row.
+        lineage = frame[[c for c in ("model", "base_model", "finetune_goal") if c in frame]].drop_duplicates()
+        goal = (lineage["finetune_goal"].astype(object) if "finetune_goal" in lineage
+                else pd.Series(None, index=lineage.index, dtype=object))
         declared = goal.notna().to_numpy() & (goal.astype(str).str.strip() != "").to_numpy()
-        own = (frame["model"].astype(object) == frame["base_model"].astype(object)).to_numpy(dtype=bool) & declared
+        own = (lineage["model"].astype(object) == lineage["base_model"].astype(object)).to_numpy(dtype=bool) & declared
         if own.any():
-            position = int(np.flatnonzero(own)[0])
-            raise InputError(f"model {frame['model'].iloc[position]!r} is a fine-tune (finetune_goal "
-                             f"{goal.iloc[position]!r}) of itself: its base_model must be another model",
+            first = int(np.flatnonzero(own)[0])
+            position = frame.index.get_loc(lineage.index[first])
+            raise InputError(f"model {lineage['model'].iloc[first]!r} is a fine-tune (finetune_goal "
+                             f"{goal.iloc[first]!r}) of itself: its base_model must be another model",
                              file=path, row=position + 1, column="base_model")
     if models is not None:
         known = set(models["model"]) | (set(responses["model"].dropna()) if "model" in responses else set())
         check_comparisons(models, models_path, known)
-    stated = [(f["model"], f["base_model"]) for f, _ in reversed(tables)]  # the models table last: it wins
+    # The models table last: it wins. Each (model, base_model) once, at its last row, in row order: the last row
+    # stating a model's base still wins.
+    stated = [(pairs["model"].astype(object), pairs["base_model"].astype(object)) for pairs in
+              (f[["model", "base_model"]].drop_duplicates(keep="last") for f, _ in reversed(tables))]
     parent = {model: base for models_, bases in stated for model, base in zip(models_, bases, strict=True)
               if isinstance(base, str) and base and base != model and isinstance(model, str)}
     for start in sorted(parent):
