@@ -1,7 +1,8 @@
 """plan-labels v2 (issue 25): the plan is the estimator's own curve, in prompts, and its stated current half-width is
-the stats row's; importing the planned labels keeps n_items and never widens the corrected effect's interval. plan-labels v3 (issue 34): the
-unlabelled prompts' labels predicted from the judge's P(unsafe) (checked against the labels), and the curve of the
-design the plan draws (random, or active with its Horvitz-Thompson variance). Study-level: analyses/label_designs.py."""
+the stats row's; importing the planned labels keeps n_items and never widens the corrected effect's interval.
+plan-labels v3 (issue 34): the unlabelled prompts' labels predicted from the judge's P(unsafe) (checked against the
+labels), and the curve of the design the plan draws (random, or active with its Horvitz-Thompson variance).
+Study-level: analyses/label_designs.py."""
 
 from __future__ import annotations
 

@@ -442,7 +442,8 @@ def _random_curve(model: LabelModel, judge: NDArray, labelled: NDArray, grid: ND
 
     With V = Var(D), c = Cov(D, F) over the labelled and S = Cov(F) over all M units the variance at weights lam is
     (V - 2 lam'c + lam'S lam)/m + lam'S lam/(M - m), least at lam = (M - m)/M S^{-1} c (clipped to [0, 1]); with the
-    weights unclipped it is V[(1 - R^2)/m + R^2/M], falling in m."""
+    weights unclipped it is V[(1 - R^2)/m + R^2/M], falling in m. V and c are the labelled set's expected sample
+    moments over the draw; the first term is shrunk by (1 - k/m) for the k weights tuned on the same labels."""
     total, k = len(model.mean), judge.shape[1]
     now, rest = int(labelled.sum()), ~labelled
     added = (grid - now)[:, None].astype(float)
@@ -453,16 +454,26 @@ def _random_curve(model: LabelModel, judge: NDArray, labelled: NDArray, grid: ND
     cross = (model.cross[labelled].sum(axis=0) + added * (model.cross[rest].mean(axis=0) if rest.any() else 0.0)
              ) / grid[:, None]
     correction = grid / np.maximum(grid - 1, 1)
-    # the added units' mean shares one estimated correction: first**2 overstates E[first]**2 by its variance
-    v = (second - first**2 + (added[:, 0] / grid) ** 2 * model.mean_noise) * correction
-    c = (cross - first[:, None] * verdicts) * correction[:, None]
+    # E[s^2] = m/(m-1) (E[mean D^2] - E[mean D]^2 - Var(mean D)): the draw of m - n of the R open units (without
+    # replacement) makes the labelled mean vary, and the added units' mean shares one estimated correction
+    # (``mean_noise``), by which first**2 overstates E[first]**2
+    open_count = max(int(rest.sum()), 2)
+    draw = added[:, 0] * (open_count - added[:, 0]) / (open_count - 1) / grid**2
+    spread_open = (np.cov(np.column_stack([model.mean[rest], judge[rest]]), rowvar=False, ddof=0).reshape(k + 1, k + 1)
+                   if rest.sum() > 1 else np.zeros((k + 1, k + 1)))
+    variance_open = (model.square[rest].mean() - model.mean[rest].mean() ** 2) if rest.any() else 0.0
+    v = (second - first**2 - draw * variance_open + (added[:, 0] / grid) ** 2 * model.mean_noise) * correction
+    c = (cross - first[:, None] * verdicts - draw[:, None] * spread_open[0, 1:]) * correction[:, None]
     s = np.cov(judge, rowvar=False, ddof=1).reshape(k, k)
     direction = c @ np.linalg.pinv(s).T if np.any(s) else np.zeros_like(c)
     share = ((total - grid) / total)[:, None]
     # as the estimator: too few judge-only units left and the labels stand alone
     lam = np.where((total - grid >= MIN_UNLABELLED_FOR_WEIGHT)[:, None], np.clip(share * direction, 0.0, 1.0), 0.0)
     spread = np.einsum("gi,ij,gj->g", lam, s, lam)
-    residual = np.maximum(v - 2 * np.sum(lam * c, axis=1) + spread, 0.0)
+    # weights fitted to the same labels shrink the residuals' sum of squares by one residual variance each (as k fitted
+    # coefficients leave n - k degrees of freedom)
+    fitted = 1 - (lam > 0).sum(axis=1) / grid
+    residual = np.maximum(v - 2 * np.sum(lam * c, axis=1) + spread, 0.0) * fitted
     with np.errstate(divide="ignore", invalid="ignore"):
         unlabelled = np.where(grid < total, spread / np.maximum(total - grid, 1), 0.0)
     return residual / grid + unlabelled
