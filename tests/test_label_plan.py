@@ -198,3 +198,15 @@ def test_a_judge_whose_probabilities_the_labels_contradict_is_not_trusted_for_th
     trusted = plan_unit_labels(np.where(pilot, verdict, np.nan), verdict, units, units, treated=treated,
                                target_halfwidth=0.05, p_unsafe=verdict)
     assert "agree" in trusted.label_model, trusted.label_model
+
+
+def test_a_pilot_without_a_single_label_difference_does_not_promise_zero_variance():
+    """The audit's seed 37: all 20 pilot prompts labelled alike for both models, which contradicts the judge's
+    P(unsafe) (|z| 3.4); the labels' own moments alone said Var = 0 (a curve of 0 after one more prompt). Shrunk
+    toward the judge's as 10 labelled prompts, the curve stays above 0 and a small target is not met at +1."""
+    rng, truth, p_unsafe, verdict, units, treated, _ = _active_population(2)
+    pilot_units = rng.choice(300, 20, replace=False)
+    labels = np.where(np.isin(units, pilot_units), np.tile(truth[:300], 2), np.nan)  # base labelled as the fine-tune
+    plan = plan_unit_labels(labels, verdict, units, units, treated=treated, target_halfwidth=0.02, p_unsafe=p_unsafe)
+    assert "contradict" in plan.label_model and (plan.curve[:, 1] > 0.01).all(), plan.curve[:3]
+    assert plan.additional > 1

@@ -26,8 +26,9 @@ from judgekit.stats.ppi import MIN_UNLABELLED_FOR_WEIGHT, power_tuning_lambda, p
 
 # Var(Y - lambda*Yhat) of a 0/1 label can be at most this at lambda = 0 (labels only), which PPI++ never does worse than.
 MAX_BINARY_VARIANCE = 0.25
-# Before 10 units are labelled the label difference's variance is the labels' shrunk toward the judge's verdicts'
-# as if those were this many labelled units (so the judge dominates until labels take over).
+# The label difference's moments are the labels' shrunk toward the judge's as if those were this many labelled units
+# (so the judge dominates until labels take over): before 10 units are labelled, and where the labels contradict
+# the judge's P(unsafe) (or it gives verdicts only).
 JUDGE_WEIGHT = 10
 
 
@@ -388,7 +389,8 @@ def _judge_label_model(difference: NDArray, judge: NDArray, probability: NDArray
     label's probability (D's mean the signed sum of the arms' mean P, its variance B their Bernoulli variances),
     unless the labels contradict it (the mean of D - E[D] or of (D - E[D])^2 - B at |z| >= ``CALIBRATION_Z``) or
     the judge states no P(unsafe) (``stated`` False: a verdict claims no label noise): each moment is then the PPI++
-    mean of the labelled units' values with the prediction as the judge."""
+    mean of the labelled units' values with the prediction as the judge, shrunk toward the prediction as if it
+    were ``JUDGE_WEIGHT`` labelled units."""
     mean, square = probability.copy(), probability**2 + bernoulli
     cross = mean[:, None] * judge
     seen = labelled
@@ -406,11 +408,17 @@ def _judge_label_model(difference: NDArray, judge: NDArray, probability: NDArray
                   f"label's probability: |z| {worst:.2f} >= {CALIBRATION_Z:g})")
     noise = 0.0
     if not stated or worst >= CALIBRATION_Z:
+        # the labels' PPI++ moments, shrunk toward the judge's as if it were JUDGE_WEIGHT labelled units (a pilot
+        # whose label differences happen all to be 0 does not make the plan expect no variance at all)
+        labels_share = seen.sum() / (seen.sum() + JUDGE_WEIGHT)
         labelled_cross = difference[seen, None] * judge[seen]
-        cross = np.column_stack([_power_tuned(labelled_cross[:, j], cross[:, j], seen)[0]
-                                 for j in range(judge.shape[1])])
-        (mean, noise), square = _power_tuned(difference[seen], mean, seen), _power_tuned(difference[seen] ** 2,
-                                                                                          square, seen)[0]
+        cross = np.column_stack([_power_tuned(labelled_cross[:, j], cross[:, j], seen)[0] * labels_share
+                                 + cross[:, j] * (1 - labels_share) for j in range(judge.shape[1])])
+        (tuned_mean, noise), tuned_square = (_power_tuned(difference[seen], mean, seen),
+                                             _power_tuned(difference[seen] ** 2, square, seen)[0])
+        mean = labels_share * tuned_mean + (1 - labels_share) * mean
+        square = labels_share * tuned_square + (1 - labels_share) * square
+        noise *= labels_share**2
     mean, square = np.where(seen, difference, mean), np.where(seen, difference**2, square)
     cross = np.where(seen[:, None], difference[:, None] * judge, cross)
     return LabelModel(mean, np.maximum(square, mean**2), cross, source, noise)
@@ -666,8 +674,9 @@ def plan_unit_labels(
     variance, at |z| >= 2), or where the judge gives verdicts only, each
     moment is instead the PPI++ mean of the labelled units' values with
     the prediction as the judge [1]_ [2]_ (unbiased under a random pilot, but
-    about as noisy as the labels). The curve is then the
-    variance of the estimator the strategy uses:
+    about as noisy as the labels), shrunk toward the prediction as if it were
+    10 labelled units. The curve is then the variance of the estimator the
+    strategy uses:
 
     * random: the PPI++ variance
       :math:`(V - 2\\lambda^\\top c + \\lambda^\\top S\\lambda)/m + \\lambda^\\top S\\lambda/(M - m)`
@@ -676,7 +685,8 @@ def plan_unit_labels(
       variance included) and S = Cov(F) over all M units, at the weights the
       estimator tunes at m [1]_, the first term times (1 - k/m) for the k
       weights tuned on the same labels; its small-sample widening
-      (pseudo-labels) is added shrinking as 1/m;
+      (pseudo-labels, a fixed number of pseudo-items) is added, its
+      variance shrinking as 1/m^2;
     * active: the reported variance of the inverse-probability-weighted
       mean under Poisson sampling with the inclusion probabilities
       :math:`\\pi_i` the plan will use at that expected count,
@@ -754,15 +764,15 @@ def plan_unit_labels(
                                                     np.nan), codes, len(names))[answered]
             variance = _active_curve(model, judge[answered], keep[answered], weight_now,
                                      np.nan_to_num(open_uncertainty), grid)
-            excess = 0.0  # the weighted estimator has no pseudo-labels
+            widening = 0.0  # the weighted estimator has no pseudo-labels
         else:
             variance = _random_curve(model, judge[answered], keep[answered], grid)
-            # the interval's small-sample widening (pseudo-labels) is a fixed number of pseudo-items: relative to
-            # the variance it shrinks as 1/m
-            excess = (max((halfwidth_now / model_halfwidth) ** 2 - 1, 0.0)
-                      if np.isfinite(halfwidth_now) and model_halfwidth > 0 else 0.0)
+            # the interval's small-sample widening (pseudo-labels) is a fixed number of pseudo-items in a mean of m:
+            # its variance shrinks as 1/m^2 (and stays where the labels so far vary not at all, the bare interval 0)
+            widening = (max(halfwidth_now**2 - model_halfwidth**2, 0.0) / z**2
+                        if np.isfinite(halfwidth_now) and np.isfinite(model_halfwidth) else 0.0)
         with np.errstate(invalid="ignore"):
-            curve_halfwidth = z * np.sqrt(design_effect * variance * (1 + excess * max(now_count, 1) / grid))
+            curve_halfwidth = z * np.sqrt(design_effect * variance + widening * (max(now_count, 1) / grid) ** 2)
     else:
         variance = _prior_variance(labels, predictions, arms, difference[labelled_units & answered], judge[answered],
                                    grid, total, prior_residual)
