@@ -415,7 +415,9 @@ def _add_finetune_parsers(sub, data_sub) -> None:
     p.add_argument("--budget", type=_non_negative_int, default=None, help="label N more prompts: what they reach")
     p.add_argument("--judge", default=None, metavar="ID", help="judge whose verdicts are corrected (default: the only one)")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the item draw (default 0)")
-    p.add_argument("--explain", action="store_true", help="print the planning curve (labelled prompts -> half-width)")
+    p.add_argument("--explain", action="store_true",
+                   help="print what the unlabelled prompts' labels were taken to be and the planning curve "
+                        "(labelled prompts -> half-width)")
     p.add_argument("--strategy", choices=("random", "active"), default="random",
                    help="random (default): prompts drawn at random within strata; active: drawn more often where the "
                         "judges are unsure, each with its inclusion_probability written for the weighted estimate")

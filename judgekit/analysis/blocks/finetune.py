@@ -763,7 +763,9 @@ def _label_plan_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: 
     for judge_id in data.judges.columns:
         planned = comparison_plan(data.reference, data.judges[judge_id].to_numpy(), keys, clusters, mask & treated,
                                   mask & control, target_halfwidth=LABEL_PLAN_HALFWIDTH, level=writer.settings.level,
-                                  inclusion=data.inclusion)
+                                  inclusion=data.inclusion,
+                                  p_unsafe=(data.p_unsafe[judge_id].to_numpy(dtype=float) if judge_id in data.p_unsafe
+                                            else None))
         if planned is None:
             writer.add("labels_needed", judge_id, HUMAN_MAJORITY, group, np.nan, np.nan, np.nan, n_items=0,
                        n_in_subset=int(mask.sum()), method="label plan for the corrected effect",
@@ -777,8 +779,8 @@ def _label_plan_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: 
                            f"effect's half-width {plan.halfwidth_now:.3f} -> {plan.halfwidth_planned:.3f} (target "
                            f"{LABEL_PLAN_HALFWIDTH}); {plan.n_labelled} of {plan.n_units} shared prompts labelled for "
                            "both models now; PPI++ curve re-tuned at each count; prompts stratified by judge "
-                           f"disagreement x incoherence: judgekit plan-labels STUDY --judge {judge_id} "
-                           f"--target-halfwidth {LABEL_PLAN_HALFWIDTH} --out FILE"),
+                           "disagreement x incoherence x uncertainty quartile: judgekit plan-labels STUDY --judge "
+                           f"{judge_id} --target-halfwidth {LABEL_PLAN_HALFWIDTH} --out FILE"),
                    warning=plan.reason.removeprefix("target met, 0 labels").strip("; "))
 
 
