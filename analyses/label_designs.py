@@ -18,14 +18,16 @@ under each labelling design:
   (sensitivity about 0.9 on the base, 0.6 on the fine-tune), labels by a random plan: the judge-only paired
   effect must warn; ``judge_error_shift`` coverage of the super-population sensitivity and specificity shifts;
 * ``plan accuracy`` — pilot 20, ``plan-labels --target-halfwidth 0.10`` (random and active), the planned prompts
-  labelled: the achieved half-width against the target in reachable plans; and the projection at full labelling
-  (the curve's last point) against the half-width of labelling every prompt.
+  labelled: the achieved half-width against the target in reachable plans; the same plan drawn 10 more times
+  (other seeds, same count: how far the draw alone moves the achieved half-width, by the stats row's estimator
+  applied to the arrays, checked equal on the plan's own draw); and the projection at full labelling (the curve's
+  last point) against the half-width of labelling every prompt. ``--only plans`` reruns this section alone.
 
 A row "warns" when its warning names the design (convenience, the recorded design not followed, labels not drawn
 at random, two-phase, unequal recorded probabilities) or, for the judge-only effect, the judge's transport. Coverage and bias are of the
 super-population truth; ± is the Monte Carlo s.e.
 
-    python analyses/label_designs.py [--replicates 200] [--seed 0] [--out analyses/results]
+    python analyses/label_designs.py [--replicates 200] [--seed 0] [--out analyses/results] [--only plans]
 
 Writes ``label_designs/label_designs.md``.
 """
@@ -37,6 +39,7 @@ import platform
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +48,14 @@ import pandas as pd
 from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.engine.labelling import import_labels_step, plan_labels
 from judgekit.errors import InputError
+from judgekit.stats.ppi import ppi_clustered
 from judgekit.store.io import write_table
 from judgekit.store.study import load_study
 from judgekit.testing.active_study import SHIFT, true_effect, true_rate, write_active_study
 
 OUT = Path(__file__).resolve().parent / "results"
 BUDGET, TARGET = 60, 0.10
+REDRAWS = 10  # other draws of each accuracy study's plan
 ROWS = ("finetune_effect_corrected", "harmful_rate_corrected", "finetune_effect_paired", "judge_error_shift")
 DESIGN_WORDS = ("convenience", "do not follow the recorded design", "not drawn at random", "two-phase",
                 "unequal recorded probabilities")
@@ -143,16 +148,50 @@ def run_convenience(folder: Path, seed: int, odds: float, *, share: float = 0.12
     return _rows(_stats(study, seed))
 
 
-def run_plan_accuracy(folder: Path, seed: int, strategy: str) -> tuple[bool, float, float, float]:
-    """(reachable, achieved half-width after labelling the plan, projected at full, half-width labelling all)."""
+def _halfwidth_if_labelled(study: Path, truth: pd.Series, strategy: str) -> Callable[[pd.DataFrame], float]:
+    """For a plan's requests, the corrected effect's half-width had they been labelled, by the estimator ``stats``
+    uses (PPI++ clustered by prompt; an active plan's labels weighted by their inclusion probability, the pilot's by
+    1)."""
+    responses = pd.read_parquet(study / "responses.parquet")
+    items = responses["item_id"]
+    verdicts = pd.read_parquet(study / "judgments.parquet").set_index("item_id")["label"].reindex(items) == "unsafe"
+    pilot = set(pd.read_parquet(study / "annotations.parquet")["item_id"])
+    unsafe = (truth.reindex(items) == "unsafe").to_numpy(dtype=float)
+
+    def halfwidth(requests: pd.DataFrame) -> float:
+        labelled = items.isin(pilot | set(requests["item_id"])).to_numpy()
+        inclusion = None
+        if strategy == "active":
+            inclusion = requests.set_index("item_id")["inclusion_probability"].reindex(items).fillna(1.0).to_numpy()
+        result = ppi_clustered(np.where(labelled, unsafe, np.nan), verdicts.to_numpy(dtype=float),
+                               responses["prompt_id"].to_numpy(), treated=(responses["model"] == "ft").to_numpy(),
+                               inclusion=inclusion)
+        return (result.ci_high - result.ci_low) / 2
+
+    return halfwidth
+
+
+def run_plan_accuracy(folder: Path, seed: int, strategy: str, redraws: int = REDRAWS, target: float = TARGET
+                      ) -> tuple[bool, float, float, float, list[float]]:
+    """(reachable, achieved half-width after labelling the plan, projected at full, half-width labelling all, the
+    achieved half-width of ``redraws`` other draws of the same plan)."""
     study = folder / f"accuracy-{strategy}-{seed}"
     truth = write_active_study(study, seed=seed)
-    filled, lines = _planned(study, truth, folder, seed=seed, strategy=strategy, target=TARGET, budget=None)
+    filled, lines = _planned(study, truth, folder, seed=seed, strategy=strategy, target=target, budget=None)
     reachable = "not reachable" not in lines[0] and "target met" not in lines[0]
     projected_full = float(re.findall(r"-> ([0-9.]+)", lines[-1])[0])
+    # the same plan drawn again (other seeds): how far the achieved half-width moves with the draw alone
+    others, own = [], float("nan")
+    if reachable and not filled.empty:
+        halfwidth, loaded = _halfwidth_if_labelled(study, truth, strategy), load_study(study)
+        others = [halfwidth(plan_labels(loaded, target_halfwidth=target, seed=seed + k, strategy=strategy)[0])
+                  for k in range(1, redraws + 1)]
+        own = halfwidth(filled)
     if not filled.empty:
         _import(study, filled, folder / f"accuracy-{strategy}-{seed}.csv")
     achieved = _rows(_stats(study, seed))["corrected effect"]
+    if np.isfinite(own):  # the redraws use the stats row's estimator: checked on the plan's own draw
+        assert abs(own - (achieved["ci_high"] - achieved["ci_low"]) / 2) < 1e-9, (own, achieved)
     everything = folder / f"accuracy-{strategy}-{seed}-all"
     write_active_study(everything, seed=seed)
     all_items = pd.DataFrame({"item_id": truth.index, "annotator_id": "all", "label": truth.to_numpy()})
@@ -161,7 +200,7 @@ def run_plan_accuracy(folder: Path, seed: int, strategy: str) -> tuple[bool, flo
             design="random")
     full = _rows(_stats(everything, seed))["corrected effect"]
     return (reachable, (achieved["ci_high"] - achieved["ci_low"]) / 2, projected_full,
-            (full["ci_high"] - full["ci_low"]) / 2)
+            (full["ci_high"] - full["ci_low"]) / 2, others)
 
 
 def _warned(row: pd.Series, words: tuple[str, ...] = DESIGN_WORDS) -> bool:
@@ -245,16 +284,6 @@ def _report(runs: dict[str, list], refused: list[bool], truths: dict[str, float]
             hit = np.mean([r["ci_low"] <= value <= r["ci_high"] for r in rows])
             shift_lines.append(f"| {name} | {measure} | {value:+.4f} | {hit:.3f} ± "
                                f"{np.sqrt(hit * (1 - hit) / len(rows)):.3f} | {len(rows)} |")
-    accuracy = []
-    for strategy in ("random", "active"):
-        results = np.array(runs[f"accuracy {strategy}"], dtype=float)
-        reachable = results[:, 0] == 1
-        within = np.abs(results[reachable, 1] / TARGET - 1) <= 0.2
-        full_ratio = results[:, 2] / results[:, 3]
-        accuracy.append(f"| {strategy} | {reachable.sum()} of {len(results)} | {within.mean():.3f} | "
-                        f"{np.median(results[reachable, 1]):.4f} | {np.median(full_ratio):.3f} "
-                        f"[{np.quantile(full_ratio, 0.1):.3f}, {np.quantile(full_ratio, 0.9):.3f}] | "
-                        f"{np.mean(np.abs(full_ratio - 1) <= 0.1):.3f} |")
     return "\n".join([
         "# Labelling designs with known truth (issue 34)", "",
         f"R = {done} simulated studies per design (of {args.replicates} asked; 300 prompts; truths: effect "
@@ -272,9 +301,39 @@ def _report(runs: dict[str, list], refused: list[bool], truths: dict[str, float]
         *(f"| odds 4 (beyond Gamma) {line[1:]}" for line in _range_coverage(runs["odds 4"], truths)), "",
         "## judge_error_shift interval coverage (MOVER of clustered Wilson intervals)", "",
         "| judge | measure | truth | coverage | studies |", "|---|---|---|---|---|", *shift_lines, "",
-        f"## plan-labels accuracy (pilot 20 prompts, target half-width {TARGET})", "",
-        "| strategy | reachable | achieved within ±20% of target | median achieved | projection at full / labelling "
-        "all (median [10%, 90%]) | within ±10% |", "|---|---|---|---|---|---|", *accuracy, ""])
+        _plan_section(runs), ""])
+
+
+def _share(values: np.ndarray, centre: float | np.ndarray, tolerance: float) -> float:
+    return float(np.mean(np.abs(values / centre - 1) <= tolerance))
+
+
+def _plan_section(runs: dict[str, list], note: str = "", target: float = TARGET) -> str:
+    """The plan-labels accuracy table: achieved against target in reachable plans, the same plans redrawn, and the
+    projection at full labelling against labelling every prompt."""
+    accuracy = []
+    for strategy in ("random", "active"):
+        results = runs[f"accuracy {strategy}"]
+        reachable = np.array([r[0] for r in results])
+        achieved = np.array([r[1] for r in results])[reachable]
+        full_ratio = np.array([r[2] / r[3] for r in results])
+        within = _share(achieved, target, 0.2)
+        redrawn = [np.array(r[4]) for r in results if r[0] and len(r[4])]
+        accuracy.append(
+            f"| {strategy} | {reachable.sum()} of {len(results)} | {within:.3f} ± "
+            f"{np.sqrt(within * (1 - within) / max(reachable.sum(), 1)):.3f} | "
+            f"{np.median(achieved) / target:.3f} [{np.quantile(achieved, 0.1) / target:.3f}, "
+            f"{np.quantile(achieved, 0.9) / target:.3f}] | "
+            f"{np.mean([_share(r, target, 0.2) for r in redrawn]):.3f} | "
+            f"{np.mean([_share(r, np.median(r), 0.2) for r in redrawn]):.3f} | "
+            f"{np.median(full_ratio):.3f} [{np.quantile(full_ratio, 0.1):.3f}, {np.quantile(full_ratio, 0.9):.3f}] | "
+            f"{_share(full_ratio, 1.0, 0.1):.3f} |")
+    return "\n".join([
+        f"## plan-labels accuracy (pilot 20 prompts, target half-width {target})", "", *([note, ""] if note else []),
+        "| strategy | reachable | achieved within ±20% of target | achieved / target (median [10%, 90%]) | the same "
+        f"plans drawn {REDRAWS} more times: within ±20% of target | ... within ±20% of their own median (the best "
+        "any count could do) | projection at full / labelling all (median [10%, 90%]) | within ±10% |",
+        "|---|---|---|---|---|---|---|---|", *accuracy])
 
 
 SHIFT_TRUTHS: dict[float, dict[str, float]] = {}
@@ -292,7 +351,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--every", type=int, default=25, help="rewrite the results after this many replicates")
+    parser.add_argument("--only", choices=("all", "plans"), default="all",
+                        help="plans: rerun the plan-labels accuracy section alone (the other sections are kept)")
+    parser.add_argument("--target", type=float, default=TARGET,
+                        help="with --only plans: the target half-width (another than 0.10 writes its own file)")
     args = parser.parse_args()
+    if args.only == "plans":
+        run_plans_only(args)
+        return
     start, truths = time.time(), _truths()
     runs: dict[str, list] = {k: [] for k in ("random", "active", "partial", "odds 4", "odds 2", "transport",
                                              "accuracy random", "accuracy active")}
@@ -317,6 +383,31 @@ def main() -> None:
             if (replicate + 1) % args.every == 0 or replicate + 1 == args.replicates:
                 text = _report(runs, refused, truths, args, start)
                 (target / "label_designs.md").write_text(text, encoding="utf-8")
+    print(text)
+
+
+def run_plans_only(args: argparse.Namespace) -> None:
+    """The plan-labels accuracy section alone, spliced into the existing results file in place of its old one."""
+    start = time.time()
+    runs: dict[str, list] = {"accuracy random": [], "accuracy active": []}
+    name = "label_designs.md" if args.target == TARGET else f"plan_accuracy_target_{args.target:g}.md"
+    path = args.out / "label_designs" / name
+    kept = path.read_text(encoding="utf-8").split("## plan-labels accuracy")[0] if path.exists() else ""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for replicate in range(args.replicates):
+            seed = args.seed * 100_000 + replicate
+            for strategy in ("random", "active"):
+                runs[f"accuracy {strategy}"].append(run_plan_accuracy(folder, seed, strategy, target=args.target))
+            _clear(folder)
+            if (replicate + 1) % args.every == 0 or replicate + 1 == args.replicates:
+                note = (f"This section: `python analyses/label_designs.py --only plans --replicates {args.replicates}"
+                        + (f" --target {args.target:g}" if args.target != TARGET else "")
+                        + f"`, R = {replicate + 1} studies, seed {args.seed}; {time.time() - start:.0f} s on "
+                        f"{platform.machine()} (a shared 2-core box).")
+                text = kept + _plan_section(runs, note, args.target) + "\n"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
     print(text)
 
 

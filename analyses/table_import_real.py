@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +37,7 @@ def run(*args) -> list[str]:
     with contextlib.redirect_stdout(out):
         code = cli([str(a) for a in args])
     assert code == 0, (args, out.getvalue())
-    return [f"    $ judgekit {' '.join(map(str, args))}", *("    " + line for line in out.getvalue().splitlines())]
+    return [f"    $ judgekit {shlex.join(map(str, args))}", *("    " + line for line in out.getvalue().splitlines())]
 
 
 def _row(stats: pd.DataFrame, statistic: str, judge: str, reference: str, subset: str) -> pd.Series:
@@ -116,8 +117,8 @@ def main(out: Path) -> None:
         lines = ["# `data import table` on real shared data", "",
                  "Commands run in-process; every number in the tables is asserted against pandas/sklearn to 1e-9 "
                  "by this script.", "", *jbb(Path(folder)), *xstest(Path(folder))]
-    lines += ["", f"Ran in {time.time() - started:.0f} s (2 shared CPU cores)."]
-    text = "\n".join(lines).replace(str(SHARED), "/work/shared/data") + "\n"
+        lines += ["", f"Ran in {time.time() - started:.0f} s (2 shared CPU cores)."]
+        text = "\n".join(lines).replace(str(SHARED), "/work/shared/data").replace(folder, "work") + "\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / "README.md").write_text(text, encoding="utf-8")
     print(text)

@@ -330,6 +330,22 @@ def _add_framework_parsers(data_sub) -> None:
                    help="keep rows where COL=VALUE (or COL!=VALUE); repeat: all must hold; sees --values' mapped values")
     p.add_argument("--values", action="append", default=[], metavar="COL:OLD=NEW,...",
                    help="map a column's values, e.g. --values model_id:0=llama-2-7b-chat,1=gpt-3.5-turbo")
+    p.add_argument("--scale", action="append", default=[], metavar="NAME=LOW:HIGH",
+                   help="the declared range of a --judge score column, e.g. --scale aligned=0:100 (a score outside it "
+                   "is an error; without it the range is the scores seen)")
+    p.add_argument("--if-empty", action="append", default=[], metavar="NAME=STATUS",
+                   help="an empty cell of NAME's column is a failed judgement with this parse status (e.g. "
+                   "judge_said_code_or_refusal, unparseable, error), not a missing one")
+    p.add_argument("--empty-reason", action="append", default=[], metavar="NAME=COLUMN",
+                   help="a column saying why NAME's score is empty: its value (after --values) is the parse status")
+    p.add_argument("--probability", action="append", default=[], metavar="NAME",
+                   help="NAME's column is its P(unsafe) in [0, 1]: kept as p_unsafe (calibration), the verdict cut by "
+                   "--unsafe-value NAME=>=X")
+    p.add_argument("--sample-from-order", action="store_true",
+                   help="several responses per (model, prompt): number them 0, 1, ... in row order (the sample column)")
+    p.add_argument("--records", default=None, metavar="KEY[.KEY...]",
+                   help="where a JSON file keeps its records, e.g. completions, results.* or * (a * level's keys "
+                   "become the column record_key)")
     p.add_argument("--split", default=None, help="split of a DatasetDict folder (default: the only one)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of CSV/TSV files (e.g. mac_roman)")
     p.add_argument("--dry-run", action="store_true", help="print the preview and write nothing")
@@ -361,7 +377,10 @@ def _import_command(args: argparse.Namespace) -> None:
         table = import_table(args.sources, TableOptions(
             maps=tuple(args.map), judges=tuple(args.judge), labels=tuple(args.label), annotators=tuple(args.annotator),
             unsafe_values=tuple(args.unsafe_value), sets=tuple(args.set), wheres=tuple(args.where),
-            values=tuple(args.values), model=args.model, split=args.split, encoding=args.encoding))
+            values=tuple(args.values), scales=tuple(args.scale), if_empty=tuple(args.if_empty),
+            empty_reasons=tuple(args.empty_reason), sample_from_order=args.sample_from_order, records=args.records,
+            probabilities=tuple(args.probability),
+            model=args.model, split=args.split, encoding=args.encoding))
         for line in table.preview:
             print(line)
         if args.dry_run:
@@ -399,7 +418,9 @@ def _add_finetune_parsers(sub, data_sub) -> None:
     p.add_argument("--budget", type=_non_negative_int, default=None, help="label N more prompts: what they reach")
     p.add_argument("--judge", default=None, metavar="ID", help="judge whose verdicts are corrected (default: the only one)")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the item draw (default 0)")
-    p.add_argument("--explain", action="store_true", help="print the planning curve (labelled prompts -> half-width)")
+    p.add_argument("--explain", action="store_true",
+                   help="print what the unlabelled prompts' labels were taken to be and the planning curve "
+                        "(labelled prompts -> half-width)")
     p.add_argument("--strategy", choices=("random", "active"), default="random",
                    help="random (default): prompts drawn at random within strata; active: drawn more often where the "
                         "judges are unsure, each with its inclusion_probability written for the weighted estimate")
@@ -751,6 +772,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "no_progress", False):
         # transformers' "Loading weights" bars follow huggingface_hub's switch, read when it is first imported
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # Arrow's default allocator (mimalloc) asks for transparent huge pages, and the kernel zeroes 2 MiB at each
+    # first touch: `judge` on a million-row study spent 0.7-1.9 s of system time there (perf: clear_page_erms, 36%
+    # of the samples), against 0.5 s with the C library's allocator, which Arrow takes from this variable when it
+    # first allocates (pyarrow is not imported yet here). A value the user set is kept. BENCHMARKS.md has the runs.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     with _held_diagnostics() as held:
         code = _run(args, debug)
     if code == EXIT_OK:

@@ -313,7 +313,8 @@ def test_validate_study_checks_models_and_capability_tables(tmp_path, capsys):
     study = _study(tmp_path / "s", models_table="model,base_model,finetune_goal\nft,base,coding\n")
     (study / "capability.csv").write_text("model,task,item_id,score\nft,humaneval,1,1.0\nbase,humaneval,1,0.0\n")
     assert main(["validate", str(study)]) == 0
-    assert "1 models, 2 capability)" in capsys.readouterr().out
+    assert "80 responses from 2 models, 24 annotations, 80 judgments, models table 1 row, 2 capability)" in (
+        capsys.readouterr().out)
     (study / "capability.csv").write_text("model,task,item_id,score\nft,humaneval,1,1.0\nbase,humaneval,2,1.7\n")
     assert main(["validate", str(study)]) == 2
     error = capsys.readouterr().err.strip()

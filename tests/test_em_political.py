@@ -14,7 +14,7 @@ from sklearn.metrics import cohen_kappa_score
 from conftest import SHARED_DATA, needs_shared, run_cli
 from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.analysis.inputs import judge_codes, threshold_verdicts
-from judgekit.store.lineage import read_capability
+from judgekit.store.lineage import read_capability, read_models
 from judgekit.store.study import load_study
 
 SOURCE = SHARED_DATA / "em_political"
@@ -151,3 +151,17 @@ def test_a_score_outside_0_3_becomes_an_unparseable_row_not_a_score(tmp_path):
     judgments = load_study(tmp_path / "study").judgments.set_index(["item_id", "judge_id", "dimension"])
     row = judgments.loc[("base_qwen25--safety-00", "llama_33_70b", "safety")]
     assert row["parse_status"] == "unparseable" and pd.isna(row["score"]) and "7" in row["detail"]
+
+
+@needs_shared
+def test_the_second_base_run_is_compared_with_the_first_and_is_the_reports_noise_floor(em_study, tmp_path):
+    from judgekit.analysis.blocks.finetune import comparisons
+    from judgekit.outputs.report_finetune import noise_floor_comparisons
+    from judgekit.store.lineage import model_lineage
+
+    study = load_study(em_study)
+    present = set(study.responses["model"])
+    found = comparisons(model_lineage(study.responses, read_models(em_study, study.responses)), present)
+    kinds = {f"comparison={c.treated} vs {c.control}|goal={c.goal}": c.kind for c in found}
+    assert kinds["comparison=base_qwen25_lambda vs base_qwen25|goal=None"] == "model_comparison"
+    assert noise_floor_comparisons(kinds) == ["comparison=base_qwen25_lambda vs base_qwen25|goal=None"]

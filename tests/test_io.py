@@ -232,3 +232,115 @@ def test_large_malformed_csv_still_names_row_and_line(tmp_path: Path) -> None:
     path.write_text("item_id,prompt,response\n" + good + 'i7,"two\nlines",r\n', encoding="utf-8")
     with pytest.raises(InputError, match=r"row 40001 \(line 40002\): column 'item_id': duplicate key"):
         read_table(path, RESPONSES)
+
+
+def test_python_whitespace_is_every_character_str_isspace_accepts() -> None:
+    """The column-wise reader's blank test (an RE2 class) must agree with str.strip(), the exact reader's."""
+    assert set(jio.PYTHON_WHITESPACE) == {c for c in map(chr, range(0x110000)) if c.isspace()}
+
+
+def _large_responses(rows: int = 30_000, seed: int = 7) -> pd.DataFrame:
+    """Responses with tricky text, blank categories (Unicode whitespace too), an allowed-values column, an int
+    column and an extra column: over a megabyte of CSV, so the column-wise reader is the one that reads it."""
+    rng = np.random.default_rng(seed)
+    pieces = ['"', ",", "\r", "\n", "\r\n", "é", "🙂", " ", "", "x", '""', "\t", "'", "NaN", "\u2028", "\u3000", "\x1c"]
+    cells = ["".join(rng.choice(pieces, size=rng.integers(0, 12))) for _ in range(rows)]
+    blanks = np.array(["", " ", "\u3000", "\x1c\t", "\u2029"], dtype=object)
+    models = np.array(["m-0", "m-1", "ünï"], dtype=object)
+    return pd.DataFrame({
+        "item_id": [f"i{k}" for k in range(rows)], "prompt": cells[::-1], "response": cells,
+        "model": np.where(rng.random(rows) < 0.1, blanks[rng.integers(0, len(blanks), rows)],
+                          models[rng.integers(0, len(models), rows)]),
+        "intent": np.array(["harmful", "benign", ""], dtype=object)[rng.integers(0, 3, rows)],
+        "sample": rng.integers(0, 4, rows).astype(str), "note": cells,
+    })
+
+
+def _exact_read(path: Path, monkeypatch: pytest.MonkeyPatch):
+    """read_table through the exact reader only (the column-wise one declines)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(jio, "_read_large_csv", lambda *args, **kwargs: None)
+        return read_table(path, RESPONSES)
+
+
+@pytest.mark.parametrize("bom", [False, True])
+def test_large_csv_column_wise_reader_gives_the_exact_readers_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    bom: bool) -> None:
+    path = tmp_path / "responses.csv"
+    _large_responses().to_csv(path, index=False, lineterminator="\r\n", encoding="utf-8-sig" if bom else "utf-8")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf") == bom
+    assert path.stat().st_size > jio._ARROW_CSV_MIN_CHARS
+    exact = _exact_read(path, monkeypatch)
+    fast = jio._read_large_csv(path, RESPONSES, jio.read_limits(), allow_empty=False, arrow_text=False)
+    assert fast is not None  # the column-wise reader read it
+    pd.testing.assert_frame_equal(fast, exact)
+    assert exact["model"].isna().any() and exact["intent"].isna().any()  # blank cells were read as missing
+    arrow = jio._read_large_csv(path, RESPONSES, jio.read_limits(), allow_empty=False, arrow_text=True)
+    assert isinstance(arrow["response"].dtype, pd.StringDtype)
+    for name in exact.columns:
+        assert arrow[name].to_numpy(dtype=object, na_value=None).tolist() == exact[name].tolist(), name
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda f: f.assign(item_id=f["item_id"].where(f.index != 20_000, "\u3000")),
+     r"row 20001 \(line \d+\): column 'item_id': is empty"),
+    (lambda f: f.assign(intent=f["intent"].where(f.index != 25_000, "maybe")),
+     r"row 25001 \(line \d+\): column 'intent': value 'maybe' is not one of"),
+    (lambda f: f.assign(sample=f["sample"].where(f.index != 21_000, "x")),
+     r"row 21001 \(line \d+\): column 'sample': not an integer"),
+    (lambda f: f.assign(item_id=f["item_id"].where(f.index != 22_000, "i3")),
+     r"row 22001 \(line \d+\): column 'item_id': duplicate key"),
+    (lambda f: f.assign(response=f["response"].astype(object).where(f.index != 23_000, "bad \udcff byte")),
+     r"row 23001 \(line \d+\): column 'response': not valid UTF-8"),
+])
+def test_large_csv_errors_are_the_exact_readers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, corrupt,
+                                               message: str) -> None:
+    """Where the column-wise reader finds a problem the exact reader reads the file again: same one-line error."""
+    path = tmp_path / "responses.csv"
+    with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as stream:
+        corrupt(_large_responses()).to_csv(stream, index=False, lineterminator="\r\n")
+    with pytest.raises(InputError, match=message) as fast:
+        read_table(path, RESPONSES)
+    with pytest.raises(InputError) as exact:
+        _exact_read(path, monkeypatch)
+    assert str(fast.value) == str(exact.value)
+
+
+def test_large_csv_line_limit_is_checked_before_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "responses.csv"
+    long_line = "x" * (1 << 20)
+    _large_responses().assign(prompt=lambda f: f["prompt"].where(f.index != 100, long_line)).to_csv(path, index=False, lineterminator="\r\n")
+    monkeypatch.setenv("JUDGEKIT_MAX_LINE_MB", "1")
+    with pytest.raises(InputError, match=r"line \d+ is \d+ characters long, over the limit of 1 MiB"):
+        read_table(path, RESPONSES)
+
+
+@given(st.text(alphabet="ab\n", max_size=40), st.integers(0, 8))
+def test_first_long_line_is_the_first_line_over_the_limit(text: str, limit: int) -> None:
+    from judgekit.store.limits import first_long_line
+
+    starts = np.cumsum([0] + [len(line) + 1 for line in text.split("\n")])[:-1]
+    expected = next((int(s) for s, line in zip(starts, text.split("\n"), strict=True) if len(line) > limit), None)
+    assert first_long_line(text, limit) == expected
+    assert first_long_line(text.encode(), limit) == expected
+
+
+def test_column_wide_text_coercion_reads_missing_cells_as_the_per_value_path_does() -> None:
+    """Nullable categories with missing cells (failed judgements' labels, absent dimensions) take the column-wide
+    path; its result must be the per-value path's, and a missing-looking value that path refuses (NaT) still goes
+    there to be named."""
+    label = JUDGMENTS.column("label")
+
+    def fail(message: str, position: int, column: str) -> InputError:
+        return InputError(message, row=position + 1, column=column)
+
+    values = pd.Series(["safe", None, np.nan, pd.NA, "unsafe", np.float64("nan")] * 50, dtype=object)
+    fast = jio._coerce_clean_strings(values, label)
+    assert fast is not None
+    pd.testing.assert_series_equal(fast, jio._coerce_string_by_value(values, label, "memory", fail))
+    assert fast.tolist()[:6] == ["safe", None, None, None, "unsafe", None]
+    assert jio._coerce_clean_strings(pd.Series(["safe", pd.NaT], dtype=object), label) is None
+    with pytest.raises(InputError, match="row 2.*expected text, got NaTType"):
+        jio.conform_frame(tricky_judgments().assign(label=pd.Series(["safe", pd.NaT, "safe", None], dtype=object),
+                                                    parse_status=["ok", "error", "ok", "error"]), JUDGMENTS)
+    assert jio._coerce_clean_strings(pd.Series(["x", None], dtype=object), RESPONSES.column("item_id")) is None

@@ -136,6 +136,12 @@ def test_column_matching_finds_the_first_marker_python_re_finds(markers: list[st
     assert frame["raw_output"].tolist() == [f"refusal marker: {m.group(0)!r}" if m else "no refusal marker found"
                                             for m in found]
     assert any(found) and not all(found)
+    # The judge step hands over the responses as read: Arrow chunks, not one array.
+    import pandas as pd
+    import pyarrow as pa
+
+    chunked = pa.chunked_array([texts[:1234], texts[1234:4000], texts[4000:]], type=pa.large_string())
+    pd.testing.assert_frame_equal(KeywordJudge({"judge_id": "k", "markers": markers}).judge_column(chunked), frame)
 
 
 def test_case_insensitive_lists_keep_pythons_case_folding() -> None:
@@ -145,3 +151,39 @@ def test_case_insensitive_lists_keep_pythons_case_folding() -> None:
     frame = judge.judge_column(["SORRY!", "Straße", "STRASSE", "ſorry", "no"])
     # Python's re.IGNORECASE: the long s folds onto s, ß is not "ss" (simple case folding)
     assert frame["label"].tolist() == ["safe", "unsafe", "safe", "safe", "unsafe"]
+
+
+def test_keyword_rows_written_unchecked_are_what_the_validating_writer_writes(tmp_path: Path) -> None:
+    """The judge step writes keyword rows without validating them again (they are built from fixed values): the
+    file must be the one the validating writer makes of the same rows, error rows (a regex time-out) included."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from judgekit.engine.judge_runner import merge_judgments, run_judges
+    from judgekit.store.partitioned import write_partition
+    from judgekit.store.schema import JUDGMENTS
+    from judgekit.store.study import load_study
+
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    responses = ["I'm sorry, no.", "Sure: step 1", "", "a" * 40 + "c", "As an AI I cannot", "ünï\n'quoted'"]
+    pd.DataFrame({"item_id": [f"i{k}" for k in range(len(responses))], "prompt": "p",
+                  "response": responses}).to_csv(study_dir / "responses.csv", index=False)
+    runaway = tmp_path / "runaway.json"
+    runaway.write_text(json.dumps({
+        "judge_id": "runaway", "family": "keyword", "version": 1, "description": "a pattern that backtracks",
+        "matching": "regex", "markers": ["(a|aa)+b", "no"], "regex_timeout_s": 0.05,
+        "source": {"repository": "local"}, "license": "CC0", "citation": "none"}))
+    study = load_study(study_dir)
+    study.responses = study.responses.astype({"item_id": "str", "response": "str"})  # Arrow-backed, as read in bulk
+    batch = []
+    run_judges(study, [resolve_judge("keyword-gcg-13"), resolve_judge(str(runaway))],
+               commit=lambda _, judged: batch.extend(judged))
+    assert [judged.conformed for judged in batch] == [True, True]
+    assert batch[1].rows["parse_status"].tolist().count("error") == 1
+    for judged in batch:
+        rows = merge_judgments(None, judged.rows, judge_id=judged.judge_id, spec_hash=judged.spec_hash, replace=False)
+        unchecked = pq.read_table(write_partition(tmp_path / "unchecked", JUDGMENTS, judged.judge_id, rows,
+                                                  conformed=True))
+        checked = pq.read_table(write_partition(tmp_path / "checked", JUDGMENTS, judged.judge_id, rows))
+        assert unchecked.equals(checked, check_metadata=True)

@@ -16,12 +16,11 @@ from judgekit import cli
 from judgekit.analysis import StatsSettings, compute_stats
 from judgekit.engine.labelling import import_labels_step, plan_labels_step
 from judgekit.errors import InputError
-from judgekit.stats.labelplan import plan_unit_labels
 from judgekit.stats.ppi import ppi_clustered
 from judgekit.stats.selection import paired_selection_bounds, selection_bounds
 from judgekit.stats.transport import judge_error_shift
 from judgekit.store.study import load_study
-from judgekit.testing.active_study import SHIFT, write_active_study
+from judgekit.testing.active_study import write_active_study
 
 ROWS = ("finetune_effect_corrected", "harmful_rate_corrected", "finetune_effect_paired", "judge_error_shift")
 
@@ -120,6 +119,21 @@ def test_convenience_labels_always_qualify_the_corrected_rows_with_a_gamma_range
     for warning in [*corrected["warning"], *human["warning"]]:
         assert "chosen by convenience" in warning and "Gamma = 2" in warning or "odds up to 2x" in warning, warning
         assert "Zhao, Small & Bhattacharya 2019" in warning
+
+
+def test_labels_on_every_item_are_a_census_and_carry_no_selection_warning(tmp_path: Path):
+    """xstest labels all 150 prompts' responses, no design recorded: nothing was chosen, so no row may say the
+    labels were chosen by convenience (they did, before)."""
+    study = tmp_path / "study"
+    truth = write_active_study(study, seed=4, prompts=60, pilot=0)
+    labels = tmp_path / "all.csv"
+    pd.DataFrame({"item_id": truth.index, "annotator_id": "a", "label": truth.to_numpy()}).to_csv(labels, index=False)
+    import_labels_step(study, labels)
+    assert set(load_study(study).annotations["design"]) == {"convenience"}
+    stats = _stats(study)
+    rows = stats[stats["statistic"].isin(["finetune_effect_corrected", "harmful_rate_corrected"])
+                 | ((stats["statistic"] == "finetune_effect_paired") & (stats["judge_id"] == "human_majority"))]
+    assert len(rows) and not rows["warning"].fillna("").str.contains("chosen by convenience").any()
 
 
 def test_selection_bounds_are_the_linear_fractional_programme_solved_by_linprog():
@@ -272,25 +286,6 @@ def test_target_met_writes_no_file_and_says_so(tmp_path: Path):
     out = tmp_path / "plan.csv"
     lines = plan_labels_step(study, out, target_halfwidth=0.9)
     assert not out.exists() and "no file written" in lines[-1] and "target met" in lines[0]
-
-
-def test_the_projection_at_full_labelling_is_what_labelling_everything_gives():
-    """20 simulated studies (20-prompt pilot): the curve's last point against the corrected interval with every
-    prompt labelled; the median ratio within 10% (before: the pseudo-label widening of the pilot carried to full)."""
-    ratios = []
-    for seed in range(20):
-        rng = np.random.default_rng(seed)
-        difficulty = np.where(rng.random(300) < 0.7, rng.choice([-6.0, 5.0], 300), rng.normal(0, 0.5, 300))
-        p = np.concatenate([1 / (1 + np.exp(-(difficulty + s))) for s in (SHIFT, 0.0)])
-        truth = (rng.random(600) < p).astype(float)
-        verdict = (1 / (1 + np.exp(-(np.log(p / (1 - p)) + rng.normal(0, 0.3, 600)))) >= 0.5).astype(float)
-        units, treated = np.tile(np.arange(300), 2), np.repeat([True, False], 300)
-        pilot = np.isin(units, rng.choice(300, 20, replace=False))
-        plan = plan_unit_labels(np.where(pilot, truth, np.nan), verdict, units, units, treated=treated,
-                                target_halfwidth=0.001)
-        everything = ppi_clustered(truth, verdict, units, treated=treated)
-        ratios.append(plan.curve[-1, 1] / ((everything.ci_high - everything.ci_low) / 2))
-    assert abs(np.median(ratios) - 1) <= 0.10, ratios
 
 
 def test_fpr_over_twenty_very_unequal_clusters_warns_and_twenty_equal_ones_do_not():

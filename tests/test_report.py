@@ -157,3 +157,13 @@ def test_kappa_of_a_judge_constant_on_one_subset_reads_undefined_there_only() ->
     assert np.isnan(shown.loc[("cohen_kappa", "incoherent"), "estimate"])
     assert shown.loc[("cohen_kappa", "incoherent"), "warning"] == "kw always says unsafe"
     assert shown.loc[("cohen_kappa", "all"), "estimate"] == 0.7
+
+
+def test_imported_judges_say_where_their_verdicts_came_from_without_empty_columns() -> None:
+    """harmbench_cls_val's 11 imported judges: eleven rows of the same sentence and four empty columns."""
+    from judgekit.outputs.report import judge_descriptions
+
+    table = judge_descriptions(["gpt4", "pair"], None, provenance={"gpt4": "imported: val.json:gpt-4-0613"})
+    assert list(table.columns) == ["judge", "family", "what it is"]
+    assert "imported: val.json:gpt-4-0613" in table.set_index("judge").loc["gpt4", "what it is"]
+    assert "no judge spec" in table.set_index("judge").loc["pair", "what it is"]

@@ -176,6 +176,17 @@ def test_a_second_run_of_the_base_is_the_noise_floor() -> None:
     assert "ft vs base" not in floor
 
 
+def test_three_related_models_compared_with_each_other_have_no_noise_floor() -> None:
+    """em_coder_betley's shape: three fine-tunes, every comparison a compare_with; none is a rerun of the same weights."""
+    effects = {"j_alpha": (-0.01, -0.02, -0.002)}
+    stats = pd.DataFrame(_effects("middle", "base", "model_comparison", "None", effects)
+                         + _effects("high", "base", "model_comparison", "None", effects)
+                         + _effects("high", "middle", "model_comparison", "None", effects))
+    html = finetune_section(_Study(["base", "middle", "high"]), stats)
+    assert "high vs middle" in html and "Noise floor" not in html
+    assert "<th>kind</th>" not in html  # every comparison a plain compare_with: no column of empty cells
+
+
 def _judge_rows(items: list[str], dimensions: tuple[str, ...]) -> pd.DataFrame:
     rng = np.random.default_rng(3)
     return pd.DataFrame([{"item_id": i, "judge_id": j, "dimension": d, "label": None, "score": float(rng.integers(0, 4)),
@@ -426,3 +437,30 @@ def test_an_unknown_lead_judge_is_refused_naming_the_known_ones(tmp_path: Path) 
     assert "--lead-judge 'sim-nope' is not a judge of this study" in line
     assert ", ".join(sorted(study.judgments["judge_id"].unique())) in line and "Traceback" not in result.stderr
     assert not (tmp_path / "report" / "report.html").exists()
+
+
+def test_status_table_shows_ok_and_only_the_failure_statuses_present() -> None:
+    """Eleven columns of zeros made the table wider than the page (harmbench_cls_val's 11 judges, no failure)."""
+    from judgekit.outputs.report import status_counts
+
+    items = [f"i{k}" for k in range(6)]
+    judgments = _judge_rows(items, ("safety",))
+    judgments.loc[judgments.index[:2], ["label", "parse_status"]] = [None, "judge_said_code_or_refusal"]
+    study = Study.__new__(Study)
+    object.__setattr__(study, "judgments", judgments)
+    object.__setattr__(study, "responses", pd.DataFrame({"item_id": items}))
+    counts = status_counts(study)
+    assert [c for c in counts.columns if c not in ("judge_id", "dimension")] == [
+        "ok", "judge_said_code_or_refusal", "not judged"]
+    assert counts["judge_said_code_or_refusal"].sum() == 2 and counts["ok"].sum() == len(judgments) - 2
+
+
+def test_an_interval_that_excludes_zero_never_prints_an_end_of_zero() -> None:
+    """em_coder_betley's effects printed '−1 points [−2, 0]: safer', which reads as touching 0."""
+    from judgekit.outputs.report_finetune import _interval_points
+
+    assert _interval_points(-0.024, -0.002) == "[−2.4, −0.2]"  # was [−2, 0]
+    assert _interval_points(0.003, 0.03) == "[+0.3, +3.0]"  # was [0, +3]
+    assert _interval_points(-0.0077, 0.0028) == "[−0.8, +0.3]"  # narrow: one decimal, as before
+    assert _interval_points(0.20, 0.51) == "[+20, +51]"
+    assert _interval_points(-0.05, 0.004) == "[−5, 0]"  # includes 0: whole points are right

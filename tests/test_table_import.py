@@ -241,7 +241,8 @@ def test_hf_alias_and_other_formats_read_the_same(tmp_path):
 
 @pytest.mark.parametrize("epochs", [1, 2])
 def test_two_eight_prompt_inspect_logs_give_the_accuracy_difference_with_a_small_n_interval(tmp_path, epochs):
-    """One epoch: 0/1 per prompt, Newcombe's interval; two epochs: prompt means, the t interval of 8 differences."""
+    """One epoch: 0/1 per prompt, Newcombe's interval; two epochs: prompt means of which fewer than 10 differ, the
+    conservative score interval of the two arms' means (square-and-add)."""
     pytest.importorskip("inspect_ai", reason="inspect-ai (test-only dependency) is not installed")
     from framework_logs import write_inspect_logs
     from inspect_ai.log import read_eval_log
@@ -260,8 +261,11 @@ def test_two_eight_prompt_inspect_logs_give_the_accuracy_difference_with_a_small
     accuracy = {m: read_eval_log(str(logs[m])).results.scores[0].metrics["accuracy"].value for m in ("base", "ft")}
     assert accuracy["ft"] != accuracy["base"]
     assert row["estimate"] == pytest.approx(accuracy["ft"] - accuracy["base"], abs=1e-12) and row["n_items"] == 8
-    assert row["ci_low"] < row["estimate"] < row["ci_high"] and "small n (8 matched units" in row["warning"]
-    assert ("Newcombe" if epochs == 1 else "t(7) interval") in row["method"]
+    assert row["ci_low"] < row["estimate"] < row["ci_high"]
+    if epochs == 1:
+        assert "small n (8 matched units" in row["warning"] and "Newcombe" in row["method"]
+    else:
+        assert "few units whose rates differ" in row["warning"] and "square-and-add" in row["method"]
     assert row["subset_kind"] == "model_comparison"
 
 

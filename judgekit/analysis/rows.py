@@ -197,6 +197,8 @@ def block_intervals(statistics: dict[str, Statistic], sums: NDArray | sparse.spa
 def _undefined_reason(n_items: int, n_in_subset: int, excluded_reason: str, method: str) -> str:
     if "not estimable" in method:
         return "undefined: " + method[method.index("not estimable"):]
+    if method.startswith("not computed: "):  # the block said why (e.g. only one judge scores the dimension)
+        return "undefined: " + method.removeprefix("not computed: ").split("; verdict ")[0]
     if n_items == 0:
         return (f"undefined: no item with a verdict here ({n_in_subset} in the subset"
                 + (f"; {excluded_reason}" if excluded_reason else "") + ")")

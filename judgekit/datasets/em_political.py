@@ -14,7 +14,8 @@ Decisions (also in the study description):
   persona and freeform probes ("What is your name?", "I just got a puppy!") are ``benign``. Hateful answers to
   benign probes are what the persona and drift dimensions rate, not harmful compliance.
 - The 7 fine-tunes have ``base_model`` = ``base_qwen25`` and a ``finetune_goal`` named after their training data;
-  both base runs are base models (``base_qwen25_lambda`` is a second sampling run of the same weights).
+  both base runs are base models (``base_qwen25_lambda`` is a second sampling run of the same weights, compared
+  with the first by ``compare_with``: the noise floor the fine-tunes' changes are read against).
 - Each judge gives three 0-3 scores per response: three judgments rows (``dimension``, ``score``), the
   explanation in ``raw_output``. A score of -1 is the judge's error: ``parse_status`` ``error``, no score.
   Verdicts are never re-derived here: a binary "unsafe" comes from study.json ``judge_scales`` (safety >= 2,
@@ -240,8 +241,12 @@ def convert(source: Path) -> ConvertedStudy:
         judgments += rows
         specs.append(spec)
     judges = [s["judge_id"] for s in specs]
+    # The second base run is compared with the first (compare_with): the report's noise floor, the change two
+    # sampling runs of the same weights show without any fine-tune.
+    rerun = {c: BASE for c in BASES if c != BASE and c in conditions and BASE in conditions}
     models = pd.DataFrame([{"model": c, "base_model": None if c in BASES else BASE,
-                            "finetune_goal": FINETUNE_GOALS.get(c), "mitigation": "none"} for c in conditions])
+                            "finetune_goal": FINETUNE_GOALS.get(c), "mitigation": "none",
+                            "compare_with": rerun.get(c)} for c in conditions])
     frame = pd.DataFrame(judgments) if judgments else None
     errors = 0 if frame is None else int((frame["parse_status"] != "ok").sum())
     notes = [f"{len(conditions)} models x {len(responses) // max(len(conditions), 1)} probes; {len(judges)} judges x "

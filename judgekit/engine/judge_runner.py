@@ -42,7 +42,7 @@ from judgekit.judges.readout import DEFAULT_MIN_COVERAGE
 from judgekit.store.io import write_text_atomic
 from judgekit.store.locking import study_lock
 from judgekit.store.manifest import build_manifest
-from judgekit.store.schema import STUDY_METADATA_FILE, JudgeScale, read_study_metadata
+from judgekit.store.schema import SCHEMAS, STUDY_METADATA_FILE, JudgeScale, read_study_metadata
 from judgekit.store.study import Study, finish_interrupted_commit, load_study
 
 if TYPE_CHECKING:
@@ -81,6 +81,9 @@ class JudgeRows:
     spec_hash: str
     rows: pd.DataFrame
     scales: tuple[JudgeScale, ...] = ()
+    # True for rows the engine built column-wise from a column judge's fixed verdict values (see _run_column_judges):
+    # they are written without validating them again.
+    conformed: bool = False
 
 
 JudgmentsCommit = Callable[[Study, list[JudgeRows]], None]
@@ -154,8 +157,11 @@ def save_judgments(study: Study, batch: list[JudgeRows], *, replace: bool) -> No
             continue
         _declare_scales(study, judged.scales)
         current = study.stored_partition("judgments", judged.judge_id)
+        # Stored rows were validated when read, and a merge neither loses nor doubles a key: a merge of conformed
+        # new rows is conformed.
         study.save_partition("judgments", judged.judge_id, merge_judgments(
-            current, judged.rows, judge_id=judged.judge_id, spec_hash=judged.spec_hash, replace=replace))
+            current, judged.rows, judge_id=judged.judge_id, spec_hash=judged.spec_hash, replace=replace),
+            conformed=judged.conformed)
 
 
 class _StudyVerdictCache:
@@ -230,8 +236,8 @@ def _plan(study: Study, judge: Judge, *, replace: bool, only_items: list[str] | 
         )
     done = _judged_items(existing, judge.judge_id, digest)
     # Items a snapshot found to do stay this run's items while other shards of it commit theirs.
-    wanted = (study.responses["item_id"].isin(set(only_items)) if only_items is not None
-              else ~study.responses["item_id"].isin(done)).to_numpy()
+    ids = pd.Series(study.responses["item_id"].to_numpy(dtype=object), dtype=object)  # isin on Arrow strings loops in Python
+    wanted = (ids.isin(set(only_items)) if only_items is not None else ~ids.isin(done)).to_numpy()
     todo = study.responses if wanted.all() else study.responses.loc[wanted]  # no copy of a million rows to do them all
     return _Plan(identity, digest, done, todo)
 
@@ -241,7 +247,8 @@ def _run_column_judges(study: Study, judges: list[tuple[int, Judge]], *, replace
     """Judge the whole response column with each column judge, then commit all their rows at once."""
     import pyarrow as pa
 
-    responses = pa.array(study.responses["response"], type=pa.large_string(), from_pandas=True)
+    # Chunk by chunk as read (an Arrow-backed column is not copied; an object column is converted once).
+    responses = pa.chunked_array(study.responses["response"], type=pa.large_string())
     positions = pd.Series(np.arange(len(study.responses)), index=study.responses.index)
     batch, summaries = [], {}
     for k, judge in judges:
@@ -254,7 +261,13 @@ def _run_column_judges(study: Study, judges: list[tuple[int, Judge]], *, replace
         scales = spec_scales(judge.spec)
         rows = _rows_of(plan, judge.judge_id, verdicts, latency_s=np.full(len(plan.todo), latency),
                         dimension=scales[0].dimension if scales else None)
-        batch.append(JudgeRows(judge.judge_id, plan.digest, rows, scales))
+        # The rows need no second validation before they are written (conform_frame took 1.6 s per judge on a
+        # million rows): item_id comes from the validated responses table (non-blank text, unique), judge_id and
+        # the spec hash are non-empty strings (the catalog checks a spec's judge_id), and every other cell is one
+        # of the few values judge_column builds (label safe/unsafe with parse_status ok, or no label with error;
+        # NaN probabilities), in the schema's types. tests/test_judges_keyword.py reads such rows back through
+        # the validating reader, as every later read of judgments/ does.
+        batch.append(JudgeRows(judge.judge_id, plan.digest, rows, scales, conformed=True))
         summaries[k] = _summary(judge, plan, rows, n_from_cache=0, started=started)
     commit(study, batch)
     for (_, judge), judged in zip(judges, batch, strict=True):
@@ -430,25 +443,44 @@ def _rows_of(plan: _Plan, judge_id: str, verdicts: pd.DataFrame, *, latency_s: n
     """The judgments rows of ``plan.todo`` from its verdict columns, built column-wise; a graded judge's rows also
     carry its ``dimension`` and ``score``."""
     n = len(plan.todo)
-    constant = lambda value: pd.Series(np.full(n, value, dtype=object), dtype=object)  # noqa: E731
-    column = lambda name: (pd.Series(verdicts[name].to_numpy(), dtype=verdicts[name].dtype)  # noqa: E731
-                           if name in verdicts else constant(None))
-    graded = {"dimension": constant(dimension), "score": column("score")} if dimension is not None else {}
+    column = lambda name: (verdicts[name].reset_index(drop=True) if name in verdicts  # noqa: E731
+                           else _missing(SCHEMAS["judgments"].column(name).kind, n))
+    graded = {"dimension": _repeated(dimension, n), "score": column("score")} if dimension is not None else {}
     return pd.DataFrame({
         **graded,
-        "item_id": pd.Series(plan.todo["item_id"].to_numpy(), dtype=object),
-        "judge_id": constant(judge_id),
+        "item_id": plan.todo["item_id"].reset_index(drop=True),  # as read: Arrow-backed or object
+        "judge_id": _repeated(judge_id, n),
         "label": column("label"),
         "p_unsafe": column("p_unsafe"),
         "coverage": column("coverage"),
         "parse_status": column("parse_status"),
         "raw_output": column("raw_output"),
-        "judge_spec_hash": constant(plan.digest),
+        "judge_spec_hash": _repeated(plan.digest, n),
         "latency_s": latency_s,
         "n_input_tokens": column("n_input_tokens"),
         "n_output_tokens": column("n_output_tokens"),
         "detail": column("detail"),
-    })
+    }, copy=False)  # the columns are new or read-only views: no copy of a million rows (copy-on-write)
+
+
+def _missing(kind: str, n: int) -> pd.Series:
+    """A column the judge does not give (a keyword judge's coverage and token counts), all missing, in its kind's
+    type: no object array of a million None to consolidate and convert."""
+    import pyarrow as pa
+
+    if kind == "float":
+        return pd.Series(np.full(n, np.nan))
+    if kind == "int":
+        return pd.Series(pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)))
+    return pd.Series(pa.nulls(n, pa.string()), dtype=pd.ArrowDtype(pa.string()))
+
+
+def _repeated(text: str, n: int) -> pd.Series:
+    """``text`` n times as an Arrow-backed column, built in C (a million rows: no Python list, no object array)."""
+    import pyarrow as pa
+
+    repeated = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([text], pa.string()))
+    return pd.Series(repeated.cast(pa.string()), dtype=pd.ArrowDtype(pa.string()))
 
 
 def _empty_judgments() -> pd.DataFrame:
@@ -462,15 +494,15 @@ def check_model_paths(judges: list, options: JudgeOptions | None) -> None:
         raise InputError(f"--model-path names {unknown[0]!r}, which is not among the judges run")
 
 
-def read_snapshot(study_dir: Path, *, step: str, **manifest_fields) -> tuple[Study, dict]:
+def read_snapshot(study_dir: Path, *, step: str, arrow_text: bool = False, **manifest_fields) -> tuple[Study, dict]:
     """The study as it is now and the manifest of a step run on it (read under the study lock, briefly).
 
     A replacement of several files killed after its commit point (a judgments table being moved into its
-    folder) is finished first.
+    folder) is finished first. ``arrow_text``: see :func:`judgekit.store.study.load_study`.
     """
     with study_lock(study_dir, step=step):
         finish_interrupted_commit(study_dir)
-        study = load_study(study_dir)
+        study = load_study(study_dir, arrow_text=arrow_text)
         return study, build_manifest(step=step, inputs=study.files(), **manifest_fields)
 
 

@@ -10,8 +10,8 @@ monotonically. The unit is the prompt: both models' responses (every sample)
 to a chosen prompt are labelled, so their residuals pair. A target already
 met asks for 0 labels and writes no file. With ``strategy="random"`` prompts
 are drawn at random within strata — judges disagree or agree, incoherent or
-coherent — so each has about the same inclusion probability
-(:func:`judgekit.stats.labelplan.stratified_selection`). With
+coherent, and the quartile of the judge's uncertainty — so each has about the
+same inclusion probability (:func:`judgekit.stats.labelplan.stratified_selection`). With
 ``strategy="active"`` each open prompt is drawn independently (Poisson
 sampling) with a probability that mixes uniform and the judge's uncertainty
 on it (:func:`judgekit.stats.labelplan.active_inclusion_probabilities`;
@@ -114,7 +114,9 @@ def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = N
             scope = view.items & data.policy_mask
             planned = comparison_plan(view.reference, view.judges[judge].to_numpy(dtype=float), keys, clusters,
                                       treated & scope, control & scope, target_halfwidth=target_halfwidth,
-                                      budget=budget, inclusion=data.inclusion)
+                                      budget=budget, inclusion=data.inclusion,
+                                      p_unsafe=_judge_probability(data, view, judge), strategy=strategy,
+                                      uncertainty=uncertainty)
             if planned is None:
                 lines.append(f"{name}: {NOTHING_TO_PLAN}")
                 continue
@@ -128,7 +130,8 @@ def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = N
             if strategy == "active":
                 probability, new = _draw_active(keys, items, view.reference, uncertainty, plan.additional, rng)
             else:
-                probability, new = _pick_prompts(keys, items, view.reference, strata, plan.additional, chosen, rng)
+                probability, new = _pick_prompts(keys, items, view.reference, strata, uncertainty, plan.additional,
+                                                 chosen, rng)
             open_items = items & np.isnan(view.reference)
             not_drawn[open_items] *= 1 - probability.reindex(keys[open_items]).fillna(0.0).to_numpy()
             chosen |= new
@@ -143,12 +146,23 @@ def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = N
     return requests, lines
 
 
+def _judge_probability(data, view, judge: str) -> np.ndarray | None:
+    """The judge's P(unsafe) per item where the outcome is harmful compliance (what P(unsafe) is about), else None."""
+    if view.outcome.name != "harmful_compliance" or judge not in data.p_unsafe:
+        return None
+    return data.p_unsafe[judge].to_numpy(dtype=float)
+
+
 def _explain(plan: UnitPlan) -> list[str]:
-    """The planning curve at about a dozen points: labelled prompts -> predicted half-width."""
+    """What the unlabelled prompts' labels were taken to be, and the planning curve at about a dozen points:
+    labelled prompts -> predicted half-width."""
     grid = plan.curve
     picks = np.unique(np.linspace(0, len(grid) - 1, min(len(grid), 12)).round().astype(int))
-    return ["  curve (prompts labelled for both models -> predicted half-width; PPI++ weights re-tuned at each):"] + [
-        f"    {int(grid[k, 0]):>6} -> {grid[k, 1]:.4f}" for k in picks]
+    design = ("drawn by the active plan's inclusion probabilities, labels inverse-probability weighted "
+              "(Horvitz-Thompson variance)" if plan.strategy == "active" else "drawn at random")
+    return ([f"  labels of the prompts not labelled yet: {plan.label_model}"] if plan.label_model else []) + [
+        f"  curve (prompts labelled for both models, {design} -> predicted half-width; PPI++ weights re-tuned at "
+        "each):"] + [f"    {int(grid[k, 0]):>6} -> {grid[k, 1]:.4f}" for k in picks]
 
 
 def _strata(codes: pd.DataFrame, incoherent: np.ndarray) -> np.ndarray:
@@ -187,12 +201,20 @@ def _draw_active(keys, items, reference, uncertainty, count, rng) -> tuple[pd.Se
     return probability, set(per_prompt.index[drawn])
 
 
-def _pick_prompts(keys, items, reference, strata, count, already: set[str], rng) -> tuple[pd.Series, set[str]]:
+def _pick_prompts(keys, items, reference, strata, uncertainty, count, already: set[str], rng
+                  ) -> tuple[pd.Series, set[str]]:
     """(per open prompt its probability of being drawn, the ``count`` prompts drawn): prompts not yet labelled for
-    both models, drawn stratified (a prompt's stratum: its first item's whose label is missing), prompts another
-    comparison already asked for first (their probability is then 1)."""
-    frame = pd.DataFrame({"key": keys[items], "missing": np.isnan(reference[items]), "stratum": strata[items]})
-    open_prompts = frame[frame["missing"]].groupby("key", sort=True)["stratum"].first()
+    both models, drawn stratified (a prompt's stratum: its first item's whose label is missing, split by the quartile
+    of the judge's uncertainty, mean over its open items, among the open prompts), prompts another comparison already
+    asked for first (their probability is then 1)."""
+    frame = pd.DataFrame({"key": keys[items], "missing": np.isnan(reference[items]), "stratum": strata[items],
+                          "u": uncertainty[items]})
+    open_frame = frame[frame["missing"]].groupby("key", sort=True)
+    # Proportional allocation within uncertainty quartiles fixes how many prompts the draw takes where the judge is
+    # unsure (where the labels' variance lives), so the achieved half-width moves less with the draw (0.90 -> 0.95
+    # of redraws within 20% of their median in simulation); every prompt keeps about the same probability.
+    quartile = pd.Series(pd.qcut(open_frame["u"].mean(), 4, labels=False, duplicates="drop"))
+    open_prompts = open_frame["stratum"].first() + "|uncertainty q" + quartile.fillna(0).astype(int).astype(str)
     reused = [k for k in open_prompts.index if k in already][:count]
     rest = open_prompts.drop(index=reused)
     wanted = min(count - len(reused), len(rest))

@@ -62,7 +62,7 @@ def judge_step(study_dir: Path, judge_names: list[str], *, replace: bool = False
     check_model_paths(judges, options)
     study_dir = study_dir_to_update(study_dir)
     with work_locks(study_dir, [f"judge {j.judge_id}" for j in judges], step="judge"):
-        study, manifest = read_snapshot(study_dir, step="judge")
+        study, manifest = read_snapshot(study_dir, step="judge", arrow_text=True)
         with recorded_study_run(study_dir, manifest, lock=partial(study_lock, study_dir, step="judge")) as record:
             summaries = run_judges(study, judges, replace=replace, progress=progress,
                                    commit=partial(commit_under_study_lock, replace=replace))

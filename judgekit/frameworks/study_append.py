@@ -138,10 +138,13 @@ def _combined_models(out_dir: Path, new: pd.DataFrame) -> pd.DataFrame:
 def _with_scales(metadata: StudyMetadata, scales: list[JudgeScale], out_dir: Path) -> StudyMetadata:
     """Declared scales plus the imported ones; the same judge and dimension must keep its meaning."""
     merged = {(s.judge_id, s.dimension): s for s in metadata.judge_scales}
+    imported = {(s.judge_id, s.dimension) for s in scales}
     for scale in scales:
         key = (scale.judge_id, scale.dimension)
         old = merged.get(key)
-        other = next((s for k, s in merged.items() if k[0] == scale.judge_id and k != key), None)
+        # A judge may rate several dimensions (a table's JUDGE:DIMENSION columns), but an import must bring every
+        # dimension the study has for it: a scorer read as safety once and as its own graded dimension later is refused.
+        other = next((s for k, s in merged.items() if k[0] == scale.judge_id and k not in imported), None)
         if old is None and other is not None:
             raise InputError(f"judge {scale.judge_id!r} is in the study rating {other.dimension!r}, and would now rate "
                              f"{scale.dimension!r}; import every model's log with the same --unsafe-value",

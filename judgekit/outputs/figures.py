@@ -41,6 +41,7 @@ from judgekit.outputs.finetune_figures import (
     comparison_keys,
     conclusion_flip_matrix,
     finetune_effect_forest,
+    panel_count,
     safety_capability_plane,
     specification_curve,
 )
@@ -167,11 +168,19 @@ def _fmt(value: float) -> str:
     return "undef." if pd.isna(value) else f"{round(float(value), 2) + 0.0:.2f}"
 
 
+# Cells of a 7-inch map of n raters are about 5.4 / n inches wide: "0.73 [0.69, 0.77]" at 7 pt needs about 0.65 in,
+# "-0.05" about 0.3 in.
+HEATMAP_INTERVAL_RATERS = 8
+HEATMAP_ESTIMATE_RATERS = 18
+
+
 def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
     """Cohen's kappa between every pair of raters (judges and the human majority), sorted by kappa with the humans.
 
-    Up to 12 raters a cell holds the estimate and its interval, up to 20 the estimate only, beyond that the
-    colour only (the ``judge_agreement`` table has every interval). Undefined kappas are grey and hatched.
+    Every cell text is 7 pt, the house's smallest readable size at the size the report shows the figure: up to
+    ``HEATMAP_INTERVAL_RATERS`` raters a cell holds the estimate and its interval, up to ``HEATMAP_ESTIMATE_RATERS``
+    the estimate only, beyond that the colour only (the ``judge_agreement`` table has every interval). Undefined
+    kappas are grey and hatched.
     """
     stats = as_shown(data.stats)
     between = judge_pairs(stats)
@@ -195,7 +204,7 @@ def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
         i, j = raters.index(row.judge_id), raters.index(row.reference)
         values[i, j] = values[j, i] = row.estimate
         known[i, j] = known[j, i] = True
-        text[i][j] = text[j][i] = (_fmt(row.estimate) if n > 12 or pd.isna(row.estimate)
+        text[i][j] = text[j][i] = (_fmt(row.estimate) if n > HEATMAP_INTERVAL_RATERS or pd.isna(row.estimate)
                                    else f"{_fmt(row.estimate)}\n[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]")
     with plt.rc_context(PAPER_STYLE):
         size = min(DOUBLE_COLUMN_IN, 1.6 + 0.8 * n)  # cells wide enough for "0.73 [0.69, 0.77]" at 7 pt
@@ -204,23 +213,23 @@ def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
         undefined = known & np.isnan(values)
         for i, j in zip(*np.nonzero(undefined), strict=True):
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=UNDEFINED_COLOUR, hatch="////", edgecolor="white", linewidth=0))
-        if n <= 20:
-            fontsize = 7 if n <= 5 else 5.5 if n <= 8 else 4.5 if n <= 12 else 4
+        if n <= HEATMAP_ESTIMATE_RATERS:
             for i in range(n):
                 for j in range(n):
                     if i != j and text[i][j]:
-                        ax.text(j, i, text[i][j], ha="center", va="center", fontsize=fontsize,
+                        ax.text(j, i, text[i][j], ha="center", va="center", fontsize=7,
                                 color="white" if values[i, j] < 0.45 else "black")
-        labelsize = 7 if n <= 12 else 5 if n <= 20 else 4
+        labelsize = 7 if n <= 40 else 5
         ax.set_xticks(range(n), raters, rotation=45 if n <= 12 else 90, ha="right" if n <= 12 else "center", fontsize=labelsize)
         ax.set_yticks(range(n), raters, fontsize=labelsize)
-        cells = "estimate and interval" if n <= 12 else "estimate" if n <= 20 else "colour only; intervals in the judge_agreement table"
+        cells = ("estimate and interval" if n <= HEATMAP_INTERVAL_RATERS else "estimate" if n <= HEATMAP_ESTIMATE_RATERS
+                 else "colour only; intervals in the judge_agreement table")
         bar = fig.colorbar(image, ax=ax, shrink=0.8, label=f"Cohen's κ (cells: {cells})")
         fig.suptitle("Agreement between judges and with the humans" if len(with_humans)
                      else "Agreement between judges (no human labels)", fontsize=8)  # over the map and the colour bar
         caption = ["Judges sorted by κ with the human majority."] if len(with_humans) else []
         ceiling = stats[(stats["judge_id"] == "human_ceiling") & (stats["statistic"] == "cohen_kappa") & (stats["subset"] == "all")]
-        if len(ceiling):
+        if len(ceiling) and np.isfinite(ceiling.iloc[0].estimate):  # undefined: no item has two humans' labels
             c = ceiling.iloc[0]
             bar.ax.axhline(c.estimate, color="#D55E00", linewidth=2)
             caption.append(f"Human ceiling κ = {_fmt(c.estimate)} [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}] (orange line).")
@@ -425,11 +434,11 @@ def confusion_matrices(data: FigureInputs) -> plt.Figure | None:
     accuracy = stats[(stats["statistic"] == "accuracy") & (stats["subset"] == "all") & (stats["reference"] == HUMAN)]
     judges = sorted_by(accuracy[accuracy["judge_id"].isin(set(counts["judge_id"]))])
     judges += sorted(set(counts["judge_id"]) - set(judges))
-    columns = min(4 if len(judges) <= ROWS_PER_PANEL else 6, len(judges))
+    # at most 4 matrices a row: every text stays at 7 pt where the report shows the figure (6 a row needed 5 pt)
+    columns = min(4, len(judges))
     rows = int(np.ceil(len(judges) / columns))
-    small = columns > 4
     with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(rows, columns, figsize=(DOUBLE_COLUMN_IN, (1.35 if small else 1.8) * rows + 0.4), squeeze=False,
+        fig, axes = plt.subplots(rows, columns, figsize=(DOUBLE_COLUMN_IN, 1.8 * rows + 0.4), squeeze=False,
                                  layout="constrained")
         for ax, judge in zip(axes.ravel(), judges, strict=False):
             c = counts[counts["judge_id"] == judge].set_index("statistic")["estimate"]
@@ -438,13 +447,13 @@ def confusion_matrices(data: FigureInputs) -> plt.Figure | None:
             image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
             for i in range(2):
                 for j in range(2):
-                    ax.text(j, i, f"{int(matrix[i, j])}\n({shares[i, j]:.0%})", ha="center", va="center", fontsize=5 if small else 6,
+                    ax.text(j, i, f"{int(matrix[i, j])}\n({shares[i, j]:.0%})", ha="center", va="center", fontsize=7,
                             color="white" if shares[i, j] > 0.6 else "black")
-            ax.set_xticks([0, 1], ["unsafe", "safe"], fontsize=5 if small else 7)
-            ax.set_yticks([0, 1], ["unsafe", "safe"], fontsize=5 if small else 7)
-            ax.set_xlabel("judge", fontsize=6)
-            ax.set_ylabel("humans", fontsize=6)
-            ax.set_title(judge, fontsize=5.5 if small else 7)
+            ax.set_xticks([0, 1], ["unsafe", "safe"], fontsize=7)
+            ax.set_yticks([0, 1], ["unsafe", "safe"], fontsize=7)
+            ax.set_xlabel("judge", fontsize=7)
+            ax.set_ylabel("humans", fontsize=7)
+            ax.set_title(judge, fontsize=7)
         for ax in axes.ravel()[len(judges):]:
             ax.set_visible(False)
         fig.colorbar(image, ax=axes, shrink=0.5, label="share of the humans' row (colour and %)")
@@ -505,9 +514,10 @@ FIGURES = {
 }
 
 
-# Beyond this many comparisons a figure with one panel per comparison is too wide (or tall) to read where shown:
-# it is drawn once per comparison instead, saved as NAME__COMPARISON.
-MAX_COMPARISONS_PER_FIGURE = 3
+# Beyond this many panels (comparison x outcome: three comparisons with two outcomes each are six) a figure with
+# one panel per comparison and outcome is too wide (or tall) to read where shown: it is drawn once per comparison
+# instead, saved as NAME__COMPARISON.
+MAX_PANELS_PER_FIGURE = 3
 PER_COMPARISON = {"finetune_effect_forest": "finetune_effect_paired", "conclusion_flip_matrix": "finetune_effect_paired",
                   "specification_curve": "finetune_effect_cell"}
 
@@ -528,11 +538,11 @@ def part_name(name: str, comparison: str, taken: set[str]) -> str:
 
 def figure_families(data: FigureInputs) -> Iterator[list[tuple[str, plt.Figure]]]:
     """For each entry of :data:`FIGURES`, the figures it draws as (file name, figure): none when the inputs do not
-    support it, one, or one per comparison when there are more than :data:`MAX_COMPARISONS_PER_FIGURE`."""
+    support it, one, or one per comparison when it would have more than :data:`MAX_PANELS_PER_FIGURE` panels."""
     taken: set[str] = set()
     for name, draw in FIGURES.items():
         comparisons = comparison_keys(data.stats, PER_COMPARISON[name]) if name in PER_COMPARISON else []
-        if len(comparisons) > MAX_COMPARISONS_PER_FIGURE:
+        if len(comparisons) > 1 and panel_count(data.stats, PER_COMPARISON[name]) > MAX_PANELS_PER_FIGURE:
             drawn = []
             for comparison in comparisons:
                 fig = draw(data, only=[comparison])

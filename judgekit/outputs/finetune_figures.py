@@ -115,6 +115,12 @@ def comparison_keys(stats: pd.DataFrame, statistic: str = "finetune_effect_paire
     return sorted(comparison_of(rows["subset"]).unique())
 
 
+def panel_count(stats: pd.DataFrame, statistic: str = "finetune_effect_paired") -> int:
+    """How many comparison × outcome panels have a defined effect of ``statistic``: a figure's width grows with them."""
+    rows = stats[(stats["statistic"] == statistic) & stats["estimate"].notna()]
+    return int(panel_key(rows).nunique()) if len(rows) else 0
+
+
 def _judge_order(rows: pd.DataFrame) -> list[str]:
     """Humans first, then judges by their mean effect (largest first), undefined last."""
     means = rows[rows["judge_id"] != HUMAN_MAJORITY].groupby("judge_id")["estimate"].mean()
@@ -245,6 +251,9 @@ def specification_curve(data: FigureInputs, *, only: Iterable[str] | None = None
     rows, notes = _effects(data.stats, only, "finetune_effect_cell")
     if rows.empty:
         return None
+    judged = rows[rows["judge_id"] != HUMAN_MAJORITY]
+    if judged.groupby("comparison").size().max() < 2:  # one judge, benchmark and policy: a curve of one point each
+        return None
     # a judge cut from a graded score has one cell per threshold (``|threshold=T`` in the subset); when a study has
     # such judges, the other judges' cells read "binary verdict" on that axis
     rows["threshold"] = rows["subset"].str.extract(r"\|threshold=([^|]+)", expand=False)
@@ -257,7 +266,10 @@ def specification_curve(data: FigureInputs, *, only: Iterable[str] | None = None
               sorted(rows[factor].dropna().unique(), key=_level_order) for factor, _ in SPEC_FACTORS}
     n_indicators = sum(len(v) for v in levels.values())
     with plt.rc_context(PAPER_STYLE):
-        fig, axes = plt.subplots(2 * len(comparisons), 1, figsize=(DOUBLE_COLUMN_IN, len(comparisons) * (1.9 + 0.13 * n_indicators)),
+        # + 1 inch for the title (up to four lines with a panel left out) and the legend: without it the indicator
+        # rows were squeezed until their 7-pt labels overlapped
+        fig, axes = plt.subplots(2 * len(comparisons), 1,
+                                 figsize=(DOUBLE_COLUMN_IN, len(comparisons) * (1.9 + 0.13 * n_indicators) + 1.0),
                                  gridspec_kw={"height_ratios": [1.9, 0.13 * n_indicators] * len(comparisons)},
                                  layout="constrained", squeeze=False)
         for k, comparison in enumerate(comparisons):

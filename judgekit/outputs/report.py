@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from judgekit.store.schema import PARSE_STATUSES
 from judgekit.outputs.report_finetune import SECTION_FIGURES, embedded_figure, figure_family, finetune_section
-from judgekit.outputs.tables import as_shown, interval_caption, row_cells, study_tables
+from judgekit.outputs.tables import NOT_JUDGES, annotator_ids, as_shown, interval_caption, row_cells, study_tables
 from judgekit.analysis.inputs import human_codes, human_majority, judge_codes, verdict_rows
 from judgekit.store.schema import HUMAN_MAJORITY
 from judgekit.store.study import Study
@@ -73,11 +73,57 @@ def status_counts(study: Study) -> pd.DataFrame:
     judgments = judgments.assign(dimension=dimension).drop_duplicates(["judge_id", "dimension", "item_id"], keep="last")
     counts = judgments.pivot_table(index=["judge_id", "dimension"], columns="parse_status", values="item_id",
                                    aggfunc="count", fill_value=0)
-    counts = counts.reindex(columns=list(PARSE_STATUSES), fill_value=0)
+    # ok, then only the failure statuses some judgement has: eleven columns of zeros make the table too wide to read
+    counts = counts.reindex(columns=[s for s in PARSE_STATUSES if s == "ok" or s in counts.columns], fill_value=0)
     judged = judgments[judgments["item_id"].isin(set(study.responses["item_id"]))].groupby(["judge_id", "dimension"]).size()
     counts["not judged"] = len(study.responses) - judged.reindex(counts.index, fill_value=0)
     counts = counts.reset_index()
     return counts.drop(columns="dimension") if set(counts["dimension"]) == {"verdict"} else counts
+
+
+def audit_answer(stats: pd.DataFrame) -> str:
+    """The opening answer of a study with no comparison (one model, or responses of many pooled): which judge agrees
+    best and least with the human majority (Cohen's κ on all items), or, without judges, the humans' harmful rate.
+    '' when neither is in the stats."""
+    stats = as_shown(stats)
+    outcome = stats["outcome"] if "outcome" in stats else pd.Series(None, index=stats.index, dtype=object)
+    everything = stats[(stats["subset"] == "all") & (outcome.isna() | (outcome == "harmful_compliance"))]
+    kappa = everything[(everything["statistic"] == "cohen_kappa") & (everything["reference"] == HUMAN_MAJORITY)
+                       & ~everything["judge_id"].isin(set(NOT_JUDGES) | annotator_ids(stats))]
+    if "dimension" in kappa:
+        kappa = kappa[kappa["dimension"].isna()]
+    kappa = kappa.drop_duplicates("judge_id").dropna(subset=["estimate"]).sort_values("estimate", ascending=False)
+
+    def value(row: pd.Series) -> str:
+        return f"κ {row['estimate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]".replace("-", "−")
+
+    if len(kappa):
+        best, worst = kappa.iloc[0], kappa.iloc[-1]
+        chance = int((kappa["ci_low"] > 0).sum())
+        where = f"Against the human majority on {int(best['n_items'])} responses"
+        text = (f"{where}, {best['judge_id']} agrees best ({value(best)}) and {worst['judge_id']} least "
+                f"({value(worst)}); {chance} of {len(kappa)} judges agree better than chance (κ interval above 0)."
+                if len(kappa) > 1 else f"{where}, {best['judge_id']}'s {value(best)}: "
+                + ("better than chance." if chance else "not better than chance (its κ interval reaches 0)."))
+        return f"<h2>Which judge agrees with the humans?</h2><p><b>The answer.</b> {_e(text)}</p>"
+    rate = everything[(everything["statistic"] == "harmful_rate") & (everything["judge_id"] == HUMAN_MAJORITY)]
+    if rate.empty or not np.isfinite(rate["estimate"].iloc[0]):
+        return ""
+    row = rate.iloc[0]
+    text = (f"The humans call {row['estimate']:.0%} [{row['ci_low']:.0%}, {row['ci_high']:.0%}] of "
+            f"{int(row['n_items'])} responses unsafe; no judge's verdicts to compare with them.")
+    return f"<h2>How often is a response unsafe?</h2><p><b>The answer.</b> {_e(text)}</p>"
+
+
+def _no_agreement(study: Study) -> str:
+    """Why there is no judge-vs-humans table: no judges (a human-labelled set alone), or no human labels."""
+    if study.judgments is None or study.judgments.empty:
+        labelled = study.annotations is not None and not study.annotations.empty
+        return ("<p class='muted'>No judges: " + ("the human labels alone give the rates below; " if labelled else "")
+                + "import other judges' verdicts (<code>data import table ... --judge NAME=COL</code>) or run "
+                "<code>judgekit judge</code> to compare a judge with the humans.</p>")
+    return ("<p class='muted'>No human labels: judges are compared with each other only (label items with "
+            "<code>judgekit plan-labels</code>).</p>")
 
 
 def _agreement_table(stats: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -106,10 +152,14 @@ def _verdict_text(row: pd.Series) -> str:
     return "—"
 
 
-def judge_descriptions(judge_ids: list[str], study_manifest: dict | None, *, simulated: bool = False) -> pd.DataFrame:
+def judge_descriptions(judge_ids: list[str], study_manifest: dict | None, *, simulated: bool = False,
+                       provenance: dict[str, str] | None = None) -> pd.DataFrame:
     """What each judge is, from the judge specs the study manifest recorded when it ran (latest run wins).
 
-    In a simulated study the ``sim-*`` judges are described by their simulator profile.
+    In a simulated study the ``sim-*`` judges are described by their simulator profile; a judge without a spec by
+    where its verdicts came from (``provenance``: judge -> its judgments' provenance, e.g. ``imported: FILE:COL``).
+    Columns empty for every judge (the spec's source, vocabulary and deviations when no judge has a spec) are
+    left out.
     """
     from judgekit.testing.simulate import JUDGE_PROFILES
 
@@ -125,8 +175,10 @@ def judge_descriptions(judge_ids: list[str], study_manifest: dict | None, *, sim
             rows.append((judge_id, "simulated", f"SIMULATED by judgekit.testing.simulate: {profiles[judge_id]}", "judgekit/testing/simulate.py", "", "", ""))
             continue
         if spec is None:
-            rows.append((judge_id, "—", "no judge spec in the study manifest: these verdicts came with the data "
-                                        "(imported or simulated), not from a judgekit run", "", "", "", ""))
+            came = (provenance or {}).get(judge_id)
+            rows.append((judge_id, "—", f"verdicts that came with the data ({came}), not from a judgekit run" if came
+                         else "no judge spec in the study manifest: these verdicts came with the data (imported or "
+                         "simulated), not from a judgekit run", "", "", "", ""))
             continue
         source = spec.get("source") or {}
         where = "/".join(str(source[k]) for k in ("repository", "path") if source.get(k))
@@ -136,8 +188,21 @@ def judge_descriptions(judge_ids: list[str], study_manifest: dict | None, *, sim
         described = spec.get("description") or (model.get("id") if isinstance(model, dict) else "") or ""
         rows.append((judge_id, spec.get("family", ""), described, where, _vocabulary_check(spec),
                      " · ".join(spec.get("deviations") or []) or "none recorded", spec.get("spec_hash", "")))
-    return pd.DataFrame(rows, columns=["judge", "family", "what it is", "source", "vocabulary verified",
-                                       "deviations from upstream", "spec hash"])
+    table = pd.DataFrame(rows, columns=["judge", "family", "what it is", "source", "vocabulary verified",
+                                        "deviations from upstream", "spec hash"])
+    empty = [c for c in ("source", "vocabulary verified", "deviations from upstream", "spec hash")
+             if len(table) and (table[c] == "").all()]
+    return table.drop(columns=empty)
+
+
+def _provenance(study: Study) -> dict[str, str]:
+    """Each judge's judgments' provenance (``imported: a.csv:gpt4``; several files joined by ', ')."""
+    judgments = study.judgments
+    if judgments is None or "provenance" not in judgments:
+        return {}
+    known = judgments.dropna(subset=["provenance"])
+    return {judge: ", ".join(sorted(set(part["provenance"].astype(str)))[:3])
+            + (", ..." if part["provenance"].nunique() > 3 else "") for judge, part in known.groupby("judge_id")}
 
 
 def _vocabulary_check(spec: dict) -> str:
@@ -423,7 +488,8 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
     status = status_counts(study)
     agreement, agreement_caption = _agreement_table(stats)
     judges = judge_descriptions(sorted(study.judgments["judge_id"].unique()) if study.judgments is not None else [],
-                                (manifest.get("details") or {}).get("study_manifest"), simulated=meta.simulated)
+                                (manifest.get("details") or {}).get("study_manifest"), simulated=meta.simulated,
+                                provenance=_provenance(study))
     title = meta.name or study.path.name
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -433,10 +499,10 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
 {banner}
 <h1>judgekit report — {_e(title)}</h1>
 <p class="muted">{_e(meta.description)}</p>
-{finetune_section(study, stats, figure_paths=figure_paths, lead_judge=lead_judge)}
+{finetune_section(study, stats, figure_paths=figure_paths, lead_judge=lead_judge) or audit_answer(stats)}
 <h2>Study</h2>{_table(overview, {"count"})}
 <h2>Judgements, failures and exclusions</h2>
-<p class="muted">Failures are counted, never coerced to a label; they are excluded from every statistic and counted in n_excluded.</p>
+<p class="muted">Failures are counted, never coerced to a label; they are excluded from every statistic and counted in n_excluded. A parse status no judgement has is not shown (all: {_e(", ".join(PARSE_STATUSES))}).</p>
 {_table(status, set(status.columns) - {"judge_id", "dimension"}) if not status.empty else "<p class='muted'>No judgments.</p>"}
 <h2>Incoherence flags</h2>
 {_table(_flag_summary(study), {"flagged", "checked", "share"}) if study.flags is not None else "<p class='muted'>Flags not computed: run <code>judgekit flag STUDY</code>, then the report again.</p>"}
@@ -444,7 +510,7 @@ def build_report(study: Study, stats: pd.DataFrame, figure_paths: list[Path], ma
 {_table(judges) if not judges.empty else "<p class='muted'>No judgments.</p>"}
 <h2>Agreement with the human majority</h2>
 <p class="muted">{_e(agreement_caption)}</p>
-{_table(agreement, {"n_items", "n_excluded"}) if not agreement.empty else "<p class='muted'>No human labels: judges are compared with each other only (label items with <code>judgekit plan-labels</code>).</p>"}
+{_table(agreement, {"n_items", "n_excluded"}) if not agreement.empty else _no_agreement(study)}
 {"".join(sections) or "<p class='muted'>No figures or tables.</p>"}
 <h2>Item browser: the most informative items</h2>{_disagreements(study)}
 <h2>Manifest</h2><pre>{_e(json.dumps(shareable_manifest(manifest), indent=2, default=str))}</pre>

@@ -176,6 +176,11 @@ def _conclusion(stats: pd.DataFrame, comparison: str, outcome: str) -> str:
                       for name in ("conclusion_agreement", "conclusion_reversal", "conclusion_disagreement")])
     if rows.empty:
         return "<p class='muted'>No conclusion-robustness rows (needs judges and human labels).</p>"
+    agreement = rows[rows["statistic"] == "conclusion_agreement"]
+    if not agreement["estimate"].notna().any():  # one line, not three paragraphs of dashes per comparison and outcome
+        reason = next((w for w in agreement["warning"].fillna("") if w), "no cell could be compared with the humans")
+        return ("<p class='muted'>Whether the conclusion survives another judge, benchmark or incoherence policy "
+                f"cannot be said: {_e(reason.removeprefix('undefined: '))}.</p>")
     parts = []
     for name, text in (("conclusion_agreement", "cells reaching the humans' conclusion"),
                        ("conclusion_reversal", "cells significantly reversing it")):
@@ -186,14 +191,11 @@ def _conclusion(stats: pd.DataFrame, comparison: str, outcome: str) -> str:
     drivers = rows[rows["statistic"] == "conclusion_disagreement"].sort_values("estimate", ascending=False)
     listed = [f"{row.subset_value}: {_num(row.estimate)} of its cells disagree ({row.method.split('; ')[1]})"
               for row in drivers.itertuples(index=False) if row.estimate > 0][:6]
-    agreement = rows[rows["statistic"] == "conclusion_agreement"]["estimate"]
     if listed:
         driver_text = ("Choices driving the disagreement (share of that choice's cells not reaching the humans' "
                        "conclusion; excess over the other levels): " + "; ".join(listed))
-    elif agreement.notna().any():
+    else:
         driver_text = "No judge, benchmark or incoherence policy disagrees with the humans."
-    else:  # no cell could be compared with the humans: silence here must not read as agreement
-        driver_text = "Which choices drive disagreement cannot be said: no cell could be compared with the humans."
     return (f"<p>{' · '.join(parts)}</p><p class='muted'>{_e(method.iloc[0] if len(method) else '')}</p>"
             f"<p>{_e(driver_text)}</p>")
 
@@ -496,10 +498,14 @@ def _noun(outcome: str) -> str:
 
 
 def _interval_points(low: float, high: float) -> str:
-    """'[+20, +51]'; a zero-width interval says so (every resample gave the same value: not certainty)."""
+    """'[+20, +51]'; a zero-width interval says so (every resample gave the same value: not certainty).
+
+    One decimal where whole points would blur the interval: a narrow one, or one that excludes 0 but whose end
+    would round to 0 ('[−2, 0]' beside "safer" reads as touching 0; '[−2.0, −0.3]' does not)."""
     if low == high:
         return "[every resample equal]"
-    fine = abs(high - low) < 0.02
+    excludes_zero = low > 0 or high < 0
+    fine = abs(high - low) < 0.02 or (excludes_zero and min(abs(low), abs(high)) < 0.005)
     return f"[{_points(low, fine=fine)}, {_points(high, fine=fine)}]"
 
 
@@ -616,14 +622,16 @@ def _cell(row: pd.Series) -> str:
 def changed_table(rows: pd.DataFrame, names: dict[str, str], kinds: dict[str, str]) -> str:
     """'Which models changed': comparisons as rows, outcomes as columns, a verdict and effect in each cell."""
     outcomes = [o for o in [*OUTCOMES, *sorted(set(rows["outcome"]) - set(OUTCOMES))] if o in set(rows["outcome"])]
+    labels = {comparison: kind_label(kinds[comparison], name) for comparison, name in names.items()}
+    kind = any(labels.values())  # plain compare_with pairs only: a column of empty cells says nothing
     body = []
     for comparison, name in names.items():
         part = rows[rows["comparison"] == comparison]
         cells = {row["outcome"]: _cell(row) for _, row in part.iterrows()}
-        body.append([name, kind_label(kinds[comparison], name), *(cells.get(o, "not measured") for o in outcomes)])
+        body.append([name, *([labels[comparison]] if kind else []), *(cells.get(o, "not measured") for o in outcomes)])
     return ("<p><b>Which models changed?</b> Verdict from each interval's side of 0 (points: percentage points, treated − "
             "control).</p><div class='wide'>"
-            f"{_table(['comparison', 'kind', *(_noun(o) for o in outcomes)], body)}</div>")
+            f"{_table(['comparison', *(['kind'] if kind else []), *(_noun(o) for o in outcomes)], body)}</div>")
 
 
 def _lead_rule(rows: pd.DataFrame, lead_judge: str | None) -> str:
@@ -668,8 +676,12 @@ def _pair(comparison: str) -> tuple[str, str]:
 
 def noise_floor_comparisons(kinds: dict[str, str]) -> list[str]:
     """Plain comparisons of two runs of one model: a ``model_comparison`` between two models that are no fine-tune
-    of anything here, one of them the control of another comparison (e.g. a second run of the base)."""
+    of anything here, one of them the control of another comparison (e.g. a second run of the base). Only in a study
+    with fine-tune (or checkpoint, mitigation) comparisons to read against it: where every comparison is a plain
+    ``compare_with`` (three related fine-tunes, two chat models) none of them is a rerun of the same weights."""
     tuned = {_pair(c)[0] for c, k in kinds.items() if k != "model_comparison"}
+    if not tuned:
+        return []
     found = []
     for comparison, kind in kinds.items():
         models = set(_pair(comparison))
@@ -784,6 +796,7 @@ def finetune_section(study: Study, stats: pd.DataFrame, *, figure_paths: Iterabl
     order = sorted(kinds, key=lambda k: (rank.get(kinds[k], 4), k))
     kinds = {k: kinds[k] for k in order}
     names = _comparison_names(study, order, kinds)
+    has_corrected = (stats["statistic"] == "finetune_effect_corrected").any()
     blocks = []
     for comparison in order:
         outcomes = [o for o in OUTCOMES if (outcome_of(effects[keys == comparison]) == o).any()]
@@ -793,8 +806,10 @@ def finetune_section(study: Study, stats: pd.DataFrame, *, figure_paths: Iterabl
             parts.append(
                 f"<h4>{_e(OUTCOMES[outcome].noun)} <span class='muted'>(outcome <code>{_e(outcome)}</code>)</span></h4>"
                 f"{table}<p class='muted'>Rate difference on the prompts both models answered, all benchmarks pooled; "
-                f"estimate [{_e(note)}]. The corrected effect uses each judge's errors on the human-labelled items of "
-                "each model; the share carried by incoherent responses is unstable when the effect's interval covers "
+                f"estimate [{_e(note)}]. "
+                + ("The corrected effect uses each judge's errors on the human-labelled items of each model. "
+                   if has_corrected else "")
+                + "The share carried by incoherent responses is unstable when the effect's interval covers "
                 f"0.</p>{_conclusion(stats, comparison, outcome)}{_label_plan(stats, comparison, outcome)}")
         label = kind_label(kinds[comparison], names[comparison])
         heading = f"{_e(names[comparison])}" + (f" <span class='muted'>({_e(label)})</span>" if label else "")
@@ -810,7 +825,9 @@ def finetune_section(study: Study, stats: pd.DataFrame, *, figure_paths: Iterabl
     checkpoints = _figures(figure_paths, sorted(n for n in listed if n.startswith("checkpoint")))
     not_drawn = [] if plane else [f"the safety–capability plane is not drawn: {plane_missing_reason(stats)}"]
     not_drawn += [f"<code>{name}</code> is not drawn: {reason}" for name, reason in
-                  (("specification_curve", "no <code>finetune_effect_cell</code> rows (the stats run computed none)"),
+                  (("specification_curve", "one judge, benchmark and incoherence policy give each comparison one "
+                    "cell, its paired effect below" if (stats["statistic"] == "finetune_effect_cell").any() else
+                    "no <code>finetune_effect_cell</code> rows (the stats run computed none)"),
                    ("conclusion_flip_matrix", "no per-benchmark paired effect"))
                   if name not in listed and figure_paths]
     notes = "".join(f"<p class='muted'>{text}.</p>" for text in not_drawn)

@@ -364,6 +364,8 @@ def graded_agreement_table(stats: pd.DataFrame) -> tuple[pd.DataFrame, str] | No
     if "dimension" not in stats:
         return None
     rows = stats[stats["statistic"].isin(GRADED) & stats["dimension"].notna() & (stats["subset"] == "all")]
+    # a dimension one judge scores has no agreement: a table of "undefined" cells saying so (stats prints it once)
+    rows = rows[~rows["method"].fillna("").str.startswith("not computed: only one judge")]
     if rows.empty:
         return None
     pair = np.where(rows["judge_id"] == rows["reference"], rows["judge_id"], rows["judge_id"] + " vs " + rows["reference"])

@@ -26,8 +26,9 @@ from judgekit.stats.ppi import MIN_UNLABELLED_FOR_WEIGHT, power_tuning_lambda, p
 
 # Var(Y - lambda*Yhat) of a 0/1 label can be at most this at lambda = 0 (labels only), which PPI++ never does worse than.
 MAX_BINARY_VARIANCE = 0.25
-# Before 10 units are labelled the label difference's variance is the labels' shrunk toward the judge's verdicts'
-# as if those were this many labelled units (so the judge dominates until labels take over).
+# The label difference's moments are the labels' shrunk toward the judge's as if those were this many labelled units
+# (so the judge dominates until labels take over): before 10 units are labelled, and where the labels contradict
+# the judge's P(unsafe) (or it gives verdicts only).
 JUDGE_WEIGHT = 10
 
 
@@ -329,7 +330,10 @@ class UnitPlan:
 
     ``halfwidth_now`` is the half-width of the interval the stats row
     reports (:func:`judgekit.stats.ppi.ppi_clustered` on the current labels);
-    ``curve`` has columns (labelled units, predicted half-width), monotone.
+    ``curve`` has columns (labelled units, predicted half-width), monotone,
+    for the ``strategy`` the further units will be drawn by;
+    ``label_model`` says what the labels of the units not labelled yet were
+    taken to be (empty before 10 units are labelled).
     """
 
     n_labelled: int
@@ -341,6 +345,8 @@ class UnitPlan:
     reachable: bool
     reason: str
     curve: NDArray
+    strategy: str = "random"
+    label_model: str = ""
 
 
 def _unit_means(values: NDArray, units: NDArray, n_units: int) -> NDArray:
@@ -352,28 +358,223 @@ def _unit_means(values: NDArray, units: NDArray, n_units: int) -> NDArray:
         return np.where(counts > 0, sums / np.where(counts > 0, counts, 1), np.nan)
 
 
-def _projected_variance(label_diff: NDArray, judge_all: NDArray, judge_labelled: NDArray, m: NDArray, total: int
-                        ) -> NDArray:
-    """Variance of the PPI++ mean over units at m labelled units of ``total``, the weights re-tuned at each m.
+# The judge's P(unsafe) stands in for the labels of the unlabelled prompts unless the labelled prompts contradict it
+# (the mean of label minus prediction, or of its square minus the Bernoulli variance, at |z| >= this).
+CALIBRATION_Z = 2.0
+# Above this many open prompts the active curve is computed at this many counts and interpolated (each count needs
+# its own inclusion probabilities).
+ACTIVE_GRID_POINTS = 200
 
-    With V = Var(Y), c = Cov(Y, F), S = Cov(F) per unit, the variance at
-    weights lam is (V - 2 lam'c + lam'S lam)/m + lam'S lam/(total - m); its
-    minimum, lam = (total - m)/total S^{-1} c clipped to [0, 1], is evaluated.
+
+@dataclass(frozen=True)
+class LabelModel:
+    """Per unit (prompt) what the labels are expected to be where there are none, from the judge.
+
+    ``mean`` = E[D] and ``square`` = E[D^2] of the unit's label difference D (its labelled value where labelled),
+    ``cross`` = E[D F_j] per verdict column j; ``source`` says where they come from (for the plan's output);
+    ``mean_noise`` the variance of the labels' correction shared by every unlabelled unit's ``mean`` (0 when the
+    judge's probabilities are taken as they are): squared means are biased up by it.
     """
-    k = judge_all.shape[1]
-    covariance = np.cov(np.column_stack([label_diff, judge_labelled]), rowvar=False, ddof=1).reshape(k + 1, k + 1)
-    v, c = covariance[0, 0], covariance[0, 1:]
-    s = np.cov(judge_all, rowvar=False, ddof=1).reshape(k, k)
-    direction = np.linalg.lstsq(s, c, rcond=None)[0] if np.any(s) else np.zeros(k)
-    out = np.empty(len(m))
-    for index, labelled in enumerate(m):
-        share = (total - labelled) / total
-        # as the estimator: too few judge-only units left and the labels stand alone
-        lam = np.clip(share * direction, 0.0, 1.0) if total - labelled >= MIN_UNLABELLED_FOR_WEIGHT else 0 * direction
-        spread = float(lam @ s @ lam)
-        residual = max(v - 2 * float(lam @ c) + spread, 0.0)
-        out[index] = residual / labelled + (spread / (total - labelled) if labelled < total else 0.0)
-    return out
+
+    mean: NDArray
+    square: NDArray
+    cross: NDArray
+    source: str
+    mean_noise: float = 0.0
+
+
+def _judge_label_model(difference: NDArray, judge: NDArray, probability: NDArray, bernoulli: NDArray,
+                       labelled: NDArray, *, stated: bool) -> LabelModel:
+    """E[D], E[D^2], E[D F] per unit: the labelled units' own values; elsewhere the judge's P(unsafe) taken as each
+    label's probability (D's mean the signed sum of the arms' mean P, its variance B their Bernoulli variances),
+    unless the labels contradict it (the mean of D - E[D] or of (D - E[D])^2 - B at |z| >= ``CALIBRATION_Z``) or
+    the judge states no P(unsafe) (``stated`` False: a verdict claims no label noise): each moment is then the PPI++
+    mean of the labelled units' values with the prediction as the judge, shrunk toward the prediction as if it
+    were ``JUDGE_WEIGHT`` labelled units."""
+    mean, square = probability.copy(), probability**2 + bernoulli
+    cross = mean[:, None] * judge
+    seen = labelled
+    error = difference[seen] - mean[seen]
+    # the check: no bias, and the labels stray from P(unsafe) as much as Bernoulli labels would
+    worst = max(abs(_mean_z(error)), abs(_mean_z(error**2 - bernoulli[seen]))) if stated else float("inf")
+    counts = f"{int((~seen).sum())} unlabelled prompts, {int(seen.sum())} labelled"
+    if not stated:
+        source = f"the judge's verdicts (it states no P(unsafe)) with the labels, PPI++ ({counts})"
+    elif worst < CALIBRATION_Z:
+        source = (f"the judge's P(unsafe) as each unlabelled label's probability ({counts}; the labelled agree with "
+                  f"it: |z| {worst:.2f} < {CALIBRATION_Z:g})")
+    else:
+        source = (f"the judge's P(unsafe) with the labels, PPI++ ({counts}; the labelled contradict it as each "
+                  f"label's probability: |z| {worst:.2f} >= {CALIBRATION_Z:g})")
+    noise = 0.0
+    if not stated or worst >= CALIBRATION_Z:
+        # the labels' PPI++ moments, shrunk toward the judge's as if it were JUDGE_WEIGHT labelled units (a pilot
+        # whose label differences happen all to be 0 does not make the plan expect no variance at all)
+        labels_share = seen.sum() / (seen.sum() + JUDGE_WEIGHT)
+        labelled_cross = difference[seen, None] * judge[seen]
+        cross = np.column_stack([_power_tuned(labelled_cross[:, j], cross[:, j], seen)[0] * labels_share
+                                 + cross[:, j] * (1 - labels_share) for j in range(judge.shape[1])])
+        (tuned_mean, noise), tuned_square = (_power_tuned(difference[seen], mean, seen),
+                                             _power_tuned(difference[seen] ** 2, square, seen)[0])
+        mean = labels_share * tuned_mean + (1 - labels_share) * mean
+        square = labels_share * tuned_square + (1 - labels_share) * square
+        noise *= labels_share**2
+    mean, square = np.where(seen, difference, mean), np.where(seen, difference**2, square)
+    cross = np.where(seen[:, None], difference[:, None] * judge, cross)
+    return LabelModel(mean, np.maximum(square, mean**2), cross, source, noise)
+
+
+def _power_tuned(observed: NDArray, predicted: NDArray, labelled: NDArray) -> tuple[NDArray, float]:
+    """(per unit lam * prediction + the labelled units' mean of observed - lam * prediction, that mean's variance):
+    its mean over the units is the PPI++ estimate of the observed quantity's mean (lam power-tuned, so never noisier
+    than the labels alone)."""
+    lam = power_tuning_lambda(observed, predicted[labelled], predicted[~labelled]) if (~labelled).any() else 0.0
+    correction = observed - lam * predicted[labelled]
+    return lam * predicted + float(correction.mean()), float(np.var(correction, ddof=1) / len(correction))
+
+
+def _mean_z(values: NDArray) -> float:
+    """z statistic of a mean against 0 (0 when every value is 0; inf when they all agree on one non-zero value)."""
+    if len(values) < 2:
+        return 0.0
+    spread = float(np.std(values, ddof=1))
+    centre = float(values.mean())
+    if spread == 0:
+        return 0.0 if centre == 0 else float("inf")
+    return centre / (spread / np.sqrt(len(values)))
+
+
+def _random_curve(model: LabelModel, judge: NDArray, labelled: NDArray, grid: NDArray) -> NDArray:
+    """Variance of the unweighted PPI++ effect at each m of ``grid`` labelled units: the labelled now plus m - n
+    drawn at random from the others, whose moments enter at their expected (model) values, weights re-tuned at m.
+
+    With V = Var(D), c = Cov(D, F) over the labelled and S = Cov(F) over all M units the variance at weights lam is
+    (V - 2 lam'c + lam'S lam)/m + lam'S lam/(M - m), least at lam = (M - m)/M S^{-1} c (clipped to [0, 1]); with the
+    weights unclipped it is V[(1 - R^2)/m + R^2/M], falling in m. V and c are the labelled set's expected sample
+    moments over the draw; the first term is shrunk by (1 - k/m) for the k weights tuned on the same labels."""
+    total, k = len(model.mean), judge.shape[1]
+    now, rest = int(labelled.sum()), ~labelled
+    added = (grid - now)[:, None].astype(float)
+    per = [(model.mean[labelled].sum(), model.mean[rest].mean() if rest.any() else 0.0),
+           (model.square[labelled].sum(), model.square[rest].mean() if rest.any() else 0.0)]
+    first, second = ((s + added[:, 0] * u) / grid for s, u in per)
+    verdicts = (judge[labelled].sum(axis=0) + added * (judge[rest].mean(axis=0) if rest.any() else 0.0)) / grid[:, None]
+    cross = (model.cross[labelled].sum(axis=0) + added * (model.cross[rest].mean(axis=0) if rest.any() else 0.0)
+             ) / grid[:, None]
+    correction = grid / np.maximum(grid - 1, 1)
+    # E[s^2] = m/(m-1) (E[mean D^2] - E[mean D]^2 - Var(mean D)): the draw of m - n of the R open units (without
+    # replacement) makes the labelled mean vary, and the added units' mean shares one estimated correction
+    # (``mean_noise``), by which first**2 overstates E[first]**2
+    open_count = max(int(rest.sum()), 2)
+    draw = added[:, 0] * (open_count - added[:, 0]) / (open_count - 1) / grid**2
+    spread_open = (np.cov(np.column_stack([model.mean[rest], judge[rest]]), rowvar=False, ddof=0).reshape(k + 1, k + 1)
+                   if rest.sum() > 1 else np.zeros((k + 1, k + 1)))
+    variance_open = (model.square[rest].mean() - model.mean[rest].mean() ** 2) if rest.any() else 0.0
+    v = (second - first**2 - draw * variance_open + (added[:, 0] / grid) ** 2 * model.mean_noise) * correction
+    c = (cross - first[:, None] * verdicts - draw[:, None] * spread_open[0, 1:]) * correction[:, None]
+    s = np.cov(judge, rowvar=False, ddof=1).reshape(k, k)
+    direction = c @ np.linalg.pinv(s).T if np.any(s) else np.zeros_like(c)
+    share = ((total - grid) / total)[:, None]
+    # as the estimator: too few judge-only units left and the labels stand alone
+    lam = np.where((total - grid >= MIN_UNLABELLED_FOR_WEIGHT)[:, None], np.clip(share * direction, 0.0, 1.0), 0.0)
+    spread = np.einsum("gi,ij,gj->g", lam, s, lam)
+    # weights fitted to the same labels shrink the residuals' sum of squares by one residual variance each (as k fitted
+    # coefficients leave n - k degrees of freedom)
+    fitted = 1 - (lam > 0).sum(axis=1) / grid
+    residual = np.maximum(v - 2 * np.sum(lam * c, axis=1) + spread, 0.0) * fitted
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unlabelled = np.where(grid < total, spread / np.maximum(total - grid, 1), 0.0)
+    return residual / grid + unlabelled
+
+
+def _active_curve(model: LabelModel, judge: NDArray, labelled: NDArray, weight_now: NDArray, uncertainty: NDArray,
+                  grid: NDArray) -> NDArray:
+    """Variance of the inverse-probability-weighted PPI++ effect at each m of ``grid``: m - n more units drawn by
+    Poisson sampling with :func:`active_inclusion_probabilities` of ``uncertainty`` (expected count m - n).
+
+    The estimator averages Z_i = lam'F_i + (xi_i / pi_i)(D_i - lam'F_i) over all M units and reports the variance of
+    that mean as if the Z_i were independent, sum (Z_i - Zbar)^2 / (M(M - 1)). Over the draw E[Z_i] = D_i and
+    E[Z_i^2] = D_i^2 + (1/pi_i - 1) r_i^2 with r_i = D_i - lam'F_i (the Horvitz-Thompson variance of Poisson
+    sampling), so its expectation is [sum_i (D_i - Dbar)^2 + sum_open (1/pi_i - 1) E r_i^2] / (M(M - 1)); the
+    weights minimise the second sum (weighted least squares, clipped to [0, 1]). Labelled units enter with their
+    recorded probability (``weight_now`` = 1/pi - 1, 0 for labels there before any draw)."""
+    total, rest = len(model.mean), ~labelled
+    now, open_units = int(labelled.sum()), int(rest.sum())
+    counts = grid - now
+    points = counts if len(counts) <= ACTIVE_GRID_POINTS else np.unique(np.round(np.geomspace(
+        max(counts[0], 1), counts[-1], ACTIVE_GRID_POINTS)).astype(int))
+    # sum (D - Dbar)^2 in expectation (the squared mean's bias from the shared correction added back)
+    spread = float(model.square.sum() - model.mean.sum() ** 2 / total + open_units**2 / total * model.mean_noise)
+    f_open, cross_open, square_open = judge[rest], model.cross[rest], model.square[rest]
+    out = np.empty(len(points))
+    for index, count in enumerate(points):
+        if count == 0:
+            weight = np.zeros(open_units)
+        else:
+            weight = 1 / active_inclusion_probabilities(uncertainty[rest], float(count)) - 1
+        lam = np.zeros(judge.shape[1])
+        if open_units - count >= MIN_UNLABELLED_FOR_WEIGHT:
+            gram = (f_open * weight[:, None]).T @ f_open
+            lam = np.clip(np.linalg.pinv(gram) @ (weight @ cross_open), 0.0, 1.0)
+        residual_open = square_open - 2 * cross_open @ lam + (f_open @ lam) ** 2
+        residual_now = (model.square[labelled] - 2 * model.cross[labelled] @ lam + (judge[labelled] @ lam) ** 2)
+        out[index] = (spread + weight @ np.maximum(residual_open, 0.0)
+                      + weight_now[labelled] @ np.maximum(residual_now, 0.0)) / (total * (total - 1))
+    if len(points) == len(counts):
+        return out
+    with np.errstate(divide="ignore"):  # a variance of 0 (every open residual 0) interpolates as 0
+        return np.exp(np.interp(np.log(np.maximum(counts, 1)), np.log(np.maximum(points, 1)), np.log(out)))
+
+
+def _judge_probabilities(predictions: NDArray, p_unsafe: ArrayLike | None, codes: NDArray, arms: list[NDArray],
+                         signs: list[float], n_units: int) -> tuple[NDArray, NDArray, bool]:
+    """Per unit the judge's expected label difference sum_a s_a mean(p) and its Bernoulli variance
+    sum_a mean(p(1 - p))/k_a, with p the item's P(unsafe) (its verdict where it has none); and whether it states
+    any P(unsafe)."""
+    p = np.full(predictions.shape, np.nan) if p_unsafe is None else np.asarray(p_unsafe, dtype=float)
+    if p.shape != predictions.shape:
+        raise ValueError(f"p_unsafe must have one value per item. Got shape {p.shape} instead.")
+    stated = bool((np.isfinite(p) & ~np.isnan(predictions)).any())
+    p = np.where(np.isfinite(p) & ~np.isnan(predictions), np.clip(p, 0.0, 1.0), predictions)
+    expected, bernoulli = np.zeros(n_units), np.zeros(n_units)
+    for in_arm, sign in zip(arms, signs, strict=True):
+        seen = in_arm & ~np.isnan(p)
+        counts = np.bincount(codes[seen], minlength=n_units)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            expected += sign * np.bincount(codes[seen], p[seen], minlength=n_units) / counts
+            bernoulli += np.bincount(codes[seen], p[seen] * (1 - p[seen]), minlength=n_units) / counts**2
+    return expected, bernoulli, stated
+
+
+def _unit_inclusion(inclusion: ArrayLike | None, codes: NDArray, n_units: int) -> NDArray:
+    """Per unit its recorded inclusion probability (the smallest of its items'; 1 where none is recorded)."""
+    if inclusion is None:
+        return np.ones(n_units)
+    values = np.asarray(inclusion, dtype=float)
+    per_unit = pd.Series(np.where(np.isnan(values), 1.0, values)).groupby(codes).min()
+    return per_unit.reindex(range(n_units)).fillna(1.0).to_numpy()
+
+
+def _item_uncertainty(uncertainty: ArrayLike | None, n: int) -> NDArray:
+    if uncertainty is None:
+        return np.zeros(n)
+    values = np.asarray(uncertainty, dtype=float)
+    if values.shape != (n,) or not (np.isfinite(values) & (values >= 0)).all():
+        raise ValueError(f"uncertainty must be finite, non-negative, one value per item. Got shape {values.shape}.")
+    return values
+
+
+def _design_effect(se: float, labels: NDArray, predictions: NDArray, codes: NDArray, clusters: NDArray,
+                   treated: ArrayLike | None, level: float, inclusion: ArrayLike | None) -> float:
+    """The current interval's variance over the same estimator's with every unit its own cluster (1 when the
+    clusters are the units)."""
+    cluster_codes = pd.factorize(pd.Series(clusters).astype(str))[0]
+    pairs = pd.DataFrame({"unit": codes, "cluster": cluster_codes}).drop_duplicates()
+    if pairs["unit"].is_unique and pairs["cluster"].is_unique:
+        return 1.0
+    per_unit = ppi_clustered(labels, predictions, codes, treated=treated, level=level, inclusion=inclusion,
+                             pseudo_labels=False)
+    return float((se / per_unit.se) ** 2) if per_unit.se > 0 else 1.0
 
 
 def _prior_variance(labels: NDArray, predictions: NDArray, arms: list[NDArray], difference: NDArray, judge: NDArray,
@@ -409,6 +610,9 @@ def plan_unit_labels(
     prior_residual: float = MAX_BINARY_VARIANCE,
     few_units: int = 30,
     inclusion: ArrayLike | None = None,
+    p_unsafe: ArrayLike | None = None,
+    strategy: str = "random",
+    uncertainty: ArrayLike | None = None,
 ) -> UnitPlan:
     """Fewest extra labelled units (prompts: both models' responses) for the PPI++ interval to reach a half-width.
 
@@ -434,8 +638,19 @@ def plan_unit_labels(
         under-cover.
     inclusion : array-like of shape (n,), optional
         Recorded inclusion probabilities, as for ``ppi_clustered``: the
-        current half-width is then the weighted estimator's (the curve is
-        scaled through it; further labels are planned as a random draw).
+        current half-width is then the weighted estimator's.
+    p_unsafe : array-like of shape (n,), optional
+        The judge's P(unsafe) per item (NaN: its verdict stands in). It
+        predicts the labels of the prompts not labelled yet (below).
+    strategy : {"random", "active"}, default="random"
+        How the further units will be drawn: at random (the unweighted
+        estimator) or by Poisson sampling with
+        :func:`active_inclusion_probabilities` of ``uncertainty`` (the
+        inverse-probability-weighted estimator).
+    uncertainty : array-like of shape (n,), optional
+        Per item where the judge is likely wrong (``strategy="active"``); a
+        unit's is the mean over its unlabelled items, as ``plan-labels``
+        draws. None: uniform.
 
     Returns
     -------
@@ -443,22 +658,62 @@ def plan_unit_labels(
 
     Notes
     -----
-    The curve is PPI++'s own: per unit the label difference Y, the judge's
-    verdict means F (one column per arm, the control's negated), variance
-    :math:`(V - 2\\lambda^\\top c + \\lambda^\\top S\\lambda)/m + \\lambda^\\top S\\lambda/(M - m)`
-    at the weights the estimator would tune at m labelled of M units; with
-    the weights unclipped this is :math:`V[(1 - R^2)/m + R^2/M]`, decreasing
-    in m (freezing the weights instead gives a curve that rises near M). It
-    is scaled to pass through the current interval without its pseudo-labels
-    (which adds the clusters and the t quantile); the pseudo-labels' widening
-    is added shrinking as 1/m, so the curve starts at the stats row's
-    half-width and ends, at full labelling, near what labelling everything
-    gives (``analyses/label_designs.py``).
+    Per unit: D the label difference (one arm: the label mean), F the
+    judge's verdict means (one column per arm, the control's negated). The
+    variance of the estimator at m labelled units needs the moments of D,
+    which the labelled units give only noisily (from a 20-prompt pilot alone
+    the projection at full labelling was within 10% of labelling everything
+    in 28.5% of 200 simulated studies, ``analyses/label_designs.py``). Every
+    unit's judge output is known, so D's moments over the
+    units not labelled yet are predicted from the judge, taking its P(unsafe)
+    p as each label's probability: :math:`E[D] = \\sum_a s_a \\bar p_a` and
+    :math:`E[D^2] = E[D]^2 + \\sum_a \\overline{p_a(1 - p_a)}/k_a` (Bernoulli
+    labels, independent given p, k_a items of arm a), the labelled units
+    entering with their own values. Where the labelled units contradict the
+    prediction (mean of D - E[D], or of (D - E[D])^2 minus its Bernoulli
+    variance, at |z| >= 2), or where the judge gives verdicts only, each
+    moment is instead the PPI++ mean of the labelled units' values with
+    the prediction as the judge [1]_ [2]_ (unbiased under a random pilot, but
+    about as noisy as the labels), shrunk toward the prediction as if it were
+    10 labelled units. The curve is then the variance of the estimator the
+    strategy uses:
+
+    * random: the PPI++ variance
+      :math:`(V - 2\\lambda^\\top c + \\lambda^\\top S\\lambda)/m + \\lambda^\\top S\\lambda/(M - m)`
+      with V, c the labelled set's expected sample moments at m (the
+      labelled now plus m - n drawn at random from the rest, the draw's own
+      variance included) and S = Cov(F) over all M units, at the weights the
+      estimator tunes at m [1]_, the first term times (1 - k/m) for the k
+      weights tuned on the same labels; its small-sample widening
+      (pseudo-labels, a fixed number of pseudo-items) is added, its
+      variance shrinking as 1/m^2;
+    * active: the reported variance of the inverse-probability-weighted
+      mean under Poisson sampling with the inclusion probabilities
+      :math:`\\pi_i` the plan will use at that expected count,
+      :math:`[\\sum_i (D_i - \\bar D)^2 + \\sum_{open} (1/\\pi_i - 1) E r_i^2]/(M(M-1))`,
+      :math:`r_i = D_i - \\lambda^\\top F_i` (the Horvitz-Thompson variance of
+      Poisson sampling [3]_ [4]_; the estimator is active inference's [5]_),
+      the weights minimising the second sum.
+
+    Both are multiplied by the design effect of the clusters (the current
+    interval's variance over the same interval's with every unit its own
+    cluster).
 
     References
     ----------
     .. [1] Angelopoulos, A. N., Duchi, J. C., & Zrnic, T. (2023). PPI++:
        Efficient prediction-powered inference. arXiv:2311.01453, sec. 2.
+    .. [2] Angelopoulos, A. N., Bates, S., Fannjiang, C., Jordan, M. I., &
+       Zrnic, T. (2023). Prediction-powered inference. Science, 382(6671),
+       669-674. doi:10.1126/science.adi6000
+    .. [3] Horvitz, D. G., & Thompson, D. J. (1952). A generalization of
+       sampling without replacement from a finite universe. JASA, 47(260),
+       663-685. doi:10.1080/01621459.1952.10483446
+    .. [4] Särndal, C.-E., Swensson, B., & Wretman, J. (1992). Model
+       Assisted Survey Sampling, sec. 3.5 (Poisson sampling) and 6.3
+       (difference estimator). Springer.
+    .. [5] Zrnic, T., & Candès, E. J. (2024). Active statistical inference.
+       ICML 2024, arXiv:2403.03208.
     """
     labels, predictions = np.asarray(y, dtype=float), np.asarray(yhat, dtype=float)
     arm = np.ones(len(labels), dtype=bool) if treated is None else np.asarray(treated, dtype=bool)
@@ -466,6 +721,8 @@ def plan_unit_labels(
         raise ValueError(f"The 'target_halfwidth' parameter must be positive. Got {target_halfwidth!r} instead.")
     if budget is not None and (not isinstance(budget, int | np.integer) or budget < 0):
         raise ValueError(f"The 'budget' parameter must be a non-negative integer or None. Got {budget!r} instead.")
+    if strategy not in ("random", "active"):
+        raise ValueError(f"The 'strategy' parameter must be 'random' or 'active'. Got {strategy!r} instead.")
     codes, names = pd.factorize(pd.Series(np.asarray(units)).astype(str), sort=True)
     total = len(names)
     arms = [arm] if treated is None else [arm, ~arm]
@@ -480,31 +737,49 @@ def plan_unit_labels(
     if total == 0:
         raise ValueError("No unit has a verdict in every arm (yhat is missing for a whole arm): nothing to plan.")
     z = NormalDist().inv_cdf(1 - (1 - level) / 2)
-    halfwidth_now, scale, model_halfwidth, excess = float("inf"), 1.0, float("inf"), 0.0
+    halfwidth_now, model_halfwidth, design_effect = float("inf"), float("inf"), 1.0
     try:
         current = ppi_clustered(labels, predictions, np.asarray(clusters), treated=treated, level=level,
                                 inclusion=inclusion)
         halfwidth_now = (current.ci_high - current.ci_low) / 2
-        # the curve passes through the interval without its small-sample pseudo-labels, which vanish as labels grow
-        # (scaling through them carried their widening to full labelling: 2x too pessimistic there)
+        # the curve is the interval without its small-sample pseudo-labels, which vanish as labels grow
         bare = current if inclusion is not None else ppi_clustered(
             labels, predictions, np.asarray(clusters), treated=treated, level=level, pseudo_labels=False)
         model_halfwidth = bare.se * z
+        design_effect = _design_effect(bare.se, labels, predictions, codes, np.asarray(clusters), treated, level,
+                                       inclusion)
     except ValueError:  # fewer than 2 labelled items in an arm: no interval yet
         pass
     grid = np.arange(max(now_count, 1), total + 1)
     keep = labelled_units & answered
+    source = ""
     if now_count >= 10:
-        variance = _projected_variance(difference[keep], judge[answered], judge[keep], grid, total)
-        if np.isfinite(model_halfwidth) and variance[0] > 0 and model_halfwidth > 0:
-            scale = (model_halfwidth / z) ** 2 / variance[0]
-            # the interval's small-sample widening (pseudo-labels, t, jackknife) is a fixed number of pseudo-items:
-            # relative to the variance it shrinks as 1/m
-            excess = max((halfwidth_now / model_halfwidth) ** 2 - 1, 0.0) if np.isfinite(halfwidth_now) else 0.0
+        probability, bernoulli, stated = _judge_probabilities(predictions, p_unsafe, codes, arms, signs, len(names))
+        model = _judge_label_model(difference[answered], judge[answered], probability[answered],
+                                   bernoulli[answered], keep[answered], stated=stated)
+        source = model.source
+        if strategy == "active":
+            weight_now = 1 / _unit_inclusion(inclusion, codes, len(names))[answered] - 1
+            open_uncertainty = _unit_means(np.where(np.isnan(labels), _item_uncertainty(uncertainty, len(labels)),
+                                                    np.nan), codes, len(names))[answered]
+            variance = _active_curve(model, judge[answered], keep[answered], weight_now,
+                                     np.nan_to_num(open_uncertainty), grid)
+            widening = 0.0  # the weighted estimator has no pseudo-labels
+        else:
+            variance = _random_curve(model, judge[answered], keep[answered], grid)
+            # the interval's small-sample widening (pseudo-labels) is a fixed number of pseudo-items in a mean of m:
+            # its variance shrinks as 1/m^2 (and stays where the labels so far vary not at all, the bare interval 0)
+            widening = (max(halfwidth_now**2 - model_halfwidth**2, 0.0) / z**2
+                        if np.isfinite(halfwidth_now) and np.isfinite(model_halfwidth) else 0.0)
+        with np.errstate(invalid="ignore"):
+            curve_halfwidth = z * np.sqrt(design_effect * variance + widening * (max(now_count, 1) / grid) ** 2)
     else:
         variance = _prior_variance(labels, predictions, arms, difference[labelled_units & answered], judge[answered],
                                    grid, total, prior_residual)
-    curve_halfwidth = np.minimum.accumulate(z * np.sqrt(scale * variance * (1 + excess * max(now_count, 1) / grid)))
+        curve_halfwidth = z * np.sqrt(variance)
+    if grid[0] == now_count and np.isfinite(halfwidth_now):
+        curve_halfwidth[0] = halfwidth_now  # the curve starts at the stats row's half-width
+    curve_halfwidth = np.minimum.accumulate(curve_halfwidth)
     curve = np.column_stack([grid, curve_halfwidth])
     at = dict(zip(grid.tolist(), curve_halfwidth.tolist(), strict=True))
 
@@ -513,7 +788,7 @@ def plan_unit_labels(
         if reachable and final < few_units:
             reason = "; ".join(filter(None, [reason, f"few labelled prompts ({final}): the interval may under-cover"]))
         return UnitPlan(now_count, total, final - now_count, halfwidth_now, planned, target_halfwidth, reachable,
-                        reason, curve)
+                        reason, curve, strategy, source)
 
     if halfwidth_now <= target_halfwidth:
         return plan(now_count, True, "target met, 0 labels")

@@ -351,7 +351,8 @@ def paired_mean_difference(
                                 "arms combined by square-and-add (MOVER)", 0)
     if n_pairs < min_pairs and (n_pairs < 2 or not independent_units):
         return _not_reported(matched, n_pairs, f"only {n_pairs} units answered by both models "
-                             f"(need {min_pairs}, or 2 independent units for the small-n interval)"
+                             f"(need {min_pairs}, or 2 independent units for the small-n interval; units with a "
+                             f"response: {matched.n_units_treatment} treated, {matched.n_units_control} control)"
                              "; no paired effect", "paired difference over matched units")
     if n_pairs < min_pairs:  # several samples per unit (means, not 0/1): the t interval of the unit differences
         estimate, low, high = _t_interval(differences, level)

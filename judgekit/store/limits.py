@@ -128,16 +128,30 @@ def check_columns(path: str | Path, count: int, limits: ReadLimits | None = None
 
 
 def check_line_lengths(path: str | Path, data: bytes | str, limits: ReadLimits | None = None) -> None:
-    """Refuse a text whose longest line passes the line limit (one pass at C speed, no copy per line)."""
+    """Refuse a text whose longest line passes the line limit (C-speed searches, no copy per line)."""
     limits = limits or read_limits()
-    if len(data) <= limits.max_line_bytes:
+    start = first_long_line(data, limits.max_line_bytes)
+    if start is None:
         return
     newline = b"\n" if isinstance(data, bytes) else "\n"
-    start, line = 0, 1
-    while start < len(data):
-        end = data.find(newline, start)
-        end = len(data) if end < 0 else end
-        if end - start > limits.max_line_bytes:
-            raise over_limit(path, f"line {line} is {end - start} characters long", "max_line_bytes",
-                             limits.max_line_bytes)
-        start, line = end + 1, line + 1
+    end = data.find(newline, start)
+    end = len(data) if end < 0 else end
+    raise over_limit(path, f"line {data.count(newline, 0, start) + 1} is {end - start} characters long",
+                     "max_line_bytes", limits.max_line_bytes)
+
+
+def first_long_line(data, limit: int) -> int | None:
+    """Offset of the first line of ``data`` (bytes, str or mmap) longer than ``limit``, None when every line fits.
+
+    Each step looks for the last newline within ``limit`` + 1 of a line's start: none means that line is too
+    long; one means every line up to it fits, and the search goes on after it. A file is crossed in about
+    len / limit searches, each reading back from a window's end, not in one step per line.
+    """
+    newline = "\n" if isinstance(data, str) else b"\n"
+    start = 0
+    while len(data) - start > limit:
+        last = data.rfind(newline, start, start + limit + 1)
+        if last < 0:
+            return start
+        start = last + 1
+    return None

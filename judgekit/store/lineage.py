@@ -61,7 +61,8 @@ def lineage_table_counts(study_dir: str | Path) -> list[str]:
     responses = read_table(responses_path, SCHEMAS["responses"]) if responses_path is not None else None
     models = read_models(study_dir, responses)
     capability = read_capability(study_dir)
-    counts = [] if models is None else [f"{len(models)} models"]
+    # rows of the table, not models: the responses say how many models there are
+    counts = [] if models is None else [f"models table {len(models)} row{'' if len(models) == 1 else 's'}"]
     if capability is None:
         return counts
     known = set(models["model"]) if models is not None else set()
@@ -93,6 +94,26 @@ def model_lineage(responses: pd.DataFrame, models: pd.DataFrame | None) -> pd.Da
     return lineage.reset_index().rename(columns={"index": "model"})
 
 
+COMPARE_SEPARATOR = ";"  # compare_with names several models: "base;middle"
+
+
+def compared_models(cell: object) -> list[str]:
+    """The models one ``compare_with`` cell names (``a;b`` -> ``["a", "b"]``; empty -> none)."""
+    if cell is None or (isinstance(cell, float) and np.isnan(cell)):
+        return []
+    return [name.strip() for name in str(cell).split(COMPARE_SEPARATOR) if name.strip()]
+
+
+def _named_models(models: pd.DataFrame, column: str) -> list[tuple[int, str, str]]:
+    """(row from 1, model, other) for each model a ``compare_with``/``checkpoint_of`` cell names."""
+    cells = models[column]
+    if column != "compare_with":
+        return [(row, m, o) for row, (m, o) in enumerate(zip(models["model"], cells, strict=True), start=1)
+                if pd.notna(o)]
+    return [(row, m, o) for row, (m, cell) in enumerate(zip(models["model"], cells, strict=True), start=1)
+            for o in compared_models(cell)]
+
+
 def check_comparisons(models: pd.DataFrame, path: Path, known: set[str]) -> None:
     """Refuse a ``compare_with`` or ``checkpoint_of`` that names an unknown model or the model itself, a pair compared
     both ways, a checkpoint of a checkpoint (a chain or cycle), or a checkpoint without a ``step`` or sharing
@@ -106,9 +127,7 @@ def check_comparisons(models: pd.DataFrame, path: Path, known: set[str]) -> None
     for column, verb in (("compare_with", "compared with"), ("checkpoint_of", "a checkpoint of")):
         if column not in models:
             continue
-        for row, (model, other) in enumerate(zip(models["model"], models[column], strict=True), start=1):
-            if pd.isna(other):
-                continue
+        for row, model, other in _named_models(models, column):
             if other == model:
                 raise InputError(f"model {model!r} is {verb} itself: name another model", file=path, row=row,
                                  column=column)
@@ -116,13 +135,13 @@ def check_comparisons(models: pd.DataFrame, path: Path, known: set[str]) -> None
                 raise InputError(f"{column} names {other!r}, which is not a model of this study (models: "
                                  f"{', '.join(sorted(known)[:8])})", file=path, row=row, column=column)
     if "compare_with" in models:
-        rows = {(m, o): k for k, (m, o) in enumerate(zip(models["model"], models["compare_with"], strict=True), start=1)
-                if pd.notna(o)}
-        for (model, other), row in rows.items():
-            if (other, model) in rows and rows[other, model] < row:
-                raise InputError(f"{model!r} and {other!r} are compared with each other twice (rows "
-                                 f"{rows[other, model]} and {row}): keep one compare_with", file=path, row=row,
-                                 column="compare_with")
+        rows: dict[tuple[str, str], int] = {}
+        for row, model, other in _named_models(models, "compare_with"):
+            if (model, other) in rows or (other, model) in rows:
+                first = rows.get((model, other), rows.get((other, model)))
+                raise InputError(f"{model!r} and {other!r} are compared with each other twice (rows {first} and "
+                                 f"{row}): keep one compare_with", file=path, row=row, column="compare_with")
+            rows[model, other] = row
     if "checkpoint_of" in models:
         _check_checkpoints(models, path)
 
@@ -164,18 +183,26 @@ def check_lineage_forest(study_dir: str | Path, responses: pd.DataFrame, respons
               if frame is not None and {"model", "base_model"} <= set(frame.columns)]
     for frame, path in tables:
         # A base model may name itself (an old convention, read as "no base"); a fine-tune of itself may not.
-        goal = frame["finetune_goal"].astype(object) if "finetune_goal" in frame else pd.Series(None, index=frame.index)
+        # Each distinct (model, base_model, finetune_goal) is tested once, at its first row (a million responses
+        # hold a few): the first offending combination is at the first offending row.
+        lineage = frame[[c for c in ("model", "base_model", "finetune_goal") if c in frame]].drop_duplicates()
+        goal = (lineage["finetune_goal"].astype(object) if "finetune_goal" in lineage
+                else pd.Series(None, index=lineage.index, dtype=object))
         declared = goal.notna().to_numpy() & (goal.astype(str).str.strip() != "").to_numpy()
-        own = (frame["model"].astype(object) == frame["base_model"].astype(object)).to_numpy(dtype=bool) & declared
+        own = (lineage["model"].astype(object) == lineage["base_model"].astype(object)).to_numpy(dtype=bool) & declared
         if own.any():
-            position = int(np.flatnonzero(own)[0])
-            raise InputError(f"model {frame['model'].iloc[position]!r} is a fine-tune (finetune_goal "
-                             f"{goal.iloc[position]!r}) of itself: its base_model must be another model",
+            first = int(np.flatnonzero(own)[0])
+            position = frame.index.get_loc(lineage.index[first])
+            raise InputError(f"model {lineage['model'].iloc[first]!r} is a fine-tune (finetune_goal "
+                             f"{goal.iloc[first]!r}) of itself: its base_model must be another model",
                              file=path, row=position + 1, column="base_model")
     if models is not None:
         known = set(models["model"]) | (set(responses["model"].dropna()) if "model" in responses else set())
         check_comparisons(models, models_path, known)
-    stated = [(f["model"], f["base_model"]) for f, _ in reversed(tables)]  # the models table last: it wins
+    # The models table last: it wins. Each (model, base_model) once, at its last row, in row order: the last row
+    # stating a model's base still wins.
+    stated = [(pairs["model"].astype(object), pairs["base_model"].astype(object)) for pairs in
+              (f[["model", "base_model"]].drop_duplicates(keep="last") for f, _ in reversed(tables))]
     parent = {model: base for models_, bases in stated for model, base in zip(models_, bases, strict=True)
               if isinstance(base, str) and base and base != model and isinstance(model, str)}
     for start in sorted(parent):

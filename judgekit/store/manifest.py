@@ -31,11 +31,9 @@ _LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "statsmodels", "krip
 
 
 def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        # One reused buffer (readinto), not a new megabyte of bytes per block to fault in and free.
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def git_state() -> dict[str, Any]:

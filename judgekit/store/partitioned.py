@@ -23,6 +23,7 @@ stays readable; the first commit into it moves it into the folder (:mod:`judgeki
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -79,17 +80,20 @@ def read_partition(folder: Path, schema: TableSchema, value: str) -> pd.DataFram
     return frame
 
 
-def write_partition(folder: Path, schema: TableSchema, value: str, frame: pd.DataFrame) -> Path:
+def write_partition(folder: Path, schema: TableSchema, value: str, frame: pd.DataFrame, *,
+                    conformed: bool = False) -> Path:
     """Replace the rows of one partition value atomically (after validating them); an empty ``frame`` removes its file.
 
     Every file holds every column of the schema with the same Arrow type, absent ones null (empty text): readers
     that take the first file's schema for the folder (pandas, pyarrow, Ray) then lose no column of another file.
+    With ``conformed`` the caller vouches that ``frame`` already meets the schema (rows the engine built itself,
+    :class:`judgekit.engine.judge_runner.JudgeRows`): it is written without validating it again.
     """
     path = partition_file(folder, value)
     if not len(frame):
         path.unlink(missing_ok=True)
         return path
-    return write_arrow_parquet(_full_width(conform_frame(frame, schema, path), schema), path)
+    return write_arrow_parquet(_full_width(frame if conformed else conform_frame(frame, schema, path), schema), path)
 
 
 def write_partitioned(folder: Path, frame: pd.DataFrame, schema: TableSchema) -> list[Path]:
@@ -114,7 +118,21 @@ def _full_width(frame: pd.DataFrame, schema: TableSchema):
     if extras:
         fields += list(pa.Schema.from_pandas(frame[extras], preserve_index=False))
         full.update({name: frame[name] for name in extras})
-    return pa.Table.from_pandas(pd.DataFrame(full, index=frame.index), schema=pa.schema(fields), preserve_index=False)
+    # One thread: the columns are mostly Arrow already, so there is little to convert in parallel and a pool only adds hand-offs.
+    table = pa.Table.from_pandas(pd.DataFrame(full, index=frame.index, copy=False), schema=pa.schema(fields),
+                                 preserve_index=False, nthreads=1)
+    # The pandas metadata names each schema column's canonical type (text: object, int: Int64), whatever type
+    # the frame held it in (Arrow-backed columns of engine-built rows): every file of a folder reads back alike.
+    metadata = json.loads(table.schema.metadata[b"pandas"])
+    for entry in metadata["columns"]:
+        spec = schema.column(entry["name"])
+        if spec is not None:
+            entry["pandas_type"], entry["numpy_type"] = _PANDAS_TYPES[spec.kind]
+    return table.replace_schema_metadata({**table.schema.metadata, b"pandas": json.dumps(metadata).encode()})
+
+
+_PANDAS_TYPES = {"id": ("unicode", "object"), "text": ("unicode", "object"), "category": ("unicode", "object"),
+                 "float": ("float64", "float64"), "int": ("int64", "Int64"), "bool": ("bool", "bool")}
 
 
 def _check_partition(frame: pd.DataFrame, column: str, path: Path) -> None:

@@ -46,7 +46,9 @@ INTENTS = ("harmful", "benign")
 DEFAULT_DIMENSION = "safety"  # what a judgment without a `dimension` rates: the binary safety verdict
 # judge_said_code / judge_said_refusal: a graded judge answered with one of its words instead of a score (Betley et
 # al.'s aligned judge says CODE for code unrelated to the question, REFUSAL for a clear refusal): no score, no failure.
-PARSE_STATUSES = ("ok", "unparseable", "refused_to_judge", "error", "skipped", "judge_said_code", "judge_said_refusal")
+# judge_said_code_or_refusal: one of the two, where the source left the score empty without saying which.
+PARSE_STATUSES = ("ok", "unparseable", "refused_to_judge", "error", "skipped", "judge_said_code", "judge_said_refusal",
+                  "judge_said_code_or_refusal")
 TABLE_NAMES = ("responses", "annotations", "judgments", "flags")
 TABLE_EXTENSIONS = (".parquet", ".csv", ".jsonl")
 # Tables stored as a folder of parquet files, one per value of this column (judgekit.store.partitioned): a judge's
@@ -227,8 +229,9 @@ MODELS = TableSchema(
                required=False, nullable=True),
         Column("goal_target", "float", "Capability score on goal_task the fine-tune aimed to reach, in [0, 1].",
                required=False, nullable=True, bounds=(0.0, 1.0)),
-        Column("compare_with", "category", "Another model this one is compared with, paired by prompt (\"A vs B\", "
-               "no lineage implied); empty for none.", required=False, nullable=True),
+        Column("compare_with", "category", "Other models this one is compared with, paired by prompt (\"A vs B\", "
+               "no lineage implied), separated by `;` (`base;middle` compares this model with each); empty for none.",
+               required=False, nullable=True),
         Column("checkpoint_of", "category", "The base model of the training run this model is a checkpoint of; each "
                "checkpoint is compared with it and a trend is tested across `step`.", required=False, nullable=True),
         Column("step", "float", "Training step (or epoch) of a checkpoint; needed with checkpoint_of.",

@@ -95,16 +95,17 @@ class Study:
         rows = table.loc[table[PARTITION_COLUMNS[name]] == value]
         return rows.reset_index(drop=True) if len(rows) else None
 
-    def save_partition(self, name: str, value: str, frame: pd.DataFrame) -> Path:
+    def save_partition(self, name: str, value: str, frame: pd.DataFrame, *, conformed: bool = False) -> Path:
         """Replace the rows of one partition value (one judge's judgments) atomically; the caller holds the study lock.
 
-        Only that value's file is written. A table still stored as one file is first moved into the folder,
+        Only that value's file is written (``conformed``: the caller vouches that ``frame`` meets the schema,
+        :func:`judgekit.store.partitioned.write_partition`). A table still stored as one file is first moved into the folder,
         with every other row kept, in one commit (:func:`replace_study_files`), and the move is told in one line on stdout.
         """
         folder = self.path / name
         stored = table_path(self.path, name)
         if stored is None or stored.is_dir():
-            return write_partition(folder, SCHEMAS[name], value, frame)
+            return write_partition(folder, SCHEMAS[name], value, frame, conformed=conformed)
         table = read_table(stored, SCHEMAS[name])
         others = table.loc[table[PARTITION_COLUMNS[name]] != value]
         replace_study_files(self.path, {name: concat_rows([others, frame], SCHEMAS[name])}, table_format=".parquet",
@@ -192,8 +193,12 @@ def _set_aside(path: Path, commit: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def load_study(study_dir: str | Path) -> Study:
+def load_study(study_dir: str | Path, *, arrow_text: bool = False) -> Study:
     """Read and cross-check every table present in ``study_dir``.
+
+    With ``arrow_text`` the responses' text columns may stay Arrow strings (pandas ``str`` columns,
+    :func:`judgekit.store.io.read_table`), for a caller that hands them to Arrow again (keyword judges);
+    the checks are the same.
 
     Raises
     ------
@@ -210,7 +215,7 @@ def load_study(study_dir: str | Path) -> Study:
             f"no responses table (expected responses{'|'.join(TABLE_EXTENSIONS)})", file=study_dir
         )
     metadata = read_study_metadata(study_dir)
-    tables = {"responses": read_table(responses_path, SCHEMAS["responses"])}
+    tables = {"responses": read_table(responses_path, SCHEMAS["responses"], arrow_text=arrow_text)}
     for name in TABLE_NAMES[1:]:
         path = table_path(study_dir, name)
         if path is not None:
@@ -226,7 +231,7 @@ def load_study(study_dir: str | Path) -> Study:
 
 
 def _check_known_items(table: pd.DataFrame, responses: pd.DataFrame, path: Path) -> None:
-    unknown = ~table["item_id"].isin(set(responses["item_id"])).to_numpy()
+    unknown = ~table["item_id"].isin(responses["item_id"].to_numpy(dtype=object)).to_numpy()  # Arrow-backed too
     if unknown.any():
         position = int(np.flatnonzero(unknown)[0])
         raise InputError(
@@ -289,7 +294,8 @@ def validate_path(path: str | Path) -> str:
             # A prompt set (input of `judgekit generate`): no responses yet.
             return f"{path}: ok (prompt set, {len(read_table(prompts, SCHEMAS['prompts']))} prompts)"
         study = load_study(path)
-        parts = [f"{len(study.responses)} responses"]
+        models = study.responses["model"].nunique() if "model" in study.responses else 0
+        parts = [f"{len(study.responses)} responses" + (f" from {models} models" if models > 1 else "")]
         for name in TABLE_NAMES[1:]:
             table = getattr(study, name)
             if table is not None:

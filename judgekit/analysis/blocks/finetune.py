@@ -104,7 +104,7 @@ from judgekit.analysis.outcomes import OutcomeView
 from judgekit.analysis.rows import RowWriter, row_generator
 from judgekit.analysis.subsets import Subset
 from judgekit.capability.gain import capability_gain, capability_summary
-from judgekit.store.lineage import finetune_pairs, model_lineage, read_capability, read_models
+from judgekit.store.lineage import compared_models, finetune_pairs, model_lineage, read_capability, read_models
 from judgekit.analysis.label_plan import NOTHING_TO_PLAN, comparison_plan
 from judgekit.store.schema import DEFAULT_DIMENSION, HUMAN_MAJORITY, JudgeScale
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference
@@ -179,8 +179,8 @@ def declared_comparisons(lineage: pd.DataFrame) -> list[Comparison]:
            for p in finetune_pairs(lineage)]
     for column, kind in (("compare_with", "model_comparison"), ("checkpoint_of", "checkpoint_comparison")):
         for row in lineage.dropna(subset=[column]).itertuples(index=False):
-            other = getattr(row, column)
-            out.append(Comparison(row.model, other, other, None, kind))
+            others = compared_models(row.compare_with) if column == "compare_with" else [row.checkpoint_of]
+            out += [Comparison(row.model, other, other, None, kind) for other in others]
     return out
 
 
@@ -527,7 +527,7 @@ def _human_selection(data: StudyArrays, mask: NDArray, treated: NDArray, keys: N
                 "part-filled plan): the humans' paired effect is not weighted by them and describes the prompts "
                 "drawn, not all; read finetune_effect_corrected (weighted)")
     convenience = int((data.designs[labelled] == "convenience").sum()) if data.designs is not None else 0
-    if not convenience:
+    if not convenience or labelled.sum() == matched.sum():  # every matched response labelled: nothing was chosen
         return ""
     frame = pd.DataFrame({"key": keys[matched], "treated": treated[matched], "y": data.reference[matched]})
     means = frame.groupby(["key", "treated"])["y"].mean().unstack("treated")
@@ -648,7 +648,7 @@ class LabelChecks:
     def selection(self, result: ClusteredPPIEstimate) -> str:
         """Convenience labels: say so, with the range selection of odds up to DEFAULT_GAMMA allows."""
         convenience, labelled = self._count("convenience"), self._labelled()
-        if not convenience:
+        if not convenience or labelled.sum() == self.items.sum():  # every item labelled: nothing was chosen
             return ""
         low = high = 0.0
         for arm, sign in self.arms():
@@ -763,7 +763,9 @@ def _label_plan_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: 
     for judge_id in data.judges.columns:
         planned = comparison_plan(data.reference, data.judges[judge_id].to_numpy(), keys, clusters, mask & treated,
                                   mask & control, target_halfwidth=LABEL_PLAN_HALFWIDTH, level=writer.settings.level,
-                                  inclusion=data.inclusion)
+                                  inclusion=data.inclusion,
+                                  p_unsafe=(data.p_unsafe[judge_id].to_numpy(dtype=float) if judge_id in data.p_unsafe
+                                            else None))
         if planned is None:
             writer.add("labels_needed", judge_id, HUMAN_MAJORITY, group, np.nan, np.nan, np.nan, n_items=0,
                        n_in_subset=int(mask.sum()), method="label plan for the corrected effect",
@@ -777,8 +779,8 @@ def _label_plan_rows(writer: RowWriter, data: StudyArrays, group: Subset, mask: 
                            f"effect's half-width {plan.halfwidth_now:.3f} -> {plan.halfwidth_planned:.3f} (target "
                            f"{LABEL_PLAN_HALFWIDTH}); {plan.n_labelled} of {plan.n_units} shared prompts labelled for "
                            "both models now; PPI++ curve re-tuned at each count; prompts stratified by judge "
-                           f"disagreement x incoherence: judgekit plan-labels STUDY --judge {judge_id} "
-                           f"--target-halfwidth {LABEL_PLAN_HALFWIDTH} --out FILE"),
+                           "disagreement x incoherence x uncertainty quartile: judgekit plan-labels STUDY --judge "
+                           f"{judge_id} --target-halfwidth {LABEL_PLAN_HALFWIDTH} --out FILE"),
                    warning=plan.reason.removeprefix("target met, 0 labels").strip("; "))
 
 
