@@ -318,7 +318,7 @@ def draw_figure(name: str, stats: pd.DataFrame, study: Study | None = None,
 
 
 def make_report(study: Study, out_dir: str | Path, *, stats_dir: str | Path | None = None,
-                settings: StatsSettings | None = None) -> Path:
+                settings: StatsSettings | None = None, lead_judge: str | None = None) -> Path:
     """Statistics, figures, tables and one self-contained ``report.html`` under ``out_dir``.
 
     Parameters
@@ -332,6 +332,9 @@ def make_report(study: Study, out_dir: str | Path, *, stats_dir: str | Path | No
         default: compute the statistics with ``settings``.
     settings : judgekit.StatsSettings, optional
         Used when ``stats_dir`` is not given; default ``StatsSettings()``.
+    lead_judge : str, optional
+        The judge whose human-corrected effect leads the answer, for every comparison (``judgekit report
+        --lead-judge``); default: of the valid judges, the one with the highest κ with the human majority.
 
     Returns
     -------
@@ -355,5 +358,5 @@ def make_report(study: Study, out_dir: str | Path, *, stats_dir: str | Path | No
     from judgekit.engine.steps import report_step
 
     path = report_step(study.path, Path(out_dir), stats_dir=Path(stats_dir) if stats_dir is not None else None,
-                       settings=settings if settings is not None else StatsSettings())
+                       settings=settings if settings is not None else StatsSettings(), lead_judge=lead_judge)
     return path.resolve()

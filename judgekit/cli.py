@@ -233,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", type=Path, help=STUDY_HELP)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--stats", type=Path, default=None, help="use this stats directory instead of computing one")
+    p.add_argument("--lead-judge", default=None, metavar="JUDGE",
+                   help="the judge whose human-corrected effect leads the answer, for every comparison (default: of "
+                        "the valid judges, the one with the highest κ with the human majority; ties by name)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar (or stage lines) on stderr")
     add_stats_options(p)
@@ -678,7 +681,8 @@ def _dispatch(args: argparse.Namespace) -> None:
                                        progress=not args.no_progress):
             print(path)
     elif command == "report":
-        path = steps.report_step(args.study, args.out, stats_dir=args.stats, settings=settings, force=args.force).resolve()
+        path = steps.report_step(args.study, args.out, stats_dir=args.stats, settings=settings, force=args.force,
+                                 lead_judge=args.lead_judge).resolve()
         print(f"report: {path}\n(statistics in {path.parent / 'stats'}, figures and tables in {path.parent / 'figures'})")
     elif command == "demo":
         path = steps.demo_step(args.out, settings, progress=not args.no_progress, force=args.force)

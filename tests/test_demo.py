@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from html import escape as html_escape
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +111,23 @@ def test_demo_pipeline_end_to_end(demo_output: Path) -> None:
     for sub in ("stats", "figures", "."):
         manifest = json.loads((out / sub / "manifest.json").read_text())
         assert manifest["judgekit_version"] and "git" in manifest
+
+
+def test_demo_report_reads_its_random_labels_and_leads_with_one_judge_per_outcome(demo_output: Path) -> None:
+    """The demo's labels are a random half of the prompts (no convenience warning, no Γ range); one judge leads
+    each outcome in every sentence; the demo prints no layout-migration notice; the plane's details are its
+    caption, under the figure, not its title."""
+    from judgekit.outputs.report_finetune import png_caption
+
+    assert "moved judgments" not in (demo_output / "demo-stdout.txt").read_text(encoding="utf-8")
+    html = (demo_output / "report.html").read_text(encoding="utf-8")
+    answer = html.split("<ul class='answer'>", 1)[1].split("</ul>", 1)[0]
+    assert "convenience" not in answer and "Γ=" not in answer
+    leads = {}
+    for outcome, judge in re.findall(r"\): (harmful compliance|over-refusal) .*?corrected by \d+ human labels, ([^;]+);",
+                                     answer):
+        leads.setdefault(outcome, set()).add(judge)
+    assert set(leads) == {"harmful compliance", "over-refusal"} and all(len(j) == 1 for j in leads.values()), leads
+    caption = png_caption(demo_output / "figures" / "safety_capability_plane.png")
+    assert "x: capability" in caption and f"{next(iter(leads['harmful compliance']))}'s errors" in caption
+    assert html_escape(caption) in html

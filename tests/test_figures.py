@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from judgekit.outputs.figures import FIGURES, draw_figures
-from judgekit.outputs.style import FigureInputs
+from judgekit.outputs.style import FigureInputs, figure_caption
 from judgekit.store.io import read_table
 from judgekit.store.schema import SCHEMAS
 from judgekit.analysis import StatsSettings, compute_stats
@@ -51,7 +51,7 @@ def test_agreement_heatmap_cells_hold_intervals(figures) -> None:
     assert labels == ["human_majority", "j-good", "j-bad"]  # judges sorted by kappa with the humans
     cells = [t.get_text() for t in ax.texts]
     assert len(cells) == 6 and all("[" in c and "]" in c for c in cells)
-    assert "human ceiling" in figures["agreement_heatmap"]._suptitle.get_text()  # above the map and its colour bar
+    assert "Human ceiling" in figure_caption(figures["agreement_heatmap"])  # in the caption under the figure
 
 
 def test_reliability_diagrams_one_panel_per_judge_with_counts(figures, inputs) -> None:
@@ -138,7 +138,7 @@ def test_captions_and_titles_come_from_the_rows(inputs) -> None:
     for name in ("agreement_heatmap", "error_by_coherence", "harmful_rate_by_model", "variance_decomposition",
                  "bias_error_odds_ratios", "reliability_diagrams"):
         fig = figures[name]
-        texts = [fig._suptitle.get_text() if fig._suptitle else ""] + [ax.get_title() for ax in fig.axes]
+        texts = [fig._suptitle.get_text() if fig._suptitle else "", figure_caption(fig)] + [ax.get_title() for ax in fig.axes]
         assert any("90% intervals" in t for t in texts) and not any("95%" in t for t in texts), name
         plt.close(fig)
     for name, (_, caption) in study_tables(stats).items():

@@ -608,12 +608,16 @@ def test_finetune_figures_draw_and_the_flip_colour_comes_from_the_same_row(finet
 
     from judgekit.outputs.figures import FIGURES
     from judgekit.outputs.finetune_figures import sign_significance_key
-    from judgekit.outputs.style import FigureInputs
+    from judgekit.outputs.style import FigureInputs, figure_caption
 
     _, stats = finetune_stats
     for name in ("specification_curve", "safety_capability_plane", "conclusion_flip_matrix", "finetune_effect_forest"):
         figure = FIGURES[name](FigureInputs(stats))
         assert figure is not None, name
+        # issue: the plane's title was six lines of method; a title is one short line, the method is the caption
+        title = figure._suptitle.get_text()
+        assert "\n" not in title and len(title) <= 60 and figure._suptitle.get_fontsize() >= 7, (name, title)
+        assert "intervals" in figure_caption(figure), name
         plt.close(figure)
     row = pd.Series({"estimate": 0.05, "ci_low": -0.01, "ci_high": 0.11})
     assert sign_significance_key(row) == "ns"

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from judgekit.outputs.report_finetune import answer_rows, finetune_section, human_validated_judges, png_size_in
+from judgekit.outputs.report_finetune import (answer_rows, finetune_section, human_validated_judges, lead_judges,
+                                              png_size_in)
 from judgekit.outputs.tables import study_tables
 from conftest import SHARED_DATA, needs_shared
 from judgekit.store.study import Study
@@ -95,11 +96,13 @@ def test_valid_judges_only_count_and_the_left_out_are_named() -> None:
     assert answer_rows(stats).iloc[0]["n_judges"] == 2
 
 
-def _labelled_study(corrected: dict[str, tuple[float, float, float]], *, judge_only: int, warning: str = "") -> pd.DataFrame:
-    """Two judges validated by κ, the humans' paired effect and rates, and each judge's corrected effect on items of
-    which ``judge_only`` carry no human label."""
+def _labelled_study(corrected: dict[str, tuple[float, float, float]], *, judge_only: int, warning: str = "",
+                    kappas: dict[str, float] | None = None) -> pd.DataFrame:
+    """Two judges validated by κ (``kappas``; default good 0.7, fair 0.6), the humans' paired effect and rates, and
+    each judge's corrected effect on items of which ``judge_only`` carry no human label."""
+    kappas = kappas or {"good": 0.7, "fair": 0.6}
     kappa = [_row(statistic="cohen_kappa", judge_id=j, reference="human_majority", subset="all", subset_kind="all",
-                  estimate=0.7, ci_low=0.6, ci_high=0.8) for j in ("good", "fair")]
+                  estimate=k, ci_low=k - 0.1, ci_high=k + 0.1) for j, k in kappas.items()]
     effects = _effects("ft", "base", "finetune_comparison", "code",
                        {"human_majority": (0.35, 0.2, 0.51), "good": (0.3, 0.2, 0.4), "fair": (0.4, 0.1, 0.6)})
     subset = "comparison=ft vs base|goal=code|benchmark=all"
@@ -112,8 +115,8 @@ def _labelled_study(corrected: dict[str, tuple[float, float, float]], *, judge_o
 
 
 def test_with_part_of_the_items_labelled_the_answer_leads_with_the_corrected_effect() -> None:
-    """Issue 34: human labels on both models, 74 items judge-only: the corrected effect of the narrowest interval
-    leads and says so (before: the humans' paired effect over the 86 labelled items only)."""
+    """Issue 34: human labels on both models, 74 items judge-only: the lead judge's corrected effect leads and says
+    so (before: the humans' paired effect over the 86 labelled items only)."""
     stats = _labelled_study({"good": (0.34, 0.17, 0.45), "fair": (0.30, 0.05, 0.55)}, judge_only=74)
     (sentence,) = _sentences(finetune_section(_Study(["base", "ft"]), stats))
     assert sentence == ("ft vs base (goal code): harmful compliance +34 points [+17, +45]: less safe "
@@ -367,6 +370,73 @@ def test_em_political_report_meets_the_acceptance_checks(tmp_path: Path) -> None
     drawn = {Path(h).stem.split("__")[0] for h in hrefs}
     assert not any(f"<code>{name}</code> is not drawn" in html for name in drawn)
     assert "qwen25_political_2e4 vs base_qwen25" in html and "all 4 judges: less safe" in html
+
+
+def _two_comparisons(kappas: dict[str, float]) -> pd.DataFrame:
+    """Judges good and fair, corrected effects on two comparisons: fair's interval is the narrower on ft2."""
+    stats = _labelled_study({"good": (0.34, 0.17, 0.45), "fair": (0.30, 0.05, 0.55)}, judge_only=74, kappas=kappas)
+    method = stats.loc[stats["statistic"] == "finetune_effect_corrected", "method"].iloc[0]
+    ft2 = [_row(statistic="finetune_effect_corrected", judge_id=j, reference="human_majority",
+                subset="comparison=ft2 vs base|goal=code|benchmark=all", subset_kind="finetune_comparison", model="ft2",
+                base_model="base", estimate=e, ci_low=lo, ci_high=hi, method=method)
+           for j, (e, lo, hi) in {"good": (0.10, -0.20, 0.40), "fair": (0.12, 0.02, 0.22)}.items()]
+    paired = _effects("ft2", "base", "finetune_comparison", "code", {"good": (0.1, -0.2, 0.4), "fair": (0.12, 0.0, 0.2)})
+    return pd.concat([stats, pd.DataFrame(ft2 + paired)], ignore_index=True)
+
+
+def test_one_judge_leads_every_comparison_by_its_kappa_never_by_its_interval() -> None:
+    """Issue: the lead judge changed from sentence to sentence (narrowest interval, a forking path). Now the valid
+    judge with the highest κ leads every comparison, though fair's interval is the narrower on ft2."""
+    stats = _two_comparisons({"good": 0.7, "fair": 0.6})
+    assert lead_judges(stats) == {"harmful_compliance": "good"}
+    html = finetune_section(_Study(["base", "ft", "ft2"]), stats)
+    sentences = _sentences(html)
+    assert len(sentences) == 2 and all("corrected by 86 human labels, good;" in s for s in sentences), sentences
+    assert "+10 points [−20, +40]: no clear change" in sentences[1]
+    intro = html.split("<ul class='answer'>")[0]
+    assert "the one with the highest κ with the human majority (ties by name)" in intro
+    assert "(harmful compliance: good)" in intro
+    # the choice follows κ, whatever the effects: fair leads once its κ is the higher, and a tie goes by name
+    assert lead_judges(_two_comparisons({"good": 0.6, "fair": 0.7})) == {"harmful_compliance": "fair"}
+    assert lead_judges(_two_comparisons({"good": 0.7, "fair": 0.7})) == {"harmful_compliance": "fair"}
+
+
+def test_an_invalid_judge_never_leads_by_rule_and_an_outcome_without_kappa_goes_by_name() -> None:
+    stats = _two_comparisons({"good": 0.6, "fair": 0.05})  # fair: κ interval [−0.05, 0.15], not valid
+    assert lead_judges(stats)["harmful_compliance"] == "good"
+    method = stats.loc[stats["statistic"] == "finetune_effect_corrected", "method"].iloc[0]
+    refusal = [_row(statistic="finetune_effect_corrected", judge_id=j, reference="human_majority", outcome="over_refusal",
+                    subset="comparison=ft vs base|goal=code|benchmark=all|outcome=over_refusal", method=method,
+                    subset_kind="finetune_comparison", model="ft", base_model="base", estimate=0.1, ci_low=lo, ci_high=0.3)
+               for j, lo in (("kw-b", 0.05), ("kw-a", -0.1))]
+    with_refusal = pd.concat([stats, pd.DataFrame(refusal)], ignore_index=True)
+    assert lead_judges(with_refusal) == {"harmful_compliance": "good", "over_refusal": "kw-a"}
+
+
+def test_the_user_names_the_lead_judge() -> None:
+    """``--lead-judge``: the named judge leads every comparison of each outcome it has a corrected effect of, and
+    the intro says it was named."""
+    stats = _two_comparisons({"good": 0.7, "fair": 0.6})
+    assert lead_judges(stats, named="fair") == {"harmful_compliance": "fair"}
+    html = finetune_section(_Study(["base", "ft", "ft2"]), stats, lead_judge="fair")
+    assert all("corrected by 86 human labels, fair;" in s for s in _sentences(html))
+    assert "fair leads harmful compliance, as named by --lead-judge" in html.split("<ul class='answer'>")[0]
+    assert answer_rows(stats, lead_judge="fair")["corrected_by"].tolist() == ["fair", "fair"]
+
+
+def test_an_unknown_lead_judge_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    """``judgekit report --lead-judge`` with no such judge: exit 2, one line naming the study's judges, nothing
+    written."""
+    from conftest import run_cli
+    from judgekit.api import demo_study
+
+    study = demo_study(tmp_path / "demo", n_prompts=3)
+    result = run_cli("report", study.path, "--out", tmp_path / "report", "--lead-judge", "sim-nope")
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "--lead-judge 'sim-nope' is not a judge of this study" in line
+    assert ", ".join(sorted(study.judgments["judge_id"].unique())) in line and "Traceback" not in result.stderr
+    assert not (tmp_path / "report" / "report.html").exists()
 
 
 def test_status_table_shows_ok_and_only_the_failure_statuses_present() -> None:

@@ -78,7 +78,7 @@ def test_specification_curve_indicator_shows_the_threshold(cell_stats):
     import matplotlib.pyplot as plt
 
     from judgekit.outputs.finetune_figures import specification_curve
-    from judgekit.outputs.style import FigureInputs
+    from judgekit.outputs.style import FigureInputs, figure_caption
 
     figure = specification_curve(FigureInputs(cell_stats))
     _, indicator = figure.axes
@@ -88,5 +88,5 @@ def test_specification_curve_indicator_shows_the_threshold(cell_stats):
     dark = [line for line in indicator.get_lines() if line.get_color() == "0.2"]
     squares = {int(line.get_ydata()[0]) if len(line.get_ydata()) else None: len(line.get_xdata()) for line in dark}
     assert [squares[y] for y in range(len(labels) - 4, len(labels))] == [1, 1, 1, 1]
-    assert "threshold" in figure._suptitle.get_text()
+    assert "threshold" in figure_caption(figure)
     plt.close(figure)

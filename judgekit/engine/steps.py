@@ -238,9 +238,9 @@ def read_stats(stats_dir: Path, *, study_files: list[Path] | None = None) -> tup
 
 def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = None, study: Study | None = None,
                  force: bool = False, formats: tuple[str, ...] = ("pdf", "png"), dpi: int | None = None,
-                 progress: bool = True) -> list[Path]:
+                 progress: bool = True, lead_judge: str | None = None) -> list[Path]:
     """Figures (``formats``: PDF and PNG by default) and paper tables (Markdown + LaTeX under ``tables/``) from a
-    stats directory; PNGs at ``dpi`` (default 300)."""
+    stats directory; PNGs at ``dpi`` (default 300); ``lead_judge`` as the report's answer names it."""
     from judgekit.outputs.figures import FIGURES, make_figures
     from judgekit.outputs.style import PNG_DPI
     from judgekit.outputs.style import FigureInputs
@@ -254,7 +254,8 @@ def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = Non
     stats, reliability = read_stats(stats_dir)
     if study is None and study_dir is not None:
         study = load_study(study_dir)
-    data = FigureInputs(stats, reliability, study.flags if study else None, study.responses if study else None)
+    data = FigureInputs(stats, reliability, study.flags if study else None, study.responses if study else None,
+                        lead_judge=lead_judge)
     inputs = [stats_dir / "stats.parquet"] + ([stats_dir / "reliability.parquet"] if reliability is not None else [])
     manifest = build_manifest(step="figures", inputs=inputs + (study.files() if study else []))
     with staged_output_dir(out_dir, manifest) as staging:
@@ -269,16 +270,28 @@ def figures_step(stats_dir: Path, out_dir: Path, *, study_dir: Path | None = Non
 
 
 def report_step(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, settings: StatsSettings,
-                force: bool = False) -> Path:
-    """Write ``report.html``; compute stats and figures under ``out_dir`` unless ``stats_dir`` is given."""
+                force: bool = False, lead_judge: str | None = None) -> Path:
+    """Write ``report.html``; compute stats and figures under ``out_dir`` unless ``stats_dir`` is given.
+    ``lead_judge`` names the judge whose corrected effect leads the answer (default: the report's stated rule)."""
     check_output_dir(out_dir, kind="report", studies=[study_dir], force=force)
-    return _write_report(study_dir, out_dir, stats_dir=stats_dir, settings=settings, step="report")
+    return _write_report(study_dir, out_dir, stats_dir=stats_dir, settings=settings, step="report",
+                         lead_judge=lead_judge)
 
 
-def _write_report(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, settings: StatsSettings, step: str) -> Path:
+def check_lead_judge(study: Study, lead_judge: str | None) -> None:
+    """Refuse a ``--lead-judge`` that is no judge of the study, naming the ones it has (before any work is done)."""
+    known = sorted(study.judgments["judge_id"].unique()) if study.judgments is not None else []
+    if lead_judge is not None and lead_judge not in known:
+        raise InputError(f"--lead-judge {lead_judge!r} is not a judge of this study; its judges: "
+                         f"{', '.join(known) or 'none (run `judgekit judge` first)'}", file=study.path)
+
+
+def _write_report(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, settings: StatsSettings, step: str,
+                  lead_judge: str | None = None) -> Path:
     from judgekit.outputs.report import build_report
 
     study = load_study(study_dir)
+    check_lead_judge(study, lead_judge)
     if stats_dir is None:
         stats_dir = out_dir / "stats"
         stats = stats_step(study_dir, stats_dir, settings, study=study)
@@ -289,14 +302,14 @@ def _write_report(study_dir: Path, out_dir: Path, *, stats_dir: Path | None, set
     from judgekit.outputs.style import REPORT_PNG_DPI
 
     figure_paths = figures_step(stats_dir, out_dir / "figures", study_dir=study_dir, study=study, formats=("png",),
-                                dpi=REPORT_PNG_DPI, progress=settings.progress)
+                                dpi=REPORT_PNG_DPI, progress=settings.progress, lead_judge=lead_judge)
     manifest = build_manifest(
         step=step,
         inputs=study.files() + [stats_dir / "stats.parquet"],
         details={"stats_manifest": read_manifest(stats_dir / "manifest.json"), "study_manifest": read_manifest(study_dir / "manifest.json")},
     )
     with stage("report", total=1, unit="page", enabled=settings.progress) as advance:
-        html_text = build_report(study, stats, figure_paths, manifest)
+        html_text = build_report(study, stats, figure_paths, manifest, lead_judge=lead_judge)
         advance()
     with staged_output_dir(out_dir, manifest) as staging:
         write_text_atomic(staging / "report.html", html_text)
@@ -331,6 +344,11 @@ def demo_step(out_dir: Path, settings: StatsSettings, *, progress: bool = True, 
         shutil.copytree(REPO_DEMO_DIR, study_dir)
     else:
         write_demo_study(study_dir)
+    # The bundled demo keeps judgments.csv, one file readable in git; its copy starts in the current layout (one
+    # parquet file per judge) so that the demo's judge step has no old layout to move and no notice to print.
+    with study_lock(study_dir, step="demo"):
+        replace_study_files(study_dir, {"judgments": load_study(study_dir).judgments}, table_format=".parquet",
+                            texts={})
     judge_step(study_dir, list(DEMO_JUDGES), progress=progress)
     flag_step(study_dir)
     return _write_report(study_dir, out_dir, stats_dir=None, settings=settings, step="demo")

@@ -58,6 +58,7 @@ from judgekit.outputs.style import (
     interval_errors,
     panel_chunks,
     save_figure,
+    set_caption,
 )
 from judgekit.outputs.tables import ACCURACY_GAP, NOT_JUDGES, annotator_ids, as_shown, interval_caption, judge_pairs, term_label
 
@@ -118,8 +119,9 @@ def harmful_rate_by_model(stats: pd.DataFrame) -> plt.Figure | None:
         if not split_benchmarks and len(benchmarks) > 1:
             handles, labels = axes[0][0].get_legend_handles_labels()
             fig.legend(handles, labels, loc="outside lower center", ncol=len(benchmarks), frameon=False, title="benchmark")
-        fig.suptitle(f"Harmful-response rate by model: judges vs the human majority (◆, top row), judges sorted by mean rate\n"
-                     f"{interval_caption(rows, short=True)}")
+        fig.suptitle("Harmful-response rate by model: judges vs humans")
+        set_caption(fig, "The human majority: ◆, top row; judges sorted by mean rate. "
+                         f"{interval_caption(rows, short=True)}.")
     return fig
 
 
@@ -223,16 +225,17 @@ def agreement_heatmap(data: FigureInputs) -> plt.Figure | None:
         cells = ("estimate and interval" if n <= HEATMAP_INTERVAL_RATERS else "estimate" if n <= HEATMAP_ESTIMATE_RATERS
                  else "colour only; intervals in the judge_agreement table")
         bar = fig.colorbar(image, ax=ax, shrink=0.8, label=f"Cohen's κ (cells: {cells})")
-        title = ("Agreement between judges and with the human majority (judges sorted by κ with the humans)" if len(with_humans)
-                 else "Agreement between judges (no human labels)")
+        fig.suptitle("Agreement between judges and with the humans" if len(with_humans)
+                     else "Agreement between judges (no human labels)", fontsize=8)  # over the map and the colour bar
+        caption = ["Judges sorted by κ with the human majority."] if len(with_humans) else []
         ceiling = stats[(stats["judge_id"] == "human_ceiling") & (stats["statistic"] == "cohen_kappa") & (stats["subset"] == "all")]
         if len(ceiling) and np.isfinite(ceiling.iloc[0].estimate):  # undefined: no item has two humans' labels
             c = ceiling.iloc[0]
             bar.ax.axhline(c.estimate, color="#D55E00", linewidth=2)
-            title += f"\nhuman ceiling κ = {_fmt(c.estimate)} [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}] (orange line)"
+            caption.append(f"Human ceiling κ = {_fmt(c.estimate)} [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}] (orange line).")
         if undefined.any():
-            title += "\ngrey hatched: κ undefined (a judge gives one verdict only)"
-        fig.suptitle(f"{title}\n{interval_caption(shown, short=True)}", fontsize=7)  # over the map and the colour bar
+            caption.append("Grey hatched: κ undefined (a judge gives one verdict only).")
+        set_caption(fig, " ".join([*caption, f"{interval_caption(shown, short=True)}."]))
     return fig
 
 

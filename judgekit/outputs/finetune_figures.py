@@ -22,7 +22,6 @@ Every caption names the interval method read from the rows' ``method``.
 from __future__ import annotations
 
 import itertools
-import textwrap
 from collections.abc import Iterable
 
 import matplotlib.pyplot as plt
@@ -31,11 +30,10 @@ import pandas as pd
 
 from judgekit.analysis.outcomes import DEFAULT_OUTCOME, OUTCOMES
 from judgekit.analysis.blocks.finetune import NATIVE_VERDICT
-from judgekit.outputs.report_finetune import comparison_of, interval_note, outcome_of
-from judgekit.outputs.style import DOUBLE_COLUMN_IN, OKABE_ITO, PAPER_STYLE, FigureInputs, interval_errors
+from judgekit.outputs.report_finetune import comparison_of, interval_note, lead_judges, outcome_of
+from judgekit.outputs.style import DOUBLE_COLUMN_IN, OKABE_ITO, PAPER_STYLE, FigureInputs, interval_errors, set_caption
 from judgekit.store.schema import HUMAN_MAJORITY
 
-CAPTION_CHARS = 110  # a caption line at 7.5 pt stays within a 7-inch figure
 
 # Every outcome is worse when higher: a rise is vermillion, a fall blue, whatever the outcome.
 SIGN_COLOURS = {"up": "#D55E00", "down": "#0072B2", "ns": "#BBBBBB"}
@@ -108,7 +106,7 @@ def _caption_notes(notes: list[str]) -> str:
         return ""
     shown = list(dict.fromkeys(notes))
     shown = shown[:2] + ([f"and {len(shown) - 2} more (see the report)"] if len(shown) > 2 else [])
-    return "\n" + textwrap.fill("not drawn: " + "; ".join(shown), CAPTION_CHARS)
+    return " Not drawn: " + "; ".join(shown) + "."
 
 
 def comparison_keys(stats: pd.DataFrame, statistic: str = "finetune_effect_paired") -> list[str]:
@@ -177,8 +175,8 @@ def finetune_effect_forest(data: FigureInputs, *, only: Iterable[str] | None = N
             ax.set_title(f"{comparison_title(comparison)}\nbenchmark: {benchmark}" if i == 0 or not axes[i - 1][k].get_visible()
                          else f"benchmark: {benchmark}", fontsize=7)
         fig.supxlabel("paired Δ rate of the panel's outcome (treated − control, same prompts)", fontsize=7)
-        fig.suptitle("Effect under every judge and benchmark (black = humans)\n"
-                     f"{interval_note(rows)}{_caption_notes(notes)}", fontsize=7.5)
+        fig.suptitle("Effect under every judge and benchmark", fontsize=8)
+        set_caption(fig, f"Black: the humans; {interval_note(rows)}.{_caption_notes(notes)}")
     return fig
 
 
@@ -229,8 +227,8 @@ def conclusion_flip_matrix(data: FigureInputs, *, only: Iterable[str] | None = N
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in SIGN_COLOURS.values()]
         fig.legend(handles, list(sign_names(outcome_of(rows)).values()), loc="outside lower center", ncol=1, frameon=False,
                    title="number: the row's paired estimate; colour: sign × significance of the same row's interval")
-        fig.suptitle("Does the conclusion flip with the judge or the benchmark? (humans on top; judges by mean effect)\n"
-                     f"{interval_note(rows)}{_caption_notes(notes)}", fontsize=7.5)
+        fig.suptitle("Does the conclusion flip with the judge or benchmark?", fontsize=8)
+        set_caption(fig, f"Humans on top; judges by mean effect; {interval_note(rows)}.{_caption_notes(notes)}")
     return fig
 
 
@@ -323,25 +321,22 @@ def specification_curve(data: FigureInputs, *, only: Iterable[str] | None = None
             legend.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
         fig.legend(list(legend.values()), list(legend), loc="outside lower center", fontsize=6.5, frameon=False, ncol=1)
         thresholds = " × threshold" if levels["threshold"] else ""
-        fig.suptitle(f"Specification curve: the effect under every judge × benchmark × incoherence policy{thresholds}, "
-                     "sorted\n"
-                     f"(dark squares: the choices of each cell; {interval_note(rows)}){_caption_notes(notes)}", fontsize=7.5)
+        fig.suptitle("Specification curve: the effect under every analysis", fontsize=8)
+        set_caption(fig, f"The effect under every judge × benchmark × incoherence policy{thresholds}, sorted; dark "
+                         f"squares: the choices of each cell; {interval_note(rows)}.{_caption_notes(notes)}")
     return fig
 
 
-def _plane_rates(stats: pd.DataFrame, outcome: str) -> tuple[pd.DataFrame, str]:
-    """The outcome's rate per model on all benchmarks: the judge-corrected rate of the judge with the narrowest
-    intervals, else the humans' rate on the labelled items."""
+def _plane_rates(stats: pd.DataFrame, outcome: str, judge: str | None) -> tuple[pd.DataFrame, str]:
+    """The outcome's rate per model on all benchmarks: the judge-corrected rate of ``judge`` (the answer's lead
+    judge, :func:`lead_judges`: the plane and the answer agree), else the humans' rate on the labelled items."""
     stats = stats[outcome_of(stats) == outcome]
     noun = OUTCOMES[outcome].noun
     corrected = stats[(stats["statistic"] == "harmful_rate_corrected") & stats["benchmark"].isna()
-                      & stats["estimate"].notna()]
+                      & stats["estimate"].notna() & (stats["judge_id"] == judge)]
     if not corrected.empty:
-        corrected = corrected.drop_duplicates(["judge_id", "model"])
-        width = (corrected["ci_high"] - corrected["ci_low"]).groupby(corrected["judge_id"]).mean()
-        judge = str(width.idxmin())
-        return (corrected[corrected["judge_id"] == judge].set_index("model"),
-                f"{noun} rate corrected by {judge}'s errors on the labelled items (PPI++; narrowest intervals)")
+        return (corrected.drop_duplicates("model").set_index("model"),
+                f"{noun} rate corrected by {judge}'s errors on the labelled items (PPI++; the answer's lead judge)")
     human = stats[(stats["statistic"] == "harmful_rate") & (stats["judge_id"] == HUMAN_MAJORITY)
                   & stats["benchmark"].isna() & stats["model"].notna()].drop_duplicates("model")
     return human.set_index("model"), f"humans' {noun} rate on the labelled items"
@@ -358,7 +353,8 @@ def safety_capability_plane(data: FigureInputs) -> plt.Figure | None:
     if capability.empty or gains.empty:
         return None
     outcomes = [o for o in OUTCOMES if o != "incoherent"]
-    planes = {o: _plane_rates(stats, o) for o in outcomes}
+    leads = lead_judges(stats, named=data.lead_judge)
+    planes = {o: _plane_rates(stats, o, leads.get(o)) for o in outcomes}
     planes = {o: (rates, note) for o, (rates, note) in planes.items() if not rates.empty}
     if not planes:
         return None
@@ -375,14 +371,12 @@ def safety_capability_plane(data: FigureInputs) -> plt.Figure | None:
                 _plane_panel(ax, capability, gains, rates, targets, mitigation_pairs, goal)
                 ax.set_title(f"goal: {goal} — {OUTCOMES[outcome].noun}", fontsize=7.5)
             row_axes[0].set_ylabel(f"{OUTCOMES[outcome].noun} rate (its prompts)", fontsize=7)
-        rate_notes = "\n".join(f"y ({OUTCOMES[o].noun}): {note}, {interval_note(rates)}"
-                                for o, (rates, note) in planes.items())
-        title = ("Safety–capability plane: did the fine-tune reach its goal, and at what cost in harm and "
-                 f"over-refusal?\n{rate_notes}\nx: capability, {interval_note(capability)}; "
-                 "◆ base, solid arrow: fine-tune, dashed arrow: mitigation")
-        # each line wrapped to the figure's width: a long interval note made the PNG wider than the page
-        width = round(CAPTION_CHARS * fig.get_figwidth() / DOUBLE_COLUMN_IN)
-        fig.suptitle("\n".join(textwrap.fill(line, width) for line in title.splitlines()), fontsize=7)
+        rate_notes = "; ".join(f"y ({OUTCOMES[o].noun}): {note}, {interval_note(rates)}"
+                               for o, (rates, note) in planes.items())
+        fig.suptitle("Safety–capability plane: goal reached, at what cost?", fontsize=8)
+        set_caption(fig, "Did the fine-tune reach its goal, and at what cost in harm and over-refusal? "
+                         f"{rate_notes}; x: capability, {interval_note(capability)}; ◆ base, solid arrow: fine-tune, "
+                         "dashed arrow: mitigation.")
     return fig
 
 

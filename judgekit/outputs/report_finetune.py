@@ -251,11 +251,23 @@ def png_size_in(path: Path) -> tuple[float, float]:
         return image.width / dpi, image.height / dpi
 
 
+def png_caption(path: Path) -> str:
+    """The caption a figure's PNG carries (``style.set_caption``: the details its short title leaves out); ''
+    when none."""
+    from PIL import Image
+
+    from judgekit.outputs.style import PNG_CAPTION_KEY
+
+    with Image.open(path) as image:
+        return str(image.info.get(PNG_CAPTION_KEY, ""))
+
+
 CSS_PX_PER_IN = 96
 
 
 def embedded_figure(path: Path, caption: str = "") -> str:
-    """A PNG embedded at its printed size (capped at the page width) and linked to its file for the full size.
+    """A PNG embedded at its printed size (capped at the page width) and linked to its file for the full size,
+    over its caption (``caption``, else the one the PNG carries, escaped, and the figure's name).
 
     The link is relative to the report (``figures/NAME.png`` beside ``report.html``); the picture itself is
     in the page, so the report stays readable when sent alone.
@@ -263,7 +275,9 @@ def embedded_figure(path: Path, caption: str = "") -> str:
     width_in, _ = png_size_in(path)
     data = base64.b64encode(path.read_bytes()).decode()
     href = f"{path.parent.name}/{path.name}"
-    text = caption or f"Figure <code>{_e(path.stem)}</code> (click for full size; PDF: <code>judgekit figures</code>)"
+    details = png_caption(path)
+    text = caption or ((f"{_e(details)} " if details else "")
+                       + f"(Figure <code>{_e(path.stem)}</code>; click for full size; PDF: <code>judgekit figures</code>)")
     return (f"<figure><a href='{_e(href)}'><img alt='{_e(path.stem)}' style='width:{round(width_in * CSS_PX_PER_IN)}px' "
             f"src='data:image/png;base64,{data}'></a><figcaption class='muted'>{text}</figcaption></figure>")
 
@@ -340,13 +354,14 @@ def _rates(stats: pd.DataFrame, comparison: str, outcome: str, raters: Iterable[
     return by_model[control], by_model[treated]
 
 
-def answer_rows(stats: pd.DataFrame) -> pd.DataFrame:
+def answer_rows(stats: pd.DataFrame, *, lead_judge: str | None = None) -> pd.DataFrame:
     """One row per comparison × outcome, from the ``finetune_effect_paired`` rows pooled over benchmarks.
 
     Columns: ``comparison``, ``kind`` (the rows' ``subset_kind``), ``outcome``, ``rater`` (``human_majority`` or
     empty), ``estimate``/``ci_low``/``ci_high`` (the effect the answer leads with: the judge-corrected effect when
     part of the items carry human labels, else the humans' paired effect), ``lead`` (``corrected`` or ``humans``),
-    ``corrected_by`` (the corrected effect's judge), ``n_labels`` (its human-labelled items), ``selection`` (for
+    ``corrected_by`` (the corrected effect's judge: the outcome's :func:`lead_judges`, one for every comparison;
+    ``lead_judge`` names it where that judge has a corrected effect of the outcome), ``n_labels`` (its human-labelled items), ``selection`` (for
     convenience labels, the (low, high) range selection of odds up to Gamma allows, with sampling error; else
     None), ``n_judges`` (judges with a defined effect
     that count: with human labels, only those whose κ with the humans is above chance), ``n_agree`` (of them, the
@@ -356,12 +371,13 @@ def answer_rows(stats: pd.DataFrame) -> pd.DataFrame:
     """
     effects = stats[(stats["statistic"] == "finetune_effect_paired") & stats["benchmark"].isna()]
     valid, _ = human_validated_judges(stats)
+    leads = lead_judges(stats, named=lead_judge)
     out = []
     for (comparison, outcome), part in effects.groupby([comparison_of(effects["subset"]), outcome_of(effects)], sort=False):
         judges = part[(part["judge_id"] != HUMAN_MAJORITY) & part["estimate"].notna()].drop_duplicates("judge_id")
         human = part[part["judge_id"] == HUMAN_MAJORITY]
         lead = human.iloc[0] if len(human) and pd.notna(human.iloc[0]["estimate"]) else None
-        corrected = corrected_lead(stats, comparison, outcome, valid if outcome == DEFAULT_OUTCOME else None)
+        corrected = corrected_lead(stats, comparison, outcome, leads.get(outcome))
         if corrected is not None:
             lead = corrected
         # κ with the humans is about the safety verdict: it validates the raters of harmful compliance only
@@ -422,20 +438,59 @@ def selection_range(warning: str) -> tuple[float, float] | None:
     return (float(found[1]), float(found[2])) if found else None
 
 
-def corrected_lead(stats: pd.DataFrame, comparison: str, outcome: str, valid: set[str] | None) -> pd.Series | None:
-    """The judge-corrected effect the answer leads with when only part of the items carry human labels: of the
-    judges in ``valid`` (all when None), the one with the narrowest interval; None when every
-    item is labelled (the humans' paired effect is then the same estimand, and exact) or no corrected effect is
-    defined."""
-    rows = stats[(stats["statistic"] == "finetune_effect_corrected") & stats["benchmark"].isna()
-                 & (comparison_of(stats["subset"]) == comparison) & (outcome_of(stats) == outcome)
+def _corrected_rows(stats: pd.DataFrame) -> pd.DataFrame:
+    """The pooled ``finetune_effect_corrected`` rows with a defined effect."""
+    return stats[(stats["statistic"] == "finetune_effect_corrected") & stats["benchmark"].isna()
                  & stats["estimate"].notna()]
-    if valid is not None:
-        rows = rows[rows["judge_id"].isin(valid)]
+
+
+# How the answer picks the judge whose corrected effect leads, stated in the report; it never looks at an effect
+LEAD_RULE = ("One judge leads each outcome in every comparison: of the valid judges, the one with the highest κ "
+             "with the human majority (ties by name); for an outcome without a κ with the humans, the first judge by "
+             "name")
+
+
+def lead_judges(stats: pd.DataFrame, *, named: str | None = None) -> dict[str, str]:
+    """Per outcome, the judge whose corrected effect the answer leads with, the same for every comparison.
+
+    Chosen by :data:`LEAD_RULE`, from agreement with the humans only (never from an effect, so the choice
+    cannot follow the results): of the judges with a corrected effect of the outcome that are valid
+    (:func:`human_validated_judges`; κ validates the safety verdict, so only for harmful compliance), the one
+    with the highest Cohen's κ with the human majority, ties by name; the first by name where no κ is
+    recorded. ``named`` (``judgekit report --lead-judge``) leads every outcome it has a corrected effect of.
+    """
+    rows = _corrected_rows(stats)
+    valid, _ = human_validated_judges(stats)
+    kappa = stats[(stats["statistic"] == "cohen_kappa") & (stats["reference"] == HUMAN_MAJORITY)
+                  & (stats["subset"] == "all")]
+    if "dimension" in kappa:
+        kappa = kappa[kappa["dimension"].isna()]
+    kappa = kappa.drop_duplicates("judge_id").set_index("judge_id")["estimate"]
+    leads = {}
+    for outcome, part in rows.groupby(outcome_of(rows), sort=False):
+        judges = sorted(set(part["judge_id"]))
+        if named in judges:
+            leads[outcome] = named
+            continue
+        if outcome == DEFAULT_OUTCOME and valid is not None:
+            judges = [j for j in judges if j in valid]
+        scored = [j for j in judges if pd.notna(kappa.get(j)) and outcome == DEFAULT_OUTCOME]
+        if scored:
+            leads[outcome] = min(scored, key=lambda j: (-kappa[j], j))
+        elif judges:
+            leads[outcome] = judges[0]
+    return leads
+
+
+def corrected_lead(stats: pd.DataFrame, comparison: str, outcome: str, judge: str | None) -> pd.Series | None:
+    """The judge-corrected effect the answer leads with when only part of the items carry human labels: that of
+    ``judge`` (the outcome's :func:`lead_judges`); None when every item is labelled (the humans' paired effect
+    is then the same estimand, and exact) or the judge has no corrected effect here."""
+    rows = _corrected_rows(stats)
+    rows = rows[(comparison_of(rows["subset"]) == comparison) & (outcome_of(rows) == outcome)
+                & (rows["judge_id"] == judge)]
     rows = rows[[labelled_count(row)[1] > 0 for _, row in rows.iterrows()]]
-    if rows.empty:
-        return None
-    return rows.loc[(rows["ci_high"] - rows["ci_low"]).idxmin()]
+    return None if rows.empty else rows.iloc[0]
 
 
 def _noun(outcome: str) -> str:
@@ -579,9 +634,23 @@ def changed_table(rows: pd.DataFrame, names: dict[str, str], kinds: dict[str, st
             f"{_table(['comparison', *(['kind'] if kind else []), *(_noun(o) for o in outcomes)], body)}</div>")
 
 
-def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str], kinds: dict[str, str]) -> str:
+def _lead_rule(rows: pd.DataFrame, lead_judge: str | None) -> str:
+    """How the corrected effects' judge was chosen, and which it is per outcome; '' when no sentence leads with one."""
+    corrected = rows[rows["lead"] == "corrected"]
+    if corrected.empty:
+        return ""
+    chosen = corrected.drop_duplicates("outcome")
+    named = [o for o, j in zip(chosen["outcome"], chosen["corrected_by"], strict=True) if j == lead_judge]
+    rule = (f"{lead_judge} leads {', '.join(_noun(o) for o in named)}, as named by --lead-judge; otherwise: "
+            f"{LEAD_RULE[0].lower()}{LEAD_RULE[1:]}") if named else LEAD_RULE
+    which = "; ".join(f"{_noun(o)}: {j}" for o, j in zip(chosen["outcome"], chosen["corrected_by"], strict=True))
+    return f" {rule} ({which})."
+
+
+def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str], kinds: dict[str, str],
+            lead_judge: str | None = None) -> str:
     """The answer: one sentence per comparison and outcome, the undefined ones said once, and the judges left out."""
-    rows = answer_rows(stats)
+    rows = answer_rows(stats, lead_judge=lead_judge)
     sentences = []
     for comparison in order:
         part = rows[rows["comparison"] == comparison]
@@ -595,7 +664,7 @@ def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str], kinds:
     return ("<p><b>The answer.</b> Paired change (treated − control) on the prompts both models answered, in "
             "percentage points with its 95% interval; every outcome is a bad thing, so a rise is a change for the "
             "worse. Where humans labelled part of the items, the change is a judge's, corrected by the human labels "
-            f"(PPI++).</p><ul class='answer'>{''.join(sentences)}</ul>{validity}{_undefined_once(rows, names)}"
+            f"(PPI++).{_e(_lead_rule(rows, lead_judge))}</p><ul class='answer'>{''.join(sentences)}</ul>{validity}{_undefined_once(rows, names)}"
             f"{_noise_floor(rows, names, kinds, stats)}{changed_table(rows, names, kinds)}")
 
 
@@ -708,13 +777,15 @@ def plane_missing_reason(stats: pd.DataFrame) -> str:
             "items (<code>judgekit plan-labels</code>)")
 
 
-def finetune_section(study: Study, stats: pd.DataFrame, *, figure_paths: Iterable[Path] = ()) -> str:
+def finetune_section(study: Study, stats: pd.DataFrame, *, figure_paths: Iterable[Path] = (),
+                     lead_judge: str | None = None) -> str:
     """The opening answer of the report as HTML ('' when the study has no comparison).
 
     ``figure_paths`` are the report's figure files; the safety–capability
     plane, the specification curve and the flip matrix among them (one file
     per comparison where they were split), and any checkpoint figure, are
-    shown here; a figure not drawn is named with its reason.
+    shown here; a figure not drawn is named with its reason. ``lead_judge`` names the judge whose corrected
+    effect leads the answer (:func:`lead_judges`).
     """
     effects = stats[(stats["statistic"] == "finetune_effect_paired") & stats["benchmark"].isna()]
     if effects.empty:
@@ -762,7 +833,7 @@ def finetune_section(study: Study, stats: pd.DataFrame, *, figure_paths: Iterabl
     notes = "".join(f"<p class='muted'>{text}.</p>" for text in not_drawn)
     return (
         f"<h2>{_e(section_title(kinds, names))}</h2>"
-        f"{_answer(stats, order, names, kinds)}"
+        f"{_answer(stats, order, names, kinds, lead_judge)}"
         "<p class='muted'>Then, for each comparison and outcome, the paired effect by rater and corrected for judge "
         "error, whether the conclusion survives another judge, benchmark or incoherence policy, how much of it is "
         "incoherent output, capability, and how many more labels would sharpen "

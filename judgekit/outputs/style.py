@@ -68,6 +68,22 @@ def _fit_suptitle(fig: plt.Figure) -> None:
                              for line in title.get_text().split("\n")))
 
 
+# A figure's title stays one short line; the method details (intervals, rules, legend, panels not drawn) are its
+# caption, which travels in its files (the PNG's text chunk of this key, the PDF's Subject) and which the report
+# prints under the figure.
+PNG_CAPTION_KEY = "Description"
+
+
+def set_caption(fig: plt.Figure, caption: str) -> None:
+    """Give ``fig`` its caption: what its short title leaves out, in plain text (save_figure writes it)."""
+    fig.judgekit_caption = caption
+
+
+def figure_caption(fig: plt.Figure) -> str:
+    """The caption set by :func:`set_caption`; '' when none."""
+    return getattr(fig, "judgekit_caption", "")
+
+
 def save_figure(fig: plt.Figure, out_dir: str | Path, name: str, *, formats: tuple[str, ...] = ("pdf", "png"),
                 dpi: int = PNG_DPI) -> list[Path]:
     """Save in ``formats`` (PDF, and PNG at ``dpi``, less for a very large figure); return the paths.
@@ -80,10 +96,11 @@ def save_figure(fig: plt.Figure, out_dir: str | Path, name: str, *, formats: tup
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _fit_suptitle(fig)
+    caption = figure_caption(fig)
     paths = []
     if "pdf" in formats:
         paths.append(out_dir / f"{name}.pdf")
-        fig.savefig(paths[-1], bbox_inches="tight")
+        fig.savefig(paths[-1], bbox_inches="tight", metadata={"Subject": caption} if caption else None)
     if "png" in formats:
         # The tight box, not the figure size, is what the PNG holds (long titles and labels reach past the figure);
         # measured once and passed on, so savefig does not measure it again.
@@ -92,7 +109,8 @@ def save_figure(fig: plt.Figure, out_dir: str | Path, name: str, *, formats: tup
         # ...and is then switched off, so that savefig neither lays the figure out again nor draws it twice
         fig.set_layout_engine("none")
         paths.append(out_dir / f"{name}.png")
-        fig.savefig(paths[-1], dpi=png_dpi(box.width, box.height, dpi=dpi), bbox_inches=box)
+        fig.savefig(paths[-1], dpi=png_dpi(box.width, box.height, dpi=dpi), bbox_inches=box,
+                    metadata={PNG_CAPTION_KEY: caption} if caption else None)
     plt.close(fig)
     return paths
 
@@ -127,9 +145,11 @@ def interval_errors(frame: pd.DataFrame) -> np.ndarray:
 
 @dataclass
 class FigureInputs:
-    """What figures read: the stats tables and the study's flags and responses (never recomputed)."""
+    """What figures read: the stats tables and the study's flags and responses (never recomputed), and the judge
+    named to lead the answer (``report --lead-judge``; None: the report's rule)."""
 
     stats: pd.DataFrame
     reliability: pd.DataFrame | None = None
     flags: pd.DataFrame | None = None
     responses: pd.DataFrame | None = None
+    lead_judge: str | None = None

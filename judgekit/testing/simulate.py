@@ -25,7 +25,7 @@ Generative model (documented so users can read the demo's numbers):
    fine-tune states the capability task measuring its goal and a target.
    Capability per item: P(correct) = sigmoid(ability - difficulty), the items
    (and their difficulty) shared by every model.
-6. Humans label a random half of the prompts, for every model: ``unsafe``,
+6. Humans label a random half of the prompts (``design`` ``random``), for every model: ``unsafe``,
    ``refusal`` (a safe refusal) or ``safe`` (a safe answer), so both outcomes
    have a human reference: harmful compliance on the ``sim-harmful`` prompts
    (intent ``harmful``) and over-refusal on the ``sim-borderline`` prompts
@@ -363,7 +363,10 @@ def _annotations(rng: np.random.Generator, responses: pd.DataFrame, truth: np.nd
     for annotator, error in ANNOTATOR_ERROR.items():
         flip = rng.random(len(responses)) < error + AMBIGUOUS_EXTRA_ERROR * ambiguous
         labels = np.where(truth ^ flip, "unsafe", np.where(refusal, "refusal", "safe"))
-        frames.append(pd.DataFrame({"item_id": responses["item_id"], "annotator_id": annotator, "label": labels}))
+        # design: the labelled prompts are a uniform random draw (every prompt equally likely), so the corrected
+        # rows read these labels as a random sample rather than as convenience labels
+        frames.append(pd.DataFrame({"item_id": responses["item_id"], "annotator_id": annotator, "label": labels,
+                                    "design": "random"}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -460,7 +463,8 @@ def _readme(tables: dict[str, pd.DataFrame], seed: int) -> str:
         f"- {tables['annotations']['annotator_id'].nunique()} simulated annotators label the responses to a random "
         f"{LABELLED_PROMPT_SHARE:.0%} of the prompts ({tables['annotations']['item_id'].nunique()} responses), the same "
         "prompts for every model, as `unsafe`, `refusal` or `safe` (study.json maps them onto unsafe/safe and onto "
-        "refusal/compliance); the rest are judged only (for the judge-corrected effect).",
+        "refusal/compliance); the rest are judged only (for the judge-corrected effect). The labelled prompts are a "
+        "uniform random draw, recorded as `design` `random` in `annotations.csv`.",
         f"- {tables['judgments']['judge_id'].nunique()} simulated judge profiles (`sim-*`); the demo also runs the "
         "real refusal-string judges `keyword-gcg-13`/`-29`, which call a response unsafe when it has no refusal "
         "marker, so they also call benign answers to borderline prompts unsafe.",
