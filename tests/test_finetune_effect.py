@@ -807,3 +807,15 @@ def test_active_labels_with_inverse_probability_weights_stay_unbiased_and_narrow
     assert abs(np.mean(errors["unweighted"])) > 0.008 > abs(np.mean(errors["active"]))
     with pytest.raises(ValueError, match="inclusion"):
         ppi_clustered(np.where(drawn, truth, np.nan), judge, clusters, inclusion=np.zeros(2000))
+
+
+def test_a_reason_is_cut_at_its_first_clause_outside_parentheses() -> None:
+    """The specification curve's reason read 'only 0 units ... (need 10, or 2 independent units for the small-n
+    interval (benchmark ...' with its parenthesis cut open at the ';' inside it."""
+    from judgekit.outputs.finetune_figures import _first_clause
+
+    warning = ("only 0 units answered by both models (need 10, or 2 independent units; units with a response: 4 "
+               "treated, 7 control): no interval; see the report")
+    assert _first_clause(warning) == ("only 0 units answered by both models (need 10, or 2 independent units; units "
+                                      "with a response: 4 treated, 7 control)")
+    assert _first_clause("no rater measures over-refusal; more") == "no rater measures over-refusal"

@@ -96,8 +96,18 @@ def _effects(stats: pd.DataFrame, only: Iterable[str] | None = None,
 
 def _first_reason(rows: pd.DataFrame) -> str:
     """The first clause of the rows' first warning ('no rater measures over-refusal'): the report has the rest."""
-    reasons = [w.split(";")[0].split(":")[0] for w in rows["warning"].fillna("") if w]
+    reasons = [_first_clause(w) for w in rows["warning"].fillna("") if w]
     return reasons[0] if reasons else "no rater has a defined effect"
+
+
+def _first_clause(text: str) -> str:
+    """``text`` up to its first ';' or ':' outside parentheses (a clause's own '(need 10, or 2: ...)' stays whole)."""
+    depth = 0
+    for position, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char in ";:" and depth <= 0:
+            return text[:position]
+    return text
 
 
 def _caption_notes(notes: list[str]) -> str:
@@ -300,7 +310,10 @@ def specification_curve(data: FigureInputs, *, only: Iterable[str] | None = None
                 # the reason with the choices that caused it (e.g. the "only incoherent" policy leaves no unit)
                 reasons = sorted({f"{_first_reason(cell)} (benchmark {benchmark}, incoherent: {policy})"
                                   for (benchmark, policy), cell in undefined.groupby(["benchmark", "subset_value"])})
-                missing = f"\n{len(undefined)} cells undefined, not drawn: {reasons[0]}" + (" …" if len(reasons) > 1 else "")
+                # the panel says how many; the caption says why (a reason is too long for a panel's title)
+                missing = f" ({len(undefined)} cells not drawn)"
+                notes.append(f"{len(undefined)} cells of {comparison_title(comparison).replace(chr(10), ' ')} are "
+                             f"undefined: {reasons[0]}" + (" …" if len(reasons) > 1 else ""))
             curve.set_title(comparison_title(comparison).replace("\n", " ") + missing, fontsize=7)
             ticks, tick_labels, y = [], [], 0
             for factor, name in SPEC_FACTORS:
