@@ -451,7 +451,10 @@ def test_unloadable_embedding_model_is_bad_input_before_any_work(small_study: Pa
                                                                  monkeypatch) -> None:
     """A hub id that does not resolve (no hub here), or a directory with only pickled weights: exit 2, one line,
     nothing written. Before, the hub id failed inside transformers (exit 1) and pickles were loaded."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub is unreachable either way: fail at once, not after 25 s of retries
+    # The hub is unreachable either way: fail at once, not after 23 s of retries. huggingface_hub reads the variable
+    # when it is first imported, which in a test worker is usually long before this test.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     if kind == "pickled weights":
         model = tmp_path / "pickled"
         model.mkdir()
