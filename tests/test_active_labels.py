@@ -81,6 +81,7 @@ def test_small_active_draws_get_a_larger_uniform_share_keeping_30_effective_prom
     assert 0.5 < raised < 1 and effective(40, raised) == pytest.approx(30, rel=1e-3)
     assert effective(40, 0.5) < 28  # what the default share gave: about 27.4 effective prompts
     assert defensive_uniform_share(uncertainty, 150) == 0.5 and effective(150, 0.5) > 30
+    assert defensive_uniform_share(np.array([]), 0) == 0.5  # every prompt labelled: nothing to draw
 
 
 def test_active_plan_import_and_weighted_effect_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture):

@@ -913,8 +913,8 @@ def defensive_uniform_share(
     1.0
     """
     scores = np.asarray(uncertainty, dtype=float)
-    if scores.ndim != 1 or len(scores) == 0 or not np.isfinite(scores).all() or (scores < 0).any():
-        raise ValueError("The 'uncertainty' parameter must be 1-d, non-empty, finite and non-negative.")
+    if scores.ndim != 1 or not np.isfinite(scores).all() or (scores < 0).any():
+        raise ValueError("The 'uncertainty' parameter must be 1-d, finite and non-negative.")
     if not (np.isfinite(expected_count) and 0 <= expected_count <= len(scores)):
         raise ValueError(f"The 'expected_count' parameter must be in [0, {len(scores)}]. Got {expected_count!r} instead.")
     if not (np.isfinite(min_effective) and min_effective >= 0):
@@ -922,7 +922,7 @@ def defensive_uniform_share(
     if not 0 < least <= 1:
         raise ValueError(f"The 'least' parameter must be in (0, 1]. Got {least!r} instead.")
     if scores.sum() == 0:
-        return float(least)  # no uncertainty: every share is uniform
+        return float(least)  # no uncertainty (or no candidate): every share is uniform
     share_of, n = scores / scores.sum(), len(scores)
 
     def efficiency(share: float) -> float:  # effective size over the count, n^2 / sum(1/shape), shape summing to 1
