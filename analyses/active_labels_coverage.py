@@ -3,8 +3,8 @@
 Per replicate a simulated study (``judgekit.testing.active_study``: 300 prompts, a base and a fine-tune, a
 calibrated judge whose errors sit where its P(unsafe) is near 0.5, a random 20-prompt pilot labelled without
 inclusion probabilities) goes through the library steps the CLI runs: ``plan-labels --budget 60`` with
-``--strategy active`` (Poisson draw, 60 prompts expected, inclusion probabilities recorded) or ``random``
-(60 prompts exactly), labels filled from the simulation's truth, ``data import-labels``, and the
+``--strategy active`` (60 prompts drawn systematically along the judge's uncertainty, inclusion probabilities
+recorded) or ``random`` (60 prompts exactly), labels filled from the simulation's truth, ``data import-labels``, and the
 ``finetune_effect_corrected`` row of ``stats``. Coverage of the true super-population effect, Monte Carlo
 s.e. sqrt(p(1-p)/R), mean interval width and labels.
 

@@ -11,9 +11,9 @@ import pytest
 
 from judgekit import cli
 from judgekit.analysis import StatsSettings, compute_stats
-from judgekit.stats.labelplan import active_inclusion_probabilities, poisson_draw
+from judgekit.stats.labelplan import active_inclusion_probabilities, defensive_uniform_share, systematic_draw
 from judgekit.errors import InputError
-from judgekit.engine.labelling import import_labels_step
+from judgekit.engine.labelling import import_labels_step, plan_labels
 from judgekit.store.study import load_study, validate_path
 from judgekit.testing.active_study import true_effect, write_active_study
 
@@ -33,8 +33,55 @@ def test_active_probabilities_mix_uniform_and_uncertainty_sum_to_the_count_and_s
     # the rest scaled to the remaining 2: c * (4/12 + 5/24) = 2 -> c = 48/13
     assert pi[4] == 1.0 and pi[0] == pytest.approx(48 / 13 / 12) and pi[3] == pytest.approx(48 / 13 * 5 / 24)
     assert np.allclose(active_inclusion_probabilities(np.zeros(4), 2), 0.5)  # no uncertainty: uniform
-    drawn = np.mean([poisson_draw(pi, rng=s).sum() for s in range(2000)])
-    assert drawn == pytest.approx(3, abs=0.1)
+
+
+def test_the_active_draw_takes_the_count_exactly_each_prompt_with_its_probability_spread_over_the_uncertainty():
+    """Systematic sampling along the uncertainty: exactly sum(pi) drawn every time (Poisson sampling varied the
+    count), each candidate's frequency over 4000 draws its probability (the weighted estimate stays unbiased;
+    binomial s.e. at most 0.008, tolerance 0.03), and every stretch of the uncertainty order takes its share of the
+    draw to within one prompt (implicit stratification)."""
+    rng = np.random.default_rng(1)
+    uncertainty = np.concatenate([np.zeros(30), rng.random(20)])
+    pi = active_inclusion_probabilities(uncertainty, 10)
+    draws = np.array([systematic_draw(pi, order=uncertainty, rng=s) for s in range(4000)])
+    assert (draws.sum(axis=1) == 10).all()
+    assert np.abs(draws.mean(axis=0) - pi).max() < 0.03, np.abs(draws.mean(axis=0) - pi).max()
+    # stretches of the order: the 30 tied at 0 (drawn among themselves in a random order), the rest by quarters
+    for part in [np.arange(30), *np.array_split(30 + np.argsort(uncertainty[30:]), 4)]:
+        assert np.abs(draws[:, part].sum(axis=1) - pi[part].sum()).max() < 1 + 1e-9
+    odd = systematic_draw(np.full(7, 0.5), rng=0)  # sum 3.5: 3 or 4 drawn
+    assert odd.sum() in (3, 4)
+    with pytest.raises(ValueError, match="order"):
+        systematic_draw(pi, order=uncertainty[:3])
+
+
+def test_an_active_plan_requests_exactly_the_prompts_it_planned(tmp_path: Path):
+    """plan-labels --strategy active at target 0.10 on the simulated study, five seeds: the file asks for the
+    planned number of prompts every time (a Poisson draw asked for 18 where it planned 26)."""
+    write_active_study(tmp_path / "s", seed=3)
+    study = load_study(tmp_path / "s")
+    for seed in range(5):
+        requests, lines = plan_labels(study, target_halfwidth=0.1, seed=seed, strategy="active")
+        planned = int(lines[0].split("with +")[1].split()[0])
+        assert requests["unit"].nunique() == planned, lines[0]
+
+
+def test_small_active_draws_get_a_larger_uniform_share_keeping_30_effective_prompts():
+    """Kish's effective size n^2 / sum(1/pi) of the draw's weights, computed here from the probabilities themselves:
+    a draw of 20 of 300 (below 30 even when uniform) is uniform; one of 40 is raised from 0.5 until its effective
+    size is 30; one of 150 keeps 0.5 (already above 30)."""
+    uncertainty = np.concatenate([np.full(200, 0.01), np.linspace(0.2, 1.0, 100)])
+
+    def effective(count: int, share: float) -> float:
+        return len(uncertainty) ** 2 / np.sum(1 / active_inclusion_probabilities(uncertainty, count,
+                                                                                 uniform_share=share))
+
+    assert defensive_uniform_share(uncertainty, 20) == 1.0
+    raised = defensive_uniform_share(uncertainty, 40)
+    assert 0.5 < raised < 1 and effective(40, raised) == pytest.approx(30, rel=1e-3)
+    assert effective(40, 0.5) < 28  # what the default share gave: about 27.4 effective prompts
+    assert defensive_uniform_share(uncertainty, 150) == 0.5 and effective(150, 0.5) > 30
+    assert defensive_uniform_share(np.array([]), 0) == 0.5  # every prompt labelled: nothing to draw
 
 
 def test_active_plan_import_and_weighted_effect_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture):

@@ -361,6 +361,9 @@ def _unit_means(values: NDArray, units: NDArray, n_units: int) -> NDArray:
 # The judge's P(unsafe) stands in for the labels of the unlabelled prompts unless the labelled prompts contradict it
 # (the mean of label minus prediction, or of its square minus the Bernoulli variance, at |z| >= this).
 CALIBRATION_Z = 2.0
+# The active draw's weights are kept worth at least this many equally weighted prompts (defensive_uniform_share), the
+# uniform share never below the default.
+MIN_EFFECTIVE_DRAW, DEFAULT_UNIFORM_SHARE = 30, 0.5
 # Above this many open prompts the active curve is computed at this many counts and interpolated (each count needs
 # its own inclusion probabilities).
 ACTIVE_GRID_POINTS = 200
@@ -489,13 +492,15 @@ def _random_curve(model: LabelModel, judge: NDArray, labelled: NDArray, grid: ND
 
 def _active_curve(model: LabelModel, judge: NDArray, labelled: NDArray, weight_now: NDArray, uncertainty: NDArray,
                   grid: NDArray) -> NDArray:
-    """Variance of the inverse-probability-weighted PPI++ effect at each m of ``grid``: m - n more units drawn by
-    Poisson sampling with :func:`active_inclusion_probabilities` of ``uncertainty`` (expected count m - n).
+    """Variance of the inverse-probability-weighted PPI++ effect at each m of ``grid``: m - n more units drawn with
+    the probabilities :func:`active_inclusion_probabilities` gives ``uncertainty`` at count m - n (the uniform share
+    from :func:`defensive_uniform_share`, as plan-labels draws).
 
     The estimator averages Z_i = lam'F_i + (xi_i / pi_i)(D_i - lam'F_i) over all M units and reports the variance of
     that mean as if the Z_i were independent, sum (Z_i - Zbar)^2 / (M(M - 1)). Over the draw E[Z_i] = D_i and
     E[Z_i^2] = D_i^2 + (1/pi_i - 1) r_i^2 with r_i = D_i - lam'F_i (the Horvitz-Thompson variance of Poisson
-    sampling), so its expectation is [sum_i (D_i - Dbar)^2 + sum_open (1/pi_i - 1) E r_i^2] / (M(M - 1)); the
+    sampling; E[Z_i^2] needs only the unit's own probability, so it holds for the fixed-size draw too), so its
+    expectation is [sum_i (D_i - Dbar)^2 + sum_open (1/pi_i - 1) E r_i^2] / (M(M - 1)); the
     weights minimise the second sum (weighted least squares, clipped to [0, 1]). Labelled units enter with their
     recorded probability (``weight_now`` = 1/pi - 1, 0 for labels there before any draw)."""
     total, rest = len(model.mean), ~labelled
@@ -511,7 +516,8 @@ def _active_curve(model: LabelModel, judge: NDArray, labelled: NDArray, weight_n
         if count == 0:
             weight = np.zeros(open_units)
         else:
-            weight = 1 / active_inclusion_probabilities(uncertainty[rest], float(count)) - 1
+            share = defensive_uniform_share(uncertainty[rest], float(count))
+            weight = 1 / active_inclusion_probabilities(uncertainty[rest], float(count), uniform_share=share) - 1
         lam = np.zeros(judge.shape[1])
         if open_units - count >= MIN_UNLABELLED_FOR_WEIGHT:
             gram = (f_open * weight[:, None]).T @ f_open
@@ -644,8 +650,9 @@ def plan_unit_labels(
         predicts the labels of the prompts not labelled yet (below).
     strategy : {"random", "active"}, default="random"
         How the further units will be drawn: at random (the unweighted
-        estimator) or by Poisson sampling with
-        :func:`active_inclusion_probabilities` of ``uncertainty`` (the
+        estimator) or with the probabilities
+        :func:`active_inclusion_probabilities` gives ``uncertainty`` (uniform
+        share from :func:`defensive_uniform_share`; the
         inverse-probability-weighted estimator).
     uncertainty : array-like of shape (n,), optional
         Per item where the judge is likely wrong (``strategy="active"``); a
@@ -688,8 +695,8 @@ def plan_unit_labels(
       (pseudo-labels, a fixed number of pseudo-items) is added, its
       variance shrinking as 1/m^2;
     * active: the reported variance of the inverse-probability-weighted
-      mean under Poisson sampling with the inclusion probabilities
-      :math:`\\pi_i` the plan will use at that expected count,
+      mean with the inclusion probabilities
+      :math:`\\pi_i` the plan will use at that count,
       :math:`[\\sum_i (D_i - \\bar D)^2 + \\sum_{open} (1/\\pi_i - 1) E r_i^2]/(M(M-1))`,
       :math:`r_i = D_i - \\lambda^\\top F_i` (the Horvitz-Thompson variance of
       Poisson sampling [3]_ [4]_; the estimator is active inference's [5]_),
@@ -803,7 +810,7 @@ def plan_unit_labels(
 
 
 def active_inclusion_probabilities(
-    uncertainty: ArrayLike, expected_count: float, *, uniform_share: float = 0.5
+    uncertainty: ArrayLike, expected_count: float, *, uniform_share: float = DEFAULT_UNIFORM_SHARE
 ) -> NDArray:
     """Inclusion probabilities proportional to a mix of uniform and judge uncertainty, summing to ``expected_count``.
 
@@ -859,16 +866,137 @@ def active_inclusion_probabilities(
     return np.minimum(1.0, high * shape)
 
 
-def poisson_draw(probabilities: ArrayLike, *, rng: np.random.Generator | int | None = None) -> NDArray[np.bool_]:
-    """Each candidate drawn independently with its probability (Poisson sampling): the design the IPW estimator of
-    :func:`judgekit.stats.ppi.ppi_clustered` (``inclusion``) assumes.
+def defensive_uniform_share(
+    uncertainty: ArrayLike, expected_count: float, *, min_effective: float = MIN_EFFECTIVE_DRAW,
+    least: float = DEFAULT_UNIFORM_SHARE
+) -> float:
+    """The uniform share of :func:`active_inclusion_probabilities` that keeps the draw's weights worth
+    ``min_effective`` equally weighted prompts: at least ``least``, raised toward 1 (uniform) for small draws.
+
+    Parameters
+    ----------
+    uncertainty : array-like of shape (n,)
+        As for :func:`active_inclusion_probabilities`.
+    expected_count : float
+        Prompts the draw takes (in expectation).
+    min_effective : float, default=MIN_EFFECTIVE_DRAW (30)
+        Wanted Kish effective size of the draw's inverse-probability weights.
+    least : float in (0, 1], default=0.5
+        The share used when the draw is large enough.
+
+    Returns
+    -------
+    float
+        The smallest share in ``[least, 1]`` whose effective size :math:`n^2 / \\sum 1/\\pi_i` (the draw's weights
+        :math:`1/\\pi` over the n candidates, :math:`\\pi` before capping at 1) reaches ``min_effective``; 1 when
+        even uniform weights (effective size the count) cannot.
+
+    Notes
+    -----
+    A small draw with unequal weights leans on few prompts: the weighted estimator's variance estimate then moves
+    with whether the draw took one of the rare prompts that count 1/pi times (a confident judge's rare error), and
+    its median falls below its mean. Mixing in more of the uniform design (a defensive mixture [1]_) bounds that;
+    the effective size of a weighted sample is Kish's [2]_. 30 units is where the plan already warns that a normal
+    interval can under-cover.
+
+    References
+    ----------
+    .. [1] Hesterberg, T. (1995). Weighted average importance sampling and defensive mixture distributions.
+       Technometrics, 37(2), 185-194. doi:10.1080/00401706.1995.10484303
+    .. [2] Kish, L. (1965). Survey Sampling, sec. 11.7 (effective size under unequal weights). Wiley.
 
     Examples
     --------
-    >>> poisson_draw([1.0, 0.0, 1.0], rng=0).tolist()
-    [True, False, True]
+    >>> defensive_uniform_share([0, 0, 1, 1] * 50, 100)  # a large draw keeps the default
+    0.5
+    >>> defensive_uniform_share([0, 0, 1, 1] * 50, 10)  # too small for 30 effective prompts: uniform
+    1.0
+    """
+    scores = np.asarray(uncertainty, dtype=float)
+    if scores.ndim != 1 or not np.isfinite(scores).all() or (scores < 0).any():
+        raise ValueError("The 'uncertainty' parameter must be 1-d, finite and non-negative.")
+    if not (np.isfinite(expected_count) and 0 <= expected_count <= len(scores)):
+        raise ValueError(f"The 'expected_count' parameter must be in [0, {len(scores)}]. Got {expected_count!r} instead.")
+    if not (np.isfinite(min_effective) and min_effective >= 0):
+        raise ValueError(f"The 'min_effective' parameter must be non-negative. Got {min_effective!r} instead.")
+    if not 0 < least <= 1:
+        raise ValueError(f"The 'least' parameter must be in (0, 1]. Got {least!r} instead.")
+    if scores.sum() == 0:
+        return float(least)  # no uncertainty (or no candidate): every share is uniform
+    share_of, n = scores / scores.sum(), len(scores)
+
+    def efficiency(share: float) -> float:  # effective size over the count, n^2 / sum(1/shape), shape summing to 1
+        return float(n**2 / np.sum(1 / (share / n + (1 - share) * share_of)))
+
+    wanted = min_effective / max(expected_count, 1e-12)
+    if efficiency(least) >= wanted:
+        return float(least)
+    if wanted >= 1:
+        return 1.0
+    low, high = least, 1.0  # efficiency rises with the share (1 at uniform)
+    for _ in range(50):
+        middle = (low + high) / 2
+        low, high = (middle, high) if efficiency(middle) < wanted else (low, middle)
+    return float(high)
+
+
+def systematic_draw(probabilities: ArrayLike, *, order: ArrayLike | None = None,
+                    rng: np.random.Generator | int | None = None) -> NDArray[np.bool_]:
+    """A fixed-size draw with the given inclusion probabilities: systematic sampling along ``order`` (ties in a
+    random order), from a uniform random start.
+
+    Parameters
+    ----------
+    probabilities : array-like of shape (n,)
+        Inclusion probabilities in [0, 1]; their sum is the number drawn (rounded up or down at random when not an
+        integer).
+    order : array-like of shape (n,), optional
+        Sort key (e.g. the judge's uncertainty): the draw then takes every stretch of it in proportion to its
+        probabilities (implicit stratification). None: a random order.
+    rng : numpy Generator, int or None
+
+    Returns
+    -------
+    ndarray of bool
+
+    Notes
+    -----
+    Each candidate is drawn with exactly its probability (the random start is uniform over a unit interval of the
+    cumulated probabilities), so the inverse-probability-weighted estimate stays unbiased. Unlike Poisson sampling
+    the count does not vary and the draw cannot miss a whole stretch of ``order`` [1]_ [2]_. The estimator still
+    reports Poisson sampling's variance :math:`\\sum (1/\\pi - 1) r^2` (its expectation needs only each
+    candidate's own probability); the fixed count and the spread over ``order`` take variation out of the
+    estimate, so that variance errs wide (coverage: ``analyses/results/label_designs/``).
+
+    References
+    ----------
+    .. [1] Madow, W. G. (1949). On the theory of systematic sampling, II. Annals of Mathematical Statistics,
+       20(3), 333-354. doi:10.1214/aoms/1177729988
+    .. [2] Särndal, C.-E., Swensson, B., & Wretman, J. (1992). Model Assisted Survey Sampling, sec. 3.6
+       (systematic pi-ps sampling). Springer.
+
+    Examples
+    --------
+    >>> int(systematic_draw([0.5, 0.5, 1.0, 0.5, 0.5], rng=0).sum())
+    3
     """
     values = np.asarray(probabilities, dtype=float)
     if values.ndim != 1 or not np.all((values >= 0) & (values <= 1)):
         raise ValueError("The 'probabilities' parameter must be 1-d with values in [0, 1].")
-    return np.random.default_rng(rng).random(len(values)) < values
+    generator = np.random.default_rng(rng)
+    ties = generator.random(len(values))
+    if order is None:
+        sequence = np.argsort(ties)
+    else:
+        key = np.asarray(order, dtype=float)
+        if key.shape != values.shape or not np.isfinite(key).all():
+            raise ValueError(f"The 'order' parameter must be finite, one value per probability. Got shape "
+                             f"{key.shape}.")
+        sequence = np.lexsort((ties, key))
+    cumulated = np.cumsum(values[sequence])
+    start = generator.random()
+    # candidate k is drawn when a point start + j (j integer) falls in its stretch [C_{k-1}, C_k)
+    hit = np.floor(cumulated - start) > np.floor(np.concatenate([[0.0], cumulated[:-1]]) - start)
+    drawn = np.zeros(len(values), dtype=bool)
+    drawn[sequence] = hit
+    return drawn

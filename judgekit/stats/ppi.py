@@ -387,7 +387,9 @@ def ppi_clustered(
         labels are then weighted by their inverse (Zrnic & Candès):
         :math:`\\hat\\theta_m = N_m^{-1}\\sum_i [\\lambda_m f_i + (\\xi_i/\\pi_i)(y_i - \\lambda_m f_i)]`,
         unbiased whatever the probabilities, if every item's is positive
-        and the draws are independent (Poisson sampling); no pseudo-labels.
+        and is the probability it was drawn with (Poisson or fixed-size
+        draws alike); the variance is Poisson sampling's (wide for
+        plan-labels' fixed-size draw); no pseudo-labels.
 
     Returns
     -------
