@@ -101,14 +101,10 @@ def test_the_folder_reads_as_one_table_in_duckdb(small_study) -> None:
 
 
 @pytest.mark.slow
-def test_the_folder_reads_as_one_table_in_ray_data(small_study) -> None:
-    ray = pytest.importorskip("ray", reason="Ray is the optional engine (pip install 'judgekit[ray]')")
+@pytest.mark.xdist_group("ray")
+def test_the_folder_reads_as_one_table_in_ray_data(small_study, local_ray) -> None:
     _judge(small_study, "keyword-gcg-13", "keyword-gcg-7")
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-    try:
-        frame = ray.data.read_parquet(str(small_study / "judgments")).to_pandas()
-    finally:
-        ray.shutdown()
+    frame = local_ray.data.read_parquet(str(small_study / "judgments")).to_pandas()
     pd.testing.assert_frame_equal(_sorted(frame)[["item_id", "judge_id", "label"]],
                                   _sorted(pd.read_parquet(small_study / "judgments"))[["item_id", "judge_id", "label"]],
                                   check_dtype=False)

@@ -190,17 +190,8 @@ def test_devices_cpu_cpu_give_the_single_process_verdicts(tmp_path: Path, guard_
 # ---------------------------------------------------------------- Ray
 
 
-@pytest.fixture(scope="session")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.data")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}})
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_engine_ray_gives_the_single_process_verdicts(tmp_path: Path, guard_model: Path, local_ray) -> None:
     from judgekit.engine.ray_engine import RayOptions
 
