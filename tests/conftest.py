@@ -151,8 +151,7 @@ class HtmlElements(HTMLParser):
 
 @pytest.fixture(scope="session")
 def local_ray():
-    """One local Ray cluster per test worker (starting one costs seconds); tests that use it share an xdist group,
-    so that they run on one worker and start it once."""
+    """One local Ray cluster per test worker, for every test that needs one (starting one costs seconds)."""
     ray = pytest.importorskip("ray", reason="Ray is the optional engine (pip install 'judgekit[ray]')")
     pytest.importorskip("ray.data")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
@@ -163,8 +162,7 @@ def local_ray():
 
 @pytest.fixture(scope="session")
 def demo_output(tmp_path_factory) -> Path:
-    """One ``judgekit demo`` run (study, stats, figures, report) per test worker, for the tests that only read it
-    (they share the xdist group "demo", so one worker runs them all and the demo once)."""
+    """One ``judgekit demo`` run (study, stats, figures, report) per test worker, for the tests that only read it."""
     out = tmp_path_factory.mktemp("demo-run") / "demo"
     result = run_cli("demo", "--out", out, "--n-boot", "50", "--no-progress")
     assert result.returncode == 0, result.stderr

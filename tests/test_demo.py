@@ -91,7 +91,6 @@ def _items(responses: pd.DataFrame):
     return JudgeItems.of(list(responses["prompt"]), list(responses["response"]))
 
 
-@pytest.mark.xdist_group("demo")
 def test_demo_pipeline_end_to_end(demo_output: Path) -> None:
     out = demo_output
     stdout = (out / "demo-stdout.txt").read_text(encoding="utf-8")
@@ -115,7 +114,6 @@ def test_demo_pipeline_end_to_end(demo_output: Path) -> None:
         assert manifest["judgekit_version"] and "git" in manifest
 
 
-@pytest.mark.xdist_group("demo")
 def test_demo_report_reads_its_random_labels_and_leads_with_one_judge_per_outcome(demo_output: Path) -> None:
     """The demo's labels are a random half of the prompts (no convenience warning, no Γ range); one judge leads
     each outcome in every sentence; the demo prints no layout-migration notice; the plane's details are its

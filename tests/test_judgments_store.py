@@ -101,7 +101,6 @@ def test_the_folder_reads_as_one_table_in_duckdb(small_study) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("ray")
 def test_the_folder_reads_as_one_table_in_ray_data(small_study, local_ray) -> None:
     _judge(small_study, "keyword-gcg-13", "keyword-gcg-7")
     frame = local_ray.data.read_parquet(str(small_study / "judgments")).to_pandas()

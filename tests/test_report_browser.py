@@ -69,7 +69,6 @@ def test_hostile_text_runs_nothing_in_a_browser(hostile_report: Path, tmp_path: 
 
 
 @needs_chromium
-@pytest.mark.xdist_group("demo")
 def test_report_renders_a_non_blank_page(demo_output: Path, tmp_path: Path) -> None:
     from PIL import Image
 

@@ -191,7 +191,6 @@ def test_devices_cpu_cpu_give_the_single_process_verdicts(tmp_path: Path, guard_
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("ray")
 def test_engine_ray_gives_the_single_process_verdicts(tmp_path: Path, guard_model: Path, local_ray) -> None:
     from judgekit.engine.ray_engine import RayOptions
 
