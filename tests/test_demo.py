@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from conftest import REPO
 from judgekit.testing.simulate import INCOHERENT_TYPES, write_demo_study
