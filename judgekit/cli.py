@@ -226,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stats_dir", type=Path, help="a folder written by `judgekit stats` (or the stats/ folder of a report)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--study", type=Path, default=None, help="the study, for figures that read its flags (incoherence scores)")
+    p.add_argument("--format", dest="formats", action="append", choices=("pdf", "png"), default=None,
+                   help="file format of the figures; repeat for both (default: pdf and png)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar (or stage line) on stderr")
 
@@ -677,8 +679,9 @@ def _dispatch(args: argparse.Namespace) -> None:
         for line in undefined_lines(stats, only):
             print(line)
     elif command == "figures":
+        formats = tuple(dict.fromkeys(args.formats)) if args.formats else ("pdf", "png")
         for path in steps.figures_step(args.stats_dir, args.out, study_dir=args.study, force=args.force,
-                                       progress=not args.no_progress):
+                                       formats=formats, progress=not args.no_progress):
             print(path)
     elif command == "report":
         path = steps.report_step(args.study, args.out, stats_dir=args.stats, settings=settings, force=args.force,

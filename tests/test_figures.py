@@ -130,6 +130,17 @@ def test_cli_writes_pdf_png_and_tables(tmp_path: Path, full_resolution_figures) 
     assert read_table(tmp_path / "st" / "reliability.parquet", SCHEMAS["reliability"])["count"].sum() > 0
 
 
+def test_figures_format_png_writes_no_pdf(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    study = build_study(tmp_path)
+    assert run_cli("stats", study, "--out", tmp_path / "st", "--n-boot", "20").returncode == 0
+    result = run_cli("figures", tmp_path / "st", "--out", tmp_path / "fig", "--format", "png")
+    assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "fig").glob("*.png")) and not list((tmp_path / "fig").glob("*.pdf"))
+    assert run_cli("figures", tmp_path / "st", "--out", tmp_path / "f2", "--format", "svg").returncode == 2
+
+
 def test_captions_and_titles_come_from_the_rows(inputs) -> None:
     """Relabel every row's interval level as 90%: no figure title or table caption may still say 95%."""
     stats = inputs.stats.assign(signature=inputs.stats["signature"].str.replace("-95%", "-90%", regex=False))
