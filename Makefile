@@ -42,7 +42,7 @@ demo: $(CORE_STAMP)
 	@echo "Run judgekit next: source $(VENV)/bin/activate && judgekit --help   (or $(BIN)/judgekit --help)"
 
 test: $(TEST_STAMP) browser
-	$(BIN)/python -m pytest -q -n auto --dist worksteal
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # The documentation site: docs/ -> site/ (offline; --strict turns every warning, e.g. a broken link, into a failure)
 docs: $(DOCS_STAMP)
