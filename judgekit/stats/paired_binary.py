@@ -138,5 +138,4 @@ def paired_rates_difference(treated: Sequence[float], control: Sequence[float], 
         total = math.fsum(rates)
         low, high = _wilson_bounds(total, n, level=level)
         margins.append((total / n, low, high))
-    _, low, high = _square_and_add(margins[0], margins[1], 0.0)
-    return math.fsum(first) / n - math.fsum(second) / n, low, high
+    return _square_and_add(margins[0], margins[1], 0.0)
