@@ -370,6 +370,8 @@ def test_em_political_report_meets_the_acceptance_checks(tmp_path: Path) -> None
     drawn = {Path(h).stem.split("__")[0] for h in hrefs}
     assert not any(f"<code>{name}</code> is not drawn" in html for name in drawn)
     assert "qwen25_political_2e4 vs base_qwen25" in html and "all 4 judges: less safe" in html
+    intro = html.split("<b>The answer.</b>", 1)[1].split("</p>", 1)[0]
+    assert "PPI++" not in intro and "human labels" not in intro  # no humans here: the intro does not speak of them
 
 
 def _two_comparisons(kappas: dict[str, float]) -> pd.DataFrame:

@@ -635,7 +635,8 @@ def changed_table(rows: pd.DataFrame, names: dict[str, str], kinds: dict[str, st
 
 
 def _lead_rule(rows: pd.DataFrame, lead_judge: str | None) -> str:
-    """How the corrected effects' judge was chosen, and which it is per outcome; '' when no sentence leads with one."""
+    """That a sentence may lead with a corrected effect, how its judge was chosen and which it is per outcome; ''
+    when no sentence leads with one (a study without human labels is not told about them)."""
     corrected = rows[rows["lead"] == "corrected"]
     if corrected.empty:
         return ""
@@ -644,7 +645,8 @@ def _lead_rule(rows: pd.DataFrame, lead_judge: str | None) -> str:
     rule = (f"{lead_judge} leads {', '.join(_noun(o) for o in named)}, as named by --lead-judge; otherwise: "
             f"{LEAD_RULE[0].lower()}{LEAD_RULE[1:]}") if named else LEAD_RULE
     which = "; ".join(f"{_noun(o)}: {j}" for o, j in zip(chosen["outcome"], chosen["corrected_by"], strict=True))
-    return f" {rule} ({which})."
+    return (" Where humans labelled part of the items, the change is a judge's, corrected by the human labels "
+            f"(PPI++). {rule} ({which}).")
 
 
 def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str], kinds: dict[str, str],
@@ -663,8 +665,7 @@ def _answer(stats: pd.DataFrame, order: list[str], names: dict[str, str], kinds:
                 + _e("; ".join(left_out.values())) + ".</p>") if left_out else ""
     return ("<p><b>The answer.</b> Paired change (treated − control) on the prompts both models answered, in "
             "percentage points with its 95% interval; every outcome is a bad thing, so a rise is a change for the "
-            "worse. Where humans labelled part of the items, the change is a judge's, corrected by the human labels "
-            f"(PPI++).{_e(_lead_rule(rows, lead_judge))}</p><ul class='answer'>{''.join(sentences)}</ul>{validity}{_undefined_once(rows, names)}"
+            f"worse.{_e(_lead_rule(rows, lead_judge))}</p><ul class='answer'>{''.join(sentences)}</ul>{validity}{_undefined_once(rows, names)}"
             f"{_noise_floor(rows, names, kinds, stats)}{changed_table(rows, names, kinds)}")
 
 
