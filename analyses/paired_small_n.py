@@ -1,4 +1,5 @@
-"""Coverage of the small-n paired interval (Newcombe 1998, method 10) at n = 5, 8, 10, 15, 20 prompts.
+"""Coverage of the paired interval of 0/1 outcomes (Newcombe 1998, method 10) at n = 5 to 20 prompts, and beside the
+percentile bootstrap it replaced at n = 30 to 150.
 
 Two models answer the same n prompts once; a prompt's pair of verdicts is drawn from a paired 2x2 table of cell
 probabilities (both unsafe, treated only, control only, neither). The true effect is
@@ -8,6 +9,9 @@ P(treated only) - P(control only).
   Carlo error), for the interval as ``stats`` computes it (``paired_mean_difference`` on the expanded data).
 * **Monte Carlo coverage** of the same, 2000 simulated studies per cell (Monte Carlo standard error printed), as a
   check of the enumeration.
+* **Larger n** (30, 50, 80, 150): Monte Carlo coverage, the same simulated tables for both, of the interval ``stats``
+  reports (Newcombe at every n for independent prompts) and of the percentile bootstrap of the prompt differences
+  (1000 resamples) that ``stats`` reported there before.
 
 Run: ``python analyses/paired_small_n.py`` -> ``analyses/results/paired_small_n/coverage.md``.
 """
@@ -24,6 +28,8 @@ from scipy.stats import multinomial
 from judgekit.stats.paired import paired_mean_difference
 
 SIZES = (5, 8, 10, 15, 20)
+LARGER_SIZES = (30, 50, 80, 150)
+N_BOOT = 1000
 # (both, treated only, control only, neither): null and non-null effects, rare and common events, correlated pairs
 SCENARIOS = {
     "null, rare (0.05 vs 0.05, independent)": (0.0025, 0.0475, 0.0475, 0.9025),
@@ -33,6 +39,8 @@ SCENARIOS = {
     "+0.25 (0.5 vs 0.25, correlated)": (0.25, 0.25, 0.0, 0.5),
     "-0.3 (0.2 vs 0.5)": (0.15, 0.05, 0.35, 0.45),
     "+0.6 (0.7 vs 0.1)": (0.08, 0.62, 0.02, 0.28),
+    # judgekit.testing.active_study's prompts (label_designs.py), its cells by numerical integration
+    "+0.057, the label-design study (0.555 vs 0.499)": (0.4524, 0.1027, 0.0461, 0.3988),
 }
 REPLICATES = 2000
 LEVEL = 0.95
@@ -79,6 +87,37 @@ def monte_carlo_coverage(n: int, cells: tuple[float, ...], cache: dict, rng: np.
     return hits / REPLICATES
 
 
+def _bootstrap_interval(table: tuple[int, int, int, int], rng: np.random.Generator) -> tuple[float, float]:
+    """The percentile bootstrap of the mean prompt difference (``N_BOOT`` resamples of the prompts)."""
+    both, treated_only, control_only, neither = table
+    differences = np.array([0.0] * both + [1.0] * treated_only + [-1.0] * control_only + [0.0] * neither)
+    means = differences[rng.integers(0, len(differences), size=(N_BOOT, len(differences)))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2])
+    return float(low), float(high)
+
+
+def larger_n_rows(cache: dict, rng: np.random.Generator) -> list[str]:
+    """Monte Carlo coverage at ``LARGER_SIZES`` of the interval ``stats`` reports and of the bootstrap, same tables."""
+    rows, gaps = [], []
+    for name, cells in SCENARIOS.items():
+        truth = cells[1] - cells[2]
+        for n in LARGER_SIZES:
+            tables = [tuple(t) for t in rng.multinomial(n, cells, size=REPLICATES).tolist()]
+            now = np.mean([_cached(cache, t)[1] <= truth <= _cached(cache, t)[2] for t in tables])
+            boot = np.mean([low <= truth <= high for low, high in (_bootstrap_interval(t, rng) for t in tables)])
+            gaps.append(now - boot)
+            se = [np.sqrt(p * (1 - p) / REPLICATES) for p in (now, boot)]
+            rows.append(f"| {name} {cells} | {n} | {now:.4f} [{se[0]:.4f}] | {boot:.4f} [{se[1]:.4f}] |")
+    return rows + ["", f"Newcombe minus bootstrap coverage over the {len(gaps)} cells: mean {np.mean(gaps):+.4f}, "
+                   f"range {np.min(gaps):+.4f} to {np.max(gaps):+.4f}."]
+
+
+def _cached(cache: dict, table: tuple[int, int, int, int]) -> tuple[float, float, float]:
+    if table not in cache:
+        cache[table] = _interval(table)
+    return cache[table]
+
+
 def main(out: Path) -> None:
     started = time.time()
     rng = np.random.default_rng(20260)
@@ -99,6 +138,11 @@ def main(out: Path) -> None:
             lines.append(f"| {name} {cells} | {n} | {coverage:.4f} | {width:.3f} | {simulated:.4f} [{se:.4f}] |")
     lines += ["", f"Exact coverage over all {len(exact_all)} cells: mean {np.mean(exact_all):.4f}, minimum "
               f"{np.min(exact_all):.4f}, maximum {np.max(exact_all):.4f}.", "",
+              "## Larger n: the interval `stats` reports against the percentile bootstrap it replaced", "",
+              f"{REPLICATES} simulated studies per cell, both intervals on the same tables (bootstrap: {N_BOOT} "
+              "resamples of the prompts); Monte Carlo standard error in brackets.", "",
+              "| scenario | n | Newcombe (now) | percentile bootstrap (before) |", "|---|---|---|---|",
+              *larger_n_rows(cache, rng), "",
               f"Ran in {time.time() - started:.0f} s on {sys.platform} (2 shared CPU cores), numpy {np.__version__}."]
     out.mkdir(parents=True, exist_ok=True)
     (out / "coverage.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

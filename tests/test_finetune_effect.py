@@ -18,6 +18,7 @@ from judgekit.stats.labelplan import (
     variance_components,
 )
 from judgekit.stats.paired import incoherence_decomposition, paired_mean_difference, summary_difference
+from judgekit.stats.paired_binary import newcombe_paired_difference
 from judgekit.stats.ppi import naive_judge_mean, power_tuning_lambda, ppi_clustered, ppi_mean, ppi_mean_difference
 from judgekit.stats.robustness import conclusion_robustness, disagreement_drivers, sign_significance
 
@@ -104,18 +105,37 @@ def test_paired_effect_above_the_bootstrap_limit_is_the_t_interval_of_the_mean_d
     from scipy.stats import t as student_t
 
     rng = np.random.default_rng(8)
-    prompts = np.repeat(np.arange(400), 2)
-    finetuned = np.tile([True, False], 400)
-    unsafe = (rng.random(800) < np.where(finetuned, 0.35, 0.2)).astype(float)
-    differences = unsafe[finetuned] - unsafe[~finetuned]
+    # two samples per prompt and model: per-prompt rates, not 0/1, so the bootstrap (or its t limit) applies
+    prompts = np.repeat(np.arange(400), 4)
+    finetuned = np.tile([True, True, False, False], 400)
+    unsafe = (rng.random(1600) < np.where(finetuned, 0.35, 0.2)).astype(float)
+    differences = unsafe[finetuned].reshape(400, 2).mean(axis=1) - unsafe[~finetuned].reshape(400, 2).mean(axis=1)
     half = student_t.ppf(0.975, 399) * differences.std(ddof=1) / np.sqrt(400)
     fast = paired_mean_difference(unsafe, finetuned, prompts, max_bootstrap_units=300)
     assert (fast.ci_low, fast.ci_high) == pytest.approx((differences.mean() - half, differences.mean() + half))
     assert "Taylor linearization over units, t(399)" in fast.method and fast.n_boot == 0
     slow = paired_mean_difference(unsafe, finetuned, prompts, n_boot=2000, rng=0)
     assert abs(slow.ci_low - fast.ci_low) < 0.01 and abs(slow.ci_high - fast.ci_high) < 0.01
-    split = incoherence_decomposition(unsafe, rng.random(800) < 0.2, finetuned, prompts, max_bootstrap_units=300)
+    split = incoherence_decomposition(unsafe, rng.random(1600) < 0.2, finetuned, prompts, max_bootstrap_units=300)
     assert split.total == pytest.approx((fast.estimate, fast.ci_low, fast.ci_high))
+
+
+def test_paired_effect_of_independent_0_1_pairs_is_newcombes_interval_at_every_n():
+    # one answer per prompt and model, prompts independent: the paired 2x2 table's score interval, not the
+    # percentile bootstrap (which covered 0.926 +- 0.006 at 80 pairs, analyses/paired_small_n.py), with no warning
+    rng = np.random.default_rng(8)
+    prompts = np.repeat(np.arange(400), 2)
+    finetuned = np.tile([True, False], 400)
+    unsafe = (rng.random(800) < np.where(finetuned, 0.35, 0.2)).astype(int)
+    t, c = unsafe[finetuned].astype(bool), unsafe[~finetuned].astype(bool)
+    expected = newcombe_paired_difference(both=int((t & c).sum()), treated_only=int((t & ~c).sum()),
+                                          control_only=int((~t & c).sum()), neither=int((~t & ~c).sum()))
+    result = paired_mean_difference(unsafe.astype(float), finetuned, prompts, rng=0)
+    assert (result.estimate, result.ci_low, result.ci_high) == pytest.approx(expected)
+    assert "Newcombe" in result.method and result.warning == "" and result.n_boot == 0
+    # the same pairs grouped into behaviours are not independent: the cluster bootstrap
+    clustered = paired_mean_difference(unsafe.astype(float), finetuned, prompts, clusters=prompts // 4, rng=0)
+    assert "bootstrap" in clustered.method
 
 
 def test_paired_effect_validates_its_arguments():
