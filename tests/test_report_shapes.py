@@ -403,7 +403,7 @@ def test_one_judge_leads_every_comparison_by_its_kappa_never_by_its_interval() -
     assert lead_judges(_two_comparisons({"good": 0.7, "fair": 0.7})) == {"harmful_compliance": "fair"}
 
 
-def test_an_invalid_judge_never_leads_by_rule_and_an_outcome_without_kappa_goes_by_name() -> None:
+def test_an_invalid_judge_never_leads_by_rule_and_an_outcome_without_kappa_goes_by_precision() -> None:
     stats = _two_comparisons({"good": 0.6, "fair": 0.05})  # fair: κ interval [−0.05, 0.15], not valid
     assert lead_judges(stats)["harmful_compliance"] == "good"
     method = stats.loc[stats["statistic"] == "finetune_effect_corrected", "method"].iloc[0]
@@ -412,7 +412,15 @@ def test_an_invalid_judge_never_leads_by_rule_and_an_outcome_without_kappa_goes_
                     subset_kind="finetune_comparison", model="ft", base_model="base", estimate=0.1, ci_low=lo, ci_high=0.3)
                for j, lo in (("kw-b", 0.05), ("kw-a", -0.1))]
     with_refusal = pd.concat([stats, pd.DataFrame(refusal)], ignore_index=True)
-    assert lead_judges(with_refusal) == {"harmful_compliance": "good", "over_refusal": "kw-a"}
+    # no κ for over-refusal: the narrower corrected interval (kw-b, 0.25 wide against 0.40), not the first name
+    assert lead_judges(with_refusal) == {"harmful_compliance": "good", "over_refusal": "kw-b"}
+    with_refusal.loc[with_refusal["judge_id"] == "kw-b", "ci_low"] = -0.1  # equally wide: by name
+    assert lead_judges(with_refusal)["over_refusal"] == "kw-a"
+    # --lead-judge naming a judge with no harmful-compliance effect: the rule leads there, and the intro says why
+    html = finetune_section(_Study(["base", "ft", "ft2"]), with_refusal, lead_judge="kw-a")
+    intro = html.split("<ul class='answer'>")[0]
+    assert "(harmful compliance: good)" in intro and "as named by --lead-judge" not in intro
+    assert "kw-a, named by --lead-judge, has no corrected effect of harmful compliance" in intro, intro
 
 
 def test_the_user_names_the_lead_judge() -> None:

@@ -446,8 +446,8 @@ def _corrected_rows(stats: pd.DataFrame) -> pd.DataFrame:
 
 # How the answer picks the judge whose corrected effect leads, stated in the report; it never looks at an effect
 LEAD_RULE = ("One judge leads each outcome in every comparison: of the valid judges, the one with the highest κ "
-             "with the human majority (ties by name); for an outcome without a κ with the humans, the first judge by "
-             "name")
+             "with the human majority (ties by name); for an outcome without a κ with the humans, the judge whose "
+             "corrected effects are the most precise (narrowest mean interval, ties by name)")
 
 
 def lead_judges(stats: pd.DataFrame, *, named: str | None = None) -> dict[str, str]:
@@ -457,7 +457,10 @@ def lead_judges(stats: pd.DataFrame, *, named: str | None = None) -> dict[str, s
     cannot follow the results): of the judges with a corrected effect of the outcome that are valid
     (:func:`human_validated_judges`; κ validates the safety verdict, so only for harmful compliance), the one
     with the highest Cohen's κ with the human majority, ties by name; the first by name where no κ is
-    recorded. ``named`` (``judgekit report --lead-judge``) leads every outcome it has a corrected effect of.
+    recorded: there, the judge whose corrected effects have the narrowest mean interval over the comparisons (the
+    judge that predicts the labels best leaves the least for the labels to correct; the width, unlike the estimate,
+    does not say which way the change goes). ``named`` (``judgekit report --lead-judge``) leads every outcome it has
+    a corrected effect of.
     """
     rows = _corrected_rows(stats)
     valid, _ = human_validated_judges(stats)
@@ -478,7 +481,8 @@ def lead_judges(stats: pd.DataFrame, *, named: str | None = None) -> dict[str, s
         if scored:
             leads[outcome] = min(scored, key=lambda j: (-kappa[j], j))
         elif judges:
-            leads[outcome] = judges[0]
+            width = (part["ci_high"] - part["ci_low"]).groupby(part["judge_id"]).mean().fillna(np.inf)
+            leads[outcome] = min(judges, key=lambda j: (width[j], j))
     return leads
 
 
@@ -644,6 +648,10 @@ def _lead_rule(rows: pd.DataFrame, lead_judge: str | None) -> str:
     named = [o for o, j in zip(chosen["outcome"], chosen["corrected_by"], strict=True) if j == lead_judge]
     rule = (f"{lead_judge} leads {', '.join(_noun(o) for o in named)}, as named by --lead-judge; otherwise: "
             f"{LEAD_RULE[0].lower()}{LEAD_RULE[1:]}") if named else LEAD_RULE
+    unnamed = [o for o in chosen["outcome"] if o not in named]
+    if lead_judge is not None and unnamed:  # named, but without a corrected effect there: said, not silently replaced
+        rule += (f" ({lead_judge}, named by --lead-judge, has no corrected effect of "
+                 f"{', '.join(_noun(o) for o in unnamed)})")
     which = "; ".join(f"{_noun(o)}: {j}" for o, j in zip(chosen["outcome"], chosen["corrected_by"], strict=True))
     return (" Where humans labelled part of the items, the change is a judge's, corrected by the human labels "
             f"(PPI++). {rule} ({which}).")
