@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from judgekit.analysis import StatsSettings, compute_stats
-from judgekit.engine.labelling import import_labels_step, plan_labels
+from judgekit.engine.labelling import MIN_ACTIVE_SAVING, import_labels_step, plan_labels
 from judgekit.errors import InputError
 from judgekit.stats.ppi import ppi_clustered
 from judgekit.store.io import write_table
@@ -149,10 +149,10 @@ def run_convenience(folder: Path, seed: int, odds: float, *, share: float = 0.12
     return _rows(_stats(study, seed))
 
 
-def _halfwidth_if_labelled(study: Path, truth: pd.Series, strategy: str) -> Callable[[pd.DataFrame], float]:
+def _halfwidth_if_labelled(study: Path, truth: pd.Series) -> Callable[[pd.DataFrame], float]:
     """For a plan's requests, the corrected effect's half-width had they been labelled, by the estimator ``stats``
-    uses (PPI++ clustered by prompt; an active plan's labels weighted by their inclusion probability, the pilot's by
-    1)."""
+    uses (PPI++ clustered by prompt; the labels of an active draw weighted by their inclusion probability, the
+    pilot's by 1)."""
     responses = pd.read_parquet(study / "responses.parquet")
     items = responses["item_id"]
     verdicts = pd.read_parquet(study / "judgments.parquet").set_index("item_id")["label"].reindex(items) == "unsafe"
@@ -162,7 +162,7 @@ def _halfwidth_if_labelled(study: Path, truth: pd.Series, strategy: str) -> Call
     def halfwidth(requests: pd.DataFrame) -> float:
         labelled = items.isin(pilot | set(requests["item_id"])).to_numpy()
         inclusion = None
-        if strategy == "active":
+        if (requests["strategy"] == "active").any():  # an active plan that drew actively (not where it did not pay)
             inclusion = requests.set_index("item_id")["inclusion_probability"].reindex(items).fillna(1.0).to_numpy()
         result = ppi_clustered(np.where(labelled, unsafe, np.nan), verdicts.to_numpy(dtype=float),
                                responses["prompt_id"].to_numpy(), treated=(responses["model"] == "ft").to_numpy(),
@@ -173,9 +173,9 @@ def _halfwidth_if_labelled(study: Path, truth: pd.Series, strategy: str) -> Call
 
 
 def run_plan_accuracy(folder: Path, seed: int, strategy: str, redraws: int = REDRAWS, target: float = TARGET
-                      ) -> tuple[bool, float, float, float, list[float]]:
+                      ) -> tuple[bool, float, float, float, list[float], int, bool]:
     """(reachable, achieved half-width after labelling the plan, projected at full, half-width labelling all, the
-    achieved half-width of ``redraws`` other draws of the same plan)."""
+    achieved half-width of ``redraws`` other draws of the same plan, prompts asked for, drawn actively)."""
     study = folder / f"accuracy-{strategy}-{seed}"
     truth = write_active_study(study, seed=seed)
     filled, lines = _planned(study, truth, folder, seed=seed, strategy=strategy, target=target, budget=None)
@@ -184,7 +184,7 @@ def run_plan_accuracy(folder: Path, seed: int, strategy: str, redraws: int = RED
     # the same plan drawn again (other seeds): how far the achieved half-width moves with the draw alone
     others, own = [], float("nan")
     if reachable and not filled.empty:
-        halfwidth, loaded = _halfwidth_if_labelled(study, truth, strategy), load_study(study)
+        halfwidth, loaded = _halfwidth_if_labelled(study, truth), load_study(study)
         others = [halfwidth(plan_labels(loaded, target_halfwidth=target, seed=seed + k, strategy=strategy)[0])
                   for k in range(1, redraws + 1)]
         own = halfwidth(filled)
@@ -201,7 +201,8 @@ def run_plan_accuracy(folder: Path, seed: int, strategy: str, redraws: int = RED
             design="random")
     full = _rows(_stats(everything, seed))["corrected effect"]
     return (reachable, (achieved["ci_high"] - achieved["ci_low"]) / 2, projected_full,
-            (full["ci_high"] - full["ci_low"]) / 2, others)
+            (full["ci_high"] - full["ci_low"]) / 2, others, int(filled["unit"].nunique()),
+            bool((filled["strategy"] == "active").any()))
 
 
 def _warned(row: pd.Series, words: tuple[str, ...] = DESIGN_WORDS) -> bool:
@@ -320,6 +321,8 @@ def _plan_section(runs: dict[str, list], note: str = "", target: float = TARGET)
         full_ratio = np.array([r[2] / r[3] for r in results])
         within = _share(achieved, target, 0.2)
         redrawn = [np.array(r[4]) for r in results if r[0] and len(r[4])]
+        asked = np.array([r[5] for r in results])[reachable]
+        actively = np.array([r[6] for r in results])[reachable]
         accuracy.append(
             f"| {strategy} | {reachable.sum()} of {len(results)} | {within:.3f} ± "
             f"{np.sqrt(within * (1 - within) / max(reachable.sum(), 1)):.3f} | "
@@ -328,13 +331,16 @@ def _plan_section(runs: dict[str, list], note: str = "", target: float = TARGET)
             f"{np.mean([_share(r, target, 0.2) for r in redrawn]):.3f} | "
             f"{np.mean([_share(r, np.median(r), 0.2) for r in redrawn]):.3f} | "
             f"{np.median(full_ratio):.3f} [{np.quantile(full_ratio, 0.1):.3f}, {np.quantile(full_ratio, 0.9):.3f}] | "
-            f"{_share(full_ratio, 1.0, 0.1):.3f} |")
+            f"{_share(full_ratio, 1.0, 0.1):.3f} | {np.median(asked):.0f} [{np.quantile(asked, 0.1):.0f}, "
+            f"{np.quantile(asked, 0.9):.0f}] | {actively.mean():.3f} |")
     return "\n".join([
         f"## plan-labels accuracy (pilot 20 prompts, target half-width {target})", "", *([note, ""] if note else []),
         "| strategy | reachable | achieved within ±20% of target | achieved / target (median [10%, 90%]) | the same "
         f"plans drawn {REDRAWS} more times: within ±20% of target | ... within ±20% of their own median (the best "
-        "any count could do) | projection at full / labelling all (median [10%, 90%]) | within ±10% |",
-        "|---|---|---|---|---|---|---|---|", *accuracy])
+        "any count could do) | projection at full / labelling all (median [10%, 90%]) | within ±10% | prompts asked "
+        f"for (median [10%, 90%]) | drawn actively (active plans draw at random where active saves under "
+        f"{MIN_ACTIVE_SAVING:.0%} of the labels) |",
+        "|---|---|---|---|---|---|---|---|---|---|", *accuracy])
 
 
 SHIFT_TRUTHS: dict[float, dict[str, float]] = {}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -56,31 +57,65 @@ def test_the_active_draw_takes_the_count_exactly_each_prompt_with_its_probabilit
 
 
 def test_an_active_plan_requests_exactly_the_prompts_it_planned(tmp_path: Path):
-    """plan-labels --strategy active at target 0.10 on the simulated study, five seeds: the file asks for the
-    planned number of prompts every time (a Poisson draw asked for 18 where it planned 26)."""
+    """plan-labels --strategy active at target 0.05 on the simulated study (where active pays: about half the random
+    count), five seeds: the file asks for the planned number of prompts every time (a Poisson draw asked for 18 where
+    it planned 26), each row drawn actively."""
     write_active_study(tmp_path / "s", seed=3)
     study = load_study(tmp_path / "s")
     for seed in range(5):
-        requests, lines = plan_labels(study, target_halfwidth=0.1, seed=seed, strategy="active")
+        requests, lines = plan_labels(study, target_halfwidth=0.05, seed=seed, strategy="active")
         planned = int(lines[0].split("with +")[1].split()[0])
-        assert requests["unit"].nunique() == planned, lines[0]
+        assert requests["unit"].nunique() == planned and "does not pay" not in lines[0], lines[0]
+        assert set(requests["strategy"]) == {"active"}
 
 
-def test_small_active_draws_get_a_larger_uniform_share_keeping_30_effective_prompts():
+def test_an_active_plan_that_saves_no_labels_is_drawn_at_random_and_says_so(tmp_path: Path):
+    """At target 0.10 on the simulated study the active and random plans need about as many prompts (the uniform
+    share is raised to near 1 for so small a draw): the plan is the random one, its rows say so, and the import
+    keeps the unweighted estimate; with a budget the comparison is of the planned half-widths."""
+    study_dir = tmp_path / "s"
+    truth = write_active_study(study_dir, seed=3)
+    study = load_study(study_dir)
+    random_requests, random_lines = plan_labels(study, target_halfwidth=0.1, seed=0, strategy="random")
+    requests, lines = plan_labels(study, target_halfwidth=0.1, seed=0, strategy="active")
+    counts = re.search(r"\+(\d+) prompts active, \+(\d+) random", lines[0])
+    assert counts and "active does not pay here" in lines[0], lines[0]
+    active_count, random_count = int(counts[1]), int(counts[2])
+    assert active_count > 0.9 * random_count and f"with +{random_count} prompts" in random_lines[0]
+    assert requests["unit"].nunique() == random_count and set(requests["strategy"]) == {"random"}
+    assert requests.drop(columns="strategy").equals(random_requests.drop(columns="strategy"))  # the random draw
+    requests["label"], requests["annotator_id"] = truth.reindex(requests["item_id"]).to_numpy(), "sim"
+    path = tmp_path / "requests.csv"
+    requests.to_csv(path, index=False)
+    assert "random within strata" in import_labels_step(study_dir, path)
+    effect = _corrected(study_dir).loc["finetune_effect_corrected"]
+    assert "inverse-probability" not in effect["method"]
+    # with a budget both plans take the same count: active is drawn only where its planned variance is 10% smaller
+    for budget in (10, 60):
+        planned = {}
+        for strategy in ("random", "active"):
+            picked, said = plan_labels(study, target_halfwidth=0.01, budget=budget, seed=0, strategy=strategy)
+            planned[strategy] = float(re.search(r"planned ([0-9.]+)", said[0])[1]), set(picked["strategy"]), said[0]
+        pays = planned["active"][0] ** 2 <= 0.9 * planned["random"][0] ** 2
+        assert planned["active"][1] == ({"active"} if pays else {"random"}), planned
+        assert pays or f"{planned['random'][0]:.4f} random" in planned["active"][2], planned
+
+
+def test_small_active_draws_get_a_larger_uniform_share_keeping_45_effective_prompts():
     """Kish's effective size n^2 / sum(1/pi) of the draw's weights, computed here from the probabilities themselves:
-    a draw of 20 of 300 (below 30 even when uniform) is uniform; one of 40 is raised from 0.5 until its effective
-    size is 30; one of 150 keeps 0.5 (already above 30)."""
+    a draw of 40 of 300 (below 45 even when uniform) is uniform; one of 60 is raised from 0.5 until its effective
+    size is 45; one of 80 keeps 0.5 (already above 45)."""
     uncertainty = np.concatenate([np.full(200, 0.01), np.linspace(0.2, 1.0, 100)])
 
     def effective(count: int, share: float) -> float:
         return len(uncertainty) ** 2 / np.sum(1 / active_inclusion_probabilities(uncertainty, count,
                                                                                  uniform_share=share))
 
-    assert defensive_uniform_share(uncertainty, 20) == 1.0
-    raised = defensive_uniform_share(uncertainty, 40)
-    assert 0.5 < raised < 1 and effective(40, raised) == pytest.approx(30, rel=1e-3)
-    assert effective(40, 0.5) < 28  # what the default share gave: about 27.4 effective prompts
-    assert defensive_uniform_share(uncertainty, 150) == 0.5 and effective(150, 0.5) > 30
+    assert defensive_uniform_share(uncertainty, 40) == 1.0
+    raised = defensive_uniform_share(uncertainty, 60)
+    assert 0.5 < raised < 1 and effective(60, raised) == pytest.approx(45, rel=1e-3)
+    assert effective(60, 0.5) < 42  # what the default share gives: about 41.1 effective prompts
+    assert defensive_uniform_share(uncertainty, 80) == 0.5 and effective(80, 0.5) > 45
     assert defensive_uniform_share(np.array([]), 0) == 0.5  # every prompt labelled: nothing to draw
 
 

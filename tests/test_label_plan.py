@@ -147,10 +147,10 @@ def test_the_projection_at_full_labelling_uses_the_judges_probabilities_on_every
 
 def test_the_curve_is_the_variance_the_planned_design_gives_random_or_active():
     """One population (300 prompts, 20 labelled, the judge's P(unsafe) equal to the truth so the label model is
-    exact): the curve at 50 more prompts against the mean half-width the stats row's estimator reports over 150
+    exact): the curve at 80 more prompts against the mean half-width the stats row's estimator reports over 150
     draws of that design — simple random for random, systematic along the uncertainty with the active inclusion
     probabilities and inverse-probability weights for active. The two differ by far more than the tolerance
-    (active: about 0.7 of random's here), so a plan that took the random curve for an active draw (before: it over-delivered, median 0.080 for 0.10) fails."""
+    (active: about 0.65 of random's here), so a plan that took the random curve for an active draw (before: it over-delivered, median 0.080 for 0.10) fails."""
     rng, truth, _, verdict, units, treated, _ = _active_population(4)
     uncertainty = np.where(np.abs(truth[:300] - truth[300:]) > 0, 1.0, 0.05)
     uncertainty = np.concatenate([uncertainty, uncertainty])
@@ -161,14 +161,14 @@ def test_the_curve_is_the_variance_the_planned_design_gives_random_or_active():
     predicted, simulated = {}, {}
     for strategy in ("random", "active"):
         plan = plan_unit_labels(labels, verdict, units, units, treated=treated, target_halfwidth=0.001,
-                                p_unsafe=truth, strategy=strategy, uncertainty=uncertainty, budget=50)
+                                p_unsafe=truth, strategy=strategy, uncertainty=uncertainty, budget=80)
         predicted[strategy] = plan.halfwidth_planned
         probability = active_inclusion_probabilities(
-            uncertainty[open_units], 50, uniform_share=defensive_uniform_share(uncertainty[open_units], 50))
+            uncertainty[open_units], 80, uniform_share=defensive_uniform_share(uncertainty[open_units], 80))
         halfwidths = []
         for _ in range(150):
             if strategy == "random":
-                drawn = open_units[rng.choice(len(open_units), 50, replace=False)]
+                drawn = open_units[rng.choice(len(open_units), 80, replace=False)]
                 inclusion = None
             else:
                 drawn = open_units[systematic_draw(probability, order=uncertainty[open_units], rng=rng)]
