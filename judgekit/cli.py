@@ -425,7 +425,8 @@ def _add_finetune_parsers(sub, data_sub) -> None:
                         "(labelled prompts -> half-width)")
     p.add_argument("--strategy", choices=("random", "active"), default="random",
                    help="random (default): prompts drawn at random within strata; active: drawn more often where the "
-                        "judges are unsure, each with its inclusion_probability written for the weighted estimate")
+                        "judges are unsure, each with its inclusion_probability written for the weighted estimate, "
+                        "where that saves at least 10%% of the labels (else at random, and the plan says so)")
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="label requests (.csv, .jsonl or .parquet)")
 
     capability = sub.add_parser("capability", help="capability scores: import from evaluation harnesses")

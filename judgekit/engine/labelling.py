@@ -18,7 +18,9 @@ mixes uniform and the judge's uncertainty on it
 share raised for small draws by
 :func:`judgekit.stats.labelplan.defensive_uniform_share`), the planned count
 exactly, by systematic sampling along the uncertainty
-(:func:`judgekit.stats.labelplan.systematic_draw`). Either way the file records per row
+(:func:`judgekit.stats.labelplan.systematic_draw`), where that pays: a comparison whose active plan needs
+under ``MIN_ACTIVE_SAVING`` fewer prompts than a random one is drawn at random instead, and its line says so.
+Either way the file records per row
 the prompt (``unit``), the ``strategy`` and the ``inclusion_probability`` (an
 item requested by several comparisons: the probability any of their draws
 took it). The file is ready for an annotation tool: fill ``label`` (and
