@@ -101,23 +101,29 @@ def test_paired_effect_warns_only_below_eighty_percent_matched_and_skips_failed_
     assert result.matched_share_control == 1.0 and "treatment 75% < 80%" in result.warning
 
 
-def test_paired_effect_above_the_bootstrap_limit_is_the_t_interval_of_the_mean_difference():
+def test_paired_effect_of_averaged_rates_is_the_t_interval_of_the_unit_differences():
     from scipy.stats import t as student_t
 
     rng = np.random.default_rng(8)
-    # two samples per prompt and model: per-prompt rates, not 0/1, so the bootstrap (or its t limit) applies
+    # two samples per prompt and model: per-prompt rates, not 0/1: the t interval of the prompt differences (it
+    # covered 0.952-0.956 where the percentile bootstrap covered 0.942, see paired_mean_difference)
     prompts = np.repeat(np.arange(400), 4)
     finetuned = np.tile([True, True, False, False], 400)
     unsafe = (rng.random(1600) < np.where(finetuned, 0.35, 0.2)).astype(float)
     differences = unsafe[finetuned].reshape(400, 2).mean(axis=1) - unsafe[~finetuned].reshape(400, 2).mean(axis=1)
     half = student_t.ppf(0.975, 399) * differences.std(ddof=1) / np.sqrt(400)
-    fast = paired_mean_difference(unsafe, finetuned, prompts, max_bootstrap_units=300)
-    assert (fast.ci_low, fast.ci_high) == pytest.approx((differences.mean() - half, differences.mean() + half))
-    assert "Taylor linearization over units, t(399)" in fast.method and fast.n_boot == 0
-    slow = paired_mean_difference(unsafe, finetuned, prompts, n_boot=2000, rng=0)
+    result = paired_mean_difference(unsafe, finetuned, prompts, rng=0)
+    assert (result.ci_low, result.ci_high) == pytest.approx((differences.mean() - half, differences.mean() + half))
+    assert "t(399) interval of the unit differences" in result.method and result.n_boot == 0
+    assert result.warning == ""
+    # prompts grouped into behaviours: the cluster bootstrap, or above the limit the linearised t over clusters
+    behaviours = prompts // 4
+    slow = paired_mean_difference(unsafe, finetuned, prompts, clusters=behaviours, n_boot=2000, rng=0)
+    fast = paired_mean_difference(unsafe, finetuned, prompts, clusters=behaviours, max_bootstrap_units=50)
+    assert "bootstrap" in slow.method and "Taylor linearization over 100 clusters of units, t(99)" in fast.method
     assert abs(slow.ci_low - fast.ci_low) < 0.01 and abs(slow.ci_high - fast.ci_high) < 0.01
     split = incoherence_decomposition(unsafe, rng.random(1600) < 0.2, finetuned, prompts, max_bootstrap_units=300)
-    assert split.total == pytest.approx((fast.estimate, fast.ci_low, fast.ci_high))
+    assert split.total == pytest.approx((result.estimate, result.ci_low, result.ci_high))
 
 
 def test_paired_effect_of_independent_0_1_pairs_is_newcombes_interval_at_every_n():
