@@ -149,8 +149,10 @@ def ppi_table(responses, judges, rng, replicates: int) -> list[str]:
     for treated, control in COMPARISONS:
         for benchmark in sorted(responses["benchmark"].unique()):
             frame, verdicts = pair_frame(responses, judges, treated, control, benchmark)
+            judged = [f"judge:{j}" for j in verdicts.columns]
+            # only the label columns: lineage columns (base_model, empty on the base) must not drop every prompt
             wide = frame.assign(**{f"judge:{j}": verdicts[j] for j in verdicts.columns}).pivot(
-                index="prompt", columns="model").dropna()
+                index="prompt", columns="model", values=["human", *judged]).dropna()
             truth = float((wide[("human", treated)] - wide[("human", control)]).mean())
             for judge in verdicts.columns:
                 f1, f0 = wide[(f"judge:{judge}", treated)].to_numpy(), wide[(f"judge:{judge}", control)].to_numpy()
