@@ -365,7 +365,7 @@ CALIBRATION_Z = 2.0
 # uniform share never below the default. At 30, active plans at target 0.10 (a few dozen prompts) drew by uncertainty
 # in 0.42 of 200 simulated studies, saved a median 3 prompts of 36 and landed within 20% of the target in 0.81 of
 # them (random 0.92); at 45 such small draws are near uniform (plan-labels then draws at random) while at target 0.05
-# active plans still ask for 107 prompts where random ones ask for 201 (analyses/results/label_designs/).
+# active plans still ask for a median 112 prompts where random ones ask for 206 (analyses/results/label_designs/).
 MIN_EFFECTIVE_DRAW, DEFAULT_UNIFORM_SHARE = 45, 0.5
 # Above this many open prompts the active curve is computed at this many counts and interpolated (each count needs
 # its own inclusion probabilities).
