@@ -97,16 +97,32 @@ def test_place_spreads_judges_then_shards_of_a_judge() -> None:
 # ---------------------------------------------------------------- concurrent processes
 
 
-def _cli_process(*args: object, delay_per_batch_s: float = 0.0) -> subprocess.Popen:
-    """The CLI in a new process; with a delay, every batch of a guard model waits that long before it is scored
-    (the verdicts are still the model's: only a lower bound on the run's duration is added)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    code = ("import sys, time\n"
-            "from judgekit.judges import transformers_judge as t\n"
-            "real = t.TransformersJudge.judge\n"
-            f"t.TransformersJudge.judge = lambda self, items: (time.sleep({delay_per_batch_s!r}), real(self, items))[1]\n"
-            "from judgekit.cli import main\n"
-            "sys.exit(main(sys.argv[1:]))\n")
+# Patched into a held CLI process: each guard-model pass, once CACHE holds a verdict, waits for RELEASE to exist.
+_HOLD = """
+import os, sqlite3, time
+from judgekit.judges import transformers_judge as t
+real = t.TransformersJudge.judge
+def cached(path):
+    if not os.path.exists(path):
+        return 0
+    with sqlite3.connect(path, timeout=1) as db:
+        return db.execute('SELECT COUNT(*) FROM verdicts').fetchone()[0]
+def held(self, items):
+    deadline = time.monotonic() + 300
+    while cached(CACHE) and not os.path.exists(RELEASE) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return real(self, items)
+t.TransformersJudge.judge = held
+"""
+
+
+def _cli_process(*args: object, hold_until: Path | None = None, cache: Path | None = None) -> subprocess.Popen:
+    """The CLI in a new process; with ``hold_until``, every pass of a guard model, once ``cache`` holds a verdict,
+    waits until that file exists before it is scored (the verdicts are still the model's: the run is only held
+    open, for at most 300 s)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "JUDGEKIT_CACHE_COMMIT_S": "0.1"}
+    hold = "" if hold_until is None else f"CACHE, RELEASE = {str(cache)!r}, {str(hold_until)!r}\n{_HOLD}"
+    code = f"import sys\n{hold}from judgekit.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     return subprocess.Popen([sys.executable, "-c", code, *map(str, args), "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -123,21 +139,24 @@ def _cached_rows(cache: Path) -> int:
 
 @pytest.mark.slow
 def test_a_fast_judge_finishes_while_a_slow_one_runs_on_the_same_study(tmp_path: Path, guard_model: Path) -> None:
-    """The slow judge is a replica guard model over 80 items, one per pass on CPU, each pass held 0.25 s first (at
-    least 20 s of scoring); the fast one a keyword judge started once the slow one has cached its first verdict.
-    Before #26 the fast one waited for the slow one's study lock until it had committed."""
+    """The slow judge is a replica guard model over 80 items, one per pass on CPU, held open once it has cached its
+    first verdicts (each later pass waits for a release file); the fast one a keyword judge started then. The
+    release comes only after the fast one has finished: before #26 the fast one waited for the slow one's study
+    lock until it had committed, so it could never finish first."""
     n = 80
     study = make_study(tmp_path, n)
+    release = tmp_path / "release"
     slow = _cli_process("judge", study, "--judge", GUARD, "--model-path", f"{GUARD}={guard_model}", "--device", "cpu",
-                        delay_per_batch_s=0.25)
+                        hold_until=release, cache=study / CACHE_RELATIVE_PATH)
     deadline = time.monotonic() + 300
     while _cached_rows(study / CACHE_RELATIVE_PATH) < 1 and slow.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert slow.poll() is None, slow.communicate()
     fast = _cli_process("judge", study, "--judge", KEYWORD)
-    fast_out = fast.communicate(timeout=300)
+    fast_out = fast.communicate(timeout=120)  # waiting for the held judge's lock would time out here
     still_running = slow.poll() is None
     rows_when_fast_done = judgments(study)
+    release.touch()
     slow_out = slow.communicate(timeout=600)
     assert (fast.returncode, slow.returncode) == (0, 0), (fast_out, slow_out)
     assert still_running and set(rows_when_fast_done["judge_id"]) == {KEYWORD}, "the keyword judge waited for the guard"
