@@ -103,8 +103,8 @@ def test_an_active_plan_that_saves_no_labels_is_drawn_at_random_and_says_so(tmp_
 
 def test_small_active_draws_get_a_larger_uniform_share_keeping_45_effective_prompts():
     """Kish's effective size n^2 / sum(1/pi) of the draw's weights, computed here from the probabilities themselves:
-    a draw of 40 of 300 (below 45 even when uniform) is uniform; one of 60 is raised from 0.5 until its effective
-    size is 45; one of 80 keeps 0.5 (already above 45)."""
+    a draw of 40 of 300 (below 45 even when uniform) is uniform; one of 50 is raised from the default 0.65 until its
+    effective size is 45; one of 60 keeps 0.65 (already above 45)."""
     uncertainty = np.concatenate([np.full(200, 0.01), np.linspace(0.2, 1.0, 100)])
 
     def effective(count: int, share: float) -> float:
@@ -112,11 +112,11 @@ def test_small_active_draws_get_a_larger_uniform_share_keeping_45_effective_prom
                                                                                  uniform_share=share))
 
     assert defensive_uniform_share(uncertainty, 40) == 1.0
-    raised = defensive_uniform_share(uncertainty, 60)
-    assert 0.5 < raised < 1 and effective(60, raised) == pytest.approx(45, rel=1e-3)
-    assert effective(60, 0.5) < 42  # what the default share gives: about 41.1 effective prompts
-    assert defensive_uniform_share(uncertainty, 80) == 0.5 and effective(80, 0.5) > 45
-    assert defensive_uniform_share(np.array([]), 0) == 0.5  # every prompt labelled: nothing to draw
+    raised = defensive_uniform_share(uncertainty, 50)
+    assert 0.65 < raised < 1 and effective(50, raised) == pytest.approx(45, rel=1e-3)
+    assert effective(50, 0.65) < 42  # what the default share gives: about 41.3 effective prompts
+    assert defensive_uniform_share(uncertainty, 60) == 0.65 and effective(60, 0.65) > 45
+    assert defensive_uniform_share(np.array([]), 0) == 0.65  # every prompt labelled: nothing to draw
 
 
 def test_active_plan_import_and_weighted_effect_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture):

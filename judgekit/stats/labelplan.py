@@ -366,7 +366,9 @@ CALIBRATION_Z = 2.0
 # in 0.42 of 200 simulated studies, saved a median 3 prompts of 36 and landed within 20% of the target in 0.81 of
 # them (random 0.92); at 45 such small draws are near uniform (plan-labels then draws at random) while at target 0.05
 # active plans still ask for a median 112 prompts where random ones ask for 206 (analyses/results/label_designs/).
-MIN_EFFECTIVE_DRAW, DEFAULT_UNIFORM_SHARE = 45, 0.5
+# The uniform share never falls below 0.65: at 0.5 those target-0.05 plans asked for 112 prompts and landed within 20%
+# of the target in 0.867 of 200 studies; at 0.65, 121 prompts and 0.920 of 75; at 0.8, 143 and 0.960 of 75.
+MIN_EFFECTIVE_DRAW, DEFAULT_UNIFORM_SHARE = 45, 0.65
 # Above this many open prompts the active curve is computed at this many counts and interpolated (each count needs
 # its own inclusion probabilities).
 ACTIVE_GRID_POINTS = 200
@@ -824,7 +826,7 @@ def active_inclusion_probabilities(
         ``1 - 2|p_unsafe - 0.5|``): where the judge is likely wrong.
     expected_count : float
         Wanted expected number drawn, in [0, n].
-    uniform_share : float in (0, 1], default=0.5
+    uniform_share : float in (0, 1], default=DEFAULT_UNIFORM_SHARE (0.65)
         Share of the uniform part: every probability is at least
         ``uniform_share * expected_count / n`` (a floor, so every inverse
         weight stays bounded and the estimator unbiased).
@@ -845,7 +847,7 @@ def active_inclusion_probabilities(
 
     Examples
     --------
-    >>> active_inclusion_probabilities([0, 0, 1, 1], 2).round(3).tolist()
+    >>> active_inclusion_probabilities([0, 0, 1, 1], 2, uniform_share=0.5).round(3).tolist()
     [0.25, 0.25, 0.75, 0.75]
     """
     scores = np.asarray(uncertainty, dtype=float)
@@ -884,7 +886,7 @@ def defensive_uniform_share(
         Prompts the draw takes (in expectation).
     min_effective : float, default=MIN_EFFECTIVE_DRAW (45)
         Wanted Kish effective size of the draw's inverse-probability weights.
-    least : float in (0, 1], default=0.5
+    least : float in (0, 1], default=DEFAULT_UNIFORM_SHARE (0.65)
         The share used when the draw is large enough.
 
     Returns
@@ -912,7 +914,7 @@ def defensive_uniform_share(
     Examples
     --------
     >>> defensive_uniform_share([0, 0, 1, 1] * 50, 100)  # a large draw keeps the default
-    0.5
+    0.65
     >>> defensive_uniform_share([0, 0, 1, 1] * 50, 10)  # too small for 45 effective prompts: uniform
     1.0
     """
