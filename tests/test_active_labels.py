@@ -72,7 +72,7 @@ def test_an_active_plan_requests_exactly_the_prompts_it_planned(tmp_path: Path):
 def test_an_active_plan_that_saves_no_labels_is_drawn_at_random_and_says_so(tmp_path: Path):
     """At target 0.10 on the simulated study the active and random plans need about as many prompts (the uniform
     share is raised to near 1 for so small a draw): the plan is the random one, its rows say so, and the import
-    keeps the unweighted estimate; with a budget the comparison is of the planned half-widths."""
+    keeps the unweighted estimate. With a budget the draw stays active."""
     study_dir = tmp_path / "s"
     truth = write_active_study(study_dir, seed=3)
     study = load_study(study_dir)
@@ -90,15 +90,9 @@ def test_an_active_plan_that_saves_no_labels_is_drawn_at_random_and_says_so(tmp_
     assert "random within strata" in import_labels_step(study_dir, path)
     effect = _corrected(study_dir).loc["finetune_effect_corrected"]
     assert "inverse-probability" not in effect["method"]
-    # with a budget both plans take the same count: active is drawn only where its planned variance is 10% smaller
-    for budget in (10, 60):
-        planned = {}
-        for strategy in ("random", "active"):
-            picked, said = plan_labels(study, target_halfwidth=0.01, budget=budget, seed=0, strategy=strategy)
-            planned[strategy] = float(re.search(r"planned ([0-9.]+)", said[0])[1]), set(picked["strategy"]), said[0]
-        pays = planned["active"][0] ** 2 <= 0.9 * planned["random"][0] ** 2
-        assert planned["active"][1] == ({"active"} if pays else {"random"}), planned
-        assert pays or f"{planned['random'][0]:.4f} random" in planned["active"][2], planned
+    # with a budget the count is the user's: the draw stays active, even where it narrows nothing
+    picked, said = plan_labels(study, target_halfwidth=0.01, budget=10, seed=0, strategy="active")
+    assert set(picked["strategy"]) == {"active"} and "does not pay" not in said[0], said[0]
 
 
 def test_small_active_draws_get_a_larger_uniform_share_keeping_45_effective_prompts():

@@ -18,8 +18,9 @@ mixes uniform and the judge's uncertainty on it
 share raised for small draws by
 :func:`judgekit.stats.labelplan.defensive_uniform_share`), the planned count
 exactly, by systematic sampling along the uncertainty
-(:func:`judgekit.stats.labelplan.systematic_draw`), where that pays: a comparison whose active plan needs
-under ``MIN_ACTIVE_SAVING`` fewer prompts than a random one is drawn at random instead, and its line says so.
+(:func:`judgekit.stats.labelplan.systematic_draw`), where that pays: for a target, a comparison whose active plan
+needs under ``MIN_ACTIVE_SAVING`` fewer prompts than a random one is drawn at random instead, and its line says so
+(with a budget the count is the user's and the draw stays active).
 Either way the file records per row
 the prompt (``unit``), the ``strategy`` and the ``inclusion_probability`` (an
 item requested by several comparisons: the probability any of their draws
@@ -55,8 +56,8 @@ from judgekit.stats.labelplan import (UnitPlan, active_inclusion_probabilities, 
 from judgekit.store.study import Study, load_study, table_path
 
 # unit: the prompt (the labelling unit: every response of both models to it is requested); strategy and
-# An active draw must save this share of the labels a random draw needs for the same half-width, else the plan is
-# random (see _active_or_random).
+# For a target, an active draw must save this share of the prompts a random draw needs, else the plan is random
+# (see _active_or_random).
 MIN_ACTIVE_SAVING = 0.10
 # inclusion_probability record the draw, so import-labels can check the plan was followed and weight by it.
 REQUEST_COLUMNS = ["item_id", "unit", "model", "stratum", "prompt", "response", "annotator_id", "label", "strategy",
@@ -135,8 +136,8 @@ def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = N
                 continue
             items, plan = planned
             why_random = ""
-            if strategy == "active":
-                items, plan, why_random = _active_or_random(planned, planned_by("random"), budget=budget)
+            if strategy == "active" and budget is None:
+                items, plan, why_random = _active_or_random(planned, planned_by("random"))
             lines.append(f"{name}: half-width now {plan.halfwidth_now:.4f} ({plan.n_labelled} of {plan.n_units} "
                          f"shared prompts labelled for both models), planned {plan.halfwidth_planned:.4f} (target "
                          f"{target_halfwidth}) with +{plan.additional} prompts"
@@ -165,31 +166,25 @@ def plan_labels(study: Study, *, target_halfwidth: float, budget: int | None = N
     return requests, lines
 
 
-def _active_or_random(active: tuple[np.ndarray, UnitPlan], random: tuple[np.ndarray, UnitPlan] | None, *,
-                      budget: int | None) -> tuple[np.ndarray, UnitPlan, str]:
-    """(items, plan, why it is random) of the plan to draw when active was asked: the active one only where it pays,
-    needing at least ``MIN_ACTIVE_SAVING`` fewer labels than a random draw for the target (with a budget: a variance
-    that much smaller at it).
+def _active_or_random(active: tuple[np.ndarray, UnitPlan], random: tuple[np.ndarray, UnitPlan] | None
+                      ) -> tuple[np.ndarray, UnitPlan, str]:
+    """(items, plan, why it is random) of the plan to draw when active was asked for a target (not a budget, whose
+    count is the user's): the active one only where it pays, needing at least ``MIN_ACTIVE_SAVING`` fewer prompts
+    than a random draw for the target.
 
-    Where it does not, the random draw gives as much for as many labels and the unweighted estimate, whose interval
-    moves less with the draw than the inverse-probability-weighted one: at target 0.10 in ``analyses/label_designs.py``
-    the two asked for about the same count (31 and 32 prompts), and redraws of the active plan landed within 20% of
-    their own median half-width 0.775 of the time against random's 0.899 (40 studies, 20 draws each)."""
+    Where it does not pay, the random draw gives as much for as many labels and the unweighted estimate, whose
+    interval moves less with the draw than the inverse-probability-weighted one: at target 0.10 in
+    ``analyses/label_designs.py`` the two asked for about the same count (31 and 32 prompts), and redraws of the
+    active plan landed within 20% of their own median half-width 0.775 of the time against random's 0.899 (40
+    studies, 20 draws each)."""
     items, plan = active
     if random is None or plan.additional == 0:
         return items, plan, ""
     other = random[1]
-    if budget is not None:
-        pays = plan.halfwidth_planned**2 <= (1 - MIN_ACTIVE_SAVING) * other.halfwidth_planned**2
-        compared = f"planned half-width {plan.halfwidth_planned:.4f} active, {other.halfwidth_planned:.4f} random"
-    else:
-        pays = plan.reachable and (not other.reachable
-                                   or plan.additional <= (1 - MIN_ACTIVE_SAVING) * other.additional)
-        compared = f"+{plan.additional} prompts active, +{other.additional} random"
-    if pays:
+    if plan.reachable and (not other.reachable or plan.additional <= (1 - MIN_ACTIVE_SAVING) * other.additional):
         return items, plan, ""
-    return (*random, f"active does not pay here ({compared}; it must save {MIN_ACTIVE_SAVING:.0%} of the labels): "
-                     "drawn at random, the unweighted estimate")
+    return (*random, f"active does not pay here (+{plan.additional} prompts active, +{other.additional} random; it "
+                     f"must save {MIN_ACTIVE_SAVING:.0%} of the prompts): drawn at random, the unweighted estimate")
 
 
 def _judge_probability(data, view, judge: str) -> np.ndarray | None:
