@@ -367,7 +367,7 @@ CALIBRATION_Z = 2.0
 # them (random 0.92); at 45 such small draws are near uniform (plan-labels then draws at random) while at target 0.05
 # active plans still ask for a median 112 prompts where random ones ask for 206 (analyses/results/label_designs/).
 # The uniform share never falls below 0.65: at 0.5 those target-0.05 plans asked for 112 prompts and landed within 20%
-# of the target in 0.867 of 200 studies; at 0.65, 121 prompts and 0.920 of 75; at 0.8, 143 and 0.960 of 75.
+# of the target in 0.867 of 200 studies; at 0.65, 126 prompts and 0.929 of 200; at 0.8, 143 and 0.960 of 75.
 MIN_EFFECTIVE_DRAW, DEFAULT_UNIFORM_SHARE = 45, 0.65
 # Above this many open prompts the active curve is computed at this many counts and interpolated (each count needs
 # its own inclusion probabilities).
