@@ -456,10 +456,10 @@ def lead_judges(stats: pd.DataFrame, *, named: str | None = None) -> dict[str, s
     Chosen by :data:`LEAD_RULE`, from agreement with the humans only (never from an effect, so the choice
     cannot follow the results): of the judges with a corrected effect of the outcome that are valid
     (:func:`human_validated_judges`; κ validates the safety verdict, so only for harmful compliance), the one
-    with the highest Cohen's κ with the human majority, ties by name; the first by name where no κ is
-    recorded: there, the judge whose corrected effects have the narrowest mean interval over the comparisons (the
-    judge that predicts the labels best leaves the least for the labels to correct; the width, unlike the estimate,
-    does not say which way the change goes). ``named`` (``judgekit report --lead-judge``) leads every outcome it has
+    with the highest Cohen's κ with the human majority, ties by name. Where no κ is recorded, the judge whose
+    corrected effects have the narrowest mean interval over the comparisons, ties by name (the judge that predicts
+    the labels best leaves the least for the labels to correct; the width, unlike the estimate, does not say which
+    way the change goes). ``named`` (``judgekit report --lead-judge``) leads every outcome it has
     a corrected effect of.
     """
     rows = _corrected_rows(stats)
